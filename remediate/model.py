@@ -1,0 +1,189 @@
+"""Value types shared by the ports, the steps, the fakes and the real adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+AttrValue = str | list[str]
+
+# Attributes that make a user mail-enabled (Exchange 2000/2003 "Exchange Tasks > Delete Mailbox"
+# and Exchange 2007+ Disable-Mailbox clear these).
+EXCHANGE_ATTRIBUTES: tuple[str, ...] = (
+    "homeMDB",
+    "homeMTA",
+    "msExchHomeServerName",
+    "mailNickname",
+    "legacyExchangeDN",
+    "msExchMailboxGuid",
+    "proxyAddresses",
+    "mail",
+    "msExchMailboxSecurityDescriptor",
+    "showInAddressBook",
+)
+
+
+def utc(text: str) -> datetime:
+    """Parse ISO 8601 (``Z`` allowed) into an aware UTC datetime."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime) -> str:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class DirectoryEntry:
+    """One AD object as one DC sees it."""
+
+    guid: UUID
+    dn: str
+    object_class: str
+    when_created: datetime
+    when_changed: datetime
+    usn_changed: int
+    protected: bool = False
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+    deleted: bool = False
+
+    def get(self, name: str) -> str | None:
+        """A single-valued attribute, case-insensitive by name (as LDAP is)."""
+        value = self.attributes.get(name)
+        if value is None:
+            lowered = name.lower()
+            for key, candidate in self.attributes.items():
+                if key.lower() == lowered:
+                    value = candidate
+                    break
+        if isinstance(value, list):
+            return value[0] if value else None
+        return value
+
+    @property
+    def mailbox_guid(self) -> UUID | None:
+        raw = self.get("msExchMailboxGuid")
+        return UUID(raw) if raw else None
+
+    @property
+    def sam_account_name(self) -> str:
+        return self.get("sAMAccountName") or ""
+
+    @property
+    def mail_enabled(self) -> bool:
+        return any(self.get(name) for name in ("homeMDB", "msExchHomeServerName", "msExchMailboxGuid"))
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    """Which users to find. Every criterion given narrows the result (AND)."""
+
+    base_dn: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    sam_account_names: frozenset[str] | None = None
+    legacy_exchange_dns: frozenset[str] | None = None
+    mail_enabled_only: bool = False
+
+
+class ExchangeVersion(StrEnum):
+    E2000 = "2000"
+    E2003 = "2003"
+    E2007 = "2007"
+    E2010 = "2010"
+    E2013 = "2013"
+    E2016 = "2016"
+    E2019 = "2019"
+    SE = "SE"
+
+    @property
+    def legacy(self) -> bool:
+        """Exchange 2000/2003: ESM, WMI, ExMerge, no management shell."""
+        return self in (ExchangeVersion.E2000, ExchangeVersion.E2003)
+
+    @property
+    def transport_services(self) -> tuple[str, ...]:
+        """The services that accept and deliver mail (what KB278447 stops)."""
+        if self.legacy:
+            return ("MSExchangeMTA", "SMTPSVC")
+        if self in (ExchangeVersion.E2007, ExchangeVersion.E2010):
+            return ("MSExchangeTransport",)
+        return ("MSExchangeTransport", "MSExchangeFrontEndTransport")
+
+    @property
+    def cleanup_agent_is_manual(self) -> bool:
+        """No API triggers the 2000/2003 cleanup agent: the operator runs it from ESM."""
+        return self.legacy
+
+
+class ServiceState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeServer:
+    name: str
+    version: ExchangeVersion
+    dc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    server: str
+    name: str
+    storage_group: str
+    dn: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailItem:
+    """One message. ``id`` survives export and import; ``extra`` keeps unknown fields."""
+
+    id: str
+    folder: str
+    subject: str
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    """A mailbox as its store reports it.
+
+    ``owner`` is the user whose ``msExchMailboxGuid`` names this mailbox, as the server's own DC
+    sees it (None: no user points at it). ``disconnected_at`` is the store's own mark
+    (``DateDiscoveredAbsentInDS``), set by the cleanup agent.
+    """
+
+    guid: UUID
+    server: str
+    store_dn: str
+    legacy_dn: str
+    display_name: str
+    disconnected_at: datetime | None
+    item_ids: tuple[str, ...]
+    owner: UUID | None
+
+    @property
+    def item_count(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def disconnected(self) -> bool:
+        return self.disconnected_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRef:
+    """Where a mailbox's items were exported to, and which items the export holds."""
+
+    server: str
+    mailbox: UUID
+    location: str
+    item_ids: tuple[str, ...]

@@ -1,0 +1,146 @@
+"""The two ports every step talks to. Real adapters (ldap3, pywinrm) and the fakes implement them.
+
+Batch-shaped on purpose: a step hands one endpoint all of its targets at once, so an adapter can
+answer with one paged LDAP search or one WinRM call per server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+from remediate.clock import Clock
+from remediate.model import (
+    AttrValue,
+    DirectoryEntry,
+    ExchangeServer,
+    ExportRef,
+    MailboxInfo,
+    ServiceState,
+    Store,
+    UserQuery,
+)
+
+
+class ManualActionRequired(Exception):
+    """Raised by an adapter when no API exists and the operator must act (e.g. the E2003
+    cleanup agent). The engine shows ``instructions`` and waits for the effect."""
+
+    def __init__(self, instructions: str) -> None:
+        self.instructions = instructions
+        super().__init__(instructions)
+
+
+class Directory(Protocol):
+    """Active Directory, one domain."""
+
+    @property
+    def domain(self) -> str: ...
+
+    @property
+    def base_dn(self) -> str: ...
+
+    def domain_controllers(self) -> Sequence[str]:
+        """Every DC of the domain, by name."""
+        ...
+
+    def writable_dc(self) -> str:
+        """The DC all writes of this run go to (pinned)."""
+        ...
+
+    def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
+        """Live (not deleted) user objects matching every criterion of ``query``."""
+        ...
+
+    def read(
+        self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
+    ) -> dict[UUID, DirectoryEntry]:
+        """The objects with these GUIDs as ``dc`` sees them; absent ones are left out.
+        With ``include_deleted`` tombstones are returned too (``deleted=True``)."""
+        ...
+
+    def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
+        """Live objects below each of these objects (what a Tree Delete removes with it)."""
+        ...
+
+    def delete(self, guid: UUID, *, tree: bool) -> None:
+        """Delete on the pinned DC; ``tree`` sends the Tree Delete control."""
+        ...
+
+    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
+        """Replace attributes on the pinned DC; ``None`` clears one."""
+        ...
+
+
+class Exchange(Protocol):
+    """An Exchange organisation: servers, stores, mailboxes, services."""
+
+    def servers(self) -> Sequence[ExchangeServer]: ...
+
+    def stores(self, server: str) -> Sequence[Store]: ...
+
+    def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
+        """Mailboxes on ``server`` (all, or only these GUIDs): one call per server."""
+        ...
+
+    def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]: ...
+
+    def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None: ...
+
+    def run_cleanup_agent(self, server: str, store_dns: Collection[str]) -> None:
+        """Mark mailboxes whose user no longer points at them as disconnected.
+        May raise :class:`ManualActionRequired` (Exchange 2000/2003)."""
+        ...
+
+    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
+        """Physically delete disconnected mailboxes."""
+        ...
+
+    def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
+        """Strip the Exchange attributes of these users (Disable-Mailbox), written through
+        the server's own DC."""
+        ...
+
+    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
+        """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
+        ...
+
+    def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        """Existing exports of these mailboxes made by this run."""
+        ...
+
+    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        """Export every item of these mailboxes (ExMerge / New-MailboxExportRequest)."""
+        ...
+
+    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+        """Import each export into the mailbox; items already present (same id) are skipped."""
+        ...
+
+
+class World(Protocol):
+    """What a run acts on: a directory, an Exchange organisation and a clock."""
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def exchange(self) -> Exchange: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def organisation(self) -> str:
+        """A stable name for the lock: one run at a time per organisation."""
+        ...
+
+    def attach_run(self, run_dir: Path | None) -> None:
+        """Tell the adapters where this run keeps its artifacts (mail exports); None: memory."""
+        ...
+
+    def rehearsal(self) -> World:
+        """A fake copy of this world's current state, to rehearse a playbook on (the plan)."""
+        ...
