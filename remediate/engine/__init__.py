@@ -1,0 +1,1 @@
+"""The step engine: plan (a rehearsal on fakes), apply, journal, retry, events."""

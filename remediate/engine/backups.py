@@ -1,0 +1,61 @@
+"""Backups written before anything is deleted or stripped: LDIF per batch, fsync'd."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from remediate.ldif import entries_to_ldif
+from remediate.model import DirectoryEntry
+
+
+class Backups(Protocol):
+    def save_directory_entries(self, label: str, entries: Sequence[DirectoryEntry]) -> str:
+        """Write these entries as LDIF before they change; returns where."""
+        ...
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Write a new file and make sure it is on disk before returning."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+class DirectoryBackups:
+    """Backups in ``<run dir>/backups/ad/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "backups" / "ad"
+        self._sequence = 0
+
+    def save_directory_entries(self, label: str, entries: Sequence[DirectoryEntry]) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._sequence += 1
+        path = self.root / f"{label}-{os.getpid()}-{self._sequence:05d}.ldif"
+        while path.exists():
+            self._sequence += 1
+            path = self.root / f"{label}-{os.getpid()}-{self._sequence:05d}.ldif"
+        write_durably(path, entries_to_ldif(entries))
+        return str(path)
+
+
+class MemoryBackups:
+    """For rehearsals: remembers what would have been backed up."""
+
+    def __init__(self) -> None:
+        self.saved: list[tuple[str, tuple[DirectoryEntry, ...]]] = []
+
+    def save_directory_entries(self, label: str, entries: Sequence[DirectoryEntry]) -> str:
+        self.saved.append((label, tuple(entries)))
+        return f"memory:{label}"

@@ -1,0 +1,99 @@
+"""What a step says about one target: nothing to do, a concrete change, unknown, or would fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeAlias
+
+JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
+
+
+class Impact(StrEnum):
+    """How much a step can hurt, in rising order."""
+
+    READ = "read"
+    REVERSIBLE = "reversible"
+    DISRUPTIVE = "disruptive"
+    DESTRUCTIVE = "destructive"
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self in (Impact.DISRUPTIVE, Impact.DESTRUCTIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class NoOp:
+    """Already in the desired state."""
+
+    target: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A concrete change. ``deletes`` counts objects or mailboxes it removes (the budget)."""
+
+    target: str
+    action: str
+    before: JsonValue
+    after: JsonValue
+    deletes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The step cannot tell what it would do; never guessed."""
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WouldFail:
+    """The change cannot be made as things stand."""
+
+    target: str
+    reason: str
+
+
+Change = NoOp | Planned | Unknown | WouldFail
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """A planned or applied change, as reports and JSON output show it."""
+
+    step: str
+    target: str
+    label: str
+    endpoint: str
+    impact: Impact
+    action: str
+    before: JsonValue
+    after: JsonValue
+    deletes: int = 0
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "step": self.step,
+            "target": self.target,
+            "label": self.label,
+            "endpoint": self.endpoint,
+            "impact": self.impact.value,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something discovery or a step reports for an operator decision (never acted on)."""
+
+    kind: str
+    target: str
+    message: str
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"kind": self.kind, "target": self.target, "message": self.message}

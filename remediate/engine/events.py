@@ -1,0 +1,103 @@
+"""Structured events, one schema for plan and apply.
+
+Every event carries ``run_id``, ``playbook``, ``mode``, ``step`` and ``target`` (None where it does
+not apply). They go to structlog, to the run's journal, and to any subscriber (progress bars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from remediate.engine.changes import JsonValue
+from remediate.engine.journal import Journal, JournalRecord
+
+RUN_STARTED = "run.started"
+RUN_DISCOVERED = "run.discovered"
+RUN_PLANNED = "run.planned"
+RUN_APPROVED = "run.approved"
+RUN_RESUMED = "run.resumed"
+RUN_JOURNAL_TRUNCATED = "run.journal_truncated"
+RUN_PAUSED = "run.paused"
+RUN_FINISHED = "run.finished"
+STEP_STARTED = "step.started"
+STEP_PLANNED = "step.planned"
+STEP_APPLYING = "step.applying"
+STEP_APPLIED = "step.applied"
+STEP_VERIFIED = "step.verified"
+STEP_RETRIED = "step.retried"
+STEP_WAITING = "step.waiting"
+STEP_MANUAL = "step.manual"
+STEP_FAILED = "step.failed"
+STEP_COMPLETED = "step.completed"
+
+# Per-target events are many; people see the step summaries, machines get everything.
+_DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED})
+_WARNING_EVENTS = frozenset({STEP_RETRIED, STEP_MANUAL, RUN_PAUSED})
+_ERROR_EVENTS = frozenset({STEP_FAILED})
+
+
+class Subscriber(Protocol):
+    def __call__(self, record: JournalRecord) -> None: ...
+
+
+class Events:
+    """Emit events to structlog, the journal (if any) and subscribers."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None,
+        playbook: str,
+        mode: str,
+        journal: Journal | None = None,
+        subscribers: tuple[Subscriber, ...] = (),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.run_id = run_id
+        self.playbook = playbook
+        self.mode = mode
+        self.journal = journal
+        self.subscribers = subscribers
+        self._now = now
+        self._log = structlog.get_logger("remediate")
+
+    def emit(
+        self,
+        event: str,
+        *,
+        step: str | None = None,
+        target: str | None = None,
+        **fields: JsonValue,
+    ) -> None:
+        record: JournalRecord = {
+            "event": event,
+            "ts": self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "run_id": self.run_id,
+            "playbook": self.playbook,
+            "mode": self.mode,
+            "step": step,
+            "target": target,
+        }
+        record.update(fields)
+        if self.journal is not None:
+            self.journal.append(record)
+        for subscriber in self.subscribers:
+            subscriber(record)
+        log_fields = {k: v for k, v in record.items() if k not in ("event", "ts")}
+        if event in _DEBUG_EVENTS:
+            self._log.debug(event, **log_fields)
+        elif event in _ERROR_EVENTS:
+            self._log.error(event, **log_fields)
+        elif event in _WARNING_EVENTS:
+            self._log.warning(event, **log_fields)
+        else:
+            self._log.info(event, **log_fields)
+
+    def checkpoint(self) -> None:
+        """Make everything emitted so far durable (fsync) before the next mutation."""
+        if self.journal is not None:
+            self.journal.sync()

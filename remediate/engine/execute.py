@@ -1,0 +1,212 @@
+"""Runs steps against a world: the same code rehearses a plan on fakes and applies it for real,
+which is what makes the planned change list equal the applied one."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from tenacity import RetryCallState
+
+from remediate.engine import events as ev
+from remediate.engine.changes import ChangeRecord, Planned, Unknown, WouldFail
+from remediate.engine.events import Events
+from remediate.engine.retry import RetryPolicy, until_converged
+from remediate.engine.step import Step, StepContext, Target
+from remediate.errors import RemediateError, RunPaused, StepFailed
+from remediate.ports import ManualActionRequired
+
+AnyStep = Step[Any, Any]
+
+
+def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
+    groups: dict[str, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.endpoint, []).append(target)
+    return groups
+
+
+class Executor:
+    """Observe, plan, apply and verify each step, one endpoint batch at a time."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        events: Events,
+        *,
+        rehearsal: bool,
+        retry: RetryPolicy,
+        manual_deadline_s: float,
+        completed: Collection[str] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.events = events
+        self.rehearsal = rehearsal
+        self.retry = retry
+        self.manual_deadline_s = manual_deadline_s
+        self.completed = set(completed)
+        self.records: list[ChangeRecord] = []
+        self.manual_actions: list[str] = []
+
+    def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
+        for step in steps:
+            if step.id in self.completed:
+                continue
+            self.run_step(step)
+        return self.records
+
+    def run_step(self, step: AnyStep) -> None:
+        self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
+        try:
+            for endpoint, targets in group_by_endpoint(step.targets).items():
+                self._run_batch(step, endpoint, targets)
+        except RunPaused:
+            raise
+        except RemediateError as error:
+            self.events.emit(ev.STEP_FAILED, step=step.id, target=error.target, error=str(error))
+            self.events.checkpoint()
+            raise
+        self.completed.add(step.id)
+        self.events.emit(ev.STEP_COMPLETED, step=step.id)
+        self.events.checkpoint()
+
+    def _observe(self, step: AnyStep, targets: Sequence[Target]) -> Mapping[str, Any]:
+        for attempt in self.retry.retrying(self.ctx.world.clock, self._on_retry(step, "observe")):
+            with attempt:
+                return step.observe(self.ctx, targets)
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+    def _pending(
+        self, step: AnyStep, targets: Sequence[Target]
+    ) -> list[tuple[Target, Planned]]:
+        """Observe and plan; a WouldFail or Unknown stops the step (never guessed)."""
+        observations = self._observe(step, targets)
+        pending: list[tuple[Target, Planned]] = []
+        for target in targets:
+            change = step.plan(target, observations[target.key])
+            if isinstance(change, WouldFail | Unknown):
+                kind = "would fail" if isinstance(change, WouldFail) else "cannot tell"
+                raise StepFailed(
+                    step.id,
+                    f"{kind}: {change.reason}",
+                    target=target.label,
+                    hint="fix the cause (or narrow the scope), then plan again or resume",
+                )
+            if isinstance(change, Planned):
+                pending.append((target, change))
+        return pending
+
+    def _run_batch(self, step: AnyStep, endpoint: str, targets: Sequence[Target]) -> None:
+        pending = self._pending(step, targets)
+        if not pending:
+            return
+        records = [self._record(step, target, change) for target, change in pending]
+        if not self.rehearsal:
+            self.events.emit(
+                ev.STEP_APPLYING, step=step.id, endpoint=endpoint, targets=[r.target for r in records]
+            )
+            self.events.checkpoint()
+        instructions = self._apply(step, pending)
+        self._verify(step, endpoint, [target for target, _ in pending], instructions)
+        done_event = ev.STEP_PLANNED if self.rehearsal else ev.STEP_APPLIED
+        for record in records:
+            self.events.emit(
+                done_event,
+                step=step.id,
+                target=record.target,
+                label=record.label,
+                action=record.action,
+                impact=record.impact.value,
+                before=record.before,
+                after=record.after,
+            )
+        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
+        self.events.checkpoint()
+        self.records.extend(records)
+
+    def _apply(self, step: AnyStep, pending: list[tuple[Target, Planned]]) -> str | None:
+        """Apply with retries; after a transient error, observe afresh and re-send only what
+        has not taken effect. Returns operator instructions for a manual step."""
+        first = True
+        for attempt in self.retry.retrying(self.ctx.world.clock, self._on_retry(step, "apply")):
+            with attempt:
+                if not first:
+                    pending = self._pending(step, [target for target, _ in pending])
+                first = False
+                if pending:
+                    try:
+                        step.apply(self.ctx, pending)
+                    except ManualActionRequired as manual:
+                        self._announce_manual(step, manual.instructions)
+                        return manual.instructions
+        return None
+
+    def _announce_manual(self, step: AnyStep, instructions: str) -> None:
+        self.manual_actions.append(instructions)
+        self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
+        self.events.checkpoint()
+
+    def _verify(
+        self, step: AnyStep, endpoint: str, targets: list[Target], instructions: str | None
+    ) -> None:
+        deadline = self.manual_deadline_s if instructions else step.deadline_s
+        outstanding: list[int] = [len(targets)]
+
+        def converged() -> bool:
+            outstanding[0] = len(self._pending(step, targets))
+            return outstanding[0] == 0
+
+        def on_poll(state: RetryCallState) -> None:
+            self.events.emit(
+                ev.STEP_WAITING,
+                step=step.id,
+                endpoint=endpoint,
+                outstanding=outstanding[0],
+                polls=state.attempt_number,
+            )
+
+        clock = self.ctx.world.clock
+        waiting = until_converged(
+            clock, deadline_s=deadline, poll_s=step.poll_s, poll_max_s=step.poll_max_s,
+            on_poll=on_poll,
+        )
+        if deadline <= 0:
+            done = converged()
+        else:
+            done = bool(waiting(converged))
+        if done:
+            return
+        if instructions:
+            raise RunPaused(self.events.run_id or "rehearsal", step.id, instructions)
+        raise StepFailed(
+            step.id,
+            f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",
+            target=endpoint,
+            hint="check the endpoint, then resume the run",
+        )
+
+    def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:
+        return ChangeRecord(
+            step=step.id,
+            target=target.key,
+            label=target.label,
+            endpoint=target.endpoint,
+            impact=step.impact,
+            action=change.action,
+            before=change.before,
+            after=change.after,
+            deletes=change.deletes,
+        )
+
+    def _on_retry(self, step: AnyStep, phase: str) -> Any:
+        def emit(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.events.emit(
+                ev.STEP_RETRIED,
+                step=step.id,
+                phase=phase,
+                attempt=state.attempt_number,
+                error=str(error),
+            )
+
+        return emit

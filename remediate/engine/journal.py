@@ -1,0 +1,169 @@
+"""The run directory: an append-only, fsync'd JSONL journal, plus the per-organisation lock."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from remediate.engine.changes import JsonValue
+from remediate.errors import InputError, LockHeld
+
+JournalRecord = dict[str, JsonValue]
+
+
+class Journal:
+    """Append-only JSON lines. ``append`` buffers; ``sync`` writes and fsyncs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._buffer: list[str] = []
+
+    def append(self, record: JournalRecord) -> None:
+        self._buffer.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+
+    def sync(self) -> None:
+        if self._buffer:
+            self._handle.write("\n".join(self._buffer) + "\n")
+            self._buffer.clear()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self.sync()
+            self._handle.close()
+
+    def abandon(self) -> None:
+        """Close without writing what is still buffered, as a crash would."""
+        self._buffer.clear()
+        if not self._handle.closed:
+            self._handle.close()
+
+
+@dataclass(frozen=True, slots=True)
+class JournalContents:
+    records: list[JournalRecord]
+    truncated_line: int | None  # a last line cut off mid-write (crash), ignored
+
+
+def read_journal(path: Path) -> JournalContents:
+    records: list[JournalRecord] = []
+    truncated: int | None = None
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number >= len(lines) - 1:
+                truncated = number
+                break
+            raise InputError(
+                f"line {number} is not valid JSON",
+                target=str(path),
+                hint="the journal is damaged in the middle; inspect it by hand",
+            ) from None
+        if isinstance(record, dict):
+            records.append(record)
+    return JournalContents(records, truncated)
+
+
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z0-9-]+-[0-9a-f]{6}$")
+
+
+def new_run_id(playbook: str, now: datetime) -> str:
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{playbook}-{secrets.token_hex(3)}"
+
+
+class RunStore:
+    """``<state dir>/runs/<run id>/`` for each run; ``<state dir>/locks/`` for the locks."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.runs_dir = state_dir / "runs"
+        self.locks_dir = state_dir / "locks"
+
+    def create(self, run_id: str) -> Path:
+        path = self.runs_dir / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        return path
+
+    def path(self, run_id: str) -> Path:
+        if not _RUN_ID.match(run_id):
+            raise InputError(
+                "is not a run id", target=run_id, hint="list runs with: remediate runs"
+            )
+        path = self.runs_dir / run_id
+        if not (path / "journal.jsonl").exists():
+            raise InputError(
+                f"no such run under {self.runs_dir}",
+                target=run_id,
+                hint="list runs with: remediate runs (or pass --state-dir)",
+            )
+        return path
+
+    def run_ids(self) -> Iterator[str]:
+        if not self.runs_dir.is_dir():
+            return
+        for entry in sorted(self.runs_dir.iterdir()):
+            if (entry / "journal.jsonl").exists():
+                yield entry.name
+
+    def lock(self, organisation: str, run_id: str) -> OrganisationLock:
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", organisation) or "default"
+        return OrganisationLock(self.locks_dir / f"{safe}.lock", organisation, run_id)
+
+
+class OrganisationLock:
+    """One run at a time per organisation. An flock dies with its process, so a lock left by
+    a crashed or killed run is never in the way; the file names the holder for the message."""
+
+    def __init__(self, path: Path, organisation: str, run_id: str) -> None:
+        self.path = path
+        self.organisation = organisation
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeld(
+                f"another run holds the lock ({holder})",
+                target=f"organisation {self.organisation}",
+                hint="wait for it to finish, or resume that run instead",
+            ) from None
+        os.ftruncate(fd, 0)
+        holder = f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}"
+        os.pwrite(fd, holder.encode("utf-8"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OrganisationLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,145 @@
+"""What a playbook is: parameters, a discovery, and steps built from what discovery selected."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from remediate.dn import split_rdns
+from remediate.engine.changes import Finding, JsonValue
+from remediate.engine.step import Step
+from remediate.errors import InputError
+from remediate.model import utc
+from remediate.ports import World
+
+
+class Selection(Protocol):
+    """Everything discovery selected; the only scope the steps may touch. Journaled, so a
+    resumed run acts on exactly the same objects."""
+
+    def to_json(self) -> JsonValue: ...
+
+    def summary(self) -> dict[str, int]: ...
+
+
+S = TypeVar("S", bound=Selection)
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery(Generic[S]):
+    selection: S
+    findings: tuple[Finding, ...] = ()
+
+
+def parse_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def parse_dn(value: str) -> str:
+    rdns = split_rdns(value)
+    if not rdns or any("=" not in rdn for rdn in rdns):
+        raise ValueError("is not a distinguished name like OU=Migrated,DC=corp,DC=example")
+    return value
+
+
+def parse_datetime(value: str) -> datetime:
+    try:
+        return utc(value)
+    except ValueError:
+        raise ValueError("is not an ISO 8601 date and time like 2026-11-01T10:00:00Z") from None
+
+
+def parse_names(value: str) -> frozenset[str]:
+    names = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not names:
+        raise ValueError("is not a comma-separated list of names")
+    return names
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError("is not true or false")
+
+
+def parse_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("is not a number of seconds") from None
+    if seconds <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    name: str
+    help: str
+    parse: Callable[[str], object] = parse_text
+    example: str = ""
+
+
+def parse_parameters(
+    playbook: str, specs: Sequence[Parameter], raw: Mapping[str, str]
+) -> dict[str, Any]:
+    """Validate ``key=value`` parameters: unknown keys and bad values get a clear error."""
+    by_name = {spec.name: spec for spec in specs}
+    parsed: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = by_name.get(key)
+        if spec is None:
+            valid = ", ".join(sorted(by_name)) or "none"
+            raise InputError(
+                f"unknown parameter {key!r}",
+                target=f"playbook {playbook}",
+                hint=f"valid parameters: {valid}",
+            )
+        try:
+            parsed[key] = spec.parse(value)
+        except ValueError as error:
+            raise InputError(
+                f"parameter {key}={value!r} {error}",
+                target=f"playbook {playbook}",
+                hint=f"example: -p {key}={spec.example}" if spec.example else spec.help,
+            ) from None
+    return parsed
+
+
+P = TypeVar("P")
+
+
+class Playbook(ABC, Generic[P, S]):
+    """A repair procedure. ``discover`` only reads; ``steps`` builds steps from the selection."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    kb: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[tuple[Parameter, ...]]
+    # For ``show``: the kinds of step, in order (a kind may run more than once).
+    outline: ClassVar[tuple[type[Step[Any, Any]], ...]]
+
+    @abstractmethod
+    def parse(self, raw: Mapping[str, str]) -> P:
+        """Validate the operator's parameters."""
+
+    @abstractmethod
+    def discover(self, world: World, params: P) -> Discovery[S]:
+        """Read-only: select every object the repair will touch."""
+
+    @abstractmethod
+    def steps(self, selection: S) -> list[Step[Any, Any]]:
+        """The steps, in KB order, over exactly the selection."""
+
+    @abstractmethod
+    def load_selection(self, data: JsonValue) -> S:
+        """The inverse of ``Selection.to_json`` (for resume and saved plans)."""

@@ -1,0 +1,422 @@
+"""Plan, apply and resume: the run lifecycle around the executor.
+
+A plan is a rehearsal: discovery reads the world, then the playbook runs against a fake copy
+of it and the changes recorded are the plan. Apply rehearses the same way first, so every safety
+gate (WouldFail, budget, confirmation) is passed before the first real change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediate.engine import events as ev
+from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
+from remediate.engine.changes import ChangeRecord, Finding, JsonValue
+from remediate.engine.events import Events, Subscriber
+from remediate.engine.execute import Executor
+from remediate.engine.journal import Journal, RunStore, new_run_id, read_journal
+from remediate.engine.playbook import Discovery, Playbook, Selection
+from remediate.engine.retry import RetryPolicy
+from remediate.engine.step import Options, StepContext
+from remediate.errors import InputError, Refused, RemediateError, RunPaused
+from remediate.ports import World
+
+AnyPlaybook = Playbook[Any, Any]
+Confirm = Callable[[str], bool]
+
+EXIT_DONE = 0
+EXIT_ERROR = 1
+EXIT_PENDING = 2
+EXIT_REFUSED = 3
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a plan, apply or resume did; the same shape for all three."""
+
+    mode: str
+    playbook: str
+    state: str
+    parameters: dict[str, str]
+    selection: JsonValue = None
+    selection_summary: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    changes: list[ChangeRecord] = field(default_factory=list)
+    planned: list[ChangeRecord] = field(default_factory=list)
+    manual_actions: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    run_dir: str | None = None
+    error: str | None = None
+    exit_code: int = EXIT_DONE
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "format": "remediate.result/1",
+            "mode": self.mode,
+            "playbook": self.playbook,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "run_id": self.run_id,
+            "run_dir": self.run_dir,
+            "parameters": dict(self.parameters),
+            "selection_summary": dict(self.selection_summary),
+            "findings": [finding.to_json() for finding in self.findings],
+            "manual_actions": list(self.manual_actions),
+            "changes": [record.to_json() for record in self.changes],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    """Gates passed before the first change of an apply."""
+
+    max_deletions: int | None = None
+    confirm: Confirm | None = None  # None: refuse anything that needs confirmation
+
+
+def confirmation_text(records: Sequence[ChangeRecord]) -> str:
+    """'delete-ad-user: 37 changes on DC1; purge-mailbox: 37 changes on EXCH01' and so on."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for record in records:
+        if record.impact.needs_confirmation:
+            key = (record.step, record.impact.value, record.endpoint)
+            counts[key] = counts.get(key, 0) + 1
+    parts = [
+        f"{step} ({impact}): {count} target(s) on {endpoint}"
+        for (step, impact, endpoint), count in counts.items()
+    ]
+    return "; ".join(parts)
+
+
+class Engine:
+    """Entry point for library users: plan, apply and resume playbooks against a world."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path = Path(".remediate"),
+        retry: RetryPolicy | None = None,
+        manual_deadline_s: float = 25 * 3600.0,
+        subscribers: tuple[Subscriber, ...] = (),
+    ) -> None:
+        self.store = RunStore(state_dir)
+        self.retry = retry or RetryPolicy()
+        self.manual_deadline_s = manual_deadline_s
+        self.subscribers = subscribers
+
+    # -- plan ---------------------------------------------------------------------------------
+
+    def plan(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        parameters: Mapping[str, str],
+        options: Options | None = None,
+    ) -> RunResult:
+        params = playbook.parse(parameters)
+        events = Events(run_id=None, playbook=playbook.name, mode="plan",
+                        subscribers=self.subscribers)
+        discovery = playbook.discover(world, params)
+        result = self._result("plan", playbook, parameters, discovery)
+        try:
+            rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
+        except RemediateError as error:
+            result.state, result.error, result.exit_code = "refused", str(error), EXIT_REFUSED
+            return result
+        result.changes = rehearsal.records
+        result.manual_actions = rehearsal.manual_actions
+        result.state = "pending" if result.changes else "nothing-to-do"
+        result.exit_code = EXIT_PENDING if result.changes else EXIT_DONE
+        return result
+
+    def _rehearse(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        selection: Selection,
+        options: Options | None,
+        events: Events,
+    ) -> Executor:
+        copy = world.rehearsal()
+        copy.attach_run(None)
+        ctx = StepContext(copy, MemoryBackups(), options or Options())
+        executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
+                            manual_deadline_s=self.manual_deadline_s)
+        executor.run(playbook.steps(selection))
+        return executor
+
+    # -- apply --------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        parameters: Mapping[str, str],
+        *,
+        options: Options | None = None,
+        safety: Safety | None = None,
+        source: Mapping[str, JsonValue] | None = None,
+        on_run_dir: Callable[[Path], None] | None = None,
+    ) -> RunResult:
+        """Discover, rehearse, pass the safety gates, then apply. ``source`` records where the
+        world came from (for resume); ``on_run_dir`` is told the run directory first."""
+        params = playbook.parse(parameters)
+        options = options or Options()
+        safety = safety or Safety()
+        run_id = new_run_id(playbook.name, world.clock.now())
+        with self.store.lock(world.organisation, run_id):
+            run_dir = self.store.create(run_id)
+            if on_run_dir:
+                on_run_dir(run_dir)
+            journal = Journal(run_dir / "journal.jsonl")
+            events = self._events(run_id, playbook, journal)
+            events.emit(
+                ev.RUN_STARTED,
+                parameters=dict(parameters),
+                options={"allow_protected": options.allow_protected},
+                organisation=world.organisation,
+                source=dict(source or {}),
+            )
+            events.checkpoint()
+            return self._guarded(journal, events, lambda: self._apply_new(
+                playbook, world, params, parameters, options, safety, run_id, run_dir, events))
+
+    def _apply_new(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        params: Any,
+        parameters: Mapping[str, str],
+        options: Options,
+        safety: Safety,
+        run_id: str,
+        run_dir: Path,
+        events: Events,
+    ) -> RunResult:
+        discovery = playbook.discover(world, params)
+        result = self._result("apply", playbook, parameters, discovery, run_id, run_dir)
+        events.emit(
+            ev.RUN_DISCOVERED,
+            selection=discovery.selection.to_json(),
+            summary=dict(discovery.selection.summary()),  # type: ignore[arg-type]
+            findings=[finding.to_json() for finding in discovery.findings],
+        )
+        events.checkpoint()
+        planned = self._rehearse(
+            playbook, world, discovery.selection, options,
+            Events(run_id=run_id, playbook=playbook.name, mode="plan"),
+        ).records
+        result.planned = planned
+        write_durably(
+            run_dir / "plan.json",
+            json.dumps({"changes": [r.to_json() for r in planned]}, indent=1, ensure_ascii=False),
+        )
+        events.emit(ev.RUN_PLANNED, changes=len(planned))
+        self._check_safety(planned, safety)
+        events.emit(ev.RUN_APPROVED, changes=len(planned))
+        events.checkpoint()
+        return self._execute(playbook, world, discovery.selection, options, run_dir, events,
+                             result, completed=())
+
+    def _check_safety(self, planned: Sequence[ChangeRecord], safety: Safety) -> None:
+        deletions = sum(record.deletes for record in planned)
+        if safety.max_deletions is not None and deletions > safety.max_deletions:
+            raise Refused(
+                f"the plan deletes {deletions} objects or mailboxes, over the budget of "
+                f"{safety.max_deletions}",
+                target="max_deletions",
+                hint="narrow the scope, or raise max_deletions if this is intended",
+            )
+        text = confirmation_text(planned)
+        if text and (safety.confirm is None or not safety.confirm(text)):
+            raise Refused(
+                f"not confirmed: {text}",
+                target="confirmation",
+                hint="rerun with --yes, or answer the prompt in a terminal",
+            )
+
+    def _execute(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        selection: Selection,
+        options: Options,
+        run_dir: Path,
+        events: Events,
+        result: RunResult,
+        completed: Sequence[str],
+    ) -> RunResult:
+        world.attach_run(run_dir)
+        ctx = StepContext(world, DirectoryBackups(run_dir), options)
+        executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
+                            manual_deadline_s=self.manual_deadline_s, completed=completed)
+        try:
+            executor.run(playbook.steps(selection))
+        finally:
+            result.changes = executor.records
+            result.manual_actions = executor.manual_actions
+        result.state = "done"
+        events.emit(ev.RUN_FINISHED, state="done", changes=len(result.changes))
+        return result
+
+    def _guarded(self, journal: Journal, events: Events, body: Callable[[], RunResult]) -> RunResult:
+        """Turn errors into a journaled, resumable state and an exit code. A crash (a
+        BaseException that is not Ctrl-C) leaves the journal as a real crash would."""
+        try:
+            result = body()
+        except RunPaused as paused:
+            events.emit(ev.RUN_PAUSED, step=paused.step, instructions=paused.instructions)
+            journal.close()
+            raise
+        except RemediateError as error:
+            state = "refused" if isinstance(error, Refused) else "failed"
+            events.emit(ev.RUN_FINISHED, state=state, error=str(error))
+            journal.close()
+            raise
+        except KeyboardInterrupt:
+            events.emit(ev.RUN_FINISHED, state="interrupted")
+            journal.close()
+            raise
+        except Exception:
+            journal.close()
+            raise
+        except BaseException:
+            journal.abandon()
+            raise
+        journal.close()
+        return result
+
+    # -- resume -------------------------------------------------------------------------------
+
+    def resume(
+        self, run_id: str, world: World, playbooks: Mapping[str, AnyPlaybook]
+    ) -> RunResult:
+        run_dir = self.store.path(run_id)
+        state = load_run_state(run_dir)
+        playbook = playbooks.get(state.playbook)
+        if playbook is None:
+            raise InputError(f"unknown playbook {state.playbook!r}", target=f"run {run_id}")
+        if not state.approved:
+            raise Refused(
+                "this run stopped before it passed its safety gates; nothing was changed",
+                target=f"run {run_id}",
+                hint="start a new apply instead of resuming",
+            )
+        with self.store.lock(world.organisation, run_id):
+            journal = Journal(run_dir / "journal.jsonl")
+            events = self._events(run_id, playbook, journal)
+            if state.truncated_line is not None:
+                events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
+            events.emit(ev.RUN_RESUMED, completed=list(state.completed))
+            events.checkpoint()
+
+            def body() -> RunResult:
+                discovery = Discovery(playbook.load_selection(state.selection))
+                result = self._result("resume", playbook, state.parameters, discovery,
+                                      run_id, run_dir)
+                if state.finished:
+                    result.state = "done"
+                    return result
+                options = Options(allow_protected=state.allow_protected)
+                return self._execute(playbook, world, discovery.selection, options, run_dir,
+                                     events, result, completed=state.completed)
+
+            return self._guarded(journal, events, body)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _events(self, run_id: str, playbook: AnyPlaybook, journal: Journal) -> Events:
+        return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
+                      subscribers=self.subscribers)
+
+    @staticmethod
+    def _result(
+        mode: str,
+        playbook: AnyPlaybook,
+        parameters: Mapping[str, str],
+        discovery: Discovery[Any],
+        run_id: str | None = None,
+        run_dir: Path | None = None,
+    ) -> RunResult:
+        return RunResult(
+            mode=mode,
+            playbook=playbook.name,
+            state="started",
+            parameters=dict(parameters),
+            selection=discovery.selection.to_json(),
+            selection_summary=dict(discovery.selection.summary()),
+            findings=list(discovery.findings),
+            run_id=run_id,
+            run_dir=str(run_dir) if run_dir else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """A run as its journal tells it."""
+
+    run_id: str
+    playbook: str
+    parameters: dict[str, str]
+    allow_protected: bool
+    source: dict[str, JsonValue]
+    selection: JsonValue
+    completed: tuple[str, ...]
+    state: str
+    started: str | None
+    finished: bool
+    approved: bool
+    truncated_line: int | None
+    counts: dict[str, int]
+
+
+def load_run_state(run_dir: Path) -> RunState:
+    contents = read_journal(run_dir / "journal.jsonl")
+    playbook, parameters, source, started = "", {}, {}, None
+    allow_protected = False
+    selection: JsonValue = None
+    completed: list[str] = []
+    state, finished, approved = "started", False, False
+    counts = {"applied": 0, "failed": 0}
+    for record in contents.records:
+        event = record.get("event")
+        if event == ev.RUN_STARTED:
+            playbook = str(record.get("playbook", ""))
+            raw = record.get("parameters")
+            parameters = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+            opts = record.get("options")
+            allow_protected = bool(opts.get("allow_protected")) if isinstance(opts, dict) else False
+            src = record.get("source")
+            source = dict(src) if isinstance(src, dict) else {}
+            started = str(record.get("ts"))
+        elif event == ev.RUN_DISCOVERED:
+            selection = record.get("selection")
+        elif event == ev.STEP_COMPLETED and isinstance(record.get("step"), str):
+            completed.append(str(record["step"]))
+        elif event == ev.STEP_APPLIED:
+            counts["applied"] += 1
+        elif event == ev.STEP_FAILED:
+            counts["failed"] += 1
+        elif event == ev.RUN_PAUSED:
+            state = "paused"
+        elif event == ev.RUN_FINISHED:
+            state = str(record.get("state", "finished"))
+            finished = state == "done"
+        elif event == ev.RUN_APPROVED:
+            approved = True
+        elif event == ev.RUN_RESUMED:
+            state = "started"
+    if not playbook:
+        raise InputError("the journal has no run.started record", target=str(run_dir))
+    return RunState(
+        run_id=run_dir.name, playbook=playbook, parameters=parameters,
+        allow_protected=allow_protected, source=source, selection=selection,
+        completed=tuple(completed), state=state, started=started, finished=finished,
+        approved=approved,
+        truncated_line=contents.truncated_line, counts=counts,
+    )

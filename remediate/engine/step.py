@@ -1,0 +1,75 @@
+"""The step contract (DESIGN §3): observe, plan, apply, on all targets of one endpoint at once."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+from remediate.engine.backups import Backups
+from remediate.engine.changes import Change, Impact, Planned
+from remediate.ports import World
+
+
+class Target(Protocol):
+    """Anything a step acts on. ``key`` is stable across runs; ``endpoint`` groups targets
+    that one DC or one Exchange server answers for together."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Operator choices that steps honour."""
+
+    allow_protected: bool = False
+
+
+@dataclass(slots=True)
+class StepContext:
+    world: World
+    backups: Backups
+    options: Options = field(default_factory=Options)
+
+
+T = TypeVar("T", bound=Target)
+O = TypeVar("O")
+
+
+class Step(ABC, Generic[T, O]):
+    """One idempotent step. Subclasses set ``name``, ``impact`` and ``summary``.
+
+    ``deadline_s`` is how long the effect of ``apply`` may take to become visible (0: at once);
+    the engine re-observes with backoff until ``plan`` says NoOp or the deadline passes.
+    """
+
+    name: ClassVar[str]
+    impact: ClassVar[Impact]
+    summary: ClassVar[str]
+    deadline_s: float = 0.0
+    poll_s: float = 5.0
+    poll_max_s: float = 60.0
+
+    def __init__(self, targets: Sequence[T], *, step_id: str | None = None) -> None:
+        self.targets: tuple[T, ...] = tuple(targets)
+        self.id = step_id or self.name
+
+    @abstractmethod
+    def observe(self, ctx: StepContext, targets: Sequence[T]) -> Mapping[str, O]:
+        """Read-only: what the step needs to know about each target (by key)."""
+
+    @abstractmethod
+    def plan(self, target: T, observation: O) -> Change:
+        """Pure: the change this target needs, given what was observed."""
+
+    @abstractmethod
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[T, Planned]]) -> None:
+        """Perform exactly these changes (all targets of one endpoint)."""

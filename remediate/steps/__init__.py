@@ -1,0 +1,1 @@
+"""Steps, one module per domain: ad, replication, exchange, mail, services."""

@@ -1,0 +1,156 @@
+"""Active Directory steps: delete users (Tree Delete where needed), strip Exchange attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.step import Step, StepContext
+from remediate.model import EXCHANGE_ATTRIBUTES, DirectoryEntry, ExchangeVersion
+from remediate.steps.targets import UserTarget
+
+
+@dataclass(frozen=True, slots=True)
+class UserObservation:
+    """The user on the pinned DC (None: gone), the objects below it, whether we may delete."""
+
+    entry: DirectoryEntry | None
+    descendants: tuple[DirectoryEntry, ...]
+    allow_protected: bool
+
+
+def observe_users(ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, UserObservation]:
+    directory = ctx.world.directory
+    dc = directory.writable_dc()
+    guids = [target.guid for target in targets]
+    entries = directory.read(guids, dc)
+    below = directory.descendants([guid for guid in guids if guid in entries], dc)
+    return {
+        target.key: UserObservation(
+            entries.get(target.guid),
+            tuple(below.get(target.guid, ())),
+            ctx.options.allow_protected,
+        )
+        for target in targets
+    }
+
+
+class DeleteAdUser(Step[UserTarget, UserObservation]):
+    """Delete each selected user; Tree Delete when it has child objects. LDIF backup first."""
+
+    name = "delete-ad-user"
+    impact = Impact.DESTRUCTIVE
+    summary = "Delete the user objects (Tree Delete where they have children), after an LDIF backup"
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[UserTarget]
+    ) -> Mapping[str, UserObservation]:
+        return observe_users(ctx, targets)
+
+    def plan(self, target: UserTarget, observation: UserObservation) -> Change:
+        entry = observation.entry
+        if entry is None:
+            return NoOp(target.key, "already deleted")
+        protected = [e.dn for e in (entry, *observation.descendants) if e.protected]
+        if protected and not observation.allow_protected:
+            return WouldFail(
+                target.key,
+                f"protected from accidental deletion: {protected[0]} "
+                "(clear the protection, or pass --allow-protected if this is intended)",
+            )
+        children = len(observation.descendants)
+        return Planned(
+            target.key,
+            "tree-delete" if children else "delete",
+            before={"dn": entry.dn, "children": children},
+            after="deleted",
+            deletes=1 + children,
+        )
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Planned]]) -> None:
+        observed = observe_users(ctx, [target for target, _ in pending])
+        entries: list[DirectoryEntry] = []
+        for target, _ in pending:
+            observation = observed[target.key]
+            if observation.entry is not None:
+                entries.extend((observation.entry, *observation.descendants))
+        ctx.backups.save_directory_entries(self.id, entries)
+        for target, change in pending:
+            if observed[target.key].entry is not None:
+                ctx.world.directory.delete(target.guid, tree=change.action == "tree-delete")
+
+
+@dataclass(frozen=True, slots=True)
+class StripTarget:
+    """A user to strip of Exchange attributes; ``version``/``server`` pick the method."""
+
+    user: UserTarget
+    server: str
+    version: ExchangeVersion
+
+    @property
+    def key(self) -> str:
+        return self.user.key
+
+    @property
+    def label(self) -> str:
+        return self.user.label
+
+    @property
+    def endpoint(self) -> str:
+        # 2000/2003: LDAP on the pinned DC (ADUC's Exchange Tasks); 2007+: Disable-Mailbox.
+        return self.user.endpoint if self.version.legacy else f"exchange:{self.server}"
+
+
+def exchange_attributes(entry: DirectoryEntry) -> dict[str, str]:
+    present: dict[str, str] = {}
+    for name in EXCHANGE_ATTRIBUTES:
+        value = entry.get(name)
+        if value:
+            present[name] = value
+    return present
+
+
+class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
+    """Exchange Tasks > Delete Mailbox: the user keeps its account, loses its mailbox link."""
+
+    name = "remove-exchange-attributes"
+    impact = Impact.DISRUPTIVE
+    summary = "Remove the users' Exchange attributes (Exchange Tasks > Delete Mailbox)"
+    # Disable-Mailbox writes through the Exchange server's DC; the pinned DC sees it later.
+    deadline_s = 3600.0
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[StripTarget]
+    ) -> Mapping[str, UserObservation]:
+        return observe_users(ctx, [target.user for target in targets])
+
+    def plan(self, target: StripTarget, observation: UserObservation) -> Change:
+        if observation.entry is None:
+            return WouldFail(target.key, "the user no longer exists")
+        present = exchange_attributes(observation.entry)
+        if not present:
+            return NoOp(target.key, "no Exchange attributes")
+        return Planned(
+            target.key,
+            "remove-exchange-attributes",
+            before={"msExchMailboxGuid": present.get("msExchMailboxGuid"),
+                    "homeMDB": present.get("homeMDB")},
+            after={"msExchMailboxGuid": None, "homeMDB": None},
+        )
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[StripTarget, Planned]]) -> None:
+        observed = self.observe(ctx, [target for target, _ in pending])
+        entries = [observed[t.key].entry for t, _ in pending]
+        ctx.backups.save_directory_entries(self.id, [e for e in entries if e is not None])
+        first = pending[0][0]
+        if first.version.legacy:
+            for target, _ in pending:
+                ctx.world.directory.modify(
+                    target.user.guid, dict.fromkeys(EXCHANGE_ATTRIBUTES)
+                )
+        else:
+            ctx.world.exchange.disable_mailboxes(
+                first.server, [target.user.guid for target, _ in pending]
+            )

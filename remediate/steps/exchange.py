@@ -1,0 +1,193 @@
+"""Exchange store steps: run the cleanup agent, purge and reconnect mailboxes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.step import Step, StepContext
+from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo
+from remediate.ports import ManualActionRequired
+from remediate.steps.targets import MailboxTarget, ReconnectTarget, StoreTarget
+
+
+def mailboxes_by_guid(
+    ctx: StepContext, server: str, guids: Sequence[UUID]
+) -> dict[UUID, MailboxInfo]:
+    return {box.guid: box for box in ctx.world.exchange.mailboxes(server, guids)}
+
+
+class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
+    """Make the store notice that these mailboxes lost their user: they become disconnected.
+    Exchange 2000/2003 have no API for it: the operator is told exactly what to click, and the
+    run waits (the stores also run it nightly by themselves)."""
+
+    name = "run-cleanup-agent"
+    impact = Impact.REVERSIBLE
+    summary = "Run the cleanup agent on each store so the mailboxes show as disconnected"
+    deadline_s = 900.0
+    poll_s = 10.0
+    poll_max_s = 300.0
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[StoreTarget]
+    ) -> Mapping[str, dict[UUID, MailboxInfo]]:
+        server = targets[0].server
+        wanted = [guid for target in targets for guid in target.mailboxes]
+        found = mailboxes_by_guid(ctx, server, wanted)
+        return {
+            target.key: {g: found[g] for g in target.mailboxes if g in found} for target in targets
+        }
+
+    def plan(self, target: StoreTarget, observation: dict[UUID, MailboxInfo]) -> Change:
+        still_owned = [box for box in observation.values() if box.owner is not None]
+        if still_owned:
+            return WouldFail(
+                target.key,
+                f"mailbox {still_owned[0].guid} still belongs to a user as {target.server}'s "
+                "domain controller sees it",
+            )
+        connected = sorted(str(box.guid) for box in observation.values() if not box.disconnected)
+        if not connected:
+            return NoOp(target.key, "every mailbox is already disconnected")
+        return Planned(
+            target.key,
+            "run-cleanup-agent",
+            before={"connected": len(connected)},
+            after={"connected": 0},
+        )
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[StoreTarget, Planned]]) -> None:
+        server = pending[0][0].server
+        ctx.world.exchange.run_cleanup_agent(server, [target.store_dn for target, _ in pending])
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeObservation:
+    mailbox: MailboxInfo | None
+    exported: bool  # every item of it is in an export made by this run
+
+
+class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
+    """Delete disconnected mailboxes for good (Exchange Tasks > Delete Mailbox / Purge())."""
+
+    name = "purge-mailbox"
+    impact = Impact.DESTRUCTIVE
+    summary = "Purge the disconnected mailboxes (an export of any mail exists first)"
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[MailboxTarget]
+    ) -> Mapping[str, PurgeObservation]:
+        server = targets[0].server
+        found = mailboxes_by_guid(ctx, server, [target.guid for target in targets])
+        with_items = [guid for guid, box in found.items() if box.item_count]
+        exports = ctx.world.exchange.exports(server, with_items) if with_items else {}
+        result: dict[str, PurgeObservation] = {}
+        for target in targets:
+            box = found.get(target.guid)
+            export = exports.get(target.guid)
+            covered = box is None or set(box.item_ids) <= set(export.item_ids if export else ())
+            result[target.key] = PurgeObservation(box, covered)
+        return result
+
+    def plan(self, target: MailboxTarget, observation: PurgeObservation) -> Change:
+        box = observation.mailbox
+        if box is None:
+            return NoOp(target.key, "already purged")
+        if not observation.exported:
+            return WouldFail(target.key, f"{box.item_count} items and no export of them")
+        if not box.disconnected:
+            return WouldFail(target.key, "still connected; run the cleanup agent first")
+        return Planned(
+            target.key,
+            "purge",
+            before={"state": "disconnected", "items": box.item_count},
+            after="purged",
+            deletes=1,
+        )
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
+        server = pending[0][0].server
+        ctx.world.exchange.purge_mailboxes(server, [target.guid for target, _ in pending])
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectObservation:
+    mailbox: MailboxInfo | None
+    user: DirectoryEntry | None  # on the pinned DC
+
+
+class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
+    """Connect the original mailbox to its user: Reconnect() on 2003, Connect-Mailbox on 2007+,
+    and on Exchange 2000 (no API) by re-homing the user in AD as MBConn does."""
+
+    name = "reconnect-mailbox"
+    impact = Impact.REVERSIBLE
+    summary = "Reconnect each original mailbox to its user"
+    deadline_s = 4 * 3600.0
+    poll_s = 10.0
+    poll_max_s = 300.0
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[ReconnectTarget]
+    ) -> Mapping[str, ReconnectObservation]:
+        server = targets[0].server
+        found = mailboxes_by_guid(ctx, server, [target.mailbox for target in targets])
+        directory = ctx.world.directory
+        users = directory.read([target.user for target in targets], directory.writable_dc())
+        return {
+            t.key: ReconnectObservation(found.get(t.mailbox), users.get(t.user)) for t in targets
+        }
+
+    def plan(self, target: ReconnectTarget, observation: ReconnectObservation) -> Change:
+        box, user = observation.mailbox, observation.user
+        if box is None:
+            return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        if user is None:
+            return WouldFail(target.key, f"user {target.user_dn} no longer exists")
+        if box.owner == target.user and not box.disconnected:
+            return NoOp(target.key, "already connected to its user")
+        if box.owner not in (None, target.user):
+            return WouldFail(target.key, f"the mailbox now belongs to another user {box.owner}")
+        return Planned(
+            target.key,
+            "reconnect",
+            before={"mailbox": "disconnected", "user_mailbox": user.get("msExchMailboxGuid")},
+            after={"mailbox": "connected", "user_mailbox": str(target.mailbox)},
+        )
+
+    def apply(
+        self, ctx: StepContext, pending: Sequence[tuple[ReconnectTarget, Planned]]
+    ) -> None:
+        observed = self.observe(ctx, [target for target, _ in pending])
+        first = pending[0][0]
+        if ExchangeVersion(first.version) is not ExchangeVersion.E2000:
+            ctx.world.exchange.reconnect_mailboxes(
+                first.server, [(target.mailbox, target.user) for target, _ in pending]
+            )
+            return
+        for target, _ in pending:
+            observation = observed[target.key]
+            user, box = observation.user, observation.mailbox
+            if user is not None and box is not None and user.mailbox_guid != target.mailbox:
+                ctx.world.directory.modify(target.user, rehome_attributes(target, box, user))
+        raise ManualActionRequired(
+            f"On {first.server} open Exchange System Manager and run the Cleanup Agent on "
+            f"{first.store_dn} so the store re-associates the re-homed mailboxes "
+            "(it also does so on its nightly run)"
+        )
+
+
+def rehome_attributes(
+    target: ReconnectTarget, box: MailboxInfo, user: DirectoryEntry
+) -> dict[str, str | list[str] | None]:
+    """What MBConn writes on Exchange 2000: point the user at the mailbox and its store."""
+    return {
+        "msExchMailboxGuid": str(target.mailbox),
+        "homeMDB": target.store_dn,
+        "legacyExchangeDN": box.legacy_dn,
+        "mailNickname": user.get("mailNickname") or user.sam_account_name,
+        "msExchHomeServerName": target.home_server,
+    }

@@ -1,0 +1,108 @@
+"""Mail steps: export a mailbox's items before anything can destroy them; import them back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.step import Step, StepContext
+from remediate.model import ExportRef, MailboxInfo
+from remediate.steps.exchange import mailboxes_by_guid
+from remediate.steps.targets import ImportTarget, MailboxTarget
+
+
+@dataclass(frozen=True, slots=True)
+class ExportObservation:
+    mailbox: MailboxInfo | None
+    export: ExportRef | None
+
+
+class ExportMail(Step[MailboxTarget, ExportObservation]):
+    """ExMerge (2000/2003) or New-MailboxExportRequest (2007+): a copy of every item."""
+
+    name = "export-mail"
+    impact = Impact.REVERSIBLE
+    summary = "Export every item of the mailboxes to the run directory before any change"
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[MailboxTarget]
+    ) -> Mapping[str, ExportObservation]:
+        server = targets[0].server
+        guids = [target.guid for target in targets]
+        found = mailboxes_by_guid(ctx, server, guids)
+        exports = ctx.world.exchange.exports(server, guids)
+        return {
+            t.key: ExportObservation(found.get(t.guid), exports.get(t.guid)) for t in targets
+        }
+
+    def plan(self, target: MailboxTarget, observation: ExportObservation) -> Change:
+        box, export = observation.mailbox, observation.export
+        if box is None:
+            return NoOp(target.key, "no mailbox (already gone)")
+        if not box.item_count:
+            return NoOp(target.key, "no items to export")
+        if export is not None and set(box.item_ids) <= set(export.item_ids):
+            return NoOp(target.key, f"{box.item_count} items already exported")
+        return Planned(target.key, "export", before={"items": box.item_count},
+                       after={"exported": box.item_count})
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
+        server = pending[0][0].server
+        ctx.world.exchange.export_mail(server, [target.guid for target, _ in pending])
+
+
+@dataclass(frozen=True, slots=True)
+class ImportObservation:
+    mailbox: MailboxInfo | None
+    export: ExportRef | None
+
+
+class ImportMail(Step[ImportTarget, ImportObservation]):
+    """ExMerge import (2000/2003) or New-MailboxImportRequest (2007+); item ids are kept, so
+    an item already present is never imported twice."""
+
+    name = "import-mail"
+    impact = Impact.REVERSIBLE
+    summary = "Import the exported items into the reconnected original mailbox"
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[ImportTarget]
+    ) -> Mapping[str, ImportObservation]:
+        server = targets[0].server
+        found = mailboxes_by_guid(ctx, server, [target.mailbox for target in targets])
+        exports = {}
+        for source_server in {target.source_server for target in targets}:
+            sources = [t.source for t in targets if t.source_server == source_server]
+            exports.update(ctx.world.exchange.exports(source_server, sources))
+        return {
+            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source)) for t in targets
+        }
+
+    def plan(self, target: ImportTarget, observation: ImportObservation) -> Change:
+        box, export = observation.mailbox, observation.export
+        if export is None:
+            return NoOp(target.key, "nothing was exported from the blank mailbox")
+        if box is None:
+            return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        missing = [item for item in export.item_ids if item not in set(box.item_ids)]
+        if not missing:
+            return NoOp(target.key, "every exported item is in the mailbox")
+        if box.owner is None:
+            return WouldFail(target.key, "the mailbox is not connected to its user yet")
+        return Planned(
+            target.key,
+            "import",
+            before={"items": box.item_count},
+            after={"items": box.item_count + len(missing), "imported": len(missing)},
+        )
+
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[ImportTarget, Planned]]) -> None:
+        server = pending[0][0].server
+        observed = self.observe(ctx, [target for target, _ in pending])
+        pairs = [
+            (target.mailbox, export)
+            for target, _ in pending
+            if (export := observed[target.key].export) is not None
+        ]
+        ctx.world.exchange.import_mail(server, pairs)
