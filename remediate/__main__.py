@@ -1,0 +1,7 @@
+"""``python -m remediate``."""
+
+import sys
+
+from remediate.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""Helpers for people who write playbooks (and for our own tests).
+
+>>> result = assert_idempotent(get_playbook("kb842101"), world, params, engine)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from remediate.engine.changes import ChangeRecord, JsonValue
+from remediate.engine.playbook import Playbook
+from remediate.engine.runner import Engine, RunResult, Safety
+from remediate.ports import World
+
+ChangeKey = tuple[str, str, str, str, str]
+
+
+def change_keys(changes: Sequence[ChangeRecord]) -> list[ChangeKey]:
+    """What must be equal between a plan and its apply: step, target, action, before, after."""
+
+    def text(value: JsonValue) -> str:
+        import json
+
+        return json.dumps(value, sort_keys=True)
+
+    return [(c.step, c.target, c.action, text(c.before), text(c.after)) for c in changes]
+
+
+def apply_confirmed(
+    engine: Engine, playbook: Playbook[Any, Any], world: World, parameters: Mapping[str, str]
+) -> RunResult:
+    """Apply as if the operator passed --yes."""
+    return engine.apply(playbook, world, parameters, safety=Safety(confirm=lambda text: True))
+
+
+def assert_plan_matches_apply(
+    engine: Engine, playbook: Playbook[Any, Any], world: World, parameters: Mapping[str, str]
+) -> RunResult:
+    """Plan, then apply: the applied change list must equal the planned one."""
+    planned = engine.plan(playbook, world, parameters)
+    applied = apply_confirmed(engine, playbook, world, parameters)
+    assert change_keys(planned.changes) == change_keys(applied.changes), (
+        "plan and apply differ:\n"
+        f"planned {len(planned.changes)}, applied {len(applied.changes)}"
+    )
+    return applied
+
+
+def assert_idempotent(
+    engine: Engine, playbook: Playbook[Any, Any], world: World, parameters: Mapping[str, str]
+) -> RunResult:
+    """Apply twice: the second apply must change nothing. Returns the first result."""
+    first = apply_confirmed(engine, playbook, world, parameters)
+    second = apply_confirmed(engine, playbook, world, parameters)
+    assert not second.changes, f"second apply changed {change_keys(second.changes)[:5]}"
+    return first

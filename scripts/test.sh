@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite: ruff, mypy --strict, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/venv.sh
+python -m pip install --quiet -e '.[test]'
+ruff check .
+# mypy cannot follow the package-dir mapping (fakes/ -> remediate.fakes) of an editable
+# install, so it checks the package as installed, and the tests against that copy.
+site=$(mktemp -d)
+trap 'rm -rf "$site"' EXIT
+python -m pip install --quiet --no-deps --no-compile --target "$site" .
+(cd "$site" && python -m mypy --strict --python-version 3.11 --no-error-summary -p remediate)
+python -m pytest "$@"
