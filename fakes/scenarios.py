@@ -1,0 +1,637 @@
+"""Broken worlds for the two KB playbooks, any size, from a seed.
+
+Each builder returns a plain JSON-able ``remediate.world/1`` dict (DESIGN §6) holding the state
+its KB describes, plus a ``scenario`` block: the playbook parameters that select the broken
+objects and what must hold after the repair (for tests). The same ``(size, seed, version)``
+always gives the same JSON text: every random choice comes from one ``random.Random`` seeded with
+``"<name>:<seed>"``, timestamps are fixed, and every list is sorted.
+
+Store layout by version (what ESM or the management shell would show):
+
+- 2000/2003: storage group "First Storage Group", store "Mailbox Store (EXCH01)", administrative
+  group "First Administrative Group".
+- 2007: storage group "First Storage Group", database "Mailbox Database (EXCH01)", administrative
+  group "Exchange Administrative Group (FYDIBOHF23SPDLT)".
+- 2010 and later: no storage groups (``storage_group`` is ""), database
+  "Mailbox Database (EXCH01)" under ``CN=Databases`` of that administrative group.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from remediate.errors import InputError
+from remediate.model import ExchangeVersion, utc
+
+Json = dict[str, object]
+Path = tuple[str, ...]
+"""An object's escaped RDNs from the top of the domain down: ("OU=Staff", "CN=Ann Berg 1")."""
+
+FORMAT = "remediate.world/1"
+DOMAIN = "corp.example"
+BASE_DN = "DC=corp,DC=example"
+ORGANISATION = "Corp"
+VERSIONS: tuple[str, ...] = tuple(version.value for version in ExchangeVersion)
+
+KB842101_OU = "OU=Migrated,OU=Staff," + BASE_DN
+KB842101_SIBLING_OU = "OU=Migrated2,OU=Staff," + BASE_DN
+KB842101_CREATED_AFTER = "2026-11-01T10:00:00Z"
+KB842101_CREATED_BEFORE = "2026-11-01T12:00:00Z"
+KB278447_UPGRADED_AT = "2026-10-31T22:00:00Z"
+FREE_BUSY_NAME = "SCHEDULE+ FREE BUSY"
+
+_SECOND_SERVER_FROM_SIZE = 200
+_THIRD_DC_FROM_SIZE = 50
+_LEGACY_ADMIN_GROUP = "First Administrative Group"
+_MODERN_ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
+_OU_CREATED = "2024-01-15T09:00:00Z"
+_STAFF_HIRED_FROM = "2025-01-06T08:00:00Z"
+_STAFF_HIRING_SECONDS = 350 * 86400
+
+_FIRST_NAMES = (
+    "Ann", "Ben", "Carla", "Dev", "Emma", "Farid", "Greta", "Hiro", "Ines", "Jon",
+    "Kemal", "Lena", "Mia", "Nils", "Olga", "Pavel", "Rosa", "Sven", "Tara", "Uma",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Adler", "Berg", "Costa", "Dietz", "Evans", "Fuchs", "Garcia", "Huber", "Ito", "Jansen",
+    "Kaur", "Lund", "Moreau", "Novak", "Okafor", "Peters", "Quinn", "Roth", "Silva", "Weber",
+)  # fmt: skip
+_NAMES = tuple((first, last) for first in _FIRST_NAMES for last in _LAST_NAMES)
+
+# (name template, logon-name stem); {n} keeps every CN unique. All are legal in AD: cn holds at
+# most 64 characters (its rangeUpper), displayName up to 256, so the long name is 200 characters
+# as displayName and its first 64 as CN. Logon names avoid the characters sAMAccountName forbids
+# but keep ' $ ` (legal there and in an alias, and hostile to scripts).
+_HOSTILE_NAMES: tuple[tuple[str, str], ...] = (
+    ("O'Brien, Seán {n}", "o'brien"),
+    ('Smith, "Smitty" {n}', "smitty"),
+    ("Star *()\\ {n}", "star"),
+    ("\u2018Curly\u2019 \u201bQuotes\u201a {n}", "curly"),
+    ("$(whoami) {n}", "$whoami"),
+    ("`whoami` {n}", "`whoami`"),
+    ("#Hash+Plus;Semi<Angle>=Equals {n}", "hash"),
+    ("Hubert {n} Blaine" + " Wolfeschlegelsteinhausenbergerdorff" * 6, "hubert"),
+)
+_LONG_NAME_LENGTH = 200
+_CN_MAX_LENGTH = 64
+
+_FOLDERS = ("Inbox",) * 6 + ("Sent Items",) * 2 + ("Deleted Items", "Calendar")
+_SUBJECTS = (
+    "Quarterly report",
+    "Re: budget 2027",
+    "Lunch on Friday?",
+    "Fwd: travel plans",
+    "Meeting notes",
+    'Re: "final" numbers',
+    "O'Malley's at 6",
+    "$(Get-Process) output",
+    "`whoami` test",
+    "Out of office \u2018holiday\u2019",
+    "50% off; <b>sale</b> & more",
+    "Invoice #4711",
+)
+_NEW_SUBJECTS = ("Welcome back", "Re: are you receiving mail?", "Status update")
+_MAIL_TABLE_LENGTH = 1009
+_ITEM_NUMBERS = tuple(f"{number:03d}" for number in range(1, 1000))
+
+# uuid.UUID(int=bits, version=4) without building UUID objects (hundreds of thousands of them).
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+_DN_ESCAPES = str.maketrans({char: "\\" + char for char in ',+"\\<>;='} | {"\0": "\\00"})
+
+
+class ScenarioError(InputError, ValueError):
+    """A scenario was asked for with a bad size or version."""
+
+
+def escape_rdn_value(value: str) -> str:
+    """``value`` escaped for a DN as RFC 4514 (and AD) require."""
+    escaped = value.translate(_DN_ESCAPES)
+    if value.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    if value.startswith(("#", " ")) and value != " ":
+        escaped = "\\" + escaped
+    return escaped
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC datetime as ``2026-11-01T10:02:00Z`` (faster than strftime, called per object)."""
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
+
+
+def _dn(path: Path) -> str:
+    return ",".join(reversed(path)) + "," + BASE_DN
+
+
+@dataclass(frozen=True, slots=True)
+class _Store:
+    server: str
+    name: str
+    storage_group: str
+    dn: str
+    admin_group: str
+
+    @property
+    def home_server_name(self) -> str:
+        return (
+            f"/o={ORGANISATION}/ou={self.admin_group}/cn=Configuration/cn=Servers/cn={self.server}"
+        )
+
+
+class _Person(NamedTuple):
+    cn: str
+    display_name: str
+    sam: str
+
+
+class _User(NamedTuple):
+    guid: str
+    path: Path
+    display_name: str
+    legacy_dn: str
+    store: _Store
+    created: datetime
+    mailbox_guid: str | None
+
+
+class _WorldBuilder:
+    """Collects objects and mailboxes; hands out GUIDs, names and stores in a fixed order."""
+
+    def __init__(self, name: str, size: int, seed: int, version: str) -> None:
+        self.version = _checked_version(version)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ScenarioError(f"{name}: size must be an integer >= 1, got {size!r}")
+        self.name, self.size, self.seed = name, size, seed
+        self.rng = random.Random(f"{name}:{seed}")
+        self._issued: set[int] = set()
+        self._objects: list[tuple[Path, Json]] = []
+        self._mailboxes: dict[str, list[Json]] = {}
+        self._serial = 0
+        self._hostile = 0
+        self._stores_used = 0
+        servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+        self.stores = [self._store_of(server) for server in servers]
+        self.dcs: list[Json] = [
+            {"name": "DC1", "replication_delay_s": 0},
+            {"name": "DC2", "replication_delay_s": 900},
+        ]
+        if size >= _THIRD_DC_FROM_SIZE:
+            self.dcs.append({"name": "DC3", "replication_delay_s": 300})
+        # Each mailbox reads one world-wide random (folder, subject) sequence from a random
+        # offset: one draw per mailbox rather than two per item keeps size 100,000 fast.
+        pick = self.rng.choice
+        self._old_mail = tuple((pick(_FOLDERS), pick(_SUBJECTS)) for _ in range(_MAIL_TABLE_LENGTH))
+        self._new_mail = tuple(("Inbox", pick(_NEW_SUBJECTS)) for _ in range(_MAIL_TABLE_LENGTH))
+
+    # -- random choices -----------------------------------------------------------------------
+
+    def guid(self) -> str:
+        """A fresh version-4 GUID, never one handed out before in this world."""
+        while True:
+            value = self.rng.getrandbits(128) & _V4_CLEAR | _V4_SET
+            if value not in self._issued:
+                self._issued.add(value)
+                text = f"{value:032x}"
+                return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+    def between(self, low: int, high: int) -> int:
+        """An integer in ``[low, high]`` (``randint`` is several times slower)."""
+        return low + int(self.rng.random() * (high - low + 1))
+
+    def person(self, *, hostile: bool) -> _Person:
+        """A new user's names; ``hostile`` takes the next name of :data:`_HOSTILE_NAMES`."""
+        self._serial += 1
+        serial = self._serial
+        if hostile:
+            template, stem = _HOSTILE_NAMES[self._hostile % len(_HOSTILE_NAMES)]
+            self._hostile += 1
+            display = template.format(n=serial)[:_LONG_NAME_LENGTH].rstrip()
+            return _Person(display[:_CN_MAX_LENGTH].rstrip(), display, f"{stem}{serial}")
+        first, last = _NAMES[int(self.rng.random() * len(_NAMES))]
+        name = f"{first} {last} {serial}"  # the serial keeps CNs unique within an OU
+        return _Person(name, name, f"{first[0]}{last}{serial}".lower())
+
+    # -- directory ----------------------------------------------------------------------------
+
+    def add_object(
+        self,
+        path: Path,
+        object_class: str,
+        created: datetime,
+        attributes: Json,
+        *,
+        guid: str | None = None,
+        protected: bool = False,
+    ) -> str:
+        guid = guid or self.guid()
+        entry: Json = {
+            "dn": _dn(path),
+            "object_class": object_class,
+            "guid": guid,
+            "when_created": _iso(created),
+            "protected": protected,
+            "attributes": attributes,
+        }
+        self._objects.append((path, entry))
+        return guid
+
+    def add_ou(self, path: Path) -> Path:
+        """An OU (protected from accidental deletion, as ADUC creates them)."""
+        name = path[-1].partition("=")[2]
+        self.add_object(path, "organizationalUnit", utc(_OU_CREATED), {"ou": name}, protected=True)
+        return path
+
+    def add_user(
+        self,
+        ou: Path,
+        person: _Person,
+        created: datetime,
+        *,
+        guid: str | None = None,
+        mailbox_guid: str | None = None,
+    ) -> _User:
+        """A mailbox-enabled user homed on the next store (round robin over the servers);
+        ``msExchMailboxGuid`` only when ``mailbox_guid`` is given."""
+        store = self.stores[self._stores_used % len(self.stores)]
+        self._stores_used += 1
+        alias = person.sam
+        legacy_dn = f"/o={ORGANISATION}/ou={store.admin_group}/cn=Recipients/cn={alias}"
+        attributes: Json = {
+            "sAMAccountName": person.sam,
+            "userPrincipalName": f"{person.sam}@{DOMAIN}",
+            "displayName": person.display_name,
+            "mailNickname": alias,
+            "mail": f"{alias}@{DOMAIN}",
+            "proxyAddresses": [f"SMTP:{alias}@{DOMAIN}"],
+            "legacyExchangeDN": legacy_dn,
+            "homeMDB": store.dn,
+            "msExchHomeServerName": store.home_server_name,
+        }
+        if mailbox_guid is not None:
+            attributes["msExchMailboxGuid"] = mailbox_guid
+        path = (*ou, "CN=" + escape_rdn_value(person.cn))
+        guid = self.add_object(path, "user", created, attributes, guid=guid)
+        return _User(guid, path, person.display_name, legacy_dn, store, created, mailbox_guid)
+
+    def guids_of(self, object_class: str) -> list[str]:
+        return [
+            str(entry["guid"])
+            for _, entry in self._objects
+            if entry["object_class"] == object_class
+        ]
+
+    # -- exchange -----------------------------------------------------------------------------
+
+    def items(self, mailbox_guid: str, count: int, *, new: bool = False) -> list[Json]:
+        """``count`` messages (``new``: received after the upgrade, in the Inbox); item ids are
+        unique and stable: the mailbox GUID and a number."""
+        table = self._new_mail if new else self._old_mail
+        start = int(self.rng.random() * len(table))
+        rows = table[start : start + count]
+        rows += table[: count - len(rows)]
+        prefix = f"msg-{mailbox_guid}-"
+        return [
+            {"id": prefix + number, "folder": folder, "subject": subject}
+            for number, (folder, subject) in zip(_ITEM_NUMBERS, rows, strict=False)
+        ]
+
+    def add_mailbox(
+        self,
+        store: _Store,
+        guid: str,
+        legacy_dn: str,
+        display_name: str,
+        items: list[Json],
+        *,
+        disconnected_at: str | None = None,
+    ) -> str:
+        mailbox: Json = {
+            "guid": guid,
+            "legacy_dn": legacy_dn,
+            "display_name": display_name,
+            "disconnected_at": disconnected_at,
+            "items": items,
+        }
+        self._mailboxes.setdefault(store.dn, []).append(mailbox)
+        return guid
+
+    def add_user_mailbox(
+        self, user: _User, guid: str, items: list[Json], *, disconnected_at: str | None = None
+    ) -> str:
+        """A mailbox the store made for ``user``: his legacy DN and display name."""
+        return self.add_mailbox(
+            user.store,
+            guid,
+            user.legacy_dn,
+            user.display_name,
+            items,
+            disconnected_at=disconnected_at,
+        )
+
+    def services(self) -> dict[str, str]:
+        names = (*self.version.transport_services, "MSExchangeIS")
+        return {name: "running" for name in sorted(names)}
+
+    # -- output -------------------------------------------------------------------------------
+
+    def world(self, scenario: Json) -> Json:
+        """The world file; objects parents first (sorted by their RDNs from the top down)."""
+        ordered = sorted(self._objects, key=lambda pair: tuple(rdn.lower() for rdn in pair[0]))
+        return {
+            "format": FORMAT,
+            "scenario": scenario,
+            "directory": {
+                "domain": DOMAIN,
+                "base_dn": BASE_DN,
+                "dcs": self.dcs,
+                "objects": [entry for _, entry in ordered],
+            },
+            "exchange": {"servers": [self._server(store) for store in self.stores]},
+        }
+
+    def _server(self, store: _Store) -> Json:
+        mailboxes = sorted(self._mailboxes.get(store.dn, []), key=lambda box: str(box["guid"]))
+        return {
+            "name": store.server,
+            "version": self.version.value,
+            "dc": "DC2",  # the lagging DC: the cleanup agent sees deletions only after 15 minutes
+            "services": self.services(),
+            "stores": [
+                {
+                    "name": store.name,
+                    "storage_group": store.storage_group,
+                    "dn": store.dn,
+                    "mailboxes": mailboxes,
+                }
+            ],
+        }
+
+    def _store_of(self, server: str) -> _Store:
+        admin_group = _LEGACY_ADMIN_GROUP if self.version.legacy else _MODERN_ADMIN_GROUP
+        group_dn = (
+            f"CN={escape_rdn_value(admin_group)},CN=Administrative Groups,CN={ORGANISATION},"
+            f"CN=Microsoft Exchange,CN=Services,CN=Configuration,{BASE_DN}"
+        )
+        if self.version.legacy or self.version is ExchangeVersion.E2007:
+            name = (
+                f"Mailbox Store ({server})"
+                if self.version.legacy
+                else f"Mailbox Database ({server})"
+            )
+            storage_group = "First Storage Group"
+            parent = f"CN={storage_group},CN=InformationStore,CN={server},CN=Servers,{group_dn}"
+        else:
+            name, storage_group = f"Mailbox Database ({server})", ""
+            parent = f"CN=Databases,{group_dn}"
+        return _Store(
+            server, name, storage_group, f"CN={escape_rdn_value(name)},{parent}", admin_group
+        )
+
+
+def _checked_version(version: str) -> ExchangeVersion:
+    try:
+        return ExchangeVersion(version)
+    except ValueError:
+        raise ScenarioError(
+            f"unknown Exchange version {version!r}; valid versions: {', '.join(VERSIONS)}"
+        ) from None
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Millions of small acyclic dicts make the cyclic GC run over and over for nothing;
+    pausing it while a world is built makes size 100,000 about a third faster."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _hostile(index: int, count: int) -> bool:
+    """Whether the ``index``-th of ``count`` users gets a hostile name: the first user, then
+    every other one in a small group, one of each spread through a large one."""
+    stride = max(2, count // len(_HOSTILE_NAMES))
+    return index % stride == 0 and index // stride < len(_HOSTILE_NAMES)
+
+
+def _spread(start: datetime, seconds: int, index: int, count: int) -> datetime:
+    """The ``index``-th of ``count`` instants spread evenly over ``seconds`` from ``start``."""
+    return start + timedelta(seconds=(index * seconds) // count)
+
+
+def _initialization_states(size: int, rng: random.Random) -> list[str]:
+    """About 40% initialized with mail, 20% initialized but empty, the rest never initialized;
+    every state present once there are three users, shuffled."""
+    with_mail = max(1, round(size * 0.4))
+    empty = min(size - with_mail, max(1, round(size * 0.2)))
+    never = size - with_mail - empty
+    if never == 0 and size >= 3:
+        with_mail, never = with_mail - 1, 1
+    states = ["mail"] * with_mail + ["empty"] * empty + ["never"] * never
+    rng.shuffle(states)
+    return states
+
+
+def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) -> Json:
+    return {
+        "name": world.name,
+        "seed": world.seed,
+        "size": world.size,
+        "version": world.version.value,
+        "parameters": parameters,
+        "expected": expected,
+    }
+
+
+@_gc_paused()
+def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
+    """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
+    window (about 40% initialized with mail, 20% initialized but empty, the rest never
+    initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
+    the same OU created a minute before and after the window, users of ``OU=Migrated2`` inside
+    it, and staff hired in 2025, all with mail.
+
+    A never-initialized user has no ``msExchMailboxGuid`` on 2000/2003 (the store stamps it on
+    first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
+    holds no mailbox for it yet.
+    """
+    world = _WorldBuilder("kb842101", size, seed, version)
+    staff = world.add_ou(("OU=Staff",))
+    migrated = world.add_ou((*staff, "OU=Migrated"))
+    sibling = world.add_ou((*staff, "OU=Migrated2"))
+    window_start = utc(KB842101_CREATED_AFTER)
+    window_seconds = int((utc(KB842101_CREATED_BEFORE) - window_start).total_seconds())
+    inside, inside_seconds = window_start + timedelta(seconds=30), window_seconds - 60
+
+    deleted: list[str] = []
+    purged: list[str] = []
+    exported: list[str] = []
+    states = _initialization_states(size, world.rng)
+    with_child = world.rng.choice([index for index, state in enumerate(states) if state == "mail"])
+    for index, state in enumerate(states):
+        has_guid = state != "never" or not world.version.legacy
+        user = world.add_user(
+            migrated,
+            world.person(hostile=_hostile(index, size)),
+            _spread(inside, inside_seconds, index, size),
+            mailbox_guid=world.guid() if has_guid else None,
+        )
+        deleted.append(user.guid)
+        if index == with_child:
+            deleted.append(_add_sync_devices(world, user))
+        if state != "never":
+            count = world.between(1, 25) if state == "mail" else 0
+            purged.append(_connected_mailbox(world, user, count))
+            if count:
+                exported.append(purged[-1])
+
+    untouched: list[str] = world.guids_of("organizationalUnit")
+    untouched_mailboxes: list[str] = []
+    lookalikes = max(1, size // 50)
+    window_end = window_start + timedelta(seconds=window_seconds)
+    groups = (
+        (migrated, window_start - timedelta(minutes=1), 0, lookalikes),
+        (migrated, window_end + timedelta(minutes=1), 0, lookalikes),
+        (sibling, inside, inside_seconds, lookalikes),
+        (staff, utc(_STAFF_HIRED_FROM), _STAFF_HIRING_SECONDS, max(3, size // 10)),
+    )
+    for group, (ou, start, seconds, count) in enumerate(groups):
+        for index in range(count):
+            user = world.add_user(
+                ou,
+                world.person(hostile=_hostile(index, count)),
+                _spread(start, seconds, index, count),
+                mailbox_guid=world.guid(),
+            )
+            untouched.append(user.guid)
+            untouched_mailboxes.append(_connected_mailbox(world, user, world.between(1, 25)))
+            if group == 1 and index == 0:  # a look-alike's child must survive too
+                untouched.append(_add_sync_devices(world, user))
+
+    parameters = {
+        "ou": KB842101_OU,
+        "created_after": KB842101_CREATED_AFTER,
+        "created_before": KB842101_CREATED_BEFORE,
+    }
+    expected: Json = {
+        "deleted_guids": sorted(deleted),
+        "purged_mailboxes": sorted(purged),
+        "exported_mailboxes": sorted(exported),
+        "untouched_guids": sorted(untouched),
+        "untouched_mailboxes": sorted(untouched_mailboxes),
+    }
+    return world.world(_scenario(world, parameters, expected))
+
+
+@_gc_paused()
+def kb278447(size: int, seed: int, *, version: str = "2000") -> Json:
+    """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
+    connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
+    5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
+    disconnected candidates by legacy DN, neither with his objectGUID); the legacy
+    Schedule+ Free/Busy mailbox, disconnected and owned by no one."""
+    world = _WorldBuilder("kb278447", size, seed, version)
+    staff = world.add_ou(("OU=Staff",))
+    hired = utc(_STAFF_HIRED_FROM)
+
+    affected: list[Json] = []
+    for index in range(size):
+        original, blank = world.guid(), world.guid()
+        user = world.add_user(
+            staff,
+            world.person(hostile=_hostile(index, size)),
+            _spread(hired, _STAFF_HIRING_SECONDS, index, size),
+            guid=original,
+            mailbox_guid=blank,
+        )
+        old = _disconnected_mailbox(world, user, original)
+        new = world.items(blank, world.between(1, 3), new=True)
+        world.add_user_mailbox(user, blank, new)
+        affected.append({
+            "user": user.guid,
+            "original": original,
+            "blank": blank,
+            "old_item_ids": [item["id"] for item in old],
+            "new_item_ids": [item["id"] for item in new],
+        })  # fmt: skip
+
+    healthy: list[str] = []
+    healthy_count = max(1, size // 2)
+    for index in range(healthy_count):
+        guid = world.guid()
+        user = world.add_user(
+            staff,
+            world.person(hostile=_hostile(index, healthy_count)),
+            _spread(hired, _STAFF_HIRING_SECONDS, index, healthy_count),
+            guid=guid,
+            mailbox_guid=guid,
+        )
+        _connected_mailbox(world, user, world.between(5, 30))
+        healthy.append(user.guid)
+
+    ambiguous = _ambiguous_user(world, staff, hired)
+    free_busy = world.add_mailbox(
+        world.stores[0],
+        world.guid(),
+        f"/o={ORGANISATION}/ou={world.stores[0].admin_group}/cn=Recipients/cn={FREE_BUSY_NAME}",
+        FREE_BUSY_NAME,
+        [],
+        disconnected_at=KB278447_UPGRADED_AT,
+    )
+    expected: Json = {
+        "affected": sorted(affected, key=lambda entry: str(entry["user"])),
+        "healthy_guids": sorted(healthy),
+        "ambiguous_guids": [ambiguous["user"]],
+        "ambiguous": [ambiguous],
+        "free_busy_mailbox": free_busy,
+        "services": {store.server: world.services() for store in world.stores},
+    }
+    return world.world(_scenario(world, {}, expected))
+
+
+def _connected_mailbox(world: _WorldBuilder, user: _User, count: int) -> str:
+    """The mailbox the user's msExchMailboxGuid names, holding ``count`` items."""
+    if user.mailbox_guid is None:
+        raise ValueError(f"{user.path[-1]} has no msExchMailboxGuid to name a mailbox")
+    return world.add_user_mailbox(user, user.mailbox_guid, world.items(user.mailbox_guid, count))
+
+
+def _disconnected_mailbox(world: _WorldBuilder, user: _User, guid: str) -> list[Json]:
+    """A mailbox of ``user`` (his legacy DN) the failed upgrade disconnected; 5-30 old items."""
+    items = world.items(guid, world.between(5, 30))
+    world.add_user_mailbox(user, guid, items, disconnected_at=KB278447_UPGRADED_AT)
+    return items
+
+
+def _ambiguous_user(world: _WorldBuilder, staff: Path, created: datetime) -> Json:
+    """Connected to a blank mailbox; two disconnected mailboxes carry his legacy DN and neither
+    has his objectGUID, so only an operator can say which is his."""
+    blank = world.guid()
+    user = world.add_user(staff, world.person(hostile=False), created, mailbox_guid=blank)
+    world.add_user_mailbox(user, blank, world.items(blank, world.between(1, 3), new=True))
+    candidates = sorted(world.guid() for _ in range(2))
+    for candidate in candidates:
+        _disconnected_mailbox(world, user, candidate)
+    return {"user": user.guid, "blank": blank, "candidates": candidates}
+
+
+def _add_sync_devices(world: _WorldBuilder, user: _User) -> str:
+    """An ActiveSync container below ``user``: deleting the user takes a Tree Delete."""
+    return world.add_object(
+        (*user.path, "CN=ExchangeActiveSyncDevices"),
+        "msExchActiveSyncDevices",
+        user.created + timedelta(minutes=5),
+        {},
+    )
+
+
+SCENARIOS: dict[str, Callable[..., Json]] = {"kb842101": kb842101, "kb278447": kb278447}
