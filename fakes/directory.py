@@ -1,0 +1,454 @@
+"""An in-memory Active Directory domain implementing the ``Directory`` port.
+
+Several DCs each hold their own view. A change lands on the DC it was made on at once and on
+every other DC after that DC's ``replication_delay_s``. Port writes go to the pinned writable DC;
+the fake Exchange writes through its servers' own DCs with :meth:`FakeDirectory.write`.
+
+Entries returned to callers are the stored objects, shared between DCs: treat them as read-only.
+Conflicting changes made on two DCs resolve whole-object (the later change wins everywhere; a
+deletion is final), where AD would merge attribute by attribute.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import ClassVar, NamedTuple, TypeVar
+from uuid import UUID, uuid4
+
+from remediate.dn import escape_rdn_value, normalize, parent_dn, rdn_type, rdn_value
+from remediate.errors import PermanentError
+from remediate.model import AttrValue, DirectoryEntry, UserQuery
+
+from .faults import Faults, Gate
+from .replica import DcView, IndexKeys, index_keys
+from .timeline import Timeline
+
+T = TypeVar("T")
+
+
+class Arrival(NamedTuple):
+    """A replicated change on its way to ``dc``, landing at ``at``."""
+
+    at: datetime
+    version: int
+    dc: str
+    entry: DirectoryEntry
+
+
+def _ldap_error(
+    code: str, message: str, *, dc: str, operation: str, target: str | None, hint: str | None = None
+) -> PermanentError:
+    return PermanentError(
+        f"{code}: {message}", endpoint=dc, operation=operation, target=target, hint=hint
+    )
+
+
+class FakeDirectory:
+    """One AD domain on several DCs: the ``Directory`` port, seeding, and what the fakes share."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "domain_controllers",
+        "writable_dc",
+        "find_users",
+        "read",
+        "descendants",
+        "delete",
+        "modify",
+    )
+
+    def __init__(
+        self,
+        domain: str,
+        base_dn: str,
+        dcs: Sequence[tuple[str, float]],
+        *,
+        timeline: Timeline,
+        faults: Faults,
+        writable_dc: str | None = None,
+    ) -> None:
+        if not dcs:
+            raise ValueError("a domain needs at least one DC")
+        names = [name for name, _ in dcs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"DC names must be unique: {names}")
+        if any(delay < 0 for _, delay in dcs):
+            raise ValueError("replication delays must be >= 0")
+        writable = writable_dc if writable_dc is not None else names[0]
+        if writable not in names:
+            raise ValueError(f"writable DC {writable!r} is not one of {names}")
+        normalize(base_dn)  # a base that does not parse fails here, not on first use
+        self._domain = domain
+        self._base_dn = base_dn
+        self._writable = writable
+        self._views = {name: DcView(name, float(delay)) for name, delay in dcs}
+        self._pending: list[Arrival] = []
+        self._version = 0
+        self._timeline = timeline
+        self._op = Gate("directory", faults, timeline.catch_up)
+        timeline.add_source(self)
+
+    def clone(self, *, timeline: Timeline, faults: Faults) -> FakeDirectory:
+        """An independent copy of the current state (entries are shared: they never change)."""
+        twin = FakeDirectory(
+            self._domain,
+            self._base_dn,
+            [(v.name, v.delay) for v in self._views.values()],
+            timeline=timeline,
+            faults=faults,
+            writable_dc=self._writable,
+        )
+        twin._views = {name: view.copy() for name, view in self._views.items()}
+        twin._pending = list(self._pending)
+        twin._version = self._version
+        return twin
+
+    # The Directory port.
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    @property
+    def base_dn(self) -> str:
+        return self._base_dn
+
+    def domain_controllers(self) -> list[str]:
+        return self._op("domain_controllers", self._writable, None, (), lambda: list(self._views))
+
+    def writable_dc(self) -> str:
+        return self._op("writable_dc", self._writable, None, (), lambda: self._writable)
+
+    def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
+        name = self._writable if dc is None else dc
+
+        def action() -> list[DirectoryEntry]:
+            view = self.view(name, "directory.find_users")
+            if query.base_dn is None:
+                candidates: Iterable[DirectoryEntry] = view.entries()
+            else:
+                candidates = view.within(self._normal(query.base_dn, name, "directory.find_users"))
+            match = _matcher(query)
+            return [entry for entry in candidates if match(entry)]
+
+        return self._op("find_users", name, query.base_dn, (query, name), action)
+
+    def read(
+        self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
+    ) -> dict[UUID, DirectoryEntry]:
+        wanted = list(guids)
+
+        def action() -> dict[UUID, DirectoryEntry]:
+            view = self.view(dc, "directory.read")
+            found = {guid: view.get(guid) for guid in wanted}
+            return {
+                guid: entry
+                for guid, entry in found.items()
+                if entry is not None and (include_deleted or not entry.deleted)
+            }
+
+        return self._op("read", dc, None, (wanted, dc, include_deleted), action)
+
+    def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
+        """Live objects strictly below each live object of ``guids``, deepest first; GUIDs not
+        live on ``dc`` are left out."""
+        wanted = list(guids)
+
+        def action() -> dict[UUID, list[DirectoryEntry]]:
+            view = self.view(dc, "directory.descendants")
+            live = {guid: view.live(guid) for guid in wanted}
+            return {guid: view.below(entry) for guid, entry in live.items() if entry is not None}
+
+        return self._op("descendants", dc, None, (wanted, dc), action)
+
+    def delete(self, guid: UUID, *, tree: bool) -> None:
+        self._op(
+            "delete", self._writable, str(guid), (guid, tree), lambda: self._delete(guid, tree)
+        )
+
+    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
+        self._op(
+            "modify",
+            self._writable,
+            str(guid),
+            (guid, dict(changes)),
+            lambda: self.write(self._writable, guid, changes, operation="directory.modify"),
+        )
+
+    # Shared with the fake Exchange and the world file; not port calls (no faults, not counted).
+
+    def view(self, dc: str, operation: str = "directory") -> DcView:
+        """What ``dc`` holds now; an unknown name is a PermanentError."""
+        view = self._views.get(dc)
+        if view is None:
+            raise PermanentError(
+                f"unknown domain controller; known: {', '.join(self._views)}",
+                endpoint=dc,
+                operation=operation,
+            )
+        return view
+
+    def views(self) -> list[DcView]:
+        return list(self._views.values())
+
+    @property
+    def writable(self) -> str:
+        """The pinned writable DC, read without a backend operation."""
+        return self._writable
+
+    def write(
+        self, origin: str, guid: UUID, changes: Mapping[str, AttrValue | None], *, operation: str
+    ) -> bool:
+        """Replace attributes of a live object on DC ``origin`` (None or [] clears one). Returns
+        False when nothing changed (then nothing replicates and no uSNChanged moves)."""
+        current = self.view(origin, operation).live(guid)
+        if current is None:
+            raise _ldap_error(
+                "noSuchObject (32)",
+                f"no live object with objectGUID {guid} on {origin}",
+                dc=origin,
+                operation=operation,
+                target=str(guid),
+            )
+        attributes = _changed_attributes(current, changes, origin, operation)
+        if attributes is None:
+            return False
+        self._commit(
+            origin, replace(current, attributes=attributes, when_changed=self._timeline.now())
+        )
+        return True
+
+    # Seeding and restoring (the world file, scenario builders).
+
+    def add_object(
+        self,
+        dn: str,
+        *,
+        object_class: str = "user",
+        guid: UUID | None = None,
+        when_created: datetime | None = None,
+        when_changed: datetime | None = None,
+        protected: bool = False,
+        attributes: Mapping[str, AttrValue] | None = None,
+        usn_changed: int | Mapping[str, int] | None = None,
+        deleted: bool = False,
+    ) -> DirectoryEntry:
+        """Put an object on every DC as already replicated. ``usn_changed`` per DC or for all
+        (default: the next USN). Raises ValueError on a bad DN, GUID reuse, bad mailbox GUID."""
+        guid = guid or uuid4()
+        if any(view.get(guid) is not None for view in self._views.values()):
+            raise ValueError(f"objectGUID {guid} is already used")
+        created = when_created or self._timeline.now()
+        entry = DirectoryEntry(
+            guid=guid,
+            dn=dn,
+            object_class=object_class,
+            when_created=created,
+            when_changed=when_changed or created,
+            usn_changed=0,
+            protected=protected,
+            attributes=dict(attributes or {}),
+            deleted=deleted,
+        )
+        keys = None if deleted else index_keys(entry)
+        if usn_changed is None:
+            usn_changed = max(view.usn for view in self._views.values()) + 1
+        if isinstance(usn_changed, int):
+            shared = replace(entry, usn_changed=usn_changed)
+            for view in self._views.values():
+                view.place(shared, keys)
+            return shared
+        missing = set(self._views) - set(usn_changed)
+        if missing or set(usn_changed) - set(self._views):
+            raise ValueError(f"usn_changed must name exactly the DCs {list(self._views)}")
+        for name, view in self._views.items():
+            view.place(replace(entry, usn_changed=usn_changed[name]), keys)
+        return self._views[self._writable].get(guid) or entry
+
+    def load(self, entries: Iterable[tuple[DirectoryEntry, IndexKeys | None]]) -> None:
+        """Put many objects on every DC of an empty directory, as already replicated, each with
+        its uSNChanged and precomputed index keys (None for a tombstone). Fast: one DC's view
+        is built, the others are copies of it."""
+        first, *others = self._views.values()
+        if any(view.usn for view in self._views.values()):
+            raise ValueError("load() fills an empty directory; use add_object() afterwards")
+        for entry, keys in entries:
+            if first.get(entry.guid) is not None:
+                raise ValueError(f"objectGUID {entry.guid} is already used")
+            first.place(entry, keys)
+        for view in others:
+            self._views[view.name] = first.copy(view.name, view.delay)
+
+    def place(self, dc: str, entry: DirectoryEntry) -> None:
+        """Make ``dc`` hold ``entry`` as it is (a view not yet converged, from a saved world)."""
+        if not entry.deleted:
+            index_keys(entry)  # fail on a bad DN before anything changes
+        self.view(dc).place(entry)
+
+    def schedule(self, dc: str, at: datetime, entry: DirectoryEntry) -> None:
+        """Make ``entry`` land on ``dc`` at ``at`` (a pending change, from a saved world)."""
+        self.view(dc)
+        self._version += 1
+        heapq.heappush(self._pending, Arrival(at, self._version, dc, entry))
+
+    def arrivals(self) -> list[Arrival]:
+        """The changes still on their way that will land, in landing order."""
+        return [
+            arrival
+            for arrival in sorted(self._pending)
+            if self._views[arrival.dc].accepts(arrival.entry, arrival.version)
+        ]
+
+    # Replication, as a timeline source.
+
+    def next_due(self) -> datetime | None:
+        return self._pending[0].at if self._pending else None
+
+    def process_next(self) -> None:
+        arrival = heapq.heappop(self._pending)
+        self._views[arrival.dc].land(arrival.entry, arrival.version)
+
+    def _commit(self, origin: str, entry: DirectoryEntry) -> None:
+        self._version += 1
+        now = self._timeline.now()
+        for view in self._views.values():
+            if view.name == origin or view.delay <= 0:
+                view.land(entry, self._version)
+            else:
+                arrival = Arrival(
+                    now + timedelta(seconds=view.delay), self._version, view.name, entry
+                )
+                heapq.heappush(self._pending, arrival)
+
+    # Deletion.
+
+    def _delete(self, guid: UUID, tree: bool) -> None:
+        dc, operation = self._writable, "directory.delete"
+        view = self._views[dc]
+        entry = view.live(guid)
+        if entry is None:
+            gone = view.get(guid)
+            state = f"already deleted (tombstone {gone.dn})" if gone else "no such object"
+            raise _ldap_error(
+                "noSuchObject (32)",
+                f"objectGUID {guid}: {state} on {dc}",
+                dc=dc,
+                operation=operation,
+                target=str(guid),
+            )
+        below = view.below(entry)
+        if entry.protected:
+            raise _protected(entry, dc, operation)
+        if below and not tree:
+            raise _ldap_error(
+                "notAllowedOnNonLeaf (66)",
+                f"{entry.dn} has {len(below)} object(s) below it",
+                dc=dc,
+                operation=operation,
+                target=entry.dn,
+                hint="delete it with Tree Delete to remove them with it",
+            )
+        for child in below:
+            if child.protected:
+                raise _protected(child, dc, operation)
+        now = self._timeline.now()
+        for victim in [*below, entry]:
+            self._commit(dc, _tombstone(victim, self._base_dn, now))
+
+    def _normal(self, dn: str, dc: str, operation: str) -> str:
+        try:
+            return normalize(dn)
+        except ValueError as error:
+            raise _ldap_error(
+                "invalidDNSyntax (34)", str(error), dc=dc, operation=operation, target=dn
+            ) from None
+
+
+def _protected(entry: DirectoryEntry, dc: str, operation: str) -> PermanentError:
+    return _ldap_error(
+        "insufficientAccessRights (50)",
+        f"{entry.dn} is protected from accidental deletion",
+        dc=dc,
+        operation=operation,
+        target=entry.dn,
+        hint="clear the protection first, or rerun with --allow-protected only if this deletion "
+        "is intended",
+    )
+
+
+def _tombstone(entry: DirectoryEntry, base_dn: str, now: datetime) -> DirectoryEntry:
+    """What AD keeps of a deleted object: a mangled name under Deleted Objects, few attributes."""
+    name = escape_rdn_value(rdn_value(entry.dn))
+    attributes: dict[str, AttrValue] = {"lastKnownParent": parent_dn(entry.dn)}
+    if entry.sam_account_name:
+        attributes["sAMAccountName"] = entry.sam_account_name
+    return replace(
+        entry,
+        dn=f"{rdn_type(entry.dn)}={name}\\0ADEL:{entry.guid},CN=Deleted Objects,{base_dn}",
+        when_changed=now,
+        protected=False,
+        attributes=attributes,
+        deleted=True,
+    )
+
+
+def _changed_attributes(
+    current: DirectoryEntry, changes: Mapping[str, AttrValue | None], dc: str, operation: str
+) -> dict[str, AttrValue] | None:
+    """The attributes after ``changes`` (existing spellings kept), or None if nothing changes."""
+    attributes = dict(current.attributes)
+    spelled = {key.lower(): key for key in attributes}
+    for name, value in changes.items():
+        _check_value(name, value, current, dc, operation)
+        key = spelled.get(name.lower(), name)
+        if value is None or value == []:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = value if isinstance(value, str) else list(value)
+            spelled[name.lower()] = key
+    return None if attributes == current.attributes else attributes
+
+
+def _check_value(name: str, value: object, entry: DirectoryEntry, dc: str, operation: str) -> None:
+    """Refuse what AD would refuse: non-text values, a msExchMailboxGuid that is no GUID."""
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    valid = value is None or (values is not None and all(isinstance(v, str) for v in values))
+    if valid and values and name.lower() == "msexchmailboxguid":
+        try:
+            UUID(str(values[0]))
+        except ValueError:
+            valid = False
+    if not name or not valid:
+        raise _ldap_error(
+            "invalidAttributeSyntax (21)",
+            f"{name!r} cannot take the value {value!r}",
+            dc=dc,
+            operation=operation,
+            target=entry.dn,
+        )
+
+
+def _matcher(query: UserQuery) -> Callable[[DirectoryEntry], bool]:
+    sams = None if query.sam_account_names is None else {s.lower() for s in query.sam_account_names}
+    legacy = (
+        None
+        if query.legacy_exchange_dns is None
+        else {d.lower() for d in query.legacy_exchange_dns}
+    )
+
+    def match(entry: DirectoryEntry) -> bool:
+        if entry.deleted or entry.object_class.lower() != "user":
+            return False
+        if query.created_after is not None and entry.when_created < query.created_after:
+            return False
+        if query.created_before is not None and entry.when_created > query.created_before:
+            return False
+        if sams is not None and entry.sam_account_name.lower() not in sams:
+            return False
+        if legacy is not None and (entry.get("legacyExchangeDN") or "").lower() not in legacy:
+            return False
+        return not query.mail_enabled_only or entry.mail_enabled
+
+    return match

@@ -1,0 +1,669 @@
+"""An in-memory Exchange organisation implementing the ``Exchange`` port.
+
+Each server reads AD through its own DC: a mailbox's owner is the user whose msExchMailboxGuid
+names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly. Exchange
+2000/2003 servers also run the cleanup agent by themselves every ``cleanup_interval_s`` of virtual
+time (at multiples of it since the Unix epoch); no API triggers it there, so the port call asks
+the operator. Mail is delivered only while the server's transport services run; otherwise it is
+held on the server and delivered when they all run again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import ClassVar, Literal, NamedTuple
+from uuid import UUID
+
+from remediate.dn import normalize
+from remediate.errors import InputError, PermanentError
+from remediate.model import (
+    EXCHANGE_ATTRIBUTES,
+    DirectoryEntry,
+    ExchangeServer,
+    ExchangeVersion,
+    ExportRef,
+    MailboxInfo,
+    MailItem,
+    ServiceState,
+    Store,
+)
+from remediate.ports import ManualActionRequired
+
+from .directory import FakeDirectory
+from .exports import MailSink, MemorySink
+from .faults import Faults, Gate
+from .replica import DcView
+from .timeline import Timeline
+
+Delivery = Literal["delivered", "queued", "undeliverable"]
+DEFAULT_CLEANUP_INTERVAL_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMailbox:
+    """A mailbox in a store (immutable: a change replaces it)."""
+
+    guid: UUID
+    legacy_dn: str
+    display_name: str
+    disconnected_at: datetime | None = None
+    items: tuple[MailItem, ...] = ()
+
+
+@dataclass(slots=True)
+class FakeStore:
+    info: Store
+    mailboxes: dict[UUID, FakeMailbox] = field(default_factory=dict)
+
+
+class HeldMail(NamedTuple):
+    """Mail waiting on a server whose transport is stopped."""
+
+    recipient: str  # legacyExchangeDN
+    item: MailItem
+
+
+@dataclass(slots=True)
+class FakeServer:
+    info: ExchangeServer
+    legacy_dn: str
+    cleanup_interval_s: float
+    services: dict[str, ServiceState]
+    stores: dict[str, FakeStore] = field(default_factory=dict)  # by normalized store DN
+    queue: list[HeldMail] = field(default_factory=list)
+
+    def copy(self) -> FakeServer:
+        stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
+        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue))
+
+    @property
+    def transport_running(self) -> bool:
+        return all(
+            self.services.get(name, ServiceState.RUNNING) is ServiceState.RUNNING
+            for name in self.info.version.transport_services
+        )
+
+
+class FakeExchange:
+    """The ``Exchange`` port over fake servers, plus seeding, delivery and the scheduled agent."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "servers",
+        "stores",
+        "mailboxes",
+        "service_states",
+        "set_services",
+        "run_cleanup_agent",
+        "purge_mailboxes",
+        "disable_mailboxes",
+        "reconnect_mailboxes",
+        "exports",
+        "export_mail",
+        "import_mail",
+    )
+
+    def __init__(
+        self,
+        directory: FakeDirectory,
+        *,
+        timeline: Timeline,
+        faults: Faults,
+        organisation: str,
+        sink: MailSink | None = None,
+    ) -> None:
+        self.organisation = organisation
+        self.sink: MailSink = sink if sink is not None else MemorySink()
+        self._directory = directory
+        self._timeline = timeline
+        self._op = Gate("exchange", faults, timeline.catch_up)
+        self._servers: dict[str, FakeServer] = {}
+        self._mailbox_homes: dict[UUID, tuple[str, str]] = {}  # mailbox -> (server, store key)
+        self._store_homes: dict[str, str] = {}  # normalized store DN -> server
+        self._cleanup_done = timeline.now()  # scheduled passes up to here have run
+        timeline.add_source(self)
+
+    def clone(
+        self, directory: FakeDirectory, *, timeline: Timeline, faults: Faults
+    ) -> FakeExchange:
+        """An independent copy sharing nothing mutable; exports are copied into memory."""
+        twin = FakeExchange(
+            directory,
+            timeline=timeline,
+            faults=faults,
+            organisation=self.organisation,
+            sink=self.sink.to_memory(),
+        )
+        twin._servers = {name: server.copy() for name, server in self._servers.items()}
+        twin._mailbox_homes = dict(self._mailbox_homes)
+        twin._store_homes = dict(self._store_homes)
+        twin._cleanup_done = self._cleanup_done
+        return twin
+
+    # The Exchange port.
+
+    def servers(self) -> list[ExchangeServer]:
+        return self._op(
+            "servers", self.organisation, None, (), lambda: [s.info for s in self._servers.values()]
+        )
+
+    def stores(self, server: str) -> list[Store]:
+        return self._op(
+            "stores",
+            server,
+            None,
+            (server,),
+            lambda: [s.info for s in self._server(server, "exchange.stores").stores.values()],
+        )
+
+    def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
+        wanted = None if guids is None else list(guids)
+
+        def action() -> list[MailboxInfo]:
+            host = self._server(server, "exchange.mailboxes")
+            if wanted is None:
+                found = [(s, m) for s in host.stores.values() for m in s.mailboxes.values()]
+            else:
+                found = [pair for guid in wanted if (pair := self._find(host, guid)) is not None]
+            view = self._directory.view(host.info.dc)
+            return [_info(host, store, mailbox, view) for store, mailbox in found]
+
+        return self._op("mailboxes", server, None, (server, wanted), action)
+
+    def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:
+        wanted = list(names)
+
+        def action() -> dict[str, ServiceState]:
+            host = self._server(server, "exchange.service_states")
+            self._check_services(host, wanted, "exchange.service_states")
+            return {name: host.services[name] for name in wanted}
+
+        return self._op("service_states", server, None, (server, wanted), action)
+
+    def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
+        def action() -> None:
+            host = self._server(server, "exchange.set_services")
+            self._check_services(host, names, "exchange.set_services")
+            for name in names:
+                host.services[name] = ServiceState(state)
+            if host.queue and host.transport_running:
+                held, host.queue = host.queue, []
+                for mail in held:
+                    self._route(host, mail.recipient, mail.item)
+
+        self._op("set_services", server, None, (server, list(names), str(state)), action)
+
+    def run_cleanup_agent(self, server: str, store_dns: Collection[str]) -> None:
+        wanted = list(store_dns)
+
+        def action() -> None:
+            host = self._server(server, "exchange.run_cleanup_agent")
+            stores = [self._store(host, dn, "exchange.run_cleanup_agent") for dn in wanted]
+            if host.info.version.cleanup_agent_is_manual:
+                raise ManualActionRequired(_esm_instructions(host, stores))
+            self._cleanup(host, stores, self._timeline.now())
+
+        self._op("run_cleanup_agent", server, None, (server, wanted), action)
+
+    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
+        wanted = list(guids)
+
+        def action() -> None:
+            host = self._server(server, "exchange.purge_mailboxes")
+            doomed = [self._disconnected(host, guid, "exchange.purge_mailboxes") for guid in wanted]
+            for store, mailbox in doomed:
+                store.mailboxes.pop(mailbox.guid, None)
+                self._mailbox_homes.pop(mailbox.guid, None)
+
+        self._op("purge_mailboxes", server, None, (server, wanted), action)
+
+    def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
+        wanted = list(users)
+        operation = "exchange.disable_mailboxes"
+
+        def action() -> None:
+            host = self._server(server, operation)
+            for user in wanted:
+                self._user(host, user, operation)
+            cleared = dict.fromkeys(EXCHANGE_ATTRIBUTES)
+            for user in wanted:
+                self._directory.write(host.info.dc, user, cleared, operation=operation)
+
+        self._op("disable_mailboxes", server, None, (server, wanted), action)
+
+    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
+        wanted = list(pairs)
+        operation = "exchange.reconnect_mailboxes"
+
+        def action() -> None:
+            host = self._server(server, operation)
+            if host.info.version is ExchangeVersion.E2000:
+                raise PermanentError(
+                    "Exchange 2000 has no Exchange_Mailbox.Reconnect",
+                    endpoint=server,
+                    operation=operation,
+                    hint="re-home the user through LDAP (msExchMailboxGuid, "
+                    "homeMDB, msExchHomeServerName, legacyExchangeDN)",
+                )
+            _refuse_repeats(wanted, server, operation)
+            checked = [self._reconnectable(host, mailbox, user) for mailbox, user in wanted]
+            for store, mailbox, user in checked:
+                self._directory.write(
+                    host.info.dc,
+                    user.guid,
+                    {
+                        "msExchMailboxGuid": str(mailbox.guid),
+                        "homeMDB": store.info.dn,
+                        "msExchHomeServerName": host.legacy_dn,
+                        "legacyExchangeDN": mailbox.legacy_dn,
+                        "mailNickname": user.get("mailNickname") or user.sam_account_name,
+                    },
+                    operation=operation,
+                )
+                store.mailboxes[mailbox.guid] = replace(mailbox, disconnected_at=None)
+
+        self._op("reconnect_mailboxes", server, None, (server, wanted), action)
+
+    def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        wanted = list(guids)
+
+        def action() -> dict[UUID, ExportRef]:
+            self._server(server, "exchange.exports")
+            found = {guid: self._read_export(server, guid, "exchange.exports") for guid in wanted}
+            return {guid: ref for guid, ref in found.items() if ref is not None}
+
+        return self._op("exports", server, None, (server, wanted), action)
+
+    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        wanted = list(guids)
+
+        def action() -> dict[UUID, ExportRef]:
+            host = self._server(server, "exchange.export_mail")
+            mailboxes = [self._mailbox(host, guid, "exchange.export_mail")[1] for guid in wanted]
+            return {
+                mailbox.guid: ExportRef(
+                    server,
+                    mailbox.guid,
+                    self.sink.write(server, mailbox.guid, mailbox.items),
+                    tuple(item.id for item in mailbox.items),
+                )
+                for mailbox in mailboxes
+            }
+
+        return self._op("export_mail", server, None, (server, wanted), action)
+
+    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+        wanted = list(pairs)
+        operation = "exchange.import_mail"
+
+        def action() -> None:
+            host = self._server(server, operation)
+            loads = [self._importable(host, guid, ref) for guid, ref in wanted]
+            for guid, items in loads:
+                store, mailbox = self._mailbox(host, guid, operation)
+                store.mailboxes[guid] = _with_items(mailbox, items)
+
+        self._op("import_mail", server, None, (server, wanted), action)
+
+    # Mail delivery (a scenario and test helper, not a port call).
+
+    def deliver(self, server: str, recipient_legacy_dn: str, item: MailItem) -> Delivery:
+        """Hand ``item`` to ``server`` for the user with this legacyExchangeDN."""
+        host = self._server(server, "exchange.deliver")
+        if not host.transport_running:
+            host.queue.append(HeldMail(recipient_legacy_dn, item))
+            return "queued"
+        return self._route(host, recipient_legacy_dn, item)
+
+    def _route(self, host: FakeServer, recipient: str, item: MailItem) -> Delivery:
+        """Resolve the recipient through the server's DC to its mailbox, anywhere in the
+        organisation; a mail-enabled user without a mailbox yet gets one in its homeMDB store
+        (as the store creates mailboxes on first delivery)."""
+        user = self._directory.view(host.info.dc).by_legacy_dn(recipient)
+        if user is None or user.mailbox_guid is None:
+            return "undeliverable"
+        home = self._mailbox_homes.get(user.mailbox_guid)
+        if home is None:
+            store_dn = user.get("homeMDB")
+            if store_dn is None or _normal(store_dn) not in self._store_homes:
+                return "undeliverable"
+            name = user.get("displayName") or user.sam_account_name
+            self.add_mailbox(
+                store_dn, user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name
+            )
+            home = self._mailbox_homes[user.mailbox_guid]
+        store = self._servers[home[0]].stores[home[1]]
+        store.mailboxes[user.mailbox_guid] = _with_items(store.mailboxes[user.mailbox_guid], [item])
+        return "delivered"
+
+    # The scheduled cleanup agent of Exchange 2000/2003, as a timeline source.
+
+    def next_due(self) -> datetime | None:
+        due = [
+            self._next_pass(server)
+            for server in self._servers.values()
+            if server.info.version.legacy
+        ]
+        return min(due) if due else None
+
+    def process_next(self) -> None:
+        moment = self.next_due()
+        if moment is None:
+            return
+        for server in self._servers.values():
+            if server.info.version.legacy and self._next_pass(server) == moment:
+                self._cleanup(server, server.stores.values(), moment)
+        self._cleanup_done = moment
+
+    def _next_pass(self, server: FakeServer) -> datetime:
+        interval = server.cleanup_interval_s
+        ticks = math.floor(self._cleanup_done.timestamp() / interval) + 1
+        return datetime.fromtimestamp(ticks * interval, UTC)
+
+    def _cleanup(self, host: FakeServer, stores: Iterable[FakeStore], moment: datetime) -> None:
+        """One cleanup-agent pass: mark what no user (as the server's DC sees it) points at as
+        disconnected, and clear the mark where a user points at it again."""
+        view = self._directory.view(host.info.dc)
+        for store in stores:
+            for mailbox in list(store.mailboxes.values()):
+                owned = view.mailbox_owner(mailbox.guid) is not None
+                if owned == (mailbox.disconnected_at is not None):
+                    mark = None if owned else moment
+                    store.mailboxes[mailbox.guid] = replace(mailbox, disconnected_at=mark)
+
+    # Seeding (the world file, scenario builders). Raise ValueError on inconsistent input.
+
+    def default_legacy_dn(self, server: str) -> str:
+        return (
+            f"/o={self.organisation}/ou=First Administrative Group/cn=Configuration/cn=Servers"
+            f"/cn={server}"
+        )
+
+    def add_server(
+        self,
+        name: str,
+        version: ExchangeVersion,
+        dc: str,
+        *,
+        services: Mapping[str, ServiceState] | None = None,
+        legacy_dn: str | None = None,
+        cleanup_interval_s: float = DEFAULT_CLEANUP_INTERVAL_S,
+    ) -> ExchangeServer:
+        """A server reading AD through ``dc``; by default its store and transport run."""
+        if not name or name in self._servers:
+            raise ValueError(f"server name {name!r} is empty or already used")
+        if dc not in {view.name for view in self._directory.views()}:
+            raise ValueError(f"server {name}: DC {dc!r} is not a DC of the domain")
+        if not cleanup_interval_s > 0:
+            raise ValueError(f"server {name}: cleanup_interval_s must be > 0")
+        if services is None:
+            services = dict.fromkeys(
+                ("MSExchangeIS", *version.transport_services), ServiceState.RUNNING
+            )
+        info = ExchangeServer(name, ExchangeVersion(version), dc)
+        self._servers[name] = FakeServer(
+            info,
+            legacy_dn or self.default_legacy_dn(name),
+            float(cleanup_interval_s),
+            dict(services),
+        )
+        return info
+
+    def add_store(self, server: str, name: str, storage_group: str, dn: str) -> Store:
+        host = self._servers.get(server)
+        if host is None:
+            raise ValueError(f"no server {server!r}")
+        key = normalize(dn)
+        if key in self._store_homes:
+            raise ValueError(f"store DN {dn!r} is already used")
+        info = Store(server, name, storage_group, dn)
+        host.stores[key] = FakeStore(info)
+        self._store_homes[key] = server
+        return info
+
+    def add_mailbox(
+        self,
+        store_dn: str,
+        guid: UUID,
+        legacy_dn: str,
+        display_name: str,
+        *,
+        items: Iterable[MailItem] = (),
+        disconnected_at: datetime | None = None,
+    ) -> None:
+        mailbox = _with_items(FakeMailbox(guid, legacy_dn, display_name, disconnected_at), items)
+        self.add_mailboxes(store_dn, [mailbox])
+
+    def add_mailboxes(self, store_dn: str, mailboxes: Iterable[FakeMailbox]) -> None:
+        """Put these mailboxes in the store (their item ids must be unique per mailbox)."""
+        key = _normal(store_dn)
+        server = self._store_homes.get(key)
+        if server is None:
+            raise ValueError(f"no store with DN {store_dn!r}")
+        store = self._servers[server].stores[key]
+        for mailbox in mailboxes:
+            if mailbox.guid in self._mailbox_homes:
+                raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
+            if len({item.id for item in mailbox.items}) != len(mailbox.items):
+                raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
+            store.mailboxes[mailbox.guid] = mailbox
+            self._mailbox_homes[mailbox.guid] = (server, key)
+
+    def hold(self, server: str, recipient_legacy_dn: str, item: MailItem) -> None:
+        """Put mail in ``server``'s queue as if its transport had been stopped."""
+        self._servers[server].queue.append(HeldMail(recipient_legacy_dn, item))
+
+    def records(self) -> list[FakeServer]:
+        """The servers' state, for saving (read-only by convention)."""
+        return list(self._servers.values())
+
+    # Lookups and checks shared by the port calls.
+
+    def _server(self, name: str, operation: str) -> FakeServer:
+        host = self._servers.get(name)
+        if host is None:
+            known = ", ".join(self._servers) or "none"
+            raise PermanentError(
+                f"unknown Exchange server; known: {known}", endpoint=name, operation=operation
+            )
+        return host
+
+    def _store(self, host: FakeServer, dn: str, operation: str) -> FakeStore:
+        store = host.stores.get(_normal(dn))
+        if store is None:
+            known = "; ".join(s.info.dn for s in host.stores.values()) or "none"
+            raise PermanentError(
+                f"no store with this DN on {host.info.name}; its stores: {known}",
+                endpoint=host.info.name,
+                operation=operation,
+                target=dn,
+            )
+        return store
+
+    def _find(self, host: FakeServer, guid: UUID) -> tuple[FakeStore, FakeMailbox] | None:
+        home = self._mailbox_homes.get(guid)
+        if home is None or home[0] != host.info.name:
+            return None
+        store = host.stores[home[1]]
+        return store, store.mailboxes[guid]
+
+    def _mailbox(
+        self, host: FakeServer, guid: UUID, operation: str
+    ) -> tuple[FakeStore, FakeMailbox]:
+        found = self._find(host, guid)
+        if found is None:
+            elsewhere = self._mailbox_homes.get(guid)
+            where = f" (it is on {elsewhere[0]})" if elsewhere else ""
+            raise PermanentError(
+                f"no mailbox {guid} on {host.info.name}{where}",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+            )
+        return found
+
+    def _disconnected(
+        self, host: FakeServer, guid: UUID, operation: str
+    ) -> tuple[FakeStore, FakeMailbox]:
+        store, mailbox = self._mailbox(host, guid, operation)
+        if mailbox.disconnected_at is None:
+            raise PermanentError(
+                f"mailbox {guid} ({mailbox.display_name}) on {host.info.name} is not disconnected",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+                hint="run the cleanup agent first, once no user points at the mailbox",
+            )
+        return store, mailbox
+
+    def _owner(self, host: FakeServer, mailbox: UUID) -> UUID | None:
+        return self._directory.view(host.info.dc).mailbox_owner(mailbox)
+
+    def _user(self, host: FakeServer, guid: UUID, operation: str) -> DirectoryEntry:
+        entry = self._directory.view(host.info.dc).live(guid)
+        if entry is None:
+            raise PermanentError(
+                f"no live user with objectGUID {guid} as {host.info.dc} sees it",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+                hint=f"wait for replication to {host.info.dc} if the user is new",
+            )
+        return entry
+
+    def _reconnectable(
+        self, host: FakeServer, guid: UUID, user: UUID
+    ) -> tuple[FakeStore, FakeMailbox, DirectoryEntry]:
+        operation = "exchange.reconnect_mailboxes"
+        store, mailbox = self._disconnected(host, guid, operation)
+        entry = self._user(host, user, operation)
+        if entry.mail_enabled:
+            raise PermanentError(
+                f"user {entry.dn} is still mail-enabled as {host.info.dc} sees it",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(user),
+                hint="remove its Exchange attributes first and wait for replication to "
+                f"{host.info.dc}",
+            )
+        return store, mailbox, entry
+
+    def _check_services(self, host: FakeServer, names: Iterable[str], operation: str) -> None:
+        unknown = [name for name in names if name not in host.services]
+        if unknown:
+            raise PermanentError(
+                f"no service {', '.join(unknown)} on {host.info.name}; "
+                f"its services: {', '.join(host.services)}",
+                endpoint=host.info.name,
+                operation=operation,
+                target=unknown[0],
+            )
+
+    def _read_export(self, server: str, guid: UUID, operation: str) -> ExportRef | None:
+        try:
+            found = self.sink.read(server, guid)
+        except InputError as error:
+            raise PermanentError(
+                f"the export of mailbox {guid} is unreadable: {error}",
+                endpoint=server,
+                operation=operation,
+                target=str(guid),
+            ) from None
+        if found is None:
+            return None
+        location, items = found
+        return ExportRef(server, guid, location, tuple(item.id for item in items))
+
+    def _importable(
+        self, host: FakeServer, guid: UUID, ref: ExportRef
+    ) -> tuple[UUID, tuple[MailItem, ...]]:
+        operation = "exchange.import_mail"
+        self._mailbox(host, guid, operation)
+        if self._owner(host, guid) is None:
+            raise PermanentError(
+                f"mailbox {guid} on {host.info.name} is not connected to any user",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+                hint="reconnect it to its user first",
+            )
+        try:
+            found = self.sink.read(ref.server, ref.mailbox)
+        except InputError as error:
+            found = None
+            problem = f"is unreadable: {error}"
+        else:
+            problem = "was not found"
+        if found is None:
+            raise PermanentError(
+                f"the export {ref.location} {problem}",
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+            )
+        return guid, found[1]
+
+
+def _info(host: FakeServer, store: FakeStore, mailbox: FakeMailbox, view: DcView) -> MailboxInfo:
+    return MailboxInfo(
+        guid=mailbox.guid,
+        server=host.info.name,
+        store_dn=store.info.dn,
+        legacy_dn=mailbox.legacy_dn,
+        display_name=mailbox.display_name,
+        disconnected_at=mailbox.disconnected_at,
+        item_ids=tuple(item.id for item in mailbox.items),
+        owner=view.mailbox_owner(mailbox.guid),
+    )
+
+
+def _normal(dn: str) -> str:
+    try:
+        return normalize(dn)
+    except ValueError:
+        return dn.lower()
+
+
+def _with_items(mailbox: FakeMailbox, items: Iterable[MailItem]) -> FakeMailbox:
+    """``mailbox`` plus the items whose ids it does not hold yet (an item keeps its id)."""
+    present = {item.id for item in mailbox.items}
+    added = []
+    for item in items:
+        if item.id not in present:
+            present.add(item.id)
+            added.append(item)
+    return replace(mailbox, items=mailbox.items + tuple(added)) if added else mailbox
+
+
+def _refuse_repeats(pairs: Sequence[tuple[UUID, UUID]], server: str, operation: str) -> None:
+    for position, name in ((0, "mailbox"), (1, "user")):
+        seen: set[UUID] = set()
+        for pair in pairs:
+            if pair[position] in seen:
+                raise PermanentError(
+                    f"{name} {pair[position]} appears in more than one pair",
+                    endpoint=server,
+                    operation=operation,
+                    target=str(pair[position]),
+                )
+            seen.add(pair[position])
+
+
+def _administrative_group(legacy_dn: str) -> str:
+    for part in legacy_dn.split("/"):
+        if part.lower().startswith("ou="):
+            return part[3:]
+    return "First Administrative Group"
+
+
+def _esm_instructions(host: FakeServer, stores: Iterable[FakeStore]) -> str:
+    name = host.info.name
+    group = _administrative_group(host.legacy_dn)
+    return "\n".join(
+        f"On {name} open Exchange System Manager > Administrative Groups > {group} > Servers > "
+        f"{name} > {store.info.storage_group} > {store.info.name} > right-click Mailboxes > "
+        "Run Cleanup Agent"
+        for store in stores
+    )

@@ -1,0 +1,168 @@
+"""Fault injection: every port call of the fakes is one backend operation that can be made to fail.
+
+Operations are named ``directory.<method>`` or ``exchange.<method>``. A rule fails the next
+matching calls, either *before* the call does anything or *after* it took effect (the response
+was lost: the caller cannot tell whether it happened, exactly what retries must cope with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from remediate.errors import BackendError, PermanentError, TransientError
+
+FaultKind = Literal["transient", "permanent"]
+FaultWhen = Literal["before", "after"]
+T = TypeVar("T")
+
+
+class SimulatedCrash(BaseException):
+    """The process died right after an operation took effect (not an Exception: nothing that
+    catches ``Exception`` may survive it, as nothing survives a power loss)."""
+
+
+@dataclass(slots=True)
+class _Rule:
+    operation: str
+    kind: FaultKind
+    remaining: int
+    when: FaultWhen
+    match: str | None
+
+    def applies(self, operation: str, when: FaultWhen, arguments: str) -> bool:
+        return (
+            self.remaining > 0
+            and self.when == when
+            and self.operation in ("*", operation)
+            and (self.match is None or self.match in arguments)
+        )
+
+    def error(self, operation: str, endpoint: str, target: str | None) -> BackendError:
+        self.remaining -= 1
+        lost = " after it took effect (the response was lost)" if self.when == "after" else ""
+        if self.kind == "transient":
+            return TransientError(
+                f"injected transient fault: connection reset{lost}",
+                endpoint=endpoint,
+                operation=operation,
+                target=target,
+                hint="retry",
+            )
+        return PermanentError(
+            f"injected permanent fault{lost}",
+            endpoint=endpoint,
+            operation=operation,
+            target=target,
+            hint="retrying cannot help",
+        )
+
+
+class Faults:
+    """The fault rules of one fake world, and the count and log of its backend operations."""
+
+    def __init__(self, operations: Collection[str] = ()) -> None:
+        self._known = frozenset(operations)
+        self._rules: list[_Rule] = []
+        self._log: list[str] = []
+        self._crash_at: int | None = None
+        self._effective = 0
+
+    @property
+    def count(self) -> int:
+        """Backend operations attempted so far (failed ones included)."""
+        return len(self._log)
+
+    @property
+    def log(self) -> Sequence[str]:
+        """The names of the operations attempted so far, in order (read-only)."""
+        return self._log
+
+    def fail(
+        self,
+        operation: str,
+        kind: FaultKind = "transient",
+        times: int = 1,
+        when: FaultWhen = "before",
+        match: str | None = None,
+    ) -> None:
+        """Fail the next ``times`` calls of ``operation`` (``"*"``: any) whose arguments, as text,
+        contain ``match``."""
+        if operation != "*" and self._known and operation not in self._known:
+            raise ValueError(
+                f"unknown operation {operation!r}; known: {', '.join(sorted(self._known))}"
+            )
+        if kind not in ("transient", "permanent"):
+            raise ValueError(f"fault kind must be 'transient' or 'permanent', not {kind!r}")
+        if when not in ("before", "after"):
+            raise ValueError(f"fault 'when' must be 'before' or 'after', not {when!r}")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        self._rules.append(_Rule(operation, kind, times, when, match))
+
+    def crash_after(self, n: int) -> None:
+        """Raise :class:`SimulatedCrash` once the ``n``-th operation from now has taken effect."""
+        if n < 1:
+            raise ValueError(f"crash_after needs n >= 1, not {n}")
+        self._crash_at = self._effective + n
+
+    def clear(self) -> None:
+        """Remove every fault rule and a pending crash (the count and log stay)."""
+        self._rules.clear()
+        self._crash_at = None
+
+    def perform(
+        self,
+        operation: str,
+        *,
+        endpoint: str,
+        target: str | None,
+        arguments: object,
+        action: Callable[[], T],
+    ) -> T:
+        """Run ``action`` as the backend operation ``operation``, applying the fault rules."""
+        self._log.append(operation)
+        text = str(arguments) if self._rules else ""
+        self._raise_for(operation, "before", text, endpoint, target)
+        result = action()
+        self._effective += 1
+        if self._crash_at is not None and self._effective >= self._crash_at:
+            self._crash_at = None
+            raise SimulatedCrash(f"simulated crash after operation #{self.count} ({operation})")
+        self._raise_for(operation, "after", text, endpoint, target)
+        return result
+
+    def _raise_for(
+        self, operation: str, when: FaultWhen, arguments: str, endpoint: str, target: str | None
+    ) -> None:
+        for rule in self._rules:
+            if rule.applies(operation, when, arguments):
+                raise rule.error(operation, endpoint, target)
+
+
+class Gate:
+    """Runs one port's calls as backend operations named ``<prefix>.<method>``: time catches up
+    first (what is due lands before the call sees the world), then the fault rules apply."""
+
+    def __init__(self, prefix: str, faults: Faults, before: Callable[[], None]) -> None:
+        self._prefix = prefix
+        self._faults = faults
+        self._before = before
+
+    def __call__(
+        self,
+        method: str,
+        endpoint: str,
+        target: str | None,
+        arguments: object,
+        action: Callable[[], T],
+    ) -> T:
+        self._before()
+        return self._faults.perform(
+            f"{self._prefix}.{method}",
+            endpoint=endpoint,
+            target=target,
+            arguments=arguments,
+            action=action,
+        )

@@ -1,0 +1,273 @@
+"""JSON files of the fakes: read with a JSON path in every error, written atomically.
+
+Paths are built only when an error is reported, so checking a 100,000-user world stays cheap.
+Files are laid out one record per line: readable, diffable, and written by the C encoder.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+from uuid import UUID
+
+from remediate.errors import InputError, WorldFormatError
+from remediate.model import utc
+
+_MISSING = object()
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+class At:
+    """A position in a JSON document (``$.exchange.servers[0].name``), for error messages."""
+
+    __slots__ = ("_key", "_parent", "source")
+
+    def __init__(self, parent: At | None = None, key: str | int = "", *, source: str | None = None):
+        self._parent = parent
+        self._key = key
+        self.source: str | None = source if source is not None or parent is None else parent.source
+
+    def child(self, key: str | int) -> At:
+        return At(self, key)
+
+    def __str__(self) -> str:
+        steps: list[str] = []
+        at: At | None = self
+        while at is not None and at._parent is not None:
+            key = at._key
+            if isinstance(key, int):
+                steps.append(f"[{key}]")
+            elif key.isidentifier():
+                steps.append(f".{key}")
+            else:
+                steps.append(f"[{json.dumps(key)}]")
+            at = at._parent
+        return "$" + "".join(reversed(steps))
+
+    def fail(self, message: str) -> NoReturn:
+        raise WorldFormatError(str(self), message, source=self.source)
+
+
+def kind_of(value: object) -> str:
+    """How JSON would name the type of ``value``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def as_object(value: object, at: At) -> dict[str, object]:
+    if not isinstance(value, dict):
+        at.fail(f"expected an object, got {kind_of(value)}")
+    return value
+
+
+def _field(data: Mapping[str, object], key: str, at: At, expected: str) -> object:
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        at.child(key).fail(f"missing: expected {expected}")
+    return value
+
+
+def text(data: Mapping[str, object], key: str, at: At, default: str | None = None) -> str:
+    """A string field; required unless ``default`` is given."""
+    if default is not None and key not in data:
+        return default
+    value = _field(data, key, at, "a string")
+    if not isinstance(value, str):
+        at.child(key).fail(f"expected a string, got {kind_of(value)}")
+    return value
+
+
+def flag(data: Mapping[str, object], key: str, at: At, default: bool | None = None) -> bool:
+    if default is not None and key not in data:
+        return default
+    value = _field(data, key, at, "true or false")
+    if not isinstance(value, bool):
+        at.child(key).fail(f"expected true or false, got {kind_of(value)}")
+    return value
+
+
+def number(data: Mapping[str, object], key: str, at: At, default: float | None = None) -> float:
+    if default is not None and key not in data:
+        return default
+    value = _field(data, key, at, "a number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        at.child(key).fail(f"expected a number, got {kind_of(value)}")
+    return value
+
+
+def uuid(data: Mapping[str, object], key: str, at: At) -> UUID:
+    return parse_uuid(text(data, key, at), at, key)
+
+
+def parse_uuid(value: str, at: At, key: str | None = None) -> UUID:
+    """``value`` as a UUID; a failure is reported at ``at`` (or its ``key``)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        where = at if key is None else at.child(key)
+        where.fail(f"expected a UUID like 8c1e5a52-2f0e-4c59-9a4c-1d2b3c4d5e6f, got {value!r}")
+
+
+def moment(data: Mapping[str, object], key: str, at: At) -> datetime:
+    return parse_moment(text(data, key, at), at, key)
+
+
+def optional_moment(data: Mapping[str, object], key: str, at: At) -> datetime | None:
+    """A date-time field that may be absent or null."""
+    if data.get(key) is None:
+        return None
+    return moment(data, key, at)
+
+
+def parse_moment(value: str, at: At, key: str | None = None) -> datetime:
+    """``value`` as an aware UTC datetime; a failure is reported at ``at`` (or its ``key``)."""
+    try:
+        return utc(value)
+    except ValueError:
+        where = at if key is None else at.child(key)
+        where.fail(f"expected an ISO 8601 date-time like 2026-11-01T10:02:00Z, got {value!r}")
+
+
+def elements(
+    data: Mapping[str, object], key: str, at: At, *, optional: bool = False
+) -> Iterator[tuple[At, object]]:
+    """The elements of an array field, each with its position."""
+    if optional and key not in data:
+        return
+    value = _field(data, key, at, "an array")
+    if not isinstance(value, list):
+        at.child(key).fail(f"expected an array, got {kind_of(value)}")
+    if value:
+        where = at.child(key)
+        for index, element in enumerate(value):
+            yield where.child(index), element
+
+
+def members(
+    data: Mapping[str, object], key: str, at: At, *, optional: bool = False
+) -> dict[str, object]:
+    """An object field (``{}`` when optional and absent)."""
+    if optional and key not in data:
+        return {}
+    value = _field(data, key, at, "an object")
+    return value if isinstance(value, dict) else as_object(value, at.child(key))
+
+
+def format_time(value: datetime) -> str:
+    """ISO 8601 UTC with a ``Z``, keeping microseconds when there are any (virtual time may
+    have them, and a saved world must give back exactly the same moments)."""
+    value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds")[:-6] + "Z"
+
+
+def read_json(path: Path) -> object:
+    """The parsed content of ``path``; an unreadable or non-JSON file is an input error."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", target=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WorldFormatError("$", f"not valid JSON: {error}", source=str(path)) from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many long-lived objects are built: each
+    collection would scan all of them again (loading 100,000 users takes half the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def dumps(data: object) -> str:
+    """``data`` as JSON laid out for people: tables (arrays of objects) one row per line."""
+    out: list[str] = []
+    _lay_out(data, "", out, in_table=False)
+    return "".join(out)
+
+
+def _is_table(value: object) -> bool:
+    return isinstance(value, list) and any(isinstance(element, dict) for element in value)
+
+
+def _holds_table(value: object) -> bool:
+    return isinstance(value, dict) and any(_is_table(element) for element in value.values())
+
+
+def _spread(value: object, in_table: bool) -> bool:
+    """Tables are spread over lines, and objects holding one; but a row stays on one line
+    unless its tables have rows holding tables themselves (a store's mailboxes, not a
+    mailbox's items)."""
+    if isinstance(value, list):
+        return _is_table(value)
+    if not isinstance(value, dict):
+        return False
+    if in_table:
+        return any(_is_table(v) and any(_holds_table(row) for row in v) for v in value.values())
+    return any(_spread(element, False) for element in value.values())
+
+
+def _lay_out(value: object, indent: str, out: list[str], *, in_table: bool) -> None:
+    if isinstance(value, dict) and _spread(value, in_table):
+        opening, closing, rows = "{", "}", False
+        labelled = [(_ENCODER.encode(key) + ": ", element) for key, element in value.items()]
+    elif isinstance(value, list) and _spread(value, in_table):
+        opening, closing, rows = "[", "]", True
+        labelled = [("", element) for element in value]
+    else:
+        out.append(_ENCODER.encode(value))
+        return
+    inner = indent + " "
+    out.append(opening)
+    for index, (label, element) in enumerate(labelled):
+        out.append(("," if index else "") + "\n" + inner + label)
+        _lay_out(element, inner, out, in_table=rows)
+    out.append("\n" + indent + closing)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file, fsync'd, renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(dumps(data))
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX; Windows cannot open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,121 @@
+"""A fake world: one AD domain and one Exchange organisation on virtual time (``World``)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from remediate.clock import VirtualClock
+from remediate.model import MailItem
+
+from .directory import FakeDirectory
+from .exchange import Delivery, FakeExchange
+from .exports import DirectorySink, MemorySink
+from .faults import Faults
+from .timeline import Timeline
+
+
+def _faults() -> Faults:
+    return Faults(
+        [f"directory.{name}" for name in FakeDirectory.OPERATIONS]
+        + [f"exchange.{name}" for name in FakeExchange.OPERATIONS]
+    )
+
+
+class FakeWorld:
+    """Implements ``remediate.ports.World`` in memory, with virtual time and fault injection.
+
+    Time moves only when slept on (``clock.sleep``) or :meth:`advance`\\ d; what became due
+    (replication, scheduled cleanup passes) is processed before the next backend operation.
+    """
+
+    def __init__(
+        self,
+        directory: FakeDirectory,
+        exchange: FakeExchange,
+        timeline: Timeline,
+        faults: Faults,
+        scenario: dict[str, object] | None = None,
+    ) -> None:
+        self._directory = directory
+        self._exchange = exchange
+        self._timeline = timeline
+        self._faults = faults
+        self.scenario = scenario  # how a scenario builder made this world (kept in the file)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        domain: str,
+        base_dn: str,
+        dcs: Sequence[tuple[str, float]],
+        now: datetime,
+        writable_dc: str | None = None,
+        scenario: dict[str, object] | None = None,
+    ) -> FakeWorld:
+        """An empty world: DCs as (name, replication delay in seconds), the clock at ``now``."""
+        timeline = Timeline(VirtualClock(now))
+        faults = _faults()
+        directory = FakeDirectory(
+            domain, base_dn, dcs, timeline=timeline, faults=faults, writable_dc=writable_dc
+        )
+        exchange = FakeExchange(directory, timeline=timeline, faults=faults, organisation=domain)
+        return cls(directory, exchange, timeline, faults, scenario)
+
+    @property
+    def directory(self) -> FakeDirectory:
+        return self._directory
+
+    @property
+    def exchange(self) -> FakeExchange:
+        return self._exchange
+
+    @property
+    def clock(self) -> VirtualClock:
+        return self._timeline.clock
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @property
+    def organisation(self) -> str:
+        return self._directory.domain
+
+    @property
+    def operation_count(self) -> int:
+        return self._faults.count
+
+    def attach_run(self, run_dir: Path | None) -> None:
+        """Exports go to ``<run_dir>/backups/mail/``; None keeps them in memory."""
+        if run_dir is not None:
+            self._exchange.sink = DirectorySink(run_dir / "backups" / "mail")
+        elif not isinstance(self._exchange.sink, MemorySink):
+            self._exchange.sink = MemorySink()
+
+    def rehearsal(self) -> FakeWorld:
+        """An independent copy of the current state at the same virtual time, without faults;
+        existing exports are copied into memory."""
+        self.catch_up()
+        timeline = Timeline(VirtualClock(self.clock.now()))
+        faults = _faults()
+        directory = self._directory.clone(timeline=timeline, faults=faults)
+        exchange = self._exchange.clone(directory, timeline=timeline, faults=faults)
+        return FakeWorld(directory, exchange, timeline, faults, copy.deepcopy(self.scenario))
+
+    def catch_up(self) -> None:
+        """Process what is due by now (backend operations do this by themselves)."""
+        self._timeline.catch_up()
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass, and everything due in them happen."""
+        self.clock.sleep(seconds)
+        self.catch_up()
+
+    def deliver(self, server: str, recipient_legacy_dn: str, item: MailItem) -> Delivery:
+        """Send ``item`` through ``server`` to the user with this legacyExchangeDN."""
+        self.catch_up()
+        return self._exchange.deliver(server, recipient_legacy_dn, item)

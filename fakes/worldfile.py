@@ -1,0 +1,579 @@
+"""World files: a fake world saved as JSON, ``"format": "remediate.world/1"`` (DESIGN §6).
+
+Every malformed part is reported as a :class:`~remediate.errors.WorldFormatError` naming its JSON
+path (``$.exchange.servers[0].stores[1].mailboxes[3].guid``) and what is expected.
+
+Extension keys, for state the minimum shape cannot express; each is omitted when empty (absent
+means the default given):
+
+- ``clock`` (top level): the virtual now, ISO 8601. Default: the latest ``when_created`` or
+  ``disconnected_at`` in the file plus one hour, or 2026-11-01T00:00:00Z.
+- ``scenario`` (top level): a free-form object (a scenario builder's ``name``, ``seed``,
+  ``size``, ``parameters``), kept as it is; ``FakeWorld.scenario``.
+- on an object: ``when_changed`` (default ``when_created``); ``usn_changed``, a number, or
+  ``{"<dc>": number, ...}`` where the DCs differ (default: numbered in file order).
+- ``directory.writable_dc``: the DC writes go to (default: the first DC).
+- ``directory.tombstones``: deleted objects, shaped like ``objects`` (kept out of ``objects``, so
+  a reader that does not know this key sees them gone).
+- ``directory.pending``: replication not yet landed.
+  ``{"views": {"<dc>": [object, ...]}, "arrivals": [{"dc": ..., "at": ..., "object": ...}]}``:
+  ``views`` holds the objects a DC holds differently from ``objects``/``tombstones`` (which show
+  the writable DC's view), ``arrivals`` the changes on their way, landing at ``at``. Objects
+  here carry ``"deleted": true`` when they are tombstones.
+- on a server: ``cleanup_interval_s`` (Exchange 2000/2003 run the cleanup agent by themselves
+  this often; default 86400), ``legacy_dn`` (default
+  ``/o=<domain>/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=<name>``), ``queue``
+  (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``).
+
+Mail items keep any key besides ``id``, ``folder`` and ``subject``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
+
+from remediate.dn import normalize, parent_dn
+from remediate.model import AttrValue, DirectoryEntry, ExchangeVersion, MailItem, ServiceState, utc
+
+from .directory import FakeDirectory
+from .exchange import DEFAULT_CLEANUP_INTERVAL_S, FakeMailbox, FakeServer
+from .exports import item_from_json, item_to_json
+from .jsonfile import (
+    At,
+    as_object,
+    elements,
+    flag,
+    format_time,
+    gc_paused,
+    kind_of,
+    members,
+    moment,
+    number,
+    optional_moment,
+    parse_moment,
+    parse_uuid,
+    read_json,
+    text,
+    uuid,
+    write_json,
+)
+from .replica import IndexKeys
+from .world import FakeWorld
+
+FORMAT = "remediate.world/1"
+DEFAULT_CLOCK = utc("2026-11-01T00:00:00Z")
+_VERSIONS = ", ".join(version.value for version in ExchangeVersion)
+_STATES = ", ".join(state.value for state in ServiceState)
+K = TypeVar("K", bound=Hashable)
+
+
+def load_world(path: Path | str) -> FakeWorld:
+    path = Path(path)
+    with gc_paused():
+        return world_from_json(read_json(path), source=str(path))
+
+
+def save_world(world: FakeWorld, path: Path | str) -> None:
+    """Write the world atomically (what is due by now is processed first)."""
+    with gc_paused():
+        write_json(Path(path), world_to_json(world))
+
+
+def world_from_json(data: object, source: str | None = None) -> FakeWorld:
+    """The world a parsed world file describes; WorldFormatError names what is wrong where."""
+    with gc_paused():
+        return _world_from_json(data, source)
+
+
+def _world_from_json(data: object, source: str | None) -> FakeWorld:
+    root = At(source=source)
+    document = as_object(data, root)
+    if document.get("format") != FORMAT:
+        found = f"got {document['format']!r}" if "format" in document else "missing"
+        root.child("format").fail(f"expected {FORMAT!r} ({found})")
+    reader = _Reader()
+    d_at = root.child("directory")
+    directory = members(document, "directory", root)
+    domain, base_dn = text(directory, "domain", d_at), _dn(directory, "base_dn", d_at)
+    dcs = reader.dcs_of(directory, d_at)
+    writable = (
+        reader.dc_name(directory, "writable_dc", d_at) if "writable_dc" in directory else None
+    )
+    objects = [
+        reader.directory_object(value, at, tombstone=tombstone)
+        for key, tombstone in (("objects", False), ("tombstones", True))
+        for at, value in elements(directory, key, d_at, optional=tombstone)
+    ]
+    views, arrivals = reader.pending(members(directory, "pending", d_at, optional=True), d_at)
+    servers = [
+        reader.server(value, at)
+        for at, value in elements(
+            members(document, "exchange", root), "servers", root.child("exchange")
+        )
+    ]
+    world = FakeWorld.create(
+        domain=domain,
+        base_dn=base_dn,
+        dcs=dcs,
+        now=reader.clock(document, root),
+        writable_dc=writable,
+        scenario=members(document, "scenario", root) if "scenario" in document else None,
+    )
+    _fill_directory(world.directory, objects, views, arrivals)
+    for server in servers:
+        _add_server(world, server)
+    return world
+
+
+# Reading: first everything is read and checked, then the world is built.
+
+
+@dataclass(slots=True)
+class _Object:
+    at: At
+    entry: DirectoryEntry
+    keys: IndexKeys | None  # None for a tombstone
+    usn_by_dc: dict[str, int] | None  # when the DCs differ
+    usn_given: bool
+
+
+@dataclass(slots=True)
+class _Server:
+    at: At
+    info: tuple[str, ExchangeVersion, str]  # name, version, DC
+    services: dict[str, ServiceState]
+    interval: float
+    legacy_dn: str | None
+    stores: list[tuple[At, str, str, str, list[FakeMailbox]]] = field(default_factory=list)
+    queue: list[tuple[str, MailItem]] = field(default_factory=list)
+
+
+_Views = list[tuple[str, _Object]]
+_Arrivals = list[tuple[str, datetime, _Object]]
+
+
+@dataclass(slots=True)
+class _Reader:
+    """Reads one document, remembering what later parts are checked against."""
+
+    dcs: list[str] = field(default_factory=list)
+    usn: int = 0  # the highest uSNChanged so far: objects without one are numbered on
+    latest: datetime | None = None  # for the default clock
+    guids: dict[UUID, At] = field(default_factory=dict)
+    dns: dict[str, At] = field(default_factory=dict)
+    servers: dict[str, At] = field(default_factory=dict)
+    store_dns: dict[str, At] = field(default_factory=dict)
+    mailboxes: dict[UUID, At] = field(default_factory=dict)
+
+    def saw(self, moment_: datetime) -> None:
+        if self.latest is None or moment_ > self.latest:
+            self.latest = moment_
+
+    def clock(self, document: Mapping[str, object], root: At) -> datetime:
+        if "clock" in document:
+            return parse_moment(text(document, "clock", root), root, "clock")
+        return self.latest + timedelta(hours=1) if self.latest else DEFAULT_CLOCK
+
+    def dcs_of(self, directory: Mapping[str, object], at: At) -> list[tuple[str, float]]:
+        dcs: list[tuple[str, float]] = []
+        names: dict[str, At] = {}
+        for dc_at, value in elements(directory, "dcs", at):
+            data = as_object(value, dc_at)
+            name = text(data, "name", dc_at)
+            _unique(names, name, dc_at, "name", "DC name")
+            delay = number(data, "replication_delay_s", dc_at, 0.0)
+            if delay < 0:
+                dc_at.child("replication_delay_s").fail("expected a number of seconds >= 0")
+            dcs.append((name, delay))
+        if not dcs:
+            at.child("dcs").fail("expected at least one DC")
+        self.dcs = [name for name, _ in dcs]
+        return dcs
+
+    def dc_name(self, data: Mapping[str, object], key: str, at: At) -> str:
+        name = text(data, key, at)
+        if name not in self.dcs:
+            at.child(key).fail(f"{name!r} is not a DC of directory.dcs ({', '.join(self.dcs)})")
+        return name
+
+    def directory_object(
+        self, value: object, at: At, *, tombstone: bool, pending: bool = False
+    ) -> _Object:
+        """An object of ``objects``/``tombstones`` or, with ``pending``, of the pending state."""
+        data = as_object(value, at)
+        dn = text(data, "dn", at)
+        normal = _normal(dn, at)
+        deleted = flag(data, "deleted", at, False)
+        if deleted and not (tombstone or pending):
+            at.child("deleted").fail("deleted objects belong in directory.tombstones")
+        deleted = deleted or tombstone
+        attributes = _attributes(data, at)
+        guid = uuid(data, "guid", at)
+        created = moment(data, "when_created", at)
+        usn, usn_by_dc = self._usn(data, at, pending)
+        entry = DirectoryEntry(
+            guid=guid,
+            dn=dn,
+            object_class=text(data, "object_class", at),
+            when_created=created,
+            when_changed=optional_moment(data, "when_changed", at) or created,
+            usn_changed=usn,
+            protected=flag(data, "protected", at, False),
+            attributes=attributes,
+            deleted=deleted,
+        )
+        if pending:
+            if guid not in self.guids:
+                at.child("guid").fail("no object or tombstone has this objectGUID")
+        else:
+            self.saw(created)
+            _unique(self.guids, guid, at, "guid", "objectGUID")
+            if not deleted:
+                _unique(self.dns, normal, at, "dn", "DN (case-insensitive)")
+        mailbox = _mailbox_guid(entry, at)
+        legacy = entry.get("legacyExchangeDN")
+        keys = (
+            None
+            if deleted
+            else IndexKeys(parent_dn(normal), mailbox, legacy.lower() if legacy else None)
+        )
+        return _Object(at, entry, keys, usn_by_dc, "usn_changed" in data)
+
+    def _usn(
+        self, data: Mapping[str, object], at: At, pending: bool
+    ) -> tuple[int, dict[str, int] | None]:
+        """This object's uSNChanged, and per DC where they differ (numbered on when absent)."""
+        value = data.get("usn_changed")
+        if value is None:
+            if pending:
+                return 0, None
+            self.usn += 1
+            return self.usn, None
+        if not isinstance(value, dict) or pending:
+            usn = _count(data, "usn_changed", at)
+            self.usn = max(self.usn, usn)
+            return usn, None
+        where = at.child("usn_changed")
+        if set(value) != set(self.dcs):
+            where.fail(f"expected a number for each DC ({', '.join(self.dcs)})")
+        by_dc = {dc: _count(value, dc, where) for dc in self.dcs}
+        self.usn = max(self.usn, *by_dc.values())
+        return by_dc[self.dcs[0]], by_dc
+
+    def pending(self, pending: Mapping[str, object], at: At) -> tuple[_Views, _Arrivals]:
+        p_at = at.child("pending")
+        views: _Views = []
+        held = members(pending, "views", p_at, optional=True)
+        for dc in held:
+            self.dc_name({dc: dc}, dc, p_at.child("views"))
+            for o_at, value in elements(held, dc, p_at.child("views")):
+                views.append(
+                    (dc, self.directory_object(value, o_at, tombstone=False, pending=True))
+                )
+        arrivals: _Arrivals = []
+        for a_at, value in elements(pending, "arrivals", p_at, optional=True):
+            data = as_object(value, a_at)
+            change = members(data, "object", a_at)
+            arrival = self.directory_object(
+                change, a_at.child("object"), tombstone=False, pending=True
+            )
+            arrivals.append((self.dc_name(data, "dc", a_at), moment(data, "at", a_at), arrival))
+        return views, arrivals
+
+    def server(self, value: object, at: At) -> _Server:
+        data = as_object(value, at)
+        name = text(data, "name", at)
+        _unique(self.servers, name, at, "name", "server name")
+        version = text(data, "version", at)
+        if version not in ExchangeVersion._value2member_map_:
+            at.child("version").fail(f"unknown Exchange version {version!r}; valid: {_VERSIONS}")
+        interval = number(data, "cleanup_interval_s", at, DEFAULT_CLEANUP_INTERVAL_S)
+        if interval <= 0:
+            at.child("cleanup_interval_s").fail("expected a number of seconds > 0")
+        legacy_dn = text(data, "legacy_dn", at) if "legacy_dn" in data else None
+        server = _Server(
+            at,
+            (name, ExchangeVersion(version), self.dc_name(data, "dc", at)),
+            _services(data, at),
+            interval,
+            legacy_dn,
+        )
+        for store_at, store in elements(data, "stores", at):
+            server.stores.append(self._store(store, store_at))
+        for held_at, held in elements(data, "queue", at, optional=True):
+            mail = as_object(held, held_at)
+            item = item_from_json(members(mail, "item", held_at), held_at.child("item"))
+            server.queue.append((text(mail, "recipient", held_at), item))
+        return server
+
+    def _store(self, value: object, at: At) -> tuple[At, str, str, str, list[FakeMailbox]]:
+        data = as_object(value, at)
+        dn = text(data, "dn", at)
+        _unique(self.store_dns, _normal(dn, at), at, "dn", "store DN")
+        mailboxes = [self._mailbox(box, box_at) for box_at, box in elements(data, "mailboxes", at)]
+        return at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes
+
+    def _mailbox(self, value: object, at: At) -> FakeMailbox:
+        data = as_object(value, at)
+        guid = uuid(data, "guid", at)
+        _unique(self.mailboxes, guid, at, "guid", "mailbox GUID")
+        disconnected = optional_moment(data, "disconnected_at", at)
+        if disconnected is not None:
+            self.saw(disconnected)
+        items: list[MailItem] = []
+        ids: dict[str, At] = {}
+        for item_at, item in elements(data, "items", at):
+            mail = item_from_json(item, item_at)
+            _unique(ids, mail.id, item_at, "id", "item id")
+            items.append(mail)
+        legacy_dn, display_name = text(data, "legacy_dn", at), text(data, "display_name", at)
+        return FakeMailbox(guid, legacy_dn, display_name, disconnected, tuple(items))
+
+
+def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:
+    """Remember ``key`` as found at ``at``; a second one is an error at its ``field_name``."""
+    first = seen.setdefault(key, at)
+    if first is not at:
+        at.child(field_name).fail(f"duplicate {what} {key}, also at {first.child(field_name)}")
+
+
+def _count(data: Mapping[str, object], key: str, at: At) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        at.child(key).fail(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _normal(dn: str, at: At) -> str:
+    try:
+        return normalize(dn)
+    except ValueError as error:
+        at.child("dn").fail(f"not a distinguished name: {error}")
+
+
+def _dn(data: Mapping[str, object], key: str, at: At) -> str:
+    dn = text(data, key, at)
+    try:
+        normalize(dn)
+    except ValueError as error:
+        at.child(key).fail(f"not a distinguished name: {error}")
+    return dn
+
+
+def _attributes(data: Mapping[str, object], at: At) -> dict[str, AttrValue]:
+    raw = members(data, "attributes", at, optional=True)
+    attributes: dict[str, AttrValue] = {}
+    for name, value in raw.items():
+        if isinstance(value, str):
+            attributes[name] = value
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            attributes[name] = list(value)
+        else:
+            at.child("attributes").child(name).fail(
+                f"expected a string or an array of strings, got {kind_of(value)}"
+            )
+    return attributes
+
+
+def _mailbox_guid(entry: DirectoryEntry, at: At) -> UUID | None:
+    """The msExchMailboxGuid the object names, which must be a UUID."""
+    value = entry.get("msExchMailboxGuid")
+    if not value:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        name = next(key for key in entry.attributes if key.lower() == "msexchmailboxguid")
+        return parse_uuid(value, at.child("attributes"), name)
+
+
+def _services(data: Mapping[str, object], at: At) -> dict[str, ServiceState]:
+    services: dict[str, ServiceState] = {}
+    raw = members(data, "services", at)
+    for name in raw:
+        state = text(raw, name, at.child("services"))
+        if state not in ServiceState._value2member_map_:
+            at.child("services").child(name).fail(f"expected one of {_STATES}, got {state!r}")
+        services[name] = ServiceState(state)
+    return services
+
+
+@contextmanager
+def _at(at: At) -> Iterator[None]:
+    """Report a ValueError of the seeding API at this path (a backstop behind the checks)."""
+    try:
+        yield
+    except ValueError as error:
+        at.fail(str(error))
+
+
+def _fill_directory(
+    directory: FakeDirectory, objects: list[_Object], views: _Views, arrivals: _Arrivals
+) -> None:
+    directory.load((item.entry, item.keys) for item in objects)
+    for item in objects:
+        for dc, usn in (item.usn_by_dc or {}).items():
+            directory.place(dc, replace(item.entry, usn_changed=usn))
+    for dc, item in views:
+        entry = item.entry
+        if not item.usn_given:  # as that DC numbered it
+            held = directory.view(dc).get(entry.guid)
+            entry = replace(entry, usn_changed=held.usn_changed if held else 0)
+        with _at(item.at):
+            directory.place(dc, entry)
+    for dc, moment_, item in arrivals:
+        directory.schedule(dc, moment_, item.entry)
+
+
+def _add_server(world: FakeWorld, server: _Server) -> None:
+    exchange = world.exchange
+    name, version, dc = server.info
+    with _at(server.at):
+        exchange.add_server(
+            name,
+            version,
+            dc,
+            services=server.services,
+            legacy_dn=server.legacy_dn,
+            cleanup_interval_s=server.interval,
+        )
+    for store_at, store_name, group, dn, mailboxes in server.stores:
+        with _at(store_at):
+            exchange.add_store(name, store_name, group, dn)
+            exchange.add_mailboxes(dn, mailboxes)
+    for recipient, item in server.queue:
+        exchange.hold(name, recipient, item)
+
+
+# Writing.
+
+
+def world_to_json(world: FakeWorld) -> dict[str, object]:
+    """The world as a ``remediate.world/1`` document (what is due by now is processed first)."""
+    world.catch_up()
+    document: dict[str, object] = {"format": FORMAT, "clock": format_time(world.clock.now())}
+    if world.scenario is not None:
+        document["scenario"] = world.scenario
+    document["directory"] = _directory_json(world.directory)
+    document["exchange"] = {
+        "servers": [_server_json(world, server) for server in world.exchange.records()]
+    }
+    return document
+
+
+def _directory_json(directory: FakeDirectory) -> dict[str, object]:
+    views = directory.views()
+    objects: list[dict[str, object]] = []
+    tombstones: list[dict[str, object]] = []
+    differing: dict[str, list[dict[str, object]]] = {}
+    for entry in directory.view(directory.writable).entries():
+        usns: dict[str, int] = {}
+        for view in views:
+            held = view.get(entry.guid) or entry
+            if held is not entry and replace(held, usn_changed=entry.usn_changed) != entry:
+                differing.setdefault(view.name, []).append(_object_json(held, held.usn_changed))
+                held = entry
+            usns[view.name] = held.usn_changed
+        usn = entry.usn_changed if len(set(usns.values())) == 1 else usns
+        (tombstones if entry.deleted else objects).append(
+            _object_json(entry, usn, mark_deleted=False)
+        )
+    result: dict[str, object] = {
+        "domain": directory.domain,
+        "base_dn": directory.base_dn,
+        "dcs": [{"name": view.name, "replication_delay_s": _number(view.delay)} for view in views],
+    }
+    if directory.writable != views[0].name:
+        result["writable_dc"] = directory.writable
+    result["objects"] = objects
+    if tombstones:
+        result["tombstones"] = tombstones
+    pending: dict[str, object] = {}
+    if differing:
+        pending["views"] = differing
+    arrivals = [
+        {
+            "dc": arrival.dc,
+            "at": format_time(arrival.at),
+            "object": _object_json(arrival.entry, None),
+        }
+        for arrival in directory.arrivals()
+    ]
+    if arrivals:
+        pending["arrivals"] = arrivals
+    if pending:
+        result["pending"] = pending
+    return result
+
+
+def _object_json(
+    entry: DirectoryEntry, usn: int | dict[str, int] | None, *, mark_deleted: bool = True
+) -> dict[str, object]:
+    data: dict[str, object] = {
+        "dn": entry.dn,
+        "object_class": entry.object_class,
+        "guid": str(entry.guid),
+        "when_created": format_time(entry.when_created),
+        "protected": entry.protected,
+        "attributes": {
+            k: v if isinstance(v, str) else list(v) for k, v in entry.attributes.items()
+        },
+    }
+    if entry.when_changed != entry.when_created:
+        data["when_changed"] = format_time(entry.when_changed)
+    if usn is not None:
+        data["usn_changed"] = usn
+    if mark_deleted and entry.deleted:
+        data["deleted"] = True
+    return data
+
+
+def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
+    info = server.info
+    data: dict[str, object] = {
+        "name": info.name,
+        "version": info.version.value,
+        "dc": info.dc,
+        "services": {name: state.value for name, state in server.services.items()},
+        "stores": [
+            {
+                "name": store.info.name,
+                "storage_group": store.info.storage_group,
+                "dn": store.info.dn,
+                "mailboxes": list(_mailboxes_json(store.mailboxes.values())),
+            }
+            for store in server.stores.values()
+        ],
+    }
+    if server.cleanup_interval_s != DEFAULT_CLEANUP_INTERVAL_S:
+        data["cleanup_interval_s"] = _number(server.cleanup_interval_s)
+    if server.legacy_dn != world.exchange.default_legacy_dn(info.name):
+        data["legacy_dn"] = server.legacy_dn
+    if server.queue:
+        data["queue"] = [
+            {"recipient": held.recipient, "item": item_to_json(held.item)} for held in server.queue
+        ]
+    return data
+
+
+def _mailboxes_json(mailboxes: Iterable[FakeMailbox]) -> Iterator[dict[str, object]]:
+    for mailbox in mailboxes:
+        yield {
+            "guid": str(mailbox.guid),
+            "legacy_dn": mailbox.legacy_dn,
+            "display_name": mailbox.display_name,
+            "disconnected_at": format_time(mailbox.disconnected_at)
+            if mailbox.disconnected_at
+            else None,
+            "items": [item_to_json(item) for item in mailbox.items],
+        }
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
