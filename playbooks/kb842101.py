@@ -134,7 +134,7 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
                 left = [g for g in (target.guid, *by_guid[target.guid].children) if g in seen]
                 if left and problems[target.key] is None:
                     problems[target.key] = f"{dc} still shows {len(left)} object(s)"
-        mailboxes = {user.mailbox: user for user in self.selection.with_mailbox}
+        mailboxes = {user.mailbox: user for user in self.selection.with_mailbox if user.mailbox}
         for server in self.selection.servers:
             for box in ctx.world.exchange.mailboxes(server.name, list(mailboxes)):
                 owner = mailboxes[box.guid]

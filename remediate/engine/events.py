@@ -92,7 +92,7 @@ class Events:
             self._log.debug(event, **log_fields)
         elif event in _ERROR_EVENTS:
             self._log.error(event, **log_fields)
-        elif event in _WARNING_EVENTS:
+        elif event in _WARNING_EVENTS and self.mode != "plan":
             self._log.warning(event, **log_fields)
         else:
             self._log.info(event, **log_fields)

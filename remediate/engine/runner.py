@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ class Engine:
         params = playbook.parse(parameters)
         options = options or Options()
         safety = safety or Safety()
-        run_id = new_run_id(playbook.name, world.clock.now())
+        run_id = new_run_id(playbook.name, datetime.now(UTC))
         with self.store.lock(world.organisation, run_id):
             run_dir = self.store.create(run_id)
             if on_run_dir:
@@ -203,7 +204,7 @@ class Engine:
         events.emit(
             ev.RUN_DISCOVERED,
             selection=discovery.selection.to_json(),
-            summary=dict(discovery.selection.summary()),  # type: ignore[arg-type]
+            summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
         )
         events.checkpoint()

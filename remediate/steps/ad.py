@@ -63,7 +63,7 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
         return Planned(
             target.key,
             "tree-delete" if children else "delete",
-            before={"dn": entry.dn, "children": children},
+            before={"children": children},
             after="deleted",
             deletes=1 + children,
         )
