@@ -25,7 +25,7 @@ from remediate.engine.playbook import (
 )
 from remediate.engine.step import Step, StepContext
 from remediate.errors import InputError
-from remediate.model import DirectoryEntry, MailboxInfo, ServiceState, UserQuery
+from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo, ServiceState, UserQuery
 from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
@@ -174,6 +174,16 @@ class VerifyReconnected(Step[UserTarget, str | None]):
         """Verification changes nothing."""
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 class Kb278447(Playbook[Params, Selection]):
     name = "kb278447"
     title = "Users connected to empty mailboxes after a failed Exchange 5.5 -> 2000 upgrade"
@@ -195,7 +205,7 @@ class Kb278447(Playbook[Params, Selection]):
         Parameter("purge_freebusy", "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
                   parse_bool, "false"),
         Parameter("max_blank_items", "a connected mailbox with more items is not 'blank'",
-                  lambda text: _positive_int(text), "100"),
+                  _positive_int, "100"),
     )
     outline = (StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication,
                RunCleanupAgent, ReconnectMailbox, ImportMail, StartService, PurgeMailbox,
@@ -261,8 +271,10 @@ class Kb278447(Playbook[Params, Selection]):
         services = [ServiceTarget(server, service) for server, service in selection.services]
         stripped = [Expectation(u.guid, attributes=(("msExchMailboxGuid", None),
                                                     ("homeMDB", None))) for u in users]
-        reconnected = [Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
-                       for u in users]
+        reconnected = [
+            Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
+            for u in users
+        ]
         blank_by_store: dict[tuple[str, str], list[UUID]] = {}
         for user in users:
             blank_by_store.setdefault((user.blank.server, user.blank.store_dn), []).append(
@@ -284,6 +296,8 @@ class Kb278447(Playbook[Params, Selection]):
                 for u in users]),
             WaitForReplication(replication_targets(selection.dcs, reconnected),
                                step_id="wait-for-replication-after-reconnect"),
+            RunCleanupAgent(self._rehomed_stores(selection),
+                            step_id="run-cleanup-agent-after-reconnect"),
             ImportMail([ImportTarget(u.original.server, u.blank.server, u.blank.guid,
                                      u.original.guid, u.sam) for u in users]),
             StartService(services),
@@ -293,6 +307,18 @@ class Kb278447(Playbook[Params, Selection]):
                                        for box in selection.purge]))
         steps.append(VerifyReconnected(selection))
         return steps
+
+    @staticmethod
+    def _rehomed_stores(selection: Selection) -> list[StoreTarget]:
+        """Exchange 2000 stores whose mailboxes were re-homed in AD: the cleanup agent clears
+        their stale disconnected mark (no other version needs it)."""
+        stores: dict[tuple[str, str], list[UUID]] = {}
+        for user in selection.users:
+            if selection.server(user.original.server).version is ExchangeVersion.E2000:
+                key = (user.original.server, user.original.store_dn)
+                stores.setdefault(key, []).append(user.original.guid)
+        return [StoreTarget(server, store, store, tuple(guids), reassociate=True)
+                for (server, store), guids in stores.items()]
 
     def load_selection(self, data: JsonValue) -> Selection:
         body = as_dict(data)
@@ -307,16 +333,6 @@ class Kb278447(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(Box.from_json(box) for box in as_list(body["purge"])),
         )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("is not a whole number") from None
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
 
 
 def match_users(
@@ -352,7 +368,7 @@ def match_users(
                 + "; not touched: reconnect the right one by hand or narrow with -p users="))
             continue
         original = candidates[0]
-        if current is None or current.guid == original.guid or current.guid == user.guid:
+        if current is None or current.guid in (original.guid, user.guid):
             if current is not None and current.guid == user.guid:
                 findings.append(Finding(
                     "not-affected", user.dn,

@@ -41,5 +41,4 @@ class VirtualClock:
             self._now += timedelta(seconds=seconds)
 
     def advance_to(self, moment: datetime) -> None:
-        if moment > self._now:
-            self._now = moment
+        self._now = max(self._now, moment)

@@ -66,7 +66,9 @@ class PermanentError(BackendError):
 class StepFailed(RemediateError):
     """A step could not reach its desired state (WouldFail, Unknown, deadline passed)."""
 
-    def __init__(self, step: str, message: str, *, target: str | None = None, hint: str | None = None):
+    def __init__(
+        self, step: str, message: str, *, target: str | None = None, hint: str | None = None
+    ):
         self.step = step
         super().__init__(f"step {step}: {message}", target=target, hint=hint)
 

@@ -77,7 +77,9 @@ class DirectoryEntry:
 
     @property
     def mail_enabled(self) -> bool:
-        return any(self.get(name) for name in ("homeMDB", "msExchHomeServerName", "msExchMailboxGuid"))
+        return any(
+            self.get(name) for name in ("homeMDB", "msExchHomeServerName", "msExchMailboxGuid")
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,8 +21,6 @@ def change_keys(changes: Sequence[ChangeRecord]) -> list[ChangeKey]:
     """What must be equal between a plan and its apply: step, target, action, before, after."""
 
     def text(value: JsonValue) -> str:
-        import json
-
         return json.dumps(value, sort_keys=True)
 
     return [(c.step, c.target, c.action, text(c.before), text(c.after)) for c in changes]

@@ -60,7 +60,9 @@ RECONNECT_T = ReconnectTarget("EXCH01", "2003", "CN=Store", BOX, USER, "CN=u", "
 IMPORT_T = ImportTarget("EXCH01", "EXCH01", OTHER, BOX, "u")
 SERVICE_T = ServiceTarget("EXCH01", "SMTPSVC")
 STRIP_T = StripTarget(USER_T, "EXCH01", ExchangeVersion.E2000)
-REPL_T = ReplicationTarget("DC2", (Expectation(USER, deleted=True), Expectation(OTHER, deleted=True)))
+REPL_T = ReplicationTarget(
+    "DC2", (Expectation(USER, deleted=True), Expectation(OTHER, deleted=True))
+)
 
 
 @dataclass(frozen=True)

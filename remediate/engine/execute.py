@@ -103,7 +103,10 @@ class Executor:
         records = [self._record(step, target, change) for target, change in pending]
         if not self.rehearsal:
             self.events.emit(
-                ev.STEP_APPLYING, step=step.id, endpoint=endpoint, targets=[r.target for r in records]
+                ev.STEP_APPLYING,
+                step=step.id,
+                endpoint=endpoint,
+                targets=[record.target for record in records],
             )
             self.events.checkpoint()
         instructions = self._apply(step, pending)
@@ -153,8 +156,10 @@ class Executor:
         outstanding: list[int] = [len(targets)]
 
         def converged() -> bool:
-            outstanding[0] = len(self._pending(step, targets))
-            return outstanding[0] == 0
+            # Poll only what has not converged yet: a target that reached its state stays there.
+            targets[:] = [target for target, _ in self._pending(step, targets)]
+            outstanding[0] = len(targets)
+            return not targets
 
         def on_poll(state: RetryCallState) -> None:
             self.events.emit(
@@ -170,10 +175,7 @@ class Executor:
             clock, deadline_s=deadline, poll_s=step.poll_s, poll_max_s=step.poll_max_s,
             on_poll=on_poll,
         )
-        if deadline <= 0:
-            done = converged()
-        else:
-            done = bool(waiting(converged))
+        done = converged() if deadline <= 0 else bool(waiting(converged))
         if done:
             return
         if instructions:

@@ -185,10 +185,12 @@ class Engine:
             )
             events.checkpoint()
             return self._guarded(journal, events, lambda: self._apply_new(
-                playbook, world, params, parameters, options, safety, run_id, run_dir, events))
+                playbook=playbook, world=world, params=params, parameters=parameters,
+                options=options, safety=safety, run_id=run_id, run_dir=run_dir, events=events))
 
     def _apply_new(
         self,
+        *,
         playbook: AnyPlaybook,
         world: World,
         params: Any,
@@ -200,7 +202,8 @@ class Engine:
         events: Events,
     ) -> RunResult:
         discovery = playbook.discover(world, params)
-        result = self._result("apply", playbook, parameters, discovery, run_id, run_dir)
+        result = self._result("apply", playbook, parameters, discovery,
+                              run_id=run_id, run_dir=run_dir)
         events.emit(
             ev.RUN_DISCOVERED,
             selection=discovery.selection.to_json(),
@@ -221,8 +224,9 @@ class Engine:
         self._check_safety(planned, safety)
         events.emit(ev.RUN_APPROVED, changes=len(planned))
         events.checkpoint()
-        return self._execute(playbook, world, discovery.selection, options, run_dir, events,
-                             result, completed=())
+        return self._execute(playbook=playbook, world=world, selection=discovery.selection,
+                             options=options, run_dir=run_dir, events=events, result=result,
+                             completed=())
 
     def _check_safety(self, planned: Sequence[ChangeRecord], safety: Safety) -> None:
         deletions = sum(record.deletes for record in planned)
@@ -243,6 +247,7 @@ class Engine:
 
     def _execute(
         self,
+        *,
         playbook: AnyPlaybook,
         world: World,
         selection: Selection,
@@ -265,7 +270,9 @@ class Engine:
         events.emit(ev.RUN_FINISHED, state="done", changes=len(result.changes))
         return result
 
-    def _guarded(self, journal: Journal, events: Events, body: Callable[[], RunResult]) -> RunResult:
+    def _guarded(
+        self, journal: Journal, events: Events, body: Callable[[], RunResult]
+    ) -> RunResult:
         """Turn errors into a journaled, resumable state and an exit code. A crash (a
         BaseException that is not Ctrl-C) leaves the journal as a real crash would."""
         try:
@@ -319,13 +326,15 @@ class Engine:
             def body() -> RunResult:
                 discovery = Discovery(playbook.load_selection(state.selection))
                 result = self._result("resume", playbook, state.parameters, discovery,
-                                      run_id, run_dir)
+                                      run_id=run_id, run_dir=run_dir)
                 if state.finished:
                     result.state = "done"
                     return result
                 options = Options(allow_protected=state.allow_protected)
-                return self._execute(playbook, world, discovery.selection, options, run_dir,
-                                     events, result, completed=state.completed)
+                return self._execute(playbook=playbook, world=world,
+                                     selection=discovery.selection, options=options,
+                                     run_dir=run_dir, events=events, result=result,
+                                     completed=state.completed)
 
             return self._guarded(journal, events, body)
 
@@ -341,6 +350,7 @@ class Engine:
         playbook: AnyPlaybook,
         parameters: Mapping[str, str],
         discovery: Discovery[Any],
+        *,
         run_id: str | None = None,
         run_dir: Path | None = None,
     ) -> RunResult:

@@ -41,10 +41,10 @@ class StepContext:
 
 
 T = TypeVar("T", bound=Target)
-O = TypeVar("O")
+ObservationT = TypeVar("ObservationT")
 
 
-class Step(ABC, Generic[T, O]):
+class Step(ABC, Generic[T, ObservationT]):
     """One idempotent step. Subclasses set ``name``, ``impact`` and ``summary``.
 
     ``deadline_s`` is how long the effect of ``apply`` may take to become visible (0: at once);
@@ -63,11 +63,11 @@ class Step(ABC, Generic[T, O]):
         self.id = step_id or self.name
 
     @abstractmethod
-    def observe(self, ctx: StepContext, targets: Sequence[T]) -> Mapping[str, O]:
+    def observe(self, ctx: StepContext, targets: Sequence[T]) -> Mapping[str, ObservationT]:
         """Read-only: what the step needs to know about each target (by key)."""
 
     @abstractmethod
-    def plan(self, target: T, observation: O) -> Change:
+    def plan(self, target: T, observation: ObservationT) -> Change:
         """Pure: the change this target needs, given what was observed."""
 
     @abstractmethod

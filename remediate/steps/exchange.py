@@ -8,8 +8,7 @@ from uuid import UUID
 
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
-from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo
-from remediate.ports import ManualActionRequired
+from remediate.model import DirectoryEntry, MailboxInfo
 from remediate.steps.targets import MailboxTarget, ReconnectTarget, StoreTarget
 
 
@@ -29,7 +28,7 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
     summary = "Run the cleanup agent on each store so the mailboxes show as disconnected"
     deadline_s = 900.0
     poll_s = 10.0
-    poll_max_s = 300.0
+    poll_max_s = 900.0  # a manual run waits up to a day: every 15 minutes at most
 
     def observe(
         self, ctx: StepContext, targets: Sequence[StoreTarget]
@@ -42,6 +41,8 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
         }
 
     def plan(self, target: StoreTarget, observation: dict[UUID, MailboxInfo]) -> Change:
+        if target.reassociate:
+            return self._plan_reassociate(target, observation)
         still_owned = [box for box in observation.values() if box.owner is not None]
         if still_owned:
             return WouldFail(
@@ -49,14 +50,31 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
                 f"mailbox {still_owned[0].guid} still belongs to a user as {target.server}'s "
                 "domain controller sees it",
             )
-        connected = sorted(str(box.guid) for box in observation.values() if not box.disconnected)
+        connected = sum(1 for box in observation.values() if not box.disconnected)
         if not connected:
             return NoOp(target.key, "every mailbox is already disconnected")
         return Planned(
             target.key,
             "run-cleanup-agent",
-            before={"connected": len(connected)},
+            before={"connected": connected},
             after={"connected": 0},
+        )
+
+    @staticmethod
+    def _plan_reassociate(target: StoreTarget, observation: dict[UUID, MailboxInfo]) -> Change:
+        """After an Exchange 2000 re-home in AD the store still marks the mailbox disconnected
+        until its cleanup agent runs again."""
+        orphans = [box for box in observation.values() if box.owner is None]
+        if orphans:
+            return WouldFail(target.key, f"mailbox {orphans[0].guid} is not linked to a user")
+        marked = sum(1 for box in observation.values() if box.disconnected)
+        if not marked:
+            return NoOp(target.key, "every mailbox is connected")
+        return Planned(
+            target.key,
+            "run-cleanup-agent",
+            before={"marked_disconnected": marked},
+            after={"marked_disconnected": 0},
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[StoreTarget, Planned]]) -> None:
@@ -121,7 +139,9 @@ class ReconnectObservation:
 
 class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
     """Connect the original mailbox to its user: Reconnect() on 2003, Connect-Mailbox on 2007+,
-    and on Exchange 2000 (no API) by re-homing the user in AD as MBConn does."""
+    and on Exchange 2000 (no API) by re-homing the user in AD as MBConn does; there the user
+    pointing at the mailbox (as the server's DC sees it) is the connection, and the store's
+    stale disconnected mark is cleared by a later cleanup-agent run."""
 
     name = "reconnect-mailbox"
     impact = Impact.REVERSIBLE
@@ -147,7 +167,7 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
         if user is None:
             return WouldFail(target.key, f"user {target.user_dn} no longer exists")
-        if box.owner == target.user and not box.disconnected:
+        if box.owner == target.user and (not box.disconnected or target.rehomed_in_ad):
             return NoOp(target.key, "already connected to its user")
         if box.owner not in (None, target.user):
             return WouldFail(target.key, f"the mailbox now belongs to another user {box.owner}")
@@ -163,7 +183,7 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
     ) -> None:
         observed = self.observe(ctx, [target for target, _ in pending])
         first = pending[0][0]
-        if ExchangeVersion(first.version) is not ExchangeVersion.E2000:
+        if not first.rehomed_in_ad:
             ctx.world.exchange.reconnect_mailboxes(
                 first.server, [(target.mailbox, target.user) for target, _ in pending]
             )
@@ -173,11 +193,6 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
             user, box = observation.user, observation.mailbox
             if user is not None and box is not None and user.mailbox_guid != target.mailbox:
                 ctx.world.directory.modify(target.user, rehome_attributes(target, box, user))
-        raise ManualActionRequired(
-            f"On {first.server} open Exchange System Manager and run the Cleanup Agent on "
-            f"{first.store_dn} so the store re-associates the re-homed mailboxes "
-            "(it also does so on its nightly run)"
-        )
 
 
 def rehome_attributes(

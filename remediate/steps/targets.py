@@ -59,10 +59,12 @@ class StoreTarget:
     store_dn: str
     store_name: str
     mailboxes: tuple[UUID, ...]
+    reassociate: bool = False  # want them connected again (after an Exchange 2000 re-home)
 
     @property
     def key(self) -> str:
-        return f"store:{self.server}/{self.store_dn}"
+        suffix = "#reassociate" if self.reassociate else ""
+        return f"store:{self.server}/{self.store_dn}{suffix}"
 
     @property
     def label(self) -> str:
@@ -102,6 +104,11 @@ class ReconnectTarget:
     user: UUID
     user_dn: str
     home_server: str  # the server's legacy DN, written as msExchHomeServerName on Exchange 2000
+
+    @property
+    def rehomed_in_ad(self) -> bool:
+        """Exchange 2000 has no Reconnect API: the user is re-homed in AD (MBConn's way)."""
+        return self.version == "2000"
 
     @property
     def key(self) -> str:
