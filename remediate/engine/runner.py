@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tenacity import RetryCallState
+
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
 from remediate.engine.changes import ChangeRecord, Finding, JsonValue
@@ -23,7 +25,7 @@ from remediate.engine.journal import Journal, RunStore, new_run_id, read_journal
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.step import Options, StepContext
-from remediate.errors import InputError, Refused, RemediateError, RunPaused
+from remediate.errors import InputError, Refused, RemediateError, RunPaused, StepFailed
 from remediate.ports import World
 
 AnyPlaybook = Playbook[Any, Any]
@@ -122,7 +124,7 @@ class Engine:
         params = playbook.parse(parameters)
         events = Events(run_id=None, playbook=playbook.name, mode="plan",
                         subscribers=self.subscribers)
-        discovery = playbook.discover(world, params)
+        discovery = self._discover(playbook, world, params, events)
         result = self._result("plan", playbook, parameters, discovery)
         try:
             rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
@@ -134,6 +136,21 @@ class Engine:
         result.state = "pending" if result.changes else "nothing-to-do"
         result.exit_code = EXIT_PENDING if result.changes else EXIT_DONE
         return result
+
+    def _discover(
+        self, playbook: AnyPlaybook, world: World, params: Any, events: Events
+    ) -> Discovery[Any]:
+        """Discovery only reads, so after a transient error it simply runs again."""
+
+        def on_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            events.emit(ev.STEP_RETRIED, step="discover", phase="discover",
+                        attempt=state.attempt_number, error=str(error))
+
+        for attempt in self.retry.retrying(world.clock, on_retry):
+            with attempt:
+                return playbook.discover(world, params)
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
     def _rehearse(
         self,
@@ -201,7 +218,7 @@ class Engine:
         run_dir: Path,
         events: Events,
     ) -> RunResult:
-        discovery = playbook.discover(world, params)
+        discovery = self._discover(playbook, world, params, events)
         result = self._result("apply", playbook, parameters, discovery,
                               run_id=run_id, run_dir=run_dir)
         events.emit(
@@ -211,10 +228,17 @@ class Engine:
             findings=[finding.to_json() for finding in discovery.findings],
         )
         events.checkpoint()
-        planned = self._rehearse(
-            playbook, world, discovery.selection, options,
-            Events(run_id=run_id, playbook=playbook.name, mode="plan"),
-        ).records
+        try:
+            planned = self._rehearse(
+                playbook, world, discovery.selection, options,
+                Events(run_id=run_id, playbook=playbook.name, mode="plan"),
+            ).records
+        except StepFailed as failure:
+            raise Refused(
+                f"the rehearsal says this run would fail, so nothing was changed: {failure}",
+                target=f"playbook {playbook.name}",
+                hint="plan shows the details; fix the cause or narrow the scope",
+            ) from failure
         result.planned = planned
         write_durably(
             run_dir / "plan.json",
