@@ -361,6 +361,8 @@ class _WorldBuilder:
             "name": store.server,
             "version": self.version.value,
             "dc": "DC2",  # the lagging DC: the cleanup agent sees deletions only after 15 minutes
+            # What its users' msExchHomeServerName names (the fakes' default is another name).
+            "legacy_dn": store.home_server_name,
             "services": self.services(),
             "stores": [
                 {
