@@ -29,6 +29,15 @@ from .timeline import Timeline
 T = TypeVar("T")
 
 
+class LoadedObject(NamedTuple):
+    """An object for :meth:`FakeDirectory.load`: its index keys (None for a tombstone) are
+    computed once for all DCs; ``usn_by_dc`` where the DCs' uSNChanged differ."""
+
+    entry: DirectoryEntry
+    keys: IndexKeys | None
+    usn_by_dc: Mapping[str, int] | None = None
+
+
 class Arrival(NamedTuple):
     """A replicated change on its way to ``dc``, landing at ``at``."""
 
@@ -131,7 +140,9 @@ class FakeDirectory:
             else:
                 candidates = view.within(self._normal(query.base_dn, name, "directory.find_users"))
             match = _matcher(query)
-            return [entry for entry in candidates if match(entry)]
+            # In creation order, as AD returns a search without a sort control (and so the
+            # answer does not depend on how the view was built).
+            return sorted(filter(match, candidates), key=_creation_order)
 
         return self._op("find_users", name, query.base_dn, (query, name), action)
 
@@ -267,19 +278,27 @@ class FakeDirectory:
             view.place(replace(entry, usn_changed=usn_changed[name]), keys)
         return self._views[self._writable].get(guid) or entry
 
-    def load(self, entries: Iterable[tuple[DirectoryEntry, IndexKeys | None]]) -> None:
-        """Put many objects on every DC of an empty directory, as already replicated, each with
-        its uSNChanged and precomputed index keys (None for a tombstone). Fast: one DC's view
-        is built, the others are copies of it."""
+    def load(self, objects: Iterable[LoadedObject]) -> None:
+        """Put many objects on every DC of an empty directory, as already replicated. Fast: one
+        DC's view is built and copied to the others, each then gets its own uSNChanged where
+        they differ."""
         first, *others = self._views.values()
         if any(view.usn for view in self._views.values()):
             raise ValueError("load() fills an empty directory; use add_object() afterwards")
-        for entry, keys in entries:
-            if first.get(entry.guid) is not None:
-                raise ValueError(f"objectGUID {entry.guid} is already used")
-            first.place(entry, keys)
+        differing: list[LoadedObject] = []
+        for item in objects:
+            if first.get(item.entry.guid) is not None:
+                raise ValueError(f"objectGUID {item.entry.guid} is already used")
+            first.place(item.entry, item.keys)
+            if item.usn_by_dc:
+                differing.append(item)
         for view in others:
             self._views[view.name] = first.copy(view.name, view.delay)
+        for item in differing:
+            for name, usn in (item.usn_by_dc or {}).items():
+                self.view(name).place(replace(item.entry, usn_changed=usn), item.keys)
+        for view in self._views.values():  # the first DC's counter was copied to all
+            view.usn = max((entry.usn_changed for entry in view.entries()), default=0)
 
     def place(self, dc: str, entry: DirectoryEntry) -> None:
         """Make ``dc`` hold ``entry`` as it is (a view not yet converged, from a saved world)."""
@@ -428,6 +447,10 @@ def _check_value(name: str, value: object, entry: DirectoryEntry, dc: str, opera
             operation=operation,
             target=entry.dn,
         )
+
+
+def _creation_order(entry: DirectoryEntry) -> tuple[datetime, int]:
+    return entry.when_created, entry.guid.int
 
 
 def _matcher(query: UserQuery) -> Callable[[DirectoryEntry], bool]:

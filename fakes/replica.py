@@ -154,14 +154,15 @@ class DcView:
         return found
 
     def accepts(self, entry: DirectoryEntry, version: int) -> bool:
-        """Whether a replicated change would land: newer than what is here, and a deletion is
-        final (a late modification never brings an object back)."""
+        """Whether a replicated change would land: a deletion always wins and is final (a
+        modification made elsewhere meanwhile never brings the object back); otherwise the
+        newer change wins, whatever order they arrive in."""
         current = self._entries.get(entry.guid)
         if current is None:
             return True
-        return version > self._versions.get(entry.guid, 0) and not (
-            current.deleted and not entry.deleted
-        )
+        if entry.deleted != current.deleted:
+            return entry.deleted
+        return version > self._versions.get(entry.guid, 0)
 
     # Writes.
 

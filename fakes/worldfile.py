@@ -41,7 +41,7 @@ from uuid import UUID
 from remediate.dn import normalize, parent_dn
 from remediate.model import AttrValue, DirectoryEntry, ExchangeVersion, MailItem, ServiceState, utc
 
-from .directory import FakeDirectory
+from .directory import FakeDirectory, LoadedObject
 from .exchange import DEFAULT_CLEANUP_INTERVAL_S, FakeMailbox, FakeServer
 from .exports import item_from_json, item_to_json
 from .jsonfile import (
@@ -416,10 +416,7 @@ def _at(at: At) -> Iterator[None]:
 def _fill_directory(
     directory: FakeDirectory, objects: list[_Object], views: _Views, arrivals: _Arrivals
 ) -> None:
-    directory.load((item.entry, item.keys) for item in objects)
-    for item in objects:
-        for dc, usn in (item.usn_by_dc or {}).items():
-            directory.place(dc, replace(item.entry, usn_changed=usn))
+    directory.load(LoadedObject(item.entry, item.keys, item.usn_by_dc) for item in objects)
     for dc, item in views:
         entry = item.entry
         if not item.usn_given:  # as that DC numbered it
@@ -472,13 +469,15 @@ def _directory_json(directory: FakeDirectory) -> dict[str, object]:
     objects: list[dict[str, object]] = []
     tombstones: list[dict[str, object]] = []
     differing: dict[str, list[dict[str, object]]] = {}
-    for entry in directory.view(directory.writable).entries():
+    # Live objects first: the order a loaded world's views have, so a save is stable.
+    for entry in sorted(directory.view(directory.writable).entries(), key=_is_deleted):
         usns: dict[str, int] = {}
         for view in views:
+            # Each DC's own uSNChanged, even where it holds the object differently: a DC's
+            # highest USN is the largest of its objects', so no other DC's may pass through.
             held = view.get(entry.guid) or entry
             if held is not entry and replace(held, usn_changed=entry.usn_changed) != entry:
                 differing.setdefault(view.name, []).append(_object_json(held, held.usn_changed))
-                held = entry
             usns[view.name] = held.usn_changed
         usn = entry.usn_changed if len(set(usns.values())) == 1 else usns
         (tombstones if entry.deleted else objects).append(
@@ -510,6 +509,10 @@ def _directory_json(directory: FakeDirectory) -> dict[str, object]:
     if pending:
         result["pending"] = pending
     return result
+
+
+def _is_deleted(entry: DirectoryEntry) -> bool:
+    return entry.deleted
 
 
 def _object_json(

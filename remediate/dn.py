@@ -12,7 +12,7 @@ import re
 _SPECIAL = frozenset(',+"\\<>;=')
 _HEX_OR_CHAR = re.compile(r"((?:\\[0-9A-Fa-f]{2})+)|\\(.)", re.DOTALL)
 # A DN without any of these is already in normal form once lower-cased (the common case, fast).
-_NOT_PLAIN = re.compile(r'[\\+"<>;#\x00-\x1f\x7f]|(?:^|[,=]) | (?:$|[,=])')
+_NOT_PLAIN = re.compile(r'[\\+"<>;#\x00-\x1f\x7f]|(?:^|[,=]) | (?:$|[,=])|(?:^|,)=')
 
 
 def _escaped(text: str, index: int) -> bool:
