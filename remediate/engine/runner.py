@@ -36,6 +36,10 @@ EXIT_ERROR = 1
 EXIT_PENDING = 2
 EXIT_REFUSED = 3
 
+# How long a manual step is waited for: the 2000/2003 stores also run the cleanup agent
+# nightly by themselves, so 25 hours always covers one pass.
+MANUAL_DEADLINE_S = 25 * 3600.0
+
 
 @dataclass(slots=True)
 class RunResult:
@@ -104,7 +108,7 @@ class Engine:
         *,
         state_dir: Path = Path(".remediate"),
         retry: RetryPolicy | None = None,
-        manual_deadline_s: float = 25 * 3600.0,
+        manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
         self.store = RunStore(state_dir)
@@ -163,8 +167,11 @@ class Engine:
         copy = world.rehearsal()
         copy.attach_run(None)
         ctx = StepContext(copy, MemoryBackups(), options or Options())
+        # The rehearsal plays the manual actions as done by the next scheduled pass; a shorter
+        # wait of the operator's pauses the real run, never the rehearsal (in virtual time,
+        # waiting costs nothing).
         executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
-                            manual_deadline_s=self.manual_deadline_s)
+                            manual_deadline_s=max(self.manual_deadline_s, MANUAL_DEADLINE_S))
         executor.run(playbook.steps(selection))
         return executor
 
