@@ -346,6 +346,13 @@ class Engine:
                 target=f"run {run_id}",
                 hint="start a new apply instead of resuming",
             )
+        if state.finished:
+            # Nothing left to do: the servers, the run and its journal are left alone.
+            result = self._result("resume", playbook, state.parameters,
+                                  Discovery(playbook.load_selection(state.selection)),
+                                  run_id=run_id, run_dir=run_dir)
+            result.state = "done"
+            return result
         with self.store.lock(world.organisation, run_id):
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal)
@@ -358,9 +365,6 @@ class Engine:
                 discovery = Discovery(playbook.load_selection(state.selection))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
-                if state.finished:
-                    result.state = "done"
-                    return result
                 options = Options(allow_protected=state.allow_protected)
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,
