@@ -25,6 +25,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _end_at_line_boundary(path)
         self._handle: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         self._buffer: list[str] = []
 
@@ -48,6 +49,27 @@ class Journal:
         self._buffer.clear()
         if not self._handle.closed:
             self._handle.close()
+
+
+def _end_at_line_boundary(path: Path) -> None:
+    """Before appending to a journal a crash cut off mid-write: drop the partial last line
+    (``read_journal`` ignores it), or end a complete last record that lost only its newline.
+    Otherwise the next record would be glued to it, damaging the journal in the middle."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            handle.truncate(start)
+        else:
+            handle.write(b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @dataclass(frozen=True, slots=True)
