@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
 from remediate.cli.logs import configure_logging
 from remediate.cli.render import render_json, render_markdown, render_text
+from remediate.engine import events as ev
+from remediate.engine.changes import ChangeRecord, Finding, Impact
+from remediate.engine.journal import JournalRecord
 from remediate.engine.playbook import Playbook
 from remediate.engine.runner import (
     EXIT_DONE,
@@ -26,8 +31,8 @@ from remediate.engine.runner import (
     load_run_state,
 )
 from remediate.engine.step import Options
-from remediate.errors import InputError, RemediateError, RunPaused
-from remediate.fakes import FakeWorld, load_world, save_world
+from remediate.errors import InputError, Refused, RemediateError, RunPaused
+from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS
 from remediate.playbooks import PLAYBOOKS, get_playbook
 
@@ -41,7 +46,11 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
         if not sep or not key.strip():
             raise InputError(f"-p {pair!r} is not key=value", target="command line",
                              hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example")
-        parameters[key.strip()] = value
+        key = key.strip()
+        if key in parameters:
+            raise InputError(f"-p {key} is given twice ({parameters[key]!r} and {value!r})",
+                             target="command line", hint="give each parameter once")
+        parameters[key] = value
     return parameters
 
 
@@ -52,13 +61,14 @@ def _state_dir(args: argparse.Namespace) -> Path:
 def _world(args: argparse.Namespace) -> FakeWorld:
     if getattr(args, "inventory", None):
         raise InputError(
-            "real endpoints are not available yet in this version",
+            "--inventory: real endpoints are not available yet in this version",
             target=str(args.inventory),
-            hint="rehearse against a world file with --world (see: remediate scenario)",
+            hint="rehearse against a world file with --world FILE; "
+                 "`remediate scenario` writes one",
         )
     if not getattr(args, "world", None):
         raise InputError("no world given", target="command line",
-                         hint="pass --world FILE (or --inventory FILE)")
+                         hint="pass --world FILE; `remediate scenario` writes one")
     return load_world(Path(args.world))
 
 
@@ -85,21 +95,79 @@ def _emit(result: RunResult, fmt: str) -> None:
     elif fmt == "markdown":
         print(render_markdown(result))
     else:
-        render_text(result, Console(highlight=False))
+        render_text(result, _console())
 
 
-def _confirmer(args: argparse.Namespace) -> Callable[[str], bool] | None:
+def _console() -> Console:
+    """At a terminal rich wraps to its width; into a pipe or a file each row stays on one line
+    (no DN folded in two, so grep finds it), unless COLUMNS sets a width."""
+    unwrapped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=100_000 if unwrapped else None)
+
+
+def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str], bool] | None:
+    """``--yes``; else, at a terminal, a prompt naming the counts (on stderr, so that
+    ``--format json > file`` still shows it); else None: the run is refused."""
     if args.yes:
         return lambda text: True
     if not sys.stdin.isatty():
         return None
 
     def ask(text: str) -> bool:
-        print(f"About to make these changes: {text}", file=sys.stderr)
-        answer = input("Type 'yes' to continue: ")
+        lines = "".join(f"\n  {part}" for part in text.split("; "))
+        where = f"\nEvery planned change: {run_dirs[-1] / 'plan.json'}" if run_dirs else ""
+        sys.stderr.write(f"About to make these changes:{lines}{where}\n"
+                         "Type 'yes' to continue: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:  # end of input (Ctrl-D)
+            sys.stderr.write("\n")
         return answer.strip().lower() == "yes"
 
     return ask
+
+
+@dataclass(slots=True)
+class _Recorder:
+    """Subscribed to the engine's events, it keeps what an apply or resume did, so a run that
+    stops (failed, refused, paused, interrupted) is reported as fully as one that finished."""
+
+    summary: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    changes: list[ChangeRecord] = field(default_factory=list)
+    manual_actions: list[str] = field(default_factory=list)
+    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
+    approved: bool = False  # past the safety gates: changes may have been made
+
+    def __call__(self, record: JournalRecord) -> None:
+        if record.get("mode") != "apply":  # the rehearsal's events
+            return
+        event, step = record.get("event"), str(record.get("step"))
+        if event == ev.RUN_DISCOVERED:
+            summary, findings = record.get("summary"), record.get("findings")
+            if isinstance(summary, dict):
+                self.summary = {str(k): int(str(v)) for k, v in summary.items()}
+            if isinstance(findings, list):
+                self.findings = [
+                    Finding(str(f.get("kind")), str(f.get("target")), str(f.get("message")))
+                    for f in findings if isinstance(f, dict)
+                ]
+        elif event == ev.STEP_APPLYING:
+            targets = record.get("targets")
+            for target in targets if isinstance(targets, list) else []:
+                self.endpoints[(step, str(target))] = str(record.get("endpoint"))
+        elif event == ev.STEP_APPLIED:
+            target = str(record.get("target"))
+            self.changes.append(ChangeRecord(
+                step=step, target=target, label=str(record.get("label")),
+                endpoint=self.endpoints.get((step, target), ""),
+                impact=Impact(str(record.get("impact"))), action=str(record.get("action")),
+                before=record.get("before"), after=record.get("after"),
+            ))
+        elif event == ev.STEP_MANUAL:
+            self.manual_actions.append(str(record.get("instructions")))
+        elif event in (ev.RUN_APPROVED, ev.RUN_RESUMED):
+            self.approved = True
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -135,16 +203,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
     source = {"kind": "world", "path": str(Path(args.world).resolve())}
     run_dirs: list[Path] = []
-    safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args))
+    recorder = _Recorder()
+    safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args, run_dirs))
     return _run_and_report(
-        args, world, run_dirs,
-        lambda: _engine(args).apply(playbook, world, parameters, options=_options(args),
-                                    safety=safety, source=source, on_run_dir=run_dirs.append),
+        args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
+        lambda: _engine(args, recorder).apply(
+            playbook, world, parameters, options=_options(args), safety=safety, source=source,
+            on_run_dir=run_dirs.append),
     )
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    recorder = _Recorder()
+    engine = _engine(args, recorder)
     run_dir = engine.store.path(args.run_id)
     state = load_run_state(run_dir)
     snapshot = run_dir / "world.json"
@@ -153,21 +224,42 @@ def cmd_resume(args: argparse.Namespace) -> int:
                          target=f"run {args.run_id}",
                          hint="runs against real endpoints resume with --inventory")
     world = load_world(snapshot)
+    playbook = PLAYBOOKS.get(state.playbook)
+    if playbook is not None:  # a damaged selection: the engine's resume reports it
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            recorder.summary = dict(playbook.load_selection(state.selection).summary())
     return _run_and_report(args, world, [run_dir],
+                           _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS))
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    mode: str
+    playbook: str
+    parameters: dict[str, str]
+    recorder: _Recorder
+
+
 def _run_and_report(
-    args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path],
+    args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path], run: _Run,
     body: Callable[[], RunResult],
 ) -> int:
     """Run, then always save the world the run leaves (the fake servers' state) so it can be
-    resumed or inspected, whatever happened."""
+    resumed or inspected, whatever happened. A run that stopped is reported like one that
+    finished (what it changed, its id, the error) and says what to do next."""
     try:
         result = body()
-    except RunPaused as paused:
-        print(str(paused), file=sys.stderr)
-        return EXIT_PENDING
+    except (RemediateError, KeyboardInterrupt) as error:
+        if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
+            raise
+        result = _stopped(run, run_dirs[-1], error)
+        _emit(result, args.format)
+        # the text result at a terminal ends with the error already: say it once there
+        shown = args.format == "text" and sys.stdout.isatty()
+        print(_next_step(result, error, approved=run.recorder.approved, error_shown=shown),
+              file=sys.stderr)
+        return result.exit_code
     finally:
         for run_dir in run_dirs:
             save_world(world, run_dir / "world.json")
@@ -175,6 +267,47 @@ def _run_and_report(
             save_world(world, Path(args.save_world))
     _emit(result, args.format)
     return result.exit_code
+
+
+def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
+    recorder = run.recorder
+    if isinstance(error, RunPaused):
+        state, code, message = "paused", EXIT_PENDING, error.message
+    elif isinstance(error, Refused):
+        state, code, message = "refused", EXIT_REFUSED, str(error)
+    elif isinstance(error, KeyboardInterrupt):
+        state, code, message = "interrupted", EXIT_ERROR, "interrupted (Ctrl-C)"
+    else:
+        state, code, message = "failed", EXIT_ERROR, str(error)
+    manual = list(recorder.manual_actions)
+    if isinstance(error, RunPaused) and error.instructions not in manual:
+        manual.append(error.instructions)
+    return RunResult(
+        mode=run.mode, playbook=run.playbook, state=state, parameters=dict(run.parameters),
+        selection_summary=dict(recorder.summary), findings=list(recorder.findings),
+        changes=list(recorder.changes), manual_actions=manual, run_id=run_dir.name,
+        run_dir=str(run_dir), error=message, exit_code=code,
+    )
+
+
+def _next_step(
+    result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
+) -> str:
+    made = f"{len(result.changes)} change(s) made"
+    resume = f"remediate resume {result.run_id}"
+    stated = "" if error_shown else f"error: {error}\n"
+    if result.state == "paused" and not approved:  # the rehearsal itself could not finish
+        return (f"paused: run {result.run_id} stopped before any change: {result.error}\n"
+                "nothing was changed; when the manual action is done, run apply again")
+    if result.state == "paused":
+        return (f"paused: run {result.run_id} waits for a manual action ({made}): "
+                f"{result.error}\nwhen it is done, continue with: {resume}")
+    if result.state == "refused":
+        return f"{stated}run {result.run_id} refused; nothing was changed"
+    if result.state == "interrupted":
+        return f"interrupted: run {result.run_id} stopped ({made}); continue with: {resume}"
+    return (f"{stated}run {result.run_id} failed ({made}); fix the cause, "
+            f"then continue with: {resume}")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -185,6 +318,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
                      "completed_steps": len(state.completed)})
+    # oldest first: run ids sort by the second they were made, then by a random suffix
+    rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
@@ -216,34 +351,70 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def _load_generated(data: dict[str, object]) -> FakeWorld:
-    from remediate.fakes import world_from_json
-
     return world_from_json(data, source="scenario")
 
 
-def _engine(args: argparse.Namespace) -> Engine:
-    return Engine(state_dir=_state_dir(args))
+def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
+    return Engine(state_dir=_state_dir(args), subscribers=(recorder,) if recorder else ())
 
 
 def _options(args: argparse.Namespace) -> Options:
     return Options(allow_protected=getattr(args, "allow_protected", False))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 (error), not argparse's 2, which means "changes pending" here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """On the top-level parser with their defaults, and on every command without (so that
+    ``remediate plan ... -q`` works as well as ``remediate -q plan ...``)."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--state-dir", default=default(None),
+                        help="where runs are kept (default ./.remediate, or $REMEDIATE_STATE_DIR)")
+    parser.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="more events on stderr (every target)")
+    parser.add_argument("-q", "--quiet", action="count", default=default(0),
+                        help="fewer events on stderr (warnings and errors only)")
+    parser.add_argument("--log-format", choices=("console", "json"), default=default(None),
+                        help="events on stderr: console for people, json for machines "
+                             "(default: console at a terminal, else json)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="remediate",
         description="Preview, apply, resume and audit Exchange / AD repair playbooks.",
+        epilog="exit codes: 0 done or nothing to do; 2 changes pending (plan) or paused for a "
+               "manual action; 3 refused before any change; 1 error",
     )
-    parser.add_argument("--state-dir", help="where runs are kept (default ./.remediate, "
-                        "or $REMEDIATE_STATE_DIR)")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    parser.add_argument("-q", "--quiet", action="count", default=0)
-    parser.add_argument("--log-format", choices=("console", "json"), default=None,
-                        help="events on stderr: console for people, json for machines")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _global_options(parser, defaults=True)
+    common = _Parser(add_help=False)
+    _global_options(common, defaults=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("list", help="list the playbooks").set_defaults(func=cmd_list)
-    show = sub.add_parser("show", help="describe a playbook: parameters and steps")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, parents=[common])
+
+    command("list", "list the playbooks").set_defaults(func=cmd_list)
+    show = command("show", "describe a playbook: parameters and steps")
     show.add_argument("playbook")
     show.set_defaults(func=cmd_show)
 
@@ -257,32 +428,33 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--allow-protected", action="store_true",
                              help="delete objects protected from accidental deletion")
 
-    plan = sub.add_parser("plan", help="rehearse a playbook and show what apply would do")
+    plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)
     plan.set_defaults(func=cmd_plan)
 
-    apply = sub.add_parser("apply", help="apply a playbook")
+    apply = command("apply", "apply a playbook")
     target_options(apply)
     apply.add_argument("--yes", action="store_true", help="confirm destructive changes")
-    apply.add_argument("--max-deletions", type=int, default=None,
+    apply.add_argument("--max-deletions", type=_count, default=None, metavar="N",
                        help="refuse the run if it would delete more objects or mailboxes")
     apply.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     apply.set_defaults(func=cmd_apply)
 
-    resume = sub.add_parser("resume", help="continue an interrupted or paused run")
+    resume = command("resume", "continue an interrupted or paused run")
     resume.add_argument("run_id")
     resume.add_argument("--format", choices=FORMATS, default="text")
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     resume.set_defaults(func=cmd_resume)
 
-    runs = sub.add_parser("runs", help="list runs")
+    runs = command("runs", "list runs")
     runs.add_argument("--format", choices=("text", "json"), default="text")
     runs.set_defaults(func=cmd_runs)
 
-    scenario = sub.add_parser("scenario", help="write a broken world for a KB")
+    scenario = command("scenario", "write a broken world for a KB")
     scenario.add_argument("name", choices=sorted(SCENARIOS))
-    scenario.add_argument("--size", type=int, default=20)
-    scenario.add_argument("--seed", type=int, default=1)
+    scenario.add_argument("--size", type=int, default=20, help="affected users (default 20)")
+    scenario.add_argument("--seed", type=int, default=1,
+                          help="the same seed gives the same file (default 1)")
     scenario.add_argument("--version", help="Exchange version of the servers")
     scenario.add_argument("--out", required=True, metavar="FILE")
     scenario.set_defaults(func=cmd_scenario)
@@ -291,7 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (1)
+        return stop.code if isinstance(stop.code, int) else EXIT_ERROR
     configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format)
     try:
         code: int = args.func(args)
@@ -299,6 +474,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code if error.exit_code in (EXIT_REFUSED, EXIT_PENDING) else EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted: resume the run with `remediate resume RUN_ID`", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `remediate plan ... | head`: the reader is gone, stay quiet
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except OSError as error:  # a file that cannot be read or written
+        name = error.filename2 or error.filename  # os.replace(temporary, destination)
+        where = f"{name}: " if name else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_ERROR
     return code
