@@ -202,7 +202,10 @@ class FakeExchange:
             host = self._server(server, "exchange.run_cleanup_agent")
             stores = [self._store(host, dn, "exchange.run_cleanup_agent") for dn in wanted]
             if host.info.version.cleanup_agent_is_manual:
-                raise ManualActionRequired(_esm_instructions(host, stores))
+                raise ManualActionRequired(
+                    _esm_instructions(host, stores),
+                    rehearse=lambda: self._cleanup(host, stores, self._timeline.now()),
+                )
             self._cleanup(host, stores, self._timeline.now())
 
         self._op("run_cleanup_agent", server, None, (server, wanted), action)

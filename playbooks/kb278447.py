@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from remediate.dn import rdn_value
 from remediate.engine.changes import Change, Finding, Impact, JsonValue, NoOp, WouldFail
 from remediate.engine.playbook import (
     Discovery,
@@ -174,6 +175,13 @@ class VerifyReconnected(Step[UserTarget, str | None]):
         """Verification changes nothing."""
 
 
+def _store_label(store_dn: str) -> str:
+    try:
+        return rdn_value(store_dn)
+    except ValueError:
+        return store_dn
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -287,7 +295,7 @@ class Kb278447(Playbook[Params, Selection]):
                 StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version)
                 for u in users]),
             WaitForReplication(replication_targets(selection.dcs, stripped)),
-            RunCleanupAgent([StoreTarget(server, store, store, tuple(guids))
+            RunCleanupAgent([StoreTarget(server, store, _store_label(store), tuple(guids))
                              for (server, store), guids in blank_by_store.items()]),
             ReconnectMailbox([
                 ReconnectTarget(u.original.server,
@@ -317,7 +325,7 @@ class Kb278447(Playbook[Params, Selection]):
             if selection.server(user.original.server).version is ExchangeVersion.E2000:
                 key = (user.original.server, user.original.store_dn)
                 stores.setdefault(key, []).append(user.original.guid)
-        return [StoreTarget(server, store, store, tuple(guids), reassociate=True)
+        return [StoreTarget(server, store, _store_label(store), tuple(guids), reassociate=True)
                 for (server, store), guids in stores.items()]
 
     def load_selection(self, data: JsonValue) -> Selection:

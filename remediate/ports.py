@@ -6,7 +6,7 @@ answer with one paged LDAP search or one WinRM call per server.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -26,10 +26,14 @@ from remediate.model import (
 
 class ManualActionRequired(Exception):
     """Raised by an adapter when no API exists and the operator must act (e.g. the E2003
-    cleanup agent). The engine shows ``instructions`` and waits for the effect."""
+    cleanup agent). The engine shows ``instructions`` and waits for the effect.
 
-    def __init__(self, instructions: str) -> None:
+    A fake sets ``rehearse`` to what the operator's action does, so a rehearsal (the plan) can
+    play the operator; adapters of real servers leave it None."""
+
+    def __init__(self, instructions: str, rehearse: Callable[[], None] | None = None) -> None:
         self.instructions = instructions
+        self.rehearse = rehearse
         super().__init__(instructions)
 
 

@@ -35,7 +35,7 @@ STEP_FAILED = "step.failed"
 STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.
-_DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED})
+_DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED, STEP_WAITING, RUN_DISCOVERED})
 _WARNING_EVENTS = frozenset({STEP_RETRIED, STEP_MANUAL, RUN_PAUSED})
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 

@@ -118,6 +118,7 @@ class Executor:
                 step=step.id,
                 target=record.target,
                 label=record.label,
+                endpoint=record.endpoint,
                 action=record.action,
                 impact=record.impact.value,
                 before=record.before,
@@ -141,6 +142,8 @@ class Executor:
                         step.apply(self.ctx, pending)
                     except ManualActionRequired as manual:
                         self._announce_manual(step, manual.instructions)
+                        if self.rehearsal and manual.rehearse is not None:
+                            manual.rehearse()  # the plan assumes the operator does it now
                         return manual.instructions
         return None
 
@@ -178,8 +181,8 @@ class Executor:
         done = converged() if deadline <= 0 else bool(waiting(converged))
         if done:
             return
-        if instructions:
-            raise RunPaused(self.events.run_id or "rehearsal", step.id, instructions)
+        if instructions and not self.rehearsal:
+            raise RunPaused(self.events.run_id or "unknown", step.id, instructions)
         raise StepFailed(
             step.id,
             f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",

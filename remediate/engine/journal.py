@@ -137,16 +137,29 @@ class RunStore:
         return path
 
     def run_ids(self) -> Iterator[str]:
+        """Oldest first (ids start with the second they began; ties by journal creation)."""
         if not self.runs_dir.is_dir():
             return
-        for entry in sorted(self.runs_dir.iterdir()):
-            if (entry / "journal.jsonl").exists():
-                yield entry.name
+        runs = [entry for entry in self.runs_dir.iterdir() if (entry / "journal.jsonl").exists()]
+        runs.sort(key=lambda entry: (entry.name[:16], _first_timestamp(entry / "journal.jsonl")))
+        for entry in runs:
+            yield entry.name
 
     def lock(self, organisation: str, run_id: str) -> OrganisationLock:
         self.locks_dir.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", organisation) or "default"
         return OrganisationLock(self.locks_dir / f"{safe}.lock", organisation, run_id)
+
+
+def _first_timestamp(path: Path) -> str:
+    """The ``ts`` of a journal's first record (microseconds), '' if unreadable."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return ""
+    return str(record.get("ts", "")) if isinstance(record, dict) else ""
 
 
 class OrganisationLock:
