@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from remediate import Engine
 
@@ -19,3 +21,12 @@ def state_dir(tmp_path: Path) -> Path:
 def engine(state_dir: Path) -> Engine:
     """An engine keeping its runs in ``state_dir``."""
     return Engine(state_dir=state_dir)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_configuration_restored() -> Iterator[None]:
+    """A test that configures structlog (the command line does) must not leave it writing to
+    that test's captured, since closed, stderr: every later test that logs would fail."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
