@@ -128,17 +128,25 @@ class Engine:
         params = playbook.parse(parameters)
         events = Events(run_id=None, playbook=playbook.name, mode="plan",
                         subscribers=self.subscribers)
-        discovery = self._discover(playbook, world, params, events)
+        events.emit(ev.RUN_STARTED, parameters=dict(parameters),
+                    organisation=world.organisation)
+        try:
+            discovery = self._discover(playbook, world, params, events)
+        except RemediateError as error:
+            events.emit(ev.RUN_FINISHED, state="failed", error=str(error))
+            raise
         result = self._result("plan", playbook, parameters, discovery)
         try:
             rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
         except RemediateError as error:
             result.state, result.error, result.exit_code = "refused", str(error), EXIT_REFUSED
+            events.emit(ev.RUN_FINISHED, state=result.state, error=result.error)
             return result
         result.changes = rehearsal.records
         result.manual_actions = rehearsal.manual_actions
         result.state = "pending" if result.changes else "nothing-to-do"
         result.exit_code = EXIT_PENDING if result.changes else EXIT_DONE
+        events.emit(ev.RUN_FINISHED, state=result.state, changes=len(result.changes))
         return result
 
     def _discover(
