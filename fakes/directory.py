@@ -15,7 +15,7 @@ import heapq
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import ClassVar, NamedTuple, TypeVar
+from typing import ClassVar, NamedTuple
 from uuid import UUID, uuid4
 
 from remediate.dn import escape_rdn_value, normalize, parent_dn, rdn_type, rdn_value
@@ -25,8 +25,6 @@ from remediate.model import AttrValue, DirectoryEntry, UserQuery
 from .faults import Faults, Gate
 from .replica import DcView, IndexKeys, index_keys
 from .timeline import Timeline
-
-T = TypeVar("T")
 
 
 class LoadedObject(NamedTuple):
@@ -243,40 +241,32 @@ class FakeDirectory:
         when_changed: datetime | None = None,
         protected: bool = False,
         attributes: Mapping[str, AttrValue] | None = None,
-        usn_changed: int | Mapping[str, int] | None = None,
+        usn_changed: int | None = None,
         deleted: bool = False,
     ) -> DirectoryEntry:
-        """Put an object on every DC as already replicated. ``usn_changed`` per DC or for all
-        (default: the next USN). Raises ValueError on a bad DN, GUID reuse, bad mailbox GUID."""
+        """Put an object on every DC as already replicated (default uSNChanged: the next one).
+        Raises ValueError on a bad DN, a GUID already used, a mailbox GUID that is no UUID."""
         guid = guid or uuid4()
         if any(view.get(guid) is not None for view in self._views.values()):
             raise ValueError(f"objectGUID {guid} is already used")
         created = when_created or self._timeline.now()
+        if usn_changed is None:
+            usn_changed = max(view.usn for view in self._views.values()) + 1
         entry = DirectoryEntry(
             guid=guid,
             dn=dn,
             object_class=object_class,
             when_created=created,
             when_changed=when_changed or created,
-            usn_changed=0,
+            usn_changed=usn_changed,
             protected=protected,
             attributes=dict(attributes or {}),
             deleted=deleted,
         )
         keys = None if deleted else index_keys(entry)
-        if usn_changed is None:
-            usn_changed = max(view.usn for view in self._views.values()) + 1
-        if isinstance(usn_changed, int):
-            shared = replace(entry, usn_changed=usn_changed)
-            for view in self._views.values():
-                view.place(shared, keys)
-            return shared
-        missing = set(self._views) - set(usn_changed)
-        if missing or set(usn_changed) - set(self._views):
-            raise ValueError(f"usn_changed must name exactly the DCs {list(self._views)}")
-        for name, view in self._views.items():
-            view.place(replace(entry, usn_changed=usn_changed[name]), keys)
-        return self._views[self._writable].get(guid) or entry
+        for view in self._views.values():
+            view.place(entry, keys)
+        return entry
 
     def load(self, objects: Iterable[LoadedObject]) -> None:
         """Put many objects on every DC of an empty directory, as already replicated. Fast: one

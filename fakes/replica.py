@@ -63,12 +63,12 @@ class IndexKeys(NamedTuple):
     legacy_dn: str | None
 
 
-def index_keys(entry: DirectoryEntry) -> IndexKeys:
-    """Raises ValueError for a DN that does not parse or a msExchMailboxGuid that is no UUID."""
+def index_keys(entry: DirectoryEntry, normal_dn: str | None = None) -> IndexKeys:
+    """``normal_dn``: ``normalize(entry.dn)`` if already known. Raises ValueError for a DN that
+    does not parse or a msExchMailboxGuid that is no UUID."""
     legacy = entry.get("legacyExchangeDN")
-    return IndexKeys(
-        parent_dn(normalize(entry.dn)), entry.mailbox_guid, legacy.lower() if legacy else None
-    )
+    parent = parent_dn(normal_dn if normal_dn is not None else normalize(entry.dn))
+    return IndexKeys(parent, entry.mailbox_guid, legacy.lower() if legacy else None)
 
 
 class DcView:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TypeVar
 from uuid import UUID
 
-from remediate.dn import normalize, parent_dn
+from remediate.dn import normalize
 from remediate.model import AttrValue, DirectoryEntry, ExchangeVersion, MailItem, ServiceState, utc
 
 from .directory import FakeDirectory, LoadedObject
@@ -63,7 +63,7 @@ from .jsonfile import (
     uuid,
     write_json,
 )
-from .replica import IndexKeys
+from .replica import IndexKeys, index_keys
 from .world import FakeWorld
 
 FORMAT = "remediate.world/1"
@@ -236,14 +236,7 @@ class _Reader:
             _unique(self.guids, guid, at, "guid", "objectGUID")
             if not deleted:
                 _unique(self.dns, normal, at, "dn", "DN (case-insensitive)")
-        mailbox = _mailbox_guid(entry, at)
-        legacy = entry.get("legacyExchangeDN")
-        keys = (
-            None
-            if deleted
-            else IndexKeys(parent_dn(normal), mailbox, legacy.lower() if legacy else None)
-        )
-        return _Object(at, entry, keys, usn_by_dc, "usn_changed" in data)
+        return _Object(at, entry, _keys(entry, normal, at), usn_by_dc, "usn_changed" in data)
 
     def _usn(
         self, data: Mapping[str, object], at: At, pending: bool
@@ -381,16 +374,17 @@ def _attributes(data: Mapping[str, object], at: At) -> dict[str, AttrValue]:
     return attributes
 
 
-def _mailbox_guid(entry: DirectoryEntry, at: At) -> UUID | None:
-    """The msExchMailboxGuid the object names, which must be a UUID."""
-    value = entry.get("msExchMailboxGuid")
-    if not value:
-        return None
+def _keys(entry: DirectoryEntry, normal_dn: str, at: At) -> IndexKeys | None:
+    """Where a live object is filed (None for a tombstone); its msExchMailboxGuid must be a
+    UUID either way."""
     try:
-        return UUID(value)
+        keys = index_keys(entry, normal_dn)
     except ValueError:
+        value = entry.get("msExchMailboxGuid") or ""
         name = next(key for key in entry.attributes if key.lower() == "msexchmailboxguid")
-        return parse_uuid(value, at.child("attributes"), name)
+        parse_uuid(value, at.child("attributes"), name)
+        raise
+    return None if entry.deleted else keys
 
 
 def _services(data: Mapping[str, object], at: At) -> dict[str, ServiceState]:

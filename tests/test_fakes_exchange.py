@@ -271,3 +271,23 @@ def test_a_rehearsal_is_an_independent_copy_at_the_same_time_without_faults() ->
     assert world.exchange.service_states("EXCH01", ["MSExchangeTransport"]) == {
         "MSExchangeTransport": ServiceState.RUNNING
     }
+
+
+def test_a_rehearsal_copies_the_exports_of_a_run_into_memory(tmp_path: Path) -> None:
+    world = new_world(version=E2013)
+    world.attach_run(tmp_path)
+    user = add_user(world, "Ann Lee", items=2)
+    other = add_user(world, "Bob Ray", items=1)
+    assert user.mailbox and other.mailbox
+    world.exchange.export_mail("EXCH01", [user.mailbox])
+    copy = world.rehearsal()
+    copy.attach_run(None)
+    [ref] = copy.exchange.exports("EXCH01", [user.mailbox]).values()
+    assert ref.location == f"memory:EXCH01/{user.mailbox}" and ref.item_ids == (
+        "annlee-0",
+        "annlee-1",
+    )
+    copy.exchange.export_mail("EXCH01", [other.mailbox])
+    assert [path.name for path in (tmp_path / "backups" / "mail" / "EXCH01").iterdir()] == [
+        f"{user.mailbox}.json"
+    ]
