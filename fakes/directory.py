@@ -186,6 +186,25 @@ class FakeDirectory:
             lambda: self.write(self._writable, guid, changes, operation="directory.modify"),
         )
 
+    def unprotect(self, guid: UUID) -> None:
+        def action() -> None:
+            current = self.view(self._writable, "directory.unprotect").live(guid)
+            if current is None:
+                raise _ldap_error(
+                    "noSuchObject (32)",
+                    f"no live object with objectGUID {guid} on {self._writable}",
+                    dc=self._writable,
+                    operation="directory.unprotect",
+                    target=str(guid),
+                )
+            if current.protected:
+                self._commit(
+                    self._writable,
+                    replace(current, protected=False, when_changed=self._timeline.now()),
+                )
+
+        self._op("unprotect", self._writable, str(guid), (guid,), action)
+
     # Shared with the fake Exchange and the world file; not port calls (no faults, not counted).
 
     def view(self, dc: str, operation: str = "directory") -> DcView:

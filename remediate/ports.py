@@ -77,6 +77,11 @@ class Directory(Protocol):
         """Replace attributes on the pinned DC; ``None`` clears one."""
         ...
 
+    def unprotect(self, guid: UUID) -> None:
+        """Remove "protect from accidental deletion" (the deny-delete ACE for Everyone) on the
+        pinned DC; only ever called when the operator explicitly allowed it."""
+        ...
+
 
 class Exchange(Protocol):
     """An Exchange organisation: servers, stores, mailboxes, services."""

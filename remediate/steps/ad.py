@@ -77,8 +77,14 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
                 entries.extend((observation.entry, *observation.descendants))
         ctx.backups.save_directory_entries(self.id, entries)
         for target, change in pending:
-            if observed[target.key].entry is not None:
-                ctx.world.directory.delete(target.guid, tree=change.action == "tree-delete")
+            observation = observed[target.key]
+            if observation.entry is None:
+                continue
+            if observation.allow_protected:
+                for protected in (observation.entry, *observation.descendants):
+                    if protected.protected:
+                        ctx.world.directory.unprotect(protected.guid)
+            ctx.world.directory.delete(target.guid, tree=change.action == "tree-delete")
 
 
 @dataclass(frozen=True, slots=True)
