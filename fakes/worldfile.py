@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 from remediate.dn import normalize
@@ -100,7 +100,7 @@ def _world_from_json(data: object, source: str | None) -> FakeWorld:
     reader = _Reader()
     d_at = root.child("directory")
     directory = members(document, "directory", root)
-    domain, base_dn = text(directory, "domain", d_at), _dn(directory, "base_dn", d_at)
+    domain, (base_dn, _) = text(directory, "domain", d_at), _dn(directory, "base_dn", d_at)
     dcs = reader.dcs_of(directory, d_at)
     writable = (
         reader.dc_name(directory, "writable_dc", d_at) if "writable_dc" in directory else None
@@ -143,6 +143,14 @@ class _Object:
     usn_given: bool
 
 
+class _Store(NamedTuple):
+    at: At
+    name: str
+    storage_group: str
+    dn: str
+    mailboxes: list[FakeMailbox]
+
+
 @dataclass(slots=True)
 class _Server:
     at: At
@@ -150,7 +158,7 @@ class _Server:
     services: dict[str, ServiceState]
     interval: float
     legacy_dn: str | None
-    stores: list[tuple[At, str, str, str, list[FakeMailbox]]] = field(default_factory=list)
+    stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
 
@@ -197,18 +205,21 @@ class _Reader:
         return dcs
 
     def dc_name(self, data: Mapping[str, object], key: str, at: At) -> str:
+        """A field naming a DC."""
         name = text(data, key, at)
-        if name not in self.dcs:
-            at.child(key).fail(f"{name!r} is not a DC of directory.dcs ({', '.join(self.dcs)})")
+        self.check_dc(name, at.child(key))
         return name
+
+    def check_dc(self, name: str, at: At) -> None:
+        if name not in self.dcs:
+            at.fail(f"{name!r} is not a DC of directory.dcs ({', '.join(self.dcs)})")
 
     def directory_object(
         self, value: object, at: At, *, tombstone: bool, pending: bool = False
     ) -> _Object:
         """An object of ``objects``/``tombstones`` or, with ``pending``, of the pending state."""
         data = as_object(value, at)
-        dn = text(data, "dn", at)
-        normal = _normal(dn, at)
+        dn, normal = _dn(data, "dn", at)
         deleted = flag(data, "deleted", at, False)
         if deleted and not (tombstone or pending):
             at.child("deleted").fail("deleted objects belong in directory.tombstones")
@@ -264,7 +275,7 @@ class _Reader:
         views: _Views = []
         held = members(pending, "views", p_at, optional=True)
         for dc in held:
-            self.dc_name({dc: dc}, dc, p_at.child("views"))
+            self.check_dc(dc, p_at.child("views").child(dc))
             for o_at, value in elements(held, dc, p_at.child("views")):
                 views.append(
                     (dc, self.directory_object(value, o_at, tombstone=False, pending=True))
@@ -305,12 +316,12 @@ class _Reader:
             server.queue.append((text(mail, "recipient", held_at), item))
         return server
 
-    def _store(self, value: object, at: At) -> tuple[At, str, str, str, list[FakeMailbox]]:
+    def _store(self, value: object, at: At) -> _Store:
         data = as_object(value, at)
-        dn = text(data, "dn", at)
-        _unique(self.store_dns, _normal(dn, at), at, "dn", "store DN")
+        dn, normal = _dn(data, "dn", at)
+        _unique(self.store_dns, normal, at, "dn", "store DN")
         mailboxes = [self._mailbox(box, box_at) for box_at, box in elements(data, "mailboxes", at)]
-        return at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes
+        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes)
 
     def _mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
@@ -343,20 +354,13 @@ def _count(data: Mapping[str, object], key: str, at: At) -> int:
     return value
 
 
-def _normal(dn: str, at: At) -> str:
-    try:
-        return normalize(dn)
-    except ValueError as error:
-        at.child("dn").fail(f"not a distinguished name: {error}")
-
-
-def _dn(data: Mapping[str, object], key: str, at: At) -> str:
+def _dn(data: Mapping[str, object], key: str, at: At) -> tuple[str, str]:
+    """A DN field, and its normalized form."""
     dn = text(data, key, at)
     try:
-        normalize(dn)
+        return dn, normalize(dn)
     except ValueError as error:
         at.child(key).fail(f"not a distinguished name: {error}")
-    return dn
 
 
 def _attributes(data: Mapping[str, object], at: At) -> dict[str, AttrValue]:
@@ -434,10 +438,10 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             legacy_dn=server.legacy_dn,
             cleanup_interval_s=server.interval,
         )
-    for store_at, store_name, group, dn, mailboxes in server.stores:
-        with _at(store_at):
-            exchange.add_store(name, store_name, group, dn)
-            exchange.add_mailboxes(dn, mailboxes)
+    for store in server.stores:
+        with _at(store.at):
+            exchange.add_store(name, store.name, store.storage_group, store.dn)
+            exchange.add_mailboxes(store.dn, store.mailboxes)
     for recipient, item in server.queue:
         exchange.hold(name, recipient, item)
 

@@ -20,9 +20,17 @@ from remediate.model import (
     MailItem,
     ServiceState,
 )
-from remediate.ports import ManualActionRequired
+from remediate.ports import Directory, Exchange, ManualActionRequired, World
 
 E2013 = ExchangeVersion.E2013
+
+
+def test_the_fake_world_satisfies_the_ports() -> None:
+    world: World = new_world()  # mypy --strict checks the fakes against the protocols here
+    directory: Directory = world.directory
+    exchange: Exchange = world.exchange
+    assert directory.writable_dc() == "DC1" and [s.name for s in exchange.servers()] == ["EXCH01"]
+    assert world.rehearsal().organisation == world.organisation == "corp.example"
 
 
 def mailbox_state(world: FakeWorld, guid: UUID) -> MailboxInfo:
@@ -70,9 +78,12 @@ def test_the_cleanup_agent_clears_the_mark_when_a_user_points_at_the_mailbox_aga
 
 
 def test_exchange_2003_cleanup_agent_is_a_manual_step_with_esm_instructions() -> None:
-    world = new_world(version=ExchangeVersion.E2003)
+    world = new_world(dcs=[("DC1", 0), ("DC2", 0)], version=ExchangeVersion.E2003)
     second = "CN=Second,CN=First Storage Group,CN=InformationStore,CN=EXCH01,DC=corp,DC=example"
     world.exchange.add_store("EXCH01", "Second Store", "Second Storage Group", second)
+    user = add_user(world, "Ann Lee")
+    assert user.mailbox
+    world.directory.delete(user.guid, tree=False)
     with pytest.raises(ManualActionRequired) as manual:
         world.exchange.run_cleanup_agent("EXCH01", [STORE_DN, second])
     prefix = "On EXCH01 open Exchange System Manager > Administrative Groups > "
@@ -82,6 +93,10 @@ def test_exchange_2003_cleanup_agent_is_a_manual_step_with_esm_instructions() ->
         prefix + "First Administrative Group > Servers > EXCH01 > Second Storage Group > "
         "Second Store > right-click Mailboxes > Run Cleanup Agent",
     ]
+    assert not mailbox_state(world, user.mailbox).disconnected
+    assert manual.value.rehearse is not None  # what the operator's action does, for a plan
+    manual.value.rehearse()
+    assert mailbox_state(world, user.mailbox).disconnected
 
 
 def test_exchange_2003_runs_the_cleanup_agent_by_itself_every_24_hours() -> None:

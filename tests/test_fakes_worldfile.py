@@ -365,6 +365,11 @@ MALFORMED = [
         "no object or tombstone",
     ),
     (
+        _set("directory.pending", {"views": {"DC 9": []}}),
+        '$.directory.pending.views["DC 9"]',
+        "'DC 9' is not a DC of directory.dcs (DC1, DC2)",
+    ),
+    (
         _set("exchange.servers.0.version", "5.5"),
         "$.exchange.servers[0].version",
         "valid: 2000, 2003, 2007, 2010, 2013, 2016, 2019, SE",
