@@ -64,6 +64,7 @@ class FakeDirectory:
         "descendants",
         "delete",
         "modify",
+        "unprotect",
     )
 
     def __init__(
@@ -188,15 +189,7 @@ class FakeDirectory:
 
     def unprotect(self, guid: UUID) -> None:
         def action() -> None:
-            current = self.view(self._writable, "directory.unprotect").live(guid)
-            if current is None:
-                raise _ldap_error(
-                    "noSuchObject (32)",
-                    f"no live object with objectGUID {guid} on {self._writable}",
-                    dc=self._writable,
-                    operation="directory.unprotect",
-                    target=str(guid),
-                )
+            current = self._live(self._writable, guid, "directory.unprotect")
             if current.protected:
                 self._commit(
                     self._writable,
@@ -231,15 +224,7 @@ class FakeDirectory:
     ) -> bool:
         """Replace attributes of a live object on DC ``origin`` (None or [] clears one). Returns
         False when nothing changed (then nothing replicates and no uSNChanged moves)."""
-        current = self.view(origin, operation).live(guid)
-        if current is None:
-            raise _ldap_error(
-                "noSuchObject (32)",
-                f"no live object with objectGUID {guid} on {origin}",
-                dc=origin,
-                operation=operation,
-                target=str(guid),
-            )
+        current = self._live(origin, guid, operation)
         attributes = _changed_attributes(current, changes, origin, operation)
         if attributes is None:
             return False
@@ -354,19 +339,8 @@ class FakeDirectory:
 
     def _delete(self, guid: UUID, tree: bool) -> None:
         dc, operation = self._writable, "directory.delete"
-        view = self._views[dc]
-        entry = view.live(guid)
-        if entry is None:
-            gone = view.get(guid)
-            state = f"already deleted (tombstone {gone.dn})" if gone else "no such object"
-            raise _ldap_error(
-                "noSuchObject (32)",
-                f"objectGUID {guid}: {state} on {dc}",
-                dc=dc,
-                operation=operation,
-                target=str(guid),
-            )
-        below = view.below(entry)
+        entry = self._live(dc, guid, operation)
+        below = self._views[dc].below(entry)
         if entry.protected:
             raise _protected(entry, dc, operation)
         if below and not tree:
@@ -384,6 +358,22 @@ class FakeDirectory:
         now = self._timeline.now()
         for victim in [*below, entry]:
             self._commit(dc, _tombstone(victim, self._base_dn, now))
+
+    def _live(self, dc: str, guid: UUID, operation: str) -> DirectoryEntry:
+        """The live object on ``dc``, or noSuchObject naming it and the DC."""
+        view = self.view(dc, operation)
+        entry = view.live(guid)
+        if entry is None:
+            gone = view.get(guid)
+            state = f"already deleted (tombstone {gone.dn})" if gone else "no such object"
+            raise _ldap_error(
+                "noSuchObject (32)",
+                f"objectGUID {guid}: {state} on {dc}",
+                dc=dc,
+                operation=operation,
+                target=str(guid),
+            )
+        return entry
 
     def _normal(self, dn: str, dc: str, operation: str) -> str:
         try:

@@ -8,7 +8,7 @@ import pytest
 from fakes_support import BASE_DN, OU, START, add_user, new_world
 
 from remediate.dn import escape_rdn_value, rdn_value
-from remediate.errors import PermanentError
+from remediate.errors import PermanentError, TransientError
 from remediate.model import UserQuery
 
 
@@ -84,6 +84,23 @@ def test_a_protected_object_is_refused_with_insufficient_access_rights() -> None
     assert "protected from accidental deletion" in str(refused.value)
     assert "--allow-protected" in (refused.value.hint or "")
     assert user.guid in world.directory.read([user.guid], "DC1")
+
+
+def test_unprotect_clears_the_protection_on_the_writable_dc_and_replicates() -> None:
+    world = new_world()
+    user = add_user(world, "Ann Lee", protected=True)
+    world.faults.fail("directory.unprotect")
+    with pytest.raises(TransientError):
+        world.directory.unprotect(user.guid)
+    world.directory.unprotect(user.guid)
+    world.directory.unprotect(user.guid)  # already unprotected: nothing changes
+    assert not world.directory.read([user.guid], "DC1")[user.guid].protected
+    assert world.directory.read([user.guid], "DC2")[user.guid].protected
+    world.advance(900)
+    assert not world.directory.read([user.guid], "DC2")[user.guid].protected
+    world.directory.delete(user.guid, tree=False)
+    with pytest.raises(PermanentError, match=r"noSuchObject \(32\).*already deleted"):
+        world.directory.unprotect(user.guid)
 
 
 def test_tree_delete_refuses_when_a_descendant_is_protected_and_deletes_nothing() -> None:
