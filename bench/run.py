@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from remediate.engine.runner import Engine, Safety
 from remediate.fakes import FakeWorld, world_from_json
 from remediate.fakes.scenarios import SCENARIOS
 from remediate.playbooks import get_playbook
-
-from remediate.engine.runner import Engine, Safety
 
 
 class Stopwatch:

@@ -21,7 +21,16 @@ from kb_support import (
     snapshot,
 )
 
-from remediate import PLAYBOOKS, Engine, Refused, RunResult, Safety, StepFailed, get_playbook
+from remediate import (
+    PLAYBOOKS,
+    Engine,
+    Options,
+    Refused,
+    RunResult,
+    Safety,
+    StepFailed,
+    get_playbook,
+)
 from remediate.engine.journal import JournalRecord
 from remediate.engine.runner import EXIT_PENDING
 from remediate.fakes import FakeWorld
@@ -144,28 +153,31 @@ def test_replication_slower_than_the_deadline_fails_the_run_naming_the_dc_and_re
     assert_kb842101_end_state(before, world, resumed, parameters(before), expected(before))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Refused,
-    reason="A lag longer than the wait's deadline, present from the start, makes the apply's "
-    "rehearsal time out: the apply is refused before any change (Refused, not StepFailed) and "
-    "never approved, so resume refuses too; a DC lagging more than the deadline can never be "
-    "repaired. Needs a design decision on how a rehearsal treats a wait's deadline.",
-)
-def test_a_lag_beyond_the_deadline_from_the_start_fails_the_run_and_resume_finishes_it(
+def test_a_lag_beyond_the_deadline_from_the_start_is_refused_before_any_change(
+    state_dir: Path,
+) -> None:
+    """The rehearsal shows the wait cannot finish in time, so nothing is changed and the
+    message says how to wait longer."""
+    world = load(lagging_scenario("kb842101", "2016", BEYOND_DEADLINE))
+    before = snapshot(world)
+    engine = Engine(state_dir=state_dir)
+
+    with pytest.raises(Refused) as refused:
+        engine.apply(get_playbook("kb842101"), world, parameters(before), safety=YES)
+    assert LAGGING_DC in str(refused.value)
+    assert "--replication-timeout" in str(refused.value)
+    assert snapshot(world)["directory"] == before["directory"]
+
+
+def test_a_longer_replication_timeout_waits_out_a_lag_beyond_the_default(
     state_dir: Path,
 ) -> None:
     world = load(lagging_scenario("kb842101", "2016", BEYOND_DEADLINE))
     before = snapshot(world)
     engine = Engine(state_dir=state_dir)
-    run_dirs: list[Path] = []
+    options = Options(replication_timeout_s=BEYOND_DEADLINE + 3600)
 
-    with pytest.raises(StepFailed) as failed:
-        engine.apply(get_playbook("kb842101"), world, parameters(before),
-                     safety=YES, on_run_dir=run_dirs.append)
-    assert LAGGING_DC in str(failed.value)
-
-    world.advance(BEYOND_DEADLINE)
-    resumed = engine.resume(run_dirs[0].name, world, PLAYBOOKS)
-    assert resumed.state == "done"
-    assert_kb842101_end_state(before, world, resumed, parameters(before), expected(before))
+    result = engine.apply(get_playbook("kb842101"), world, parameters(before),
+                          options=options, safety=YES)
+    assert result.state == "done"
+    assert_kb842101_end_state(before, world, result, parameters(before), expected(before))

@@ -27,7 +27,7 @@ def broken_world(protect_first_selected: bool = False) -> tuple[FakeWorld, dict[
 
 
 def test_a_protected_selected_object_makes_the_plan_refuse_and_names_it(engine: Engine) -> None:
-    world, params, victim = broken_world(protect_first_selected=True)
+    world, params, _ = broken_world(protect_first_selected=True)
     result = engine.plan(PLAYBOOK, world, params)
     assert result.exit_code == 3
     assert result.error is not None

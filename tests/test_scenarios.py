@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ldap3.utils.dn import parse_dn  # type: ignore[import-untyped]
+
 from remediate.fakes.scenarios import (
     BASE_DN,
     KB278447_UPGRADED_AT,

@@ -359,7 +359,8 @@ def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engi
 
 
 def _options(args: argparse.Namespace) -> Options:
-    return Options(allow_protected=getattr(args, "allow_protected", False))
+    return Options(allow_protected=getattr(args, "allow_protected", False),
+                   replication_timeout_s=getattr(args, "replication_timeout", None))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -398,6 +399,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="remediate",
@@ -427,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--format", choices=FORMATS, default="text")
         command.add_argument("--allow-protected", action="store_true",
                              help="delete objects protected from accidental deletion")
+        command.add_argument("--replication-timeout", type=_positive_seconds, metavar="SECONDS",
+                             help="how long to wait for every DC to show the changes "
+                             "(default 14400)")
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)

@@ -155,7 +155,7 @@ class Executor:
     def _verify(
         self, step: AnyStep, endpoint: str, targets: list[Target], instructions: str | None
     ) -> None:
-        deadline = self.manual_deadline_s if instructions else step.deadline_s
+        deadline = self.manual_deadline_s if instructions else step.deadline(self.ctx.options)
         outstanding: list[int] = [len(targets)]
 
         def converged() -> bool:
@@ -187,7 +187,9 @@ class Executor:
             step.id,
             f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",
             target=endpoint,
-            hint="check the endpoint, then resume the run",
+            hint="check the endpoint, then resume the run"
+            + (" (a longer wait: --replication-timeout SECONDS)"
+               if step.name == "wait-for-replication" else ""),
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:

@@ -211,7 +211,7 @@ class Engine:
             events.emit(
                 ev.RUN_STARTED,
                 parameters=dict(parameters),
-                options={"allow_protected": options.allow_protected},
+                options=options.to_json(),
                 organisation=world.organisation,
                 source=dict(source or {}),
             )
@@ -274,14 +274,14 @@ class Engine:
                 f"the plan deletes {deletions} objects or mailboxes, over the budget of "
                 f"{safety.max_deletions}",
                 target="max_deletions",
-                hint="narrow the scope, or raise max_deletions if this is intended",
+                hint="narrow the scope, or raise the budget (--max-deletions) if intended",
             )
         text = confirmation_text(planned)
         if text and (safety.confirm is None or not safety.confirm(text)):
             raise Refused(
                 f"not confirmed: {text}",
                 target="confirmation",
-                hint="rerun with --yes, or answer the prompt in a terminal",
+                hint="nothing was changed; to go ahead, answer yes at the prompt or pass --yes",
             )
 
     def _execute(
@@ -373,7 +373,7 @@ class Engine:
                 discovery = Discovery(playbook.load_selection(state.selection))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
-                options = Options(allow_protected=state.allow_protected)
+                options = state.options
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,
                                      run_dir=run_dir, events=events, result=result,
@@ -417,7 +417,7 @@ class RunState:
     run_id: str
     playbook: str
     parameters: dict[str, str]
-    allow_protected: bool
+    options: Options
     source: dict[str, JsonValue]
     selection: JsonValue
     completed: tuple[str, ...]
@@ -432,7 +432,7 @@ class RunState:
 def load_run_state(run_dir: Path) -> RunState:
     contents = read_journal(run_dir / "journal.jsonl")
     playbook, parameters, source, started = "", {}, {}, None
-    allow_protected = False
+    options = Options()
     selection: JsonValue = None
     completed: list[str] = []
     state, finished, approved = "started", False, False
@@ -443,8 +443,7 @@ def load_run_state(run_dir: Path) -> RunState:
             playbook = str(record.get("playbook", ""))
             raw = record.get("parameters")
             parameters = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-            opts = record.get("options")
-            allow_protected = bool(opts.get("allow_protected")) if isinstance(opts, dict) else False
+            options = Options.from_json(record.get("options"))
             src = record.get("source")
             source = dict(src) if isinstance(src, dict) else {}
             started = str(record.get("ts"))
@@ -469,7 +468,7 @@ def load_run_state(run_dir: Path) -> RunState:
         raise InputError("the journal has no run.started record", target=str(run_dir))
     return RunState(
         run_id=run_dir.name, playbook=playbook, parameters=parameters,
-        allow_protected=allow_protected, source=source, selection=selection,
+        options=options, source=source, selection=selection,
         completed=tuple(completed), state=state, started=started, finished=finished,
         approved=approved,
         truncated_line=contents.truncated_line, counts=counts,

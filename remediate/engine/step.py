@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from remediate.engine.backups import Backups
-from remediate.engine.changes import Change, Impact, Planned
+from remediate.engine.changes import Change, Impact, JsonValue, Planned
 from remediate.ports import World
 
 
@@ -28,9 +28,24 @@ class Target(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Operator choices that steps honour."""
+    """Operator choices that steps honour; journaled, so a resumed run keeps them."""
 
     allow_protected: bool = False
+    replication_timeout_s: float | None = None  # None: the step's own deadline
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"allow_protected": self.allow_protected,
+                "replication_timeout_s": self.replication_timeout_s}
+
+    @staticmethod
+    def from_json(data: JsonValue) -> Options:
+        if not isinstance(data, dict):
+            return Options()
+        timeout = data.get("replication_timeout_s")
+        return Options(
+            allow_protected=bool(data.get("allow_protected")),
+            replication_timeout_s=float(timeout) if isinstance(timeout, int | float) else None,
+        )
 
 
 @dataclass(slots=True)
@@ -61,6 +76,10 @@ class Step(ABC, Generic[T, ObservationT]):
     def __init__(self, targets: Sequence[T], *, step_id: str | None = None) -> None:
         self.targets: tuple[T, ...] = tuple(targets)
         self.id = step_id or self.name
+
+    def deadline(self, options: Options) -> float:
+        """How long to wait for the effect; an operator option may say otherwise."""
+        return self.deadline_s
 
     @abstractmethod
     def observe(self, ctx: StepContext, targets: Sequence[T]) -> Mapping[str, ObservationT]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from remediate.engine.changes import Change, Impact, NoOp, Planned
-from remediate.engine.step import Step, StepContext
+from remediate.engine.step import Options, Step, StepContext
 from remediate.model import DirectoryEntry
 
 
@@ -67,6 +67,9 @@ class WaitForReplication(Step[ReplicationTarget, int]):
     deadline_s = 4 * 3600.0
     poll_s = 5.0
     poll_max_s = 60.0
+
+    def deadline(self, options: Options) -> float:
+        return options.replication_timeout_s or self.deadline_s
 
     def observe(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> Mapping[str, int]:
         seen: dict[str, int] = {}
