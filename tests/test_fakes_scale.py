@@ -61,19 +61,20 @@ def resident_mb() -> float | None:
 @pytest.mark.slow
 def test_a_100k_user_world_loads_clones_and_answers_within_budget() -> None:
     before = resident_mb()
-    started = time.perf_counter()
+    started = time.process_time()
     world = world_from_json(big_document())
     gc.collect()  # the one collection over the new heap is load's cost, not the next step's
-    loaded = time.perf_counter()
+    loaded = time.process_time()
     rehearsal = world.rehearsal()
-    cloned = time.perf_counter()
+    cloned = time.process_time()
     query = UserQuery(base_dn="OU=Dept7,OU=Users,DC=corp,DC=example", mail_enabled_only=True)
     found = rehearsal.directory.find_users(query, "DC3")
-    searched = time.perf_counter()
+    searched = time.process_time()
     assert len(found) == USERS // OUS
-    # Measured on an idle machine: load ~4 s (JSON parsing included), rehearsal ~0.1 s, search
-    # ~0.01 s, ~520 MB. The bounds leave room for slow CI machines; they catch complexity
-    # regressions (a deep copy per rehearsal, a scan per lookup), not a few percent.
+    # CPU time, so a busy machine does not fail the test. Measured on an idle machine: load
+    # ~4 s (JSON parsing included), rehearsal ~0.1 s, search ~0.01 s, ~520 MB. The bounds leave
+    # room for slow CI machines; they catch complexity regressions (a deep copy per rehearsal,
+    # a scan per lookup), not a few percent.
     assert loaded - started < 30, f"load took {loaded - started:.1f} s"
     assert cloned - loaded < 3, f"rehearsal took {cloned - loaded:.1f} s"
     assert searched - cloned < 3, f"find_users took {searched - cloned:.1f} s"
