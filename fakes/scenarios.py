@@ -18,16 +18,16 @@ Store layout by version (what ESM or the management shell would show):
 
 from __future__ import annotations
 
-import gc
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from remediate.errors import InputError
 from remediate.model import ExchangeVersion, utc
+
+from .jsonfile import gc_paused
 
 Json = dict[str, object]
 Path = tuple[str, ...]
@@ -405,17 +405,6 @@ def _checked_version(version: str) -> ExchangeVersion:
         ) from None
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Millions of small acyclic dicts make the cyclic GC run over and over for nothing;
-    pausing it while a world is built makes size 100,000 about a third faster."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _hostile(index: int, count: int) -> bool:
@@ -454,7 +443,7 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
     }
 
 
-@_gc_paused()
+@gc_paused()
 def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
@@ -534,7 +523,7 @@ def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
     return world.world(_scenario(world, parameters, expected))
 
 
-@_gc_paused()
+@gc_paused()
 def kb278447(size: int, seed: int, *, version: str = "2000") -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,

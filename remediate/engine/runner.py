@@ -175,11 +175,10 @@ class Engine:
         copy = world.rehearsal()
         copy.attach_run(None)
         ctx = StepContext(copy, MemoryBackups(), options or Options())
-        # The rehearsal plays the manual actions as done by the next scheduled pass; a shorter
-        # wait of the operator's pauses the real run, never the rehearsal (in virtual time,
-        # waiting costs nothing).
+        # The rehearsal plays the operator's manual actions at once (the fakes say how), so a
+        # short operator deadline pauses the real run, never the rehearsal.
         executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
-                            manual_deadline_s=max(self.manual_deadline_s, MANUAL_DEADLINE_S))
+                            manual_deadline_s=self.manual_deadline_s)
         executor.run(playbook.steps(selection))
         return executor
 

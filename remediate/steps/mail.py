@@ -13,9 +13,15 @@ from remediate.steps.targets import ImportTarget, MailboxTarget
 
 
 @dataclass(frozen=True, slots=True)
-class ExportObservation:
+class MailboxAndExport:
+    """A mailbox (None: not there) and this run's export of the mail concerned (None: none)."""
+
     mailbox: MailboxInfo | None
     export: ExportRef | None
+
+
+ExportObservation = MailboxAndExport
+ImportObservation = MailboxAndExport
 
 
 class ExportMail(Step[MailboxTarget, ExportObservation]):
@@ -50,12 +56,6 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
         ctx.world.exchange.export_mail(server, [target.guid for target, _ in pending])
-
-
-@dataclass(frozen=True, slots=True)
-class ImportObservation:
-    mailbox: MailboxInfo | None
-    export: ExportRef | None
 
 
 class ImportMail(Step[ImportTarget, ImportObservation]):
