@@ -71,6 +71,7 @@ class RunResult:
             "run_dir": self.run_dir,
             "parameters": dict(self.parameters),
             "selection_summary": dict(self.selection_summary),
+            "selection": self.selection,
             "findings": [finding.to_json() for finding in self.findings],
             "manual_actions": list(self.manual_actions),
             "changes": [record.to_json() for record in self.changes],
