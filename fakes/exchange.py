@@ -51,6 +51,11 @@ class FakeMailbox:
     display_name: str
     disconnected_at: datetime | None = None
     items: tuple[MailItem, ...] = ()
+    # Derived once: every observation reports the ids, and a mailbox is never changed in place.
+    item_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", tuple(item.id for item in self.items))
 
 
 @dataclass(slots=True)
@@ -617,7 +622,7 @@ def _info(host: FakeServer, store: FakeStore, mailbox: FakeMailbox, view: DcView
         legacy_dn=mailbox.legacy_dn,
         display_name=mailbox.display_name,
         disconnected_at=mailbox.disconnected_at,
-        item_ids=tuple(item.id for item in mailbox.items),
+        item_ids=mailbox.item_ids,
         owner=view.mailbox_owner(mailbox.guid),
     )
 
