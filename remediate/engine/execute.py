@@ -3,7 +3,7 @@ which is what makes the planned change list equal the applied one."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from tenacity import RetryCallState
@@ -205,7 +205,7 @@ class Executor:
             deletes=change.deletes,
         )
 
-    def _on_retry(self, step: AnyStep, phase: str) -> Any:
+    def _on_retry(self, step: AnyStep, phase: str) -> Callable[[RetryCallState], None]:
         def emit(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             self.events.emit(

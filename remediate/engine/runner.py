@@ -21,12 +21,15 @@ from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_dura
 from remediate.engine.changes import ChangeRecord, Finding, JsonValue
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
-from remediate.engine.journal import Journal, RunStore, new_run_id, read_journal
+from remediate.engine.journal import Journal, RunStore, new_run_id
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.retry import RetryPolicy
+from remediate.engine.runstate import RunState, load_run_state
 from remediate.engine.step import Options, StepContext
 from remediate.errors import InputError, Refused, RemediateError, RunPaused, StepFailed
 from remediate.ports import World
+
+__all__ = ["Engine", "RunResult", "RunState", "Safety", "load_run_state"]
 
 AnyPlaybook = Playbook[Any, Any]
 Confirm = Callable[[str], bool]
@@ -408,68 +411,3 @@ class Engine:
             run_id=run_id,
             run_dir=str(run_dir) if run_dir else None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class RunState:
-    """A run as its journal tells it."""
-
-    run_id: str
-    playbook: str
-    parameters: dict[str, str]
-    options: Options
-    source: dict[str, JsonValue]
-    selection: JsonValue
-    completed: tuple[str, ...]
-    state: str
-    started: str | None
-    finished: bool
-    approved: bool
-    truncated_line: int | None
-    counts: dict[str, int]
-
-
-def load_run_state(run_dir: Path) -> RunState:
-    contents = read_journal(run_dir / "journal.jsonl")
-    playbook, parameters, source, started = "", {}, {}, None
-    options = Options()
-    selection: JsonValue = None
-    completed: list[str] = []
-    state, finished, approved = "started", False, False
-    counts = {"applied": 0, "failed": 0}
-    for record in contents.records:
-        event = record.get("event")
-        if event == ev.RUN_STARTED:
-            playbook = str(record.get("playbook", ""))
-            raw = record.get("parameters")
-            parameters = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-            options = Options.from_json(record.get("options"))
-            src = record.get("source")
-            source = dict(src) if isinstance(src, dict) else {}
-            started = str(record.get("ts"))
-        elif event == ev.RUN_DISCOVERED:
-            selection = record.get("selection")
-        elif event == ev.STEP_COMPLETED and isinstance(record.get("step"), str):
-            completed.append(str(record["step"]))
-        elif event == ev.STEP_APPLIED:
-            counts["applied"] += 1
-        elif event == ev.STEP_FAILED:
-            counts["failed"] += 1
-        elif event == ev.RUN_PAUSED:
-            state = "paused"
-        elif event == ev.RUN_FINISHED:
-            state = str(record.get("state", "finished"))
-            finished = state == "done"
-        elif event == ev.RUN_APPROVED:
-            approved = True
-        elif event == ev.RUN_RESUMED:
-            state = "started"
-    if not playbook:
-        raise InputError("the journal has no run.started record", target=str(run_dir))
-    return RunState(
-        run_id=run_dir.name, playbook=playbook, parameters=parameters,
-        options=options, source=source, selection=selection,
-        completed=tuple(completed), state=state, started=started, finished=finished,
-        approved=approved,
-        truncated_line=contents.truncated_line, counts=counts,
-    )
