@@ -9,13 +9,14 @@ new items into it, start transport again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
 from remediate.dn import rdn_value
 from remediate.engine.changes import Change, Finding, Impact, JsonValue, NoOp, WouldFail
+from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
 from remediate.engine.playbook import (
     Discovery,
     Parameter,
@@ -126,6 +127,29 @@ class Selection:
     def summary(self) -> dict[str, int]:
         return {"users": len(self.users), "services": len(self.services),
                 "mailboxes_to_purge": len(self.purge)}
+
+    def scope(self) -> Scope:
+        boxes = [(u.blank.server, u.blank.guid) for u in self.users]
+        boxes += [(u.original.server, u.original.guid) for u in self.users]
+        boxes += [(box.server, box.guid) for box in self.purge]
+        return Scope(objects=tuple(u.guid for u in self.users),
+                     mailboxes=tuple(dict.fromkeys(boxes)), services=self.services)
+
+    def without(self, keys: Collection[str]) -> Selection:
+        def drifted(user: AffectedUser) -> bool:
+            own = {object_key(user.guid), mailbox_key(user.blank.server, user.blank.guid),
+                   mailbox_key(user.original.server, user.original.guid)}
+            return not own.isdisjoint(keys)
+
+        users = tuple(u for u in self.users if not drifted(u))
+        kept = {u.blank.guid for u in users}
+        return replace(
+            self,
+            users=users,
+            services=tuple(s for s in self.services if service_key(*s) not in keys),
+            purge=tuple(b for b in self.purge if mailbox_key(b.server, b.guid) not in keys
+                        and (b.guid in kept or b.guid not in {u.blank.guid for u in self.users})),
+        )
 
     def server(self, name: str) -> ServerInfo:
         return next(server for server in self.servers if server.name == name)

@@ -7,13 +7,14 @@ migration can be run again in clone mode.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from remediate.engine.changes import Change, Finding, Impact, JsonValue, NoOp, WouldFail
+from remediate.engine.fingerprint import Scope, mailbox_key, object_key
 from remediate.engine.playbook import (
     Discovery,
     Parameter,
@@ -106,6 +107,22 @@ class Selection:
             "mailboxes": sum(1 for user in self.users if user.mailbox and user.server),
             "mailboxes_with_items": sum(1 for user in self.users if user.items),
         }
+
+    def scope(self) -> Scope:
+        return Scope(
+            objects=tuple(g for user in self.users for g in (user.guid, *user.children)),
+            mailboxes=tuple((u.server, u.mailbox) for u in self.with_mailbox
+                            if u.server and u.mailbox),
+        )
+
+    def without(self, keys: Collection[str]) -> Selection:
+        def drifted(user: SelectedUser) -> bool:
+            own = {object_key(g) for g in (user.guid, *user.children)}
+            if user.server and user.mailbox:
+                own.add(mailbox_key(user.server, user.mailbox))
+            return not own.isdisjoint(keys)
+
+        return replace(self, users=tuple(u for u in self.users if not drifted(u)))
 
     @property
     def with_mailbox(self) -> list[SelectedUser]:

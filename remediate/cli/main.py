@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,8 +18,9 @@ from rich.console import Console
 from remediate.cli.logs import configure_logging
 from remediate.cli.render import render_json, render_markdown, render_text
 from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, Finding, Impact
+from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
 from remediate.engine.journal import JournalRecord
+from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
 from remediate.engine.runner import (
     EXIT_DONE,
@@ -192,16 +194,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
     playbook = get_playbook(args.playbook)
     world = _world(args)
     parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
-    result = _engine(args).plan(playbook, world, parameters, _options(args))
+    options = _options(args)
+    result = _engine(args).plan(playbook, world, parameters, options,
+                                fingerprint=bool(args.out))
+    if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
+        write_plan(_saved_plan(result, world, options, _world_source(args)), Path(args.out))
+        print(f"wrote the plan to {args.out}: apply it with `remediate apply {args.out}`",
+              file=sys.stderr)
     _emit(result, args.format)
     return result.exit_code
 
 
+def _world_source(args: argparse.Namespace) -> dict[str, JsonValue]:
+    return {"kind": "world", "path": str(Path(args.world).resolve())}
+
+
+def _saved_plan(
+    result: RunResult, world: FakeWorld, options: Options, source: dict[str, JsonValue]
+) -> SavedPlan:
+    return SavedPlan(
+        playbook=result.playbook, parameters=dict(result.parameters),
+        options=options.to_json(), organisation=world.organisation, source=source,
+        created=datetime.now(UTC), selection=result.selection,
+        fingerprints=result.fingerprints,
+        changes=[change.to_json() for change in result.changes],
+    )
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
+    if args.playbook.lower() not in PLAYBOOKS and Path(args.playbook).is_file():
+        return _apply_saved_plan(args)
+    if args.skip_drifted:
+        raise InputError("--skip-drifted applies to a saved plan", target="command line",
+                         hint="remediate apply PLAN_FILE --skip-drifted")
     playbook = get_playbook(args.playbook)
     world = _world(args)
     parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
-    source = {"kind": "world", "path": str(Path(args.world).resolve())}
+    source = _world_source(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
     safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args, run_dirs))
@@ -209,6 +238,31 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
         lambda: _engine(args, recorder).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
+            on_run_dir=run_dirs.append),
+    )
+
+
+def _apply_saved_plan(args: argparse.Namespace) -> int:
+    """``apply PLAN``: exactly what was approved, refused where the world drifted."""
+    plan = read_plan(Path(args.playbook))
+    if args.param:
+        raise InputError("a saved plan carries its own parameters", target=args.playbook,
+                         hint="drop -p, or plan again with the parameters you want")
+    if not args.world:
+        recorded = plan.source.get("path")
+        if plan.source.get("kind") != "world" or not isinstance(recorded, str):
+            raise InputError("the plan names no world file", target=args.playbook,
+                             hint="pass --world FILE")
+        args.world = recorded
+    world = _world(args)
+    run_dirs: list[Path] = []
+    recorder = _Recorder()
+    safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args, run_dirs))
+    return _run_and_report(
+        args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
+        lambda: _engine(args, recorder).apply_saved(
+            plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
+            max_age_s=args.max_plan_age, source=_world_source(args),
             on_run_dir=run_dirs.append),
     )
 
@@ -444,10 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)
+    plan.add_argument("--out", metavar="PLAN", help="save the plan (with fingerprints of "
+                      "everything selected) for `remediate apply PLAN`")
     plan.set_defaults(func=cmd_plan)
 
-    apply = command("apply", "apply a playbook")
+    apply = command("apply", "apply a playbook, or a plan saved with plan --out")
     target_options(apply)
+    apply.add_argument("--skip-drifted", action="store_true",
+                       help="with a saved plan: leave out targets that drifted, apply the rest")
+    apply.add_argument("--max-plan-age", type=_positive_seconds, default=24 * 3600.0,
+                       metavar="SECONDS", help="warn when a saved plan is older (default 86400)")
     apply.add_argument("--yes", action="store_true", help="confirm destructive changes")
     apply.add_argument("--max-deletions", type=_count, default=None, metavar="N",
                        help="refuse the run if it would delete more objects or mailboxes")

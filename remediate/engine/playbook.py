@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from remediate.dn import split_rdns
 from remediate.engine.changes import Finding, JsonValue
+from remediate.engine.fingerprint import Scope
 from remediate.engine.step import Step
 from remediate.errors import InputError
 from remediate.model import utc
@@ -23,6 +24,14 @@ class Selection(Protocol):
     def to_json(self) -> JsonValue: ...
 
     def summary(self) -> dict[str, int]: ...
+
+    def scope(self) -> Scope:
+        """The objects, mailboxes and services the steps may touch (for fingerprints)."""
+        ...
+
+    def without(self: S, keys: Collection[str]) -> S:
+        """The selection less everything tied to these drifted fingerprint keys."""
+        ...
 
 
 S = TypeVar("S", bound=Selection)

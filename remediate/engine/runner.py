@@ -21,7 +21,9 @@ from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_dura
 from remediate.engine.changes import ChangeRecord, Finding, JsonValue
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
+from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.journal import Journal, RunStore, new_run_id
+from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runstate import RunState, load_run_state
@@ -58,6 +60,9 @@ class RunResult:
     changes: list[ChangeRecord] = field(default_factory=list)
     planned: list[ChangeRecord] = field(default_factory=list)
     manual_actions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # drifted targets left out (--skip-drifted)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     run_id: str | None = None
     run_dir: str | None = None
     error: str | None = None
@@ -77,9 +82,43 @@ class RunResult:
             "selection": self.selection,
             "findings": [finding.to_json() for finding in self.findings],
             "manual_actions": list(self.manual_actions),
+            "warnings": list(self.warnings),
+            "skipped": list(self.skipped),
             "changes": [record.to_json() for record in self.changes],
             "error": self.error,
         }
+
+
+def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exact: bool) -> None:
+    """The rehearsal now must do what was approved: the same changes, or (drifted targets
+    left out) nothing on a target the plan did not list."""
+    approved = [_change_key(change) for change in plan.changes]
+    now = [_change_key(record.to_json()) for record in planned]
+    if exact:
+        if now == approved:
+            return
+        difference = next((key for key in now if key not in approved), None) or next(
+            (key for key in approved if key not in now), None)
+    else:
+        allowed = {key[:2] for key in approved}
+        difference = next((key for key in now if key[:2] not in allowed), None)
+        if difference is None:
+            return
+    where = f"{difference[0]} {difference[1]}" if difference else "the order of the changes"
+    raise Refused(
+        f"the world changed since the plan in ways its fingerprints do not show: the "
+        f"rehearsal now plans {len(now)} change(s), the plan approved {len(approved)} "
+        f"(first difference: {where})",
+        target=f"plan of {plan.playbook}",
+        hint="plan again and have the new plan approved",
+    )
+
+
+def _change_key(change: JsonValue) -> tuple[str, str, str, str, str]:
+    data = change if isinstance(change, dict) else {}
+    return (str(data.get("step")), str(data.get("target")), str(data.get("action")),
+            json.dumps(data.get("before"), sort_keys=True),
+            json.dumps(data.get("after"), sort_keys=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +167,11 @@ class Engine:
         world: World,
         parameters: Mapping[str, str],
         options: Options | None = None,
+        *,
+        fingerprint: bool = False,
     ) -> RunResult:
+        """Discover and rehearse; ``fingerprint`` also records the state of everything selected
+        (what a saved plan is checked against when it is applied later)."""
         params = playbook.parse(parameters)
         events = Events(run_id=None, playbook=playbook.name, mode="plan",
                         subscribers=self.subscribers)
@@ -140,6 +183,8 @@ class Engine:
             events.emit(ev.RUN_FINISHED, state="failed", error=str(error))
             raise
         result = self._result("plan", playbook, parameters, discovery)
+        if fingerprint:
+            result.fingerprints = fingerprints(world, discovery.selection.scope())
         try:
             rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
         except RemediateError as error:
@@ -202,8 +247,77 @@ class Engine:
         """Discover, rehearse, pass the safety gates, then apply. ``source`` records where the
         world came from (for resume); ``on_run_dir`` is told the run directory first."""
         params = playbook.parse(parameters)
-        options = options or Options()
-        safety = safety or Safety()
+        return self._run(
+            playbook, world, parameters, options or Options(), safety or Safety(),
+            source=source, on_run_dir=on_run_dir,
+            select=lambda events: self._discover(playbook, world, params, events),
+        )
+
+    def apply_saved(
+        self,
+        plan: SavedPlan,
+        world: World,
+        playbooks: Mapping[str, AnyPlaybook],
+        *,
+        safety: Safety | None = None,
+        skip_drifted: bool = False,
+        max_age_s: float = 24 * 3600.0,
+        source: Mapping[str, JsonValue] | None = None,
+        on_run_dir: Callable[[Path], None] | None = None,
+    ) -> RunResult:
+        """Apply exactly an approved plan: refuse (exit 3) where a target drifted since it was
+        planned, naming target, attribute, planned and current value; with ``skip_drifted``
+        leave those targets out and apply the rest."""
+        playbook = playbooks.get(plan.playbook)
+        if playbook is None:
+            raise InputError(f"unknown playbook {plan.playbook!r}", target="plan")
+        if plan.organisation != world.organisation:
+            raise Refused(f"the plan is for organisation {plan.organisation!r}, not "
+                          f"{world.organisation!r}", target="plan",
+                          hint="apply it against the organisation it was made for")
+        selection = playbook.load_selection(plan.selection)
+        drifted = drifts(plan.fingerprints, fingerprints(world, selection.scope()))
+        if drifted and not skip_drifted:
+            raise Refused(
+                "the world drifted since the plan was made: "
+                + "; ".join(str(drift) for drift in drifted),
+                target=f"plan of {plan.playbook}",
+                hint="plan again, or pass --skip-drifted to apply the rest",
+            )
+        if drifted:
+            selection = selection.without({drift.target for drift in drifted})
+        warnings = []
+        age = (datetime.now(UTC) - plan.created).total_seconds()
+        if age > max_age_s:
+            warnings.append(f"the plan is {age / 3600:.1f} hours old (over "
+                            f"{max_age_s / 3600:.1f}); the fingerprints still held")
+        chosen = selection
+
+        def expect(planned: Sequence[ChangeRecord]) -> None:
+            check_against_plan(plan, planned, exact=not drifted)
+
+        result = self._run(
+            playbook, world, plan.parameters, Options.from_json(plan.options),
+            safety or Safety(), source=source or plan.source, on_run_dir=on_run_dir,
+            select=lambda events: Discovery(chosen), expect=expect,
+        )
+        result.warnings = warnings
+        result.skipped = [str(drift) for drift in drifted]
+        return result
+
+    def _run(
+        self,
+        playbook: AnyPlaybook,
+        world: World,
+        parameters: Mapping[str, str],
+        options: Options,
+        safety: Safety,
+        *,
+        source: Mapping[str, JsonValue] | None,
+        on_run_dir: Callable[[Path], None] | None,
+        select: Callable[[Events], Discovery[Any]],
+        expect: Callable[[Sequence[ChangeRecord]], None] | None = None,
+    ) -> RunResult:
         run_id = new_run_id(playbook.name, datetime.now(UTC))
         with self.store.lock(world.organisation, run_id):
             run_dir = self.store.create(run_id)
@@ -220,15 +334,17 @@ class Engine:
             )
             events.checkpoint()
             return self._guarded(journal, events, lambda: self._apply_new(
-                playbook=playbook, world=world, params=params, parameters=parameters,
-                options=options, safety=safety, run_id=run_id, run_dir=run_dir, events=events))
+                playbook=playbook, world=world, select=select, expect=expect,
+                parameters=parameters, options=options, safety=safety, run_id=run_id,
+                run_dir=run_dir, events=events))
 
     def _apply_new(
         self,
         *,
         playbook: AnyPlaybook,
         world: World,
-        params: Any,
+        select: Callable[[Events], Discovery[Any]],
+        expect: Callable[[Sequence[ChangeRecord]], None] | None,
         parameters: Mapping[str, str],
         options: Options,
         safety: Safety,
@@ -236,7 +352,7 @@ class Engine:
         run_dir: Path,
         events: Events,
     ) -> RunResult:
-        discovery = self._discover(playbook, world, params, events)
+        discovery = select(events)
         result = self._result("apply", playbook, parameters, discovery,
                               run_id=run_id, run_dir=run_dir)
         events.emit(
@@ -258,6 +374,8 @@ class Engine:
                 hint="plan shows the details; fix the cause or narrow the scope",
             ) from failure
         result.planned = planned
+        if expect is not None:
+            expect(planned)
         write_durably(
             run_dir / "plan.json",
             json.dumps({"changes": [r.to_json() for r in planned]}, indent=1, ensure_ascii=False),
