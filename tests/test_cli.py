@@ -46,7 +46,8 @@ SEED = 5
 CHANGE_KEYS = {"step", "target", "label", "endpoint", "impact", "action", "before", "after"}
 RESULT_KEYS = {
     "format", "mode", "playbook", "state", "exit_code", "run_id", "run_dir", "parameters",
-    "selection_summary", "selection", "findings", "manual_actions", "changes", "error",
+    "selection_summary", "selection", "findings", "manual_actions", "warnings", "skipped",
+    "changes", "error",
 }  # fmt: skip
 KB842101_STEPS = [
     ("export-mail", "reversible"),
