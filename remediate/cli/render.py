@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from remediate.engine.changes import ChangeRecord, JsonValue
+from remediate.cli.notes import PLAYBOOK_NOTES, ROLLBACK_ORDER, in_words, notes
+from remediate.engine.changes import ChangeRecord, Impact, JsonValue
 from remediate.engine.runner import RunResult
+from remediate.playbooks import PLAYBOOKS
 
 ROWS_PER_STEP = 50
 
@@ -91,22 +93,25 @@ def _md_cell(value: str) -> str:
 
 
 def render_markdown(result: RunResult) -> str:
-    """CommonMark with GFM tables; every value is escaped, so it renders as it is."""
+    """A change ticket, for the approver: what the run does in words and counts, the scope, a
+    table per step, the impact and risks, the manual actions and the rollback notes.
+    CommonMark with GFM tables; every value from the world is escaped, so it renders as it is.
+    """
+    steps = _by_step(result.changes)
+    playbook = PLAYBOOKS.get(result.playbook)
     lines = [f"# {_md_cell(_headline(result))}", ""]
+    if playbook is not None:
+        lines += [f"{_md_cell(playbook.title)} (KB: <{playbook.kb}>).", ""]
     if result.run_dir:
         lines += [f"Run directory: {_md_cell(result.run_dir)}", ""]
-    if result.selection_summary:
-        lines += ["## Scope", ""]
-        lines += [f"- {name.replace('_', ' ')}: {count}"
-                  for name, count in result.selection_summary.items()]
-        lines.append("")
+    lines += _md_summary(result, steps)
+    lines += _md_scope(result)
     if result.findings:
         lines += ["## Findings (not acted on)", ""]
         lines += [f"- **{_md_cell(f.kind)}** {_md_cell(f.target)}: {_md_cell(f.message)}"
                   for f in result.findings]
         lines.append("")
     lines += ["## Changes", ""]
-    steps = _by_step(result.changes)
     if steps:
         lines += ["| step | impact | changes |", "| --- | --- | --- |"]
         lines += [f"| {_md_cell(step)} | {changes[0].impact.value} | {len(changes)} |"
@@ -115,20 +120,120 @@ def render_markdown(result: RunResult) -> str:
         lines.append(_no_changes(result))
     lines.append("")
     for step, changes in steps.items():
-        lines += [f"### {_md_cell(step)}", "", "| target | action | before | after |",
-                  "| --- | --- | --- | --- |"]
+        words = "; ".join(in_words(step, changes))
+        lines += [f"### {_md_cell(step)}", "",
+                  f"*{changes[0].impact.value}*: {_md_cell(words)}.", "",
+                  "| target | action | before | after |", "| --- | --- | --- | --- |"]
         lines += [
             f"| {_md_cell(c.label)} | {_md_cell(c.action)} | {_md_cell(value_text(c.before))} | "
             f"{_md_cell(value_text(c.after))} |"
             for c in changes
         ]
         lines.append("")
+    lines += _md_risks(result, steps)
     if result.manual_actions:
-        lines += ["## Manual actions", ""] + [f"- {_md_cell(m)}" for m in result.manual_actions]
+        lines += ["## Manual actions", ""]
+        lines += ["The run pauses at these and waits (polling) until their effect shows:", ""]
+        lines += [f"- {_md_cell(m)}" for m in result.manual_actions]
         lines.append("")
+    lines += _md_rollback(result, steps)
     if result.error:
         lines += ["## Error", "", _md_cell(result.error), ""]
     return "\n".join(lines)
+
+
+def _md_summary(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> list[str]:
+    if not steps:
+        return []
+    if result.mode == "plan":
+        lead = "Applying this plan will"
+    else:
+        lead = "This run did" if result.state == "done" else "Before it stopped, this run did"
+    phrases = [phrase for step, changes in steps.items() for phrase in in_words(step, changes)]
+    lines = ["## Summary", "", f"{lead}: {_md_cell(', '.join(phrases))}.", ""]
+    gated = [phrase for step, changes in steps.items() if changes[0].impact.needs_confirmation
+             for phrase in in_words(step, changes)]
+    if gated:
+        lines += [f"- Needs confirmation (`--yes` or the prompt): **{_md_cell(', '.join(gated))}**"]
+    impacts: dict[str, int] = {}
+    for change in result.changes:
+        impacts[change.impact.value] = impacts.get(change.impact.value, 0) + 1
+    order = [impact.value for impact in reversed(Impact)]
+    lines.append("- Changes by impact: " + ", ".join(
+        f"{impact} {impacts[impact]}" for impact in order if impact in impacts))
+    deletions = sum(change.deletes for change in result.changes)
+    lines.append(f"- Objects and mailboxes deleted: {deletions}"
+                 + (" (the budget `--max-deletions` counts these)" if deletions else ""))
+    if result.manual_actions:
+        lines.append(f"- Manual actions: {len(result.manual_actions)} (see below)")
+    lines.append("")
+    return lines
+
+
+def _md_scope(result: RunResult) -> list[str]:
+    lines = ["## Scope", ""]
+    if result.parameters:
+        lines += ["Parameters:", ""]
+        lines += [f"- {_md_cell(key)} = {_md_cell(value)}"
+                  for key, value in result.parameters.items()]
+        lines.append("")
+    if result.selection_summary:
+        lines += ["Selected by discovery (nothing outside this is touched; `--format json` "
+                  "lists every object under `selection`):", ""]
+        lines += [f"- {name.replace('_', ' ')}: {count}"
+                  for name, count in result.selection_summary.items()]
+        lines.append("")
+    selection = result.selection if isinstance(result.selection, dict) else {}
+    servers = selection.get("servers")
+    if isinstance(servers, list) and servers:
+        shown = [f"{s.get('name')} (Exchange {s.get('version')}, reads AD from {s.get('dc')})"
+                 for s in servers if isinstance(s, dict)]
+        lines += [f"Exchange servers: {_md_cell(', '.join(shown))}", ""]
+    dcs = selection.get("dcs")
+    if isinstance(dcs, list) and dcs:
+        lines += [f"Domain controllers: {_md_cell(', '.join(str(dc) for dc in dcs))}", ""]
+    return lines if len(lines) > 2 else []
+
+
+def _md_risks(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> list[str]:
+    risks = [note.risk for step, changes in steps.items()
+             if (note := notes(step, changes)).risk is not None]
+    context = PLAYBOOK_NOTES.get(result.playbook, ()) if steps else ()
+    if not risks and not context:
+        return []
+    lines = ["## Impact and risks", ""]
+    lines += [f"- {_md_text(risk)}" for risk in risks]
+    if context:
+        lines += ["", "What users notice:", ""] + [f"- {_md_text(text)}" for text in context]
+    lines.append("")
+    return lines
+
+
+def _md_rollback(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> list[str]:
+    if not steps:
+        return []
+    where = (f"`{result.run_dir}`" if result.run_dir and "`" not in result.run_dir
+             else "the run directory of the apply (`<state dir>/runs/<run id>/`, "
+                  "`remediate runs` lists them)")
+    lines = ["## Rollback", "",
+             f"Backups: {_md_text(where)}: `backups/ad/*.ldif` (each AD object before it was "
+             "deleted or changed), `backups/mail/` (the mail exports), `journal.jsonl` (every "
+             "change, when; `remediate show-run RUN_ID`), `plan.json`.", ""]
+    for step, changes in steps.items():
+        rollback = notes(step, changes).rollback
+        if rollback:
+            lines += [f"### Rollback: {_md_cell(step)}", ""]
+            lines += [f"- {_md_text(text)}" for text in rollback]
+            lines.append("")
+    order = ROLLBACK_ORDER.get(result.playbook)
+    if order:
+        lines += ["### Rollback: the whole run", "", _md_text(order), ""]
+    return lines
+
+
+def _md_text(text: str) -> str:
+    """Our own Markdown prose (code spans, emphasis), kept on one line per list item."""
+    return " ".join(text.splitlines())
 
 
 def render_json(result: RunResult) -> str:
