@@ -65,6 +65,7 @@ class FakeDirectory:
         "delete",
         "modify",
         "unprotect",
+        "replication_delays",
     )
 
     def __init__(
@@ -125,6 +126,12 @@ class FakeDirectory:
 
     def domain_controllers(self) -> list[str]:
         return self._op("domain_controllers", self._writable, None, (), lambda: list(self._views))
+
+    def replication_delays(self) -> dict[str, float]:
+        return self._op(
+            "replication_delays", self._writable, None, (),
+            lambda: {view.name: float(view.delay) for view in self._views.values()},
+        )
 
     def writable_dc(self) -> str:
         return self._op("writable_dc", self._writable, None, (), lambda: self._writable)

@@ -54,6 +54,11 @@ class Directory(Protocol):
         """The DC all writes of this run go to (pinned)."""
         ...
 
+    def replication_delays(self) -> dict[str, float]:
+        """How long, in seconds, a change takes to reach each DC (AD: the replication interval
+        of its site link; 0 within a site). Rehearsals and snapshots model lag with it."""
+        ...
+
     def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
         """Live (not deleted) user objects matching every criterion of ``query``."""
         ...

@@ -149,8 +149,9 @@ def test_the_fault_cases_cover_every_operation_the_playbooks_use(tmp_path: Path)
     used = {op for discovery, applying in USES.values() for op in discovery | applying}
     every = {f"directory.{op}" for op in FakeDirectory.OPERATIONS}
     every |= {f"exchange.{op}" for op in FakeExchange.OPERATIONS}
-    # Only with --allow-protected (tests/test_safety.py); the scenarios protect no user.
-    assert used == every - {"directory.unprotect"}
+    # unprotect: only with --allow-protected (tests/test_safety.py); replication_delays: only
+    # by snapshots (tests/test_snapshot.py).
+    assert used == every - {"directory.unprotect", "directory.replication_delays"}
 
 
 @pytest.mark.parametrize("fault", transient_faults(), ids=str)

@@ -17,9 +17,10 @@ from rich.console import Console
 
 from remediate.cli.logs import configure_logging
 from remediate.cli.render import render_json, render_markdown, render_text
+from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
-from remediate.engine.journal import JournalRecord
+from remediate.engine.journal import JournalRecord, RunStore, read_journal
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
 from remediate.engine.runner import (
@@ -37,6 +38,7 @@ from remediate.errors import InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS
 from remediate.playbooks import PLAYBOOKS, get_playbook
+from remediate.snapshot import snapshot
 
 FORMATS = ("text", "json", "markdown")
 
@@ -385,6 +387,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
+def cmd_show_run(args: argparse.Namespace) -> int:
+    """A run's journal as a timeline (text), or every record of it (JSON)."""
+    run_dir = RunStore(_state_dir(args)).path(args.run_id)
+    state = load_run_state(run_dir)
+    records = read_journal(run_dir / "journal.jsonl").records
+    if args.format == "json":
+        print(json.dumps(timeline_json(state, records, run_dir), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(render_timeline(state, records, run_dir, every=args.all)))
+    return EXIT_DONE
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    world = _world(args)
+    data = snapshot(world, base_dn=args.base_dn)
+    out = Path(args.out)
+    save_world(world_from_json(data, source=str(out)), out)
+    directory = data["directory"]
+    count = len(directory["objects"]) if isinstance(directory, dict) and isinstance(
+        directory["objects"], list) else 0
+    print(f"wrote {out}: {count} directory objects of {world.organisation}", file=sys.stderr)
+    return EXIT_DONE
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     builder = SCENARIOS.get(args.name)
     if builder is None:
@@ -463,6 +489,26 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Commands that write world files: broken ones to rehearse on, and snapshots."""
+    scenario = command("scenario", "write a broken world for a KB")
+    scenario.add_argument("name", choices=sorted(SCENARIOS))
+    scenario.add_argument("--size", type=int, default=20, help="affected users (default 20)")
+    scenario.add_argument("--seed", type=int, default=1,
+                          help="the same seed gives the same file (default 1)")
+    scenario.add_argument("--version", help="Exchange version of the servers")
+    scenario.add_argument("--out", required=True, metavar="FILE")
+    scenario.set_defaults(func=cmd_scenario)
+
+    snap = command("snapshot", "read an organisation into a world file, to rehearse offline")
+    where = snap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--inventory", metavar="FILE", help="real endpoints (TOML)")
+    where.add_argument("--world", metavar="FILE", help="a world file (read through the ports)")
+    snap.add_argument("--base-dn", metavar="DN", help="only users under this container")
+    snap.add_argument("--out", required=True, metavar="WORLD")
+    snap.set_defaults(func=cmd_snapshot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="remediate",
@@ -524,14 +570,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--format", choices=("text", "json"), default="text")
     runs.set_defaults(func=cmd_runs)
 
-    scenario = command("scenario", "write a broken world for a KB")
-    scenario.add_argument("name", choices=sorted(SCENARIOS))
-    scenario.add_argument("--size", type=int, default=20, help="affected users (default 20)")
-    scenario.add_argument("--seed", type=int, default=1,
-                          help="the same seed gives the same file (default 1)")
-    scenario.add_argument("--version", help="Exchange version of the servers")
-    scenario.add_argument("--out", required=True, metavar="FILE")
-    scenario.set_defaults(func=cmd_scenario)
+    show_run = command("show-run", "a run's journal as a timeline")
+    show_run.add_argument("run_id")
+    show_run.add_argument("--format", choices=("text", "json"), default="text")
+    show_run.add_argument("--all", action="store_true",
+                          help="every per-target event too (each change, each poll)")
+    show_run.set_defaults(func=cmd_show_run)
+
+    _world_commands(command)
     return parser
 
 

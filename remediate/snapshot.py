@@ -1,0 +1,113 @@
+"""Read an organisation through the ports into a world file (``remediate.world/1``), so a
+playbook can be rehearsed offline and give the same plan as against the organisation itself.
+
+Only the ports are used, so the same code snapshots real servers (ldap3, WinRM) and fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from remediate.engine.changes import JsonValue
+from remediate.errors import PermanentError
+from remediate.model import DirectoryEntry, ExchangeServer, MailboxInfo, UserQuery, iso
+from remediate.ports import World
+
+WORLD_FORMAT = "remediate.world/1"
+# The services the playbooks look at, beyond each version's transport services.
+EXTRA_SERVICES = ("MSExchangeIS",)
+
+
+def snapshot(world: World, *, base_dn: str | None = None) -> dict[str, JsonValue]:
+    """The directory (users under ``base_dn``, or the whole domain, and what lies below them)
+    and the whole Exchange organisation, as the writable DC and each server report them."""
+    return {
+        "format": WORLD_FORMAT,
+        "clock": iso(world.clock.now()),
+        "directory": _directory(world, base_dn),
+        "exchange": {"servers": [_server(world, server) for server in world.exchange.servers()]},
+    }
+
+
+def _directory(world: World, base_dn: str | None) -> dict[str, JsonValue]:
+    directory = world.directory
+    dc = directory.writable_dc()
+    users = directory.find_users(UserQuery(base_dn=base_dn), dc)
+    below = directory.descendants([user.guid for user in users], dc)
+    entries: dict[UUID, DirectoryEntry] = {user.guid: user for user in users}
+    for children in below.values():
+        entries.update((child.guid, child) for child in children)
+    delays = directory.replication_delays()
+    return {
+        "domain": directory.domain,
+        "base_dn": directory.base_dn,
+        "writable_dc": dc,
+        "dcs": [{"name": name, "replication_delay_s": delays.get(name, 0.0)}
+                for name in directory.domain_controllers()],
+        "objects": [_object(entry) for entry in entries.values()],
+    }
+
+
+def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
+    attributes: dict[str, JsonValue] = {
+        name: list(value) if isinstance(value, list) else value
+        for name, value in entry.attributes.items()
+    }
+    return {
+        "dn": entry.dn,
+        "object_class": entry.object_class,
+        "guid": str(entry.guid),
+        "when_created": iso(entry.when_created),
+        "when_changed": iso(entry.when_changed),
+        "protected": entry.protected,
+        "attributes": attributes,
+    }
+
+
+def _server(world: World, server: ExchangeServer) -> dict[str, JsonValue]:
+    exchange = world.exchange
+    boxes: dict[str, list[MailboxInfo]] = {}
+    for box in exchange.mailboxes(server.name):
+        boxes.setdefault(box.store_dn.lower(), []).append(box)
+    stores: list[JsonValue] = [
+        {
+            "name": store.name,
+            "storage_group": store.storage_group,
+            "dn": store.dn,
+            "mailboxes": [_mailbox(box) for box in boxes.get(store.dn.lower(), [])],
+        }
+        for store in exchange.stores(server.name)
+    ]
+    return {
+        "name": server.name,
+        "version": server.version.value,
+        "dc": server.dc,
+        "services": _services(world, server.name, (*server.version.transport_services,
+                                                    *EXTRA_SERVICES)),
+        "stores": stores,
+    }
+
+
+def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
+    # The store reports item ids; folders and subjects stay on the server (the plan needs ids).
+    return {
+        "guid": str(box.guid),
+        "legacy_dn": box.legacy_dn,
+        "display_name": box.display_name,
+        "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
+        "items": [{"id": item, "folder": "", "subject": ""} for item in box.item_ids],
+    }
+
+
+def _services(world: World, server: str, names: Sequence[str]) -> dict[str, JsonValue]:
+    """Each service the server has; one it does not have is left out."""
+    states: dict[str, JsonValue] = {}
+    for name in names:
+        try:
+            found = world.exchange.service_states(server, [name])
+        except PermanentError:
+            continue
+        if name in found:
+            states[name] = found[name].value
+    return states
