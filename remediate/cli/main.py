@@ -15,11 +15,13 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from remediate.cli.console import ProgressBars, RunLog
 from remediate.cli.logs import configure_logging
 from remediate.cli.render import render_json, render_markdown, render_text
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
+from remediate.engine.events import Subscriber
 from remediate.engine.journal import JournalRecord, RunStore, read_journal
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
@@ -435,7 +437,19 @@ def _load_generated(data: dict[str, object]) -> FakeWorld:
 
 
 def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
-    return Engine(state_dir=_state_dir(args), subscribers=(recorder,) if recorder else ())
+    """With the console's subscribers (progress bars, the run's log file) set up by main."""
+    console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
+    return Engine(state_dir=_state_dir(args),
+                  subscribers=((recorder,) if recorder else ()) + console)
+
+
+def _progress_bars(args: argparse.Namespace) -> ProgressBars | None:
+    """On a terminal, for people: not with JSON output or JSON events, not with -q."""
+    if getattr(args, "format", "text") == "json" or args.quiet > args.verbose:
+        return None
+    if not sys.stderr.isatty() or (args.log_format or "console") != "console":
+        return None
+    return ProgressBars(Console(file=sys.stderr))
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -587,7 +601,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (1)
         return stop.code if isinstance(stop.code, int) else EXIT_ERROR
-    configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format)
+    run_log = RunLog(_state_dir(args) / "runs")
+    configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format, run_log=run_log)
+    progress = _progress_bars(args)
+    args.subscribers = (run_log,) + ((progress,) if progress else ())
+    try:
+        return _dispatch(args)
+    finally:
+        if progress is not None:
+            progress.stop()
+        run_log.close()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except RemediateError as error:
