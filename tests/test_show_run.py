@@ -145,6 +145,11 @@ def test_a_failed_run_shows_the_error_and_how_to_continue(
     finished = [details for _, event, _, details in rows(out) if event == "run.finished"]
     assert finished[-1].startswith("failed, ERROR: ")
     assert out.rstrip().endswith(f"continue with: remediate resume {result['run_id']}")
+    code, listed, _ = cli_run(capsys, "runs")
+    assert code == 0
+    (line,) = listed.splitlines()
+    assert line.startswith(f"{result['run_id']}\tkb842101\t")
+    assert line.endswith(f"\tfailed\t{len(result['changes'])} change(s), 1 failed")
 
 
 def test_a_paused_run_shows_the_manual_action(

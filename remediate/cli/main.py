@@ -375,15 +375,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
         state = load_run_state(engine.store.runs_dir / run_id)
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
-                     "completed_steps": len(state.completed)})
+                     "failed": state.counts["failed"], "completed_steps": len(state.completed)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     else:
-        for row in rows:
-            print(f"{row['run_id']}\t{row['playbook']}\t{row['state']}\t"
-                  f"{row['applied']} change(s)")
+        for row in rows:  # id, playbook, when (UTC), state, counts
+            when = str(row["started"] or "")[:19].replace("T", " ")
+            failed = f", {row['failed']} failed" if row["failed"] else ""
+            print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
+                  f"{row['applied']} change(s){failed}")
         if not rows:
             print(f"no runs under {engine.store.runs_dir}")
     return EXIT_DONE
