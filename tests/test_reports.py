@@ -226,3 +226,31 @@ def test_apply_report_names_the_backups_it_made(
     assert code == 0
     assert "No changes." in again
     assert "Rollback" not in sections(again)
+
+
+def test_the_readme_documents_every_field_of_the_json_result(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``remediate.result/1`` is documented field by field, and so is each change."""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    parsed = tokens(readme.read_text(encoding="utf-8"))
+    fields: list[str] = []
+    heading, in_table, first_cell = "", False, False
+    for index, token in enumerate(parsed):
+        if token.type == "heading_open":
+            heading = plain([parsed[index + 1]])
+        elif token.type == "table_open":
+            in_table = heading == "remediate.result/1" and not fields
+        elif token.type == "table_close":
+            in_table = False
+        elif token.type == "tr_open":
+            first_cell = True
+        elif in_table and token.type == "td_open" and first_cell:
+            fields.append(plain([parsed[index + 1]]))
+            first_cell = False
+    data, _ = plan_both(capsys, world(capsys, tmp_path, "kb842101"), "kb842101")
+    assert fields == list(data)
+    (changes_row,) = [token.content for token in parsed
+                      if token.type == "inline" and token.content.startswith("`changes`")]
+    for key in data["changes"][0]:
+        assert f"`{key}`" in changes_row, key

@@ -24,8 +24,11 @@ class _Stderr:
 
 
 def _at_least(level: int) -> structlog.typing.Processor:
+    """Drop, for the console only, what the run's log keeps and -q/-v do not show."""
+    levels = {**logging.getLevelNamesMapping(), "EXCEPTION": logging.ERROR}
+
     def drop_below(logger: Any, method_name: str, event_dict: Any) -> Any:
-        if logging.getLevelNamesMapping().get(method_name.upper(), logging.INFO) < level:
+        if levels.get(method_name.upper(), logging.INFO) < level:
             raise structlog.DropEvent
         return event_dict
 
