@@ -53,8 +53,11 @@ def render_text(result: RunResult, console: Console) -> None:
                                     f" {finding.target}: {finding.message}"))
     steps = _by_step(result.changes)
     for step, changes in steps.items():
-        table = Table(title=Text(f"{step} ({changes[0].impact.value}): {len(changes)} change(s)"),
-                      title_justify="left", show_lines=False)
+        words = "; ".join(in_words(step, changes))
+        # the title on its own line: a table's title would wrap at the table's width
+        console.print(Text(f"{step} ({changes[0].impact.value}): {len(changes)} change(s): "
+                           f"{words}", style="bold"))
+        table = Table(show_lines=False)
         for column in ("target", "action", "before", "after"):
             table.add_column(column, overflow="fold")
         for change in changes[:ROWS_PER_STEP]:
