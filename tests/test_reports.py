@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from rich.console import Console
 
 from remediate.cli.main import main
-from remediate.cli.render import value_text
+from remediate.cli.render import render_markdown, render_text, value_text
+from remediate.engine.runner import RunResult
 
 SIZE = 9
 
@@ -254,3 +256,23 @@ def test_the_readme_documents_every_field_of_the_json_result(
     changes_row = cells[cells.index("`changes`") + 2]  # field, type, meaning
     for key in data["changes"][0]:
         assert f"`{key}`" in changes_row, key
+
+
+def test_warnings_and_skipped_targets_are_reported_in_text_and_markdown() -> None:
+    """A stale saved plan's warning and the targets ``--skip-drifted`` left out are shown to
+    people too, not only in JSON."""
+    result = RunResult(
+        mode="apply", playbook="kb842101", state="done", parameters={},
+        warnings=["the plan is 30.0 hours old (over 24.0)"],
+        skipped=["CN=a_b,DC=corp: uSNChanged planned 5, now 9"],
+    )
+    stream = io.StringIO()
+    render_text(result, Console(file=stream, width=10_000, highlight=False))
+    text = stream.getvalue()
+    assert "warning: the plan is 30.0 hours old (over 24.0)" in text
+    assert ("skipped (drifted since the plan, not applied): CN=a_b,DC=corp: uSNChanged "
+            "planned 5, now 9") in text
+    found = sections(render_markdown(result))
+    assert plain(found["Warnings"]) == "the plan is 30.0 hours old (over 24.0)"
+    assert plain(found["Skipped (drifted since the plan, not applied)"]) == (
+        "CN=a_b,DC=corp: uSNChanged planned 5, now 9")

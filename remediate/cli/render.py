@@ -51,6 +51,11 @@ def render_text(result: RunResult, console: Console) -> None:
     for finding in result.findings:
         console.print(Text.assemble((finding.kind, "yellow"),
                                     f" {finding.target}: {finding.message}"))
+    for warning in result.warnings:
+        console.print(Text.assemble(("warning", "yellow"), f": {warning}"))
+    for skipped in result.skipped:
+        console.print(Text.assemble(("skipped", "yellow"),
+                                    f" (drifted since the plan, not applied): {skipped}"))
     steps = _by_step(result.changes)
     for step, changes in steps.items():
         words = "; ".join(in_words(step, changes))
@@ -108,6 +113,11 @@ def render_markdown(result: RunResult) -> str:
     if result.run_dir:
         lines += [f"Run directory: {_md_cell(result.run_dir)}", ""]
     lines += _md_summary(result, steps)
+    if result.warnings:
+        lines += ["## Warnings", ""] + [f"- {_md_cell(w)}" for w in result.warnings] + [""]
+    if result.skipped:
+        lines += ["## Skipped (drifted since the plan, not applied)", ""]
+        lines += [f"- {_md_cell(item)}" for item in result.skipped] + [""]
     lines += _md_scope(result)
     if result.findings:
         lines += ["## Findings (not acted on)", ""]
