@@ -78,6 +78,12 @@ def endpoints_text(records: Sequence[ChangeRecord]) -> str:
     return ", ".join(names)
 
 
+_RECONNECT = (
+    "Exchange System Manager: Mailboxes > right-click the disconnected mailbox > Reconnect, or "
+    "MBConn, on 2000/2003; `Connect-Mailbox` on 2007 and later"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StepNotes:
     """``risk``: what is destructive or disruptive and what users notice (None: nothing to
@@ -119,8 +125,8 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
                 "with `ldifde -i -f restore.ldif -s <DC>`; re-add group memberships; reset "
                 "the password and enable the account.",
                 "A reanimated user whose mailbox was not purged yet gets it back by "
-                "reconnecting it (see reconnect below); a purged one gets a new mailbox and "
-                "the export imported into it.",
+                f"reconnecting it ({_RECONNECT}); one whose mailbox was purged gets a new "
+                "mailbox and the export imported into it.",
             ),
         )
     if name == "purge-mailbox":
@@ -178,9 +184,7 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
             (
                 "To undo a reconnect: disconnect the mailbox again (Exchange Tasks > Delete "
                 "Mailbox on 2000/2003, `Disable-Mailbox` on 2007 and later), let the cleanup "
-                "agent mark it disconnected, then reconnect the other one (Exchange System "
-                "Manager: Mailboxes > right-click the disconnected mailbox > Reconnect; "
-                "MBConn; `Connect-Mailbox` on 2007 and later).",
+                f"agent mark it disconnected, then reconnect the other one ({_RECONNECT}).",
             ),
         )
     if name == "export-mail":
@@ -207,7 +211,7 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
             None,
             (
                 "The cleanup agent only marks mailboxes whose user no longer points at them "
-                "as disconnected; reconnecting a mailbox undoes that (see reconnect).",
+                f"as disconnected; reconnecting a mailbox undoes that ({_RECONNECT}).",
             ),
         )
     return StepNotes(None, ())
