@@ -52,7 +52,7 @@ def decode_arguments(script: Script, arguments: list[str]) -> dict[str, Any]:
     if len(arguments) != len(script.parameters):
         raise ValueError(f"{len(arguments)} arguments for {len(script.parameters)} parameters")
     return {
-        parameter.name: [_b64(part) for part in argument.split(",") if part]
+        parameter.name: [_b64(part.removeprefix("~")) for part in argument.split(",") if part]
         if parameter.is_list else _b64(argument)
         for parameter, argument in zip(script.parameters, arguments, strict=True)
     }

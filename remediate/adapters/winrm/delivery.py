@@ -40,6 +40,7 @@ ARGUMENTS = (
 )
 
 Value = str | Sequence[str]
+LIST_ITEM = "~"  # not a base64 character
 
 
 def _b64(text: str) -> str:
@@ -48,7 +49,8 @@ def _b64(text: str) -> str:
 
 def arguments(script: Script, values: Mapping[str, Value]) -> list[str]:
     """The script's arguments: one base64 JSON document (PowerShell 3+), or one base64 string per
-    parameter, a list being its items' base64 joined by commas (PowerShell 2.0)."""
+    parameter, a list being its items' base64, each after a ``~`` (so that an empty item
+    survives), joined by commas (PowerShell 2.0)."""
     missing = [p.name for p in script.parameters if p.name not in values]
     extra = sorted(set(values) - {p.name for p in script.parameters})
     if script.dialect is Dialect.PS5:
@@ -65,7 +67,7 @@ def arguments(script: Script, values: Mapping[str, Value]) -> list[str]:
         if parameter.is_list:
             if isinstance(value, str):
                 raise ValueError(f"{script.id}: {parameter.name} must be a list")
-            encoded.append(",".join(_b64(item) for item in value))
+            encoded.append(",".join(LIST_ITEM + _b64(item) for item in value))
         else:
             if not isinstance(value, str):
                 raise ValueError(f"{script.id}: {parameter.name} must be a string")

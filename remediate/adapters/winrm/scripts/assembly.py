@@ -45,7 +45,7 @@ function Read-RemediateList {
     $items = New-Object System.Collections.ArrayList
     foreach ($part in $Encoded.Split(',')) {
         if ($part.Length -gt 0) {
-            [void]$items.Add((Read-RemediateText $part))
+            [void]$items.Add((Read-RemediateText $part.Substring(1)))
         }
     }
     return ,$items.ToArray()
