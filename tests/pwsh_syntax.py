@@ -12,8 +12,10 @@ import tree_sitter_pwsh
 
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_pwsh.language()))
 
-# Node types of PowerShell 7 syntax the grammar accepts: `a ? b : c`, `a ?? b`, `a && b`, `a || b`.
-PS7_NODE_TYPES = frozenset({"ternary_expression", "null_coalesce_expression", "pipeline_chain_tail"})
+# PowerShell 7 syntax the grammar accepts: `a ? b : c`, `a ?? b`, `a && b`, `a || b`.
+PS7_NODE_TYPES = frozenset(
+    {"ternary_expression", "null_coalesce_expression", "pipeline_chain_tail"}
+)
 PS7_TEXT = (
     (re.compile(r"\?\?="), "??= assignment"),
     (re.compile(r"\$\{?\w+\}?\?\.|\)\?\."), "?. member access"),

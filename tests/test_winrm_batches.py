@@ -3,6 +3,7 @@ of every operation costs exactly one command on the server (split only past BATC
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
@@ -74,10 +75,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 
 def commands_for(site: Site, action: Callable[[], object]) -> int:
     before = site.commands()
-    try:
+    with contextlib.suppress(ManualActionRequired):
         action()
-    except ManualActionRequired:
-        pass
     return site.commands() - before
 
 

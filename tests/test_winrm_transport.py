@@ -156,7 +156,8 @@ def test_the_endpoint_answers_as_windows_does() -> None:
             assert first.std_out == b"'hi'\r\n?\r\n"  # code page 437: no euro sign, CRLF
             assert b"Preparing modules for first use." in first.std_err  # progress noise, rc 0
             too_long = session.run_ps("x" * 3100)
-            assert (too_long.status_code, too_long.std_err) == (1, b"The command line is too long.\r\n")
+            assert too_long.status_code == 1
+            assert too_long.std_err == b"The command line is too long.\r\n"
             assert session.run_ps("x" * 3000).status_code == 0
             unknown = session.run_cmd("frobnicate")
             assert unknown.status_code == 1 and b"is not recognized" in unknown.std_err

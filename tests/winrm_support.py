@@ -16,6 +16,7 @@ from winrm_endpoint.exchange_host import ExchangeHost
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
 from remediate.adapters.winrm.config import Transport
 from remediate.fakes import FakeDirectory, FakeWorld
+from remediate.model import ExchangeVersion
 from remediate.ports import World
 
 USER, PASSWORD = "CORP\\admin", "Secret-1"
@@ -40,8 +41,6 @@ class Site:
 def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Transport = "ntlm",
                   password: str = PASSWORD, ca_file: Path | None = None,
                   deadline_s: float = 60.0, operation_timeout_s: int = 2) -> ServerConfig:
-    from remediate.model import ExchangeVersion
-
     https = endpoint.options.tls is not None
     return ServerConfig(
         host="127.0.0.1", name=name, version=ExchangeVersion(version), identity=USER,

@@ -14,6 +14,7 @@ from typing import Any
 
 import spnego
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 BOUNDARY = "Encrypted Boundary"
@@ -47,16 +48,10 @@ def channel_bindings(certificate_pem: bytes) -> spnego.channel_bindings.GssChann
     name = algorithm.name if algorithm is not None else "sha256"
     if name in ("md5", "sha1"):
         name = "sha256"
-    digest = hashlib.new(name, cert.public_bytes(serialization_der())).digest()
+    digest = hashlib.new(name, cert.public_bytes(Encoding.DER)).digest()
     return spnego.channel_bindings.GssChannelBindings(
         application_data=b"tls-server-end-point:" + digest
     )
-
-
-def serialization_der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
 
 
 def basic_user(header: str) -> tuple[str, str] | None:

@@ -6,6 +6,7 @@ import base64
 import http.server
 import socket
 import ssl
+import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -174,18 +175,19 @@ class Endpoint:
             for name, data in (("stdout", stdout), ("stderr", stderr)) if data
         )
         if code is None:
-            state = f'<rsp:CommandState CommandId="{cid}" State="{soap.SHELL}/CommandState/Running"/>'
+            state = (f'<rsp:CommandState CommandId="{cid}" '
+                     f'State="{soap.SHELL}/CommandState/Running"/>')
         else:
-            streams += "".join(f'<rsp:Stream Name="{name}" CommandId="{cid}" End="true"></rsp:Stream>'
-                               for name in ("stdout", "stderr"))
+            streams += "".join(
+                f'<rsp:Stream Name="{name}" CommandId="{cid}" End="true"></rsp:Stream>'
+                for name in ("stdout", "stderr")
+            )
             state = (f'<rsp:CommandState CommandId="{cid}" State="{soap.SHELL}/CommandState/Done">'
                      f"<rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState>")
         return f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>"
 
 
 def _pem_files(cert: bytes, key: bytes) -> tuple[str, str]:
-    import tempfile
-
     paths = []
     for data, suffix in ((cert, ".crt"), (key, ".key")):
         with tempfile.NamedTemporaryFile("wb", suffix=suffix, delete=False) as handle:
@@ -264,7 +266,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body:
             self._reply(200, b"")
             return
-        if self.owner.options.tls is None and not encrypted and not self.owner.options.allow_unencrypted:
+        options = self.owner.options
+        if options.tls is None and not encrypted and not options.allow_unencrypted:
             self._reply(401, b"")
             return
         try:

@@ -87,7 +87,9 @@ def _duration(value: str) -> float:
     return float(value.removeprefix("PT").removesuffix("S") or 60)
 
 
-def envelope(request_action: str, relates_to: str, body: str, *, action: str | None = None) -> bytes:
+def envelope(
+    request_action: str, relates_to: str, body: str, *, action: str | None = None
+) -> bytes:
     header = (
         f"<s:Header><a:Action>{escape(action or request_action + 'Response')}</a:Action>"
         f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
@@ -103,7 +105,8 @@ def fault_envelope(fault: Fault, relates_to: str, machine: str) -> bytes:
     body = (
         f"<s:Fault><s:Code><s:Value>{side}</s:Value><s:Subcode><s:Value>{escape(fault.subcode)}"
         f'</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}'
-        f'</s:Text></s:Reason><s:Detail><f:WSManFault Code="{fault.code}" Machine={quoteattr(machine)}>'
+        f'</s:Text></s:Reason><s:Detail><f:WSManFault Code="{fault.code}" '
+        f"Machine={quoteattr(machine)}>"
         f"<f:Message>{escape(fault.reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>"
     )
     return envelope("", relates_to, body, action=FAULT_ACTION)

@@ -3,7 +3,7 @@
 ```toml
 [[exchange]]
 host = "exch01.corp.example"
-name = "EXCH01"                 # optional: the server's name in Exchange (default: host up to the first dot)
+name = "EXCH01"                 # optional (default: host up to the first dot, upper-case)
 version = "2016"
 transport = "ntlm"              # ntlm (default) | kerberos | credssp | basic (HTTPS only)
 scheme = "https"                # http | https (default: https for basic and credssp, else http)
@@ -85,7 +85,7 @@ def _bad(path: Path, key: str, expected: str) -> InputError:
                       hint="fix the inventory and try again")
 
 
-def parse_entry(entry: object, path: Path, index: int,
+def parse_entry(entry: object, path: Path, index: int, *,
                 environ: Mapping[str, str] | None = None) -> ServerConfig:
     where = f"exchange[{index}]"
     if not isinstance(entry, dict):
@@ -131,9 +131,10 @@ def parse_entry(entry: object, path: Path, index: int,
         host=host,
         version=version,
         identity=identity,
-        password=_password_source(entry, path, where, identity, host, environ),
+        password=_password_source(entry, path, where, identity=identity, host=host,
+                                  environ=environ),
         name=text("name", host.split(".", 1)[0].upper()),
-        transport=cast(Transport, transport),
+        transport=transport,
         scheme=cast(Literal["http", "https"], scheme),
         port=port,
         ca_file=ca_file,
@@ -150,12 +151,13 @@ def _number(entry: dict[str, object], key: str, default: int, path: Path, where:
     return value
 
 
-def _password_source(entry: dict[str, object], path: Path, where: str, identity: str,
+def _password_source(entry: dict[str, object], path: Path, where: str, *, identity: str,
                      host: str, environ: Mapping[str, str] | None) -> Callable[[], str]:
     variable = entry.get("password_env")
     prompt = entry.get("password_prompt", False)
     if variable is not None and prompt:
-        raise _bad(path, f"{where}.password_env", "either password_env or password_prompt, not both")
+        raise _bad(path, f"{where}.password_env",
+                   "either password_env or password_prompt, not both")
     if variable is None:
         if prompt is not True:
             raise _bad(path, f"{where}.password_env",

@@ -17,7 +17,8 @@ from .scripts import Dialect, Script
 
 BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
 $lines = [Console]::In.ReadToEnd().Split([char]10)
-$code = [System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String($lines[0].Trim().Substring(1)))
+$bytes = [System.Convert]::FromBase64String($lines[0].Trim().Substring(1))
+$code = [System.Text.Encoding]::UTF8.GetString($bytes)
 $arguments = @()
 foreach ($line in ($lines | Select-Object -Skip 1)) {
     $line = $line.Trim()

@@ -102,7 +102,8 @@ class WinRmExchange:
         if row.get("store_dn"):
             return str(row["store_dn"])
         for store in self._describe(server).stores:
-            if (store.name, store.storage_group) == (row.get("store_name"), row.get("storage_group")):
+            named = (row.get("store_name"), row.get("storage_group"))
+            if (store.name, store.storage_group) == named:
                 return store.dn
         raise PermanentError(f"mailbox {row.get('guid')} is in an unknown store",
                              endpoint=server, operation="exchange.mailboxes")
@@ -123,8 +124,11 @@ class WinRmExchange:
             return []
         scope = "all" if guids is None else "listed"
         rows: list[dict[str, Any]] = []
-        for found in self._batched(server, "mailboxes", _strings(guids or ()) or [""],
-                                   lambda chunk: {"scope": scope, "guids": [g for g in chunk if g]}):
+        targets = _strings(guids or ()) or [""]  # "all": one call with no GUIDs
+        def values(chunk: Sequence[str]) -> dict[str, Value]:
+            return {"scope": scope, "guids": [guid for guid in chunk if guid]}
+
+        for found in self._batched(server, "mailboxes", targets, values):
             rows.extend(found)
         return [self._mailbox(server, row) for row in rows]
 
@@ -191,7 +195,9 @@ class WinRmExchange:
             "users": [str(user) for _, user in chunk],
         })
 
-    def _exports(self, server: str, operation: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+    def _exports(
+        self, server: str, operation: str, guids: Collection[UUID]
+    ) -> dict[UUID, ExportRef]:
         directory = self._config(server, operation).export_directory
         refs: dict[UUID, ExportRef] = {}
         for found in self._batched(server, operation, _strings(guids),

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import winrm
 from winrm.exceptions import WinRMOperationTimeoutError
+from winrm.protocol import Protocol
 
 from remediate.errors import BackendError, PermanentError, TransientError
 
@@ -27,8 +27,6 @@ from .scripts.assembly import EXIT_OK, EXIT_REFUSED, EXIT_TRANSIENT
 
 UTF8_CODE_PAGE = 65001
 STDIN_CHUNK = 64 * 1024  # bytes per WinRS Send, well inside MaxEnvelopeSize (153,600)
-_PYWINRM_TRANSPORT = {"ntlm": "ntlm", "kerberos": "kerberos", "credssp": "credssp",
-                      "basic": "basic"}
 
 
 class ScriptRunner:
@@ -38,14 +36,14 @@ class ScriptRunner:
         self.config = config
         self.calls: Counter[str] = Counter()
         self._monotonic = monotonic
-        self._protocol: winrm.Protocol | None = None
+        self._protocol: Protocol | None = None
 
-    def _connect(self) -> winrm.Protocol:
+    def _connect(self) -> Protocol:
         if self._protocol is None:
             config = self.config
-            self._protocol = winrm.Protocol(
+            self._protocol = Protocol(
                 endpoint=config.url,
-                transport=_PYWINRM_TRANSPORT[config.transport],
+                transport=config.transport,  # our names are pywinrm's
                 username=config.identity,
                 password=config.password(),
                 server_cert_validation="validate",
@@ -87,7 +85,7 @@ class ScriptRunner:
         finally:
             _quietly(lambda: protocol.close_shell(shell))
 
-    def _receive(self, protocol: winrm.Protocol, shell: str, command: str,
+    def _receive(self, protocol: Protocol, shell: str, command: str,
                  deadline: float) -> tuple[bytes, bytes, int]:
         stdout, stderr = bytearray(), bytearray()
         while True:

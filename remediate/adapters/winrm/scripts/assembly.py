@@ -168,6 +168,7 @@ def _parameters_block(dialect: Dialect, parameters: tuple[Parameter, ...]) -> st
 
 def assemble(
     script_id: str,
+    *,
     operation: str,
     dialect: Dialect,
     parameters: tuple[Parameter, ...],

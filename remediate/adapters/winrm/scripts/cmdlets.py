@@ -287,7 +287,12 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
     setup = _SETUP_2007 if version is ExchangeVersion.E2007 else _SETUP
     return {
         operation: assemble(
-            f"exchange{version.value}.{operation}", operation, dialect, parameters, setup, body
+            f"exchange{version.value}.{operation}",
+            operation=operation,
+            dialect=dialect,
+            parameters=parameters,
+            setup=setup,
+            body=body,
         )
         for operation, (parameters, body) in _bodies(version).items()
     }

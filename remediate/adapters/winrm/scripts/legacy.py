@@ -247,7 +247,12 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
     unavailable = {"reconnect"} if version is ExchangeVersion.E2000 else set()
     return {
         operation: assemble(
-            f"exchange{version.value}.{operation}", operation, Dialect.PS2, parameters, "", body
+            f"exchange{version.value}.{operation}",
+            operation=operation,
+            dialect=Dialect.PS2,
+            parameters=parameters,
+            setup="",
+            body=body,
         )
         for operation, (parameters, body) in _BODIES.items()
         if operation not in unavailable
