@@ -90,6 +90,9 @@ def parse_entry(entry: object, path: Path, index: int, *,
     where = f"exchange[{index}]"
     if not isinstance(entry, dict):
         raise _bad(path, where, "a table")
+    if "password" in entry:
+        raise _bad(path, f"{where}.password", "no password in the inventory: name an environment "
+                   "variable with password_env, or set password_prompt = true")
     unknown = sorted(set(entry) - _KEYS)
     if unknown:
         raise _bad(path, f"{where}.{unknown[0]}", "one of " + ", ".join(sorted(_KEYS)))
