@@ -59,7 +59,7 @@ identity = "svc"
 password_env = "EXCH_PW"
 """)
     (config,) = load_exchange_servers(path)
-    with pytest.raises(InputError, match="EXCH_PW is not set.*export EXCH_PW"):
+    with pytest.raises(InputError, match=r"EXCH_PW is not set.*export EXCH_PW"):
         config.password()
 
 
