@@ -32,7 +32,7 @@ class EndpointOptions:
 
 
 @dataclass
-class Exchange:
+class SeenRequest:
     """One request as the endpoint saw it (tests inspect these)."""
 
     action: str
@@ -46,7 +46,7 @@ class Endpoint:
         self.options = options or EndpointOptions()
         self.shells: dict[str, Shell] = {}
         self.commands: list[Command] = []
-        self.requests: list[Exchange] = []
+        self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -285,7 +285,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             request = soap.parse(body)
             relates_to = request.message_id
             with self.owner._lock:
-                self.owner.requests.append(Exchange(request.action, user, encrypted))
+                self.owner.requests.append(SeenRequest(request.action, user, encrypted))
             answer = soap.envelope(request.action, relates_to, self.owner.handle(request))
             status = 200
         except ET.ParseError:

@@ -243,7 +243,8 @@ _BODIES: dict[str, tuple[tuple[Parameter, ...], str]] = {
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
     """Exchange 2000 lacks ``Exchange_Mailbox``: no reconnect (the playbook re-homes the user
-    through LDAP) and no purge through WMI."""
+    through LDAP). Its listing and purge scripts are the 2003 ones and need that class too:
+    unverified on a real 2000 server, where CDOEXM would be the route."""
     unavailable = {"reconnect"} if version is ExchangeVersion.E2000 else set()
     return {
         operation: assemble(
