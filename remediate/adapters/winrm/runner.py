@@ -83,7 +83,9 @@ class ScriptRunner:
             finally:
                 _quietly(lambda: protocol.cleanup_command(shell, command))
         finally:
-            _quietly(lambda: protocol.close_shell(shell))
+            # close_session=False keeps the authenticated connection for the next call (no new
+            # NTLM handshake per command).
+            _quietly(lambda: protocol.close_shell(shell, close_session=False))
 
     def _receive(self, protocol: Protocol, shell: str, command: str,
                  deadline: float) -> tuple[bytes, bytes, int]:
