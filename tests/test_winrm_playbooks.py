@@ -1,5 +1,5 @@
 """Both playbooks end to end with Exchange reached through unmodified pywinrm over NTLM (with
-message encryption) to the loopback endpoint, for an Exchange 2003 and an Exchange 2016 world:
+message encryption) to the loopback endpoint, for an Exchange 2003 and an Exchange 2016 world (and kb278447 on 2000 and 2010):
 plan, apply, the KB's end state, and a second apply that changes nothing."""
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ from remediate.testing import apply_confirmed, change_keys
 pytestmark = pytest.mark.winrm
 
 
-@pytest.mark.parametrize("version", ["2003", "2016"])
-@pytest.mark.parametrize("name", ["kb842101", "kb278447"])
+CASES = [
+    (name, version) for name in ("kb842101", "kb278447") for version in ("2003", "2016")
+] + [("kb278447", "2000"), ("kb278447", "2010")]  # LDAP re-home; PowerShell 2.0 with cmdlets
+
+
+@pytest.mark.parametrize(("name", "version"), CASES)
 def test_playbook_end_to_end_through_pywinrm_over_ntlm(
     engine: Engine, name: str, version: str
 ) -> None:
