@@ -1,6 +1,7 @@
 """Both playbooks end to end with Exchange reached through unmodified pywinrm over NTLM (with
-message encryption) to the loopback endpoint, for an Exchange 2003 and an Exchange 2016 world (and kb278447 on 2000 and 2010):
-plan, apply, the KB's end state, and a second apply that changes nothing."""
+message encryption) to the loopback endpoint, for an Exchange 2003 and an Exchange 2016 world
+(and kb278447 on 2000 and 2010): plan, apply, the KB's end state, and a second apply that
+changes nothing."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import winrm
+import winrm.transport
 from hostile_values import HOSTILE
 from kb_support import load, scenario
 from winrm_endpoint import Endpoint, EndpointOptions, soap
@@ -226,6 +227,21 @@ def test_https_with_the_test_ca(pki_files: dict[str, Path], transport: str) -> N
         text = str(raised.value)
         assert name in text and "certificate of https://127.0.0.1" in text and "not trusted" in text
         assert "ca_file" in text
+
+
+@pytest.mark.parametrize("transport", ["kerberos", "credssp"])
+def test_a_transport_whose_package_is_missing_says_what_to_install(
+    site: Site, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(winrm.transport, "HAVE_KERBEROS", False)
+    monkeypatch.setattr(winrm.transport, "HAVE_CREDSSP", False)
+    name, _ = _only(site)
+    config = replace(site.configs[0], transport=transport)  # type: ignore[arg-type]
+    with pytest.raises(PermanentError) as raised:
+        WinRmExchange([config]).servers()
+    text = str(raised.value)
+    assert name in text and "not installed" in text
+    assert f"pip install 'remediate[{transport}]'" in text
 
 
 def test_basic_over_http_is_refused_as_windows_does() -> None:

@@ -74,6 +74,12 @@ def classify(error: Exception, server: ServerConfig, operation: str) -> BackendE
         kind = TransientError if error.code >= 500 else PermanentError
         return kind(f"{url} answered HTTP {error.code}", **where,
                     hint="check the server's WinRM service and its event log")
+    if isinstance(error, WinRMError) and "not installed" in str(error):
+        return PermanentError(
+            f"transport {server.transport} needs a package this machine lacks: {error}",
+            **where,
+            hint=f"pip install 'remediate[{server.transport}]', or choose another transport",
+        )
     if isinstance(error, WinRMError):
         return PermanentError(f"{url}: {error}", **where, hint="check the server's WinRM setup")
     raise error
