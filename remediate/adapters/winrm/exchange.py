@@ -120,17 +120,12 @@ class WinRmExchange:
         return list(self._describe(server).stores)
 
     def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
-        if guids is not None and not guids:
-            return []
-        scope = "all" if guids is None else "listed"
-        rows: list[dict[str, Any]] = []
-        targets = _strings(guids or ()) or [""]  # "all": one call with no GUIDs
-        def values(chunk: Sequence[str]) -> dict[str, Value]:
-            return {"scope": scope, "guids": [guid for guid in chunk if guid]}
-
-        for found in self._batched(server, "mailboxes", targets, values):
-            rows.extend(found)
-        return [self._mailbox(server, row) for row in rows]
+        if guids is None:
+            found = [self._run(server, "mailboxes", {"scope": "all", "guids": []})]
+        else:
+            found = self._batched(server, "mailboxes", _strings(guids),
+                                  lambda chunk: {"scope": "listed", "guids": list(chunk)})
+        return [self._mailbox(server, row) for rows in found for row in rows]
 
     def _mailbox(self, server: str, row: Mapping[str, Any]) -> MailboxInfo:
         disconnected = row.get("disconnected_at")

@@ -64,12 +64,16 @@ function Invoke-RemediateOperation {
         $guid = $statistics.MailboxGuid.ToString()
         if ($Parameters.scope -eq 'all' -or $wanted.ContainsKey($guid)) {
             $database = Get-MailboxDatabase -Identity $statistics.Database
+            $absent = $null
+            if ($statistics.DisconnectDate) {
+                $absent = $statistics.DisconnectDate.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+            }
             $found += @{
                 guid = $guid
                 store_dn = [string]$database.DistinguishedName
                 legacy_dn = [string]$statistics.LegacyDN
                 display_name = [string]$statistics.DisplayName
-                disconnected_at = $statistics.DisconnectDate
+                disconnected_at = $absent
                 item_ids = Get-RemediateItemIds $guid
                 owner = Get-RemediateOwner $guid
             }

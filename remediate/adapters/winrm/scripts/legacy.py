@@ -41,7 +41,7 @@ function Invoke-RemediateOperation {
             $stores += @{ name = [string]$entry.Properties['cn'][0]; storage_group = [string]$group; dn = [string]$entry.Properties['distinguishedname'][0] }
         }
     }
-    $dc = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC' | Where-Object { $_.Type -eq 0 -and $_.IsUp } | Select-Object -First 1
+    $dc = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC' | Where-Object { $_.Type -eq 1 -and $_.IsUp } | Select-Object -First 1
     return @{ dc = [string]$dc.Name; stores = $stores }
 }
 """
@@ -59,7 +59,8 @@ function Invoke-RemediateOperation {
         if ($Parameters.scope -eq 'all' -or $wanted.ContainsKey($guid)) {
             $absent = $null
             if ($mailbox.DateDiscoveredAbsentInDS) {
-                $absent = [System.Management.ManagementDateTimeConverter]::ToDateTime($mailbox.DateDiscoveredAbsentInDS)
+                $when = [System.Management.ManagementDateTimeConverter]::ToDateTime($mailbox.DateDiscoveredAbsentInDS)
+                $absent = $when.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
             }
             $found += @{
                 guid = $guid
@@ -173,7 +174,8 @@ function Invoke-RemediateExMerge {
     )
     $iniPath = Join-Path $work 'exmerge.ini'
     [System.IO.File]::WriteAllLines($iniPath, $ini)
-    $exmerge = Join-Path $env:ExchangeInstallPath 'bin\exmerge.exe'
+    $exchsrvr = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services
+    $exmerge = Join-Path $exchsrvr 'bin\exmerge.exe'
     & $exmerge '-B' '-F' $iniPath '-D' | Out-Null
     $log = Get-Content -LiteralPath (Join-Path (Split-Path $exmerge) 'exmerge.log')
     if (-not ($log -match 'Successfully completed')) {
