@@ -98,7 +98,7 @@ def test_operation_timeouts_are_waited_out_up_to_our_own_deadline(site: Site) ->
     endpoint.options.receive_cap_s = 0.1
 
     def slow(call: DecodedCall) -> None:
-        time.sleep(0.7)
+        time.sleep(1.0)
 
     site.hosts[name].before_run = slow
     states = ScriptRunner(site.configs[0]).run(
