@@ -26,6 +26,7 @@ from remediate.adapters.winrm import ScriptRunner, WinRmExchange
 from remediate.adapters.winrm.scripts import library
 from remediate.errors import PermanentError, TransientError
 from remediate.model import ServiceState
+from remediate.ports import ManualActionRequired
 
 pytestmark = pytest.mark.winrm
 
@@ -259,3 +260,20 @@ def test_reconnect_on_exchange_2000_says_to_rehome_through_ldap() -> None:
         with pytest.raises(PermanentError, match="re-home the user through LDAP"):
             site.exchange().reconnect_mailboxes(name, [])
         assert endpoint.calls() == 0
+
+
+def test_the_2003_cleanup_agent_is_a_manual_step_with_the_fakes_instructions() -> None:
+    world = load(scenario("kb842101", 1, seed=3, version="2003"))
+    with serve(world) as site:
+        name, endpoint = _only(site)
+        exchange = site.exchange()
+        store_dns = [store.dn for store in exchange.stores(name)]
+        with pytest.raises(ManualActionRequired) as adapter:
+            exchange.run_cleanup_agent(name, store_dns)
+        with pytest.raises(ManualActionRequired) as fake:
+            world.exchange.run_cleanup_agent(name, store_dns)
+        assert adapter.value.instructions == fake.value.instructions
+        assert adapter.value.rehearse is None  # a real server: the operator acts
+        assert endpoint.calls() == 1  # reading the stores; the agent itself has no API
+        with pytest.raises(PermanentError, match="no store with this DN"):
+            exchange.run_cleanup_agent(name, ["CN=Nowhere,DC=corp,DC=example"])
