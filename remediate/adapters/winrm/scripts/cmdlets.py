@@ -6,7 +6,8 @@ from __future__ import annotations
 from remediate.model import ExchangeVersion
 
 from . import shared
-from .assembly import Dialect, Parameter, Script, assemble
+from .assembly import Dialect, Script, assemble
+from .parameters import PARAMETERS
 
 # 2007 has only the local snap-in; 2010+ load the shell the way the Management Shell shortcut does.
 _SETUP_2007 = "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin"
@@ -175,19 +176,6 @@ function Invoke-RemediateOperation {
 }
 """
 
-_EXPORTS = r"""
-function Invoke-RemediateOperation {
-    param($Parameters)
-    $found = @{}
-    foreach ($guid in $Parameters.guids) {
-        $path = Get-RemediateExportFile $Parameters.directory $guid
-        if ($null -ne $path) {
-            $found[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
-        }
-    }
-    return $found
-}
-"""
 
 _WAIT_REQUESTS = r"""
 function Wait-RemediateRequests {
@@ -250,38 +238,22 @@ function Invoke-RemediateOperation {
 }
 """
 
-_GUIDS = (Parameter("scope"), Parameter("guids", is_list=True))
-_NAMES = (Parameter("names", is_list=True),)
-_IN_DIRECTORY = (Parameter("directory"), Parameter("guids", is_list=True))
-_IMPORTS = (
-    Parameter("directory"),
-    Parameter("mailboxes", is_list=True),
-    Parameter("export_servers", is_list=True),
-    Parameter("export_mailboxes", is_list=True),
-    Parameter("locations", is_list=True),
-)
 
 
-def _bodies(version: ExchangeVersion) -> dict[str, tuple[tuple[Parameter, ...], str]]:
+def _bodies(version: ExchangeVersion) -> dict[str, str]:
     old = version in (ExchangeVersion.E2007, ExchangeVersion.E2010)
     return {
-        "describe": ((), _DESCRIBE),
-        "mailboxes": (_GUIDS, shared.DIRECTORY + shared.ITEMS + _STATISTICS + _MAILBOXES),
-        "service_states": (_NAMES, shared.SERVICES),
-        "set_services": ((*_NAMES, Parameter("state")), shared.SET_SERVICES),
-        "clean_database": (
-            (Parameter("store_dns", is_list=True),),
-            _CLEAN_2007 if old else _CLEAN_2013,
-        ),
-        "purge": ((Parameter("guids", is_list=True),), _STATISTICS + _PURGE),
-        "disable": ((Parameter("users", is_list=True),), shared.DIRECTORY + _DISABLE),
-        "reconnect": (
-            (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
-            shared.DIRECTORY + _STATISTICS + _RECONNECT,
-        ),
-        "exports": (_IN_DIRECTORY, shared.EXPORT_FILES + shared.ITEMS + _EXPORTS),
-        "export": (_IN_DIRECTORY, shared.EXPORT_FILES + shared.ITEMS + _STATISTICS + _WAIT_REQUESTS + _EXPORT),
-        "import": (_IMPORTS, _STATISTICS + _WAIT_REQUESTS + _IMPORT),
+        "describe": _DESCRIBE,
+        "mailboxes": shared.DIRECTORY + shared.ITEMS + _STATISTICS + _MAILBOXES,
+        "service_states": shared.SERVICES,
+        "set_services": shared.SET_SERVICES,
+        "clean_database": _CLEAN_2007 if old else _CLEAN_2013,
+        "purge": _STATISTICS + _PURGE,
+        "disable": shared.DIRECTORY + _DISABLE,
+        "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
+        "exports": shared.EXPORT_FILES + shared.ITEMS + shared.EXPORTS,
+        "export": shared.EXPORT_FILES + shared.ITEMS + _STATISTICS + _WAIT_REQUESTS + _EXPORT,
+        "import": _STATISTICS + _WAIT_REQUESTS + _IMPORT,
     }
 
 
@@ -294,9 +266,9 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
             f"exchange{version.value}.{operation}",
             operation=operation,
             dialect=dialect,
-            parameters=parameters,
+            parameters=PARAMETERS[operation],
             setup=setup,
             body=body,
         )
-        for operation, (parameters, body) in _bodies(version).items()
+        for operation, body in _bodies(version).items()
     }

@@ -6,7 +6,8 @@ from __future__ import annotations
 from remediate.model import ExchangeVersion
 
 from . import shared
-from .assembly import Dialect, Parameter, Script, assemble
+from .assembly import Dialect, Script, assemble
+from .parameters import PARAMETERS
 
 _WMI = r"""
 function Get-RemediateStoreMailboxes {
@@ -140,19 +141,6 @@ function Invoke-RemediateOperation {
 }
 """
 
-_EXPORTS = r"""
-function Invoke-RemediateOperation {
-    param($Parameters)
-    $found = @{}
-    foreach ($guid in $Parameters.guids) {
-        $path = Get-RemediateExportFile $Parameters.directory $guid
-        if ($null -ne $path) {
-            $found[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
-        }
-    }
-    return $found
-}
-"""
 
 # ExMerge: one batch run per call. The ini is written from the payload's values (never from
 # script text); the mailbox list file holds one legacyExchangeDN per line.
@@ -217,29 +205,18 @@ function Invoke-RemediateOperation {
 }
 """
 
-_GUIDS = (Parameter("scope"), Parameter("guids", is_list=True))
-_PAIRS = (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True))
-_NAMES = (Parameter("names", is_list=True),)
-_IN_DIRECTORY = (Parameter("directory"), Parameter("guids", is_list=True))
-_IMPORTS = (
-    Parameter("directory"),
-    Parameter("mailboxes", is_list=True),
-    Parameter("export_servers", is_list=True),
-    Parameter("export_mailboxes", is_list=True),
-    Parameter("locations", is_list=True),
-)
 
-_BODIES: dict[str, tuple[tuple[Parameter, ...], str]] = {
-    "describe": ((), _DESCRIBE),
-    "mailboxes": (_GUIDS, shared.DIRECTORY + shared.ITEMS + _WMI + _MAILBOXES),
-    "service_states": (_NAMES, shared.SERVICES),
-    "set_services": ((*_NAMES, Parameter("state")), shared.SET_SERVICES),
-    "purge": ((Parameter("guids", is_list=True),), _WMI + _PURGE),
-    "disable": ((Parameter("users", is_list=True),), shared.DIRECTORY + _DISABLE),
-    "reconnect": (_PAIRS, shared.DIRECTORY + _WMI + _RECONNECT),
-    "exports": (_IN_DIRECTORY, shared.EXPORT_FILES + shared.ITEMS + _EXPORTS),
-    "export": (_IN_DIRECTORY, shared.EXPORT_FILES + shared.ITEMS + _WMI + _EXMERGE + _EXPORT),
-    "import": (_IMPORTS, _WMI + _EXMERGE + _IMPORT),
+_BODIES: dict[str, str] = {
+    "describe": _DESCRIBE,
+    "mailboxes": shared.DIRECTORY + shared.ITEMS + _WMI + _MAILBOXES,
+    "service_states": shared.SERVICES,
+    "set_services": shared.SET_SERVICES,
+    "purge": _WMI + _PURGE,
+    "disable": shared.DIRECTORY + _DISABLE,
+    "reconnect": shared.DIRECTORY + _WMI + _RECONNECT,
+    "exports": shared.EXPORT_FILES + shared.ITEMS + shared.EXPORTS,
+    "export": shared.EXPORT_FILES + shared.ITEMS + _WMI + _EXMERGE + _EXPORT,
+    "import": _WMI + _EXMERGE + _IMPORT,
 }
 
 
@@ -253,10 +230,10 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
             f"exchange{version.value}.{operation}",
             operation=operation,
             dialect=Dialect.PS2,
-            parameters=parameters,
+            parameters=PARAMETERS[operation],
             setup="",
             body=body,
         )
-        for operation, (parameters, body) in _BODIES.items()
+        for operation, body in _BODIES.items()
         if operation not in unavailable
     }

@@ -73,6 +73,20 @@ function Get-RemediateOwner {
 }
 """
 
+EXPORTS = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $found = @{}
+    foreach ($guid in $Parameters.guids) {
+        $path = Get-RemediateExportFile $Parameters.directory $guid
+        if ($null -ne $path) {
+            $found[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
+        }
+    }
+    return $found
+}
+"""
+
 EXPORT_FILES = r"""
 function Get-RemediateExportFile {
     param([string]$Directory, [string]$Mailbox)
