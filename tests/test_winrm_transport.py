@@ -16,6 +16,7 @@ import winrm.transport
 from hostile_values import HOSTILE
 from kb_support import load, scenario
 from winrm_endpoint import Endpoint, EndpointOptions, soap
+from winrm_endpoint import clixml as windows
 from winrm_endpoint.auth import ntlm_accounts
 from winrm_endpoint.certs import make_pki
 from winrm_endpoint.exchange_host import DecodedCall
@@ -23,6 +24,7 @@ from winrm_endpoint.shells import HostResult
 from winrm_support import PASSWORD, USER, Site, serve, server_config
 
 from remediate.adapters.winrm import ScriptRunner, WinRmExchange
+from remediate.adapters.winrm.clixml import clean
 from remediate.adapters.winrm.scripts import library
 from remediate.errors import PermanentError, TransientError
 from remediate.model import ServiceState
@@ -124,6 +126,7 @@ def test_a_powershell_error_becomes_a_clean_message(site: Site) -> None:
     text = str(raised.value)
     assert name in text and 'Cannot convert value "not-a-guid" to type "System.Guid"' in text
     assert "CLIXML" not in text and "<Objs" not in text and "Preparing modules" not in text
+    assert "CategoryInfo" not in text and "FullyQualifiedErrorId" not in text
 
 
 def test_a_server_side_refusal_is_permanent_and_says_why(site: Site) -> None:
@@ -277,3 +280,19 @@ def test_the_2003_cleanup_agent_is_a_manual_step_with_the_fakes_instructions() -
         assert endpoint.calls() == 1  # reading the stores; the agent itself has no API
         with pytest.raises(PermanentError, match="no store with this DN"):
             exchange.run_cleanup_agent(name, ["CN=Nowhere,DC=corp,DC=example"])
+
+
+def test_clixml_keeps_what_went_wrong_and_drops_where_and_progress() -> None:
+    stderr = windows.document(progress=True, error_lines=[
+        "At line:1 char:5", "+ Get-Mailbox -Identity 'x'", "+     ~~~~~~~~~~~",
+        "The operation couldn't be performed because object 'x' couldn't be found on "
+        "'DC2.corp.example'.",
+        *windows.error_record("second line: <&> \u2019 \u20ac")[0:1],
+        "    + CategoryInfo          : NotSpecified: (:) [], ManagementObjectNotFoundException",
+        "    + FullyQualifiedErrorId : 6A7C6F8,Microsoft.Exchange.Management.GetMailbox",
+    ])
+    assert clean(stderr) == (
+        "The operation couldn't be performed because object 'x' couldn't be found on "
+        "'DC2.corp.example'.\nsecond line: <&> \u2019 \u20ac"
+    )
+    assert clean(b"The command line is too long.\r\n") == "The command line is too long."
