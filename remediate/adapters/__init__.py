@@ -1,0 +1,1 @@
+"""Adapters of the ports to real servers (``winrm``: Exchange over WinRM)."""

@@ -1,0 +1,236 @@
+"""The ``Exchange`` port over WinRM: each port call is one script run per server for all its
+targets (split into several only past ``BATCH_SIZE`` targets)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from remediate.errors import PermanentError
+from remediate.model import (
+    ExchangeServer,
+    ExchangeVersion,
+    ExportRef,
+    MailboxInfo,
+    ServiceState,
+    Store,
+    utc,
+)
+from remediate.ports import ManualActionRequired
+
+from .config import ServerConfig
+from .delivery import Value
+from .runner import ScriptRunner
+from .scripts import library
+
+# Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
+# is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
+# result (every item id of every mailbox) stay bounded.
+BATCH_SIZE = 1000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Description:
+    dc: str
+    stores: tuple[Store, ...]
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), BATCH_SIZE):
+        yield items[start:start + BATCH_SIZE]
+
+
+def _strings(items: Collection[object]) -> list[str]:
+    return [str(item) for item in items]
+
+
+class WinRmExchange:
+    """Implements ``remediate.ports.Exchange`` for the servers of an inventory."""
+
+    def __init__(
+        self,
+        servers: Sequence[ServerConfig],
+        runner: Callable[[ServerConfig], ScriptRunner] = ScriptRunner,
+    ) -> None:
+        self._configs = {config.server: config for config in servers}
+        self.runners = {name: runner(config) for name, config in self._configs.items()}
+        self._described: dict[str, _Description] = {}
+
+    # -- plumbing
+
+    def _config(self, server: str, operation: str) -> ServerConfig:
+        config = self._configs.get(server)
+        if config is None:
+            raise PermanentError(
+                f"not in the inventory; known: {', '.join(self._configs) or 'none'}",
+                endpoint=server, operation=f"exchange.{operation}",
+                hint="add an [[exchange]] entry for it",
+            )
+        return config
+
+    def _run(self, server: str, operation: str, values: Mapping[str, Value]) -> Any:
+        config = self._config(server, operation)
+        script = library(config.version).get(operation)
+        if script is None:
+            raise PermanentError(
+                f"Exchange {config.version} has no {operation} operation",
+                endpoint=server, operation=f"exchange.{operation}",
+            )
+        return self.runners[server].run(script, values)
+
+    def _batched(
+        self, server: str, operation: str, targets: Sequence[T],
+        values: Callable[[Sequence[T]], Mapping[str, Value]],
+    ) -> list[Any]:
+        return [self._run(server, operation, values(chunk)) for chunk in _chunks(targets)]
+
+    def _describe(self, server: str) -> _Description:
+        if server not in self._described:
+            found = self._run(server, "describe", {})
+            stores = tuple(
+                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
+                for s in found["stores"]
+            )
+            self._described[server] = _Description(str(found["dc"]), stores)
+        return self._described[server]
+
+    def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
+        if row.get("store_dn"):
+            return str(row["store_dn"])
+        for store in self._describe(server).stores:
+            named = (row.get("store_name"), row.get("storage_group"))
+            if (store.name, store.storage_group) == named:
+                return store.dn
+        raise PermanentError(f"mailbox {row.get('guid')} is in an unknown store",
+                             endpoint=server, operation="exchange.mailboxes")
+
+    # -- the port
+
+    def servers(self) -> list[ExchangeServer]:
+        return [
+            ExchangeServer(name, config.version, self._describe(name).dc)
+            for name, config in self._configs.items()
+        ]
+
+    def stores(self, server: str) -> list[Store]:
+        return list(self._describe(server).stores)
+
+    def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
+        if guids is None:
+            found = [self._run(server, "mailboxes", {"scope": "all", "guids": []})]
+        else:
+            found = self._batched(server, "mailboxes", _strings(guids),
+                                  lambda chunk: {"scope": "listed", "guids": list(chunk)})
+        return [self._mailbox(server, row) for rows in found for row in rows]
+
+    def _mailbox(self, server: str, row: Mapping[str, Any]) -> MailboxInfo:
+        disconnected = row.get("disconnected_at")
+        owner = row.get("owner")
+        return MailboxInfo(
+            guid=UUID(str(row["guid"])),
+            server=server,
+            store_dn=self._store_dn(server, row),
+            legacy_dn=str(row["legacy_dn"]),
+            display_name=str(row["display_name"]),
+            disconnected_at=utc(str(disconnected)) if disconnected else None,
+            item_ids=tuple(str(item) for item in row["item_ids"]),
+            owner=UUID(str(owner)) if owner else None,
+        )
+
+    def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:
+        if not names:
+            return {}
+        found = self._run(server, "service_states", {"names": list(names)})
+        return {str(name): ServiceState(str(state)) for name, state in found.items()}
+
+    def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
+        if names:
+            self._run(server, "set_services", {"names": list(names), "state": state.value})
+
+    def run_cleanup_agent(self, server: str, store_dns: Collection[str]) -> None:
+        config = self._config(server, "run_cleanup_agent")
+        if not store_dns:
+            return
+        if not config.version.cleanup_agent_is_manual:
+            self._run(server, "clean_database", {"store_dns": list(store_dns)})
+            return
+        known = {store.dn.lower(): store for store in self._describe(server).stores}
+        stores = []
+        for dn in store_dns:
+            store = known.get(dn.lower())
+            if store is None:
+                raise PermanentError(
+                    f"no store with this DN on {server}; its stores: "
+                    + ("; ".join(s.dn for s in known.values()) or "none"),
+                    endpoint=server, operation="exchange.run_cleanup_agent", target=dn)
+            stores.append(store)
+        raise ManualActionRequired(_esm_instructions(server, stores))
+
+    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
+        self._batched(server, "purge", _strings(guids), lambda chunk: {"guids": list(chunk)})
+
+    def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
+        self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
+
+    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
+        config = self._config(server, "reconnect_mailboxes")
+        if config.version is ExchangeVersion.E2000:
+            raise PermanentError(
+                "Exchange 2000 has no Exchange_Mailbox.Reconnect",
+                endpoint=server, operation="exchange.reconnect_mailboxes",
+                hint="re-home the user through LDAP (msExchMailboxGuid, homeMDB, "
+                "msExchHomeServerName, legacyExchangeDN)",
+            )
+        self._batched(server, "reconnect", list(pairs), lambda chunk: {
+            "mailboxes": [str(mailbox) for mailbox, _ in chunk],
+            "users": [str(user) for _, user in chunk],
+        })
+
+    def _exports(
+        self, server: str, operation: str, guids: Collection[UUID]
+    ) -> dict[UUID, ExportRef]:
+        directory = self._config(server, operation).export_directory
+        refs: dict[UUID, ExportRef] = {}
+        for found in self._batched(server, operation, _strings(guids),
+                                   lambda chunk: {"directory": directory, "guids": list(chunk)}):
+            for guid, export in found.items():
+                refs[UUID(guid)] = ExportRef(server, UUID(guid), str(export["location"]),
+                                             tuple(str(item) for item in export["item_ids"]))
+        return refs
+
+    def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        return self._exports(server, "exports", guids)
+
+    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+        return self._exports(server, "export", guids)
+
+    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+        directory = self._config(server, "import").export_directory
+        self._batched(server, "import", list(pairs), lambda chunk: {
+            "directory": directory,
+            "mailboxes": [str(guid) for guid, _ in chunk],
+            "export_servers": [ref.server for _, ref in chunk],
+            "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
+            "locations": [ref.location for _, ref in chunk],
+        })
+
+
+def _administrative_group(store_dn: str) -> str:
+    parts = [part.strip() for part in store_dn.split(",")]
+    for index, part in enumerate(parts[:-1]):
+        if part.lower() == "cn=servers" and parts[index + 1].lower().startswith("cn="):
+            return parts[index + 1][3:]
+    return "First Administrative Group"
+
+
+def _esm_instructions(server: str, stores: Sequence[Store]) -> str:
+    return "\n".join(
+        f"On {server} open Exchange System Manager > Administrative Groups > "
+        f"{_administrative_group(store.dn)} > Servers > {server} > {store.storage_group} > "
+        f"{store.name} > right-click Mailboxes > Run Cleanup Agent"
+        for store in stores
+    )

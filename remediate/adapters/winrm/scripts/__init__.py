@@ -1,0 +1,39 @@
+"""The fixed PowerShell scripts the Exchange adapter runs, per Exchange version and operation.
+
+Every script is constant text: the data it works on arrives as arguments (base64), never in the
+text. ``library(version)`` gives the scripts of one version, by operation name.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from remediate.model import ExchangeVersion
+
+from . import cmdlets, legacy
+from .assembly import Dialect, Parameter, Script
+
+OPERATIONS = (
+    "describe",
+    "mailboxes",
+    "service_states",
+    "set_services",
+    "clean_database",
+    "purge",
+    "disable",
+    "reconnect",
+    "exports",
+    "export",
+    "import",
+)
+
+
+@cache
+def library(version: ExchangeVersion) -> dict[str, Script]:
+    """The scripts for servers of this version (an operation it lacks is left out)."""
+    if version.legacy:
+        return legacy.scripts(version)
+    return cmdlets.scripts(version)
+
+
+__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library"]

@@ -1,0 +1,28 @@
+"""What each operation's script takes: the contract between the adapter (exchange.py), the
+scripts (whatever the Exchange version) and the test endpoint that decodes them."""
+
+from __future__ import annotations
+
+from .assembly import Parameter
+
+_GUIDS = Parameter("guids", is_list=True)
+
+PARAMETERS: dict[str, tuple[Parameter, ...]] = {
+    "describe": (),
+    "mailboxes": (Parameter("scope"), _GUIDS),
+    "service_states": (Parameter("names", is_list=True),),
+    "set_services": (Parameter("names", is_list=True), Parameter("state")),
+    "clean_database": (Parameter("store_dns", is_list=True),),
+    "purge": (_GUIDS,),
+    "disable": (Parameter("users", is_list=True),),
+    "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
+    "exports": (Parameter("directory"), _GUIDS),
+    "export": (Parameter("directory"), _GUIDS),
+    "import": (
+        Parameter("directory"),
+        Parameter("mailboxes", is_list=True),
+        Parameter("export_servers", is_list=True),
+        Parameter("export_mailboxes", is_list=True),
+        Parameter("locations", is_list=True),
+    ),
+}

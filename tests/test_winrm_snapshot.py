@@ -1,0 +1,42 @@
+"""The Exchange part of a world file, read through WinRM, describes the servers as they are: a
+world rebuilt from it (with the same directory) holds the same servers, stores, mailboxes,
+marks and item ids."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from kb_support import load, scenario, snapshot
+from winrm_support import serve
+
+from remediate.adapters.winrm.snapshot import exchange_snapshot
+from remediate.fakes import world_from_json
+
+pytestmark = pytest.mark.winrm
+
+
+def comparable(exchange: dict[str, Any]) -> list[dict[str, Any]]:
+    """Servers without what a snapshot does not read (item folders and subjects, schedules)."""
+    servers = []
+    for server in copy.deepcopy(exchange)["servers"]:
+        kept = {key: server[key] for key in ("name", "version", "dc", "services", "stores")}
+        for store in kept["stores"]:
+            for box in store["mailboxes"]:
+                box["items"] = [item["id"] for item in box["items"]]
+        servers.append(kept)
+    return servers
+
+
+@pytest.mark.parametrize("version", ["2003", "2016"])
+def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
+    world = load(scenario("kb278447", 7, seed=7, version=version))
+    with serve(world) as site:
+        read = exchange_snapshot(site.exchange())
+        assert site.commands() == 3 * len(site.endpoints)
+    document = snapshot(world)
+    assert comparable(read) == comparable(document["exchange"])
+
+    rebuilt = world_from_json({**document, "exchange": read})
+    assert comparable(snapshot(rebuilt)["exchange"]) == comparable(document["exchange"])

@@ -1,0 +1,210 @@
+"""The Exchange server behind the endpoint: recognises OUR scripts and plays them on the fake.
+
+This is not a PowerShell interpreter. It accepts only the adapter's constant bootstrap, reads the
+script and its base64 arguments from stdin as the bootstrap would, checks that the script is one
+of our fixed scripts byte for byte (so no data can have been spliced into it), decodes the
+arguments by its own code, and calls the in-memory ``FakeExchange`` the way the script's cmdlets
+would act on a real server. Results come back in the scripts' output contract
+(``REMEDIATE-<KIND> <json>`` lines and exit codes 0/3/4, or a PowerShell error in CLIXML).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from remediate.adapters.winrm.delivery import BOOTSTRAP
+from remediate.adapters.winrm.scripts import Dialect, Script, library
+from remediate.adapters.winrm.scripts.assembly import MARKER
+from remediate.errors import PermanentError, TransientError
+from remediate.fakes import FakeExchange
+from remediate.model import ExchangeVersion, ExportRef, ServiceState, iso
+
+from . import clixml
+from .shells import HostResult
+
+_FAKE_LOCK = threading.Lock()  # one fake, several endpoints (one per server)
+
+
+@dataclass(frozen=True)
+class DecodedCall:
+    """A script run as the endpoint decoded it (tests compare these with what was sent)."""
+
+    script_id: str
+    operation: str
+    parameters: dict[str, Any]
+    script_text: str
+
+
+def _b64(text: str) -> str:
+    return base64.b64decode(text, validate=True).decode("utf-8")
+
+
+def decode_arguments(script: Script, arguments: list[str]) -> dict[str, Any]:
+    if script.dialect is Dialect.PS5:
+        decoded: dict[str, Any] = json.loads(_b64(arguments[0]))
+        return decoded
+    if len(arguments) != len(script.parameters):
+        raise ValueError(f"{len(arguments)} arguments for {len(script.parameters)} parameters")
+    return {
+        parameter.name: [_b64(part.removeprefix("~")) for part in argument.split(",") if part]
+        if parameter.is_list else _b64(argument)
+        for parameter, argument in zip(script.parameters, arguments, strict=True)
+    }
+
+
+def _error(message: str, **kinds: str) -> HostResult:
+    return HostResult(exit_code=1, errors=clixml.error_record(message, **kinds))
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise _CastError(value) from None
+
+
+class _CastError(Exception):
+    pass
+
+
+class ExchangeHost:
+    """Plays our scripts for one server of a ``FakeExchange``."""
+
+    def __init__(self, exchange: FakeExchange, server: str) -> None:
+        self.exchange = exchange
+        self.server = server
+        self.calls: list[DecodedCall] = []
+        self.before_run: Callable[[DecodedCall], None] | None = None  # tests: delays, noise
+
+    def _version(self) -> ExchangeVersion:
+        return next(s.version for s in self.exchange.servers() if s.name == self.server)
+
+    def run(self, script: str, stdin: Callable[[], bytes]) -> HostResult:
+        if script != BOOTSTRAP:
+            return _error("This test server runs only remediate's bootstrap script.")
+        lines = [line.strip() for line in stdin().decode("ascii").split("\n")]
+        arguments = [line[1:] for line in lines if line.startswith("=")]
+        text = _b64(arguments.pop(0))
+        script_id = text.split("\n", 1)[0].removeprefix(MARKER)
+        with _FAKE_LOCK:
+            version = self._version()
+        known = library(version).get(script_id.rsplit(".", 1)[-1])
+        if known is None or known.id != script_id or known.text != text:
+            return _error(f"Unknown script {script_id!r} for Exchange {version}.",
+                          error_id="CommandNotFoundException")
+        call = DecodedCall(script_id, known.operation, decode_arguments(known, arguments), text)
+        self.calls.append(call)
+        if self.before_run is not None:
+            self.before_run(call)
+        try:
+            with _FAKE_LOCK:
+                result = _OPERATIONS[known.operation](self, version, call.parameters)
+        except _CastError as error:
+            return _error(
+                f'Cannot convert value "{error}" to type "System.Guid". Error: "Guid should '
+                'contain 32 digits with 4 dashes (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)."',
+                category="InvalidArgument: (:) [], RuntimeException",
+                error_id="InvalidCastParseTargetInvocation",
+            )
+        except PermanentError as error:
+            message = error.message + (f" ({error.hint})" if error.hint else "")
+            return _output("REFUSED", {"message": message, "target": None}, 3)
+        except TransientError as error:
+            return _output("TRANSIENT", {"message": error.message}, 4)
+        return _output("RESULT", result, 0)
+
+    # -- what each script does on a server
+
+    def describe(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        dc = next(s.dc for s in self.exchange.servers() if s.name == self.server)
+        stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
+                  for s in self.exchange.stores(self.server)]
+        return {"dc": dc, "stores": stores}
+
+    def mailboxes(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        guids = None if p["scope"] == "all" else [_uuid(g) for g in p["guids"]]
+        stores = {s.dn: s for s in self.exchange.stores(self.server)}
+        rows = []
+        for box in self.exchange.mailboxes(self.server, guids):
+            row: dict[str, Any] = {
+                "guid": str(box.guid), "legacy_dn": box.legacy_dn,
+                "display_name": box.display_name,
+                "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
+                "item_ids": list(box.item_ids),
+                "owner": str(box.owner) if box.owner else None,
+            }
+            if version.legacy:  # WMI names the store, it has no DN
+                row["store_name"] = stores[box.store_dn].name
+                row["storage_group"] = stores[box.store_dn].storage_group
+            else:
+                row["store_dn"] = box.store_dn
+            rows.append(row)
+        return rows
+
+    def service_states(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        states = self.exchange.service_states(self.server, p["names"])
+        return {name: state.value for name, state in states.items()}
+
+    def set_services(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        self.exchange.set_services(self.server, p["names"], ServiceState(p["state"]))
+
+    def clean_database(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        self.exchange.run_cleanup_agent(self.server, p["store_dns"])
+
+    def purge(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        self.exchange.purge_mailboxes(self.server, [_uuid(g) for g in p["guids"]])
+
+    def disable(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        self.exchange.disable_mailboxes(self.server, [_uuid(g) for g in p["users"]])
+
+    def reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        pairs = [(_uuid(m), _uuid(u)) for m, u in zip(p["mailboxes"], p["users"], strict=True)]
+        self.exchange.reconnect_mailboxes(self.server, pairs)
+
+    def _refs(self, refs: dict[UUID, ExportRef]) -> Any:
+        return {str(guid): {"location": ref.location, "item_ids": list(ref.item_ids)}
+                for guid, ref in refs.items()}
+
+    def exports(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return self._refs(self.exchange.exports(self.server, [_uuid(g) for g in p["guids"]]))
+
+    def export(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return self._refs(self.exchange.export_mail(self.server, [_uuid(g) for g in p["guids"]]))
+
+    def import_(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        pairs = [
+            (_uuid(guid), ExportRef(server, _uuid(source), location, ()))
+            for guid, server, source, location in zip(
+                p["mailboxes"], p["export_servers"], p["export_mailboxes"], p["locations"],
+                strict=True,
+            )
+        ]
+        self.exchange.import_mail(self.server, pairs)
+
+
+_OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]], Any]] = {
+    "describe": ExchangeHost.describe,
+    "mailboxes": ExchangeHost.mailboxes,
+    "service_states": ExchangeHost.service_states,
+    "set_services": ExchangeHost.set_services,
+    "clean_database": ExchangeHost.clean_database,
+    "purge": ExchangeHost.purge,
+    "disable": ExchangeHost.disable,
+    "reconnect": ExchangeHost.reconnect,
+    "exports": ExchangeHost.exports,
+    "export": ExchangeHost.export,
+    "import": ExchangeHost.import_,
+}
+
+
+def _output(kind: str, value: Any, code: int) -> HostResult:
+    # PowerShell 3+'s ConvertTo-Json writes non-ASCII as is (the code page matters); the
+    # PowerShell 2.0 writer escapes it. Either way one line.
+    return HostResult(stdout=f"REMEDIATE-{kind} {json.dumps(value, ensure_ascii=False)}\n",
+                      exit_code=code)

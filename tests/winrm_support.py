@@ -1,0 +1,96 @@
+"""What the WinRM tests share: a fake world whose Exchange servers each answer on their own
+loopback WS-Management endpoint, and a ``World`` whose exchange is the real WinRM adapter (over
+unmodified pywinrm) while its directory, clock and rehearsals are the fake world's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from winrm_endpoint import Endpoint, EndpointOptions
+from winrm_endpoint.auth import ntlm_accounts
+from winrm_endpoint.exchange_host import ExchangeHost
+
+from remediate.adapters.winrm import ServerConfig, WinRmExchange
+from remediate.adapters.winrm.config import Transport
+from remediate.fakes import FakeDirectory, FakeWorld
+from remediate.model import ExchangeVersion
+from remediate.ports import World
+
+USER, PASSWORD = "CORP\\admin", "Secret-1"
+
+
+@dataclass
+class Site:
+    """The fake world, one endpoint and one host per Exchange server, and configs to reach them."""
+
+    world: FakeWorld
+    endpoints: dict[str, Endpoint]
+    hosts: dict[str, ExchangeHost]
+    configs: list[ServerConfig]
+
+    def exchange(self) -> WinRmExchange:
+        return WinRmExchange(self.configs)
+
+    def commands(self) -> int:
+        return sum(endpoint.calls() for endpoint in self.endpoints.values())
+
+
+def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Transport = "ntlm",
+                  password: str = PASSWORD, ca_file: Path | None = None,
+                  deadline_s: float = 60.0, operation_timeout_s: int = 2) -> ServerConfig:
+    https = endpoint.options.tls is not None
+    return ServerConfig(
+        host="127.0.0.1", name=name, version=ExchangeVersion(version), identity=USER,
+        password=lambda: password, transport=transport,
+        scheme="https" if https else "http", port=endpoint.port, ca_file=ca_file,
+        deadline_s=deadline_s, operation_timeout_s=operation_timeout_s,
+    )
+
+
+@contextmanager
+def serve(world: FakeWorld, options: EndpointOptions | None = None) -> Iterator[Site]:
+    """Start one endpoint per Exchange server of ``world`` (NTLM unless ``options`` say)."""
+    base = options or EndpointOptions()
+    with ExitStack() as stack:
+        stack.enter_context(ntlm_accounts(base.accounts))
+        endpoints, hosts, configs = {}, {}, []
+        for server in world.exchange.servers():
+            host = ExchangeHost(world.exchange, server.name)
+            endpoint = Endpoint(host, replace(base, machine=server.name)).start()
+            stack.callback(endpoint.stop)
+            endpoints[server.name], hosts[server.name] = endpoint, host
+            configs.append(server_config(server.name, endpoint, server.version.value))
+        yield Site(world, endpoints, hosts, configs)
+
+
+class WinRmWorld:
+    """``World`` with the WinRM adapter for Exchange; the rest is the fake world it serves."""
+
+    def __init__(self, fake: FakeWorld, exchange: WinRmExchange) -> None:
+        self.fake = fake
+        self._exchange = exchange
+
+    @property
+    def directory(self) -> FakeDirectory:
+        return self.fake.directory
+
+    @property
+    def exchange(self) -> WinRmExchange:
+        return self._exchange
+
+    @property
+    def clock(self):  # type: ignore[no-untyped-def]
+        return self.fake.clock
+
+    @property
+    def organisation(self) -> str:
+        return self.fake.organisation
+
+    def attach_run(self, run_dir: Path | None) -> None:
+        self.fake.attach_run(run_dir)  # the servers' exports: the fake's sink
+
+    def rehearsal(self) -> World:
+        return self.fake.rehearsal()
