@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import samba_dc as samba
 import structlog
+from samba_dc import SambaDC
 
 from remediate import Engine
 
@@ -30,3 +32,15 @@ def _structlog_configuration_restored() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> Iterator[SambaDC]:
+    """One Samba AD DC for the whole session (tests/samba_dc.py); fails, never skips, if it
+    cannot start."""
+    try:
+        dc = samba.start()
+    except RuntimeError as error:
+        pytest.fail(f"the Samba AD DC fixture could not start: {error}", pytrace=False)
+    yield dc
+    samba.stop(dc)

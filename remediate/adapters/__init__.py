@@ -1,0 +1,1 @@
+"""Real adapters of the ports (:mod:`remediate.ports`)."""
