@@ -198,6 +198,11 @@ class LdapDirectory:
             ),
         )
 
+    def entries_within(self, base: str, dc: str) -> list[DirectoryEntry]:
+        """Every live object at or below ``base`` (any class), in one paged search."""
+        found = self._search(dc, base, "(objectClass=*)", operation="directory.snapshot")
+        return _entries(found)
+
     # Plumbing.
 
     def close(self) -> None:
