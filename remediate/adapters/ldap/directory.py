@@ -37,7 +37,8 @@ class LdapDirectory:
     """Implements ``remediate.ports.Directory`` over LDAP.
 
     ``dcs``: the domain's DCs by name, or None to discover them (from the configuration
-    partition, through ``bootstrap_dc``). ``writable_dc``: the DC pinned for writes (default:
+    partition, through ``bootstrap_dc``: by default the first DC with an address in the
+    settings, else the domain's own name). ``writable_dc``: the DC pinned for writes (default:
     the first writable DC by name).
     """
 
@@ -58,7 +59,9 @@ class LdapDirectory:
         self._base_dn = base_dn
         self._dcs = list(dcs) if dcs else None
         self._writable = writable_dc
-        self._bootstrap = bootstrap_dc or (self._dcs[0] if self._dcs else domain)
+        self._bootstrap = bootstrap_dc or next(
+            iter([*(self._dcs or ()), *settings.addresses]), domain
+        )
         self._page_size = page_size
         self._connections: dict[str, ldap3.Connection] = {}
         self.requests = 0
