@@ -122,22 +122,41 @@ class LdapDirectory:
 
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects strictly below each live object of ``guids``, deepest first: one paged
-        subtree search per distinct parent container of the objects."""
-        live = self.read(guids, dc)
-        roots = {guid: normalize(entry.dn) for guid, entry in live.items()}
-        below: dict[UUID, list[DirectoryEntry]] = {guid: [] for guid in live}
-        for container in sorted({parent_dn(entry.dn) for entry in live.values()}):
+        subtree search (names only) per distinct parent container of the objects, then one
+        read of the descendants found."""
+        roots = {guid: normalize(dn) for guid, dn in self._names(guids, dc).items()}
+        below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in roots}
+        for container in sorted({parent_dn(dn) for dn in roots.values()}):
             found = self._search(
-                dc, container, "(objectClass=*)", operation="directory.descendants"
+                dc, container, "(objectClass=*)", attributes=("objectGUID",),
+                operation="directory.descendants",
             )
-            for entry in _entries(found):
-                name = normalize(entry.dn)
+            for dn, raw in found:
+                name = normalize(dn)
                 for guid, root in roots.items():
                     if name != root and is_within_normalized(name, root):
-                        below[guid].append(entry)
-        for children in below.values():
-            children.sort(key=lambda e: (-len(split_rdns(e.dn)), normalize(e.dn)))
+                        below_ids[guid].append(entries.guid_of(dn, raw))
+        wanted = [child for children in below_ids.values() for child in children]
+        found_entries = self.read(wanted, dc) if wanted else {}
+        below: dict[UUID, list[DirectoryEntry]] = {}
+        for guid, children in below_ids.items():
+            below[guid] = sorted(
+                (found_entries[child] for child in children if child in found_entries),
+                key=lambda e: (-len(split_rdns(e.dn)), normalize(e.dn)),
+            )
         return below
+
+    def _names(self, guids: Collection[UUID], dc: str) -> dict[UUID, str]:
+        """The DN of each live object of ``guids`` (absent ones left out), names only."""
+        wanted = list(dict.fromkeys(guids))
+        names: dict[UUID, str] = {}
+        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
+            found = self._search(
+                dc, self._base_dn, filters.guids(wanted[start : start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID",), operation="directory.descendants",
+            )
+            names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
+        return names
 
     def delete(self, guid: UUID, *, tree: bool) -> None:
         controls = [TREE_DELETE] if tree else None

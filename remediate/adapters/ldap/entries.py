@@ -46,10 +46,14 @@ def _text_values(name: str, values: Sequence[bytes]) -> AttrValue | None:
     return texts[0] if len(texts) == 1 else texts
 
 
-def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
-    guid = _first(raw, "objectGUID")
-    if guid is None:
+def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
+    value = _first(raw, "objectGUID")
+    if value is None:
         raise ValueError(f"{dn}: no objectGUID in the answer")
+    return UUID(bytes_le=value)
+
+
+def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
     classes = [
         value.decode()
         for key, values in raw.items() if key.lower() == "objectclass" for value in values
@@ -65,7 +69,7 @@ def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
     changed = _first(raw, "whenChanged")
     usn = _first(raw, "uSNChanged")
     return DirectoryEntry(
-        guid=UUID(bytes_le=guid),
+        guid=guid_of(dn, raw),
         dn=dn,
         object_class=classes[-1] if classes else "",
         when_created=parse_time(created.decode()) if created else datetime.min.replace(tzinfo=UTC),
