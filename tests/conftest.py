@@ -34,13 +34,24 @@ def _structlog_configuration_restored() -> Iterator[None]:
     structlog.configure(**saved)
 
 
+_SAMBA = samba.BackgroundStart()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A session with ``samba`` tests starts the DC now, in the background."""
+    if any(item.get_closest_marker("samba") for item in items):
+        _SAMBA.begin()
+
+
+def pytest_sessionfinish() -> None:
+    _SAMBA.stop()
+
+
 @pytest.fixture(scope="session")
-def samba_dc() -> Iterator[SambaDC]:
+def samba_dc() -> SambaDC:
     """One Samba AD DC for the whole session (tests/samba_dc.py); fails, never skips, if it
     cannot start."""
     try:
-        dc = samba.start()
+        return _SAMBA.result()
     except RuntimeError as error:
         pytest.fail(f"the Samba AD DC fixture could not start: {error}", pytrace=False)
-    yield dc
-    samba.stop(dc)

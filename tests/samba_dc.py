@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,3 +221,38 @@ def stop(dc: SambaDC) -> None:
     except ProcessLookupError:
         pass
     shutil.rmtree(dc.base, ignore_errors=True)
+
+
+class BackgroundStart:
+    """Start the DC in a thread as soon as the session knows it will need one, so provisioning
+    (10-20 s) overlaps with the tests that run before the first ``samba`` test."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._future: Future[SambaDC] | None = None
+
+    def begin(self) -> None:
+        if self._future is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="samba-start")
+            self._future = self._executor.submit(start)
+
+    def result(self) -> SambaDC:
+        """The running DC (started now if :meth:`begin` was not called); raises what start
+        raised."""
+        self.begin()
+        assert self._future is not None
+        return self._future.result()
+
+    def stop(self) -> None:
+        """Stop the DC if it was started (whether or not a test used it)."""
+        future, self._future = self._future, None
+        if future is None:
+            return
+        try:
+            dc = future.result()
+        except RuntimeError:
+            dc = None
+        if dc is not None:
+            stop(dc)
+        if self._executor is not None:
+            self._executor.shutdown()

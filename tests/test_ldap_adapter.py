@@ -159,7 +159,7 @@ def test_finding_many_users_takes_one_request_per_page(samba_dc: SambaDC) -> Non
     connection = setup.connection(SAMBA_DC_NAME)
     ou = f"OU={unique('paged-')},{samba_dc.base_dn}"
     connection.add(ou, ["organizationalUnit"])
-    count, page = 300, 100
+    count, page = 120, 40
     for number in range(count):
         connection.add(f"CN=user{number},{ou}", ["user"], {"sAMAccountName": unique("p")})
     setup.close()
