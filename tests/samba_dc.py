@@ -15,9 +15,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import ldap3
 
@@ -29,6 +31,7 @@ SCHEMA_DN = f"CN=Schema,CN=Configuration,{BASE_DN}"
 SERVER_NAME = f"{HOST_NAME.upper()}.{REALM.lower()}"  # the CN of the certificate Samba makes
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
+Started = TypeVar("Started")
 
 # (cn, lDAPDisplayName, attributeID, syntax, oMSyntax, schemaIDGUID base64, extra lines)
 _ATTRIBUTES = (
@@ -48,10 +51,10 @@ _ATTRIBUTES = (
 )
 
 
-def _schema_stages() -> list[str]:
+def schema_stages(schema_dn: str = SCHEMA_DN) -> list[str]:
     """The Exchange schema subset as three LDIF stages (each needs the previous one loaded)."""
     attributes = "\n".join(
-        f"dn: CN={cn},{SCHEMA_DN}\nchangetype: add\nobjectClass: top\n"
+        f"dn: CN={cn},{schema_dn}\nchangetype: add\nobjectClass: top\n"
         "objectClass: attributeSchema\n"
         f"cn: {cn}\nlDAPDisplayName: {name}\nattributeID: {oid}\nattributeSyntax: {syntax}\n"
         f"oMSyntax: {om}\nschemaIDGUID:: {guid}\nshowInAdvancedViewOnly: TRUE\n"
@@ -59,19 +62,19 @@ def _schema_stages() -> list[str]:
         for cn, name, oid, syntax, om, guid, extra in _ATTRIBUTES
     )
     mail_storage = (
-        f"dn: CN=ms-Exch-Mail-Storage,{SCHEMA_DN}\nchangetype: add\nobjectClass: top\n"
+        f"dn: CN=ms-Exch-Mail-Storage,{schema_dn}\nchangetype: add\nobjectClass: top\n"
         "objectClass: classSchema\ncn: ms-Exch-Mail-Storage\nlDAPDisplayName: msExchMailStorage\n"
         "governsID: 1.2.840.113556.1.5.7000.62.5\nobjectClassCategory: 3\nsubClassOf: top\n"
         "rDNAttID: cn\nschemaIDGUID:: ACBlA4Gp0hGp/wDAT47t2A==\nmayContain: msExchMailboxGuid\n"
         "mayContain: msExchHomeServerName\nmayContain: homeMDB\nshowInAdvancedViewOnly: TRUE\n"
     )
     wiring = (
-        f"dn: CN=User,{SCHEMA_DN}\nchangetype: modify\nadd: auxiliaryClass\n"
+        f"dn: CN=User,{schema_dn}\nchangetype: modify\nadd: auxiliaryClass\n"
         "auxiliaryClass: msExchMailStorage\n\n"
-        f"dn: CN=Mail-Recipient,{SCHEMA_DN}\nchangetype: modify\nadd: mayContain\n"
+        f"dn: CN=Mail-Recipient,{schema_dn}\nchangetype: modify\nadd: mayContain\n"
         "mayContain: mailNickname\n\n"
         # Users with children (Exchange hangs containers such as ActiveSync devices below them).
-        f"dn: CN=Container,{SCHEMA_DN}\nchangetype: modify\nadd: possSuperiors\n"
+        f"dn: CN=Container,{schema_dn}\nchangetype: modify\nadd: possSuperiors\n"
         "possSuperiors: user\n"
     )
     return [attributes, mail_storage, wiring]
@@ -96,7 +99,7 @@ class SambaDC:
         return self.base / "dc1" / "etc" / "smb.conf"
 
 
-def _run(command: list[str], what: str) -> None:
+def run_checked(command: list[str], what: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(
@@ -105,7 +108,7 @@ def _run(command: list[str], what: str) -> None:
         )
 
 
-def _check_prerequisites() -> None:
+def check_tools() -> None:
     missing = [tool for tool in ("samba", "samba-tool", "ldbmodify") if shutil.which(tool) is None]
     if missing:
         raise RuntimeError(
@@ -114,9 +117,29 @@ def _check_prerequisites() -> None:
         )
     if os.geteuid() != 0:
         raise RuntimeError("a Samba AD DC must run as root: run the samba tests as root")
+
+
+def check_loopback_free() -> None:
     with socket.socket() as probe:
         if probe.connect_ex((ADDRESS, 636)) == 0:
             raise RuntimeError(f"{ADDRESS}:636 is already in use: another LDAP server is running")
+
+
+def extend_schema(base: Path, target: Path, schema_dn: str = SCHEMA_DN) -> None:
+    """Add the Exchange attributes to a stopped DC's schema: one ldbmodify per stage (each
+    process loads the schema afresh)."""
+    for number, stage in enumerate(schema_stages(schema_dn), 1):
+        ldif = base / f"{target.name}-exchange-schema-{number}.ldif"
+        ldif.write_text(stage)
+        run_checked(
+            ["ldbmodify", "-H", str(target / "private" / "sam.ldb"),
+             "--option=dsdb:schema update allowed=true", str(ldif)],
+            f"Exchange schema stage {number}",
+        )
+
+
+def new_password() -> str:
+    return f"Pw-{secrets.token_hex(8)}!A1"
 
 
 def provision(base: Path, password: str) -> Path:
@@ -145,37 +168,30 @@ def provision(base: Path, password: str) -> Path:
         f"--targetdir={target}",
         *(f"--option={key}={value}" for key, value in options.items()),
     ]
-    _run(command, "samba-tool domain provision")
+    run_checked(command, "samba-tool domain provision")
     smb_conf = target / "etc" / "smb.conf"
     lines = smb_conf.read_text().splitlines()
     kept = [line for line in lines if not line.strip().lower().startswith("dns forwarder")]
     smb_conf.write_text("\n".join(kept) + "\n")
     for sub in ("run", "cache"):
         (target / sub).mkdir(parents=True, exist_ok=True)
-    for number, stage in enumerate(_schema_stages(), 1):
-        ldif = base / f"exchange-schema-{number}.ldif"
-        ldif.write_text(stage)
-        _run(
-            ["ldbmodify", "-H", str(target / "private" / "sam.ldb"),
-             "--option=dsdb:schema update allowed=true", str(ldif)],
-            f"Exchange schema stage {number}",
-        )
-    _run(["samba_spnupdate", "-s", str(smb_conf)], "samba_spnupdate")
+    extend_schema(base, target)
+    run_checked(["samba_spnupdate", "-s", str(smb_conf)], "samba_spnupdate")
     return smb_conf
 
 
-def _wait_ready(pid_file: Path, log: Path) -> int:
+def wait_ready(pid_file: Path, log: Path, address: str = ADDRESS) -> int:
     deadline = time.monotonic() + READY_TIMEOUT_S
     last_error = "not started"
     while time.monotonic() < deadline:
         try:
-            server = ldap3.Server(ADDRESS, port=389, connect_timeout=2, get_info=ldap3.NONE)
+            server = ldap3.Server(address, port=389, connect_timeout=2, get_info=ldap3.NONE)
             connection = ldap3.Connection(server, auto_bind=True, receive_timeout=5)
             connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["isSynchronized"])
             answer = connection.response[0]["attributes"] if connection.response else {}
             connection.unbind()
             if str(answer.get("isSynchronized", [""])[0]).upper() == "TRUE" and pid_file.exists():
-                with socket.create_connection((ADDRESS, 636), timeout=2):
+                with socket.create_connection((address, 636), timeout=2):
                     return int(pid_file.read_text().split()[0])
             last_error = f"rootDSE says isSynchronized={answer.get('isSynchronized')}"
         except (OSError, ldap3.core.exceptions.LDAPException, ValueError) as error:
@@ -189,13 +205,14 @@ def _wait_ready(pid_file: Path, log: Path) -> int:
 
 def start() -> SambaDC:
     """Provision and start a DC; the caller must :func:`stop` it."""
-    _check_prerequisites()
+    check_tools()
+    check_loopback_free()
     base = Path(tempfile.mkdtemp(prefix="remediate-samba-"))
-    password = f"Pw-{secrets.token_hex(8)}!A1"
+    password = new_password()
     smb_conf = provision(base, password)
-    _run(["samba", "-D", "-s", str(smb_conf)], "samba -D")
+    run_checked(["samba", "-D", "-s", str(smb_conf)], "samba -D")
     target = base / "dc1"
-    pid = _wait_ready(target / "run" / "samba.pid", target / "log.samba")
+    pid = wait_ready(target / "run" / "samba.pid", target / "log.samba")
     return SambaDC(
         base=base,
         host=ADDRESS,
@@ -209,50 +226,57 @@ def start() -> SambaDC:
     )
 
 
-def stop(dc: SambaDC) -> None:
-    """SIGTERM the DC's own PID, wait up to 10 s (then SIGKILL), remove its directory."""
+def stop_pid(pid: int) -> None:
+    """SIGTERM one Samba (its children exit with it), wait up to 10 s, then SIGKILL."""
     try:
-        os.kill(dc.pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            os.kill(dc.pid, 0)
+            os.kill(pid, 0)
             time.sleep(0.1)
-        os.kill(dc.pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def stop(dc: SambaDC) -> None:
+    """Stop the DC by its own PID and remove its directory."""
+    stop_pid(dc.pid)
     shutil.rmtree(dc.base, ignore_errors=True)
 
 
-class BackgroundStart:
-    """Start the DC in a thread as soon as the session knows it will need one, so provisioning
-    (10-20 s) overlaps with the tests that run before the first ``samba`` test."""
+class BackgroundStart(Generic[Started]):
+    """Start a fixture (``start``) in a thread as soon as the session knows it will need it,
+    so provisioning overlaps with the tests that run first; ``stop`` undoes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: Callable[[], Started], stop: Callable[[Started], None]) -> None:
+        self._start = start
+        self._stop = stop
         self._executor: ThreadPoolExecutor | None = None
-        self._future: Future[SambaDC] | None = None
+        self._future: Future[Started] | None = None
 
     def begin(self) -> None:
         if self._future is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="samba-start")
-            self._future = self._executor.submit(start)
+            self._future = self._executor.submit(self._start)
 
-    def result(self) -> SambaDC:
-        """The running DC (started now if :meth:`begin` was not called); raises what start
-        raised."""
+    def result(self) -> Started:
+        """What start returned (started now if :meth:`begin` was not called); raises what
+        start raised."""
         self.begin()
         assert self._future is not None
         return self._future.result()
 
     def stop(self) -> None:
-        """Stop the DC if it was started (whether or not a test used it)."""
+        """Undo the start if it happened (whether or not a test used it)."""
         future, self._future = self._future, None
         if future is None:
             return
         try:
-            dc = future.result()
-        except RuntimeError:
-            dc = None
-        if dc is not None:
-            stop(dc)
+            started = future.result()
+        except Exception:
+            started = None
+        if started is not None:
+            self._stop(started)
         if self._executor is not None:
             self._executor.shutdown()
