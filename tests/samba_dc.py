@@ -245,20 +245,23 @@ def stop(dc: SambaDC) -> None:
     shutil.rmtree(dc.base, ignore_errors=True)
 
 
+# One thread for every background start: the DCs are provisioned one after the other, in the
+# order the session asked for them, so they compete with the running tests for one CPU only.
+_STARTER = ThreadPoolExecutor(1, thread_name_prefix="samba-start")
+
+
 class BackgroundStart(Generic[Started]):
-    """Start a fixture (``start``) in a thread as soon as the session knows it will need it,
-    so provisioning overlaps with the tests that run first; ``stop`` undoes it."""
+    """Start a fixture (``start``) in the background as soon as the session knows it will need
+    it, so provisioning overlaps with the tests that run first; ``stop`` undoes it."""
 
     def __init__(self, start: Callable[[], Started], stop: Callable[[Started], None]) -> None:
         self._start = start
         self._stop = stop
-        self._executor: ThreadPoolExecutor | None = None
         self._future: Future[Started] | None = None
 
     def begin(self) -> None:
         if self._future is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="samba-start")
-            self._future = self._executor.submit(self._start)
+            self._future = _STARTER.submit(self._start)
 
     def result(self) -> Started:
         """What start returned (started now if :meth:`begin` was not called); raises what
@@ -278,5 +281,3 @@ class BackgroundStart(Generic[Started]):
             started = None
         if started is not None:
             self._stop(started)
-        if self._executor is not None:
-            self._executor.shutdown()
