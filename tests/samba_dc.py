@@ -273,7 +273,7 @@ class BackgroundStart(Generic[Started]):
     def stop(self) -> None:
         """Undo the start if it happened (whether or not a test used it)."""
         future, self._future = self._future, None
-        if future is None:
+        if future is None or future.cancel():  # never asked for, or never begun
             return
         try:
             started = future.result()

@@ -24,9 +24,9 @@ class TlsMode(StrEnum):
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """How to reach and bind to every DC of the domain. ``server_names`` maps a DC's name to
-    the address to dial when the name does not resolve (the certificate is still checked
-    against the name)."""
+    """How to reach and bind to every DC of the domain. ``addresses`` maps a DC's name to the
+    address to dial when the name does not resolve (the certificate is still checked against
+    the name). ``tls_mode=None`` exists only to be refused: a simple bind needs TLS."""
 
     bind_user: str
     password: str = field(repr=False)

@@ -20,7 +20,7 @@ from remediate.model import AttrValue, DirectoryEntry, UserQuery
 
 from . import entries, errors, filters, security
 from .connection import ConnectionSettings, open_connection
-from .discovery import discover
+from .discovery import DomainController, discover
 
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
 TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
@@ -289,17 +289,16 @@ class LdapDirectory:
             if not cookie:
                 return found
 
-    def _discover(self) -> list[Any]:
+    def _discover(self) -> list[DomainController]:
         dc = self._bootstrap
         root = self._search(
             dc, "", "(objectClass=*)", scope=ldap3.BASE,
             attributes=("configurationNamingContext",), operation="directory.discover",
         )
-        configuration = next(
-            (v[0].decode() for k, v in root[0][1].items()
-             if k.lower() == "configurationnamingcontext"),
-            f"CN=Configuration,{self._base_dn}",
-        ) if root else f"CN=Configuration,{self._base_dn}"
+        configuration = f"CN=Configuration,{self._base_dn}"  # a forest root domain's
+        for name, values in (root[0][1] if root else {}).items():
+            if name.lower() == "configurationnamingcontext" and values:
+                configuration = values[0].decode("utf-8")
         return discover(
             lambda base, flt, attrs: self._search(
                 dc, base, flt, attributes=attrs, operation="directory.discover"

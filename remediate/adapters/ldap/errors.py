@@ -16,7 +16,6 @@ TRANSIENT_CODES: Mapping[int, str] = {
     3: "timeLimitExceeded",
     51: "busy",
     52: "unavailable",
-    80: "other (server-side failure)",
 }
 _HINTS: Mapping[int, str] = {
     19: "the directory refused the value: check it against the schema and the object's rules",
