@@ -119,7 +119,7 @@ def main() -> None:
             "discovery_requests_per_round": discovery,
             "discovery_of_all_users": {"users": len(found),
                                        "requests": directory.requests - before,
-                                       "page_size": 500},
+                                       "page_size": 1000},
         }, indent=1))
     finally:
         samba_dc.stop(dc)

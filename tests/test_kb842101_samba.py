@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from uuid import UUID
+from pathlib import Path
+from uuid import UUID, uuid4
 
 import pytest
 from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
@@ -21,7 +22,8 @@ from remediate.adapters.world import LiveWorld
 from remediate.dn import normalize
 from remediate.engine.runner import EXIT_DONE
 from remediate.errors import Refused
-from remediate.model import DirectoryEntry, iso
+from remediate.fakes import load_world, save_world
+from remediate.model import DirectoryEntry, UserQuery, iso
 from remediate.testing import apply_confirmed, change_keys
 
 pytestmark = pytest.mark.samba
@@ -107,3 +109,31 @@ def test_kb842101_refuses_a_protected_user_on_samba_before_any_change(
         first.guid,
         guarded.guid,
     }
+
+
+def test_a_snapshot_of_a_scope_is_a_world_file_with_the_same_objects(
+    samba_dc: SambaDC, directory: LdapDirectory, tmp_path: Path
+) -> None:
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("snap-"), "organizationalUnit").dn
+    mailbox = uuid4()
+    ann = backend.add(
+        scope, 'Ann "Quotes", Lee', "user",
+        {"sAMAccountName": unique("s"), "msExchMailboxGuid": str(mailbox), "mailNickname": "ann"},
+    )
+    backend.protect(ann)
+    child = backend.add(ann.dn, "Devices", "container")
+    path = tmp_path / "world.json"
+    save_world(rehearsal_world(directory, scope), path)
+    loaded = load_world(path).directory
+    copies = loaded.read([ann.guid, child.guid], SAMBA_DC_NAME)
+    assert set(copies) == {ann.guid, child.guid}
+    assert copies[ann.guid].dn == ann.dn
+    assert copies[ann.guid].mailbox_guid == mailbox
+    assert copies[ann.guid].protected
+    assert copies[ann.guid].when_created == ann.when_created
+    assert [e.guid for e in loaded.descendants([ann.guid], SAMBA_DC_NAME)[ann.guid]] == [
+        child.guid
+    ]
+    outside = loaded.find_users(UserQuery(sam_account_names=frozenset({"Administrator"})))
+    assert outside == []  # only the scope was read

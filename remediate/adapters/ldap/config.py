@@ -51,7 +51,7 @@ class DirectoryConfig:
     dcs: tuple[str, ...] | None = None
     writable_dc: str | None = None
     addresses: dict[str, str] = field(default_factory=dict)
-    page_size: int = 500
+    page_size: int = 1000
     connect_timeout_s: float = 10.0
     receive_timeout_s: float = 60.0
 
@@ -171,7 +171,7 @@ def parse_directory_table(table: Mapping[str, Any], source: Path) -> DirectoryCo
     writable_dc = read.text("writable_dc", "a DC's DNS name", required=False)
     if dcs and writable_dc and writable_dc not in dcs:
         raise read.error("writable_dc", f"one of the dcs ({', '.join(dcs)})")
-    page_size = read.number("page_size", 500)
+    page_size = read.number("page_size", 1000)
     if page_size != int(page_size) or not 1 <= page_size <= 1000:
         raise read.error("page_size", "a whole number from 1 to 1000 (AD's MaxPageSize)")
     return DirectoryConfig(

@@ -27,7 +27,7 @@ TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 SUCCESS = 0
 NO_SUCH_OBJECT = 32
-GUIDS_PER_SEARCH = 200
+GUIDS_PER_SEARCH = 1000  # one request per DC per replication poll, up to 1,000 objects
 
 Control = tuple[str, bool, bytes | None]
 Found = list[tuple[str, dict[str, list[bytes]]]]
@@ -51,7 +51,7 @@ class LdapDirectory:
         dcs: Sequence[str] | None = None,
         writable_dc: str | None = None,
         bootstrap_dc: str | None = None,
-        page_size: int = 500,
+        page_size: int = 1000,  # AD's default MaxPageSize
     ) -> None:
         normalize(base_dn)
         self._settings = settings
