@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
-from kb_support import ldif_backups, run_dir
+from kb_support import journal, ldif_backups, run_dir
 from samba_dc import SambaDC
 
 from remediate import Engine, get_playbook
@@ -71,6 +71,8 @@ def test_kb842101_deletes_the_selected_users_and_their_children_on_samba(
     applied = apply_confirmed(engine, playbook, world, parameters)
 
     assert applied.exit_code == EXIT_DONE, applied.error
+    discovered = [r for r in journal(run_dir(applied)) if r["event"] == "run.discovered"]
+    assert [record["writable_dc"] for record in discovered] == [SAMBA_DC_NAME]  # pinned
     assert change_keys(applied.changes) == change_keys(planned.changes)
     deletes = [c for c in applied.changes if c.step == "delete-ad-user"]
     assert sorted(c.action for c in deletes) == ["delete", "tree-delete"]
