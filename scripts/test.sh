@@ -11,4 +11,5 @@ site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
 python -m pip install --quiet --no-deps --no-compile --target "$site" .
 (cd "$site" && python -m mypy --strict --python-version 3.11 --no-error-summary -p remediate)
+scripts/install-samba.sh
 python -m pytest "$@"

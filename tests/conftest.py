@@ -6,7 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import samba_dc as samba
+import samba_pair
 import structlog
+from samba_dc import SambaDC
+from samba_pair import SambaPair
 
 from remediate import Engine
 
@@ -30,3 +34,41 @@ def _structlog_configuration_restored() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+_SAMBA = samba.BackgroundStart(samba.start, samba.stop)
+_SAMBA_PAIR = samba.BackgroundStart(samba_pair.start_pair, samba_pair.stop_pair)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A session with ``samba`` tests starts the DC (and the pair, if a test uses it) now, in
+    the background."""
+    if any(item.get_closest_marker("samba") for item in items):
+        _SAMBA.begin()
+    if any("samba_pair" in getattr(item, "fixturenames", ()) for item in items):
+        _SAMBA_PAIR.begin()
+
+
+def pytest_sessionfinish() -> None:
+    _SAMBA.stop()
+    _SAMBA_PAIR.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> SambaDC:
+    """One Samba AD DC for the whole session (tests/samba_dc.py); fails, never skips, if it
+    cannot start."""
+    try:
+        return _SAMBA.result()
+    except RuntimeError as error:
+        pytest.fail(f"the Samba AD DC fixture could not start: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def samba_pair() -> SambaPair:
+    """Two replicating Samba AD DCs in network namespaces (tests/samba_pair.py), automatic
+    replication off; fails, never skips, if they cannot start."""
+    try:
+        return _SAMBA_PAIR.result()
+    except (RuntimeError, OSError) as error:
+        pytest.fail(f"the Samba DC pair could not start: {error}", pytrace=False)

@@ -53,7 +53,8 @@ DISCOVERY_KB842101 = {
     "directory.domain_controllers", "exchange.servers", "exchange.mailboxes", "exchange.stores",
 }
 DISCOVERY_KB278447 = {
-    "directory.find_users", "directory.domain_controllers", "exchange.servers",
+    "directory.find_users", "directory.domain_controllers", "directory.writable_dc",
+    "exchange.servers",
     "exchange.mailboxes", "exchange.service_states",
 }
 APPLY_READS = {

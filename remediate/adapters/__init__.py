@@ -1,1 +1,2 @@
-"""Adapters of the ports to real servers (``winrm``: Exchange over WinRM)."""
+"""Real adapters of the ports (:mod:`remediate.ports`): ``ldap`` (Active Directory over
+ldap3) and ``winrm`` (Exchange over WinRM); ``world`` combines them."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import RetryCallState
 
@@ -44,6 +44,8 @@ EXIT_REFUSED = 3
 # How long a manual step is waited for: the 2000/2003 stores also run the cleanup agent
 # nightly by themselves, so 25 hours always covers one pass.
 MANUAL_DEADLINE_S = 25 * 3600.0
+
+Read = TypeVar("Read")
 
 
 @dataclass(slots=True)
@@ -202,6 +204,10 @@ class Engine:
         self, playbook: AnyPlaybook, world: World, params: Any, events: Events
     ) -> Discovery[Any]:
         """Discovery only reads, so after a transient error it simply runs again."""
+        return self._read_retried(world, events, lambda: playbook.discover(world, params))
+
+    def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
+        """A read of the discovery phase, run again after a transient error."""
 
         def on_retry(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -210,7 +216,7 @@ class Engine:
 
         for attempt in self.retry.retrying(world.clock, on_retry):
             with attempt:
-                return playbook.discover(world, params)
+                return read()
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
     def _rehearse(
@@ -360,6 +366,8 @@ class Engine:
             selection=discovery.selection.to_json(),
             summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
+            # Every write of this run goes to this DC.
+            writable_dc=self._read_retried(world, events, world.directory.writable_dc),
         )
         events.checkpoint()
         try:

@@ -1,0 +1,324 @@
+"""The ``Directory`` port on a real Active Directory (or Samba AD DC), through ldap3.
+
+One connection per DC, opened on first use and reopened after a transient failure. Writes go
+to the one writable DC pinned for the run. Searches are paged: one request per page, whatever
+the number of objects. ``requests`` counts every LDAP request sent (one per page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+
+from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
+from remediate.errors import PermanentError, TransientError
+from remediate.model import AttrValue, DirectoryEntry, UserQuery
+
+from . import entries, errors, filters, security
+from .connection import ConnectionSettings, open_connection
+from .discovery import DomainController, discover
+
+SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
+TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+SUCCESS = 0
+NO_SUCH_OBJECT = 32
+GUIDS_PER_SEARCH = 1000  # one request per DC per replication poll, up to 1,000 objects
+
+Control = tuple[str, bool, bytes | None]
+Found = list[tuple[str, dict[str, list[bytes]]]]
+
+
+class LdapDirectory:
+    """Implements ``remediate.ports.Directory`` over LDAP.
+
+    ``dcs``: the domain's DCs by name, or None to discover them (from the configuration
+    partition, through ``bootstrap_dc``: by default the first DC with an address in the
+    settings, else the domain's own name). ``writable_dc``: the DC pinned for writes (default:
+    the first writable DC by name).
+    """
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        *,
+        domain: str,
+        base_dn: str,
+        dcs: Sequence[str] | None = None,
+        writable_dc: str | None = None,
+        bootstrap_dc: str | None = None,
+        page_size: int = 1000,  # AD's default MaxPageSize
+    ) -> None:
+        normalize(base_dn)
+        self._settings = settings
+        self._domain = domain
+        self._base_dn = base_dn
+        self._dcs = list(dcs) if dcs else None
+        self._writable = writable_dc
+        self._bootstrap = bootstrap_dc or next(
+            iter([*(self._dcs or ()), *settings.addresses]), domain
+        )
+        self._page_size = page_size
+        self._connections: dict[str, ldap3.Connection] = {}
+        self.requests = 0
+
+    # The Directory port.
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    @property
+    def base_dn(self) -> str:
+        return self._base_dn
+
+    def domain_controllers(self) -> list[str]:
+        if self._dcs is None:
+            found = self._discover()
+            self._dcs = [dc.name for dc in found]
+            if self._writable is None:
+                self._writable = next((dc.name for dc in found if not dc.read_only), None)
+        return list(self._dcs)
+
+    def writable_dc(self) -> str:
+        if self._writable is None:
+            dcs = self.domain_controllers()
+            if self._writable is None:
+                if not dcs:
+                    raise PermanentError(
+                        "no domain controller found", endpoint=self._bootstrap,
+                        operation="directory.writable_dc", target=self._base_dn,
+                        hint="list the DCs in the inventory's [directory] dcs",
+                    )
+                self._writable = dcs[0]
+        return self._writable
+
+    def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
+        name = dc or self.writable_dc()
+        found = self._search(
+            name, query.base_dn or self._base_dn, filters.user_filter(query),
+            operation="directory.find_users",
+        )
+        return sorted(_entries(found), key=_creation_order)
+
+    def read(
+        self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
+    ) -> dict[UUID, DirectoryEntry]:
+        wanted = list(dict.fromkeys(guids))
+        controls: list[Control] = [SHOW_DELETED] if include_deleted else []
+        result: dict[UUID, DirectoryEntry] = {}
+        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
+            chunk = wanted[start : start + GUIDS_PER_SEARCH]
+            found = self._search(
+                dc, self._base_dn, filters.guids(chunk), controls=controls,
+                operation="directory.read",
+            )
+            result.update((entry.guid, entry) for entry in _entries(found))
+        return {guid: result[guid] for guid in wanted if guid in result}
+
+    def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
+        """Live objects strictly below each live object of ``guids``, deepest first: one paged
+        subtree search (names only) per distinct parent container of the objects, then one
+        read of the descendants found."""
+        roots = {guid: normalize(dn) for guid, dn in self._names(guids, dc).items()}
+        below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in roots}
+        for container in sorted({parent_dn(dn) for dn in roots.values()}):
+            found = self._search(
+                dc, container, "(objectClass=*)", attributes=("objectGUID",),
+                operation="directory.descendants",
+            )
+            for dn, raw in found:
+                name = normalize(dn)
+                for guid, root in roots.items():
+                    if name != root and is_within_normalized(name, root):
+                        below_ids[guid].append(entries.guid_of(dn, raw))
+        wanted = [child for children in below_ids.values() for child in children]
+        found_entries = self.read(wanted, dc) if wanted else {}
+        below: dict[UUID, list[DirectoryEntry]] = {}
+        for guid, children in below_ids.items():
+            below[guid] = sorted(
+                (found_entries[child] for child in children if child in found_entries),
+                key=lambda e: (-len(split_rdns(e.dn)), normalize(e.dn)),
+            )
+        return below
+
+    def _names(self, guids: Collection[UUID], dc: str) -> dict[UUID, str]:
+        """The DN of each live object of ``guids`` (absent ones left out), names only."""
+        wanted = list(dict.fromkeys(guids))
+        names: dict[UUID, str] = {}
+        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
+            found = self._search(
+                dc, self._base_dn, filters.guids(wanted[start : start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID",), operation="directory.descendants",
+            )
+            names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
+        return names
+
+    def delete(self, guid: UUID, *, tree: bool) -> None:
+        controls = [TREE_DELETE] if tree else None
+        self._send(
+            self.writable_dc(), "directory.delete", str(guid),
+            lambda c: c.delete(filters.guid_dn(guid), controls=controls),  # type: ignore[no-untyped-call]
+        )
+
+    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
+        dc = self.writable_dc()
+        wanted = dict(changes)
+        if any(value is None or value == [] for value in wanted.values()):
+            current = self.read([guid], dc).get(guid)
+            if current is None:
+                raise _no_such_object(guid, dc, "directory.modify")
+            # Clearing what the object does not hold is a no-op (and an attribute the schema
+            # lacks, like homeMTA on a DC without that Exchange schema, cannot be held).
+            wanted = {
+                name: value for name, value in wanted.items()
+                if (value is not None and value != []) or current.get(name) is not None
+            }
+        if not wanted:
+            return
+        try:
+            ldap_changes = {
+                name: [(ldap3.MODIFY_REPLACE, entries.to_ldap(name, value) if value else [])]
+                for name, value in wanted.items()
+            }
+        except ValueError as error:
+            raise PermanentError(
+                f"invalidAttributeSyntax (21): {error}", endpoint=dc,
+                operation="directory.modify", target=str(guid),
+                hint="a GUID attribute takes a GUID",
+            ) from None
+        self._send(
+            dc, "directory.modify", str(guid),
+            lambda c: c.modify(filters.guid_dn(guid), ldap_changes),  # type: ignore[no-untyped-call]
+        )
+
+    def unprotect(self, guid: UUID) -> None:
+        dc = self.writable_dc()
+        found = self._search(
+            dc, filters.guid_dn(guid), "(objectClass=*)", scope=ldap3.BASE,
+            attributes=("nTSecurityDescriptor",), controls=[security.dacl_control()],
+            operation="directory.unprotect",
+        )
+        if not found:
+            raise _no_such_object(guid, dc, "directory.unprotect")
+        descriptor = next(
+            (v[0] for k, v in found[0][1].items() if k.lower() == "ntsecuritydescriptor"), None
+        )
+        if descriptor is None or not security.is_protected(descriptor):
+            return
+        changed = security.without_protection(descriptor)
+        self._send(
+            dc, "directory.unprotect", str(guid),
+            lambda c: c.modify(  # type: ignore[no-untyped-call]
+                filters.guid_dn(guid),
+                {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [changed])]},
+                controls=[security.dacl_control()],
+            ),
+        )
+
+    def entries_within(self, base: str, dc: str) -> list[DirectoryEntry]:
+        """Every live object at or below ``base`` (any class), in one paged search."""
+        found = self._search(dc, base, "(objectClass=*)", operation="directory.snapshot")
+        return _entries(found)
+
+    # Plumbing.
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            connection.unbind()
+        self._connections.clear()
+
+    def connection(self, dc: str) -> ldap3.Connection:
+        """The open, bound connection to ``dc`` (opened now if needed)."""
+        if dc not in self._connections:
+            self._connections[dc] = open_connection(self._settings, dc)
+        return self._connections[dc]
+
+    def _send(
+        self, dc: str, operation: str, target: str | None,
+        call: Callable[[ldap3.Connection], Any], *, missing_is_empty: bool = False,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """One LDAP request; a failure becomes a classified error (the connection is dropped
+        after a transient one so the retry reconnects)."""
+        connection = self.connection(dc)
+        self.requests += 1
+        try:
+            answer = call(connection)
+        except (LDAPException, OSError) as error:
+            self._connections.pop(dc, None)
+            raise errors.from_exception(error, dc=dc, operation=operation, target=target) from None
+        # ldap3's status is False for a search that found nothing: the result code decides.
+        result, response = answer[1], answer[2]
+        if result.get("result") != SUCCESS:
+            if missing_is_empty and result.get("result") == NO_SUCH_OBJECT:
+                return result, []
+            failure = errors.from_result(result, dc=dc, operation=operation, target=target)
+            if isinstance(failure, TransientError):
+                self._connections.pop(dc, None)
+            raise failure
+        return result, list(response or [])
+
+    def _search(
+        self, dc: str, base: str, search_filter: str, *, operation: str,
+        scope: str = ldap3.SUBTREE, attributes: Sequence[str] = entries.READ_ATTRIBUTES,
+        controls: Sequence[Control] = (),
+    ) -> Found:
+        """A paged search: one request per page. A base that does not exist finds nothing."""
+        found: Found = []
+        cookie: bytes | None = None
+        all_controls = [*controls, security.dacl_control()]
+        while True:
+            result, response = self._send(
+                dc, operation, base,
+                lambda c, cookie=cookie: c.search(  # type: ignore[misc]
+                    base, search_filter, search_scope=scope, attributes=list(attributes),
+                    controls=all_controls, paged_size=self._page_size, paged_cookie=cookie,
+                ),
+                missing_is_empty=True,
+            )
+            found.extend(
+                (item["dn"], item["raw_attributes"])
+                for item in response if item.get("type") == "searchResEntry"
+            )
+            paged = (result.get("controls") or {}).get(PAGED_RESULTS_OID, {})
+            cookie = paged.get("value", {}).get("cookie") or None
+            if not cookie:
+                return found
+
+    def _discover(self) -> list[DomainController]:
+        dc = self._bootstrap
+        root = self._search(
+            dc, "", "(objectClass=*)", scope=ldap3.BASE,
+            attributes=("configurationNamingContext",), operation="directory.discover",
+        )
+        configuration = f"CN=Configuration,{self._base_dn}"  # a forest root domain's
+        for name, values in (root[0][1] if root else {}).items():
+            if name.lower() == "configurationnamingcontext" and values:
+                configuration = values[0].decode("utf-8")
+        return discover(
+            lambda base, flt, attrs: self._search(
+                dc, base, flt, attributes=attrs, operation="directory.discover"
+            ),
+            configuration,
+            self._base_dn,
+        )
+
+
+def _entries(found: Found) -> list[DirectoryEntry]:
+    return [entries.to_entry(dn, raw) for dn, raw in found]
+
+
+def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:
+    return entry.when_created, entry.guid.int
+
+
+def _no_such_object(guid: UUID, dc: str, operation: str) -> PermanentError:
+    return PermanentError(
+        f"noSuchObject (32): objectGUID {guid}: no such object on {dc}",
+        endpoint=dc, operation=operation, target=str(guid),
+        hint="the object is gone or the name is wrong: refresh the selection",
+    )

@@ -1,0 +1,158 @@
+"""The two implementations of the ``Directory`` port the contract suite runs on, seeded the same
+way: the fake directory, and the ldap3 adapter on the session's Samba AD DC."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+import ldap3
+from samba_dc import SambaDC
+
+from remediate.adapters.ldap import ConnectionSettings, LdapDirectory, security
+from remediate.dn import escape_rdn_value, parent_dn
+from remediate.fakes import FakeWorld
+from remediate.model import AttrValue, DirectoryEntry
+from remediate.ports import Directory
+
+SAMBA_DC_NAME = "dc1.samdom.test"
+
+
+class DirectoryBackend(Protocol):
+    """A directory to test, and how to put objects in it (not through the port)."""
+
+    directory: Directory
+    dc: str
+
+    def add(
+        self,
+        parent: str,
+        name: str,
+        object_class: str,
+        attributes: Mapping[str, AttrValue] | None = None,
+    ) -> DirectoryEntry:
+        """Create ``<rdn>=name,parent`` (CN, or OU for an organizationalUnit) as it is now."""
+        ...
+
+    def protect(self, entry: DirectoryEntry) -> None:
+        """Tick "protect from accidental deletion" (the deny-delete ACE for Everyone)."""
+        ...
+
+    def next_second(self) -> None:
+        """Let whenCreated move on (AD keeps it to the second)."""
+        ...
+
+
+def _rdn(name: str, object_class: str) -> str:
+    kind = "OU" if object_class == "organizationalUnit" else "CN"
+    return f"{kind}={escape_rdn_value(name)}"
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.world = FakeWorld.create(
+            domain="samdom.test",
+            base_dn="DC=samdom,DC=test",
+            dcs=[(SAMBA_DC_NAME, 0)],
+            now=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+        )
+        self.directory: Directory = self.world.directory
+        self.dc = SAMBA_DC_NAME
+        self.base_dn = self.world.directory.base_dn
+
+    def add(
+        self,
+        parent: str,
+        name: str,
+        object_class: str,
+        attributes: Mapping[str, AttrValue] | None = None,
+    ) -> DirectoryEntry:
+        return self.world.directory.add_object(
+            f"{_rdn(name, object_class)},{parent}",
+            object_class=object_class,
+            attributes=dict(attributes or {}),
+        )
+
+    def protect(self, entry: DirectoryEntry) -> None:
+        self.world.directory.place(self.dc, replace(entry, protected=True))
+
+    def next_second(self) -> None:
+        self.world.advance(1)
+
+
+def samba_directory(dc: SambaDC) -> LdapDirectory:
+    """The adapter on the session's DC, over LDAPS with the DC's own CA and name."""
+    settings = ConnectionSettings(
+        bind_user=dc.bind_user,
+        password=dc.password,
+        ca_file=dc.ca_file,
+        addresses={SAMBA_DC_NAME: dc.host},
+    )
+    return LdapDirectory(settings, domain="samdom.test", base_dn=dc.base_dn, dcs=[SAMBA_DC_NAME])
+
+
+class SambaBackend:
+    """Each backend works in its own new OU of the session's DC."""
+
+    def __init__(self, dc: SambaDC, directory: LdapDirectory) -> None:
+        self.directory: Directory = directory
+        self._ldap = directory
+        self.dc = SAMBA_DC_NAME
+        self.base_dn = dc.base_dn
+
+    def _connection(self) -> ldap3.Connection:
+        return self._ldap.connection(self.dc)
+
+    def add(
+        self,
+        parent: str,
+        name: str,
+        object_class: str,
+        attributes: Mapping[str, AttrValue] | None = None,
+    ) -> DirectoryEntry:
+        dn = f"{_rdn(name, object_class)},{parent}"
+        values: dict[str, object] = {}
+        for key, value in (attributes or {}).items():
+            values[key] = UUID(str(value)).bytes_le if key.lower() == "msexchmailboxguid" else value
+        ok, result, _, _ = self._connection().add(dn, [object_class], values)
+        if not ok:
+            raise AssertionError(f"adding {dn} failed: {result}")
+        ok, result, response, _ = self._connection().search(
+            dn, "(objectClass=*)", ldap3.BASE, attributes=["objectGUID"]
+        )
+        guid = UUID(bytes_le=response[0]["raw_attributes"]["objectGUID"][0])
+        return self._ldap.read([guid], self.dc)[guid]
+
+    def protect(self, entry: DirectoryEntry) -> None:
+        """As ADUC does it: deny Everyone DELETE and DELETE_TREE on the object, DELETE_CHILD
+        on its parent."""
+        self._deny_everyone(f"<GUID={entry.guid}>", security.DELETE | security.DELETE_TREE)
+        self._deny_everyone(parent_dn(entry.dn), security.DELETE_CHILD)
+
+    def _deny_everyone(self, dn: str, mask: int) -> None:
+        connection = self._connection()
+        control = [security.dacl_control()]
+        _, _, response, _ = connection.search(
+            dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"],
+            controls=control,
+        )
+        descriptor = response[0]["raw_attributes"]["nTSecurityDescriptor"][0]
+        changed = security.with_denied_for_everyone(descriptor, mask)
+        ok, result, _, _ = connection.modify(
+            dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [changed])]}, controls=control
+        )
+        if not ok:
+            raise AssertionError(f"denying {mask:#x} to Everyone on {dn} failed: {result}")
+
+    def next_second(self) -> None:
+        time.sleep(1.05)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tests share the Samba DC)."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
