@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python -m pip install --quiet -e '.[test]'
 ruff check .
 # mypy cannot follow the package-dir mapping (fakes/ -> remediate.fakes) of an editable
-# install, so it checks the package as installed, and the tests against that copy.
+# install, so it checks the package as installed (a copy made for it).
 site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
 python -m pip install --quiet --no-deps --no-compile --target "$site" .

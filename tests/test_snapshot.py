@@ -68,7 +68,7 @@ def test_cli_snapshot_writes_a_world_that_plans_like_the_source(
     assert json.loads(capsys.readouterr().out)["changes"] == planned_on_source
 
 
-def test_cli_snapshot_from_an_inventory_says_real_endpoints_are_not_available_yet(
+def test_cli_snapshot_from_an_incomplete_inventory_is_an_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inventory = tmp_path / "inventory.toml"

@@ -39,7 +39,9 @@ from remediate.engine.step import Options
 from remediate.errors import InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS
+from remediate.inventory import live_world, load_inventory
 from remediate.playbooks import PLAYBOOKS, get_playbook
+from remediate.ports import World
 from remediate.snapshot import snapshot
 
 FORMATS = ("text", "json", "markdown")
@@ -64,14 +66,9 @@ def _state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir or os.environ.get("REMEDIATE_STATE_DIR") or ".remediate")
 
 
-def _world(args: argparse.Namespace) -> FakeWorld:
+def _world(args: argparse.Namespace) -> World:
     if getattr(args, "inventory", None):
-        raise InputError(
-            "--inventory: real endpoints are not available yet in this version",
-            target=str(args.inventory),
-            hint="rehearse against a world file with --world FILE; "
-                 "`remediate scenario` writes one",
-        )
+        return live_world(load_inventory(Path(args.inventory)))
     if not getattr(args, "world", None):
         raise InputError("no world given", target="command line",
                          hint="pass --world FILE; `remediate scenario` writes one")
@@ -79,11 +76,11 @@ def _world(args: argparse.Namespace) -> FakeWorld:
 
 
 def _with_scenario_defaults(
-    playbook: Playbook[Any, Any], world: FakeWorld, parameters: dict[str, str]
+    playbook: Playbook[Any, Any], world: World, parameters: dict[str, str]
 ) -> dict[str, str]:
     """A world made by ``remediate scenario`` records the parameters that select its broken
     objects; they are used when none are given, and said so."""
-    scenario = world.scenario or {}
+    scenario = getattr(world, "scenario", None) or {}
     if parameters or scenario.get("name") != playbook.name:
         return parameters
     recorded = scenario.get("parameters")
@@ -210,11 +207,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _world_source(args: argparse.Namespace) -> dict[str, JsonValue]:
+    if getattr(args, "inventory", None):
+        return {"kind": "inventory", "path": str(Path(args.inventory).resolve())}
     return {"kind": "world", "path": str(Path(args.world).resolve())}
 
 
+def _budget(args: argparse.Namespace) -> int | None:
+    """--max-deletions, else the inventory's [safety] max_deletions."""
+    if args.max_deletions is not None or not getattr(args, "inventory", None):
+        return int(args.max_deletions) if args.max_deletions is not None else None
+    return load_inventory(Path(args.inventory)).max_deletions
+
+
 def _saved_plan(
-    result: RunResult, world: FakeWorld, options: Options, source: dict[str, JsonValue]
+    result: RunResult, world: World, options: Options, source: dict[str, JsonValue]
 ) -> SavedPlan:
     return SavedPlan(
         playbook=result.playbook, parameters=dict(result.parameters),
@@ -237,7 +243,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     source = _world_source(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
-    safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args, run_dirs))
+    safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
         lambda: _engine(args, recorder).apply(
@@ -252,16 +258,16 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     if args.param:
         raise InputError("a saved plan carries its own parameters", target=args.playbook,
                          hint="drop -p, or plan again with the parameters you want")
-    if not args.world:
-        recorded = plan.source.get("path")
-        if plan.source.get("kind") != "world" or not isinstance(recorded, str):
-            raise InputError("the plan names no world file", target=args.playbook,
-                             hint="pass --world FILE")
-        args.world = recorded
+    recorded = plan.source.get("path")
+    if not args.world and not args.inventory:
+        if not isinstance(recorded, str) or plan.source.get("kind") not in ("world", "inventory"):
+            raise InputError("the plan names no world file or inventory", target=args.playbook,
+                             hint="pass --world FILE or --inventory FILE")
+        setattr(args, str(plan.source["kind"]), recorded)
     world = _world(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
-    safety = Safety(max_deletions=args.max_deletions, confirm=_confirmer(args, run_dirs))
+    safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
         lambda: _engine(args, recorder).apply_saved(
@@ -276,12 +282,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     engine = _engine(args, recorder)
     run_dir = engine.store.path(args.run_id)
     state = load_run_state(run_dir)
-    snapshot = run_dir / "world.json"
-    if state.source.get("kind") != "world" or not snapshot.exists():
+    saved = run_dir / "world.json"
+    recorded = state.source.get("path")
+    world: World
+    if state.source.get("kind") == "inventory" and isinstance(recorded, str):
+        world = live_world(load_inventory(Path(args.inventory or recorded)))
+    elif state.source.get("kind") == "world" and saved.exists():
+        world = load_world(saved)
+    else:
         raise InputError("this run has no saved world to resume against",
                          target=f"run {args.run_id}",
-                         hint="runs against real endpoints resume with --inventory")
-    world = load_world(snapshot)
+                         hint="runs against real endpoints resume with --inventory FILE")
     playbook = PLAYBOOKS.get(state.playbook)
     if playbook is not None:  # a damaged selection: the engine's resume reports it
         with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -300,7 +311,7 @@ class _Run:
 
 
 def _run_and_report(
-    args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path], run: _Run,
+    args: argparse.Namespace, world: World, run_dirs: list[Path], run: _Run,
     body: Callable[[], RunResult],
 ) -> int:
     """Run, then always save the world the run leaves (the fake servers' state) so it can be
@@ -320,8 +331,9 @@ def _run_and_report(
         return result.exit_code
     finally:
         for run_dir in run_dirs:
-            save_world(world, run_dir / "world.json")
-        if args.save_world:
+            if isinstance(world, FakeWorld):  # real servers keep their own state
+                save_world(world, run_dir / "world.json")
+        if args.save_world and isinstance(world, FakeWorld):
             save_world(world, Path(args.save_world))
     _emit(result, args.format)
     return result.exit_code
@@ -578,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = command("resume", "continue an interrupted or paused run")
     resume.add_argument("run_id")
+    resume.add_argument("--inventory", metavar="FILE",
+                        help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     resume.set_defaults(func=cmd_resume)

@@ -1,0 +1,93 @@
+"""The inventory (TOML): where the real organisation is, and the world made of it.
+
+    [directory]              # Active Directory over ldap3 (remediate.adapters.ldap.config)
+    ...
+    [[exchange]]             # one table per Exchange server, over WinRM
+    ...                      # (remediate.adapters.winrm.config)
+    [safety]
+    max_deletions = 500      # optional: the per-run deletion budget (--max-deletions wins)
+
+Secrets are never in the file: each section names an environment variable or asks at a prompt.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from remediate.adapters.ldap.config import DirectoryConfig, parse_directory_table
+from remediate.adapters.winrm.config import ServerConfig, parse_entry
+from remediate.adapters.winrm.exchange import WinRmExchange
+from remediate.adapters.world import LiveWorld
+from remediate.errors import InputError
+from remediate.fakes import world_from_json
+from remediate.ports import World
+from remediate.snapshot import snapshot
+
+TOP_LEVEL = ("directory", "exchange", "safety")
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    source: Path
+    directory: DirectoryConfig
+    exchange: tuple[ServerConfig, ...]
+    max_deletions: int | None
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and check an inventory; every error names the file, the key and what is expected."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read the inventory: {error}", target=str(path)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"not valid TOML: {error}", target=str(path),
+                         hint="fix the syntax at that line") from None
+    unknown = sorted(set(document) - set(TOP_LEVEL))
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r}", target=str(path),
+                         hint=f"the inventory has only: [{'], ['.join(TOP_LEVEL)}]")
+    table = document.get("directory")
+    if not isinstance(table, dict):
+        raise InputError("no [directory] table", target=str(path),
+                         hint="add a [directory] table (see the README)")
+    entries = document.get("exchange", [])
+    if not isinstance(entries, list):
+        raise InputError("exchange: expected an array of tables: [[exchange]]", target=str(path))
+    return Inventory(
+        source=path,
+        directory=parse_directory_table(table, path),
+        exchange=tuple(parse_entry(entry, path, index) for index, entry in enumerate(entries)),
+        max_deletions=_max_deletions(document.get("safety", {}), path),
+    )
+
+
+def _max_deletions(table: object, path: Path) -> int | None:
+    if not isinstance(table, dict):
+        raise InputError("safety: expected a table: [safety]", target=str(path))
+    unknown = sorted(set(table) - {"max_deletions"})
+    if unknown:
+        raise InputError(f"[safety] {unknown[0]}: unknown key", target=str(path),
+                         hint="[safety] has only max_deletions")
+    value = table.get("max_deletions")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError("[safety] max_deletions: expected a whole number >= 0", target=str(path))
+    return value
+
+
+def live_world(inventory: Inventory) -> LiveWorld:
+    """Connect to the organisation the inventory describes. Plans are rehearsed on a snapshot
+    of it read through the ports (the same reader as ``remediate snapshot``)."""
+    directory = inventory.directory.connect()
+    exchange = WinRmExchange(list(inventory.exchange))
+    world: list[LiveWorld] = []
+
+    def rehearse() -> World:
+        return world_from_json(snapshot(world[0]), source=f"snapshot of {inventory.source}")
+
+    world.append(LiveWorld(directory, exchange, rehearse=rehearse))
+    return world[0]

@@ -1,0 +1,109 @@
+"""The inventory: validated as a whole, and `--inventory` reaching the real directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
+from samba_dc import SambaDC
+
+from remediate.cli.main import main
+from remediate.errors import InputError
+from remediate.inventory import load_inventory
+
+DIRECTORY = """
+[directory]
+domain = "corp.example"
+base_dn = "DC=corp,DC=example"
+bind_user = "svc@corp.example"
+password_env = "REMEDIATE_TEST_AD_PASSWORD"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, DIRECTORY))
+    assert inventory.directory.base_dn == "DC=corp,DC=example"
+    assert inventory.exchange == ()
+    assert inventory.max_deletions is None
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ("[oops]\nx = 1\n", "'oops'"),
+    ("[safety]\nmax_deletions = -1\n", "max_deletions"),
+    ("[safety]\nbudget = 3\n", "budget"),
+    ("[[exchange]]\nhost = \"exch01.corp.example\"\nversion = \"2016\"\npassword = \"x\"\n",
+     "password"),
+])
+def test_a_bad_inventory_is_refused_naming_the_file_and_the_key(
+    tmp_path: Path, extra: str, named: str
+) -> None:
+    path = write(tmp_path, DIRECTORY + extra)
+    with pytest.raises(InputError) as refused:
+        load_inventory(path)
+    assert str(path) in str(refused.value)
+    assert named in str(refused.value)
+
+
+def test_an_inventory_without_a_directory_says_what_to_add(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no \[directory\] table"):
+        load_inventory(write(tmp_path, "[safety]\nmax_deletions = 3\n"))
+
+
+def test_the_safety_budget_is_read(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, DIRECTORY + "[safety]\nmax_deletions = 7\n"))
+    assert inventory.max_deletions == 7
+
+
+@pytest.mark.samba
+def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
+    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory = samba_directory(samba_dc)
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("inv-"), "organizationalUnit").dn
+    doomed = backend.add(scope, "Inventory Victim", "user", {"sAMAccountName": unique("iv")})
+    kept = backend.add(scope, "Inventory Keeper", "user", {"sAMAccountName": unique("ik")})
+    directory.close()
+    monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
+    path = write(tmp_path, f"""
+[directory]
+domain = "samdom.test"
+base_dn = "{samba_dc.base_dn}"
+bind_user = "{samba_dc.bind_user}"
+password_env = "REMEDIATE_TEST_AD_PASSWORD"
+ca_file = "{samba_dc.ca_file}"
+dcs = ["{SAMBA_DC_NAME}"]
+[directory.addresses]
+"{SAMBA_DC_NAME}" = "{samba_dc.host}"
+[safety]
+max_deletions = 5
+""")
+    state = ["--state-dir", str(tmp_path / "state")]
+    users = f"users={doomed.sam_account_name}"
+
+    assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), "-p", users,
+                 "-p", f"ou={scope}", "--format", "json"]) == 2
+    planned = json.loads(capsys.readouterr().out)["changes"]
+    assert [c["step"] for c in planned] == ["delete-ad-user"]
+
+    assert main([*state, "-q", "apply", "kb842101", "--inventory", str(path), "-p", users,
+                 "-p", f"ou={scope}", "--yes", "--format", "json"]) == 0
+    applied = json.loads(capsys.readouterr().out)
+    assert [(c["step"], c["target"]) for c in applied["changes"]] == [
+        (c["step"], c["target"]) for c in planned]
+    assert samba_dc.password not in json.dumps(applied)
+
+    check = samba_directory(samba_dc)
+    dc = check.writable_dc()
+    assert doomed.guid not in check.read([doomed.guid], dc)
+    assert kept.guid in check.read([kept.guid], dc)
+    check.close()
