@@ -107,3 +107,46 @@ max_deletions = 5
     assert doomed.guid not in check.read([doomed.guid], dc)
     assert kept.guid in check.read([kept.guid], dc)
     check.close()
+
+
+@pytest.mark.samba
+def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
+    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory = samba_directory(samba_dc)
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("snap-"), "organizationalUnit").dn
+    parent = backend.add(scope, "Snap Parent", "user", {"sAMAccountName": unique("sp")})
+    backend.add(parent.dn, "ExchangeActiveSyncDevices", "container")
+    backend.add(scope, "Snap Other", "user", {"sAMAccountName": unique("so")})
+    directory.close()
+    monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
+    path = write(tmp_path, f"""
+[directory]
+domain = "samdom.test"
+base_dn = "{samba_dc.base_dn}"
+bind_user = "{samba_dc.bind_user}"
+password_env = "REMEDIATE_TEST_AD_PASSWORD"
+ca_file = "{samba_dc.ca_file}"
+dcs = ["{SAMBA_DC_NAME}"]
+[directory.addresses]
+"{SAMBA_DC_NAME}" = "{samba_dc.host}"
+""")
+    state = ["--state-dir", str(tmp_path / "state")]
+    scope_param = ["-p", f"ou={scope}"]
+    world = tmp_path / "snapshot.json"
+
+    assert main([*state, "snapshot", "--inventory", str(path), "--base-dn", scope,
+                 "--out", str(world)]) == 0
+    capsys.readouterr()
+    assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), *scope_param,
+                 "--format", "json"]) == 2
+    on_dc = json.loads(capsys.readouterr().out)
+    assert main([*state, "-q", "plan", "kb842101", "--world", str(world), *scope_param,
+                 "--format", "json"]) == 2
+    on_snapshot = json.loads(capsys.readouterr().out)
+
+    assert on_snapshot["changes"] == on_dc["changes"]
+    assert on_snapshot["selection"] == on_dc["selection"]
+    assert {c["label"] for c in on_dc["changes"]} >= {parent.dn}
