@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -32,13 +32,16 @@ class NoOp:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A concrete change. ``deletes`` counts objects or mailboxes it removes (the budget)."""
+    """A concrete change. ``deletes`` counts objects or mailboxes it removes (the budget);
+    ``observed`` is what the step saw when it planned it, so ``apply`` acts on (and backs up)
+    exactly that state without reading it again."""
 
     target: str
     action: str
     before: JsonValue
     after: JsonValue
     deletes: int = 0
+    observed: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

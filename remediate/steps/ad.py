@@ -25,7 +25,8 @@ def observe_users(ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[st
     dc = directory.writable_dc()
     guids = [target.guid for target in targets]
     entries = directory.read(guids, dc)
-    below = directory.descendants([guid for guid in guids if guid in entries], dc)
+    present = [guid for guid in guids if guid in entries]
+    below = directory.descendants(present, dc) if present else {}
     return {
         target.key: UserObservation(
             entries.get(target.guid),
@@ -66,10 +67,11 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
             before={"children": children},
             after="deleted",
             deletes=1 + children,
+            observed=observation,
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Planned]]) -> None:
-        observed = observe_users(ctx, [target for target, _ in pending])
+        observed = {target.key: _user_observation(change) for target, change in pending}
         entries: list[DirectoryEntry] = []
         for target, _ in pending:
             observation = observed[target.key]
@@ -85,6 +87,12 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
                     if protected.protected:
                         ctx.world.directory.unprotect(protected.guid)
             ctx.world.directory.delete(target.guid, tree=change.action == "tree-delete")
+
+
+def _user_observation(change: Planned) -> UserObservation:
+    if not isinstance(change.observed, UserObservation):
+        raise TypeError(f"{change.target}: planned without its observation")
+    return change.observed
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +152,11 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
             before={"msExchMailboxGuid": present.get("msExchMailboxGuid"),
                     "homeMDB": present.get("homeMDB")},
             after={"msExchMailboxGuid": None, "homeMDB": None},
+            observed=observation,
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[StripTarget, Planned]]) -> None:
-        observed = self.observe(ctx, [target for target, _ in pending])
-        entries = [observed[t.key].entry for t, _ in pending]
+        entries = [_user_observation(change).entry for _, change in pending]
         ctx.backups.save_directory_entries(self.id, [e for e in entries if e is not None])
         first = pending[0][0]
         if first.version.legacy:

@@ -14,7 +14,7 @@ from uuid import UUID
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
-from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
+from remediate.dn import normalize, parent_dn, split_rdns
 from remediate.errors import PermanentError, TransientError
 from remediate.model import AttrValue, DirectoryEntry, UserQuery
 
@@ -131,16 +131,21 @@ class LdapDirectory:
         read of the descendants found."""
         roots = {guid: normalize(dn) for guid, dn in self._names(guids, dc).items()}
         below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in roots}
+        root_of = {root: guid for guid, root in roots.items()}
         for container in sorted({parent_dn(dn) for dn in roots.values()}):
             found = self._search(
                 dc, container, "(objectClass=*)", attributes=("objectGUID",),
                 operation="directory.descendants",
             )
             for dn, raw in found:
-                name = normalize(dn)
-                for guid, root in roots.items():
-                    if name != root and is_within_normalized(name, root):
-                        below_ids[guid].append(entries.guid_of(dn, raw))
+                # Walk up from each name (its depth, not the number of roots): a root among
+                # its ancestors owns it.
+                ancestor = parent_dn(normalize(dn))
+                while ancestor:
+                    owner = root_of.get(ancestor)
+                    if owner is not None:
+                        below_ids[owner].append(entries.guid_of(dn, raw))
+                    ancestor = parent_dn(ancestor)
         wanted = [child for children in below_ids.values() for child in children]
         found_entries = self.read(wanted, dc) if wanted else {}
         below: dict[UUID, list[DirectoryEntry]] = {}
