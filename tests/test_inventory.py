@@ -28,6 +28,21 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def samba_inventory(tmp_path: Path, samba_dc: SambaDC, extra: str = "") -> Path:
+    """An inventory for the session's Samba DC; the password comes from the environment."""
+    return write(tmp_path, f"""
+[directory]
+domain = "samdom.test"
+base_dn = "{samba_dc.base_dn}"
+bind_user = "{samba_dc.bind_user}"
+password_env = "REMEDIATE_TEST_AD_PASSWORD"
+ca_file = "{samba_dc.ca_file}"
+dcs = ["{SAMBA_DC_NAME}"]
+[directory.addresses]
+"{SAMBA_DC_NAME}" = "{samba_dc.host}"
+""" + extra)
+
+
 def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path: Path) -> None:
     inventory = load_inventory(write(tmp_path, DIRECTORY))
     assert inventory.directory.base_dn == "DC=corp,DC=example"
@@ -74,19 +89,7 @@ def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
     kept = backend.add(scope, "Inventory Keeper", "user", {"sAMAccountName": unique("ik")})
     directory.close()
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
-    path = write(tmp_path, f"""
-[directory]
-domain = "samdom.test"
-base_dn = "{samba_dc.base_dn}"
-bind_user = "{samba_dc.bind_user}"
-password_env = "REMEDIATE_TEST_AD_PASSWORD"
-ca_file = "{samba_dc.ca_file}"
-dcs = ["{SAMBA_DC_NAME}"]
-[directory.addresses]
-"{SAMBA_DC_NAME}" = "{samba_dc.host}"
-[safety]
-max_deletions = 5
-""")
+    path = samba_inventory(tmp_path, samba_dc, "[safety]\nmax_deletions = 5\n")
     state = ["--state-dir", str(tmp_path / "state")]
     users = f"users={doomed.sam_account_name}"
 
@@ -122,17 +125,7 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
     backend.add(scope, "Snap Other", "user", {"sAMAccountName": unique("so")})
     directory.close()
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
-    path = write(tmp_path, f"""
-[directory]
-domain = "samdom.test"
-base_dn = "{samba_dc.base_dn}"
-bind_user = "{samba_dc.bind_user}"
-password_env = "REMEDIATE_TEST_AD_PASSWORD"
-ca_file = "{samba_dc.ca_file}"
-dcs = ["{SAMBA_DC_NAME}"]
-[directory.addresses]
-"{SAMBA_DC_NAME}" = "{samba_dc.host}"
-""")
+    path = samba_inventory(tmp_path, samba_dc)
     state = ["--state-dir", str(tmp_path / "state")]
     scope_param = ["-p", f"ou={scope}"]
     world = tmp_path / "snapshot.json"
