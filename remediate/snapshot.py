@@ -12,7 +12,7 @@ from uuid import UUID
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
 from remediate.model import DirectoryEntry, ExchangeServer, MailboxInfo, UserQuery, iso
-from remediate.ports import World
+from remediate.ports import Exchange, World
 
 WORLD_FORMAT = "remediate.world/1"
 # The services the playbooks look at, beyond each version's transport services.
@@ -26,8 +26,14 @@ def snapshot(world: World, *, base_dn: str | None = None) -> dict[str, JsonValue
         "format": WORLD_FORMAT,
         "clock": iso(world.clock.now()),
         "directory": _directory(world, base_dn),
-        "exchange": {"servers": [_server(world, server) for server in world.exchange.servers()]},
+        "exchange": exchange_snapshot(world.exchange),
     }
+
+
+def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
+    """The world file's ``exchange`` member: every server, store, mailbox (item ids) and
+    transport service, as the servers report them."""
+    return {"servers": [_server(exchange, server) for server in exchange.servers()]}
 
 
 def _directory(world: World, base_dn: str | None) -> dict[str, JsonValue]:
@@ -65,8 +71,7 @@ def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
     }
 
 
-def _server(world: World, server: ExchangeServer) -> dict[str, JsonValue]:
-    exchange = world.exchange
+def _server(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
     boxes: dict[str, list[MailboxInfo]] = {}
     for box in exchange.mailboxes(server.name):
         boxes.setdefault(box.store_dn.lower(), []).append(box)
@@ -83,8 +88,8 @@ def _server(world: World, server: ExchangeServer) -> dict[str, JsonValue]:
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
-        "services": _services(world, server.name, (*server.version.transport_services,
-                                                    *EXTRA_SERVICES)),
+        "services": _services(exchange, server.name, (*server.version.transport_services,
+                                                       *EXTRA_SERVICES)),
         "stores": stores,
     }
 
@@ -100,12 +105,17 @@ def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
     }
 
 
-def _services(world: World, server: str, names: Sequence[str]) -> dict[str, JsonValue]:
-    """Each service the server has; one it does not have is left out."""
+def _services(exchange: Exchange, server: str, names: Sequence[str]) -> dict[str, JsonValue]:
+    """Each service the server has, in one call; where one is missing (refused), asked one by
+    one so the others are still recorded."""
+    try:
+        return {name: state.value for name, state in exchange.service_states(server, names).items()}
+    except PermanentError:
+        pass
     states: dict[str, JsonValue] = {}
     for name in names:
         try:
-            found = world.exchange.service_states(server, [name])
+            found = exchange.service_states(server, [name])
         except PermanentError:
             continue
         if name in found:

@@ -11,8 +11,8 @@ import pytest
 from kb_support import load, scenario, snapshot
 from winrm_support import serve
 
-from remediate.adapters.winrm.snapshot import exchange_snapshot
 from remediate.fakes import world_from_json
+from remediate.snapshot import exchange_snapshot
 
 pytestmark = pytest.mark.winrm
 
