@@ -58,6 +58,15 @@ def change_attribute(doc: Doc, world: FakeWorld) -> str:
     return "displayName"
 
 
+def move_out_of_the_window(doc: Doc) -> Doc:
+    """The checker's way: edit the world file itself (here: the creation time)."""
+    victim = str(first_user(doc))
+    for obj in doc["directory"]["objects"]:
+        if obj["guid"] == victim:
+            obj["when_created"] = "2025-01-01T00:00:00Z"
+    return doc
+
+
 def delete_object(doc: Doc, world: FakeWorld) -> str:
     world.directory.delete(first_user(doc), tree=True)
     return "exists"
@@ -124,6 +133,15 @@ def test_skip_drifted_applies_the_rest_and_reports_what_it_skipped(
     assert result.changes
     approved = {(c["step"], c["target"]) for c in plan.changes if isinstance(c, dict)}
     assert {(c.step, c.target) for c in result.changes} <= approved
+
+
+def test_an_edited_creation_time_in_the_world_file_is_drift(engine: Engine) -> None:
+    doc, params = scenario("kb842101")
+    plan = saved(engine, "kb842101", world_from_json(doc), params)
+    edited = world_from_json(move_out_of_the_window(json.loads(json.dumps(doc))))
+    with pytest.raises(Refused) as refused:
+        engine.apply_saved(plan, edited, PLAYBOOKS, safety=YES)
+    assert ": whenCreated was " in str(refused.value)
 
 
 def test_an_unchanged_world_applies_the_plan_exactly(engine: Engine) -> None:

@@ -76,6 +76,8 @@ def _objects(world: World, guids: Collection[UUID]) -> dict[str, Fingerprint]:
         print_: Fingerprint = {
             "exists": True,
             "dn": entry.dn,
+            "objectClass": entry.object_class,
+            "whenCreated": iso(entry.when_created),
             "protected": entry.protected,
             "uSNChanged": entry.usn_changed,
             "whenChanged": iso(entry.when_changed),
