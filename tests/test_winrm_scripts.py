@@ -6,6 +6,7 @@ cmdlets), its text is constant whatever the data, and the command line stays far
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from hostile_values import HOSTILE
@@ -38,6 +39,20 @@ def test_script_parses_as_windows_powershell(version: ExchangeVersion, operation
     assert problems(script.text, powershell_2=powershell_2) == []
     assert "Invoke-Expression" not in script.text and "iex " not in script.text.lower()
     assert "exit 0" in script.text and "exit 1" in script.text
+
+
+_OUR_FUNCTION = re.compile(r"\b([A-Z][a-z]+-Remediate[A-Za-z]+)\b")
+
+
+@pytest.mark.parametrize(("version", "operation"), SCRIPTS)
+def test_every_function_a_script_calls_is_defined_in_it(
+    version: ExchangeVersion, operation: str
+) -> None:
+    """The loopback endpoint reads our scripts' payloads but never runs their PowerShell, so a
+    script that calls one of our functions without carrying its definition would pass unseen."""
+    text = library(version)[operation].text
+    defined = set(re.findall(r"function ([A-Za-z]+-Remediate[A-Za-z]+)", text))
+    assert set(_OUR_FUNCTION.findall(text)) <= defined
 
 
 def test_the_bootstrap_parses_and_fits_any_command_line() -> None:

@@ -141,10 +141,7 @@ function Invoke-RemediateOperation {
     param($Parameters)
     $users = @()
     foreach ($guid in $Parameters.users) {
-        $user = Find-RemediateUser 'objectGUID' $guid
-        if ($null -eq $user) {
-            Stop-RemediateRefused ('no user with objectGUID ' + $guid) $guid
-        }
+        $user = Get-RemediateUserOrRefuse $guid
         $users += [string]$user.Properties['distinguishedname'][0]
     }
     foreach ($dn in $users) {
@@ -160,13 +157,8 @@ function Invoke-RemediateOperation {
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         $statistics = Find-RemediateStatistics $Parameters.mailboxes[$index]
-        $user = Find-RemediateUser 'objectGUID' $Parameters.users[$index]
-        if ($null -eq $user) {
-            Stop-RemediateRefused ('no user with objectGUID ' + $Parameters.users[$index]) $Parameters.users[$index]
-        }
-        if ($user.Properties['homemdb'].Count -gt 0 -or $user.Properties['msexchmailboxguid'].Count -gt 0) {
-            Stop-RemediateRefused ('user ' + $user.Path + ' is still mail-enabled') $Parameters.users[$index]
-        }
+        $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
+        Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0] }
     }
     foreach ($item in $work) {

@@ -63,6 +63,22 @@ function Find-RemediateUser {
     return $searcher.FindOne()
 }
 
+function Get-RemediateUserOrRefuse {
+    param([string]$Guid)
+    $user = Find-RemediateUser 'objectGUID' $Guid
+    if ($null -eq $user) {
+        Stop-RemediateRefused ('no user with objectGUID ' + $Guid) $Guid
+    }
+    return $user
+}
+
+function Assert-RemediateNotMailEnabled {
+    param($User, [string]$Guid)
+    if ($User.Properties['homemdb'].Count -gt 0 -or $User.Properties['msexchmailboxguid'].Count -gt 0) {
+        Stop-RemediateRefused ('user ' + $User.Path + ' is still mail-enabled') $Guid
+    }
+}
+
 function Get-RemediateOwner {
     param([guid]$Mailbox)
     $found = Find-RemediateUser 'msExchMailboxGuid' $Mailbox
