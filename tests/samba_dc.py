@@ -142,14 +142,12 @@ def new_password() -> str:
     return f"Pw-{secrets.token_hex(8)}!A1"
 
 
-def provision(base: Path, password: str) -> Path:
-    """Provision a DC under ``base/dc1`` bound to loopback only, with the Exchange schema."""
-    target = base / "dc1"
-    empty = base / "empty.conf"
-    empty.write_text("")
+def dc_options(target: Path, interfaces: str) -> dict[str, str]:
+    """smb.conf options every test DC needs: only these interfaces, its own directories under
+    ``target``, no DNS updates (they would query the host's resolver), schema updates allowed."""
     run_dir = target / "run"
-    options = {
-        "interfaces": "lo",
+    return {
+        "interfaces": interfaces,
         "bind interfaces only": "yes",
         "disable netbios": "yes",
         "pid directory": str(run_dir),
@@ -158,9 +156,17 @@ def provision(base: Path, password: str) -> Path:
         "ntp signd socket directory": str(run_dir / "ntp_signd"),
         "log file": str(target / "log.%m"),
         "server services": "-dnsupdate",
-        "ldap server require strong auth": "yes",
         "dsdb:schema update allowed": "true",
     }
+
+
+def provision(base: Path, password: str) -> Path:
+    """Provision a DC under ``base/dc1`` bound to loopback only, with the Exchange schema."""
+    target = base / "dc1"
+    empty = base / "empty.conf"
+    empty.write_text("")
+    options = dc_options(target, "lo")
+    options["ldap server require strong auth"] = "yes"
     command = [
         "samba-tool", "domain", "provision", "-s", str(empty), "--use-rfc2307",
         f"--realm={REALM}", f"--domain={DOMAIN}", "--server-role=dc",

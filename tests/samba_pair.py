@@ -103,21 +103,9 @@ def _networks() -> None:
 
 
 def _options(target: Path, device: str) -> list[str]:
-    run_dir = target / "run"
-    options = {
-        "interfaces": f"{device} lo",
-        "bind interfaces only": "yes",
-        "disable netbios": "yes",
-        "pid directory": str(run_dir),
-        "winbindd socket directory": str(run_dir / "winbindd"),
-        "ncalrpc dir": str(run_dir / "ncalrpc"),
-        "ntp signd socket directory": str(run_dir / "ntp_signd"),
-        "log file": str(target / "log.%m"),
-        "server services": "-dnsupdate",
-        "dsdb:schema update allowed": "true",
-        "dreplsrv:notify_interval": "3600",
-        "dreplsrv:periodic_interval": "3600",
-    }
+    # Automatic replication effectively off: the tests replicate with samba-tool drs replicate.
+    options = samba_dc.dc_options(target, f"{device} lo")
+    options.update({"dreplsrv:notify_interval": "3600", "dreplsrv:periodic_interval": "3600"})
     return [f"--option={key}={value}" for key, value in options.items()]
 
 
