@@ -7,6 +7,7 @@ DC that cannot start is a failure with the reason.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -31,6 +32,7 @@ SCHEMA_DN = f"CN=Schema,CN=Configuration,{BASE_DN}"
 SERVER_NAME = f"{HOST_NAME.upper()}.{REALM.lower()}"  # the CN of the certificate Samba makes
 ADDRESS = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
+LOCK_TIMEOUT_S = 1800.0
 Started = TypeVar("Started")
 
 # (cn, lDAPDisplayName, attributeID, syntax, oMSyntax, schemaIDGUID base64, extra lines)
@@ -117,6 +119,37 @@ def check_tools() -> None:
         )
     if os.geteuid() != 0:
         raise RuntimeError("a Samba AD DC must run as root: run the samba tests as root")
+
+
+_HELD_LOCKS: dict[str, int] = {}
+
+
+def acquire_exclusive(name: str) -> None:
+    """Wait (up to LOCK_TIMEOUT_S) until no other test session or benchmark on this machine
+    holds ``name``: the DCs use fixed addresses, ports and namespace names, so two sessions
+    queue rather than collide. The kernel frees the lock when the holder dies."""
+    path = Path(tempfile.gettempdir()) / f"remediate-{name}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(descriptor)
+                raise RuntimeError(
+                    f"{path} stayed locked for {LOCK_TIMEOUT_S:.0f} s: another test session "
+                    "is using the Samba test DC; wait for it or stop it"
+                ) from None
+            time.sleep(0.5)
+    _HELD_LOCKS[name] = descriptor
+
+
+def release_exclusive(name: str) -> None:
+    descriptor = _HELD_LOCKS.pop(name, None)
+    if descriptor is not None:
+        os.close(descriptor)
 
 
 def check_loopback_free() -> None:
@@ -212,13 +245,19 @@ def wait_ready(pid_file: Path, log: Path, address: str = ADDRESS) -> int:
 def start() -> SambaDC:
     """Provision and start a DC; the caller must :func:`stop` it."""
     check_tools()
-    check_loopback_free()
+    acquire_exclusive("samba-dc")
     base = Path(tempfile.mkdtemp(prefix="remediate-samba-"))
-    password = new_password()
-    smb_conf = provision(base, password)
-    run_checked(["samba", "-D", "-s", str(smb_conf)], "samba -D")
-    target = base / "dc1"
-    pid = wait_ready(target / "run" / "samba.pid", target / "log.samba")
+    try:
+        check_loopback_free()
+        password = new_password()
+        smb_conf = provision(base, password)
+        run_checked(["samba", "-D", "-s", str(smb_conf)], "samba -D")
+        target = base / "dc1"
+        pid = wait_ready(target / "run" / "samba.pid", target / "log.samba")
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        release_exclusive("samba-dc")
+        raise
     return SambaDC(
         base=base,
         host=ADDRESS,
@@ -249,6 +288,7 @@ def stop(dc: SambaDC) -> None:
     """Stop the DC by its own PID and remove its directory."""
     stop_pid(dc.pid)
     shutil.rmtree(dc.base, ignore_errors=True)
+    release_exclusive("samba-dc")
 
 
 # One thread for every background start: the DCs are provisioned one after the other, in the

@@ -77,9 +77,8 @@ def _in_ns(namespace: str, command: list[str], what: str) -> None:
 
 
 def _networks() -> None:
-    for namespace in NAMESPACES:
-        if Path(f"/run/netns/{namespace}").exists():
-            raise RuntimeError(f"network namespace {namespace} exists already: another run?")
+    # We hold the "samba-pair" lock, so namespaces left behind are a killed session's.
+    stop_pair(None, release=False)
     for namespace in NAMESPACES:
         _run(["ip", "netns", "add", namespace], f"ip netns add {namespace}")
     _run(["ip", "link", "add", "vsdc1", "type", "veth", "peer", "name", "vsdc2"], "veth")
@@ -130,6 +129,7 @@ def _start_in(index: int, smb_conf: Path, target: Path) -> int:
 def start_pair() -> SambaPair:
     """Provision DC1, join DC2, converge once; on any failure everything started is undone."""
     samba_dc.check_tools()
+    samba_dc.acquire_exclusive("samba-pair")
     base = Path(tempfile.mkdtemp(prefix="remediate-samba-pair-"))
     started: list[int] = []
     try:
@@ -182,7 +182,7 @@ def _start_pair(base: Path, started: list[int]) -> SambaPair:
     return pair
 
 
-def stop_pair(pair: SambaPair | None) -> None:
+def stop_pair(pair: SambaPair | None, release: bool = True) -> None:
     """Stop both DCs by PID, remove the namespaces, their /etc/netns files and the files."""
     if pair is not None:
         for pid in pair.pids:
@@ -192,3 +192,7 @@ def stop_pair(pair: SambaPair | None) -> None:
         if Path(f"/run/netns/{namespace}").exists():
             subprocess.run(["ip", "netns", "del", namespace], check=False)
         shutil.rmtree(Path("/etc/netns") / namespace, ignore_errors=True)
+    if Path("/sys/class/net/vsdc1").exists():  # a setup killed before the move
+        subprocess.run(["ip", "link", "del", "vsdc1"], check=False)
+    if release:
+        samba_dc.release_exclusive("samba-pair")
