@@ -7,7 +7,6 @@ exits 3 and changes nothing. The prompt goes to stderr, so ``--format json > fil
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -15,38 +14,26 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from terminal_support import TIMEOUT, cli_environment, scenario_world, spawn_cli
 
 from remediate.fakes import load_world, world_to_json
 
 SIZE = 12
-TIMEOUT = 120
 
 
 @pytest.fixture
 def env(state_dir: Path) -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["REMEDIATE_STATE_DIR"] = str(state_dir)
-    return environment
+    return cli_environment(state_dir)
 
 
 @pytest.fixture
 def world(tmp_path: Path, env: dict[str, str]) -> Path:
-    path = tmp_path / "broken.json"
-    made = subprocess.run(
-        [sys.executable, "-m", "remediate", "scenario", "kb842101", "--size", str(SIZE),
-         "--seed", "4", "--out", str(path)],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )
-    assert made.returncode == 0, made.stderr
-    return path
+    return scenario_world(tmp_path / "broken.json", env, size=SIZE, seed=4)
 
 
 def spawn(env: dict[str, str], cwd: Path, *argv: str | Path) -> pexpect.spawn[str]:
     """``python -m remediate -q --log-format json ARGV`` at a terminal."""
-    return pexpect.spawn(
-        sys.executable, ["-m", "remediate", "-q", "--log-format", "json", *map(str, argv)],
-        env=env, cwd=str(cwd), encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 160),
-    )
+    return spawn_cli(env, cwd, "-q", "--log-format", "json", *argv, dimensions=(40, 160))
 
 
 @pytest.fixture

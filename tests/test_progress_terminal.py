@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from terminal_support import TIMEOUT, cli_environment, scenario_world, spawn_cli
 
 from remediate.cli.main import main
 
 SIZE = 7
-TIMEOUT = 120
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BAR = "━"
 ANY_BAR = re.compile(rf"{BAR}+ \d+/(\d+|\?)")  # a progress bar, not a table's border
@@ -32,29 +31,20 @@ def step_bar(step: str, done: int, total: int) -> re.Pattern[str]:
 
 @pytest.fixture
 def env(state_dir: Path) -> dict[str, str]:
-    environment = dict(os.environ)
-    environment.update(REMEDIATE_STATE_DIR=str(state_dir), TERM="xterm-256color")
+    environment = cli_environment(state_dir, TERM="xterm-256color")
     environment.pop("COLUMNS", None)
     return environment
 
 
 @pytest.fixture
 def world(tmp_path: Path, env: dict[str, str]) -> Path:
-    path = tmp_path / "broken.json"
-    made = subprocess.run(
-        [sys.executable, "-m", "remediate", "scenario", "kb842101", "--size", str(SIZE),
-         "--seed", "8", "--out", str(path)],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )
-    assert made.returncode == 0, made.stderr
-    return path
+    return scenario_world(tmp_path / "broken.json", env, size=SIZE, seed=8)
 
 
 def at_terminal(env: dict[str, str], cwd: Path, *argv: str | Path) -> tuple[int, str]:
     """Run ``python -m remediate ARGV`` at a terminal; exit code and everything it showed,
     without colours and cursor movements."""
-    child = pexpect.spawn(sys.executable, ["-m", "remediate", *map(str, argv)], env=env,
-                          cwd=str(cwd), encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200))
+    child = spawn_cli(env, cwd, *argv, dimensions=(50, 200))
     child.expect(pexpect.EOF)
     shown = str(child.before)
     child.close()
@@ -89,10 +79,7 @@ def test_apply_at_a_terminal_shows_the_steps_it_applies(
 def test_the_bars_stop_for_the_prompt(
     world: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    child = pexpect.spawn(sys.executable, ["-m", "remediate", "apply", "kb842101", "--world",
-                                           str(world)],
-                          env=env, cwd=str(tmp_path), encoding="utf-8", timeout=TIMEOUT,
-                          dimensions=(50, 200))
+    child = spawn_cli(env, tmp_path, "apply", "kb842101", "--world", world, dimensions=(50, 200))
     child.expect_exact("Type 'yes' to continue: ")
     before = ANSI.sub("", str(child.before))
     assert "About to make these changes:" in before
