@@ -143,9 +143,6 @@ def judge(
         problems.append(f"{len(lost)} mail item(s) lost, e.g. {lost[0]}")
     touched = touched_outside(case, doc, reference.before, after)
     problems += [f"outside the scope: {name} changed" for name in touched[:5]]
-    sent = dict(mutations(world.faults.log, case))
-    if sent != reference.mutations:
-        problems.append(f"mutations sent {sent}, uninterrupted run sent {reference.mutations}")
     return Verdict(problems, len(lost), len(touched))
 
 
@@ -207,6 +204,9 @@ def _crash_and_continue(sweep: Sweep, doc: Doc, n: int, state_dir: Path) -> None
         if not events(run_dir, "run.resumed"):
             problems.append("resume left no run.resumed record")
     verdict = judge(case, doc, reference, world=world, result=result, run_dir=run_dir)
+    sent = dict(mutations(world.faults.log, case))
+    if sent != reference.mutations:  # a change sent twice, or one never sent
+        problems.append(f"mutations sent {sent}, uninterrupted run sent {reference.mutations}")
     sweep.converged += verdict.converged
     sweep.lost += verdict.lost
     sweep.outside += verdict.outside
