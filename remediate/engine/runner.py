@@ -508,6 +508,11 @@ class Engine:
                 discovery = Discovery(playbook.load_selection(state.selection))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
+                if state.truncated_line is not None:
+                    result.warnings.append(
+                        f"the journal's line {state.truncated_line} was cut off mid-write (the "
+                        "process died while writing it); it was dropped and the run continued "
+                        "from the last complete record, re-observing what that step had done")
                 options = state.options
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,
