@@ -7,6 +7,8 @@ was lost: the caller cannot tell whether it happened, exactly what retries must 
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -41,22 +43,46 @@ class _Rule:
 
     def error(self, operation: str, endpoint: str, target: str | None) -> BackendError:
         self.remaining -= 1
-        lost = " after it took effect (the response was lost)" if self.when == "after" else ""
-        if self.kind == "transient":
-            return TransientError(
-                f"injected transient fault: connection reset{lost}",
-                endpoint=endpoint,
-                operation=operation,
-                target=target,
-                hint="retry",
-            )
-        return PermanentError(
-            f"injected permanent fault{lost}",
+        return _injected(self.kind, self.when, operation, endpoint, target)
+
+
+def _injected(
+    kind: FaultKind, when: FaultWhen, operation: str, endpoint: str, target: str | None
+) -> BackendError:
+    lost = " after it took effect (the response was lost)" if when == "after" else ""
+    if kind == "transient":
+        return TransientError(
+            f"injected transient fault: connection reset{lost}",
             endpoint=endpoint,
             operation=operation,
             target=target,
-            hint="retrying cannot help",
+            hint="retry",
         )
+    return PermanentError(
+        f"injected permanent fault{lost}",
+        endpoint=endpoint,
+        operation=operation,
+        target=target,
+        hint="retrying cannot help",
+    )
+
+
+@dataclass(slots=True)
+class _RandomSchedule:
+    """Each call fails transiently with probability ``rate``, before or after it takes effect
+    (even odds); no operation fails more than ``max_in_a_row`` calls running."""
+
+    rate: float
+    rng: random.Random
+    max_in_a_row: int
+    in_a_row: Counter[str]
+
+    def decide(self, operation: str) -> FaultWhen | None:
+        if self.in_a_row[operation] >= self.max_in_a_row or self.rng.random() >= self.rate:
+            self.in_a_row[operation] = 0
+            return None
+        self.in_a_row[operation] += 1
+        return "before" if self.rng.random() < 0.5 else "after"
 
 
 class Faults:
@@ -68,6 +94,9 @@ class Faults:
         self._log: list[str] = []
         self._crash_at: int | None = None
         self._effective = 0
+        self._random: _RandomSchedule | None = None
+        self._on_effect: list[Callable[[str], None]] = []
+        self.injected: Counter[str] = Counter()  # random transient faults, per operation
 
     @property
     def count(self) -> int:
@@ -101,6 +130,22 @@ class Faults:
             raise ValueError(f"times must be at least 1, not {times}")
         self._rules.append(_Rule(operation, kind, times, when, match))
 
+    def fail_at_random(self, rate: float, seed: int, *, max_in_a_row: int = 3) -> None:
+        """From now on, fail each call of any operation transiently with probability ``rate``,
+        before or after it takes effect, deterministically from ``seed``; never more than
+        ``max_in_a_row`` calls of one operation running (more is an outage, not a glitch).
+        :attr:`injected` counts the faults per operation."""
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate must be in [0, 1), not {rate}")
+        if max_in_a_row < 1:
+            raise ValueError(f"max_in_a_row must be at least 1, not {max_in_a_row}")
+        self._random = _RandomSchedule(rate, random.Random(seed), max_in_a_row, Counter())
+
+    def on_effect(self, observer: Callable[[str], None]) -> None:
+        """Call ``observer(operation)`` each time an operation has taken effect (before a
+        crash scheduled for that moment, which the operation survives)."""
+        self._on_effect.append(observer)
+
     def crash_after(self, n: int) -> None:
         """Raise :class:`SimulatedCrash` once the ``n``-th operation from now has taken effect."""
         if n < 1:
@@ -108,8 +153,10 @@ class Faults:
         self._crash_at = self._effective + n
 
     def clear(self) -> None:
-        """Remove every fault rule and a pending crash (the count and log stay)."""
+        """Remove every fault rule, the random schedule and a pending crash (the count and
+        log stay)."""
         self._rules.clear()
+        self._random = None
         self._crash_at = None
 
     def perform(
@@ -124,18 +171,31 @@ class Faults:
         """Run ``action`` as the backend operation ``operation``, applying the fault rules."""
         self._log.append(operation)
         text = str(arguments) if self._rules else ""
-        self._raise_for(operation, "before", text, endpoint, target)
+        at_random = self._random.decide(operation) if self._random else None
+        self._raise_for(operation, "before", text, endpoint, target, at_random=at_random)
         result = action()
         self._effective += 1
+        for observer in self._on_effect:
+            observer(operation)
         if self._crash_at is not None and self._effective >= self._crash_at:
             self._crash_at = None
             raise SimulatedCrash(f"simulated crash after operation #{self.count} ({operation})")
-        self._raise_for(operation, "after", text, endpoint, target)
+        self._raise_for(operation, "after", text, endpoint, target, at_random=at_random)
         return result
 
     def _raise_for(
-        self, operation: str, when: FaultWhen, arguments: str, endpoint: str, target: str | None
+        self,
+        operation: str,
+        when: FaultWhen,
+        arguments: str,
+        endpoint: str,
+        target: str | None,
+        *,
+        at_random: FaultWhen | None,
     ) -> None:
+        if at_random == when:
+            self.injected[operation] += 1
+            raise _injected("transient", when, operation, endpoint, target)
         for rule in self._rules:
             if rule.applies(operation, when, arguments):
                 raise rule.error(operation, endpoint, target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +15,20 @@ from .exchange import Delivery, FakeExchange
 from .exports import DirectorySink, MemorySink
 from .faults import Faults
 from .timeline import Timeline
+
+# The backend operations that change the servers' state; every other one only reads.
+MUTATIONS = frozenset({
+    "directory.delete",
+    "directory.modify",
+    "directory.unprotect",
+    "exchange.set_services",
+    "exchange.run_cleanup_agent",
+    "exchange.purge_mailboxes",
+    "exchange.disable_mailboxes",
+    "exchange.reconnect_mailboxes",
+    "exchange.export_mail",
+    "exchange.import_mail",
+})
 
 
 def _faults() -> Faults:
@@ -95,6 +109,17 @@ class FakeWorld:
             self._exchange.sink = DirectorySink(run_dir / "backups" / "mail")
         elif not isinstance(self._exchange.sink, MemorySink):
             self._exchange.sink = MemorySink()
+
+    def on_change(self, observer: Callable[[], None]) -> None:
+        """Call ``observer()`` each time an operation that changes the world has taken effect
+        (the command line saves the world then, so a killed process leaves the servers' state
+        behind, as real servers would)."""
+
+        def changed(operation: str) -> None:
+            if operation in MUTATIONS:
+                observer()
+
+        self._faults.on_effect(changed)
 
     def rehearsal(self) -> FakeWorld:
         """An independent copy of the current state at the same virtual time, without faults;

@@ -20,22 +20,11 @@ from remediate import PLAYBOOKS, Engine, RunResult, Safety
 from remediate.engine.playbook import Playbook
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
 from remediate.fakes.scenarios import SCENARIOS
+from remediate.fakes.world import MUTATIONS as MUTATING
 
 Doc = dict[str, Any]
 YES = Safety(confirm=lambda text: True)
 
-# The backend operations that change something; every other one only reads.
-MUTATING = frozenset({
-    "directory.delete",
-    "directory.modify",
-    "exchange.set_services",
-    "exchange.run_cleanup_agent",
-    "exchange.purge_mailboxes",
-    "exchange.disable_mailboxes",
-    "exchange.reconnect_mailboxes",
-    "exchange.export_mail",
-    "exchange.import_mail",
-})
 LEGACY = frozenset({"2000", "2003"})  # no API for the cleanup agent: a manual step
 
 

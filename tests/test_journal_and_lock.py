@@ -158,6 +158,7 @@ def test_a_journal_cut_off_mid_line_is_read_to_its_last_complete_line_and_resume
     result = engine.resume(run_dir.name, world, PLAYBOOKS)
 
     assert result.state == "done"
+    assert [w for w in result.warnings if f"line {len(complete) + 1} was cut off" in w]
     assert comparable(snapshot(world)) == comparable(snapshot(reference))
     records = journal(run_dir)  # every line is complete JSON again: the fragment is gone
     assert records[: len(complete)] == complete

@@ -248,7 +248,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
         lambda: _engine(args, recorder).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
-            on_run_dir=run_dirs.append),
+            on_run_dir=_run_dir_noted(args, world, run_dirs)),
     )
 
 
@@ -273,8 +273,28 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
         lambda: _engine(args, recorder).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source=_world_source(args),
-            on_run_dir=run_dirs.append),
+            on_run_dir=_run_dir_noted(args, world, run_dirs)),
     )
+
+
+def _run_dir_noted(
+    args: argparse.Namespace, world: World, run_dirs: list[Path]
+) -> Callable[[Path], None]:
+    def noted(run_dir: Path) -> None:
+        run_dirs.append(run_dir)
+        _save_after_changes(args, world, run_dir)
+
+    return noted
+
+
+def _save_after_changes(args: argparse.Namespace, world: World, run_dir: Path) -> None:
+    """--durable-world: the fake world is saved in the run directory now and after every change
+    that takes effect, so a killed process (SIGKILL, power loss) leaves the servers' state
+    behind, as real servers would, and ``resume`` continues from it."""
+    if args.durable_world and isinstance(world, FakeWorld):
+        path = run_dir / "world.json"
+        save_world(world, path)
+        world.on_change(lambda: save_world(world, path))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -297,6 +317,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if playbook is not None:  # a damaged selection: the engine's resume reports it
         with contextlib.suppress(KeyError, TypeError, ValueError):
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
+    _save_after_changes(args, world, run_dir)
     return _run_and_report(args, world, [run_dir],
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS))
@@ -586,6 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--max-deletions", type=_count, default=None, metavar="N",
                        help="refuse the run if it would delete more objects or mailboxes")
     apply.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
+    apply.add_argument("--durable-world", action="store_true",
+                       help="with --world: save the fake world in the run directory after every "
+                            "change, so a killed process can be resumed (one world save per "
+                            "change)")
     apply.set_defaults(func=cmd_apply)
 
     resume = command("resume", "continue an interrupted or paused run")
@@ -594,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
+    resume.add_argument("--durable-world", action="store_true",
+                       help="with --world: save the fake world in the run directory after every "
+                            "change, so a killed process can be resumed (one world save per "
+                            "change)")
     resume.set_defaults(func=cmd_resume)
 
     runs = command("runs", "list runs")

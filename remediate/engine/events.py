@@ -36,7 +36,7 @@ STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.
 _DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED, STEP_WAITING, RUN_DISCOVERED})
-_WARNING_EVENTS = frozenset({STEP_RETRIED, STEP_MANUAL, RUN_PAUSED})
+_WARNING_EVENTS = frozenset({STEP_RETRIED, STEP_MANUAL, RUN_PAUSED, RUN_JOURNAL_TRUNCATED})
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 
 

@@ -11,6 +11,7 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
+from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy, until_converged
 from remediate.engine.step import Step, StepContext, Target
 from remediate.errors import RemediateError, RunPaused, StepFailed
@@ -70,10 +71,16 @@ class Executor:
         self.events.emit(ev.STEP_COMPLETED, step=step.id)
         self.events.checkpoint()
 
+    def _with_retried_reads(self, step: AnyStep, phase: str) -> StepContext:
+        clock, on_retry = self.ctx.world.clock, self._on_retry(step, phase)
+        reads = RetriedReads(self.ctx.world, lambda: self.retry.retrying(clock, on_retry))
+        return StepContext(reads, self.ctx.backups, self.ctx.options)
+
     def _observe(self, step: AnyStep, targets: Sequence[Target]) -> Mapping[str, Any]:
-        for attempt in self.retry.retrying(self.ctx.world.clock, self._on_retry(step, "observe")):
+        ctx = self._with_retried_reads(step, "observe")
+        for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "observe")):
             with attempt:
-                return step.observe(self.ctx, targets)
+                return step.observe(ctx, targets)
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
     def _pending(
@@ -132,14 +139,15 @@ class Executor:
         """Apply with retries; after a transient error, observe afresh and re-send only what
         has not taken effect. Returns operator instructions for a manual step."""
         first = True
-        for attempt in self.retry.retrying(self.ctx.world.clock, self._on_retry(step, "apply")):
+        ctx = self._with_retried_reads(step, "apply")
+        for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "apply")):
             with attempt:
                 if not first:
                     pending = self._pending(step, [target for target, _ in pending])
                 first = False
                 if pending:
                     try:
-                        step.apply(self.ctx, pending)
+                        step.apply(ctx, pending)
                     except ManualActionRequired as manual:
                         self._announce_manual(step, manual.instructions)
                         if self.rehearsal and manual.rehearse is not None:

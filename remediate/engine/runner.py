@@ -25,6 +25,7 @@ from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.journal import Journal, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
+from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runstate import RunState, load_run_state
 from remediate.engine.step import Options, StepContext
@@ -203,21 +204,26 @@ class Engine:
     def _discover(
         self, playbook: AnyPlaybook, world: World, params: Any, events: Events
     ) -> Discovery[Any]:
-        """Discovery only reads, so after a transient error it simply runs again."""
-        return self._read_retried(world, events, lambda: playbook.discover(world, params))
+        """Discovery only reads, so each read is simply sent again after a transient error."""
+        on_retry = self._on_discovery_retry(events)
+        reads = RetriedReads(world, lambda: self.retry.retrying(world.clock, on_retry))
+        return playbook.discover(reads, params)
 
     def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
         """A read of the discovery phase, run again after a transient error."""
+        for attempt in self.retry.retrying(world.clock, self._on_discovery_retry(events)):
+            with attempt:
+                return read()
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
+    @staticmethod
+    def _on_discovery_retry(events: Events) -> Callable[[RetryCallState], None]:
         def on_retry(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             events.emit(ev.STEP_RETRIED, step="discover", phase="discover",
                         attempt=state.attempt_number, error=str(error))
 
-        for attempt in self.retry.retrying(world.clock, on_retry):
-            with attempt:
-                return read()
-        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+        return on_retry
 
     def _rehearse(
         self,
@@ -502,6 +508,11 @@ class Engine:
                 discovery = Discovery(playbook.load_selection(state.selection))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
+                if state.truncated_line is not None:
+                    result.warnings.append(
+                        f"the journal's line {state.truncated_line} was cut off mid-write (the "
+                        "process died while writing it); it was dropped and the run continued "
+                        "from the last complete record, re-observing what that step had done")
                 options = state.options
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,

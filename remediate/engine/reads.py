@@ -1,0 +1,71 @@
+"""Reads retried one call at a time. Discovery, observation and some applies make many reads;
+retried as a whole, each attempt needs every read to succeed (at one failed call in five, ten
+reads in a row succeed one time in nine). Retried one by one, a read that failed is simply sent
+again. Mutations pass through untouched: one is sent again only after a fresh observe shows it
+did not take effect (the executor's apply loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from tenacity import Retrying
+
+from remediate.clock import Clock
+from remediate.ports import Directory, Exchange, World
+
+# The port methods that only read (see remediate.ports); every other one changes something.
+READS = frozenset({
+    "domain_controllers", "writable_dc", "find_users", "read", "descendants",
+    "replication_delays", "servers", "stores", "mailboxes", "service_states", "exports",
+})
+
+
+class _RetriedPort:
+    """Every read of ``port`` is retried (per ``retrying``) after a transient error."""
+
+    def __init__(self, port: object, retrying: Callable[[], Retrying]) -> None:
+        self._port = port
+        self._retrying = retrying
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._port, name)
+        if name not in READS:
+            return method
+
+        def retried(*args: Any, **kwargs: Any) -> Any:
+            return self._retrying()(method, *args, **kwargs)
+
+        return retried
+
+
+class RetriedReads:
+    """``world`` whose directory and Exchange retry each read."""
+
+    def __init__(self, world: World, retrying: Callable[[], Retrying]) -> None:
+        self._world = world
+        self._directory = cast(Directory, _RetriedPort(world.directory, retrying))
+        self._exchange = cast(Exchange, _RetriedPort(world.exchange, retrying))
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    @property
+    def exchange(self) -> Exchange:
+        return self._exchange
+
+    @property
+    def clock(self) -> Clock:
+        return self._world.clock
+
+    @property
+    def organisation(self) -> str:
+        return self._world.organisation
+
+    def attach_run(self, run_dir: Path | None) -> None:
+        self._world.attach_run(run_dir)
+
+    def rehearsal(self) -> World:
+        return self._world.rehearsal()
