@@ -9,6 +9,7 @@ from pathlib import Path
 
 from remediate.clock import VirtualClock
 from remediate.model import MailItem
+from remediate.ports import DIRECTORY_CHANGES, EXCHANGE_CHANGES
 
 from .directory import FakeDirectory
 from .exchange import Delivery, FakeExchange
@@ -17,18 +18,10 @@ from .faults import Faults
 from .timeline import Timeline
 
 # The backend operations that change the servers' state; every other one only reads.
-MUTATIONS = frozenset({
-    "directory.delete",
-    "directory.modify",
-    "directory.unprotect",
-    "exchange.set_services",
-    "exchange.run_cleanup_agent",
-    "exchange.purge_mailboxes",
-    "exchange.disable_mailboxes",
-    "exchange.reconnect_mailboxes",
-    "exchange.export_mail",
-    "exchange.import_mail",
-})
+MUTATIONS = frozenset(
+    {f"directory.{name}" for name in DIRECTORY_CHANGES}
+    | {f"exchange.{name}" for name in EXCHANGE_CHANGES}
+)
 
 
 def _faults() -> Faults:

@@ -88,6 +88,15 @@ class Directory(Protocol):
         ...
 
 
+# Which port methods only read and which change the servers' state: the engine retries a read
+# call by call, and sends a change again only after a fresh observe shows it did not happen.
+DIRECTORY_READS = frozenset({
+    "domain_controllers", "writable_dc", "replication_delays", "find_users", "read",
+    "descendants",
+})
+DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
+
+
 class Exchange(Protocol):
     """An Exchange organisation: servers, stores, mailboxes, services."""
 
@@ -132,6 +141,13 @@ class Exchange(Protocol):
     def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
         """Import each export into the mailbox; items already present (same id) are skipped."""
         ...
+
+
+EXCHANGE_READS = frozenset({"servers", "stores", "mailboxes", "service_states", "exports"})
+EXCHANGE_CHANGES = frozenset({
+    "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",
+    "reconnect_mailboxes", "export_mail", "import_mail",
+})
 
 
 class World(Protocol):

@@ -7,6 +7,7 @@ the retry counts per case and per operation kind."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +20,16 @@ from hypothesis import strategies as st
 from run_support import Case, quiet_events
 from schedule_support import run_with_random_faults
 
-from remediate.engine.reads import READS
 from remediate.fakes import FakeDirectory, FakeExchange
 from remediate.fakes.world import MUTATIONS
+from remediate.ports import (
+    DIRECTORY_CHANGES,
+    DIRECTORY_READS,
+    EXCHANGE_CHANGES,
+    EXCHANGE_READS,
+    Directory,
+    Exchange,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -61,6 +69,22 @@ def test_a_random_fault_schedule_at_20_percent_converges_with_one_retry_per_faul
 def test_every_operation_is_either_a_read_retried_per_call_or_a_mutation() -> None:
     operations = {f"directory.{op}" for op in FakeDirectory.OPERATIONS}
     operations |= {f"exchange.{op}" for op in FakeExchange.OPERATIONS}
-    reads = {op for op in operations if op.split(".")[1] in READS}
+    reads = {f"directory.{op}" for op in DIRECTORY_READS}
+    reads |= {f"exchange.{op}" for op in EXCHANGE_READS}
     assert reads.isdisjoint(MUTATIONS)
     assert reads | MUTATIONS == operations
+
+
+@pytest.mark.parametrize(("port", "reads", "changes"), [
+    (Directory, DIRECTORY_READS, DIRECTORY_CHANGES),
+    (Exchange, EXCHANGE_READS, EXCHANGE_CHANGES),
+])
+def test_every_port_method_is_classed_once(
+    port: type, reads: frozenset[str], changes: frozenset[str]
+) -> None:
+    methods = {
+        name for name, member in vars(port).items()
+        if not name.startswith("_") and inspect.isfunction(member)
+    }
+    assert reads.isdisjoint(changes)
+    assert reads | changes == methods

@@ -13,25 +13,22 @@ from typing import Any, cast
 from tenacity import Retrying
 
 from remediate.clock import Clock
-from remediate.ports import Directory, Exchange, World
-
-# The port methods that only read (see remediate.ports); every other one changes something.
-READS = frozenset({
-    "domain_controllers", "writable_dc", "find_users", "read", "descendants",
-    "replication_delays", "servers", "stores", "mailboxes", "service_states", "exports",
-})
+from remediate.ports import DIRECTORY_READS, EXCHANGE_READS, Directory, Exchange, World
 
 
 class _RetriedPort:
     """Every read of ``port`` is retried (per ``retrying``) after a transient error."""
 
-    def __init__(self, port: object, retrying: Callable[[], Retrying]) -> None:
+    def __init__(
+        self, port: object, reads: frozenset[str], retrying: Callable[[], Retrying]
+    ) -> None:
         self._port = port
+        self._reads = reads
         self._retrying = retrying
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._port, name)
-        if name not in READS:
+        if name not in self._reads:
             return method
 
         def retried(*args: Any, **kwargs: Any) -> Any:
@@ -45,8 +42,8 @@ class RetriedReads:
 
     def __init__(self, world: World, retrying: Callable[[], Retrying]) -> None:
         self._world = world
-        self._directory = cast(Directory, _RetriedPort(world.directory, retrying))
-        self._exchange = cast(Exchange, _RetriedPort(world.exchange, retrying))
+        self._directory = cast(Directory, _RetriedPort(world.directory, DIRECTORY_READS, retrying))
+        self._exchange = cast(Exchange, _RetriedPort(world.exchange, EXCHANGE_READS, retrying))
 
     @property
     def directory(self) -> Directory:
