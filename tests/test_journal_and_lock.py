@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from run_support import (
 
 from remediate import PLAYBOOKS, Engine, LockHeld, Refused, Safety
 from remediate.cli.main import main
-from remediate.engine.journal import JournalRecord, RunStore, read_journal
+from remediate.engine.journal import JournalRecord, read_journal
 from remediate.engine.runner import load_run_state
 from remediate.fakes import FakeWorld, SimulatedCrash, save_world
 
@@ -111,12 +112,20 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_next_run(
     lock_holder.send_signal(signal.SIGKILL)
     assert lock_holder.wait(timeout=30) == -signal.SIGKILL
 
-    lock = RunStore(state_dir).lock(ORGANISATION, "20261101T100000Z-kb842101-def456")
-    lock.acquire()
-    lock.release()
     doc = KB842101_2016.document()
-    result = apply(Engine(state_dir=state_dir), KB842101_2016, load(doc), doc)
+    seen: list[JournalRecord] = []
+    result = apply(Engine(state_dir=state_dir, subscribers=(seen.append,)), KB842101_2016,
+                   load(doc), doc)
     assert result.state == "done"
+    # ... and says whose lock it took over, and how to continue that run
+    assert HOLDER_RUN in result.warnings[0] and "crashed or was killed" in result.warnings[0]
+    assert "remediate resume" in result.warnings[0]
+    assert [r["left_by"] for r in seen if r["event"] == "run.lock_abandoned"] == [
+        f"run {HOLDER_RUN}, pid {lock_holder.pid} on {socket.gethostname()}"
+    ]
+    # a lock released cleanly leaves nothing to report
+    again = apply(Engine(state_dir=state_dir), KB842101_2016, load(doc), doc)
+    assert not [w for w in again.warnings if "crashed or was killed" in w]
 
 
 # -- the journal ----------------------------------------------------------------------------------

@@ -147,6 +147,8 @@ def test_sigkill_in_the_middle_of_an_apply_then_resume_converges(
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
     assert (result["state"], result["run_id"]) == ("done", run_dir.name)
+    assert f"(run {run_dir.name}, pid {slow_apply.pid} on " in result["warnings"][0]
+    assert result["warnings"][0].endswith("crashed or was killed; this resume continues it")
     end = snapshot(load_world(tmp_path / "end.json"))
     assert comparable(end) == comparable(reference)
     doc = CASE.document()

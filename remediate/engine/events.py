@@ -21,6 +21,7 @@ RUN_PLANNED = "run.planned"
 RUN_APPROVED = "run.approved"
 RUN_RESUMED = "run.resumed"
 RUN_JOURNAL_TRUNCATED = "run.journal_truncated"
+RUN_LOCK_ABANDONED = "run.lock_abandoned"
 RUN_PAUSED = "run.paused"
 RUN_FINISHED = "run.finished"
 STEP_STARTED = "step.started"
@@ -36,7 +37,9 @@ STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.
 _DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED, STEP_WAITING, RUN_DISCOVERED})
-_WARNING_EVENTS = frozenset({STEP_RETRIED, STEP_MANUAL, RUN_PAUSED, RUN_JOURNAL_TRUNCATED})
+_WARNING_EVENTS = frozenset({
+    STEP_RETRIED, STEP_MANUAL, RUN_PAUSED, RUN_JOURNAL_TRUNCATED, RUN_LOCK_ABANDONED,
+})
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 
 

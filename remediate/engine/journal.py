@@ -170,6 +170,9 @@ class OrganisationLock:
         self.path = path
         self.organisation = organisation
         self.run_id = run_id
+        # Who held the lock last and never released it (a run that crashed or was killed; a
+        # clean release empties the file), or None.
+        self.left_by: str | None = None
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -184,6 +187,7 @@ class OrganisationLock:
                 target=f"organisation {self.organisation}",
                 hint="wait for it to finish, or resume that run instead",
             ) from None
+        self.left_by = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
         os.ftruncate(fd, 0)
         holder = f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}"
         os.pwrite(fd, holder.encode("utf-8"), 0)

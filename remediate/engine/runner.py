@@ -22,7 +22,7 @@ from remediate.engine.changes import ChangeRecord, Finding, JsonValue
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
-from remediate.engine.journal import Journal, RunStore, new_run_id
+from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.reads import RetriedReads
@@ -331,7 +331,7 @@ class Engine:
         expect: Callable[[Sequence[ChangeRecord]], None] | None = None,
     ) -> RunResult:
         run_id = new_run_id(playbook.name, datetime.now(UTC))
-        with self.store.lock(world.organisation, run_id):
+        with self.store.lock(world.organisation, run_id) as lock:
             run_dir = self.store.create(run_id)
             if on_run_dir:
                 on_run_dir(run_dir)
@@ -344,11 +344,12 @@ class Engine:
                 organisation=world.organisation,
                 source=dict(source or {}),
             )
+            abandoned = self._lock_abandoned(lock, events)
             events.checkpoint()
-            return self._guarded(journal, events, lambda: self._apply_new(
+            return self._warned(abandoned, self._guarded(journal, events, lambda: self._apply_new(
                 playbook=playbook, world=world, select=select, expect=expect,
                 parameters=parameters, options=options, safety=safety, run_id=run_id,
-                run_dir=run_dir, events=events))
+                run_dir=run_dir, events=events)))
 
     def _apply_new(
         self,
@@ -496,12 +497,13 @@ class Engine:
                                   run_id=run_id, run_dir=run_dir)
             result.state = "done"
             return result
-        with self.store.lock(world.organisation, run_id):
+        with self.store.lock(world.organisation, run_id) as lock:
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal)
             if state.truncated_line is not None:
                 events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
             events.emit(ev.RUN_RESUMED, completed=list(state.completed))
+            abandoned = self._lock_abandoned(lock, events)
             events.checkpoint()
 
             def body() -> RunResult:
@@ -519,9 +521,29 @@ class Engine:
                                      run_dir=run_dir, events=events, result=result,
                                      completed=state.completed)
 
-            return self._guarded(journal, events, body)
+            return self._warned(abandoned, self._guarded(journal, events, body))
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_abandoned(lock: OrganisationLock, events: Events) -> str | None:
+        """A warning if the organisation's lock was last held by a run that died holding it
+        (the kernel released it; the file still names that run), else None."""
+        if lock.left_by is None:
+            return None
+        events.emit(ev.RUN_LOCK_ABANDONED, left_by=lock.left_by)
+        ended = (f"the previous holder of organisation {lock.organisation}'s lock "
+                 f"({lock.left_by}) ended without releasing it: it crashed or was killed")
+        if f"run {lock.run_id}," in lock.left_by:
+            return f"{ended}; this resume continues it"
+        return (f"{ended}. If it did not finish, 'remediate runs' lists it and "
+                "'remediate resume RUN_ID' continues it")
+
+    @staticmethod
+    def _warned(warning: str | None, result: RunResult) -> RunResult:
+        if warning is not None:
+            result.warnings.insert(0, warning)
+        return result
 
     def _events(self, run_id: str, playbook: AnyPlaybook, journal: Journal) -> Events:
         return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
