@@ -13,7 +13,7 @@ from hostile_values import HOSTILE
 from pwsh_syntax import problems
 
 from remediate.adapters.winrm import delivery
-from remediate.adapters.winrm.scripts import Dialect, library
+from remediate.adapters.winrm.scripts import Dialect, library, missing_operation_hint
 from remediate.model import ExchangeVersion
 
 pytestmark = pytest.mark.winrm
@@ -25,8 +25,12 @@ def test_every_version_has_the_operations_it_needs() -> None:
     for version in ExchangeVersion:
         names = set(library(version))
         assert {"describe", "mailboxes", "service_states", "set_services", "purge", "disable",
-                "exports", "export", "import"} <= names
+                "exports"} <= names
         assert ("reconnect" in names) == (version is not ExchangeVersion.E2000)
+        # 2007 has no export/import requests: the adapter refuses and says what to do instead
+        has_requests = version is not ExchangeVersion.E2007
+        assert {"export" in names, "import" in names} == {has_requests}
+        assert (missing_operation_hint(version, "export") is None) == has_requests
         assert ("clean_database" in names) == (not version.legacy)
 
 
