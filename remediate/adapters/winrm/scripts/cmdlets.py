@@ -13,7 +13,16 @@ from .parameters import PARAMETERS
 _SETUP_2007 = "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin"
 _SETUP = r"""
 . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
-Connect-ExchangeServer -auto -ClientApplication:ManagementShell
+try {
+    Connect-ExchangeServer -auto -ClientApplication:ManagementShell
+}
+catch {
+    Stop-RemediateIfDoubleHop $_ 'connecting the Exchange Management Shell (Connect-ExchangeServer)'
+    throw
+}
+if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
+    Stop-RemediateDoubleHop 'connecting the Exchange Management Shell (Connect-ExchangeServer)' 'no Exchange cmdlets after it'
+}
 """
 
 _DESCRIBE = r"""

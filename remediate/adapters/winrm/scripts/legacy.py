@@ -28,14 +28,24 @@ function Find-RemediateStoreMailbox {
 """
 
 _DESCRIBE = r"""
+function Get-RemediateStoreEntries {
+    try {
+        $rootDse = [ADSI]'LDAP://RootDSE'
+        $searcher = New-Object System.DirectoryServices.DirectorySearcher
+        $searcher.SearchRoot = [ADSI]('LDAP://' + $rootDse.configurationNamingContext)
+        $searcher.Filter = '(objectClass=msExchPrivateMDB)'
+        return @($searcher.FindAll())
+    }
+    catch {
+        Stop-RemediateIfDoubleHop $_ 'reading the stores from Active Directory (ADSI)'
+        throw
+    }
+}
+
 function Invoke-RemediateOperation {
     param($Parameters)
-    $rootDse = [ADSI]'LDAP://RootDSE'
-    $searcher = New-Object System.DirectoryServices.DirectorySearcher
-    $searcher.SearchRoot = [ADSI]('LDAP://' + $rootDse.configurationNamingContext)
-    $searcher.Filter = '(objectClass=msExchPrivateMDB)'
     $stores = @()
-    foreach ($entry in $searcher.FindAll()) {
+    foreach ($entry in (Get-RemediateStoreEntries)) {
         $owner = [string]$entry.Properties['msexchowningserver'][0]
         if ($owner.StartsWith('CN=' + $env:COMPUTERNAME + ',')) {
             $group = ([ADSI]$entry.GetDirectoryEntry().Parent).cn

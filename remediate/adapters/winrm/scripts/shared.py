@@ -60,7 +60,13 @@ function Find-RemediateUser {
     param([string]$Attribute, [guid]$Guid)
     $searcher = New-Object System.DirectoryServices.DirectorySearcher
     $searcher.Filter = '(&(objectCategory=person)(' + $Attribute + '=' + (ConvertTo-RemediateLdapGuid $Guid) + '))'
-    return $searcher.FindOne()
+    try {
+        return $searcher.FindOne()
+    }
+    catch {
+        Stop-RemediateIfDoubleHop $_ 'an Active Directory search (ADSI)'
+        throw
+    }
 }
 
 function Get-RemediateUserOrRefuse {
