@@ -191,7 +191,7 @@ function Invoke-RemediateOperation {
 # every request has finished, then each one's statistics become the record beside the export.
 _REQUESTS = r"""
 function Wait-RemediateRequests {
-    param([string]$Batch, [string]$Kind)
+    param([string]$Batch, [string]$Kind, [int]$Count)
     while ($true) {
         if ($Kind -eq 'export') {
             $statistics = @(Get-MailboxExportRequest -BatchName $Batch | Get-MailboxExportRequestStatistics)
@@ -200,7 +200,7 @@ function Wait-RemediateRequests {
             $statistics = @(Get-MailboxImportRequest -BatchName $Batch | Get-MailboxImportRequestStatistics)
         }
         $running = @($statistics | Where-Object { @('Completed', 'CompletedWithWarning', 'Failed') -notcontains [string]$_.Status })
-        if ($running.Count -eq 0) {
+        if ($statistics.Count -ge $Count -and $running.Count -eq 0) {
             return ,$statistics
         }
         Start-Sleep -Seconds 10
@@ -239,7 +239,7 @@ function Invoke-RemediateOperation {
     }
     $made = @{}
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'export')) {
+    foreach ($statistics in (Wait-RemediateRequests $batch 'export' $sources.Count)) {
         $guid = [System.IO.Path]::GetFileNameWithoutExtension([string]$statistics.FilePath)
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxExportRequest'
@@ -276,7 +276,7 @@ function Invoke-RemediateOperation {
         New-MailboxImportRequest -Mailbox $pairs[$location].target -FilePath $location -BatchName $batch -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
     }
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'import')) {
+    foreach ($statistics in (Wait-RemediateRequests $batch 'import' $pairs.Count)) {
         $pair = $pairs[[string]$statistics.FilePath]
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxImportRequest'

@@ -231,7 +231,7 @@ function Invoke-RemediateOperation {
             Move-Item -LiteralPath $written[0].FullName -Destination $path
             [System.IO.File]::WriteAllText((Get-RemediateExportPath $Parameters.directory $guid '.exmerge-name.txt'), $written[0].Name)
         }
-        $succeeded = $summary.succeeded -and $written.Count -eq 1
+        $succeeded = $summary.succeeded -and $summary.errors -eq 0 -and $written.Count -eq 1
         Write-RemediateRecord (Get-RemediateExportPath $Parameters.directory $guid '.export.json') @{
             tool = 'ExMerge'
             mailbox = $guid
@@ -285,7 +285,7 @@ function Invoke-RemediateOperation {
             imported_items = $null
             bad_items = $summary.errors
         }
-        if (-not $summary.succeeded) {
+        if (-not $summary.succeeded -or $summary.errors -gt 0) {
             $failed += $item.target
         }
     }
