@@ -1,7 +1,8 @@
 """Export and import verification through the WinRM adapter: a store reports counts, not item ids,
 so each export carries what the export tool reported (ExMerge's summary on 2000/2003, the export
 request's statistics on 2010+), recorded beside the PST; a purge is refused unless that evidence
-shows a complete export of the mailbox as it is now."""
+shows a complete export of the mailbox as it is now. A saved plan's fingerprint of a real mailbox
+is its count and size."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kb_support import expected, load, parameters, scenario
 from winrm_support import Site, WinRmWorld, serve
 
 from remediate import Engine, get_playbook
+from remediate.engine.fingerprint import Scope, drifts, fingerprints, mailbox_key
 from remediate.errors import PermanentError
 from remediate.model import MailboxInfo, MailItem
 from remediate.steps.coverage import export_gap
@@ -148,3 +150,19 @@ def test_the_playbook_stops_before_any_purge_when_an_export_fails(
         assert {box.guid for box in fake.exchange.mailboxes(name)} == before  # none purged
         users = [UUID(guid) for guid in expected(doc)["deleted_guids"]]
         assert len(fake.directory.read(users, fake.directory.writable_dc())) == len(users)
+
+
+def test_a_real_mailboxs_fingerprint_is_its_count_and_size_and_shows_new_mail(
+    site: Site,
+) -> None:
+    name, boxes = with_items(site)
+    world = WinRmWorld(site.world, site.exchange())
+    scope = Scope(mailboxes=tuple((name, box.guid) for box in boxes))
+    planned = fingerprints(world, scope)
+    key = mailbox_key(name, boxes[0].guid)
+    assert planned[key]["items"] == boxes[0].item_count and planned[key]["size_bytes"]
+    assert "item_ids_sha256" not in planned[key]
+    mail = MailItem("late-2", "Inbox", "arrived after the plan")
+    assert site.world.exchange.deliver(name, boxes[0].legacy_dn, mail) == "delivered"
+    drifted = {(d.target, d.attribute) for d in drifts(planned, fingerprints(world, scope))}
+    assert drifted == {(key, "items"), (key, "size_bytes")}
