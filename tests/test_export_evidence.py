@@ -124,3 +124,12 @@ def test_a_mailbox_has_either_item_ids_or_a_count() -> None:
         MailboxInfo(BOX, "EXCH01", "CN=Store", "/o=Corp/cn=jdoe", "J", None, ("a",), None,
                     counted_items=1)
     assert counted(items=7).item_count == 7
+
+
+def test_an_import_without_any_record_would_fail_rather_than_pass_as_done() -> None:
+    target = ImportTarget("EXCH01", "EXCH01", BLANK, BOX, "jdoe")
+    box = counted(items=30, owner=USER, disconnected=False)
+    change = ImportMail([target]).plan(target, ImportObservation(box, export(None)))
+    assert isinstance(change, WouldFail) and "has no record" in change.reason
+    done = export(replace(COMPLETE, file_bytes_now=None), into=(BOX,))
+    assert isinstance(ImportMail([target]).plan(target, ImportObservation(box, done)), NoOp)

@@ -31,13 +31,17 @@ def evidence_problems(evidence: ExportEvidence) -> list[str]:
     return found
 
 
+def _no_record(export: ExportRef) -> str:
+    return f"the export {export.location} has no record of what the export tool reported"
+
+
 def export_problems(export: ExportRef) -> list[str]:
     """What keeps ``export`` from counting as a complete export of its mailbox as it was (none
     where it lists its item ids: those are compared instead)."""
     if export.item_ids is not None:
         return []
     if export.evidence is None:
-        return [f"the export {export.location} has no record of what the export tool reported"]
+        return [_no_record(export)]
     return evidence_problems(export.evidence)
 
 
@@ -52,7 +56,7 @@ def export_gap(box: MailboxInfo, export: ExportRef | None) -> str | None:
         return f"{missing} of its {box.item_count} items are not in the export" if missing else None
     evidence = export.evidence
     if evidence is None:
-        return f"the export {export.location} has no record of what the export tool reported"
+        return _no_record(export)
     found = evidence_problems(evidence)
     if box.item_count > evidence.source_items:
         found.append(f"the mailbox holds {box.item_count} items, {evidence.source_items} when "
