@@ -161,6 +161,10 @@ class MailboxInfo:
     ``owner`` is the user whose ``msExchMailboxGuid`` names this mailbox, as the server's own DC
     sees it (None: no user points at it). ``disconnected_at`` is the store's own mark
     (``DateDiscoveredAbsentInDS``), set by the cleanup agent.
+
+    ``item_ids`` are the items' identities where the source can list them (the fakes); a real
+    store reports only a count (``TotalItems``, ``ItemCount``) and a size, so there
+    ``item_ids`` is None and ``counted_items`` holds the count.
     """
 
     guid: UUID
@@ -169,12 +173,20 @@ class MailboxInfo:
     legacy_dn: str
     display_name: str
     disconnected_at: datetime | None
-    item_ids: tuple[str, ...]
+    item_ids: tuple[str, ...] | None
     owner: UUID | None
+    counted_items: int | None = None
+    size_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.item_ids is None) == (self.counted_items is None):
+            raise ValueError(f"mailbox {self.guid}: give either its item ids or its item count")
 
     @property
     def item_count(self) -> int:
-        return len(self.item_ids)
+        if self.item_ids is not None:
+            return len(self.item_ids)
+        return self.counted_items or 0
 
     @property
     def disconnected(self) -> bool:
@@ -182,10 +194,39 @@ class MailboxInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportEvidence:
+    """What the export tool itself reported when it finished (recorded beside the export file by
+    the script that ran it), and what the file looks like now.
+
+    ``source_items``/``source_bytes``: what the store reported for the mailbox just before the
+    export started. ``exported_items`` and ``estimated_items`` (``ItemsTransferred``,
+    ``EstimatedTransferItemCount``) are None where the tool does not count (ExMerge);
+    ``bad_items`` are the items it skipped (``BadItemsEncountered``, ExMerge's non-fatal
+    errors). ``file_bytes_now`` is None when the file is gone."""
+
+    tool: str
+    status: str
+    succeeded: bool
+    source_items: int
+    source_bytes: int | None
+    exported_items: int | None
+    estimated_items: int | None
+    bad_items: int
+    file_bytes: int
+    file_bytes_now: int | None
+    finished_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExportRef:
-    """Where a mailbox's items were exported to, and which items the export holds."""
+    """Where a mailbox's items were exported to, and what shows the export is complete: the ids
+    of the items it holds where they can be listed (the fakes), else the tool's ``evidence``
+    (real servers: a PST's entry ids are not the mailbox's). ``imported_into``: the mailboxes
+    the import tool reported a complete import of this export into."""
 
     server: str
     mailbox: UUID
     location: str
-    item_ids: tuple[str, ...]
+    item_ids: tuple[str, ...] | None
+    evidence: ExportEvidence | None = None
+    imported_into: tuple[UUID, ...] = ()

@@ -105,7 +105,8 @@ class Exchange(Protocol):
     def stores(self, server: str) -> Sequence[Store]: ...
 
     def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
-        """Mailboxes on ``server`` (all, or only these GUIDs): one call per server."""
+        """Mailboxes on ``server`` (all, or only these GUIDs): one call per server. Real stores
+        report an item count and size, not item ids (``MailboxInfo.item_ids`` is None)."""
         ...
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]: ...
@@ -131,7 +132,8 @@ class Exchange(Protocol):
         ...
 
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
-        """Existing exports of these mailboxes made by this run."""
+        """Existing exports of these mailboxes made by this run, each with what shows it is
+        complete: its item ids, or the export tool's evidence, and the imports made of it."""
         ...
 
     def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
@@ -139,7 +141,8 @@ class Exchange(Protocol):
         ...
 
     def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
-        """Import each export into the mailbox; items already present (same id) are skipped."""
+        """Import each export into the mailbox; where item ids are kept, items already present
+        (same id) are skipped; real servers record what the import tool reported."""
         ...
 
 

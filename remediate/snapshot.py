@@ -95,13 +95,16 @@ def _server(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
 
 
 def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
-    # The store reports item ids; folders and subjects stay on the server (the plan needs ids).
+    # Folders and subjects stay on the server. A real store reports a count, not ids: the
+    # rehearsal gets as many stand-ins, named after the mailbox so none repeats.
+    ids = box.item_ids if box.item_ids is not None else tuple(
+        f"{box.guid}/{n}" for n in range(box.item_count))
     return {
         "guid": str(box.guid),
         "legacy_dn": box.legacy_dn,
         "display_name": box.display_name,
         "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
-        "items": [{"id": item, "folder": "", "subject": ""} for item in box.item_ids],
+        "items": [{"id": item, "folder": "", "subject": ""} for item in ids],
     }
 
 

@@ -47,6 +47,20 @@ ca_file = "ca.pem"
     assert "s3cret" not in repr(first)
     assert (second.server, second.scheme, second.port) == ("MAIL2", "https", 5986)
     assert second.ca_file == tmp_path / "ca.pem"
+    assert not first.kerberos_delegation and not second.kerberos_delegation
+
+
+def test_kerberos_may_delegate_for_the_double_hop(tmp_path: Path) -> None:
+    path = inventory(tmp_path, """[[exchange]]
+host = "exch01"
+version = "2016"
+transport = "kerberos"
+kerberos_delegation = true
+identity = "svc@CORP.EXAMPLE"
+password_env = "PW"
+""")
+    (config,) = load_exchange_servers(path)
+    assert config.transport == "kerberos" and config.kerberos_delegation
 
 
 def test_a_missing_password_variable_says_which(tmp_path: Path,
@@ -78,6 +92,10 @@ BASE = 'host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"
         ('colour = "blue"', "exchange[0].colour", "one of ca_file, deadline_s"),
         ("password_prompt = true", "exchange[0].password_env", "not both"),
         ("deadline_s = 0", "exchange[0].deadline_s", "a whole number of seconds"),
+        ("kerberos_delegation = true", "exchange[0].kerberos_delegation",
+         'true only with transport = "kerberos"'),
+        ('transport = "kerberos"\nkerberos_delegation = "yes"',
+         "exchange[0].kerberos_delegation", "true or false"),
     ],
 )
 def test_errors_name_the_file_the_key_and_what_is_expected(

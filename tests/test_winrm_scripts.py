@@ -13,7 +13,7 @@ from hostile_values import HOSTILE
 from pwsh_syntax import problems
 
 from remediate.adapters.winrm import delivery
-from remediate.adapters.winrm.scripts import Dialect, library
+from remediate.adapters.winrm.scripts import Dialect, library, missing_operation_hint
 from remediate.model import ExchangeVersion
 
 pytestmark = pytest.mark.winrm
@@ -25,8 +25,12 @@ def test_every_version_has_the_operations_it_needs() -> None:
     for version in ExchangeVersion:
         names = set(library(version))
         assert {"describe", "mailboxes", "service_states", "set_services", "purge", "disable",
-                "exports", "export", "import"} <= names
+                "exports"} <= names
         assert ("reconnect" in names) == (version is not ExchangeVersion.E2000)
+        # 2007 has no export/import requests: the adapter refuses and says what to do instead
+        has_requests = version is not ExchangeVersion.E2007
+        assert {"export" in names, "import" in names} == {has_requests}
+        assert (missing_operation_hint(version, "export") is None) == has_requests
         assert ("clean_database" in names) == (not version.legacy)
 
 
@@ -86,3 +90,47 @@ def test_hostile_data_travels_beside_the_script_never_in_it(
         if len(value) >= 4 and value not in script.text:
             assert value not in sent
     assert set(sent) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=,~\n")
+
+
+_HOP_PATTERN = re.compile(r"function Stop-RemediateIfDoubleHop \{.*?-match '([^']+)'", re.DOTALL)
+
+
+def _hop_pattern(text: str) -> re.Pattern[str]:
+    found = _HOP_PATTERN.search(text)
+    assert found, "the script lacks Stop-RemediateIfDoubleHop"
+    return re.compile(found.group(1), re.IGNORECASE)  # -match ignores case
+
+
+@pytest.mark.parametrize("message", [
+    'Exception calling "FindOne" with "0" argument(s): "An operations error occurred.\r\n"',
+    "The specified domain either does not exist or could not be contacted.",
+    "Logon failure: unknown user name or bad password. (0x8007052E)",
+    "[exch01.corp.example] Connecting to remote server exch01.corp.example failed with the "
+    "following error message : WinRM cannot process the request. The following error "
+    "occurred while using Kerberos authentication: ...",
+])
+def test_what_a_failed_double_hop_looks_like_is_recognised(message: str) -> None:
+    pattern = _hop_pattern(library(ExchangeVersion.E2003)["mailboxes"].text)
+    assert pattern.search(message)
+
+
+@pytest.mark.parametrize("message", [
+    'Cannot convert value "x" to type "System.Guid".',
+    "The operation couldn't be performed because object 'jdoe' couldn't be found on 'DC1'.",
+])
+def test_other_failures_are_not_blamed_on_the_double_hop(message: str) -> None:
+    assert not _hop_pattern(library(ExchangeVersion.E2016)["purge"].text).search(message)
+
+
+@pytest.mark.parametrize(("version", "operation"), SCRIPTS)
+def test_every_ad_search_and_shell_connection_turns_a_failed_hop_into_advice(
+    version: ExchangeVersion, operation: str
+) -> None:
+    """ADSI and Connect-ExchangeServer are what fail in an NTLM session (no credentials to pass
+    on); each is wrapped so the operator reads 'use credssp or Kerberos delegation', not a bare
+    COM error."""
+    text = library(version)[operation].text
+    for risky in ("FindOne()", "FindAll()", "Connect-ExchangeServer -auto"):
+        for line in (line for line in text.splitlines() if risky in line):
+            block = text[text.index(line) - 400:text.index(line) + 400]
+            assert "try {" in block and "Stop-RemediateIfDoubleHop $_" in block, line

@@ -1,6 +1,7 @@
 """The Exchange part of a world file, read through WinRM, describes the servers as they are: a
 world rebuilt from it (with the same directory) holds the same servers, stores, mailboxes,
-marks and item ids."""
+marks and item counts (a store counts items but cannot list their ids: the snapshot names as many
+stand-ins after their mailbox)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ pytestmark = pytest.mark.winrm
 
 
 def comparable(exchange: dict[str, Any]) -> list[dict[str, Any]]:
-    """Servers without what a snapshot does not read (item folders and subjects, schedules)."""
+    """Servers without what a snapshot does not read (item ids, folders and subjects,
+    schedules)."""
     servers = []
     for server in copy.deepcopy(exchange)["servers"]:
         kept = {key: server[key] for key in ("name", "version", "dc", "services", "stores")}
         for store in kept["stores"]:
             for box in store["mailboxes"]:
-                box["items"] = [item["id"] for item in box["items"]]
+                box["items"] = len(box["items"])
         servers.append(kept)
     return servers
 
@@ -37,6 +39,10 @@ def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
         assert site.commands() == 3 * len(site.endpoints)
     document = snapshot(world)
     assert comparable(read) == comparable(document["exchange"])
+    for store in (store for server in read["servers"] for store in server["stores"]):
+        for box in store["mailboxes"]:
+            assert [item["id"] for item in box["items"]] == [
+                f"{box['guid']}/{n}" for n in range(len(box["items"]))]
 
     rebuilt = world_from_json({**document, "exchange": read})
     assert comparable(snapshot(rebuilt)["exchange"]) == comparable(document["exchange"])

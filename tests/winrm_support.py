@@ -12,11 +12,12 @@ from pathlib import Path
 from winrm_endpoint import Endpoint, EndpointOptions
 from winrm_endpoint.auth import ntlm_accounts
 from winrm_endpoint.exchange_host import ExchangeHost
+from winrm_endpoint.export_share import ExportShare
 
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
 from remediate.adapters.winrm.config import Transport
 from remediate.fakes import FakeDirectory, FakeWorld
-from remediate.model import ExchangeVersion
+from remediate.model import ExchangeVersion, MailboxInfo
 from remediate.ports import World
 
 USER, PASSWORD = "CORP\\admin", "Secret-1"
@@ -30,6 +31,7 @@ class Site:
     endpoints: dict[str, Endpoint]
     hosts: dict[str, ExchangeHost]
     configs: list[ServerConfig]
+    share: ExportShare  # the export directory every server's scripts write their records to
 
     def exchange(self) -> WinRmExchange:
         return WinRmExchange(self.configs)
@@ -50,20 +52,27 @@ def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Tra
     )
 
 
+def as_read(boxes: list[MailboxInfo]) -> dict[object, MailboxInfo]:
+    """Mailboxes by GUID as the adapter reads them from a store: a count instead of item ids,
+    and no size (the fake has none; the endpoint derives one)."""
+    return {box.guid: replace(box, item_ids=None, counted_items=box.item_count, size_bytes=None)
+            for box in boxes}
+
+
 @contextmanager
 def serve(world: FakeWorld, options: EndpointOptions | None = None) -> Iterator[Site]:
     """Start one endpoint per Exchange server of ``world`` (NTLM unless ``options`` say)."""
     base = options or EndpointOptions()
     with ExitStack() as stack:
         stack.enter_context(ntlm_accounts(base.accounts))
-        endpoints, hosts, configs = {}, {}, []
+        endpoints, hosts, configs, share = {}, {}, [], ExportShare()
         for server in world.exchange.servers():
-            host = ExchangeHost(world.exchange, server.name)
+            host = ExchangeHost(world.exchange, server.name, share)
             endpoint = Endpoint(host, replace(base, machine=server.name)).start()
             stack.callback(endpoint.stop)
             endpoints[server.name], hosts[server.name] = endpoint, host
             configs.append(server_config(server.name, endpoint, server.version.value))
-        yield Site(world, endpoints, hosts, configs)
+        yield Site(world, endpoints, hosts, configs, share)
 
 
 class WinRmWorld:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from remediate.engine.changes import JsonValue
-from remediate.model import iso
+from remediate.model import MailboxInfo, iso
 from remediate.ports import World
 
 # Bookkeeping that changes with any change: reported only when nothing else explains it.
@@ -100,18 +100,28 @@ def _mailboxes(world: World, boxes: Collection[tuple[str, UUID]]) -> dict[str, F
         found = {box.guid: box for box in world.exchange.mailboxes(server, guids)}
         for guid in guids:
             box = found.get(guid)
-            result[mailbox_key(server, guid)] = {"exists": False} if box is None else {
-                "exists": True,
-                "label": f"{server} mailbox {box.display_name}",
-                "legacy_dn": box.legacy_dn,
-                "display_name": box.display_name,
-                "state": "disconnected" if box.disconnected else "connected",
-                "owner": str(box.owner) if box.owner else None,
-                "items": box.item_count,
-                "item_ids_sha256": hashlib.sha256(
-                    "\n".join(box.item_ids).encode("utf-8")).hexdigest(),
-            }
+            result[mailbox_key(server, guid)] = (
+                {"exists": False} if box is None else _mailbox(server, box))
     return result
+
+
+def _mailbox(server: str, box: MailboxInfo) -> Fingerprint:
+    print_: Fingerprint = {
+        "exists": True,
+        "label": f"{server} mailbox {box.display_name}",
+        "legacy_dn": box.legacy_dn,
+        "display_name": box.display_name,
+        "state": "disconnected" if box.disconnected else "connected",
+        "owner": str(box.owner) if box.owner else None,
+        "items": box.item_count,
+    }
+    # Item ids where the store lists them (fakes); a real store's count and size otherwise.
+    if box.item_ids is not None:
+        print_["item_ids_sha256"] = hashlib.sha256(
+            "\n".join(box.item_ids).encode("utf-8")).hexdigest()
+    if box.size_bytes is not None:
+        print_["size_bytes"] = box.size_bytes
+    return print_
 
 
 def _services(world: World, services: Collection[tuple[str, str]]) -> dict[str, Fingerprint]:

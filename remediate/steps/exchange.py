@@ -9,6 +9,7 @@ from uuid import UUID
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
 from remediate.model import DirectoryEntry, MailboxInfo
+from remediate.steps.coverage import export_gap
 from remediate.steps.targets import MailboxTarget, ReconnectTarget, StoreTarget
 
 
@@ -85,7 +86,7 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
 @dataclass(frozen=True, slots=True)
 class PurgeObservation:
     mailbox: MailboxInfo | None
-    exported: bool  # every item of it is in an export made by this run
+    export_gap: str | None  # why no export made by this run holds all of it (None: one does)
 
 
 class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
@@ -105,17 +106,23 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
         result: dict[str, PurgeObservation] = {}
         for target in targets:
             box = found.get(target.guid)
-            export = exports.get(target.guid)
-            covered = box is None or set(box.item_ids) <= set(export.item_ids if export else ())
-            result[target.key] = PurgeObservation(box, covered)
+            gap = None if box is None else export_gap(box, exports.get(target.guid))
+            result[target.key] = PurgeObservation(box, gap)
         return result
 
     def plan(self, target: MailboxTarget, observation: PurgeObservation) -> Change:
         box = observation.mailbox
         if box is None:
             return NoOp(target.key, "already purged")
-        if not observation.exported:
-            return WouldFail(target.key, f"{box.item_count} items and no export of them")
+        if observation.export_gap is not None:
+            return WouldFail(
+                target.key,
+                f"mailbox {box.display_name} ({box.guid}) on {target.server}: "
+                f"{observation.export_gap}; export it again before it is purged (while it "
+                "is connected, as the export-mail step does; once disconnected, reconnect it "
+                "or, on Exchange 2010 SP1+, New-MailboxRestoreRequest it into another mailbox, "
+                "and export that)",
+            )
         if not box.disconnected:
             return WouldFail(target.key, "still connected; run the cleanup agent first")
         return Planned(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
 from remediate.model import ExportRef, MailboxInfo
+from remediate.steps.coverage import export_gap, export_problems, items_to_import
 from remediate.steps.exchange import mailboxes_by_guid
 from remediate.steps.targets import ImportTarget, MailboxTarget
 
@@ -48,7 +49,7 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
             return NoOp(target.key, "no mailbox (already gone)")
         if not box.item_count:
             return NoOp(target.key, "no items to export")
-        if export is not None and set(box.item_ids) <= set(export.item_ids):
+        if export is not None and export_gap(box, export) is None:
             return NoOp(target.key, f"{box.item_count} items already exported")
         return Planned(target.key, "export", before={"items": box.item_count},
                        after={"exported": box.item_count})
@@ -59,8 +60,9 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
 
 
 class ImportMail(Step[ImportTarget, ImportObservation]):
-    """ExMerge import (2000/2003) or New-MailboxImportRequest (2007+); item ids are kept, so
-    an item already present is never imported twice."""
+    """ExMerge import (2000/2003) or New-MailboxImportRequest (2010 SP1+). Where item ids are
+    listed an item already present is never imported twice; on real servers the import tool's
+    own report of a complete import into this mailbox says it is done."""
 
     name = "import-mail"
     impact = Impact.REVERSIBLE
@@ -85,7 +87,12 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             return NoOp(target.key, "nothing was exported from the blank mailbox")
         if box is None:
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
-        missing = [item for item in export.item_ids if item not in set(box.item_ids)]
+        # An import the tool reported complete stands, whatever became of the file since.
+        problems = [] if box.guid in export.imported_into else export_problems(export)
+        if problems:
+            return WouldFail(target.key, f"the export {export.location} of mailbox "
+                             f"{export.mailbox} on {export.server}: {'; '.join(problems)}")
+        missing = items_to_import(box, export)
         if not missing:
             return NoOp(target.key, "every exported item is in the mailbox")
         if box.owner is None:
@@ -94,7 +101,7 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             target.key,
             "import",
             before={"items": box.item_count},
-            after={"items": box.item_count + len(missing), "imported": len(missing)},
+            after={"items": box.item_count + missing, "imported": missing},
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[ImportTarget, Planned]]) -> None:

@@ -26,6 +26,7 @@ from remediate.fakes import FakeExchange
 from remediate.model import ExchangeVersion, ExportRef, ServiceState, iso
 
 from . import clixml
+from .export_share import ExportShare, mailbox_bytes
 from .shells import HostResult
 
 _FAKE_LOCK = threading.Lock()  # one fake, several endpoints (one per server)
@@ -76,9 +77,11 @@ class _CastError(Exception):
 class ExchangeHost:
     """Plays our scripts for one server of a ``FakeExchange``."""
 
-    def __init__(self, exchange: FakeExchange, server: str) -> None:
+    def __init__(self, exchange: FakeExchange, server: str,
+                 share: ExportShare | None = None) -> None:
         self.exchange = exchange
         self.server = server
+        self.share = share if share is not None else ExportShare()
         self.calls: list[DecodedCall] = []
         self.before_run: Callable[[DecodedCall], None] | None = None  # tests: delays, noise
 
@@ -136,7 +139,8 @@ class ExchangeHost:
                 "guid": str(box.guid), "legacy_dn": box.legacy_dn,
                 "display_name": box.display_name,
                 "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
-                "item_ids": list(box.item_ids),
+                "items": box.item_count,  # the store counts items; it cannot list them
+                "size_bytes": mailbox_bytes(box.item_ids or (), version),
                 "owner": str(box.owner) if box.owner else None,
             }
             if version.legacy:  # WMI names the store, it has no DN
@@ -167,15 +171,46 @@ class ExchangeHost:
         pairs = [(_uuid(m), _uuid(u)) for m, u in zip(p["mailboxes"], p["users"], strict=True)]
         self.exchange.reconnect_mailboxes(self.server, pairs)
 
-    def _refs(self, refs: dict[UUID, ExportRef]) -> Any:
-        return {str(guid): {"location": ref.location, "item_ids": list(ref.item_ids)}
-                for guid, ref in refs.items()}
+    def _refuse(self, message: str, target: str | None = None) -> PermanentError:
+        """What the script's Stop-RemediateRefused says."""
+        return PermanentError(message, endpoint=self.server, operation="script", target=target)
+
+    def _reach(self, directory: str) -> None:
+        if self.share.unreachable:
+            raise self._refuse(
+                f"the export directory {directory} cannot be reached from {self.server}: it "
+                "does not exist, or this WinRM session has no credentials to pass on to the "
+                'file server (the double hop of an NTLM session: use transport = "credssp", '
+                "or Kerberos with delegation)", directory)
+
+    def _rows(self, guids: list[UUID]) -> dict[str, Any]:
+        refs = self.exchange.exports(self.server, guids)
+        rows = {}
+        for guid in guids:
+            ref = refs.get(guid)
+            if ref is not None or guid in self.share.exports:
+                rows[str(guid)] = self.share.row(guid, ref.location if ref else f"{guid}.pst",
+                                                 ref.item_ids if ref else None)
+        return rows
 
     def exports(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        return self._refs(self.exchange.exports(self.server, [_uuid(g) for g in p["guids"]]))
+        self._reach(p["directory"])
+        return self._rows([_uuid(g) for g in p["guids"]])
 
     def export(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        return self._refs(self.exchange.export_mail(self.server, [_uuid(g) for g in p["guids"]]))
+        self._reach(p["directory"])
+        guids = [_uuid(g) for g in p["guids"]]
+        boxes = self.exchange.mailboxes(self.server, guids)
+        before = {box.guid: box.item_ids or () for box in boxes}
+        refs = self.exchange.export_mail(self.server, guids)
+        records = {guid: self.share.record_export(self.server, version, guid, before[guid],
+                                                  refs[guid].item_ids or ())
+                   for guid in guids}
+        failed = [guid for guid, record in records.items() if not record["succeeded"]]
+        if failed:
+            raise self._refuse(f"the export of mailbox {failed[0]} on {self.server} did not "
+                               f"complete ({len(failed)} in all)", str(failed[0]))
+        return self._rows(guids)
 
     def import_(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         pairs = [
@@ -185,7 +220,16 @@ class ExchangeHost:
                 strict=True,
             )
         ]
+        if version.legacy:  # ExMerge needs the name it gave the PST, recorded on export
+            for guid, ref in pairs:
+                if ref.mailbox not in self.share.exports:
+                    raise self._refuse(f"the export {ref.location} (or the name ExMerge gave "
+                                       f"it) was not found from {self.server}", str(guid))
         self.exchange.import_mail(self.server, pairs)
+        for guid, ref in pairs:
+            record = self.share.exports.get(ref.mailbox, {})
+            items = record.get("exported_items") or record.get("source_items") or 0
+            self.share.record_import(self.server, version, ref.mailbox, guid, items)
 
 
 _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]], Any]] = {

@@ -6,6 +6,7 @@ host = "exch01.corp.example"
 name = "EXCH01"                 # optional (default: host up to the first dot, upper-case)
 version = "2016"
 transport = "ntlm"              # ntlm (default) | kerberos | credssp | basic (HTTPS only)
+kerberos_delegation = false     # kerberos only: forward the ticket so the server can reach AD
 scheme = "https"                # http | https (default: https for basic and credssp, else http)
 port = 5986                     # default 5985 for http, 5986 for https
 identity = "CORP\\svc-remediate"
@@ -36,6 +37,7 @@ TRANSPORTS: tuple[Transport, ...] = ("ntlm", "kerberos", "credssp", "basic")
 _KEYS = {
     "host", "name", "version", "transport", "scheme", "port", "identity", "password_env",
     "password_prompt", "ca_file", "export_directory", "operation_timeout_s", "deadline_s",
+    "kerberos_delegation",
 }
 
 
@@ -49,6 +51,7 @@ class ServerConfig:
     password: Callable[[], str] = field(repr=False, compare=False)
     name: str = ""
     transport: Transport = "ntlm"
+    kerberos_delegation: bool = False  # forward the TGT (the double hop, with Kerberos)
     scheme: Literal["http", "https"] = "http"
     port: int = 5985
     ca_file: Path | None = None
@@ -129,6 +132,10 @@ def parse_entry(entry: object, path: Path, index: int, *,
             ca_file = path.parent / ca_file
         if not ca_file.is_file():
             raise _bad(path, f"{where}.ca_file", f"an existing PEM file (no file {ca_file})")
+    delegation = entry.get("kerberos_delegation", False)
+    if not isinstance(delegation, bool) or (delegation and transport != "kerberos"):
+        raise _bad(path, f"{where}.kerberos_delegation",
+                   'true or false, and true only with transport = "kerberos"')
     identity = text("identity")
     return ServerConfig(
         host=host,
@@ -138,6 +145,7 @@ def parse_entry(entry: object, path: Path, index: int, *,
                                   environ=environ),
         name=text("name", host.split(".", 1)[0].upper()),
         transport=transport,
+        kerberos_delegation=delegation,
         scheme=cast(Literal["http", "https"], scheme),
         port=port,
         ca_file=ca_file,

@@ -22,12 +22,13 @@ from remediate.ports import ManualActionRequired
 
 from .config import ServerConfig
 from .delivery import Value
+from .evidence import export_ref
 from .runner import ScriptRunner
-from .scripts import library
+from .scripts import library, missing_operation_hint
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
-# result (every item id of every mailbox) stay bounded.
+# result stay bounded.
 BATCH_SIZE = 1000
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class WinRmExchange:
             raise PermanentError(
                 f"Exchange {config.version} has no {operation} operation",
                 endpoint=server, operation=f"exchange.{operation}",
+                hint=missing_operation_hint(config.version, operation),
             )
         return self.runners[server].run(script, values)
 
@@ -137,8 +139,10 @@ class WinRmExchange:
             legacy_dn=str(row["legacy_dn"]),
             display_name=str(row["display_name"]),
             disconnected_at=utc(str(disconnected)) if disconnected else None,
-            item_ids=tuple(str(item) for item in row["item_ids"]),
+            item_ids=None,  # a store counts its items; it cannot list them
             owner=UUID(str(owner)) if owner else None,
+            counted_items=int(row["items"]),
+            size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
         )
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:
@@ -197,9 +201,8 @@ class WinRmExchange:
         refs: dict[UUID, ExportRef] = {}
         for found in self._batched(server, operation, _strings(guids),
                                    lambda chunk: {"directory": directory, "guids": list(chunk)}):
-            for guid, export in found.items():
-                refs[UUID(guid)] = ExportRef(server, UUID(guid), str(export["location"]),
-                                             tuple(str(item) for item in export["item_ids"]))
+            for guid, row in found.items():
+                refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
 
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:

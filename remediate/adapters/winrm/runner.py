@@ -44,6 +44,7 @@ class ScriptRunner:
             self._protocol = Protocol(
                 endpoint=config.url,
                 transport=config.transport,  # our names are pywinrm's
+                kerberos_delegation=config.kerberos_delegation,
                 username=config.identity,
                 password=config.password(),
                 server_cert_validation="validate",

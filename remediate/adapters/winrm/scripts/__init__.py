@@ -28,6 +28,13 @@ OPERATIONS = (
 )
 
 
+def missing_operation_hint(version: ExchangeVersion, operation: str) -> str | None:
+    """What to do instead where this version has no script for ``operation``."""
+    if version is ExchangeVersion.E2007:
+        return cmdlets.UNAVAILABLE_2007.get(operation)
+    return None
+
+
 @cache
 def library(version: ExchangeVersion) -> dict[str, Script]:
     """The scripts for servers of this version (an operation it lacks is left out)."""
@@ -36,4 +43,4 @@ def library(version: ExchangeVersion) -> dict[str, Script]:
     return cmdlets.scripts(version)
 
 
-__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library"]
+__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library", "missing_operation_hint"]

@@ -32,6 +32,10 @@ class Script:
 
 
 # Exit codes of every script (the adapter reads them; see runner.py).
+# A WinRS session authenticated by NTLM (or Kerberos without delegation) holds no credentials the
+# server could pass on: its ADSI binds to a DC and its Exchange shell's connection fail (the
+# double hop); Stop-RemediateIfDoubleHop turns the errors that shows as into a refusal that says
+# so. A refusal's exit code is 3.
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_TRANSIENT = 0, 1, 3, 4
 
 _DECODE = r"""
@@ -123,6 +127,19 @@ function Stop-RemediateRefused {
     param([string]$Message, [string]$Target)
     Write-RemediateResult 'REFUSED' @{ message = $Message; target = $Target }
     exit 3
+}
+
+function Stop-RemediateDoubleHop {
+    param([string]$What, [string]$Detail)
+    Stop-RemediateRefused ($What + ' failed on ' + $env:COMPUTERNAME + ' (' + $Detail.Trim() + '): this WinRM session has no credentials to pass on to a domain controller or another server (the double hop of an NTLM session); use transport = "credssp" (HTTPS), or Kerberos with delegation to ' + $env:COMPUTERNAME) $env:COMPUTERNAME
+}
+
+function Stop-RemediateIfDoubleHop {
+    param($Failure, [string]$What)
+    $text = [string]$Failure.Exception.Message
+    if ($text -match 'operations error|0x80072020|could not be contacted|0x8007054B|logon failure|0x8007052E|Access is denied|0x80070005|Kerberos') {
+        Stop-RemediateDoubleHop $What $text
+    }
 }
 
 function Test-RemediateTransient {

@@ -13,7 +13,16 @@ from .parameters import PARAMETERS
 _SETUP_2007 = "Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Admin"
 _SETUP = r"""
 . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
-Connect-ExchangeServer -auto -ClientApplication:ManagementShell
+try {
+    Connect-ExchangeServer -auto -ClientApplication:ManagementShell
+}
+catch {
+    Stop-RemediateIfDoubleHop $_ 'connecting the Exchange Management Shell (Connect-ExchangeServer)'
+    throw
+}
+if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
+    Stop-RemediateDoubleHop 'connecting the Exchange Management Shell (Connect-ExchangeServer)' 'no Exchange cmdlets after it'
+}
 """
 
 _DESCRIBE = r"""
@@ -33,6 +42,14 @@ function Invoke-RemediateOperation {
 """
 
 _STATISTICS = r"""
+function ConvertTo-RemediateBytes {
+    param($Size)
+    if ($null -ne $Size -and ([string]$Size) -match '\(([^)]*) bytes\)') {
+        return [long]($matches[1] -replace '[^0-9]', '')
+    }
+    return $null
+}
+
 function Get-RemediateStatistics {
     $all = @()
     foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
@@ -75,7 +92,8 @@ function Invoke-RemediateOperation {
                 legacy_dn = [string]$statistics.LegacyDN
                 display_name = [string]$statistics.DisplayName
                 disconnected_at = $absent
-                item_ids = Get-RemediateItemIds $guid
+                items = [long]$statistics.ItemCount
+                size_bytes = ConvertTo-RemediateBytes $statistics.TotalItemSize
                 owner = Get-RemediateOwner $guid
             }
         }
@@ -169,24 +187,39 @@ function Invoke-RemediateOperation {
 """
 
 
-_WAIT_REQUESTS = r"""
+# Export and import requests run in the Mailbox Replication Service; a batch is waited for until
+# every request has finished, then each one's statistics become the record beside the export.
+_REQUESTS = r"""
 function Wait-RemediateRequests {
-    param([string]$Batch, [string]$Kind)
+    param([string]$Batch, [string]$Kind, [int]$Count)
     while ($true) {
         if ($Kind -eq 'export') {
-            $requests = @(Get-MailboxExportRequest -BatchName $Batch)
+            $statistics = @(Get-MailboxExportRequest -BatchName $Batch | Get-MailboxExportRequestStatistics)
         }
         else {
-            $requests = @(Get-MailboxImportRequest -BatchName $Batch)
+            $statistics = @(Get-MailboxImportRequest -BatchName $Batch | Get-MailboxImportRequestStatistics)
         }
-        $failed = @($requests | Where-Object { [string]$_.Status -eq 'Failed' })
-        if ($failed.Count -gt 0) {
-            throw ('mailbox ' + $Kind + ' request failed for ' + $failed[0].Mailbox)
-        }
-        if (@($requests | Where-Object { [string]$_.Status -ne 'Completed' }).Count -eq 0) {
-            return
+        $running = @($statistics | Where-Object { @('Completed', 'CompletedWithWarning', 'Failed') -notcontains [string]$_.Status })
+        if ($statistics.Count -ge $Count -and $running.Count -eq 0) {
+            return ,$statistics
         }
         Start-Sleep -Seconds 10
+    }
+}
+
+function Get-RemediateRequestRecord {
+    param($Statistics)
+    return @{
+        status = [string]$Statistics.Status
+        succeeded = ([string]$Statistics.Status -eq 'Completed')
+        bad_items = [long]$Statistics.BadItemsEncountered
+    }
+}
+
+function Stop-RemediateIfRequestsFailed {
+    param([string[]]$Failed, [string]$Kind)
+    if ($Failed.Count -gt 0) {
+        Stop-RemediateRefused ('the mailbox ' + $Kind + ' request for ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' did not complete (' + $Failed.Count + ' in all); see Get-Mailbox' + $Kind + 'RequestStatistics -IncludeReport, fix the cause, remove the request and run again') $Failed[0]
     }
 }
 """
@@ -194,20 +227,35 @@ function Wait-RemediateRequests {
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    Assert-RemediateExportDirectory $Parameters.directory
     $batch = 'remediate-' + [guid]::NewGuid().ToString()
+    $sources = @{}
     foreach ($guid in $Parameters.guids) {
-        [void](Find-RemediateStatistics $guid)
+        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $guid
     }
-    foreach ($guid in $Parameters.guids) {
-        $path = Join-Path $Parameters.directory ($guid + '.pst')
-        New-MailboxExportRequest -Mailbox $guid -FilePath $path -BatchName $batch -Confirm:$false | Out-Null
+    foreach ($guid in $sources.Keys) {
+        Move-RemediateEarlierExport $Parameters.directory $guid
+        New-MailboxExportRequest -Mailbox $guid -FilePath (Get-RemediateExportPath $Parameters.directory $guid '.pst') -BatchName $batch -BadItemLimit 0 -Confirm:$false | Out-Null
     }
-    Wait-RemediateRequests $batch 'export'
     $made = @{}
-    foreach ($guid in $Parameters.guids) {
-        $path = Get-RemediateExportFile $Parameters.directory $guid
-        $made[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
+    $failed = @()
+    foreach ($statistics in (Wait-RemediateRequests $batch 'export' $sources.Count)) {
+        $guid = [System.IO.Path]::GetFileNameWithoutExtension([string]$statistics.FilePath)
+        $record = Get-RemediateRequestRecord $statistics
+        $record['tool'] = 'New-MailboxExportRequest'
+        $record['mailbox'] = $guid
+        $record['source_items'] = [long]$sources[$guid].ItemCount
+        $record['source_bytes'] = ConvertTo-RemediateBytes $sources[$guid].TotalItemSize
+        $record['exported_items'] = [long]$statistics.ItemsTransferred
+        $record['estimated_items'] = [long]$statistics.EstimatedTransferItemCount
+        $record['file_bytes'] = Get-RemediateFileBytes (Get-RemediateExportPath $Parameters.directory $guid '.pst')
+        Write-RemediateRecord (Get-RemediateExportPath $Parameters.directory $guid '.export.json') $record
+        if (-not $record.succeeded) {
+            $failed += $guid
+        }
+        $made[$guid] = Get-RemediateExportRecord $Parameters.directory $guid
     }
+    Stop-RemediateIfRequestsFailed $failed 'Export'
     return $made
 }
 """
@@ -216,41 +264,68 @@ _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $batch = 'remediate-' + [guid]::NewGuid().ToString()
+    $pairs = @{}
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         [void](Find-RemediateStatistics $Parameters.mailboxes[$index])
         if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
-            Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found') $Parameters.mailboxes[$index]
+            Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
+        }
+        $pairs[$Parameters.locations[$index]] = @{ target = $Parameters.mailboxes[$index]; source = $Parameters.export_mailboxes[$index] }
+    }
+    foreach ($location in $pairs.Keys) {
+        New-MailboxImportRequest -Mailbox $pairs[$location].target -FilePath $location -BatchName $batch -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
+    }
+    $failed = @()
+    foreach ($statistics in (Wait-RemediateRequests $batch 'import' $pairs.Count)) {
+        $pair = $pairs[[string]$statistics.FilePath]
+        $record = Get-RemediateRequestRecord $statistics
+        $record['tool'] = 'New-MailboxImportRequest'
+        $record['export'] = $pair.source
+        $record['mailbox'] = $pair.target
+        $record['imported_items'] = [long]$statistics.ItemsTransferred
+        $name = '.import.' + ([guid]$pair.target).ToString() + '.json'
+        Write-RemediateRecord (Get-RemediateExportPath (Split-Path ([string]$statistics.FilePath)) $pair.source $name) $record
+        if (-not $record.succeeded) {
+            $failed += $pair.target
         }
     }
-    for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        New-MailboxImportRequest -Mailbox $Parameters.mailboxes[$index] -FilePath $Parameters.locations[$index] -BatchName $batch -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
-    }
-    Wait-RemediateRequests $batch 'import'
+    Stop-RemediateIfRequestsFailed $failed 'Import'
     return $null
 }
 """
-
 
 
 def _bodies(version: ExchangeVersion) -> dict[str, str]:
     old = version in (ExchangeVersion.E2007, ExchangeVersion.E2010)
     return {
         "describe": _DESCRIBE,
-        "mailboxes": shared.DIRECTORY + shared.ITEMS + _STATISTICS + _MAILBOXES,
+        "mailboxes": shared.DIRECTORY + _STATISTICS + _MAILBOXES,
         "service_states": shared.SERVICES,
         "set_services": shared.SET_SERVICES,
         "clean_database": _CLEAN_2007 if old else _CLEAN_2013,
         "purge": _STATISTICS + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
         "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
-        "exports": shared.EXPORT_FILES + shared.ITEMS + shared.EXPORTS,
-        "export": shared.EXPORT_FILES + shared.ITEMS + _STATISTICS + _WAIT_REQUESTS + _EXPORT,
-        "import": _STATISTICS + _WAIT_REQUESTS + _IMPORT,
+        "exports": shared.EXPORT_FILES + shared.EXPORTS,
+        "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
+        "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,
     }
+
+
+# Exchange 2007 has no mailbox export/import requests (2010 SP1 brought them); its
+# Export-Mailbox -PSTFolderPath runs only on a 32-bit machine with Outlook, never on the server.
+UNAVAILABLE_2007 = {
+    "export": "Exchange 2007 has no New-MailboxExportRequest; export these mailboxes with "
+    "Export-Mailbox -PSTFolderPath from a 32-bit machine with Outlook 2003 SP2 or later, or move "
+    "them to Exchange 2010 SP1 or later first",
+    "import": "Exchange 2007 has no New-MailboxImportRequest; import with Import-Mailbox "
+    "-PSTFolderPath from a 32-bit machine with Outlook 2003 SP2 or later",
+}
 
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
     old = version in (ExchangeVersion.E2007, ExchangeVersion.E2010)
+    unavailable = UNAVAILABLE_2007 if version is ExchangeVersion.E2007 else {}
     dialect = Dialect.PS2 if old else Dialect.PS5
     setup = _SETUP_2007 if version is ExchangeVersion.E2007 else _SETUP
     return {
@@ -263,4 +338,5 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
             body=body,
         )
         for operation, body in _bodies(version).items()
+        if operation not in unavailable
     }

@@ -28,14 +28,24 @@ function Find-RemediateStoreMailbox {
 """
 
 _DESCRIBE = r"""
+function Get-RemediateStoreEntries {
+    try {
+        $rootDse = [ADSI]'LDAP://RootDSE'
+        $searcher = New-Object System.DirectoryServices.DirectorySearcher
+        $searcher.SearchRoot = [ADSI]('LDAP://' + $rootDse.configurationNamingContext)
+        $searcher.Filter = '(objectClass=msExchPrivateMDB)'
+        return @($searcher.FindAll())
+    }
+    catch {
+        Stop-RemediateIfDoubleHop $_ 'reading the stores from Active Directory (ADSI)'
+        throw
+    }
+}
+
 function Invoke-RemediateOperation {
     param($Parameters)
-    $rootDse = [ADSI]'LDAP://RootDSE'
-    $searcher = New-Object System.DirectoryServices.DirectorySearcher
-    $searcher.SearchRoot = [ADSI]('LDAP://' + $rootDse.configurationNamingContext)
-    $searcher.Filter = '(objectClass=msExchPrivateMDB)'
     $stores = @()
-    foreach ($entry in $searcher.FindAll()) {
+    foreach ($entry in (Get-RemediateStoreEntries)) {
         $owner = [string]$entry.Properties['msexchowningserver'][0]
         if ($owner.StartsWith('CN=' + $env:COMPUTERNAME + ',')) {
             $group = ([ADSI]$entry.GetDirectoryEntry().Parent).cn
@@ -70,7 +80,8 @@ function Invoke-RemediateOperation {
                 legacy_dn = [string]$mailbox.LegacyDN
                 display_name = [string]$mailbox.MailboxDisplayName
                 disconnected_at = $absent
-                item_ids = Get-RemediateItemIds $guid
+                items = [long]$mailbox.TotalItems
+                size_bytes = [long]$mailbox.Size * 1024
                 owner = Get-RemediateOwner $guid
             }
         }
@@ -134,32 +145,65 @@ function Invoke-RemediateOperation {
 """
 
 
-# ExMerge: one batch run per call. The ini is written from the payload's values (never from
-# script text); the mailbox list file holds one legacyExchangeDN per line.
+# ExMerge in batch mode, one run per mailbox in a directory of its own, so each run's PST and log
+# belong to one mailbox whatever name ExMerge gives the file. The ini is written from the
+# payload's values (never from script text). ExMerge has no exit code: its log's summary line
+# ("N mailboxes successfully processed. N mailboxes were not successfully processed. N non-fatal
+# errors encountered.") is its verdict.
 _EXMERGE = r"""
-function Invoke-RemediateExMerge {
-    param([int]$Action, [string]$Directory, [string[]]$LegacyDns)
+function New-RemediateWorkDirectory {
     $work = Join-Path $env:TEMP ('remediate-' + [guid]::NewGuid().ToString())
     [void](New-Item -ItemType Directory -Path $work)
-    $list = Join-Path $work 'mailboxes.txt'
-    [System.IO.File]::WriteAllLines($list, $LegacyDns)
+    return $work
+}
+
+function Read-RemediateExMergeSummary {
+    param([string[]]$Log)
+    $text = $Log -join ' '
+    if ($text -match '(\d+) mailboxes successfully processed\.\s+(\d+) mailboxes were not\s+successfully processed\.\s+(\d+) non-fatal errors') {
+        return @{ status = $matches[0]; succeeded = ([int]$matches[1] -eq 1 -and [int]$matches[2] -eq 0); errors = [long]$matches[3] }
+    }
+    return @{ status = 'exmerge.log has no summary line'; succeeded = $false; errors = [long]0 }
+}
+
+function Invoke-RemediateExMerge {
+    param([int]$Action, [string]$Work, [string]$LegacyDn, [string]$KeepLog)
+    $list = Join-Path $Work 'mailboxes.txt'
+    [System.IO.File]::WriteAllLines($list, [string[]]@($LegacyDn))
     $ini = @(
         '[EXMERGE]',
         ('MergeAction=' + $Action),
         ('SourceServerName=' + $env:COMPUTERNAME),
         ('DestServerName=' + $env:COMPUTERNAME),
-        ('DataDirectoryName=' + $Directory),
+        ('DataDirectoryName=' + $Work),
         ('FileContainingListOfMailboxes=' + $list),
+        'DataImportMethod=1',
+        'CopyUserData=1',
+        'CopyAssociatedFolderData=0',
+        'CopyDeletedItemsFromDumpster=0',
         'LoggingLevel=1'
     )
-    $iniPath = Join-Path $work 'exmerge.ini'
-    [System.IO.File]::WriteAllLines($iniPath, $ini)
+    $iniPath = Join-Path $Work 'exmerge.ini'
+    [System.IO.File]::WriteAllLines($iniPath, [string[]]$ini)
     $exchsrvr = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services
     $exmerge = Join-Path $exchsrvr 'bin\exmerge.exe'
+    $logPath = Join-Path (Split-Path $exmerge) 'exmerge.log'
+    if (Test-Path -LiteralPath $logPath) {
+        Remove-Item -LiteralPath $logPath
+    }
     & $exmerge '-B' '-F' $iniPath '-D' | Out-Null
-    $log = Get-Content -LiteralPath (Join-Path (Split-Path $exmerge) 'exmerge.log')
-    if (-not ($log -match 'Successfully completed')) {
-        throw ('ExMerge did not complete: ' + ($log[-5..-1] -join ' '))
+    $log = @()
+    if (Test-Path -LiteralPath $logPath) {
+        $log = @(Get-Content -LiteralPath $logPath)
+        Copy-Item -LiteralPath $logPath -Destination $KeepLog -Force
+    }
+    return Read-RemediateExMergeSummary $log
+}
+
+function Stop-RemediateIfExMergeFailed {
+    param([string[]]$Failed, [string]$Directory, [string]$What)
+    if ($Failed.Count -gt 0) {
+        Stop-RemediateRefused ('ExMerge did not ' + $What + ' mailbox ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' completely (' + $Failed.Count + ' in all); its log is beside the export in ' + $Directory + '; fix the cause (permissions on the mailbox, the 2 GB limit of an ANSI PST) and run again') $Failed[0]
     }
 }
 """
@@ -167,32 +211,85 @@ function Invoke-RemediateExMerge {
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $legacyDns = @()
+    Assert-RemediateExportDirectory $Parameters.directory
+    $mailboxes = @{}
     foreach ($guid in $Parameters.guids) {
-        $legacyDns += [string](Find-RemediateStoreMailbox $guid).LegacyDN
+        $mailboxes[$guid] = Find-RemediateStoreMailbox $guid
     }
-    Invoke-RemediateExMerge 0 $Parameters.directory $legacyDns
     $made = @{}
+    $failed = @()
     foreach ($guid in $Parameters.guids) {
-        $path = Get-RemediateExportFile $Parameters.directory $guid
-        $made[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
+        $mailbox = $mailboxes[$guid]
+        $sourceItems = [long]$mailbox.TotalItems
+        $sourceBytes = [long]$mailbox.Size * 1024
+        Move-RemediateEarlierExport $Parameters.directory $guid
+        $work = New-RemediateWorkDirectory
+        $summary = Invoke-RemediateExMerge 0 $work ([string]$mailbox.LegacyDN) (Get-RemediateExportPath $Parameters.directory $guid '.exmerge.log')
+        $written = @(Get-ChildItem -LiteralPath $work -Filter '*.pst')
+        $path = Get-RemediateExportPath $Parameters.directory $guid '.pst'
+        if ($written.Count -eq 1) {
+            Move-Item -LiteralPath $written[0].FullName -Destination $path
+            [System.IO.File]::WriteAllText((Get-RemediateExportPath $Parameters.directory $guid '.exmerge-name.txt'), $written[0].Name)
+        }
+        $succeeded = $summary.succeeded -and $summary.errors -eq 0 -and $written.Count -eq 1
+        Write-RemediateRecord (Get-RemediateExportPath $Parameters.directory $guid '.export.json') @{
+            tool = 'ExMerge'
+            mailbox = $guid
+            status = $summary.status
+            succeeded = $succeeded
+            source_items = $sourceItems
+            source_bytes = $sourceBytes
+            exported_items = $null
+            estimated_items = $null
+            bad_items = $summary.errors
+            file_bytes = (Get-RemediateFileBytes $path)
+        }
+        if (-not $succeeded) {
+            $failed += $guid
+        }
+        $made[$guid] = Get-RemediateExportRecord $Parameters.directory $guid
     }
+    Stop-RemediateIfExMergeFailed $failed $Parameters.directory 'export'
     return $made
 }
 """
 
+# ExMerge imports the PST named as it named it on export (recorded beside the export) from the
+# data directory, merging (DataImportMethod=1) so an item already present is not copied again.
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $legacyDns = @()
+    $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
-        if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
-            Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found') $Parameters.mailboxes[$index]
+        $location = $Parameters.locations[$index]
+        $nameFile = Get-RemediateExportPath (Split-Path $location) $Parameters.export_mailboxes[$index] '.exmerge-name.txt'
+        if (-not (Test-Path -LiteralPath $location) -or -not (Test-Path -LiteralPath $nameFile)) {
+            Stop-RemediateRefused ('the export ' + $location + ' (or the name ExMerge gave it, ' + $nameFile + ') was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
         }
-        $legacyDns += [string]$mailbox.LegacyDN
+        $work += @{ mailbox = $mailbox; target = $Parameters.mailboxes[$index]; source = $Parameters.export_mailboxes[$index]; location = $location; name = [System.IO.File]::ReadAllText($nameFile).Trim() }
     }
-    Invoke-RemediateExMerge 1 $Parameters.directory $legacyDns
+    $failed = @()
+    foreach ($item in $work) {
+        $directory = Split-Path $item.location
+        $data = New-RemediateWorkDirectory
+        Copy-Item -LiteralPath $item.location -Destination (Join-Path $data $item.name)
+        $suffix = '.import.' + ([guid]$item.target).ToString()
+        $summary = Invoke-RemediateExMerge 1 $data ([string]$item.mailbox.LegacyDN) (Get-RemediateExportPath $directory $item.source ($suffix + '.exmerge.log'))
+        Write-RemediateRecord (Get-RemediateExportPath $directory $item.source ($suffix + '.json')) @{
+            tool = 'ExMerge'
+            export = $item.source
+            mailbox = $item.target
+            status = $summary.status
+            succeeded = $summary.succeeded
+            imported_items = $null
+            bad_items = $summary.errors
+        }
+        if (-not $summary.succeeded -or $summary.errors -gt 0) {
+            $failed += $item.target
+        }
+    }
+    Stop-RemediateIfExMergeFailed $failed $Parameters.directory 'import into'
     return $null
 }
 """
@@ -200,15 +297,15 @@ function Invoke-RemediateOperation {
 
 _BODIES: dict[str, str] = {
     "describe": _DESCRIBE,
-    "mailboxes": shared.DIRECTORY + shared.ITEMS + _WMI + _MAILBOXES,
+    "mailboxes": shared.DIRECTORY + _WMI + _MAILBOXES,
     "service_states": shared.SERVICES,
     "set_services": shared.SET_SERVICES,
     "purge": _WMI + _PURGE,
     "disable": shared.DIRECTORY + _DISABLE,
     "reconnect": shared.DIRECTORY + _WMI + _RECONNECT,
-    "exports": shared.EXPORT_FILES + shared.ITEMS + shared.EXPORTS,
-    "export": shared.EXPORT_FILES + shared.ITEMS + _WMI + _EXMERGE + _EXPORT,
-    "import": _WMI + _EXMERGE + _IMPORT,
+    "exports": shared.EXPORT_FILES + shared.EXPORTS,
+    "export": shared.EXPORT_FILES + _WMI + _EXMERGE + _EXPORT,
+    "import": shared.EXPORT_FILES + _WMI + _EXMERGE + _IMPORT,
 }
 
 

@@ -60,7 +60,13 @@ function Find-RemediateUser {
     param([string]$Attribute, [guid]$Guid)
     $searcher = New-Object System.DirectoryServices.DirectorySearcher
     $searcher.Filter = '(&(objectCategory=person)(' + $Attribute + '=' + (ConvertTo-RemediateLdapGuid $Guid) + '))'
-    return $searcher.FindOne()
+    try {
+        return $searcher.FindOne()
+    }
+    catch {
+        Stop-RemediateIfDoubleHop $_ 'an Active Directory search (ADSI)'
+        throw
+    }
 }
 
 function Get-RemediateUserOrRefuse {
@@ -92,39 +98,77 @@ function Get-RemediateOwner {
 EXPORTS = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    Assert-RemediateExportDirectory $Parameters.directory
     $found = @{}
     foreach ($guid in $Parameters.guids) {
-        $path = Get-RemediateExportFile $Parameters.directory $guid
-        if ($null -ne $path) {
-            $found[$guid] = @{ location = $path; item_ids = (Get-RemediateExportItemIds $path) }
+        $record = Get-RemediateExportRecord $Parameters.directory $guid
+        if ($null -ne $record.file_bytes_now -or $null -ne $record.evidence) {
+            $found[$guid] = $record
         }
     }
     return $found
 }
 """
 
+# The export directory holds, per exported mailbox GUID: <guid>.pst (the export), <guid>.export.json
+# (what the export tool reported when it finished: the evidence a purge relies on, since a PST's
+# item ids are not the mailbox's) and <guid>.import.<target guid>.json (what the import tool
+# reported). An export made again moves the earlier files aside, never over them.
 EXPORT_FILES = r"""
-function Get-RemediateExportFile {
-    param([string]$Directory, [string]$Mailbox)
-    $path = Join-Path $Directory ($Mailbox + '.pst')
-    if (Test-Path -LiteralPath $path) {
-        return $path
+function Get-RemediateExportPath {
+    param([string]$Directory, [string]$Mailbox, [string]$Suffix)
+    return Join-Path $Directory (([guid]$Mailbox).ToString() + $Suffix)
+}
+
+function Get-RemediateFileBytes {
+    param([string]$Path)
+    if (Test-Path -LiteralPath $Path) {
+        return [long](Get-Item -LiteralPath $Path).Length
     }
     return $null
 }
-"""
 
-# Item identities (Internet Message-IDs) of a mailbox or an export file. No Exchange cmdlet or WMI
-# class lists them; they need MAPI (CDO 1.21 on 2003) or EWS (2007+). Not written yet: the script
-# stops with this message rather than report a wrong list.
-ITEMS = r"""
-function Get-RemediateItemIds {
-    param([string]$Mailbox)
-    throw ('listing the items of mailbox ' + $Mailbox + ' is not implemented for real servers yet (needs MAPI or EWS)')
+function Assert-RemediateExportDirectory {
+    param([string]$Directory)
+    if (-not (Test-Path -LiteralPath $Directory)) {
+        Stop-RemediateRefused ('the export directory ' + $Directory + ' cannot be reached from ' + $env:COMPUTERNAME + ': it does not exist, or this WinRM session has no credentials to pass on to the file server (the double hop of an NTLM session: use transport = "credssp", or Kerberos with delegation)') $Directory
+    }
 }
 
-function Get-RemediateExportItemIds {
-    param([string]$Path)
-    throw ('listing the items of export ' + $Path + ' is not implemented for real servers yet (needs MAPI)')
+function Write-RemediateRecord {
+    param([string]$Path, $Record)
+    $Record['format'] = 'remediate.mail-evidence/1'
+    $Record['server'] = $env:COMPUTERNAME
+    $Record['finished_at'] = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+    [System.IO.File]::WriteAllText($Path, (ConvertTo-RemediateJson $Record))
+}
+
+function Get-RemediateExportRecord {
+    param([string]$Directory, [string]$Mailbox)
+    $evidence = $null
+    $manifest = Get-RemediateExportPath $Directory $Mailbox '.export.json'
+    if (Test-Path -LiteralPath $manifest) {
+        $evidence = [System.IO.File]::ReadAllText($manifest)
+    }
+    $imports = @()
+    foreach ($file in @(Get-ChildItem -LiteralPath $Directory -Filter (([guid]$Mailbox).ToString() + '.import.*.json'))) {
+        $imports += [System.IO.File]::ReadAllText($file.FullName)
+    }
+    $path = Get-RemediateExportPath $Directory $Mailbox '.pst'
+    return @{ location = $path; file_bytes_now = (Get-RemediateFileBytes $path); evidence = $evidence; imports = $imports }
+}
+
+function Move-RemediateEarlierExport {
+    param([string]$Directory, [string]$Mailbox)
+    $stamp = (Get-Date).ToUniversalTime().ToString('yyyyMMddTHHmmssZ')
+    foreach ($suffix in @('.pst', '.export.json', '.exmerge.log', '.exmerge-name.txt')) {
+        $path = Get-RemediateExportPath $Directory $Mailbox $suffix
+        if (Test-Path -LiteralPath $path) {
+            Move-Item -LiteralPath $path -Destination (Get-RemediateExportPath $Directory $Mailbox ('.superseded-' + $stamp + $suffix))
+        }
+    }
+    foreach ($file in @(Get-ChildItem -LiteralPath $Directory -Filter (([guid]$Mailbox).ToString() + '.import.*'))) {
+        Move-Item -LiteralPath $file.FullName -Destination (Get-RemediateExportPath $Directory $Mailbox ('.superseded-' + $stamp + $file.Name.Substring(36)))
+    }
 }
 """
