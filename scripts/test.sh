@@ -7,8 +7,10 @@ python -m pip install --quiet -e '.[test]'
 ruff check .
 # mypy cannot follow the package-dir mapping (fakes/ -> remediate.fakes) of an editable
 # install, so it checks the package as installed (a copy made for it).
+# setuptools reuses ./build between builds, which would keep files deleted since: start clean.
 site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
+rm -rf build
 python -m pip install --quiet --no-deps --no-compile --target "$site" .
 (cd "$site" && python -m mypy --strict --python-version 3.11 --no-error-summary -p remediate)
 scripts/install-samba.sh
