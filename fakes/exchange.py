@@ -79,6 +79,9 @@ class FakeServer:
     services: dict[str, ServiceState]
     stores: dict[str, FakeStore] = field(default_factory=dict)  # by normalized store DN
     queue: list[HeldMail] = field(default_factory=list)
+    # Why this server cannot export or import mail (None: it can, as fakes do by default). Set
+    # where the world is a snapshot of a real server that cannot (Exchange 2007 over WinRM).
+    mail_export_refusal: str | None = None
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
@@ -105,6 +108,7 @@ class FakeExchange:
         "purge_mailboxes",
         "disable_mailboxes",
         "reconnect_mailboxes",
+        "mail_export_refusal",
         "exports",
         "export_mail",
         "import_mail",
@@ -274,6 +278,12 @@ class FakeExchange:
 
         self._op("reconnect_mailboxes", server, None, (server, wanted), action)
 
+    def mail_export_refusal(self, server: str) -> str | None:
+        return self._op(
+            "mail_export_refusal", server, None, (server,),
+            lambda: self._server(server, "exchange.mail_export_refusal").mail_export_refusal,
+        )
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         wanted = list(guids)
 
@@ -288,7 +298,7 @@ class FakeExchange:
         wanted = list(guids)
 
         def action() -> dict[UUID, ExportRef]:
-            host = self._server(server, "exchange.export_mail")
+            host = self._transferring(server, "exchange.export_mail")
             mailboxes = [self._mailbox(host, guid, "exchange.export_mail")[1] for guid in wanted]
             return {
                 mailbox.guid: ExportRef(
@@ -307,7 +317,7 @@ class FakeExchange:
         operation = "exchange.import_mail"
 
         def action() -> None:
-            host = self._server(server, operation)
+            host = self._transferring(server, operation)
             loads = [self._importable(host, guid, ref) for guid, ref in wanted]
             for guid, items in loads:
                 store, mailbox = self._mailbox(host, guid, operation)
@@ -398,8 +408,10 @@ class FakeExchange:
         services: Mapping[str, ServiceState] | None = None,
         legacy_dn: str | None = None,
         cleanup_interval_s: float = DEFAULT_CLEANUP_INTERVAL_S,
+        mail_export_refusal: str | None = None,
     ) -> ExchangeServer:
-        """A server reading AD through ``dc``; by default its store and transport run."""
+        """A server reading AD through ``dc``; by default its store and transport run, and it
+        can export and import mail (``mail_export_refusal``: why it cannot)."""
         if not name or name in self._servers:
             raise ValueError(f"server name {name!r} is empty or already used")
         if dc not in {view.name for view in self._directory.views()}:
@@ -416,6 +428,7 @@ class FakeExchange:
             legacy_dn or self.default_legacy_dn(name),
             float(cleanup_interval_s),
             dict(services),
+            mail_export_refusal=mail_export_refusal,
         )
         return info
 
@@ -476,6 +489,13 @@ class FakeExchange:
             raise PermanentError(
                 f"unknown Exchange server; known: {known}", endpoint=name, operation=operation
             )
+        return host
+
+    def _transferring(self, name: str, operation: str) -> FakeServer:
+        """The server, where it can export and import mail; refused as the real one would."""
+        host = self._server(name, operation)
+        if host.mail_export_refusal is not None:
+            raise PermanentError(host.mail_export_refusal, endpoint=name, operation=operation)
         return host
 
     def _store(self, host: FakeServer, dn: str, operation: str) -> FakeStore:

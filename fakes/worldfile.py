@@ -158,6 +158,7 @@ class _Server:
     services: dict[str, ServiceState]
     interval: float
     legacy_dn: str | None
+    mail_export_refusal: str | None
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -301,12 +302,15 @@ class _Reader:
         if interval <= 0:
             at.child("cleanup_interval_s").fail("expected a number of seconds > 0")
         legacy_dn = text(data, "legacy_dn", at) if "legacy_dn" in data else None
+        refusal = (text(data, "mail_export_refusal", at)
+                   if data.get("mail_export_refusal") is not None else None)
         server = _Server(
             at,
             (name, ExchangeVersion(version), self.dc_name(data, "dc", at)),
             _services(data, at),
             interval,
             legacy_dn,
+            refusal,
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -437,6 +441,7 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             services=server.services,
             legacy_dn=server.legacy_dn,
             cleanup_interval_s=server.interval,
+            mail_export_refusal=server.mail_export_refusal,
         )
     for store in server.stores:
         with _at(store.at):
@@ -556,6 +561,8 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["cleanup_interval_s"] = _number(server.cleanup_interval_s)
     if server.legacy_dn != world.exchange.default_legacy_dn(info.name):
         data["legacy_dn"] = server.legacy_dn
+    if server.mail_export_refusal is not None:
+        data["mail_export_refusal"] = server.mail_export_refusal
     if server.queue:
         data["queue"] = [
             {"recipient": held.recipient, "item": item_to_json(held.item)} for held in server.queue

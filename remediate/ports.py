@@ -131,6 +131,12 @@ class Exchange(Protocol):
         """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
         ...
 
+    def mail_export_refusal(self, server: str) -> str | None:
+        """Why ``server`` cannot export or import mail (what ``export_mail`` and
+        ``import_mail`` would refuse with, naming the server and what to do instead); None: it
+        can. A capability of the server, not of its mailboxes: the plan shows it up front."""
+        ...
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         """Existing exports of these mailboxes made by this run, each with what shows it is
         complete: its item ids, or the export tool's evidence, and the imports made of it."""
@@ -146,7 +152,9 @@ class Exchange(Protocol):
         ...
 
 
-EXCHANGE_READS = frozenset({"servers", "stores", "mailboxes", "service_states", "exports"})
+EXCHANGE_READS = frozenset({
+    "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
+})
 EXCHANGE_CHANGES = frozenset({
     "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",
     "reconnect_mailboxes", "export_mail", "import_mail",

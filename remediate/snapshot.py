@@ -72,6 +72,15 @@ def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
 
 
 def _server(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
+    data = _server_state(exchange, server)
+    # A real server that cannot export mail (Exchange 2007): the rehearsal refuses as it will.
+    refusal = exchange.mail_export_refusal(server.name)
+    if refusal is not None:
+        data["mail_export_refusal"] = refusal
+    return data
+
+
+def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
     boxes: dict[str, list[MailboxInfo]] = {}
     for box in exchange.mailboxes(server.name):
         boxes.setdefault(box.store_dn.lower(), []).append(box)

@@ -15,10 +15,12 @@ from remediate.steps.targets import ImportTarget, MailboxTarget
 
 @dataclass(frozen=True, slots=True)
 class MailboxAndExport:
-    """A mailbox (None: not there) and this run's export of the mail concerned (None: none)."""
+    """A mailbox (None: not there), this run's export of the mail concerned (None: none) and
+    why the mailbox's server cannot export or import mail (None: it can)."""
 
     mailbox: MailboxInfo | None
     export: ExportRef | None
+    refusal: str | None = None
 
 
 ExportObservation = MailboxAndExport
@@ -39,8 +41,10 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         guids = [target.guid for target in targets]
         found = mailboxes_by_guid(ctx, server, guids)
         exports = ctx.world.exchange.exports(server, guids)
+        refusal = ctx.world.exchange.mail_export_refusal(server)
         return {
-            t.key: ExportObservation(found.get(t.guid), exports.get(t.guid)) for t in targets
+            t.key: ExportObservation(found.get(t.guid), exports.get(t.guid), refusal)
+            for t in targets
         }
 
     def plan(self, target: MailboxTarget, observation: ExportObservation) -> Change:
@@ -51,6 +55,8 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
             return NoOp(target.key, "no items to export")
         if export is not None and export_gap(box, export) is None:
             return NoOp(target.key, f"{box.item_count} items already exported")
+        if observation.refusal is not None:
+            return WouldFail(target.key, observation.refusal)
         return Planned(target.key, "export", before={"items": box.item_count},
                        after={"exported": box.item_count})
 
@@ -77,8 +83,10 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
         for source_server in {target.source_server for target in targets}:
             sources = [t.source for t in targets if t.source_server == source_server]
             exports.update(ctx.world.exchange.exports(source_server, sources))
+        refusal = ctx.world.exchange.mail_export_refusal(server)
         return {
-            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source)) for t in targets
+            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source), refusal)
+            for t in targets
         }
 
     def plan(self, target: ImportTarget, observation: ImportObservation) -> Change:
@@ -95,6 +103,8 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
         missing = items_to_import(box, export)
         if not missing:
             return NoOp(target.key, "every exported item is in the mailbox")
+        if observation.refusal is not None:
+            return WouldFail(target.key, observation.refusal)
         if box.owner is None:
             return WouldFail(target.key, "the mailbox is not connected to its user yet")
         return Planned(

@@ -24,7 +24,7 @@ from .config import ServerConfig
 from .delivery import Value
 from .evidence import export_ref
 from .runner import ScriptRunner
-from .scripts import library, missing_operation_hint
+from .scripts import library, mail_export_refusal, missing_operation_hint
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
@@ -194,10 +194,22 @@ class WinRmExchange:
             "users": [str(user) for _, user in chunk],
         })
 
+    def mail_export_refusal(self, server: str) -> str | None:
+        return mail_export_refusal(server, self._config(server, "mail_export_refusal").version)
+
+    def _transferring(self, server: str, operation: str) -> ServerConfig:
+        """The server's config, where it can export and import mail; else refused before any
+        WinRM call, as the plan showed (``mail_export_refusal``)."""
+        config = self._config(server, operation)
+        refusal = mail_export_refusal(server, config.version)
+        if refusal is not None:
+            raise PermanentError(refusal, endpoint=server, operation=f"exchange.{operation}")
+        return config
+
     def _exports(
-        self, server: str, operation: str, guids: Collection[UUID]
+        self, config: ServerConfig, operation: str, guids: Collection[UUID]
     ) -> dict[UUID, ExportRef]:
-        directory = self._config(server, operation).export_directory
+        server, directory = config.server, config.export_directory
         refs: dict[UUID, ExportRef] = {}
         for found in self._batched(server, operation, _strings(guids),
                                    lambda chunk: {"directory": directory, "guids": list(chunk)}):
@@ -206,13 +218,13 @@ class WinRmExchange:
         return refs
 
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
-        return self._exports(server, "exports", guids)
+        return self._exports(self._config(server, "exports"), "exports", guids)
 
     def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
-        return self._exports(server, "export", guids)
+        return self._exports(self._transferring(server, "export"), "export", guids)
 
     def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
-        directory = self._config(server, "import").export_directory
+        directory = self._transferring(server, "import").export_directory
         self._batched(server, "import", list(pairs), lambda chunk: {
             "directory": directory,
             "mailboxes": [str(guid) for guid, _ in chunk],

@@ -35,6 +35,13 @@ def missing_operation_hint(version: ExchangeVersion, operation: str) -> str | No
     return None
 
 
+def mail_export_refusal(server: str, version: ExchangeVersion) -> str | None:
+    """Why ``server`` cannot export or import mail through these scripts (None: it can)."""
+    if version is ExchangeVersion.E2007:
+        return cmdlets.REFUSAL_2007.format(server=server)
+    return None
+
+
 @cache
 def library(version: ExchangeVersion) -> dict[str, Script]:
     """The scripts for servers of this version (an operation it lacks is left out)."""
@@ -43,4 +50,5 @@ def library(version: ExchangeVersion) -> dict[str, Script]:
     return cmdlets.scripts(version)
 
 
-__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library", "missing_operation_hint"]
+__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library", "mail_export_refusal",
+           "missing_operation_hint"]

@@ -314,6 +314,14 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
 
 # Exchange 2007 has no mailbox export/import requests (2010 SP1 brought them); its
 # Export-Mailbox -PSTFolderPath runs only on a 32-bit machine with Outlook, never on the server.
+REFUSAL_2007 = (
+    "{server} runs Exchange 2007, which cannot export or import mail through remediate: it has "
+    "no New-MailboxExportRequest/New-MailboxImportRequest (Exchange 2010 SP1 brought them), and "
+    "Export-Mailbox/Import-Mailbox -PSTFolderPath run only on a 32-bit machine with Outlook 2003 "
+    "SP2 or later, not on the server. Export these mailboxes from such an admin workstation "
+    "(Export-Mailbox -PSTFolderPath) and leave them out of this run, or move them to Exchange "
+    "2010 SP1 or later first; then plan again"
+)
 UNAVAILABLE_2007 = {
     "export": "Exchange 2007 has no New-MailboxExportRequest; export these mailboxes with "
     "Export-Mailbox -PSTFolderPath from a 32-bit machine with Outlook 2003 SP2 or later, or move "

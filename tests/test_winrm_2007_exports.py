@@ -1,0 +1,90 @@
+"""Exchange 2007 cannot export or import mail through remediate (no export requests; its
+Export-Mailbox -PSTFolderPath needs a 32-bit machine with Outlook). The adapter refuses before any
+WinRM call, and a plan rehearsed on a snapshot of such a server refuses the same way, naming the
+server and what to do: plan and apply agree. A fake 2007 world that mirrors no real server still
+exports (the fakes' own scenarios rely on it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from uuid import UUID
+
+import pytest
+from kb_support import expected, load, parameters, scenario
+from winrm_support import Site, serve
+
+from remediate import Engine, get_playbook
+from remediate.adapters.world import LiveWorld
+from remediate.engine.runner import EXIT_REFUSED
+from remediate.errors import PermanentError, Refused
+from remediate.fakes import world_from_json, world_to_json
+from remediate.ports import World
+from remediate.snapshot import snapshot
+from remediate.testing import apply_confirmed
+
+pytestmark = pytest.mark.winrm
+
+REFUSAL = r"EXCH01 runs Exchange 2007, which cannot export or import mail.*" \
+    r"-PSTFolderPath.*32-bit machine with Outlook.*admin workstation.*Exchange 2010 SP1 or later"
+DOC = scenario("kb842101", 3, seed=3, version="2007")
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    assert expected(DOC)["exported_mailboxes"], "the scenario must have mail to export"
+    with serve(load(DOC)) as served:
+        yield served
+
+
+def real(site: Site) -> LiveWorld:
+    """The served world as the inventory would give it: WinRM for Exchange, plans rehearsed on
+    a snapshot read through the ports."""
+    worlds: list[World] = []
+
+    def rehearse() -> World:
+        return world_from_json(snapshot(worlds[0]), source="snapshot")
+
+    live = LiveWorld(site.world.directory, site.exchange(), rehearse=rehearse,
+                     clock=site.world.clock, organisation=site.world.organisation)
+    worlds.append(live)
+    return live
+
+
+def test_the_adapter_says_why_and_the_snapshot_records_it(site: Site) -> None:
+    exchange = site.exchange()
+    refusal = exchange.mail_export_refusal("EXCH01")
+    assert refusal is not None
+    assert site.commands() == 0  # a capability of the version: no WinRM call
+    document = snapshot(real(site))
+    (server,) = document["exchange"]["servers"]  # type: ignore[index]
+    assert server["mail_export_refusal"] == refusal
+    rebuilt = world_from_json(document)
+    assert rebuilt.exchange.mail_export_refusal("EXCH01") == refusal
+    (saved,) = world_to_json(rebuilt)["exchange"]["servers"]  # type: ignore[index]
+    assert saved["mail_export_refusal"] == refusal
+    with pytest.raises(PermanentError, match=REFUSAL):  # the rehearsal refuses as apply does
+        rebuilt.exchange.export_mail("EXCH01", [UUID(expected(DOC)["exported_mailboxes"][0])])
+
+
+def test_the_plan_refuses_the_export_as_apply_will(site: Site, engine: Engine) -> None:
+    playbook = get_playbook("kb842101")
+    planned = engine.plan(playbook, real(site), parameters(DOC))
+    assert (planned.state, planned.exit_code, planned.changes) == ("refused", EXIT_REFUSED, [])
+    assert re.search("export-mail.*would fail: " + REFUSAL, str(planned.error))
+
+    before = snapshot(site.world)
+    with pytest.raises(Refused, match="nothing was changed") as refused:
+        apply_confirmed(engine, playbook, real(site), parameters(DOC))
+    assert str(planned.error) in str(refused.value)
+    after = snapshot(site.world)
+    assert after["exchange"] == before["exchange"]  # nothing purged
+    assert after["directory"] == before["directory"]  # nobody deleted
+    guids = [UUID(guid) for guid in expected(DOC)["exported_mailboxes"]]
+    assert site.world.exchange.exports("EXCH01", guids) == {}  # nothing exported
+
+
+def test_a_fake_2007_world_still_exports(engine: Engine) -> None:
+    planned = engine.plan(get_playbook("kb842101"), load(DOC), parameters(DOC))
+    assert planned.state == "pending"
+    assert {change.step for change in planned.changes} >= {"export-mail", "purge-mailbox"}
