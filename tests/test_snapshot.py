@@ -47,6 +47,7 @@ def test_a_snapshot_reads_only_through_the_ports_and_changes_nothing(engine: Eng
         "directory.domain_controllers", "directory.writable_dc", "directory.find_users",
         "directory.descendants", "directory.replication_delays", "exchange.servers",
         "exchange.stores", "exchange.mailboxes", "exchange.service_states",
+        "exchange.mail_export_refusal",
     }
     assert json.dumps(snapshot(source), sort_keys=True) == before
 

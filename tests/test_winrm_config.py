@@ -37,6 +37,7 @@ transport = "basic"
 identity = "svc@corp.example"
 password_prompt = true
 ca_file = "ca.pem"
+export_directory = '\\\\fs01\\pst$'
 """)
     first, second = load_exchange_servers(path)
     assert (first.server, first.version, first.transport, first.url) == (
@@ -48,6 +49,8 @@ ca_file = "ca.pem"
     assert (second.server, second.scheme, second.port) == ("MAIL2", "https", 5986)
     assert second.ca_file == tmp_path / "ca.pem"
     assert not first.kerberos_delegation and not second.kerberos_delegation
+    assert (first.export_directory, second.export_directory) == (
+        "C:\\remediate\\exports", "\\\\fs01\\pst$")
 
 
 def test_kerberos_may_delegate_for_the_double_hop(tmp_path: Path) -> None:
@@ -58,6 +61,7 @@ transport = "kerberos"
 kerberos_delegation = true
 identity = "svc@CORP.EXAMPLE"
 password_env = "PW"
+export_directory = '\\\\fs01\\pst$'
 """)
     (config,) = load_exchange_servers(path)
     assert config.transport == "kerberos" and config.kerberos_delegation
@@ -71,13 +75,15 @@ host = "exch01"
 version = "2016"
 identity = "svc"
 password_env = "EXCH_PW"
+export_directory = '\\\\fs01\\pst$'
 """)
     (config,) = load_exchange_servers(path)
     with pytest.raises(InputError, match=r"EXCH_PW is not set.*export EXCH_PW"):
         config.password()
 
 
-BASE = 'host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"\n'
+BASE = ('host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"\n'
+        "export_directory = '\\\\fs01\\pst$'\n")
 
 
 @pytest.mark.parametrize(
@@ -124,3 +130,45 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not valid TOML") as raised:
         load_exchange_servers(path)
     assert str(path) in str(raised.value)
+
+
+def entry(version: str, directory: str | None) -> str:
+    line = "" if directory is None else f"export_directory = '{directory}'\n"
+    return (f'[[exchange]]\nhost = "exch01.corp.example"\nversion = "{version}"\n'
+            f'identity = "svc"\npassword_env = "PW"\n{line}')
+
+
+@pytest.mark.parametrize("version", ["2010", "2013", "2016", "2019", "SE"])
+@pytest.mark.parametrize(("directory", "found"), [
+    (None, "is missing"),
+    ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
+    ("\\\\?\\C:\\exports", "not a UNC path"),
+    ("\\\\fs01", "not a UNC path"),
+    ("//fs01/pst", "not a UNC path"),
+])
+def test_exchange_2010_and_later_export_only_to_a_unc_path(
+    tmp_path: Path, version: str, directory: str | None, found: str
+) -> None:
+    path = inventory(tmp_path, entry(version, directory))
+    with pytest.raises(InputError) as raised:
+        load_exchange_servers(path)
+    text = str(raised.value)
+    assert str(path) in text
+    assert f"exchange[0].export_directory (exch01.corp.example, Exchange {version}) " in text
+    assert found in text
+    assert "export_directory = '\\\\fs01\\pst$\\remediate'" in text  # what to write
+
+
+@pytest.mark.parametrize(("version", "directory", "kept"), [
+    ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
+    ("2010", "\\\\10.0.0.5\\exports", "\\\\10.0.0.5\\exports"),
+    ("2003", None, "C:\\remediate\\exports"),  # ExMerge writes on the server itself
+    ("2000", "D:\\exmerge", "D:\\exmerge"),
+    ("2003", "\\\\fs01\\pst$", "\\\\fs01\\pst$"),
+    ("2007", None, "C:\\remediate\\exports"),  # 2007 exports nothing through remediate
+])
+def test_where_a_local_export_directory_is_fine(
+    tmp_path: Path, version: str, directory: str | None, kept: str
+) -> None:
+    (config,) = load_exchange_servers(inventory(tmp_path, entry(version, directory)))
+    assert config.export_directory == kept

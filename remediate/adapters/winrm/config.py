@@ -1,4 +1,4 @@
-"""``[[exchange]]`` entries of the inventory (TOML): how to reach each Exchange server.
+r"""``[[exchange]]`` entries of the inventory (TOML): how to reach each Exchange server.
 
 ```toml
 [[exchange]]
@@ -12,8 +12,14 @@ port = 5986                     # default 5985 for http, 5986 for https
 identity = "CORP\\svc-remediate"
 password_env = "REMEDIATE_EXCH_PASSWORD"   # or: password_prompt = true
 ca_file = "/etc/remediate/corp-ca.pem"     # certificate validation is always on for https
-export_directory = "\\\\fs01\\pst$"        # where exports go (a UNC path the server can write)
+export_directory = '\\fs01\pst$\remediate'  # where exports go; see below
 ```
+
+``export_directory``: Exchange 2010 and later (``New-MailboxExportRequest`` and
+``New-MailboxImportRequest``) take only a UNC path (``\\server\share\...``) on a share that the
+Exchange Trusted Subsystem group can read and write, so for them it is required and must be
+one. ExMerge (2000/2003) runs on the server itself and writes a local path (default
+``C:\remediate\exports``); Exchange 2007 exports nothing through remediate.
 
 Secrets never come from the file or the command line: only from the named environment variable
 or a prompt, and they are never logged.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +41,8 @@ from remediate.model import ExchangeVersion
 
 Transport = Literal["ntlm", "kerberos", "credssp", "basic"]
 TRANSPORTS: tuple[Transport, ...] = ("ntlm", "kerberos", "credssp", "basic")
+LOCAL_EXPORT_DIRECTORY = "C:\\remediate\\exports"  # ExMerge's default (2000/2003)
+_UNC = re.compile(r"\\\\[^\\/?.:*\"<>|][^\\/:*?\"<>|]*\\[^\\/:*?\"<>|]+(\\.*)?")
 _KEYS = {
     "host", "name", "version", "transport", "scheme", "port", "identity", "password_env",
     "password_prompt", "ca_file", "export_directory", "operation_timeout_s", "deadline_s",
@@ -55,7 +64,7 @@ class ServerConfig:
     scheme: Literal["http", "https"] = "http"
     port: int = 5985
     ca_file: Path | None = None
-    export_directory: str = "C:\\remediate\\exports"
+    export_directory: str = LOCAL_EXPORT_DIRECTORY
     operation_timeout_s: int = 20  # one WS-Management Receive
     deadline_s: float = 3600.0  # one whole script, however many Receives it takes
 
@@ -149,9 +158,39 @@ def parse_entry(entry: object, path: Path, index: int, *,
         scheme=cast(Literal["http", "https"], scheme),
         port=port,
         ca_file=ca_file,
-        export_directory=text("export_directory", "C:\\remediate\\exports"),
+        export_directory=_export_directory(entry, path, where, host, version),
         operation_timeout_s=_number(entry, "operation_timeout_s", 20, path, where),
         deadline_s=float(_number(entry, "deadline_s", 3600, path, where)),
+    )
+
+
+def needs_unc_export_directory(version: ExchangeVersion) -> bool:
+    """Exchange 2010 and later export and import through mailbox requests, which the Mailbox
+    Replication Service carries out from wherever it runs: only a UNC path reaches the file."""
+    return not version.legacy and version is not ExchangeVersion.E2007
+
+
+def is_unc(value: str) -> bool:
+    r"""``\\server\share`` or below (not ``\\?\C:\...`` nor ``\\.\...``: local)."""
+    return _UNC.fullmatch(value) is not None
+
+
+def _export_directory(entry: dict[str, object], path: Path, where: str, host: str,
+                      version: ExchangeVersion) -> str:
+    value = entry.get("export_directory")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _bad(path, f"{where}.export_directory", "a non-empty string")
+    if not needs_unc_export_directory(version):
+        return value or LOCAL_EXPORT_DIRECTORY
+    if value is not None and is_unc(value):
+        return value
+    found = "is missing" if value is None else f"is {value!r}, not a UNC path"
+    raise InputError(
+        f"{where}.export_directory ({host}, Exchange {version.value}) {found}: "
+        "New-MailboxExportRequest/New-MailboxImportRequest write only to a UNC path",
+        target=str(path),
+        hint="write a share that the Exchange Trusted Subsystem group can read and write, as a "
+        "TOML literal string, e.g. export_directory = '\\\\fs01\\pst$\\remediate'",
     )
 
 
