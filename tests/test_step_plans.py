@@ -76,6 +76,8 @@ class Case:
     deletes: int = 0
 
 
+REFUSAL = "EXCH01 runs Exchange 2007, which cannot export or import mail"
+
 CASES = [
     Case("delete: present user is deleted", DeleteAdUser([USER_T]), USER_T,
          UserObservation(entry(), (), False), Planned, "delete", 1),
@@ -122,6 +124,12 @@ CASES = [
          ExportObservation(mailbox(), export()), NoOp),
     Case("export: a new item makes the export stale", ExportMail([BOX_T]), BOX_T,
          ExportObservation(mailbox(items=3), export(items=2)), Planned, "export"),
+    Case("export: a server that cannot export would fail", ExportMail([BOX_T]), BOX_T,
+         ExportObservation(mailbox(), None, REFUSAL), WouldFail),
+    Case("export: an exported mailbox is a no-op even there", ExportMail([BOX_T]), BOX_T,
+         ExportObservation(mailbox(), export(), REFUSAL), NoOp),
+    Case("import: a server that cannot import would fail", ImportMail([IMPORT_T]), IMPORT_T,
+         ImportObservation(mailbox(owner=USER), export(OTHER, items=3), REFUSAL), WouldFail),
     Case("import: missing items are imported", ImportMail([IMPORT_T]), IMPORT_T,
          ImportObservation(mailbox(owner=USER), export(OTHER, items=3)), Planned, "import"),
     Case("import: all present is a no-op", ImportMail([IMPORT_T]), IMPORT_T,

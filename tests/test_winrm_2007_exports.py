@@ -67,21 +67,23 @@ def test_the_adapter_says_why_and_the_snapshot_records_it(site: Site) -> None:
         rebuilt.exchange.export_mail("EXCH01", [UUID(expected(DOC)["exported_mailboxes"][0])])
 
 
-def test_the_plan_refuses_the_export_as_apply_will(site: Site, engine: Engine) -> None:
-    playbook = get_playbook("kb842101")
-    planned = engine.plan(playbook, real(site), parameters(DOC))
-    assert (planned.state, planned.exit_code, planned.changes) == ("refused", EXIT_REFUSED, [])
-    assert re.search("export-mail.*would fail: " + REFUSAL, str(planned.error))
+@pytest.mark.parametrize("name", ["kb842101", "kb278447"])
+def test_the_plan_refuses_the_export_as_apply_will(name: str, engine: Engine) -> None:
+    doc = DOC if name == "kb842101" else scenario(name, 3, seed=3, version="2007")
+    with serve(load(doc)) as site:
+        playbook = get_playbook(name)
+        planned = engine.plan(playbook, real(site), parameters(doc))
+        assert (planned.state, planned.exit_code) == ("refused", EXIT_REFUSED)
+        assert re.search("export-mail.*would fail: " + REFUSAL, str(planned.error))
 
-    before = snapshot(site.world)
-    with pytest.raises(Refused, match="nothing was changed") as refused:
-        apply_confirmed(engine, playbook, real(site), parameters(DOC))
-    assert str(planned.error) in str(refused.value)
-    after = snapshot(site.world)
-    assert after["exchange"] == before["exchange"]  # nothing purged
-    assert after["directory"] == before["directory"]  # nobody deleted
-    guids = [UUID(guid) for guid in expected(DOC)["exported_mailboxes"]]
-    assert site.world.exchange.exports("EXCH01", guids) == {}  # nothing exported
+        before = snapshot(site.world)
+        with pytest.raises(Refused, match="nothing was changed") as refused:
+            apply_confirmed(engine, playbook, real(site), parameters(doc))
+        assert str(planned.error) in str(refused.value)
+        # Nothing exported, purged, deleted, disabled or stopped.
+        assert snapshot(site.world) == before
+        boxes = [box.guid for box in site.world.exchange.mailboxes("EXCH01")]
+        assert site.world.exchange.exports("EXCH01", boxes) == {}
 
 
 def test_a_fake_2007_world_still_exports(engine: Engine) -> None:
