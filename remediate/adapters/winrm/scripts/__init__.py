@@ -30,8 +30,8 @@ OPERATIONS = (
 
 def missing_operation_hint(version: ExchangeVersion, operation: str) -> str | None:
     """What to do instead where this version has no script for ``operation``."""
-    if version is ExchangeVersion.E2007:
-        return cmdlets.UNAVAILABLE_2007.get(operation)
+    if version is ExchangeVersion.E2007 and operation in cmdlets.UNAVAILABLE_2007:
+        return mail_export_refusal("this server", version)
     return None
 
 

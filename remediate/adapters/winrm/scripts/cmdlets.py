@@ -322,18 +322,12 @@ REFUSAL_2007 = (
     "(Export-Mailbox -PSTFolderPath) and leave them out of this run, or move them to Exchange "
     "2010 SP1 or later first; then plan again"
 )
-UNAVAILABLE_2007 = {
-    "export": "Exchange 2007 has no New-MailboxExportRequest; export these mailboxes with "
-    "Export-Mailbox -PSTFolderPath from a 32-bit machine with Outlook 2003 SP2 or later, or move "
-    "them to Exchange 2010 SP1 or later first",
-    "import": "Exchange 2007 has no New-MailboxImportRequest; import with Import-Mailbox "
-    "-PSTFolderPath from a 32-bit machine with Outlook 2003 SP2 or later",
-}
+UNAVAILABLE_2007 = frozenset({"export", "import"})
 
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
     old = version in (ExchangeVersion.E2007, ExchangeVersion.E2010)
-    unavailable = UNAVAILABLE_2007 if version is ExchangeVersion.E2007 else {}
+    unavailable = UNAVAILABLE_2007 if version is ExchangeVersion.E2007 else frozenset()
     dialect = Dialect.PS2 if old else Dialect.PS5
     setup = _SETUP_2007 if version is ExchangeVersion.E2007 else _SETUP
     return {
