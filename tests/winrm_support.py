@@ -12,6 +12,7 @@ from pathlib import Path
 from winrm_endpoint import Endpoint, EndpointOptions
 from winrm_endpoint.auth import ntlm_accounts
 from winrm_endpoint.exchange_host import ExchangeHost
+from winrm_endpoint.server import ACCOUNT, ACCOUNT_PASSWORD
 
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
 from remediate.adapters.winrm.config import Transport
@@ -19,7 +20,7 @@ from remediate.fakes import FakeDirectory, FakeWorld
 from remediate.model import ExchangeVersion
 from remediate.ports import World
 
-USER, PASSWORD = "CORP\\admin", "Secret-1"
+USER, PASSWORD = ACCOUNT, ACCOUNT_PASSWORD
 
 
 @dataclass
