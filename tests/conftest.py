@@ -9,10 +9,12 @@ import pytest
 import samba_dc as samba
 import samba_pair
 import structlog
+from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
 from samba_dc import SambaDC
 from samba_pair import SambaPair
 
 from remediate import Engine
+from remediate.adapters.ldap import LdapDirectory
 
 
 @pytest.fixture
@@ -72,3 +74,19 @@ def samba_pair() -> SambaPair:
         return _SAMBA_PAIR.result()
     except (RuntimeError, OSError) as error:
         pytest.fail(f"the Samba DC pair could not start: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def samba_ldap(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
+    """The ldap3 adapter on the session's DC."""
+    directory = samba_directory(samba_dc)
+    yield directory
+    directory.close()
+
+
+@pytest.fixture(params=["fake", pytest.param("samba", marks=pytest.mark.samba)])
+def backend(request: pytest.FixtureRequest) -> DirectoryBackend:
+    """Each implementation of the Directory port (tests/directory_backends.py) in turn."""
+    if request.param == "fake":
+        return FakeBackend()
+    return SambaBackend(request.getfixturevalue("samba_dc"), request.getfixturevalue("samba_ldap"))

@@ -22,21 +22,6 @@ from remediate.errors import PermanentError
 from remediate.model import DirectoryEntry, UserQuery
 
 
-@pytest.fixture(scope="session")
-def samba_ldap(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
-    directory = samba_directory(samba_dc)
-    yield directory
-    directory.close()
-
-
-@pytest.fixture(params=["fake", pytest.param("samba", marks=pytest.mark.samba)])
-def backend(request: pytest.FixtureRequest) -> DirectoryBackend:
-    if request.param == "fake":
-        return FakeBackend()
-    samba = SambaBackend(request.getfixturevalue("samba_dc"), request.getfixturevalue("samba_ldap"))
-    return samba
-
-
 def new_ou(backend: DirectoryBackend, parent: str | None = None) -> str:
     base = parent or backend.directory.base_dn
     return backend.add(base, unique("ou-"), "organizationalUnit").dn
