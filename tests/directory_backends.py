@@ -56,11 +56,11 @@ class DirectoryBackend(Protocol):
 
 
 class Rejected(AssertionError):
-    """The directory refused to add an object (``result``: the LDAP result)."""
+    """The directory (or the client library, before sending) refused to add an object."""
 
-    def __init__(self, dn: str, result: object) -> None:
-        super().__init__(f"adding {dn} failed: {result}")
-        self.result = result
+    def __init__(self, dn: str, reason: str) -> None:
+        super().__init__(f"adding {dn} failed: {reason}")
+        self.reason = reason
 
 
 def _rdn(name: str, object_class: str) -> str:
@@ -137,9 +137,12 @@ class SambaBackend:
         values: dict[str, object] = {}
         for key, value in (attributes or {}).items():
             values[key] = UUID(str(value)).bytes_le if key.lower() == "msexchmailboxguid" else value
-        ok, result, _, _ = self._connection().add(dn, [object_class], values)
+        try:
+            ok, result, _, _ = self._connection().add(dn, [object_class], values)
+        except ldap3.core.exceptions.LDAPException as error:
+            raise Rejected(dn, f"{type(error).__name__}, in ldap3 before sending") from error
         if not ok:
-            raise Rejected(dn, result)
+            raise Rejected(dn, f"{result['description']} ({result['result']})")
         ok, result, response, _ = self._connection().search(
             dn, "(objectClass=*)", ldap3.BASE, attributes=["objectGUID"]
         )

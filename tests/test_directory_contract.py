@@ -3,20 +3,14 @@ on the ldap3 adapter against a real Samba AD DC."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
 from directory_backends import (
     DirectoryBackend,
-    FakeBackend,
-    SambaBackend,
-    samba_directory,
     unique,
 )
-from samba_dc import SambaDC
 
-from remediate.adapters.ldap import LdapDirectory
 from remediate.dn import is_within, normalize, rdn_value
 from remediate.errors import PermanentError
 from remediate.model import DirectoryEntry, UserQuery
@@ -212,6 +206,7 @@ HOSTILE_NAMES = (
 )
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 def test_hostile_names_are_found_exactly_and_deleted(backend: DirectoryBackend, name: str) -> None:
     ou = new_ou(backend)

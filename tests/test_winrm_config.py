@@ -66,6 +66,7 @@ password_env = "EXCH_PW"
 BASE = 'host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"\n'
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     ("extra", "key", "expected"),
     [
