@@ -1,8 +1,9 @@
 """The passwords never leak. Every credential here is a sentinel (tests/sentinel.py): the Samba
 DC's Administrator password and the WinRM account's, both given to the command line through the
 inventory's password_env variables, and the wrong passwords of the failure paths. The command
-line runs plan, plan --out, apply (of a saved plan, and one that fails then resumes), resume,
-runs, show-run and snapshot, and fails on a wrong password, a refused certificate and an
+line runs plan, plan --out, apply (of a saved plan, of a playbook, one failing on the WinRM
+password), resume (of that failed run: refused, and of a finished one), runs, show-run and
+snapshot, and fails on a wrong password, a refused certificate and an
 unreachable host, in a subprocess (its /proc/<pid>/cmdline and its children's watched while it
 runs) and in-process; no sentinel may appear in stdout, stderr (structlog's events), the state
 directory (journals, plans, logs, LDIF backups, run state), the files written, or in any
@@ -18,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
@@ -91,13 +93,22 @@ deadline_s = 30
 """
 
 
+def exchange_reading_the_samba_dc() -> dict[str, Any]:
+    """A small Exchange 2016 organisation whose server reads AD from the Samba DC."""
+    doc = scenario("kb842101", 2, seed=5, version="2016")
+    doc["directory"]["dcs"] = [{"name": SAMBA_DC_NAME, "replication_delay_s": 0}]
+    for server in doc["exchange"]["servers"]:
+        server["dc"] = SAMBA_DC_NAME
+    return doc
+
+
 @pytest.fixture(scope="module")
 def organisation(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[Organisation]:
     folder = tmp_path_factory.mktemp("sentinel")
     other_ca = folder / "other-ca.pem"
     other_ca.write_bytes(make_pki("another CA").ca_pem)
-    with serve(load(scenario("kb842101", 2, seed=5, version="2016"))) as site:
+    with serve(load(exchange_reading_the_samba_dc())) as site:
         port = site.configs[0].port
         variants = {
             "good": (samba_dc.ca_file, samba_dc.host, port),
@@ -176,7 +187,7 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
     def run(*argv: str, expect: int, env: dict[str, str] = passwords) -> Outcome:
         outcome = cli([*base, *argv], env)
         outcomes.append(outcome)
-        assert outcome.code == expect, (argv, outcome.err[-3000:])
+        assert outcome.code == expect, (argv, outcome.out[-3000:], outcome.err[-3000:])
         return outcome
 
     on_first = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={first}"]
@@ -187,16 +198,19 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
                              expect=0).out)
     assert [c["step"] for c in applied["changes"]] == ["delete-ad-user"]
 
-    # a run that fails on the WinRM password, then resumes with the right one
+    # a run that fails on the WinRM password (in discovery: resume refuses, nothing changed),
+    # the same apply with the right one, and a resume of that finished run
     on_second = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={second}"]
     wrong_winrm = organisation.passwords(**{EXCH_VARIABLE: sentinel("wrong-winrm")})
     failed = run("apply", "kb842101", *on_second, "--yes", "--format", "json", expect=1,
                  env=wrong_winrm)
-    run_id = json.loads(failed.out)["run_id"]
     assert "rejected the credentials" in failed.err
-    run("resume", run_id, "--format", "json", expect=0)
+    run("resume", json.loads(failed.out)["run_id"], "--format", "json", expect=3)
+    done = json.loads(run("apply", "kb842101", *on_second, "--yes", "--format", "json",
+                          expect=0).out)
+    run("resume", done["run_id"], "--format", "json", expect=0)
     run("runs", "--format", "json", expect=0)
-    run("show-run", run_id, "--all", "--format", "json", expect=0)
+    run("show-run", done["run_id"], "--all", "--format", "json", expect=0)
     run("show-run", applied["run_id"], "--all", expect=0)
     run("snapshot", "--inventory", good, "--base-dn", scope, "--out",
         str(tmp_path / "world.json"), expect=0)
