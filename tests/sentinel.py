@@ -76,6 +76,11 @@ def assert_no_mark(where: str, texts: Iterable[bytes | str]) -> None:
         assert not contains_mark(text), f"a sentinel password leaked into {where}: {text!r:.2000}"
 
 
+def leaking_sections(sections: Iterable[tuple[str, str]]) -> list[str]:
+    """The names of pytest report sections (captured stdout, stderr, log) that hold ``MARK``."""
+    return [name for name, text in sections if contains_mark(text)]
+
+
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for entry in os.scandir("/proc"):

@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from sentinel import (
     contains_mark,
     exception_texts,
     leaking_files,
+    leaking_sections,
     sentinel,
 )
 from winrm_endpoint.certs import make_pki
@@ -263,11 +265,13 @@ def test_no_error_carries_a_password(organisation: Organisation,
         assert_no_mark(f"the {name} error", texts)
 
 
-def test_the_scanner_finds_a_sentinel_wherever_it_hides(tmp_path: Path) -> None:
+def test_the_scanners_find_a_sentinel_wherever_it_hides() -> None:
     secret = sentinel("probe")
-    (tmp_path / "deep" / "er").mkdir(parents=True)
-    (tmp_path / "deep" / "er" / "log.jsonl").write_text(json.dumps({"password": secret}))
-    assert leaking_files(tmp_path) == [tmp_path / "deep" / "er" / "log.jsonl"]
+    with tempfile.TemporaryDirectory() as folder:  # not the session's: it would be a leak there
+        nested = Path(folder, "deep", "er", "log.jsonl")
+        nested.parent.mkdir(parents=True)
+        nested.write_text(json.dumps({"password": secret}))
+        assert leaking_files(Path(folder)) == [nested]
     try:
         try:
             raise OSError(f"bind as x with {secret}")
@@ -275,4 +279,6 @@ def test_the_scanner_finds_a_sentinel_wherever_it_hides(tmp_path: Path) -> None:
             raise RuntimeError("wrapped") from inner
     except RuntimeError as outer:
         assert any(contains_mark(text) for text in exception_texts(outer))
+    assert leaking_sections([("Captured stderr call", f"x {secret.encode().hex()}"),
+                             ("Captured log call", f"pw={secret}")]) == ["Captured log call"]
     assert MARK in secret
