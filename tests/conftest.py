@@ -43,6 +43,7 @@ _SAMBA = samba.BackgroundStart(samba.start, samba.stop)
 _SAMBA_PAIR = samba.BackgroundStart(samba_pair.start_pair, samba_pair.stop_pair)
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A session with ``samba`` tests starts the DC (and the pair, if a test uses it) now, in
     the background."""
