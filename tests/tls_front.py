@@ -81,7 +81,9 @@ class TlsFront:
             key.write_bytes(key_pem)
             self._context.load_cert_chain(cert, key)
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # so the loop sees _stop soon after the test ends
         self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self) -> TlsFront:
@@ -90,17 +92,18 @@ class TlsFront:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._listener.close()
+        self._stop.set()
         self._thread.join(timeout=5)
+        self._listener.close()
 
     def _serve(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 client, _ = self._listener.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
             with client:
-                client.settimeout(5)
+                client.settimeout(1)  # a client that refused hangs up, or stays silent
                 self._handle(client)
 
     def _handle(self, client: socket.socket) -> None:
