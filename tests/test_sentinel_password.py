@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -247,11 +248,12 @@ def test_no_error_carries_a_password(organisation: Organisation,
             action()
         errors[name] = raised.value
 
-    inventories = organisation.inventories
+    def find_administrator(inventory: Path) -> object:
+        directory = live_world(load_inventory(inventory)).directory
+        return directory.find_users(UserQuery(sam_account_names=frozenset({"Administrator"})))
+
     for name in ("good", "untrusted-dc", "unreachable-dc"):
-        inventory = load_inventory(inventories[name])
-        capture(f"directory {name}", lambda inv=inventory: live_world(inv).directory.find_users(
-            UserQuery(sam_account_names=frozenset({"Administrator"}))))
+        capture(f"directory {name}", partial(find_administrator, organisation.inventories[name]))
     config = organisation.site.configs[0]
     capture("winrm wrong password",
             WinRmExchange([replace(config, password=lambda: sentinel("wrong"))]).servers)

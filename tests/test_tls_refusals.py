@@ -7,7 +7,6 @@ Also: no simple bind without TLS, no Basic over HTTP; neither reaches the wire."
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,11 +121,6 @@ def test_ldap_refuses_a_simple_bind_without_tls_before_connecting() -> None:
 
 
 # -- WinRM ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def https_world() -> Iterator[object]:
-    yield load(scenario("kb278447", 1, seed=3, version="2016"))
 
 
 @pytest.mark.winrm
