@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -186,9 +187,12 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
     base = ["--state-dir", str(state)]
     passwords = organisation.passwords()
     outcomes: list[Outcome] = []
+    timings: list[str] = []
 
     def run(*argv: str, expect: int, env: dict[str, str] = passwords) -> Outcome:
+        started = time.monotonic()
         outcome = cli([*base, *argv], env)
+        timings.append(f"{time.monotonic() - started:6.1f} s  {' '.join(argv)[:90]}")
         outcomes.append(outcome)
         assert outcome.code == expect, (argv, outcome.out[-3000:], outcome.err[-3000:])
         return outcome
@@ -234,6 +238,7 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
         assert_no_mark("stderr (structlog events, errors)", [outcome.err])
     assert (state / "runs").is_dir() and any((state / "runs").rglob("*.ldif"))
     assert leaking_files(tmp_path) == []
+    print("\n".join(timings))
 
 
 def test_no_error_carries_a_password(organisation: Organisation,
