@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 import samba_dc as samba
 import samba_pair
 import structlog
+from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
 from samba_dc import SambaDC
 from samba_pair import SambaPair
+from sentinel import leaking_files, leaking_sections
 
 from remediate import Engine
+from remediate.adapters.ldap import LdapDirectory
 
 
 @pytest.fixture
@@ -73,3 +76,43 @@ def samba_pair() -> SambaPair:
         return _SAMBA_PAIR.result()
     except (RuntimeError, OSError) as error:
         pytest.fail(f"the Samba DC pair could not start: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def samba_ldap(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
+    """The ldap3 adapter on the session's DC."""
+    directory = samba_directory(samba_dc)
+    yield directory
+    directory.close()
+
+
+@pytest.fixture(params=["fake", pytest.param("samba", marks=pytest.mark.samba)])
+def backend(request: pytest.FixtureRequest) -> DirectoryBackend:
+    """Each implementation of the Directory port (tests/directory_backends.py) in turn."""
+    if request.param == "fake":
+        return FakeBackend()
+    return SambaBackend(request.getfixturevalue("samba_dc"), request.getfixturevalue("samba_ldap"))
+
+
+# -- every test: the sentinel passwords (tests/sentinel.py) never show ---------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test whose captured stdout, stderr or log holds a sentinel password fails."""
+    report = yield
+    leaked = leaking_sections(report.sections)
+    if leaked and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"a sentinel password leaked into: {', '.join(leaked)}"
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_sentinel_in_any_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session no file any test wrote (runs, plans, logs, LDIF, worlds)
+    holds a sentinel password."""
+    yield
+    leaked = leaking_files(tmp_path_factory.getbasetemp())
+    assert not leaked, f"a sentinel password leaked into: {[str(p) for p in leaked]}"

@@ -15,10 +15,12 @@ import ldap3
 from samba_dc import SambaDC
 
 from remediate.adapters.ldap import ConnectionSettings, LdapDirectory, security
+from remediate.adapters.ldap.snapshot import rehearsal_world
+from remediate.adapters.world import LiveWorld
 from remediate.dn import escape_rdn_value, parent_dn
 from remediate.fakes import FakeWorld
 from remediate.model import AttrValue, DirectoryEntry
-from remediate.ports import Directory
+from remediate.ports import Directory, World
 
 SAMBA_DC_NAME = "dc1.samdom.test"
 
@@ -47,6 +49,19 @@ class DirectoryBackend(Protocol):
         """Let whenCreated move on (AD keeps it to the second)."""
         ...
 
+    def world(self, scope: str) -> World:
+        """A world for playbooks whose directory is this one (rehearsed within ``scope``) and
+        whose Exchange organisation has no servers."""
+        ...
+
+
+class Rejected(AssertionError):
+    """The directory (or the client library, before sending) refused to add an object."""
+
+    def __init__(self, dn: str, reason: str) -> None:
+        super().__init__(f"adding {dn} failed: {reason}")
+        self.reason = reason
+
 
 def _rdn(name: str, object_class: str) -> str:
     kind = "OU" if object_class == "organizationalUnit" else "CN"
@@ -55,15 +70,15 @@ def _rdn(name: str, object_class: str) -> str:
 
 class FakeBackend:
     def __init__(self) -> None:
-        self.world = FakeWorld.create(
+        self.fake = FakeWorld.create(
             domain="samdom.test",
             base_dn="DC=samdom,DC=test",
             dcs=[(SAMBA_DC_NAME, 0)],
             now=datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
         )
-        self.directory: Directory = self.world.directory
+        self.directory: Directory = self.fake.directory
         self.dc = SAMBA_DC_NAME
-        self.base_dn = self.world.directory.base_dn
+        self.base_dn = self.fake.directory.base_dn
 
     def add(
         self,
@@ -72,17 +87,20 @@ class FakeBackend:
         object_class: str,
         attributes: Mapping[str, AttrValue] | None = None,
     ) -> DirectoryEntry:
-        return self.world.directory.add_object(
+        return self.fake.directory.add_object(
             f"{_rdn(name, object_class)},{parent}",
             object_class=object_class,
             attributes=dict(attributes or {}),
         )
 
     def protect(self, entry: DirectoryEntry) -> None:
-        self.world.directory.place(self.dc, replace(entry, protected=True))
+        self.fake.directory.place(self.dc, replace(entry, protected=True))
 
     def next_second(self) -> None:
-        self.world.advance(1)
+        self.fake.advance(1)
+
+    def world(self, scope: str) -> World:
+        return self.fake
 
 
 def samba_directory(dc: SambaDC) -> LdapDirectory:
@@ -119,9 +137,12 @@ class SambaBackend:
         values: dict[str, object] = {}
         for key, value in (attributes or {}).items():
             values[key] = UUID(str(value)).bytes_le if key.lower() == "msexchmailboxguid" else value
-        ok, result, _, _ = self._connection().add(dn, [object_class], values)
+        try:
+            ok, result, _, _ = self._connection().add(dn, [object_class], values)
+        except ldap3.core.exceptions.LDAPException as error:
+            raise Rejected(dn, f"{type(error).__name__}, in ldap3 before sending") from error
         if not ok:
-            raise AssertionError(f"adding {dn} failed: {result}")
+            raise Rejected(dn, f"{result['description']} ({result['result']})")
         ok, result, response, _ = self._connection().search(
             dn, "(objectClass=*)", ldap3.BASE, attributes=["objectGUID"]
         )
@@ -151,6 +172,11 @@ class SambaBackend:
 
     def next_second(self) -> None:
         time.sleep(1.05)
+
+    def world(self, scope: str) -> World:
+        ldap = self._ldap
+        stub = rehearsal_world(ldap, scope)  # its Exchange has no servers: no mailboxes
+        return LiveWorld(ldap, stub.exchange, rehearse=lambda: rehearsal_world(ldap, scope))
 
 
 def unique(prefix: str) -> str:

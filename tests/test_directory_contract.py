@@ -3,38 +3,17 @@ on the ldap3 adapter against a real Samba AD DC."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
 from directory_backends import (
     DirectoryBackend,
-    FakeBackend,
-    SambaBackend,
-    samba_directory,
     unique,
 )
-from samba_dc import SambaDC
 
-from remediate.adapters.ldap import LdapDirectory
 from remediate.dn import is_within, normalize, rdn_value
 from remediate.errors import PermanentError
 from remediate.model import DirectoryEntry, UserQuery
-
-
-@pytest.fixture(scope="session")
-def samba_ldap(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
-    directory = samba_directory(samba_dc)
-    yield directory
-    directory.close()
-
-
-@pytest.fixture(params=["fake", pytest.param("samba", marks=pytest.mark.samba)])
-def backend(request: pytest.FixtureRequest) -> DirectoryBackend:
-    if request.param == "fake":
-        return FakeBackend()
-    samba = SambaBackend(request.getfixturevalue("samba_dc"), request.getfixturevalue("samba_ldap"))
-    return samba
 
 
 def new_ou(backend: DirectoryBackend, parent: str | None = None) -> str:
@@ -227,6 +206,7 @@ HOSTILE_NAMES = (
 )
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 def test_hostile_names_are_found_exactly_and_deleted(backend: DirectoryBackend, name: str) -> None:
     ou = new_ou(backend)

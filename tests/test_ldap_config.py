@@ -36,6 +36,7 @@ def test_a_minimal_table_takes_the_safe_defaults(tmp_path: Path) -> None:
     assert config.dcs is None and config.ca_file is None
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     ("extra", "key", "expected"),
     [

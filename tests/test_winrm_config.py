@@ -86,6 +86,7 @@ BASE = ('host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW
         "export_directory = '\\\\fs01\\pst$'\n")
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     ("extra", "key", "expected"),
     [

@@ -77,6 +77,7 @@ def test_the_tripwire_catches_what_it_must() -> None:
     assert problems("ConvertTo-Json @{}") == []
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(("version", "operation"), SCRIPTS)
 def test_hostile_data_travels_beside_the_script_never_in_it(
     version: ExchangeVersion, operation: str

@@ -13,6 +13,7 @@ from winrm_endpoint import Endpoint, EndpointOptions
 from winrm_endpoint.auth import ntlm_accounts
 from winrm_endpoint.exchange_host import ExchangeHost
 from winrm_endpoint.export_share import ExportShare
+from winrm_endpoint.server import ACCOUNT, ACCOUNT_PASSWORD
 
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
 from remediate.adapters.winrm.config import Transport
@@ -20,7 +21,7 @@ from remediate.fakes import FakeDirectory, FakeWorld
 from remediate.model import ExchangeVersion, MailboxInfo
 from remediate.ports import World
 
-USER, PASSWORD = "CORP\\admin", "Secret-1"
+USER, PASSWORD = ACCOUNT, ACCOUNT_PASSWORD
 
 
 @dataclass

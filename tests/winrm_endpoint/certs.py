@@ -1,4 +1,5 @@
-"""A test CA and a server certificate for 127.0.0.1 (and a second, unrelated CA)."""
+"""A test CA and a server certificate for 127.0.0.1 (and a second, unrelated CA); for the TLS
+refusal tests, certificates that have expired or carry another name."""
 
 from __future__ import annotations
 
@@ -23,8 +24,22 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def make_pki(label: str = "remediate test CA") -> Pki:
+def _subject_names(names: tuple[str, ...]) -> list[x509.GeneralName]:
+    found: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            found.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            found.append(x509.DNSName(name))
+    return found
+
+
+def make_pki(label: str = "remediate test CA", *,
+             names: tuple[str, ...] = ("127.0.0.1", "localhost"), expired: bool = False) -> Pki:
+    """A CA and a server certificate it issued for ``names`` (the first is the CN), valid for a
+    day, or ``expired`` a day ago."""
     now = datetime.datetime.now(datetime.UTC)
+    shift = datetime.timedelta(days=2) if expired else datetime.timedelta(0)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
@@ -42,13 +57,11 @@ def make_pki(label: str = "remediate test CA") -> Pki:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1")).issuer_name(ca.subject)
+        .subject_name(_name(names[0])).issuer_name(ca.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
+        .not_valid_before(now - datetime.timedelta(minutes=5) - shift)
+        .not_valid_after(now + datetime.timedelta(days=1) - shift)
+        .add_extension(x509.SubjectAlternativeName(_subject_names(names)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )

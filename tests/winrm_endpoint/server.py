@@ -12,18 +12,23 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sentinel import sentinel
+
 from . import auth, soap
 from .shells import Command, Host, Shell
 from .soap import Fault
 
 AuthMode = Literal["basic", "ntlm"]
+# The one account the endpoint knows unless told otherwise; its password is a sentinel
+# (tests/sentinel.py), so any trace of it outside the endpoint is a leak.
+ACCOUNT, ACCOUNT_PASSWORD = "CORP\\admin", sentinel("winrm")
 WINDOWS_MAX_ENVELOPE = 153600
 
 
 @dataclass
 class EndpointOptions:
     auth: AuthMode = "ntlm"
-    accounts: dict[str, str] = field(default_factory=lambda: {"CORP\\admin": "Secret-1"})
+    accounts: dict[str, str] = field(default_factory=lambda: {ACCOUNT: ACCOUNT_PASSWORD})
     tls: tuple[bytes, bytes] | None = None  # (certificate PEM, key PEM): serve HTTPS
     allow_unencrypted: bool = False  # Windows' default: plaintext SOAP over http refused
     receive_cap_s: float = 5.0  # a Receive waits at most this long (and OperationTimeout)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from ldap3.core import exceptions as ldap_errors
 
+from remediate.adapters import tls
 from remediate.errors import BackendError, PermanentError, TransientError
 
 # LDAP result codes (RFC 4511) worth retrying, and what to tell the operator about each.
@@ -64,9 +65,13 @@ def from_exception(
     """The error for an exception ldap3 raised (socket, TLS, session)."""
     text = f"{type(error).__name__}: {error}"
     if _is_tls_failure(error):
+        problem = tls.diagnose(
+            text, server=dc, ca_key="ca_file in the inventory's [directory]",
+            name_key="the DC's name in dcs, with its address in [directory.addresses]",
+        )
         return PermanentError(
-            f"TLS failed: {text}", endpoint=dc, operation=operation, target=target,
-            hint="check the CA file and the DC's expected name (tls_server_name) in the inventory",
+            f"TLS failed: {problem.what}; refused", endpoint=dc, operation=operation,
+            target=target, hint=problem.advice,
         )
     if isinstance(error, _TRANSIENT_EXCEPTIONS):
         return TransientError(

@@ -14,6 +14,7 @@ from winrm.exceptions import (
     WSManFaultError,
 )
 
+from remediate.adapters import tls
 from remediate.errors import BackendError, PermanentError, TransientError
 
 from .config import ServerConfig
@@ -42,12 +43,11 @@ def classify(error: Exception, server: ServerConfig, operation: str) -> BackendE
             "Basic and unencrypted messages",
         )
     if isinstance(error, requests.exceptions.SSLError):
-        return PermanentError(
-            f"the TLS certificate of {url} is not trusted: {_first_line(error)}",
-            **where,
-            hint="set ca_file in the inventory to the CA that issued the server's WinRM "
-            "certificate, and connect by the name the certificate carries",
-        )
+        problem = tls.diagnose(str(error), server=url,
+                               ca_key="ca_file in the inventory's [[exchange]] entry",
+                               name_key="host in the inventory's [[exchange]] entry")
+        return PermanentError(f"TLS failed: {problem.what}; refused", **where,
+                              hint=problem.advice)
     if isinstance(error, requests.exceptions.Timeout):
         return TransientError(
             f"no answer from {url} in time", **where,

@@ -41,6 +41,13 @@ class ScriptRunner:
     def _connect(self) -> Protocol:
         if self._protocol is None:
             config = self.config
+            if config.transport == "basic" and config.scheme != "https":
+                raise PermanentError(
+                    "Basic over http would send the password in clear; refused",
+                    endpoint=config.server, operation="connect", target=config.url,
+                    hint='set scheme = "https" (and ca_file) for this server in the inventory, '
+                    "or use transport ntlm or kerberos",
+                )
             self._protocol = Protocol(
                 endpoint=config.url,
                 transport=config.transport,  # our names are pywinrm's
