@@ -21,6 +21,7 @@ from remediate.model import AttrValue, DirectoryEntry, UserQuery
 from . import entries, errors, filters, security
 from .connection import ConnectionSettings, open_connection
 from .discovery import DomainController, discover
+from .seen import Seen
 
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
 TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
@@ -64,6 +65,7 @@ class LdapDirectory:
         )
         self._page_size = page_size
         self._connections: dict[str, ldap3.Connection] = {}
+        self._seen = Seen()
         self.requests = 0
 
     # The Directory port.
@@ -108,7 +110,7 @@ class LdapDirectory:
             name, query.base_dn or self._base_dn, filters.user_filter(query),
             operation="directory.find_users",
         )
-        return sorted(_entries(found), key=_creation_order)
+        return sorted(self._decoded(name, found), key=_creation_order)
 
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
@@ -122,32 +124,37 @@ class LdapDirectory:
                 dc, self._base_dn, filters.guids(chunk), controls=controls,
                 operation="directory.read",
             )
-            result.update((entry.guid, entry) for entry in _entries(found))
+            result.update((entry.guid, entry) for entry in self._decoded(dc, found))
         return {guid: result[guid] for guid in wanted if guid in result}
 
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects strictly below each live object of ``guids``, deepest first: one paged
-        subtree search (names only) per distinct parent container of the objects, then one
-        read of the descendants found."""
-        roots = {guid: normalize(dn) for guid, dn in self._names(guids, dc).items()}
-        below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in roots}
-        root_of = {root: guid for guid, root in roots.items()}
-        for container in sorted({parent_dn(dn) for dn in roots.values()}):
-            found = self._search(
-                dc, container, "(objectClass=*)", attributes=("objectGUID",),
-                operation="directory.descendants",
-            )
-            for dn, raw in found:
-                # Walk up from each name (its depth, not the number of roots): a root among
-                # its ancestors owns it.
-                ancestor = parent_dn(normalize(dn))
-                while ancestor:
-                    owner = root_of.get(ancestor)
-                    if owner is not None:
-                        below_ids[owner].append(entries.guid_of(dn, raw))
-                    ancestor = parent_dn(ancestor)
-        wanted = [child for children in below_ids.values() for child in children]
-        found_entries = self.read(wanted, dc) if wanted else {}
+        subtree search (names only) per distinct parent container of the objects (where they
+        were last read; where they are not there, or were never read, they are first found by
+        GUID), then one read of the descendants found."""
+        wanted = list(dict.fromkeys(guids))
+        names: dict[UUID, str] = {}
+        searched: set[str] = set()
+        guessed = {parent_dn(normalize(dn)) for guid in wanted if (dn := self._seen.name(guid))}
+        self._names_below(dc, guessed, names, searched)
+        missing = [guid for guid in wanted if guid not in names]
+        if missing:
+            located = self._names(missing, dc)
+            self._names_below(dc, {parent_dn(normalize(dn)) for dn in located.values()},
+                              names, searched)
+        root_of = {normalize(names[guid]): guid for guid in wanted if guid in names}
+        below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in root_of.values()}
+        for guid, dn in names.items():
+            # Walk up from each name (its depth, not the number of roots): a root among its
+            # ancestors owns it.
+            ancestor = parent_dn(normalize(dn))
+            while ancestor:
+                owner = root_of.get(ancestor)
+                if owner is not None:
+                    below_ids[owner].append(guid)
+                ancestor = parent_dn(ancestor)
+        wanted_below = [child for children in below_ids.values() for child in children]
+        found_entries = self.read(wanted_below, dc) if wanted_below else {}
         below: dict[UUID, list[DirectoryEntry]] = {}
         for guid, children in below_ids.items():
             below[guid] = sorted(
@@ -155,6 +162,18 @@ class LdapDirectory:
                 key=lambda e: (-len(split_rdns(e.dn)), normalize(e.dn)),
             )
         return below
+
+    def _names_below(
+        self, dc: str, containers: Collection[str], names: dict[UUID, str], searched: set[str]
+    ) -> None:
+        """Add the name of every live object at or below each container not searched yet."""
+        for container in sorted(set(containers) - searched):
+            searched.add(container)
+            found = self._search(
+                dc, container, "(objectClass=*)", attributes=("objectGUID",),
+                operation="directory.descendants",
+            )
+            names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
 
     def _names(self, guids: Collection[UUID], dc: str) -> dict[UUID, str]:
         """The DN of each live object of ``guids`` (absent ones left out), names only."""
@@ -170,6 +189,7 @@ class LdapDirectory:
 
     def delete(self, guid: UUID, *, tree: bool) -> None:
         controls = [TREE_DELETE] if tree else None
+        self._seen.forget(guid, below=tree)
         self._send(
             self.writable_dc(), "directory.delete", str(guid),
             lambda c: c.delete(filters.guid_dn(guid), controls=controls),  # type: ignore[no-untyped-call]
@@ -190,6 +210,7 @@ class LdapDirectory:
             }
         if not wanted:
             return
+        self._seen.changed(guid)
         try:
             ldap_changes = {
                 name: [(ldap3.MODIFY_REPLACE, entries.to_ldap(name, value) if value else [])]
@@ -221,6 +242,7 @@ class LdapDirectory:
         if descriptor is None or not security.is_protected(descriptor):
             return
         changed = security.without_protection(descriptor)
+        self._seen.changed(guid)
         self._send(
             dc, "directory.unprotect", str(guid),
             lambda c: c.modify(  # type: ignore[no-untyped-call]
@@ -233,9 +255,38 @@ class LdapDirectory:
     def entries_within(self, base: str, dc: str) -> list[DirectoryEntry]:
         """Every live object at or below ``base`` (any class), in one paged search."""
         found = self._search(dc, base, "(objectClass=*)", operation="directory.snapshot")
-        return _entries(found)
+        return [entries.to_entry(dn, raw) for dn, raw in found]
+
+    def take_read_within(self, base: str) -> list[DirectoryEntry]:
+        """The live objects at or below ``base`` this adapter read from the pinned DC since the
+        last call, as they are now: so a rehearsal of what discovery just read needs no second
+        full read. One names-only search finds which of them changed since (a uSNChanged
+        higher than read; DCs number their changes in increasing order) or left the scope;
+        only the changed ones are read again."""
+        dc = self.writable_dc()
+        taken = {entry.guid: entry for entry in self._seen.take_within(base, dc)}
+        if not taken:
+            return []
+        oldest = min(entry.usn_changed for entry in taken.values())
+        found = self._search(
+            dc, base, f"(uSNChanged>={oldest})", attributes=("objectGUID", "uSNChanged"),
+            operation="directory.snapshot",
+        )
+        now = {entries.guid_of(dn, raw): entries.to_usn(raw) for dn, raw in found}
+        changed = [guid for guid in taken if guid in now and now[guid] != taken[guid].usn_changed]
+        fresh = self.read(changed, dc) if changed else {}
+        self._seen.take_within(base, dc)  # the read just made is not news to the next call
+        return [
+            fresh.get(guid, entry) for guid, entry in taken.items()
+            if guid in now and (guid not in changed or guid in fresh)
+        ]
 
     # Plumbing.
+
+    def _decoded(self, dc: str, found: Found) -> list[DirectoryEntry]:
+        decoded = [entries.to_entry(dn, raw) for dn, raw in found]
+        self._seen.record(dc, decoded)
+        return decoded
 
     def close(self) -> None:
         for connection in self._connections.values():
@@ -316,10 +367,6 @@ class LdapDirectory:
             configuration,
             self._base_dn,
         )
-
-
-def _entries(found: Found) -> list[DirectoryEntry]:
-    return [entries.to_entry(dn, raw) for dn, raw in found]
 
 
 def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:
