@@ -28,7 +28,10 @@ TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 SUCCESS = 0
 NO_SUCH_OBJECT = 32
-GUIDS_PER_SEARCH = 1000  # one request per DC per replication poll, up to 1,000 objects
+# Objects per read by GUID (an OR of their objectGUIDs). Samba matches the whole OR against every
+# object it finds, so the time grows with its square: 1,000 entries cost 2.3 s in one search of
+# 1,000 terms, 1.5 s in ten of 100 (AD looks each term up in its index: either is fine there).
+GUIDS_PER_SEARCH = 100
 
 Control = tuple[str, bool, bytes | None]
 Found = list[tuple[str, dict[str, list[bytes]]]]
