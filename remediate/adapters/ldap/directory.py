@@ -14,13 +14,13 @@ from uuid import UUID
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
-from remediate.dn import normalize, parent_dn, split_rdns
+from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
 from remediate.errors import PermanentError, TransientError
 from remediate.model import AttrValue, DirectoryEntry, UserQuery
 
-from . import entries, errors, filters, security
+from . import discovery, entries, errors, filters, security
 from .connection import ConnectionSettings, open_connection
-from .discovery import DomainController, discover
+from .discovery import DomainController
 from .seen import Seen
 
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)
@@ -82,9 +82,21 @@ class LdapDirectory:
         return self._base_dn
 
     def replication_delays(self) -> dict[str, float]:
-        """0 for every DC: the site links' replInterval is not read yet, so a rehearsal of a
-        real domain models no lag (the real wait still polls until every DC shows the change)."""
-        return dict.fromkeys(self.domain_controllers(), 0.0)
+        """From the configuration partition: 0 within the writable DC's site, else the site
+        links' replInterval along the cheapest path (see :func:`discovery.delays`). A DC
+        listed in the inventory but not found there gets AD's default interval (3 hours)."""
+        found, configuration = self._discover_with_configuration()
+        links = discovery.site_links(self._discovery_search(configuration), configuration)
+        writable = self.writable_dc()
+        by_name = {
+            name.lower(): delay
+            for name, delay in discovery.delays(found, links, writable).items()
+        }
+        by_name.setdefault(writable.lower(), 0.0)
+        return {
+            dc: by_name.get(dc.lower(), discovery.DEFAULT_INTERVAL_S)
+            for dc in self.domain_controllers()
+        }
 
     def domain_controllers(self) -> list[str]:
         if self._dcs is None:
@@ -262,27 +274,25 @@ class LdapDirectory:
 
     def take_read_within(self, base: str) -> list[DirectoryEntry]:
         """The live objects at or below ``base`` this adapter read from the pinned DC since the
-        last call, as they are now: so a rehearsal of what discovery just read needs no second
-        full read. One names-only search finds which of them changed since (a uSNChanged
-        higher than read; DCs number their changes in increasing order) or left the scope;
-        only the changed ones are read again."""
+        last call, as they are now, so a rehearsal of what discovery just read needs no second
+        full read: one names-only search (Show Deleted) for the objects changed since the DC's
+        highestCommittedUSN from before those reads, then a read of those of them taken here."""
         dc = self.writable_dc()
-        taken = {entry.guid: entry for entry in self._seen.take_within(base, dc)}
+        taken, since = self._seen.take_within(base, dc)
+        self._watch(dc, self.connection(dc))  # for the next call; reads from now on count
         if not taken:
             return []
-        oldest = min(entry.usn_changed for entry in taken.values())
-        found = self._search(
-            dc, base, f"(uSNChanged>={oldest})", attributes=("objectGUID", "uSNChanged"),
+        changed = self._search(
+            dc, self._base_dn, f"(uSNChanged>={since + 1})",
+            attributes=("objectGUID", "uSNChanged"), controls=[SHOW_DELETED],
             operation="directory.snapshot",
         )
-        now = {entries.guid_of(dn, raw): entries.to_usn(raw) for dn, raw in found}
-        changed = [guid for guid in taken if guid in now and now[guid] != taken[guid].usn_changed]
-        fresh = self.read(changed, dc) if changed else {}
-        self._seen.take_within(base, dc)  # the read just made is not news to the next call
-        return [
-            fresh.get(guid, entry) for guid, entry in taken.items()
-            if guid in now and (guid not in changed or guid in fresh)
-        ]
+        now = {entries.guid_of(dn, raw): entries.to_usn(raw) for dn, raw in changed}
+        stale = [e.guid for e in taken if e.guid in now and now[e.guid] != e.usn_changed]
+        fresh = self.read(stale, dc) if stale else {}
+        scope = normalize(base)
+        moved_in = {g: e for g, e in fresh.items() if is_within_normalized(normalize(e.dn), scope)}
+        return [moved_in.get(e.guid, e) for e in taken if e.guid not in stale or e.guid in moved_in]
 
     # Plumbing.
 
@@ -299,8 +309,28 @@ class LdapDirectory:
     def connection(self, dc: str) -> ldap3.Connection:
         """The open, bound connection to ``dc`` (opened now if needed)."""
         if dc not in self._connections:
-            self._connections[dc] = open_connection(self._settings, dc)
+            connection = open_connection(self._settings, dc)
+            self._watch(dc, connection)
+            self._connections[dc] = connection
         return self._connections[dc]
+
+    def _watch(self, dc: str, connection: ldap3.Connection) -> None:
+        """Note the DC's highestCommittedUSN, part of opening a connection (so not one of the
+        ``requests``): what is read from it afterwards is checked against later changes."""
+        try:
+            answer: Any = connection.search(
+                "", "(objectClass=*)", ldap3.BASE, attributes=["highestCommittedUSN"]
+            )
+        except (LDAPException, OSError) as error:
+            self._connections.pop(dc, None)
+            raise errors.from_exception(
+                error, dc=dc, operation="directory.connect", target=None
+            ) from None
+        found = [item["raw_attributes"] for item in answer[2] or ()
+                 if item.get("type") == "searchResEntry"]
+        if not found:
+            raise errors.from_result(answer[1], dc=dc, operation="directory.connect", target=None)
+        self._seen.watch(dc, entries.to_usn(found[0], "highestCommittedUSN"))
 
     def _send(
         self, dc: str, operation: str, target: str | None,
@@ -354,6 +384,9 @@ class LdapDirectory:
                 return found
 
     def _discover(self) -> list[DomainController]:
+        return self._discover_with_configuration()[0]
+
+    def _discover_with_configuration(self) -> tuple[list[DomainController], str]:
         dc = self._bootstrap
         root = self._search(
             dc, "", "(objectClass=*)", scope=ldap3.BASE,
@@ -363,13 +396,18 @@ class LdapDirectory:
         for name, values in (root[0][1] if root else {}).items():
             if name.lower() == "configurationnamingcontext" and values:
                 configuration = values[0].decode("utf-8")
-        return discover(
-            lambda base, flt, attrs: self._search(
-                dc, base, flt, attributes=attrs, operation="directory.discover"
-            ),
-            configuration,
-            self._base_dn,
+        found = discovery.discover(
+            self._discovery_search(configuration), configuration, self._base_dn
         )
+        return found, configuration
+
+    def _discovery_search(self, configuration: str) -> discovery.Search:
+        def search(base: str, flt: str, attrs: Sequence[str]) -> Found:
+            return self._search(
+                self._bootstrap, base, flt, attributes=attrs, operation="directory.discover"
+            )
+
+        return search
 
 
 def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:

@@ -53,8 +53,8 @@ def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
     return UUID(bytes_le=value)
 
 
-def to_usn(raw: Mapping[str, Sequence[bytes]]) -> int:
-    usn = _first(raw, "uSNChanged")
+def to_usn(raw: Mapping[str, Sequence[bytes]], name: str = "uSNChanged") -> int:
+    usn = _first(raw, name)
     return int(usn) if usn else 0
 
 
