@@ -50,7 +50,7 @@ def main() -> None:
     try:
         directory = samba_directory(dc)
         plain_directory = samba_directory(dc)
-        setup = directory.connection(SAMBA_DC_NAME)
+        setup = samba_directory(dc).connection(SAMBA_DC_NAME)  # apart: the runs reconnect
         playbook_s = plain_s = 0.0
         discovery: list[int] = []
         with tempfile.TemporaryDirectory() as state:
