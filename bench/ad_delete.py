@@ -18,11 +18,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from ad_support import SAMBA_DC_NAME, populate, quiet, samba_dc, samba_directory, with_playbook
+from ad_support import (
+    SAMBA_DC_NAME,
+    live_world,
+    populate,
+    quiet,
+    samba_dc,
+    samba_directory,
+    with_playbook,
+)
 
 from remediate.adapters.ldap import LdapDirectory
 from remediate.engine.runner import Engine
 from remediate.model import UserQuery
+from remediate.playbooks import get_playbook
 
 
 def with_plain_loop(directory: LdapDirectory, ou: str) -> float:
@@ -70,6 +79,11 @@ def main() -> None:
         everyone = populate(setup, dc.base_dn, "everyone", args.users)
         before = directory.requests
         found = directory.find_users(UserQuery(base_dn=everyone))
+        users_requests = directory.requests - before
+        before = directory.requests
+        kb842101 = get_playbook("kb842101")
+        world = live_world(directory, everyone)
+        selected = kb842101.discover(world, kb842101.parse({"ou": everyone}))
         print(json.dumps({
             "users_deleted_each_way": per_round * args.rounds,
             "rounds": args.rounds,
@@ -77,9 +91,11 @@ def main() -> None:
             "plain_ldap3_loop_s": round(plain_s, 2),
             "ratio": round(playbook_s / plain_s, 2),
             "discovery_requests_per_round": discovery,
-            "discovery_of_all_users": {"users": len(found),
-                                       "requests": directory.requests - before,
-                                       "page_size": 1000},
+            "discovery_of_all_users": {
+                "users": len(found), "page_size": 1000, "find_users_requests": users_requests,
+                "kb842101_discover_requests": directory.requests - before,
+                "kb842101_selected": len(selected.selection.users),
+            },
         }, indent=1))
     finally:
         samba_dc.stop(dc)

@@ -52,7 +52,7 @@ class WaitTimes:
     def __call__(self, record: JournalRecord) -> None:
         if not str(record.get("step") or "").startswith(WAIT) or record.get("mode") != "apply":
             return
-        if record["event"] == ev.STEP_APPLYING:
+        if record["event"] == ev.STEP_APPLYING and self.started is None:
             self.started = self._now()
             self._on_start()
         elif record["event"] == ev.STEP_WAITING:

@@ -25,7 +25,8 @@ from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
 # The test suite's DC, shared with the benchmarks (tests/ is not a package).
-__all__ = ["SAMBA_DC_NAME", "populate", "quiet", "samba_dc", "samba_directory", "with_playbook"]
+__all__ = ["SAMBA_DC_NAME", "live_world", "populate", "quiet", "samba_dc", "samba_directory",
+           "with_playbook"]
 
 
 def quiet() -> None:
