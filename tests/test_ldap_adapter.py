@@ -4,21 +4,27 @@ paged searches (one request per page), all against the session's Samba AD DC whe
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from directory_backends import SAMBA_DC_NAME, samba_directory, unique
+from ldap3.core import connection as ldap3_connection
 from samba_dc import SambaDC
 
 from remediate.adapters.ldap import (
     ConnectionSettings,
     LdapDirectory,
     TlsMode,
+    discovery,
     filters,
     open_connection,
 )
 from remediate.adapters.ldap import errors as ldap_errors
+from remediate.adapters.ldap.directory import GUIDS_PER_SEARCH
+from remediate.dn import normalize
 from remediate.errors import PermanentError, TransientError
 from remediate.model import UserQuery
 
@@ -180,5 +186,40 @@ def test_finding_many_users_takes_one_request_per_page(samba_dc: SambaDC) -> Non
     assert directory.requests <= count // page + 1
     before = directory.requests
     assert len(directory.read([entry.guid for entry in found], SAMBA_DC_NAME)) == count
-    assert directory.requests - before <= count // page + 1  # one GUID filter, paged
+    # GUID filters of up to GUIDS_PER_SEARCH objects, each paged
+    assert directory.requests - before <= count // page + count // GUIDS_PER_SEARCH + 1
+    directory.close()
+
+
+@pytest.mark.samba
+def test_answers_are_handed_over_without_ldap3s_deep_copies(
+    samba_dc: SambaDC, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(value: object, memo: object = None) -> object:
+        raise AssertionError("deep-copied")
+
+    monkeypatch.setattr(ldap3_connection, "deepcopy", refuse)
+    directory = samba_directory(samba_dc)
+    first = directory.find_users(UserQuery(base_dn=samba_dc.base_dn), SAMBA_DC_NAME)
+    again = directory.find_users(UserQuery(base_dn=samba_dc.base_dn), SAMBA_DC_NAME)
+    assert first and first == again  # each answer its own, not the one before
+    directory.close()
+
+
+@pytest.mark.samba
+def test_replication_delays_come_from_the_site_links(samba_dc: SambaDC) -> None:
+    directory = samba_directory(samba_dc)
+    assert directory.replication_delays() == {SAMBA_DC_NAME: 0.0}  # one site
+    configuration = f"CN=Configuration,{samba_dc.base_dn}"
+    connection = directory.connection(SAMBA_DC_NAME)
+
+    def search(base: str, flt: str, attrs: Sequence[str]) -> discovery.Found:
+        answer: Any = connection.search(base, flt, attributes=list(attrs))
+        return [(e["dn"], e["raw_attributes"]) for e in answer[2] if e["type"] == "searchResEntry"]
+
+    links = discovery.site_links(search, configuration)
+    assert [link.interval_s for link in links] == [180 * 60.0]  # DEFAULTIPSITELINK
+    assert links[0].sites == (
+        normalize(f"CN=Default-First-Site-Name,CN=Sites,{configuration}"),
+    )
     directory.close()

@@ -23,6 +23,8 @@ from run_support import (
 
 from remediate import PLAYBOOKS, Engine, RunPaused
 from remediate.engine.runner import load_run_state
+from remediate.errors import Refused
+from remediate.fakes import world_from_json, world_to_json
 
 KB842101_2003 = Case("kb842101", "2003")
 HOUR = 3600.0
@@ -75,3 +77,23 @@ def test_a_manual_step_that_outlasts_the_wait_pauses_and_resume_finishes_after_t
     assert (result.state, result.exit_code) == ("done", 0)
     assert comparable(snapshot(world)) == comparable(snapshot(reference))
     assert load_run_state(run_dir).state == "done"
+
+
+def test_resume_refuses_a_directory_that_pins_another_dc_for_writes(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    doc = KB842101_2003.document()
+    world = load(doc)
+    engine = Engine(state_dir=state_dir, manual_deadline_s=HOUR)
+    with pytest.raises(RunPaused):
+        apply(engine, KB842101_2003, world, doc)
+    run_dir = only_run(state_dir)
+    assert load_run_state(run_dir).writable_dc == "DC1"
+    moved = world_to_json(world)
+    moved["directory"]["writable_dc"] = "DC2"
+
+    with pytest.raises(Refused, match="wrote to DC1, but the directory now pins DC2") as refused:
+        engine.resume(run_dir.name, world_from_json(moved), PLAYBOOKS)
+
+    assert 'writable_dc = "DC1"' in (refused.value.hint or "")
+    assert load_run_state(run_dir).state == "paused"  # the journal is left as it was

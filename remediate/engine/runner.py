@@ -497,6 +497,7 @@ class Engine:
                                   run_id=run_id, run_dir=run_dir)
             result.state = "done"
             return result
+        self._check_pinned_dc(state, world)
         with self.store.lock(world.organisation, run_id) as lock:
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal)
@@ -522,6 +523,19 @@ class Engine:
                                      completed=state.completed)
 
             return self._warned(abandoned, self._guarded(journal, events, body))
+
+    @staticmethod
+    def _check_pinned_dc(state: RunState, world: World) -> None:
+        """A resumed run writes where it wrote before: its waits watch what that DC sends."""
+        now = world.directory.writable_dc()
+        if state.writable_dc is not None and now.lower() != state.writable_dc.lower():
+            raise Refused(
+                f"this run wrote to {state.writable_dc}, but the directory now pins {now} for "
+                "writes; nothing was changed",
+                target=f"run {state.run_id}",
+                hint=f'set writable_dc = "{state.writable_dc}" in the inventory\'s [directory] '
+                "and resume again",
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class RunState:
     approved: bool
     truncated_line: int | None
     counts: dict[str, int]
+    writable_dc: str | None = None  # the DC its writes went to (pinned at discovery)
 
 
 def load_run_state(run_dir: Path) -> RunState:
@@ -36,6 +37,7 @@ def load_run_state(run_dir: Path) -> RunState:
     playbook, parameters, source, started = "", {}, {}, None
     options = Options()
     selection: JsonValue = None
+    writable_dc: str | None = None
     completed: list[str] = []
     state, finished, approved = "started", False, False
     counts = {"applied": 0, "failed": 0}
@@ -51,6 +53,8 @@ def load_run_state(run_dir: Path) -> RunState:
             started = str(record.get("ts"))
         elif event == ev.RUN_DISCOVERED:
             selection = record.get("selection")
+            pinned = record.get("writable_dc")
+            writable_dc = str(pinned) if pinned else None
         elif event == ev.STEP_COMPLETED and isinstance(record.get("step"), str):
             completed.append(str(record["step"]))
         elif event == ev.STEP_APPLIED:
@@ -73,5 +77,5 @@ def load_run_state(run_dir: Path) -> RunState:
         options=options, source=source, selection=selection,
         completed=tuple(completed), state=state, started=started, finished=finished,
         approved=approved,
-        truncated_line=contents.truncated_line, counts=counts,
+        truncated_line=contents.truncated_line, counts=counts, writable_dc=writable_dc,
     )

@@ -17,6 +17,22 @@ from remediate.errors import PermanentError
 from . import errors
 
 
+class _HandedOverConnection(ldap3.Connection):
+    """SAFE_SYNC without its deep copies. Every operation detaches its own result and response
+    from the connection while it holds the connection's lock, so what it returns is already
+    the caller's alone: copying it again (ldap3 deep-copies every answer) only costs time, a
+    third of a 1,000-entry search's."""
+
+    def _prepare_return_value(self, status: Any, response: bool = False) -> Any:
+        if not self.strategy.thread_safe:
+            return status
+        # ``result`` stays readable on the connection, as ldap3's own extensions expect; each
+        # operation replaces it with a new dict, never changes the one handed out.
+        answer, self.response = self.response, None
+        request, self.request = self.request, None
+        return status, self.result, answer if response else None, request
+
+
 class TlsMode(StrEnum):
     LDAPS = "ldaps"  # TLS from the first byte, port 636
     STARTTLS = "starttls"  # port 389, StartTLS before the bind
@@ -62,7 +78,7 @@ def open_connection(settings: ConnectionSettings, dc: str) -> ldap3.Connection:
         get_info=ldap3.NONE,
         connect_timeout=settings.connect_timeout_s,
     )
-    connection = ldap3.Connection(
+    connection = _HandedOverConnection(
         server,
         user=settings.bind_user,
         password=settings.password,

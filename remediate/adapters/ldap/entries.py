@@ -53,6 +53,11 @@ def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
     return UUID(bytes_le=value)
 
 
+def to_usn(raw: Mapping[str, Sequence[bytes]], name: str = "uSNChanged") -> int:
+    usn = _first(raw, name)
+    return int(usn) if usn else 0
+
+
 def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
     classes = [
         value.decode()
@@ -67,14 +72,13 @@ def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
             attributes[key] = text
     created = _first(raw, "whenCreated")
     changed = _first(raw, "whenChanged")
-    usn = _first(raw, "uSNChanged")
     return DirectoryEntry(
         guid=guid_of(dn, raw),
         dn=dn,
         object_class=classes[-1] if classes else "",
         when_created=parse_time(created.decode()) if created else datetime.min.replace(tzinfo=UTC),
         when_changed=parse_time(changed.decode()) if changed else datetime.min.replace(tzinfo=UTC),
-        usn_changed=int(usn) if usn else 0,
+        usn_changed=to_usn(raw),
         protected=security.is_protected(_first(raw, "nTSecurityDescriptor")),
         attributes=attributes,
         deleted=(_first(raw, "isDeleted") or b"").upper() == b"TRUE",

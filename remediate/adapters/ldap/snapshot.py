@@ -11,9 +11,13 @@ from .directory import LdapDirectory
 
 
 def copy_into(source: LdapDirectory, target: FakeDirectory, scope_dn: str) -> int:
-    """Add every live object within ``scope_dn`` (as the pinned DC sees it) to ``target``,
-    same GUIDs, names, classes, times and attributes, as already replicated. Returns how many."""
-    entries = source.entries_within(scope_dn, source.writable_dc())
+    """Add the live objects within ``scope_dn`` (as the pinned DC sees it) to ``target``, same
+    GUIDs, names, classes, times and attributes, as already replicated: the objects the source
+    read there since the last copy (a discovery just before: what a rehearsal of it touches),
+    else all of them, read now. Returns how many."""
+    entries = source.take_read_within(scope_dn) or source.entries_within(
+        scope_dn, source.writable_dc()
+    )
     for entry in entries:
         target.add_object(
             entry.dn,
@@ -30,7 +34,8 @@ def copy_into(source: LdapDirectory, target: FakeDirectory, scope_dn: str) -> in
 
 def rehearsal_world(source: LdapDirectory, scope_dn: str) -> FakeWorld:
     """A fake world at the current time: the source's DCs (no replication delay), the live
-    objects within ``scope_dn``, and an Exchange organisation without servers."""
+    objects within ``scope_dn`` (see :func:`copy_into`), and an Exchange organisation without
+    servers."""
     world = FakeWorld.create(
         domain=source.domain,
         base_dn=source.base_dn,
