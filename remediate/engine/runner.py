@@ -372,7 +372,7 @@ class Engine:
                               run_id=run_id, run_dir=run_dir)
         events.emit(
             ev.RUN_DISCOVERED,
-            selection=discovery.selection.to_json(),
+            selection=result.selection,  # the JSON already made for the result
             summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
             # Every write of this run goes to this DC.
