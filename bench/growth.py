@@ -4,7 +4,8 @@
 
 Runs ``bench/run.py``'s measurement for each KB and size, each in a fresh interpreter, and
 prints one JSON line per run (see run.py for the fields) plus, per KB, the time per user at each
-size and the exponent b of the least-squares fit time = a * users ** b (b = 1: linear).
+size and the exponent b of the least-squares fit time = a * users ** b (b = 1: linear), for wall
+time of plan and of apply and for the CPU time of both (which a loaded machine distorts less).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def summary(kb: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         result[f"{name}_ms_per_user"] = [round(1000 * s / n, 3) for s, n in zip(seconds, sizes,
                                                                                strict=True)]
         result[f"{name}_exponent"] = round(fitted_exponent(sizes, seconds), 3)
+    if all("cpu_s" in row for row in rows):  # plan + apply in CPU time: load distorts it less
+        cpu = [float(row["cpu_s"]) for row in rows]
+        result["cpu_ms_per_user"] = [round(1000 * s / n, 3) for s, n in zip(cpu, sizes,
+                                                                           strict=True)]
+        result["cpu_exponent"] = round(fitted_exponent(sizes, cpu), 3)
     result["peak_rss_mb"] = [row["peak_rss_mb"] for row in rows]
     return result
 
