@@ -300,14 +300,10 @@ class FakeExchange:
         def action() -> dict[UUID, ExportRef]:
             host = self._transferring(server, "exchange.export_mail")
             mailboxes = [self._mailbox(host, guid, "exchange.export_mail")[1] for guid in wanted]
+            locations = self.sink.write(server, [(box.guid, box.items) for box in mailboxes])
             return {
-                mailbox.guid: ExportRef(
-                    server,
-                    mailbox.guid,
-                    self.sink.write(server, mailbox.guid, mailbox.items),
-                    tuple(item.id for item in mailbox.items),
-                )
-                for mailbox in mailboxes
+                mailbox.guid: ExportRef(server, mailbox.guid, location, mailbox.item_ids)
+                for mailbox, location in zip(mailboxes, locations, strict=True)
             }
 
         return self._op("export_mail", server, None, (server, wanted), action)

@@ -4,6 +4,7 @@ exporting a mailbox again replaces its export."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -12,10 +13,11 @@ from uuid import UUID
 
 from remediate.model import MailItem
 
-from .jsonfile import At, as_object, elements, read_json, text, uuid, write_json
+from .jsonfile import At, as_object, elements, read_json, text, uuid, write_json_files
 
 EXPORT_FORMAT = "remediate.mail-export/1"
 Export = tuple[str, tuple[MailItem, ...]]  # (location, items)
+MailboxItems = tuple[UUID, Sequence[MailItem]]  # what one mailbox's export holds
 
 
 def item_to_json(item: MailItem) -> dict[str, object]:
@@ -26,14 +28,21 @@ def item_from_json(value: object, at: At) -> MailItem:
     """A mail item; keys other than id, folder and subject are kept in ``extra``."""
     data = as_object(value, at)
     extra = {key: field for key, field in data.items() if key not in ("id", "folder", "subject")}
-    return MailItem(
-        text(data, "id", at), text(data, "folder", at), text(data, "subject", at), extra
-    )
+    folder, subject = _shared(text(data, "folder", at)), _shared(text(data, "subject", at))
+    if not extra:
+        return MailItem(text(data, "id", at), folder, subject)
+    return MailItem(text(data, "id", at), folder, subject, extra)
+
+
+def _shared(value: str) -> str:
+    """Folder names and subjects repeat across millions of items: keep one copy of each."""
+    return sys.intern(value)
 
 
 class MailSink(Protocol):
-    def write(self, server: str, mailbox: UUID, items: Sequence[MailItem]) -> str:
-        """Store the export of ``mailbox``; returns its location."""
+    def write(self, server: str, exports: Sequence[MailboxItems]) -> list[str]:
+        """Store the export of each mailbox, all of them durably before returning; returns
+        their locations, in order."""
         ...
 
     def read(self, server: str, mailbox: UUID) -> Export | None:
@@ -49,9 +58,10 @@ class MemorySink:
     def __init__(self, exports: Iterable[tuple[str, UUID, Sequence[MailItem]]] = ()) -> None:
         self._exports = {(server, mailbox): tuple(items) for server, mailbox, items in exports}
 
-    def write(self, server: str, mailbox: UUID, items: Sequence[MailItem]) -> str:
-        self._exports[server, mailbox] = tuple(items)
-        return f"memory:{server}/{mailbox}"
+    def write(self, server: str, exports: Sequence[MailboxItems]) -> list[str]:
+        for mailbox, items in exports:
+            self._exports[server, mailbox] = tuple(items)
+        return [f"memory:{server}/{mailbox}" for mailbox, _ in exports]
 
     def read(self, server: str, mailbox: UUID) -> Export | None:
         items = self._exports.get((server, mailbox))
@@ -64,7 +74,8 @@ class MemorySink:
 
 
 class DirectorySink:
-    """Exports as files ``<root>/<server>/<mailbox guid>.json``, each written atomically."""
+    """Exports as files ``<root>/<server>/<mailbox guid>.json``, each written atomically; a
+    batch shares one fsync of its directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -72,16 +83,18 @@ class DirectorySink:
     def _path(self, server: str, mailbox: UUID) -> Path:
         return self.root / quote(server, safe="") / f"{mailbox}.json"
 
-    def write(self, server: str, mailbox: UUID, items: Sequence[MailItem]) -> str:
-        path = self._path(server, mailbox)
-        document = {
-            "format": EXPORT_FORMAT,
-            "server": server,
-            "mailbox": str(mailbox),
-            "items": [item_to_json(item) for item in items],
-        }
-        write_json(path, document)
-        return str(path)
+    def write(self, server: str, exports: Sequence[MailboxItems]) -> list[str]:
+        documents = [
+            (self._path(server, mailbox), {
+                "format": EXPORT_FORMAT,
+                "server": server,
+                "mailbox": str(mailbox),
+                "items": [item_to_json(item) for item in items],
+            })
+            for mailbox, items in exports
+        ]
+        write_json_files(documents)
+        return [str(path) for path, _ in documents]
 
     def read(self, server: str, mailbox: UUID) -> Export | None:
         path = self._path(server, mailbox)

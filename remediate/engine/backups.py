@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -17,11 +17,12 @@ class Backups(Protocol):
         ...
 
 
-def write_durably(path: Path, text: str) -> None:
-    """Write a new file and make sure it is on disk before returning."""
+def write_durably(path: Path, text: str | Iterable[str]) -> None:
+    """Write a new file and make sure it is on disk before returning. ``text`` may come in
+    pieces, so a large file never has to be one string in memory."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
+        handle.writelines([text] if isinstance(text, str) else text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)

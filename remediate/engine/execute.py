@@ -27,6 +27,21 @@ def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
     return groups
 
 
+class PlannedRecords:
+    """The rehearsal's records, in order. An applied change equal to the next planned one is
+    recorded as that same object, so a run holds each change once, not twice."""
+
+    def __init__(self, planned: Sequence[ChangeRecord]) -> None:
+        self._planned = planned
+        self._next = 0
+
+    def same_as(self, record: ChangeRecord) -> ChangeRecord:
+        if self._next < len(self._planned) and self._planned[self._next] == record:
+            self._next += 1
+            return self._planned[self._next - 1]
+        return record
+
+
 class Executor:
     """Observe, plan, apply and verify each step, one endpoint batch at a time."""
 
@@ -39,6 +54,7 @@ class Executor:
         retry: RetryPolicy,
         manual_deadline_s: float,
         completed: Collection[str] = (),
+        planned: Sequence[ChangeRecord] = (),
     ) -> None:
         self.ctx = ctx
         self.events = events
@@ -48,6 +64,7 @@ class Executor:
         self.completed = set(completed)
         self.records: list[ChangeRecord] = []
         self.manual_actions: list[str] = []
+        self._planned = PlannedRecords(planned)
 
     def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
         for step in steps:
@@ -201,7 +218,7 @@ class Executor:
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:
-        return ChangeRecord(
+        return self._planned.same_as(ChangeRecord(
             step=step.id,
             target=target.key,
             label=target.label,
@@ -211,7 +228,7 @@ class Executor:
             before=change.before,
             after=change.after,
             deletes=change.deletes,
-        )
+        ))
 
     def _on_retry(self, step: AnyStep, phase: str) -> Callable[[RetryCallState], None]:
         def emit(state: RetryCallState) -> None:

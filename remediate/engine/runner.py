@@ -8,7 +8,7 @@ gate (WouldFail, budget, confirmation) is passed before the first real change.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,15 @@ def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exac
         target=f"plan of {plan.playbook}",
         hint="plan again and have the new plan approved",
     )
+
+
+def plan_json_lines(planned: Sequence[ChangeRecord]) -> Iterator[str]:
+    """``{"changes": [...]}``, one change a line, written as it is made: at 100,000 users the
+    whole document as one string would cost hundreds of MB."""
+    yield '{"changes": [\n'
+    for number, record in enumerate(planned):
+        yield ("," if number else "") + json.dumps(record.to_json(), ensure_ascii=False) + "\n"
+    yield "]}\n"
 
 
 def _change_key(change: JsonValue) -> tuple[str, str, str, str, str]:
@@ -370,7 +379,7 @@ class Engine:
                               run_id=run_id, run_dir=run_dir)
         events.emit(
             ev.RUN_DISCOVERED,
-            selection=discovery.selection.to_json(),
+            selection=result.selection,  # the JSON already made for the result
             summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
             # Every write of this run goes to this DC.
@@ -391,17 +400,14 @@ class Engine:
         result.planned = planned
         if expect is not None:
             expect(planned)
-        write_durably(
-            run_dir / "plan.json",
-            json.dumps({"changes": [r.to_json() for r in planned]}, indent=1, ensure_ascii=False),
-        )
+        write_durably(run_dir / "plan.json", plan_json_lines(planned))
         events.emit(ev.RUN_PLANNED, changes=len(planned))
         self._check_safety(planned, safety)
         events.emit(ev.RUN_APPROVED, changes=len(planned))
         events.checkpoint()
         return self._execute(playbook=playbook, world=world, selection=discovery.selection,
                              options=options, run_dir=run_dir, events=events, result=result,
-                             completed=())
+                             completed=(), planned=planned)
 
     def _check_safety(self, planned: Sequence[ChangeRecord], safety: Safety) -> None:
         deletions = sum(record.deletes for record in planned)
@@ -431,11 +437,13 @@ class Engine:
         events: Events,
         result: RunResult,
         completed: Sequence[str],
+        planned: Sequence[ChangeRecord] = (),
     ) -> RunResult:
         world.attach_run(run_dir)
         ctx = StepContext(world, DirectoryBackups(run_dir), options)
         executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
-                            manual_deadline_s=self.manual_deadline_s, completed=completed)
+                            manual_deadline_s=self.manual_deadline_s, completed=completed,
+                            planned=planned)
         try:
             executor.run(playbook.steps(selection))
         finally:

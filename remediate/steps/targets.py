@@ -1,8 +1,11 @@
-"""The things steps act on. ``key`` is stable across runs; ``endpoint`` batches them."""
+"""The things steps act on. ``key`` is stable across runs; ``endpoint`` batches them.
+
+``key`` is made once per target: the engine looks it up several times per target and step, and
+formatting a GUID each time was a fifth of the engine's own time at 10,000 users."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 DIRECTORY_ENDPOINT = "directory"
@@ -18,9 +21,10 @@ class UserTarget:
     dn: str
     sam: str
 
-    @property
-    def key(self) -> str:
-        return f"user:{self.guid}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"user:{self.guid}")
 
     @property
     def label(self) -> str:
@@ -38,9 +42,10 @@ class MailboxTarget:
     guid: UUID
     owner: str  # who it belongs to, for people (a DN or sAMAccountName)
 
-    @property
-    def key(self) -> str:
-        return f"mailbox:{self.server}/{self.guid}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"mailbox:{self.server}/{self.guid}")
 
     @property
     def label(self) -> str:
@@ -61,10 +66,11 @@ class StoreTarget:
     mailboxes: tuple[UUID, ...]
     reassociate: bool = False  # want them connected again (after an Exchange 2000 re-home)
 
-    @property
-    def key(self) -> str:
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         suffix = "#reassociate" if self.reassociate else ""
-        return f"store:{self.server}/{self.store_dn}{suffix}"
+        object.__setattr__(self, "key", f"store:{self.server}/{self.store_dn}{suffix}")
 
     @property
     def label(self) -> str:
@@ -80,9 +86,10 @@ class ServiceTarget:
     server: str
     service: str
 
-    @property
-    def key(self) -> str:
-        return f"service:{self.server}/{self.service}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"service:{self.server}/{self.service}")
 
     @property
     def label(self) -> str:
@@ -110,9 +117,10 @@ class ReconnectTarget:
         """Exchange 2000 has no Reconnect API: the user is re-homed in AD (MBConn's way)."""
         return self.version == "2000"
 
-    @property
-    def key(self) -> str:
-        return f"reconnect:{self.server}/{self.mailbox}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"reconnect:{self.server}/{self.mailbox}")
 
     @property
     def label(self) -> str:
@@ -133,9 +141,10 @@ class ImportTarget:
     mailbox: UUID
     owner: str
 
-    @property
-    def key(self) -> str:
-        return f"import:{self.server}/{self.source}->{self.mailbox}"
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"import:{self.server}/{self.source}->{self.mailbox}")
 
     @property
     def label(self) -> str:
