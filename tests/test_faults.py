@@ -59,7 +59,7 @@ DISCOVERY_KB278447 = {
 }
 APPLY_READS = {
     "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",
-    "exchange.exports",
+    "exchange.exports", "exchange.mail_export_refusal",
 }
 # The operations each world's run uses: (before its safety gates, after them).
 USES: dict[Case, tuple[set[str], set[str]]] = {

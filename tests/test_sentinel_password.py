@@ -92,6 +92,7 @@ version = "2016"
 port = {winrm_port}
 identity = '{USER}'
 password_env = "{EXCH_VARIABLE}"
+export_directory = '\\\\fs01\\pst$\\remediate'
 operation_timeout_s = 2
 deadline_s = 30
 """

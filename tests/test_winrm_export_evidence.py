@@ -75,7 +75,7 @@ def test_new_mail_or_a_rewritten_file_after_the_export_is_a_gap(site: Site) -> N
     exchange.export_mail(name, [first.guid, second.guid])
     fake = site.world.exchange
     assert fake.deliver(name, first.legacy_dn, MailItem("late-1", "Inbox", "late")) == "delivered"
-    fake.sink.write(name, second.guid, [MailItem("other", "Inbox", "not the export")])
+    fake.sink.write(name, [(second.guid, [MailItem("other", "Inbox", "not the export")])])
     read = {box.guid: box for box in exchange.mailboxes(name, [first.guid, second.guid])}
     exports = exchange.exports(name, [first.guid, second.guid])
     late = export_gap(read[first.guid], exports[first.guid])
