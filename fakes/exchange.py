@@ -35,6 +35,7 @@ from remediate.ports import ManualActionRequired
 from .directory import FakeDirectory
 from .exports import MailSink, MemorySink
 from .faults import Faults, Gate
+from .packed import NO_ITEMS, PackedItems
 from .replica import DcView
 from .timeline import Timeline
 
@@ -50,12 +51,12 @@ class FakeMailbox:
     legacy_dn: str
     display_name: str
     disconnected_at: datetime | None = None
-    items: tuple[MailItem, ...] = ()
-    # Derived once: every observation reports the ids, and a mailbox is never changed in place.
-    item_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    items: PackedItems = NO_ITEMS
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "item_ids", tuple(item.id for item in self.items))
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        # Kept as the tuple every observation reports, not made again for each.
+        return self.items.ids
 
 
 @dataclass(slots=True)
@@ -463,7 +464,7 @@ class FakeExchange:
         for mailbox in mailboxes:
             if mailbox.guid in self._mailbox_homes:
                 raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
-            if len({item.id for item in mailbox.items}) != len(mailbox.items):
+            if len(set(mailbox.item_ids)) != len(mailbox.item_ids):
                 raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
             store.mailboxes[mailbox.guid] = mailbox
             self._mailbox_homes[mailbox.guid] = (server, key)
@@ -652,13 +653,13 @@ def _normal(dn: str) -> str:
 
 def _with_items(mailbox: FakeMailbox, items: Iterable[MailItem]) -> FakeMailbox:
     """``mailbox`` plus the items whose ids it does not hold yet (an item keeps its id)."""
-    present = {item.id for item in mailbox.items}
+    present = set(mailbox.item_ids)
     added = []
     for item in items:
         if item.id not in present:
             present.add(item.id)
             added.append(item)
-    return replace(mailbox, items=mailbox.items + tuple(added)) if added else mailbox
+    return replace(mailbox, items=mailbox.items + added) if added else mailbox
 
 
 def _refuse_repeats(pairs: Sequence[tuple[UUID, UUID]], server: str, operation: str) -> None:

@@ -14,6 +14,7 @@ from uuid import UUID
 from remediate.model import MailItem
 
 from .jsonfile import At, as_object, elements, read_json, text, uuid, write_json_files
+from .packed import PackedItems
 
 EXPORT_FORMAT = "remediate.mail-export/1"
 Export = tuple[str, tuple[MailItem, ...]]  # (location, items)
@@ -56,21 +57,26 @@ class MailSink(Protocol):
 
 class MemorySink:
     def __init__(self, exports: Iterable[tuple[str, UUID, Sequence[MailItem]]] = ()) -> None:
-        self._exports = {(server, mailbox): tuple(items) for server, mailbox, items in exports}
+        self._exports = {(server, mailbox): _kept(items) for server, mailbox, items in exports}
 
     def write(self, server: str, exports: Sequence[MailboxItems]) -> list[str]:
         for mailbox, items in exports:
-            self._exports[server, mailbox] = tuple(items)
+            self._exports[server, mailbox] = _kept(items)
         return [f"memory:{server}/{mailbox}" for mailbox, _ in exports]
 
     def read(self, server: str, mailbox: UUID) -> Export | None:
         items = self._exports.get((server, mailbox))
-        return None if items is None else (f"memory:{server}/{mailbox}", items)
+        return None if items is None else (f"memory:{server}/{mailbox}", tuple(items))
 
     def to_memory(self) -> MemorySink:
         return MemorySink(
             (server, mailbox, items) for (server, mailbox), items in self._exports.items()
         )
+
+
+def _kept(items: Sequence[MailItem]) -> Sequence[MailItem]:
+    """An immutable copy of ``items``: packed items are already, and stay packed."""
+    return items if isinstance(items, PackedItems) else tuple(items)
 
 
 class DirectorySink:

@@ -63,6 +63,7 @@ from .jsonfile import (
     uuid,
     write_json,
 )
+from .packed import PackedItems
 from .replica import IndexKeys, index_keys
 from .world import FakeWorld
 
@@ -341,7 +342,7 @@ class _Reader:
             _unique(ids, mail.id, item_at, "id", "item id")
             items.append(mail)
         legacy_dn, display_name = text(data, "legacy_dn", at), text(data, "display_name", at)
-        return FakeMailbox(guid, legacy_dn, display_name, disconnected, tuple(items))
+        return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items))
 
 
 def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from remediate.model import DirectoryEntry
@@ -47,4 +47,12 @@ def entry_to_ldif(entry: DirectoryEntry) -> str:
 
 
 def entries_to_ldif(entries: Iterable[DirectoryEntry]) -> str:
-    return "version: 1\n\n" + "\n".join(entry_to_ldif(entry) for entry in entries)
+    return "".join(ldif_pieces(entries))
+
+
+def ldif_pieces(entries: Iterable[DirectoryEntry]) -> Iterator[str]:
+    """The LDIF of ``entries`` a piece at a time, so a backup of a batch of 100,000 users is
+    never one string (nor a list of them) in memory."""
+    yield "version: 1\n\n"
+    for index, entry in enumerate(entries):
+        yield "\n" + entry_to_ldif(entry) if index else entry_to_ldif(entry)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from remediate.ldif import entries_to_ldif
+from remediate.ldif import ldif_pieces
 from remediate.model import DirectoryEntry
 
 
@@ -47,7 +47,7 @@ class DirectoryBackups:
         while path.exists():
             self._sequence += 1
             path = self.root / f"{label}-{os.getpid()}-{self._sequence:05d}.ldif"
-        write_durably(path, entries_to_ldif(entries))
+        write_durably(path, ldif_pieces(entries))
         return str(path)
 
 

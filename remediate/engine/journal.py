@@ -21,7 +21,15 @@ JournalRecord = dict[str, JsonValue]
 
 
 class Journal:
-    """Append-only JSON lines. ``append`` buffers; ``sync`` writes and fsyncs."""
+    """Append-only JSON lines. ``append`` buffers; ``sync`` writes and fsyncs.
+
+    A buffer of ``WRITE_AFTER`` records is written (not fsync'd) as it fills: a batch of
+    100,000 targets would otherwise hold that many records in memory until its checkpoint.
+    A record written early is one whose event has happened; ``sync`` still decides what is
+    durable.
+    """
+
+    WRITE_AFTER = 1024
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -31,13 +39,18 @@ class Journal:
 
     def append(self, record: JournalRecord) -> None:
         self._buffer.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        if len(self._buffer) >= self.WRITE_AFTER:
+            self._write()
 
     def sync(self) -> None:
+        self._write()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def _write(self) -> None:
         if self._buffer:
             self._handle.write("\n".join(self._buffer) + "\n")
             self._buffer.clear()
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if not self._handle.closed:
