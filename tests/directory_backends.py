@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
@@ -23,6 +24,29 @@ from remediate.model import AttrValue, DirectoryEntry
 from remediate.ports import Directory, World
 
 SAMBA_DC_NAME = "dc1.samdom.test"
+
+
+def directory_section(
+    dc: SambaDC,
+    *,
+    password_env: str = "REMEDIATE_TEST_AD_PASSWORD",
+    ca_file: Path | None = None,
+    address: str | None = None,
+    extra: str = "",
+) -> str:
+    """An inventory's ``[directory]`` for the test DC: the password from ``password_env``, the
+    DC's name at ``address`` (the DC's own by default); ``extra`` lines go in the table."""
+    return f"""
+[directory]
+domain = "samdom.test"
+base_dn = "{dc.base_dn}"
+bind_user = "{dc.bind_user}"
+password_env = "{password_env}"
+ca_file = "{ca_file or dc.ca_file}"
+{extra}
+[directory.addresses]
+"{SAMBA_DC_NAME}" = "{address or dc.host}"
+"""
 
 
 class DirectoryBackend(Protocol):

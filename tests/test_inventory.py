@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
+from directory_backends import (
+    SAMBA_DC_NAME,
+    SambaBackend,
+    directory_section,
+    samba_directory,
+    unique,
+)
 from samba_dc import SambaDC
 
 from remediate.cli.main import main
@@ -30,17 +36,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def samba_inventory(tmp_path: Path, samba_dc: SambaDC, extra: str = "") -> Path:
     """An inventory for the session's Samba DC; the password comes from the environment."""
-    return write(tmp_path, f"""
-[directory]
-domain = "samdom.test"
-base_dn = "{samba_dc.base_dn}"
-bind_user = "{samba_dc.bind_user}"
-password_env = "REMEDIATE_TEST_AD_PASSWORD"
-ca_file = "{samba_dc.ca_file}"
-dcs = ["{SAMBA_DC_NAME}"]
-[directory.addresses]
-"{SAMBA_DC_NAME}" = "{samba_dc.host}"
-""" + extra)
+    return write(tmp_path, directory_section(samba_dc, extra=f'dcs = ["{SAMBA_DC_NAME}"]') + extra)
 
 
 def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from directory_backends import SAMBA_DC_NAME
+from directory_backends import SAMBA_DC_NAME, directory_section
 from samba_dc import SambaDC
 
 from remediate.adapters.ldap import TlsMode
@@ -98,20 +98,7 @@ def test_an_inventory_connects_to_the_samba_dc(
     samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
-    path = inventory(
-        tmp_path,
-        f"""
-[directory]
-domain = "samdom.test"
-base_dn = "{samba_dc.base_dn}"
-bind_user = "{samba_dc.bind_user}"
-password_env = "REMEDIATE_TEST_AD_PASSWORD"
-tls_mode = "starttls"
-ca_file = "{samba_dc.ca_file}"
-[directory.addresses]
-"{SAMBA_DC_NAME}" = "{samba_dc.host}"
-""",
-    )
+    path = inventory(tmp_path, directory_section(samba_dc, extra='tls_mode = "starttls"'))
     config = load_directory_config(path)
     directory = config.connect(prompt=lambda text: pytest.fail("must not prompt"))
     assert directory.domain_controllers() == [SAMBA_DC_NAME]

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from directory_backends import SAMBA_DC_NAME, SambaBackend, samba_directory, unique
+from directory_backends import (
+    SAMBA_DC_NAME,
+    SambaBackend,
+    directory_section,
+    samba_directory,
+    unique,
+)
 from kb_support import load, scenario
 from samba_dc import SambaDC
 from sentinel import (
@@ -73,18 +79,11 @@ def closed_port() -> int:
 
 
 def inventory_text(samba: SambaDC, ca_file: Path, address: str, winrm_port: int) -> str:
-    return f"""
-[directory]
-domain = "samdom.test"
-base_dn = "{samba.base_dn}"
-bind_user = "{samba.bind_user}"
-password_env = "{AD_VARIABLE}"
-ca_file = "{ca_file}"
-dcs = ["{SAMBA_DC_NAME}"]
-connect_timeout_s = 3
-[directory.addresses]
-"{SAMBA_DC_NAME}" = "{address}"
-
+    directory = directory_section(
+        samba, password_env=AD_VARIABLE, ca_file=ca_file, address=address,
+        extra=f'dcs = ["{SAMBA_DC_NAME}"]\nconnect_timeout_s = 3',
+    )
+    return directory + f"""
 [[exchange]]
 host = "127.0.0.1"
 name = "EXCH01"
