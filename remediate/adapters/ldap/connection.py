@@ -86,6 +86,9 @@ def open_connection(settings: ConnectionSettings, dc: str) -> ldap3.Connection:
         auto_referrals=False,
         receive_timeout=max(1, round(settings.receive_timeout_s)),  # ldap3 packs it as an int
         raise_exceptions=False,
+        # Only the raw values are used (entries.py decodes them): ldap3's second, formatted
+        # copy of every value was a fifth of a search's time on the client.
+        check_names=False,
     )
     try:
         connection.open()

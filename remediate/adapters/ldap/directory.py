@@ -130,46 +130,64 @@ class LdapDirectory:
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
     ) -> dict[UUID, DirectoryEntry]:
+        """What is held for ``dc`` and still good (see :mod:`.seen`: one request, two when
+        anything changed there since), the rest read by GUID, 100 to a search."""
+        self._refresh(dc)
+        return self._read_held(guids, dc, include_deleted=include_deleted)
+
+    def _read_held(
+        self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
+    ) -> dict[UUID, DirectoryEntry]:
+        """``read`` without the refresh: what is held as it is, the rest read by GUID."""
         wanted = list(dict.fromkeys(guids))
+        unknown = [
+            guid for guid in wanted
+            if not self._seen.knows(dc, guid, include_deleted=include_deleted)
+        ]
         controls: list[Control] = [SHOW_DELETED] if include_deleted else []
-        result: dict[UUID, DirectoryEntry] = {}
-        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
-            chunk = wanted[start : start + GUIDS_PER_SEARCH]
+        read: dict[UUID, DirectoryEntry] = {}
+        for start in range(0, len(unknown), GUIDS_PER_SEARCH):
+            chunk = unknown[start : start + GUIDS_PER_SEARCH]
             found = self._search(
                 dc, self._base_dn, filters.guids(chunk), controls=controls,
                 operation="directory.read",
             )
-            result.update((entry.guid, entry) for entry in self._decoded(dc, found))
-        return {guid: result[guid] for guid in wanted if guid in result}
+            read.update((entry.guid, entry) for entry in self._decoded(dc, found))
+        result: dict[UUID, DirectoryEntry] = {}
+        for guid in wanted:
+            entry = read.get(guid) or self._seen.entry(dc, guid, include_deleted=include_deleted)
+            if entry is not None:
+                result[guid] = entry
+        return result
 
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
-        """Live objects strictly below each live object of ``guids``, deepest first: one paged
-        subtree search (names only) per distinct parent container of the objects (where they
-        were last read; where they are not there, or were never read, they are first found by
-        GUID), then one read of the descendants found."""
+        """Live objects strictly below each live object of ``guids``, deepest first: the names
+        at or below each distinct parent container of the objects (where they were last read;
+        where they are not there, or were never read, they are first found by GUID), as held
+        (see :mod:`.seen`) or else searched (paged, names only), then a read of the
+        descendants found."""
         wanted = list(dict.fromkeys(guids))
+        self._refresh(dc)
         names: dict[UUID, str] = {}
-        searched: set[str] = set()
         guessed = {parent_dn(normalize(dn)) for guid in wanted if (dn := self._seen.name(guid))}
-        self._names_below(dc, guessed, names, searched)
+        self._names_below(dc, guessed, names)
         missing = [guid for guid in wanted if guid not in names]
         if missing:
             located = self._names(missing, dc)
-            self._names_below(dc, {parent_dn(normalize(dn)) for dn in located.values()},
-                              names, searched)
-        root_of = {normalize(names[guid]): guid for guid in wanted if guid in names}
+            self._names_below(dc, {parent_dn(normalize(dn)) for dn in located.values()}, names)
+        root_of = {names[guid]: guid for guid in wanted if guid in names}
         below_ids: dict[UUID, list[UUID]] = {guid: [] for guid in root_of.values()}
         for guid, dn in names.items():
             # Walk up from each name (its depth, not the number of roots): a root among its
             # ancestors owns it.
-            ancestor = parent_dn(normalize(dn))
+            ancestor = parent_dn(dn)
             while ancestor:
                 owner = root_of.get(ancestor)
                 if owner is not None:
                     below_ids[owner].append(guid)
                 ancestor = parent_dn(ancestor)
         wanted_below = [child for children in below_ids.values() for child in children]
-        found_entries = self.read(wanted_below, dc) if wanted_below else {}
+        found_entries = self._read_held(wanted_below, dc) if wanted_below else {}
         below: dict[UUID, list[DirectoryEntry]] = {}
         for guid, children in below_ids.items():
             below[guid] = sorted(
@@ -178,17 +196,20 @@ class LdapDirectory:
             )
         return below
 
-    def _names_below(
-        self, dc: str, containers: Collection[str], names: dict[UUID, str], searched: set[str]
-    ) -> None:
-        """Add the name of every live object at or below each container not searched yet."""
-        for container in sorted(set(containers) - searched):
-            searched.add(container)
-            found = self._search(
-                dc, container, "(objectClass=*)", attributes=("objectGUID",),
-                operation="directory.descendants",
-            )
-            names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
+    def _names_below(self, dc: str, containers: Collection[str], names: dict[UUID, str]) -> None:
+        """Add the (normalized) name of every live object at or below each container."""
+        for container in sorted(containers):
+            listing = self._seen.listing(dc, container)
+            if listing is None:
+                found = self._search(
+                    dc, container, "(objectClass=*)", attributes=entries.NAME_ATTRIBUTES,
+                    operation="directory.descendants",
+                )
+                listing = self._seen.record_listing(dc, container, (
+                    (entries.guid_of(dn, raw), dn, entries.parent_guid_of(raw))
+                    for dn, raw in found
+                ))
+            names.update(listing)
 
     def _names(self, guids: Collection[UUID], dc: str) -> dict[UUID, str]:
         """The DN of each live object of ``guids`` (absent ones left out), names only."""
@@ -204,11 +225,17 @@ class LdapDirectory:
 
     def delete(self, guid: UUID, *, tree: bool) -> None:
         controls = [TREE_DELETE] if tree else None
-        self._seen.forget(guid, below=tree)
-        self._send(
-            self.writable_dc(), "directory.delete", str(guid),
-            lambda c: c.delete(filters.guid_dn(guid), controls=controls),  # type: ignore[no-untyped-call]
-        )
+        dc = self.writable_dc()
+        self._seen.changed(dc, guid)
+        try:
+            self._send(
+                dc, "directory.delete", str(guid),
+                lambda c: c.delete(filters.guid_dn(guid), controls=controls),  # type: ignore[no-untyped-call]
+            )
+        except Exception:
+            self._seen.unsure(dc, guid)
+            raise
+        self._seen.deleted(dc, guid, tree=tree)
 
     def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
         dc = self.writable_dc()
@@ -225,7 +252,7 @@ class LdapDirectory:
             }
         if not wanted:
             return
-        self._seen.changed(guid)
+        self._seen.changed(dc, guid)
         try:
             ldap_changes = {
                 name: [(ldap3.MODIFY_REPLACE, entries.to_ldap(name, value) if value else [])]
@@ -257,7 +284,7 @@ class LdapDirectory:
         if descriptor is None or not security.is_protected(descriptor):
             return
         changed = security.without_protection(descriptor)
-        self._seen.changed(guid)
+        self._seen.changed(dc, guid)
         self._send(
             dc, "directory.unprotect", str(guid),
             lambda c: c.modify(  # type: ignore[no-untyped-call]
@@ -272,39 +299,81 @@ class LdapDirectory:
         found = self._search(dc, base, "(objectClass=*)", operation="directory.snapshot")
         return [entries.to_entry(dn, raw) for dn, raw in found]
 
-    def take_read_within(self, base: str) -> list[DirectoryEntry]:
-        """The live objects at or below ``base`` this adapter read from the pinned DC since the
-        last call, as they are now, so a rehearsal of what discovery just read needs no second
-        full read: one names-only search (Show Deleted) for the objects changed since the DC's
-        highestCommittedUSN from before those reads, then a read of those of them taken here."""
+    def held_within(self, base: str) -> list[DirectoryEntry]:
+        """The live objects at or below ``base`` this adapter holds from the pinned DC (what
+        discovery just read, say), as they are now: held entries still good (see
+        :mod:`.seen`), those that changed read again. A rehearsal of what was just read needs
+        no second full read."""
         dc = self.writable_dc()
-        taken, since = self._seen.take_within(base, dc)
-        self._watch(dc, self.connection(dc))  # for the next call; reads from now on count
-        if not taken:
-            return []
-        changed = self._search(
-            dc, self._base_dn, f"(uSNChanged>={since + 1})",
-            attributes=("objectGUID", "uSNChanged"), controls=[SHOW_DELETED],
-            operation="directory.snapshot",
-        )
-        now = {entries.guid_of(dn, raw): entries.to_usn(raw) for dn, raw in changed}
-        stale = [e.guid for e in taken if e.guid in now and now[e.guid] != e.usn_changed]
-        fresh = self.read(stale, dc) if stale else {}
+        self._refresh(dc)
+        held, stale = self._seen.held_within(dc, base)
+        again = self._read_held(stale, dc)
         scope = normalize(base)
-        moved_in = {g: e for g, e in fresh.items() if is_within_normalized(normalize(e.dn), scope)}
-        return [moved_in.get(e.guid, e) for e in taken if e.guid not in stale or e.guid in moved_in]
+        return [*held, *(entry for entry in again.values()
+                         if is_within_normalized(normalize(entry.dn), scope))]
 
     # Plumbing.
 
     def _decoded(self, dc: str, found: Found) -> list[DirectoryEntry]:
-        decoded = [entries.to_entry(dn, raw) for dn, raw in found]
+        decoded = [(entries.to_entry(dn, raw), entries.parent_guid_of(raw)) for dn, raw in found]
         self._seen.record(dc, decoded)
-        return decoded
+        return [entry for entry, _ in decoded]
+
+    def _refresh(self, dc: str) -> None:
+        """Bring what is held for ``dc`` up to date: the DC's highestCommittedUSN (one
+        request), and if it moved on, the objects changed since (one paged search, names only,
+        Show Deleted); when objects never read here changed, the containers of what is held are
+        looked up by GUID (one search) in case one of them moved."""
+        since = self._seen.due(dc)
+        if since is None:
+            return
+        highest = self._highest_usn(dc)
+        if highest == since:
+            return
+        found = self._search(
+            dc, self._base_dn, f"(uSNChanged>={since + 1})", attributes=entries.CHANGE_ATTRIBUTES,
+            controls=[SHOW_DELETED], operation="directory.changes",
+        )
+        changed = ((entries.to_entry(dn, raw), entries.parent_guid_of(raw)) for dn, raw in found)
+        if self._seen.refresh(dc, changed):
+            self._check_containers(dc)
+        self._seen.advance(dc, highest)
+
+    def _check_containers(self, dc: str) -> None:
+        held = self._seen.containers(dc)
+        where: dict[UUID, str] = {}
+        by_guid = list(dict.fromkeys(held.values()))
+        for start in range(0, len(by_guid), GUIDS_PER_SEARCH):
+            found = self._search(
+                dc, self._base_dn, filters.guids(by_guid[start : start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID",), operation="directory.changes",
+            )
+            where.update((entries.guid_of(dn, raw), normalize(dn)) for dn, raw in found)
+        self._seen.moved(dc, [name for name, guid in held.items() if where.get(guid) != name])
+
+    def _highest_usn(self, dc: str) -> int:
+        _, response = self._send(
+            dc, "directory.changes", None,
+            lambda c: c.search("", "(objectClass=*)", ldap3.BASE,
+                               attributes=["highestCommittedUSN"]),
+        )
+        found = [item["raw_attributes"] for item in response
+                 if item.get("type") == "searchResEntry"]
+        usn = entries.to_usn(found[0], "highestCommittedUSN") if found else 0
+        if not usn:
+            raise TransientError(
+                "the DC's root DSE gave no highestCommittedUSN", endpoint=dc,
+                operation="directory.changes", target=None,
+                hint="check that the DC is an Active Directory DC and is healthy",
+            )
+        return usn
 
     def close(self) -> None:
+        """Close every connection and forget what was read (a new session reads afresh)."""
         for connection in self._connections.values():
             connection.unbind()
         self._connections.clear()
+        self._seen = Seen()
 
     def connection(self, dc: str) -> ldap3.Connection:
         """The open, bound connection to ``dc`` (opened now if needed)."""

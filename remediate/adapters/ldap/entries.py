@@ -15,11 +15,17 @@ from remediate.model import AttrValue, DirectoryEntry
 from . import security
 
 # What every read asks for: all user attributes plus the ones '*' leaves out.
-READ_ATTRIBUTES = ("*", "nTSecurityDescriptor", "isDeleted", "uSNChanged", "whenChanged")
+READ_ATTRIBUTES = (
+    "*", "nTSecurityDescriptor", "isDeleted", "uSNChanged", "whenChanged", "parentGUID"
+)
+# What a search for changed objects asks for: which, where, whether deleted, which change.
+CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID")
+# What a search for the names below a container asks for.
+NAME_ATTRIBUTES = ("objectGUID", "parentGUID")
 GUID_ATTRIBUTES = frozenset({"msexchmailboxguid"})
 _NOT_SHOWN = frozenset(
     {"objectguid", "ntsecuritydescriptor", "isdeleted", "whencreated", "whenchanged",
-     "usnchanged", "objectclass"}
+     "usnchanged", "objectclass", "parentguid"}
 )
 
 
@@ -51,6 +57,12 @@ def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
     if value is None:
         raise ValueError(f"{dn}: no objectGUID in the answer")
     return UUID(bytes_le=value)
+
+
+def parent_guid_of(raw: Mapping[str, Sequence[bytes]]) -> UUID | None:
+    """The constructed ``parentGUID``: the GUID of the container the object lies in."""
+    value = _first(raw, "parentGUID")
+    return UUID(bytes_le=value) if value and len(value) == 16 else None
 
 
 def to_usn(raw: Mapping[str, Sequence[bytes]], name: str = "uSNChanged") -> int:

@@ -13,9 +13,9 @@ from .directory import LdapDirectory
 def copy_into(source: LdapDirectory, target: FakeDirectory, scope_dn: str) -> int:
     """Add the live objects within ``scope_dn`` (as the pinned DC sees it) to ``target``, same
     GUIDs, names, classes, times and attributes, as already replicated: the objects the source
-    read there since the last copy (a discovery just before: what a rehearsal of it touches),
-    else all of them, read now. Returns how many."""
-    entries = source.take_read_within(scope_dn) or source.entries_within(
+    holds there (read by a discovery just before: what a rehearsal of it touches; see
+    :meth:`LdapDirectory.held_within`), else all of them, read now. Returns how many."""
+    entries = source.held_within(scope_dn) or source.entries_within(
         scope_dn, source.writable_dc()
     )
     for entry in entries:
