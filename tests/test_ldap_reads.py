@@ -4,7 +4,8 @@ for where the objects were last seen (found by GUID where they are no longer the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from uuid import UUID
 
 import ldap3
 import pytest
@@ -13,7 +14,8 @@ from samba_dc import SambaDC
 
 from remediate.adapters.ldap import LdapDirectory
 from remediate.adapters.ldap.snapshot import rehearsal_world
-from remediate.model import UserQuery
+from remediate.dn import normalize
+from remediate.model import DirectoryEntry, UserQuery
 
 pytestmark = pytest.mark.samba
 
@@ -81,3 +83,117 @@ def test_descendants_of_an_object_moved_since_it_was_read_are_found_where_it_is_
     below = directory.descendants([ann.guid], SAMBA_DC_NAME)
 
     assert [entry.guid for entry in below[ann.guid]] == [devices.guid]
+
+
+# What is held is used again while the DC's change numbers vouch for it, and only then.
+
+
+def _held(directory: LdapDirectory, backend: SambaBackend, scope: str) -> list[DirectoryEntry]:
+    """Three users in ``scope``, read as discovery reads them (users, then what is below)."""
+    for name in ("Ann", "Bob", "Cy"):
+        backend.add(scope, name, "user", {"sAMAccountName": unique("u")})
+    found = sorted(directory.find_users(UserQuery(base_dn=scope)), key=lambda e: e.dn)
+    directory.descendants([entry.guid for entry in found], SAMBA_DC_NAME)
+    return found
+
+
+def _requests(directory: LdapDirectory, read: Callable[[], object]) -> int:
+    before = directory.requests
+    read()
+    return directory.requests - before
+
+
+def test_reading_again_what_nothing_changed_since_costs_one_request_per_call(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("held-"), "organizationalUnit").dn
+    users = _held(directory, backend, scope)
+    guids = [user.guid for user in users]
+
+    def observe() -> None:
+        assert directory.read(guids, SAMBA_DC_NAME) == {user.guid: user for user in users}
+        assert directory.descendants(guids, SAMBA_DC_NAME) == {guid: [] for guid in guids}
+
+    # Per call only the DC's highestCommittedUSN: unchanged, so nothing held has changed.
+    assert _requests(directory, observe) == 2
+
+
+def test_a_change_by_another_client_is_read_again_and_only_that(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("other-"), "organizationalUnit").dn
+    ann, bob, cy = _held(directory, backend, scope)
+    other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
+    other.modify(bob.dn, {"displayName": [(ldap3.MODIFY_REPLACE, ["Bob Roe"])]})
+    other.delete(cy.dn)
+
+    seen: dict[UUID, DirectoryEntry] = {}
+    # highestCommittedUSN, the names changed since, then Bob: Cy's tombstone was among them.
+    assert _requests(directory, lambda: seen.update(
+        directory.read([ann.guid, bob.guid, cy.guid], SAMBA_DC_NAME))) == 3
+    assert set(seen) == {ann.guid, bob.guid}
+    assert seen[bob.guid].get("displayName") == "Bob Roe"
+    tombstone = directory.read([cy.guid], SAMBA_DC_NAME, include_deleted=True)[cy.guid]
+    assert tombstone.deleted and tombstone.sam_account_name == cy.sam_account_name
+
+
+def test_our_own_deletes_need_no_read_to_be_verified(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("ours-"), "organizationalUnit").dn
+    users = _held(directory, backend, scope)
+    for user in users:
+        directory.delete(user.guid, tree=False)
+    guids = [user.guid for user in users]
+
+    assert _requests(directory, lambda: directory.read(guids, SAMBA_DC_NAME) == {}) == 2
+    assert directory.read(guids, SAMBA_DC_NAME) == {}
+
+
+def test_objects_added_below_or_moved_away_change_what_descendants_finds(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("below-"), "organizationalUnit").dn
+    elsewhere = backend.add(samba_dc.base_dn, unique("away-"), "organizationalUnit").dn
+    ann, bob, _ = _held(directory, backend, scope)
+    other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
+    assert other.add(f"CN=Devices,{ann.dn}", ["container"])[0]
+    assert other.add(f"CN=Phones,{bob.dn}", ["container"])[0]
+    assert other.modify_dn(f"CN=Phones,{bob.dn}", "CN=Phones", new_superior=elsewhere)[0]
+
+    below = directory.descendants([ann.guid, bob.guid], SAMBA_DC_NAME)
+
+    assert [entry.dn for entry in below[ann.guid]] == [f"CN=Devices,{ann.dn}"]
+    assert below[bob.guid] == []
+
+
+def test_a_renamed_ancestor_renames_what_was_held_below_it(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    """AD does not renumber an object when its container is renamed: the held name would go
+    stale unnoticed, but for the check of the containers by GUID."""
+    backend = SambaBackend(samba_dc, directory)
+    other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
+    top = f"OU={unique('top-')},{samba_dc.base_dn}"
+    scope = f"OU=Old,{top}"
+    for name in (top, scope):  # never read through ``directory``
+        assert other.add(name, ["organizationalUnit"])[0]
+    ann, _, _ = _held(directory, backend, scope)
+    assert other.modify_dn(top, f"OU={unique('renamed-')}")[0]
+    top = _only_dn(other, top.split(",", 1)[1], "(ou=renamed-*)")
+
+    now = directory.read([ann.guid], SAMBA_DC_NAME)[ann.guid]
+
+    assert normalize(now.dn) == normalize(f"CN=Ann,OU=Old,{top}")
+    below = directory.descendants([ann.guid], SAMBA_DC_NAME)
+    assert below == {ann.guid: []}
+
+
+def _only_dn(connection: ldap3.Connection, base: str, search_filter: str) -> str:
+    _, _, response, _ = connection.search(base, search_filter, ldap3.LEVEL)
+    (found,) = [item["dn"] for item in response if item["type"] == "searchResEntry"]
+    return str(found)
