@@ -81,13 +81,17 @@ def _max_deletions(table: object, path: Path) -> int | None:
 
 def live_world(inventory: Inventory) -> LiveWorld:
     """Connect to the organisation the inventory describes. Plans are rehearsed on a snapshot
-    of it read through the ports (the same reader as ``remediate snapshot``)."""
+    of it read through the ports (the same reader as ``remediate snapshot``): of the directory,
+    the objects discovery just read, brought up to date (see ``LdapDirectory.held_within``),
+    or, when nothing was read, every user of the domain and what lies below them."""
     directory = inventory.directory.connect()
     exchange = WinRmExchange(list(inventory.exchange))
     world: list[LiveWorld] = []
 
     def rehearse() -> World:
-        return world_from_json(snapshot(world[0]), source=f"snapshot of {inventory.source}")
+        held = directory.held_within(directory.base_dn)
+        return world_from_json(snapshot(world[0], objects=held or None),
+                               source=f"snapshot of {inventory.source}")
 
     world.append(LiveWorld(directory, exchange, rehearse=rehearse))
     return world[0]

@@ -19,13 +19,19 @@ WORLD_FORMAT = "remediate.world/1"
 EXTRA_SERVICES = ("MSExchangeIS",)
 
 
-def snapshot(world: World, *, base_dn: str | None = None) -> dict[str, JsonValue]:
-    """The directory (users under ``base_dn``, or the whole domain, and what lies below them)
-    and the whole Exchange organisation, as the writable DC and each server report them."""
+def snapshot(
+    world: World,
+    *,
+    base_dn: str | None = None,
+    objects: Sequence[DirectoryEntry] | None = None,
+) -> dict[str, JsonValue]:
+    """The directory (users under ``base_dn``, or the whole domain, and what lies below them;
+    or ``objects``, as already read from the writable DC) and the whole Exchange organisation,
+    as the writable DC and each server report them."""
     return {
         "format": WORLD_FORMAT,
         "clock": iso(world.clock.now()),
-        "directory": _directory(world, base_dn),
+        "directory": _directory(world, base_dn, objects),
         "exchange": exchange_snapshot(world.exchange),
     }
 
@@ -36,14 +42,20 @@ def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
     return {"servers": [_server(exchange, server) for server in exchange.servers()]}
 
 
-def _directory(world: World, base_dn: str | None) -> dict[str, JsonValue]:
+def _directory(
+    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None
+) -> dict[str, JsonValue]:
     directory = world.directory
     dc = directory.writable_dc()
-    users = directory.find_users(UserQuery(base_dn=base_dn), dc)
-    below = directory.descendants([user.guid for user in users], dc)
-    entries: dict[UUID, DirectoryEntry] = {user.guid: user for user in users}
-    for children in below.values():
-        entries.update((child.guid, child) for child in children)
+    entries: dict[UUID, DirectoryEntry] = {}
+    if objects is None:
+        users = directory.find_users(UserQuery(base_dn=base_dn), dc)
+        below = directory.descendants([user.guid for user in users], dc)
+        entries.update((user.guid, user) for user in users)
+        for children in below.values():
+            entries.update((child.guid, child) for child in children)
+    else:
+        entries.update((entry.guid, entry) for entry in objects)
     delays = directory.replication_delays()
     return {
         "domain": directory.domain,

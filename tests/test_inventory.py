@@ -15,9 +15,12 @@ from directory_backends import (
 )
 from samba_dc import SambaDC
 
+from remediate.adapters.ldap import LdapDirectory
 from remediate.cli.main import main
 from remediate.errors import InputError
-from remediate.inventory import load_inventory
+from remediate.inventory import live_world, load_inventory
+from remediate.model import UserQuery
+from remediate.playbooks import get_playbook
 
 DIRECTORY = """
 [directory]
@@ -106,6 +109,37 @@ def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
     assert doomed.guid not in check.read([doomed.guid], dc)
     assert kept.guid in check.read([kept.guid], dc)
     check.close()
+
+
+@pytest.mark.samba
+def test_a_plan_through_an_inventory_is_rehearsed_on_what_discovery_read_not_the_domain(
+    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = samba_directory(samba_dc)
+    backend = SambaBackend(samba_dc, directory)
+    scope = backend.add(samba_dc.base_dn, unique("scoped-"), "organizationalUnit").dn
+    user = backend.add(scope, "Scoped User", "user", {"sAMAccountName": unique("su")})
+    devices = backend.add(user.dn, "Devices", "container")
+    directory.close()
+    monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
+    world = live_world(load_inventory(samba_inventory(tmp_path, samba_dc)))
+    kb842101 = get_playbook("kb842101")
+    kb842101.discover(world, kb842101.parse({"ou": scope}))
+    live = world.directory
+    assert isinstance(live, LdapDirectory)
+    before = dict(live.requests_by_operation)
+
+    rehearsal = world.rehearsal().directory
+
+    sent = {op: n - before.get(op, 0) for op, n in live.requests_by_operation.items()
+            if n != before.get(op, 0)}
+    # The DC's highestCommittedUSN (nothing changed since discovery), then the DCs' sites.
+    assert sent == {"directory.changes": 1, "directory.discover": sent["directory.discover"]}
+    assert set(rehearsal.read([user.guid, devices.guid], SAMBA_DC_NAME)) == {
+        user.guid, devices.guid}
+    assert rehearsal.find_users(UserQuery(
+        sam_account_names=frozenset({"Administrator"}))) == []  # outside: not read
+    live.close()
 
 
 @pytest.mark.samba

@@ -2,11 +2,13 @@
 
 One connection per DC, opened on first use and reopened after a transient failure. Writes go
 to the one writable DC pinned for the run. Searches are paged: one request per page, whatever
-the number of objects. ``requests`` counts every LDAP request sent (one per page).
+the number of objects. ``requests`` counts every LDAP request sent (one per page), and
+``requests_by_operation`` by port operation (``directory.read``, ``directory.changes``, ...).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -70,6 +72,7 @@ class LdapDirectory:
         self._connections: dict[str, ldap3.Connection] = {}
         self._seen = Seen()
         self.requests = 0
+        self.requests_by_operation: Counter[str] = Counter()
 
     # The Directory port.
 
@@ -409,6 +412,7 @@ class LdapDirectory:
         after a transient one so the retry reconnects)."""
         connection = self.connection(dc)
         self.requests += 1
+        self.requests_by_operation[operation] += 1
         try:
             answer = call(connection)
         except (LDAPException, OSError) as error:
