@@ -63,6 +63,7 @@ def main() -> None:
         plain_directory = samba_directory(dc)
         setup = samba_directory(dc).connection(SAMBA_DC_NAME)  # apart: the runs reconnect
         playbook_s = plain_s = 0.0
+        rounds: list[dict[str, float]] = []
         discovery: list[int] = []
         with tempfile.TemporaryDirectory() as state:
             engine = Engine(state_dir=Path(state))
@@ -70,13 +71,19 @@ def main() -> None:
                 with_kb = populate(setup, dc.base_dn, f"kb{number}", per_round)
                 plain = populate(setup, dc.base_dn, f"plain{number}", per_round)
                 order = ("kb", "plain") if number % 2 == 0 else ("plain", "kb")
+                timed: dict[str, float] = {}
                 for which in order:
                     if which == "kb":
                         seconds, requests = with_playbook(directory, engine, with_kb)
-                        playbook_s += seconds
                         discovery.append(requests)
                     else:
-                        plain_s += with_plain_loop(plain_directory, plain)
+                        seconds = with_plain_loop(plain_directory, plain)
+                    timed[which] = round(seconds, 2)
+                playbook_s += timed["kb"]
+                plain_s += timed["plain"]
+                rounds.append({"first": order[0], "playbook_s": timed["kb"],
+                               "plain_s": timed["plain"],
+                               "ratio": round(timed["kb"] / timed["plain"], 2)})
         # Discovery of all the users at once: one OU holding them all.
         everyone = populate(setup, dc.base_dn, "everyone", args.users)
         before = directory.requests
@@ -99,6 +106,7 @@ def main() -> None:
             "playbook_s": round(playbook_s, 2),
             "plain_ldap3_loop_s": round(plain_s, 2),
             "ratio": round(playbook_s / plain_s, 2),
+            "each_round": rounds,
             "discovery_requests_per_round": discovery,
             "discovery_of_all_users": {
                 "users": len(found), "page_size": 1000, "find_users_requests": users_requests,
