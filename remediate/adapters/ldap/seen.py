@@ -196,10 +196,13 @@ class Seen:
             normal = normalize(change.dn)
             old = self._names.get(guid)
             if old is None:
+                # Not named here: if the container check that follows fails, the same change
+                # shows again next time, and so the check is made again.
                 strangers = True
-            elif normalize(old) != normal:  # renamed or moved: so is all below it
-                view.drop_within(normalize(old))
-            self._names[guid] = change.dn
+            else:
+                if normalize(old) != normal:  # renamed or moved: so is all below it
+                    view.drop_within(normalize(old))
+                self._names[guid] = change.dn
             if held is not None and held.usn_changed == change.usn_changed:
                 view.entries[guid] = held  # changed before it was read: still good
             elif held is not None:
