@@ -80,3 +80,16 @@ def test_a_tree_delete_forgets_what_was_below_and_a_leaf_delete_only_itself() ->
     seen.deleted(DC, ann.guid, tree=True)
     assert seen.listing(DC, OU) == {}
     assert not seen.knows(DC, devices.guid, include_deleted=False)
+
+
+def test_a_dc_restored_from_a_backup_has_what_was_held_for_it_forgotten() -> None:
+    ann = entry(f"CN=Ann,{OU}", 90)
+    seen = Seen()
+    seen.watch(DC, 100, b"database-1")
+    seen.record(DC, [(ann, None)])
+
+    seen.watch(DC, 100, b"database-1")  # reconnected to the same database: kept
+    assert seen.knows(DC, ann.guid, include_deleted=False)
+    seen.watch(DC, 80, b"database-2")  # restored: its numbers went back
+    assert not seen.knows(DC, ann.guid, include_deleted=False)
+    assert seen.due(DC) is None

@@ -387,11 +387,25 @@ class LdapDirectory:
         return self._connections[dc]
 
     def _watch(self, dc: str, connection: ldap3.Connection) -> None:
-        """Note the DC's highestCommittedUSN, part of opening a connection (so not one of the
-        ``requests``): what is read from it afterwards is checked against later changes."""
+        """Note the DC's highestCommittedUSN and its database's invocationId, part of opening a
+        connection (so not among the ``requests``): what is read from it afterwards is checked
+        against later changes, and a DC restored from a backup since (a new invocationId; its
+        numbers went back) has everything held for it forgotten."""
+        root = self._connect_read(dc, connection, "", ("highestCommittedUSN", "dsServiceName"))
+        service = next((v[0] for k, v in root.items() if k.lower() == "dsservicename" and v), None)
+        settings = (
+            self._connect_read(dc, connection, service.decode("utf-8"), ("invocationId",))
+            if service else {}
+        )
+        invocation = next((v[0] for k, v in settings.items() if k.lower() == "invocationid"), None)
+        self._seen.watch(dc, entries.to_usn(root, "highestCommittedUSN"), invocation)
+
+    def _connect_read(
+        self, dc: str, connection: ldap3.Connection, base: str, attributes: Sequence[str]
+    ) -> dict[str, list[bytes]]:
         try:
             answer: Any = connection.search(
-                "", "(objectClass=*)", ldap3.BASE, attributes=["highestCommittedUSN"]
+                base, "(objectClass=*)", ldap3.BASE, attributes=list(attributes)
             )
         except (LDAPException, OSError) as error:
             self._connections.pop(dc, None)
@@ -402,7 +416,8 @@ class LdapDirectory:
                  if item.get("type") == "searchResEntry"]
         if not found:
             raise errors.from_result(answer[1], dc=dc, operation="directory.connect", target=None)
-        self._seen.watch(dc, entries.to_usn(found[0], "highestCommittedUSN"))
+        raw: dict[str, list[bytes]] = found[0]
+        return raw
 
     def _send(
         self, dc: str, operation: str, target: str | None,

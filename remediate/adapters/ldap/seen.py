@@ -35,6 +35,7 @@ class _View:
     """What is held for one DC, good as of its change number ``since``."""
 
     since: int
+    invocation: bytes | None = None  # the DC's database (invocationId): numbers are its own
     entries: dict[UUID, DirectoryEntry] = field(default_factory=dict)
     stale: dict[UUID, str] = field(default_factory=dict)  # held once, changed since: by DN
     gone: set[UUID] = field(default_factory=set)  # deleted there (a tombstone was seen)
@@ -85,12 +86,13 @@ class Seen:
         self._views: dict[str, _View] = {}
         self._names: dict[UUID, str] = {}  # each object's last-known DN, on any DC
 
-    def watch(self, dc: str, highest_committed_usn: int) -> None:
+    def watch(self, dc: str, highest_committed_usn: int, invocation: bytes | None = None) -> None:
         """A connection to ``dc`` opened: what is read from now on is good as of this number
-        (what is already held keeps its own)."""
+        (what is already held keeps its own, unless the DC's database is another one now: a
+        new ``invocation`` ID, as after a restore from backup, whose numbers went back)."""
         view = self._views.get(dc)
-        if view is None or view.empty:
-            self._views[dc] = _View(highest_committed_usn)
+        if view is None or view.empty or view.invocation != invocation:
+            self._views[dc] = _View(highest_committed_usn, invocation)
 
     def due(self, dc: str) -> int | None:
         """The change number to search for changes after, or None when nothing is held."""
