@@ -23,7 +23,14 @@ from remediate.adapters.winrm.scripts import Dialect, Script, library
 from remediate.adapters.winrm.scripts.assembly import MARKER
 from remediate.errors import PermanentError, TransientError
 from remediate.fakes import FakeExchange
-from remediate.model import ExchangeVersion, ExportRef, ServiceState, iso
+from remediate.model import (
+    ExchangeVersion,
+    ExportRef,
+    ServiceState,
+    iso,
+    line_unsafe,
+    mailbox_list_refusal,
+)
 
 from . import clixml
 from .export_share import ExportShare, mailbox_bytes
@@ -193,6 +200,15 @@ class ExchangeHost:
                                                  ref.item_ids if ref else None)
         return rows
 
+    def _exmerge_lines(self, version: ExchangeVersion, guids: list[UUID]) -> None:
+        """The ExMerge scripts' Assert-RemediateExMergeLine, for the whole batch before
+        anything is written or run."""
+        boxes = self.exchange.mailboxes(self.server, guids)
+        refusal = mailbox_list_refusal(self.server, version, boxes)
+        if refusal is not None:
+            unsafe = next(box for box in boxes if line_unsafe(box.legacy_dn))
+            raise self._refuse(refusal, str(unsafe.guid))
+
     def exports(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self._reach(p["directory"])
         return self._rows([_uuid(g) for g in p["guids"]])
@@ -200,6 +216,7 @@ class ExchangeHost:
     def export(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self._reach(p["directory"])
         guids = [_uuid(g) for g in p["guids"]]
+        self._exmerge_lines(version, guids)
         boxes = self.exchange.mailboxes(self.server, guids)
         before = {box.guid: box.item_ids or () for box in boxes}
         refs = self.exchange.export_mail(self.server, guids)
@@ -220,6 +237,7 @@ class ExchangeHost:
                 strict=True,
             )
         ]
+        self._exmerge_lines(version, [guid for guid, _ in pairs])
         if version.legacy:  # ExMerge needs the name it gave the PST, recorded on export
             for guid, ref in pairs:
                 if ref.mailbox not in self.share.exports:

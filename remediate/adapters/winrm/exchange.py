@@ -16,6 +16,7 @@ from remediate.model import (
     MailboxInfo,
     ServiceState,
     Store,
+    mailbox_list_refusal,
     utc,
 )
 from remediate.ports import ManualActionRequired
@@ -194,8 +195,12 @@ class WinRmExchange:
             "users": [str(user) for _, user in chunk],
         })
 
-    def mail_export_refusal(self, server: str) -> str | None:
-        return mail_export_refusal(server, self._config(server, "mail_export_refusal").version)
+    def mail_export_refusal(
+        self, server: str, mailboxes: Collection[MailboxInfo] = ()
+    ) -> str | None:
+        version = self._config(server, "mail_export_refusal").version
+        return (mail_export_refusal(server, version)
+                or mailbox_list_refusal(server, version, mailboxes))
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
         """The server's config, where it can export and import mail; else refused before any
