@@ -16,12 +16,13 @@ from winrm_endpoint.export_share import ExportShare
 from winrm_endpoint.server import ACCOUNT, ACCOUNT_PASSWORD
 
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
-from remediate.adapters.winrm.config import Transport
+from remediate.adapters.winrm.config import Transport, needs_unc_export_directory
 from remediate.fakes import FakeDirectory, FakeWorld
 from remediate.model import ExchangeVersion, MailboxInfo
 from remediate.ports import World
 
 USER, PASSWORD = ACCOUNT, ACCOUNT_PASSWORD
+EXPORT_SHARE = "\\\\fs01\\pst$\\remediate"  # what the servers of 2010 and later write to
 
 
 @dataclass
@@ -45,7 +46,9 @@ def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Tra
                   password: str = PASSWORD, ca_file: Path | None = None,
                   deadline_s: float = 60.0, operation_timeout_s: int = 2) -> ServerConfig:
     https = endpoint.options.tls is not None
+    unc = needs_unc_export_directory(ExchangeVersion(version))
     return ServerConfig(
+        export_directory=EXPORT_SHARE if unc else "",
         host="127.0.0.1", name=name, version=ExchangeVersion(version), identity=USER,
         password=lambda: password, transport=transport,
         scheme="https" if https else "http", port=endpoint.port, ca_file=ca_file,
