@@ -15,16 +15,13 @@ from uuid import UUID, uuid4
 import pytest
 from hostile_values import HOSTILE
 from kb_support import Doc, expected, load, parameters, scenario
-from winrm_support import Site, serve
+from winrm_support import Site, serve, snapshot_world
 
 from remediate import Engine, get_playbook
 from remediate.adapters.winrm.scripts import library
-from remediate.adapters.world import LiveWorld
 from remediate.engine.runner import EXIT_REFUSED
 from remediate.errors import PermanentError, Refused
-from remediate.fakes import world_from_json
 from remediate.model import LINE_UNSAFE, ExchangeVersion, MailItem, line_unsafe
-from remediate.ports import World
 from remediate.snapshot import snapshot
 from remediate.testing import apply_confirmed
 
@@ -126,16 +123,6 @@ def with_hostile_legacy_dn(version: str, legacy_dn: str) -> tuple[Doc, UUID]:
                 if box["guid"] == doomed:
                     box["legacy_dn"] = legacy_dn
     return doc, UUID(doomed)
-
-
-def snapshot_world(site: Site) -> LiveWorld:
-    """The served world as an inventory gives it: plans rehearse on a snapshot."""
-    worlds: list[World] = []
-    live = LiveWorld(site.world.directory, site.exchange(),
-                     rehearse=lambda: world_from_json(snapshot(worlds[0]), source="snapshot"),
-                     clock=site.world.clock, organisation=site.world.organisation)
-    worlds.append(live)
-    return live
 
 
 @pytest.mark.parametrize("legacy_dn", ["/o=Org/cn=jdoe\n/o=Org/cn=ceo", "/o=Org/cn=jdoe\x00",
