@@ -29,6 +29,7 @@ from remediate.model import (
     MailItem,
     ServiceState,
     Store,
+    mailbox_list_refusal,
 )
 from remediate.ports import ManualActionRequired
 
@@ -279,11 +280,17 @@ class FakeExchange:
 
         self._op("reconnect_mailboxes", server, None, (server, wanted), action)
 
-    def mail_export_refusal(self, server: str) -> str | None:
-        return self._op(
-            "mail_export_refusal", server, None, (server,),
-            lambda: self._server(server, "exchange.mail_export_refusal").mail_export_refusal,
-        )
+    def mail_export_refusal(
+        self, server: str, mailboxes: Collection[MailboxInfo] = ()
+    ) -> str | None:
+        boxes = list(mailboxes)
+
+        def action() -> str | None:
+            host = self._server(server, "exchange.mail_export_refusal")
+            return host.mail_export_refusal or mailbox_list_refusal(
+                server, host.info.version, boxes)
+
+        return self._op("mail_export_refusal", server, None, (server,), action)
 
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         wanted = list(guids)

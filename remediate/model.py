@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -125,6 +126,21 @@ class ExchangeVersion(StrEnum):
         return self.legacy
 
 
+# ExMerge (Exchange 2000/2003) takes the mailboxes to export or import from a text file, one
+# legacyExchangeDN per line, and its settings from an ini file. A value holding a line break (CR,
+# LF, NEL, U+2028/9 and the other C0 controls) or a NUL (where C strings end) would be read as
+# more than one entry, and a leading or trailing blank may be trimmed away as ini readers do:
+# ExMerge could then act on a mailbox the plan does not name. The ExMerge scripts test every such
+# value against this same pattern (Python's and .NET's regular expressions read it alike).
+LINE_UNSAFE = r"[\x00-\x1F\x7F\x85\u2028\u2029]|^\s|\s$"
+_LINE_UNSAFE = re.compile(LINE_UNSAFE)
+
+
+def line_unsafe(value: str) -> bool:
+    """Whether ``value`` cannot be written as one line of a line-oriented file (see above)."""
+    return _LINE_UNSAFE.search(value) is not None
+
+
 class ServiceState(StrEnum):
     RUNNING = "running"
     STOPPED = "stopped"
@@ -236,3 +252,22 @@ class ExportRef:
     item_ids: tuple[str, ...] | None
     evidence: ExportEvidence | None = None
     imported_into: tuple[UUID, ...] = ()
+
+
+def mailbox_list_refusal(
+    server: str, version: ExchangeVersion, mailboxes: Iterable[MailboxInfo]
+) -> str | None:
+    """Why ExMerge on ``server`` must not be given these mailboxes (None: it may, or the server
+    does not use ExMerge): a legacyExchangeDN that is not one safe line of its mailbox list."""
+    if not version.legacy:
+        return None
+    for box in mailboxes:
+        if line_unsafe(box.legacy_dn):
+            return (
+                f"mailbox {box.guid} on {server}: its legacyExchangeDN {box.legacy_dn!r} holds "
+                "a line break, a NUL or another control character, or begins or ends with a "
+                "blank, and ExMerge reads its mailboxes one legacyExchangeDN per line: it could "
+                "act on a mailbox this run does not name. Correct the legacyExchangeDN (ADSI "
+                "Edit) or leave this mailbox's user out of the run, then plan again"
+            )
+    return None

@@ -131,10 +131,14 @@ class Exchange(Protocol):
         """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
         ...
 
-    def mail_export_refusal(self, server: str) -> str | None:
-        """Why ``server`` cannot export or import mail (what ``export_mail`` and
-        ``import_mail`` would refuse with, naming the server and what to do instead); None: it
-        can. A capability of the server, not of its mailboxes: the plan shows it up front."""
+    def mail_export_refusal(
+        self, server: str, mailboxes: Collection[MailboxInfo] = ()
+    ) -> str | None:
+        """Why ``server`` cannot export or import mail, or the mail of these ``mailboxes`` (what
+        ``export_mail`` and ``import_mail`` would refuse with, naming the server or the mailbox
+        and what to do instead); None: it can. Without mailboxes, a capability of the server;
+        with them, also what the server's export tool cannot be given (a legacyExchangeDN that is
+        not one safe line of ExMerge's mailbox list): either way the plan shows it up front."""
         ...
 
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:

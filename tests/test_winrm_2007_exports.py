@@ -12,14 +12,12 @@ from uuid import UUID
 
 import pytest
 from kb_support import expected, load, parameters, scenario
-from winrm_support import Site, serve
+from winrm_support import Site, serve, snapshot_world
 
 from remediate import Engine, get_playbook
-from remediate.adapters.world import LiveWorld
 from remediate.engine.runner import EXIT_REFUSED
 from remediate.errors import PermanentError, Refused
 from remediate.fakes import world_from_json, world_to_json
-from remediate.ports import World
 from remediate.snapshot import snapshot
 from remediate.testing import apply_confirmed
 
@@ -37,26 +35,12 @@ def site() -> Iterator[Site]:
         yield served
 
 
-def real(site: Site) -> LiveWorld:
-    """The served world as the inventory would give it: WinRM for Exchange, plans rehearsed on
-    a snapshot read through the ports."""
-    worlds: list[World] = []
-
-    def rehearse() -> World:
-        return world_from_json(snapshot(worlds[0]), source="snapshot")
-
-    live = LiveWorld(site.world.directory, site.exchange(), rehearse=rehearse,
-                     clock=site.world.clock, organisation=site.world.organisation)
-    worlds.append(live)
-    return live
-
-
 def test_the_adapter_says_why_and_the_snapshot_records_it(site: Site) -> None:
     exchange = site.exchange()
     refusal = exchange.mail_export_refusal("EXCH01")
     assert refusal is not None
     assert site.commands() == 0  # a capability of the version: no WinRM call
-    document = snapshot(real(site))
+    document = snapshot(snapshot_world(site))
     (server,) = document["exchange"]["servers"]  # type: ignore[index]
     assert server["mail_export_refusal"] == refusal
     rebuilt = world_from_json(document)
@@ -72,13 +56,13 @@ def test_the_plan_refuses_the_export_as_apply_will(name: str, engine: Engine) ->
     doc = DOC if name == "kb842101" else scenario(name, 3, seed=3, version="2007")
     with serve(load(doc)) as site:
         playbook = get_playbook(name)
-        planned = engine.plan(playbook, real(site), parameters(doc))
+        planned = engine.plan(playbook, snapshot_world(site), parameters(doc))
         assert (planned.state, planned.exit_code) == ("refused", EXIT_REFUSED)
         assert re.search("export-mail.*would fail: " + REFUSAL, str(planned.error))
 
         before = snapshot(site.world)
         with pytest.raises(Refused, match="nothing was changed") as refused:
-            apply_confirmed(engine, playbook, real(site), parameters(doc))
+            apply_confirmed(engine, playbook, snapshot_world(site), parameters(doc))
         assert str(planned.error) in str(refused.value)
         # Nothing exported, purged, deleted, disabled or stopped.
         assert snapshot(site.world) == before

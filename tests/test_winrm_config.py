@@ -3,11 +3,12 @@ is expected. Passwords only from an environment variable or a prompt, never in t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from remediate.adapters.winrm import load_exchange_servers
+from remediate.adapters.winrm import ServerConfig, load_exchange_servers
 from remediate.errors import InputError
 from remediate.model import ExchangeVersion
 
@@ -173,3 +174,55 @@ def test_where_a_local_export_directory_is_fine(
 ) -> None:
     (config,) = load_exchange_servers(inventory(tmp_path, entry(version, directory)))
     assert config.export_directory == kept
+
+
+def in_code(version: str, directory: str = "") -> ServerConfig:
+    return ServerConfig(host="exch01.corp.example", version=ExchangeVersion(version),
+                        identity="svc", password=lambda: "unused", export_directory=directory)
+
+
+@pytest.mark.parametrize("version", ["2010", "2013", "2016", "2019", "SE"])
+@pytest.mark.parametrize(("directory", "found"), [
+    ("", "is missing"),
+    ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
+    ("\\\\?\\C:\\exports", "not a UNC path"),
+    ("\\\\fs01", "not a UNC path"),
+])
+def test_a_server_config_built_in_code_is_checked_as_the_inventory_is(
+    version: str, directory: str, found: str
+) -> None:
+    with pytest.raises(InputError) as raised:
+        in_code(version, directory)
+    text = str(raised.value)
+    assert f"export_directory (exch01.corp.example, Exchange {version}) is" in text
+    assert found in text
+    assert "export_directory = '\\\\fs01\\pst$\\remediate'" in text  # what to write
+
+
+@pytest.mark.parametrize(("version", "directory", "kept"), [
+    ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
+    ("2003", "", "C:\\remediate\\exports"),
+    ("2007", "", "C:\\remediate\\exports"),
+    ("2000", "D:\\exmerge", "D:\\exmerge"),
+])
+def test_a_server_config_built_in_code_keeps_or_defaults_its_directory(
+    version: str, directory: str, kept: str
+) -> None:
+    assert in_code(version, directory).export_directory == kept
+
+
+@pytest.mark.parametrize("version", ["2003", "2016"])
+@pytest.mark.parametrize("tail", ["\n", "\r\nD:\\other", "\x00", "\u2028x", " "])
+def test_an_export_directory_that_is_not_one_line_is_refused_in_code_and_in_the_file(
+    tmp_path: Path, version: str, tail: str
+) -> None:
+    directory = ("\\\\fs01\\pst$\\remediate" if version == "2016" else "D:\\exmerge") + tail
+    with pytest.raises(InputError, match=f"Exchange {version}\\) is ") as raised:
+        in_code(version, directory)
+    assert repr(directory) in str(raised.value)
+    path = inventory(tmp_path, entry(version, "x").replace(
+        "export_directory = 'x'", f"export_directory = {json.dumps(directory)}"))
+    with pytest.raises(InputError) as in_file:
+        load_exchange_servers(path)
+    assert str(path) in str(in_file.value) and repr(directory) in str(in_file.value)
+    assert "exchange[0].export_directory (exch01.corp.example" in str(in_file.value)

@@ -16,12 +16,15 @@ from winrm_endpoint.export_share import ExportShare
 from winrm_endpoint.server import ACCOUNT, ACCOUNT_PASSWORD
 
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
-from remediate.adapters.winrm.config import Transport
-from remediate.fakes import FakeDirectory, FakeWorld
+from remediate.adapters.winrm.config import Transport, needs_unc_export_directory
+from remediate.adapters.world import LiveWorld
+from remediate.fakes import FakeDirectory, FakeWorld, world_from_json
 from remediate.model import ExchangeVersion, MailboxInfo
 from remediate.ports import World
+from remediate.snapshot import snapshot
 
 USER, PASSWORD = ACCOUNT, ACCOUNT_PASSWORD
+EXPORT_SHARE = "\\\\fs01\\pst$\\remediate"  # what the servers of 2010 and later write to
 
 
 @dataclass
@@ -45,7 +48,9 @@ def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Tra
                   password: str = PASSWORD, ca_file: Path | None = None,
                   deadline_s: float = 60.0, operation_timeout_s: int = 2) -> ServerConfig:
     https = endpoint.options.tls is not None
+    unc = needs_unc_export_directory(ExchangeVersion(version))
     return ServerConfig(
+        export_directory=EXPORT_SHARE if unc else "",
         host="127.0.0.1", name=name, version=ExchangeVersion(version), identity=USER,
         password=lambda: password, transport=transport,
         scheme="https" if https else "http", port=endpoint.port, ca_file=ca_file,
@@ -104,3 +109,17 @@ class WinRmWorld:
 
     def rehearsal(self) -> World:
         return self.fake.rehearsal()
+
+
+def snapshot_world(site: Site) -> LiveWorld:
+    """The served world as the inventory would give it: WinRM for Exchange, plans rehearsed on
+    a snapshot read through the ports."""
+    worlds: list[World] = []
+
+    def rehearse() -> World:
+        return world_from_json(snapshot(worlds[0]), source="snapshot")
+
+    live = LiveWorld(site.world.directory, site.exchange(), rehearse=rehearse,
+                     clock=site.world.clock, organisation=site.world.organisation)
+    worlds.append(live)
+    return live

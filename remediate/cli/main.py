@@ -25,6 +25,7 @@ from remediate.engine.events import Subscriber
 from remediate.engine.journal import JournalRecord, RunStore, read_journal
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
+from remediate.engine.retry import RetryPolicy
 from remediate.engine.runner import (
     EXIT_DONE,
     EXIT_ERROR,
@@ -474,7 +475,9 @@ def _load_generated(data: dict[str, object]) -> FakeWorld:
 def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
     """With the console's subscribers (progress bars, the run's log file) set up by main."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
+    deadline: float | None = getattr(args, "retry_deadline", None)
     return Engine(state_dir=_state_dir(args),
+                  retry=None if deadline is None else RetryPolicy.within(deadline),
                   subscribers=((recorder,) if recorder else ()) + console)
 
 
@@ -558,6 +561,12 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     snap.set_defaults(func=cmd_snapshot)
 
 
+def _retry_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
+                         help="how long to retry a server that does not answer, or another "
+                         "transient error, before giving up (default: 6 attempts, about 30 s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="remediate",
@@ -590,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--replication-timeout", type=_positive_seconds, metavar="SECONDS",
                              help="how long to wait for every DC to show the changes "
                              "(default 14400)")
+        _retry_option(command)
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)
@@ -618,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--inventory", metavar="FILE",
                         help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")
+    _retry_option(resume)
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     resume.add_argument("--durable-world", action="store_true",
                        help="with --world: save the fake world in the run directory after every "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,12 @@ class RetryPolicy:
     initial_s: float = 1.0
     max_wait_s: float = 30.0
     deadline_s: float = 300.0
+
+    @classmethod
+    def within(cls, deadline_s: float) -> RetryPolicy:
+        """Retry for ``deadline_s`` seconds, however many attempts that takes (a short one
+        fails fast on a host that is down; a long one waits out a rebooting DC)."""
+        return cls(attempts=sys.maxsize, deadline_s=deadline_s)
 
     def retrying(
         self, clock: Clock, on_retry: Callable[[RetryCallState], None] | None = None

@@ -41,7 +41,7 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         guids = [target.guid for target in targets]
         found = mailboxes_by_guid(ctx, server, guids)
         exports = ctx.world.exchange.exports(server, guids)
-        refusal = ctx.world.exchange.mail_export_refusal(server)
+        refusal = ctx.world.exchange.mail_export_refusal(server, list(found.values()))
         return {
             t.key: ExportObservation(found.get(t.guid), exports.get(t.guid), refusal)
             for t in targets
@@ -83,7 +83,7 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
         for source_server in {target.source_server for target in targets}:
             sources = [t.source for t in targets if t.source_server == source_server]
             exports.update(ctx.world.exchange.exports(source_server, sources))
-        refusal = ctx.world.exchange.mail_export_refusal(server)
+        refusal = ctx.world.exchange.mail_export_refusal(server, list(found.values()))
         return {
             t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source), refusal)
             for t in targets

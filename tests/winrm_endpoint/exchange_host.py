@@ -23,12 +23,27 @@ from remediate.adapters.winrm.scripts import Dialect, Script, library
 from remediate.adapters.winrm.scripts.assembly import MARKER
 from remediate.errors import PermanentError, TransientError
 from remediate.fakes import FakeExchange
-from remediate.model import ExchangeVersion, ExportRef, ServiceState, iso
+from remediate.model import (
+    ExchangeVersion,
+    ExportRef,
+    ServiceState,
+    iso,
+    line_unsafe,
+    mailbox_list_refusal,
+)
 
 from . import clixml
 from .export_share import ExportShare, mailbox_bytes
 from .shells import HostResult
 
+_LATEST_BUILDS = {
+    ExchangeVersion.E2007: "Version 8.3 (Build 83.6)",
+    ExchangeVersion.E2010: "Version 14.3 (Build 123.4)",
+    ExchangeVersion.E2013: "Version 15.0 (Build 1497.2)",
+    ExchangeVersion.E2016: "Version 15.1 (Build 2507.6)",
+    ExchangeVersion.E2019: "Version 15.2 (Build 1544.4)",
+    ExchangeVersion.SE: "Version 15.2 (Build 2562.17)",
+}
 _FAKE_LOCK = threading.Lock()  # one fake, several endpoints (one per server)
 
 
@@ -84,6 +99,8 @@ class ExchangeHost:
         self.share = share if share is not None else ExportShare()
         self.calls: list[DecodedCall] = []
         self.before_run: Callable[[DecodedCall], None] | None = None  # tests: delays, noise
+        # Get-ExchangeServer's AdminDisplayVersion (None: the version's last update, below)
+        self.admin_display_version: str | None = None
 
     def _version(self) -> ExchangeVersion:
         return next(s.version for s in self.exchange.servers() if s.name == self.server)
@@ -128,7 +145,10 @@ class ExchangeHost:
         dc = next(s.dc for s in self.exchange.servers() if s.name == self.server)
         stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
                   for s in self.exchange.stores(self.server)]
-        return {"dc": dc, "stores": stores}
+        if version.legacy:  # Exchange_Server over WMI; the 2000/2003 script reads no build
+            return {"dc": dc, "stores": stores}
+        build = self.admin_display_version or _LATEST_BUILDS[version]
+        return {"dc": dc, "stores": stores, "admin_display_version": build}
 
     def mailboxes(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         guids = None if p["scope"] == "all" else [_uuid(g) for g in p["guids"]]
@@ -193,6 +213,15 @@ class ExchangeHost:
                                                  ref.item_ids if ref else None)
         return rows
 
+    def _exmerge_lines(self, version: ExchangeVersion, guids: list[UUID]) -> None:
+        """The ExMerge scripts' Assert-RemediateExMergeLine, for the whole batch before
+        anything is written or run."""
+        boxes = self.exchange.mailboxes(self.server, guids)
+        refusal = mailbox_list_refusal(self.server, version, boxes)
+        if refusal is not None:
+            unsafe = next(box for box in boxes if line_unsafe(box.legacy_dn))
+            raise self._refuse(refusal, str(unsafe.guid))
+
     def exports(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self._reach(p["directory"])
         return self._rows([_uuid(g) for g in p["guids"]])
@@ -200,6 +229,7 @@ class ExchangeHost:
     def export(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self._reach(p["directory"])
         guids = [_uuid(g) for g in p["guids"]]
+        self._exmerge_lines(version, guids)
         boxes = self.exchange.mailboxes(self.server, guids)
         before = {box.guid: box.item_ids or () for box in boxes}
         refs = self.exchange.export_mail(self.server, guids)
@@ -220,6 +250,7 @@ class ExchangeHost:
                 strict=True,
             )
         ]
+        self._exmerge_lines(version, [guid for guid, _ in pairs])
         if version.legacy:  # ExMerge needs the name it gave the PST, recorded on export
             for guid, ref in pairs:
                 if ref.mailbox not in self.share.exports:

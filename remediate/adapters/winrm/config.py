@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from remediate.errors import InputError
-from remediate.model import ExchangeVersion
+from remediate.model import ExchangeVersion, line_unsafe
 
 Transport = Literal["ntlm", "kerberos", "credssp", "basic"]
 TRANSPORTS: tuple[Transport, ...] = ("ntlm", "kerberos", "credssp", "basic")
@@ -64,9 +64,24 @@ class ServerConfig:
     scheme: Literal["http", "https"] = "http"
     port: int = 5985
     ca_file: Path | None = None
-    export_directory: str = LOCAL_EXPORT_DIRECTORY
+    export_directory: str = ""  # "": ExMerge's local default (2000-2007); 2010+ need a UNC path
     operation_timeout_s: int = 20  # one WS-Management Receive
     deadline_s: float = 3600.0  # one whole script, however many Receives it takes
+
+    def __post_init__(self) -> None:
+        """Every construction (the inventory, or code) gets the same checks."""
+        if not self.export_directory and not needs_unc_export_directory(self.version):
+            object.__setattr__(self, "export_directory", LOCAL_EXPORT_DIRECTORY)
+        problem = _export_directory_problem(self.export_directory, self.version)
+        if problem is not None:
+            raise InputError(
+                f"export_directory ({self.host}, Exchange {self.version.value}) {problem}",
+                hint="write a share that the Exchange Trusted Subsystem group can read and "
+                "write, as a TOML literal string, e.g. export_directory = "
+                "'\\\\fs01\\pst$\\remediate'" if needs_unc_export_directory(self.version)
+                else "write the directory's path as it is, e.g. export_directory = "
+                f"'{LOCAL_EXPORT_DIRECTORY}'",
+            )
 
     @property
     def server(self) -> str:
@@ -146,22 +161,23 @@ def parse_entry(entry: object, path: Path, index: int, *,
         raise _bad(path, f"{where}.kerberos_delegation",
                    'true or false, and true only with transport = "kerberos"')
     identity = text("identity")
-    return ServerConfig(
-        host=host,
-        version=version,
-        identity=identity,
-        password=_password_source(entry, path, where, identity=identity, host=host,
-                                  environ=environ),
-        name=text("name", host.split(".", 1)[0].upper()),
-        transport=transport,
-        kerberos_delegation=delegation,
-        scheme=cast(Literal["http", "https"], scheme),
-        port=port,
-        ca_file=ca_file,
-        export_directory=_export_directory(entry, path, where, host, version),
-        operation_timeout_s=_number(entry, "operation_timeout_s", 20, path, where),
-        deadline_s=float(_number(entry, "deadline_s", 3600, path, where)),
-    )
+    password = _password_source(entry, path, where, identity=identity, host=host,
+                                environ=environ)
+    name = text("name", host.split(".", 1)[0].upper())
+    export_directory = _export_directory(entry, path, where)
+    operation_timeout_s = _number(entry, "operation_timeout_s", 20, path, where)
+    deadline_s = float(_number(entry, "deadline_s", 3600, path, where))
+    try:
+        return ServerConfig(
+            host=host, version=version, identity=identity, password=password, name=name,
+            transport=transport, kerberos_delegation=delegation,
+            scheme=cast(Literal["http", "https"], scheme), port=port, ca_file=ca_file,
+            export_directory=export_directory, operation_timeout_s=operation_timeout_s,
+            deadline_s=deadline_s,
+        )
+    except InputError as error:  # ServerConfig's own checks, placed in the file
+        raise InputError(f"{where}.{error.message}", target=str(path),
+                         hint=error.hint) from None
 
 
 def needs_unc_export_directory(version: ExchangeVersion) -> bool:
@@ -175,23 +191,23 @@ def is_unc(value: str) -> bool:
     return _UNC.fullmatch(value) is not None
 
 
-def _export_directory(entry: dict[str, object], path: Path, where: str, host: str,
-                      version: ExchangeVersion) -> str:
+def _export_directory_problem(value: str, version: ExchangeVersion) -> str | None:
+    if needs_unc_export_directory(version) and not is_unc(value):
+        found = "is missing" if not value else f"is {value!r}, not a UNC path"
+        return (f"{found}: New-MailboxExportRequest/New-MailboxImportRequest write only to a "
+                "UNC path")
+    if line_unsafe(value):
+        return (f"is {value!r}: a path holding a line break or another control character, or "
+                "beginning or ending with a blank, names another directory (or none) on the "
+                "server")
+    return None
+
+
+def _export_directory(entry: dict[str, object], path: Path, where: str) -> str:
     value = entry.get("export_directory")
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise _bad(path, f"{where}.export_directory", "a non-empty string")
-    if not needs_unc_export_directory(version):
-        return value or LOCAL_EXPORT_DIRECTORY
-    if value is not None and is_unc(value):
-        return value
-    found = "is missing" if value is None else f"is {value!r}, not a UNC path"
-    raise InputError(
-        f"{where}.export_directory ({host}, Exchange {version.value}) {found}: "
-        "New-MailboxExportRequest/New-MailboxImportRequest write only to a UNC path",
-        target=str(path),
-        hint="write a share that the Exchange Trusted Subsystem group can read and write, as a "
-        "TOML literal string, e.g. export_directory = '\\\\fs01\\pst$\\remediate'",
-    )
+    return value or ""
 
 
 def _number(entry: dict[str, object], key: str, default: int, path: Path, where: str) -> int:

@@ -16,6 +16,7 @@ from remediate.model import (
     MailboxInfo,
     ServiceState,
     Store,
+    mailbox_list_refusal,
     utc,
 )
 from remediate.ports import ManualActionRequired
@@ -38,6 +39,7 @@ T = TypeVar("T")
 class _Description:
     dc: str
     stores: tuple[Store, ...]
+    admin_display_version: str | None  # "Version 14.3 (Build 123.4)"; None: not reported
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -97,7 +99,9 @@ class WinRmExchange:
                 Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
                 for s in found["stores"]
             )
-            self._described[server] = _Description(str(found["dc"]), stores)
+            build = found.get("admin_display_version")
+            self._described[server] = _Description(str(found["dc"]), stores,
+                                                    str(build) if build else None)
         return self._described[server]
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
@@ -194,14 +198,26 @@ class WinRmExchange:
             "users": [str(user) for _, user in chunk],
         })
 
-    def mail_export_refusal(self, server: str) -> str | None:
-        return mail_export_refusal(server, self._config(server, "mail_export_refusal").version)
+    def mail_export_refusal(
+        self, server: str, mailboxes: Collection[MailboxInfo] = ()
+    ) -> str | None:
+        config = self._config(server, "mail_export_refusal")
+        return (self._server_refusal(config)
+                or mailbox_list_refusal(server, config.version, mailboxes))
+
+    def _server_refusal(self, config: ServerConfig) -> str | None:
+        """What the version says; for Exchange 2010, the build its describe script reported
+        (before SP1: no mailbox requests)."""
+        build = None
+        if config.version is ExchangeVersion.E2010:
+            build = self._describe(config.server).admin_display_version
+        return mail_export_refusal(config.server, config.version, build)
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
-        """The server's config, where it can export and import mail; else refused before any
-        WinRM call, as the plan showed (``mail_export_refusal``)."""
+        """The server's config, where it can export and import mail; else refused before the
+        export or import script runs, as the plan showed (``mail_export_refusal``)."""
         config = self._config(server, operation)
-        refusal = mail_export_refusal(server, config.version)
+        refusal = self._server_refusal(config)
         if refusal is not None:
             raise PermanentError(refusal, endpoint=server, operation=f"exchange.{operation}")
         return config

@@ -35,10 +35,16 @@ def missing_operation_hint(version: ExchangeVersion, operation: str) -> str | No
     return None
 
 
-def mail_export_refusal(server: str, version: ExchangeVersion) -> str | None:
-    """Why ``server`` cannot export or import mail through these scripts (None: it can)."""
+def mail_export_refusal(
+    server: str, version: ExchangeVersion, admin_display_version: str | None = None
+) -> str | None:
+    """Why ``server`` cannot export or import mail through these scripts (None: it can, or, for
+    a 2010 server whose ``admin_display_version`` is not known, it may)."""
     if version is ExchangeVersion.E2007:
         return cmdlets.REFUSAL_2007.format(server=server)
+    if (version is ExchangeVersion.E2010 and admin_display_version
+            and cmdlets.lacks_mailbox_requests(admin_display_version)):
+        return cmdlets.REFUSAL_2010_RTM.format(server=server, build=admin_display_version)
     return None
 
 

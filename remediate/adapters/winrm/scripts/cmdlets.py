@@ -3,6 +3,8 @@ Windows PowerShell 2.0 (one base64 argument per parameter); 2013 and later 3.0+ 
 
 from __future__ import annotations
 
+import re
+
 from remediate.model import ExchangeVersion
 
 from . import shared
@@ -37,7 +39,7 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores }
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion }
 }
 """
 
@@ -323,6 +325,22 @@ REFUSAL_2007 = (
     "2010 SP1 or later first; then plan again"
 )
 UNAVAILABLE_2007 = frozenset({"export", "import"})
+
+# Exchange 2010 before SP1 (14.0) has no mailbox export/import requests either. A server reports
+# its build in AdminDisplayVersion ("Version 14.0 (Build 639.21)"), read by the describe script.
+_ADMIN_DISPLAY_VERSION = re.compile(r"Version\s+(\d+)\.(\d+)")
+REFUSAL_2010_RTM = (
+    "{server} runs Exchange 2010 without a service pack ({build}), which has no "
+    "New-MailboxExportRequest/New-MailboxImportRequest (Exchange 2010 SP1, 14.1, brought them). "
+    "Install Exchange 2010 SP1 or later on it (SP3 is the last), or export these mailboxes "
+    "another way and leave them out of this run; then plan again"
+)
+
+
+def lacks_mailbox_requests(admin_display_version: str) -> bool:
+    """Whether a 2010 server of this AdminDisplayVersion predates SP1 (unreadable: not known)."""
+    found = _ADMIN_DISPLAY_VERSION.search(admin_display_version)
+    return found is not None and (int(found[1]), int(found[2])) < (14, 1)
 
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:

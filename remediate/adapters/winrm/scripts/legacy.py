@@ -3,7 +3,7 @@ ADSI for the directory, ExMerge in batch mode with a generated ini for mail. Pow
 
 from __future__ import annotations
 
-from remediate.model import ExchangeVersion
+from remediate.model import LINE_UNSAFE, ExchangeVersion
 
 from . import shared
 from .assembly import Dialect, Script, assemble
@@ -200,6 +200,18 @@ function Invoke-RemediateExMerge {
     return Read-RemediateExMergeSummary $log
 }
 
+function Assert-RemediateExMergeLine {
+    param([string]$Value, [string]$What, [string]$Target)
+    if ([regex]::IsMatch($Value, $RemediateLineUnsafe)) {
+        Stop-RemediateRefused ($What + ' on ' + $env:COMPUTERNAME + ' holds a line break, a NUL or another control character, or begins or ends with a blank, and ExMerge reads it from a line-oriented file (its mailbox list, its ini): it could act on a mailbox this run does not name. Nothing was exported or imported. Correct it (a legacyExchangeDN with ADSI Edit) or leave the mailbox out of this run, then plan again') $Target
+    }
+}
+
+function Assert-RemediateExMergeHost {
+    Assert-RemediateExMergeLine $env:COMPUTERNAME 'the server name (SourceServerName, DestServerName)' $env:COMPUTERNAME
+    Assert-RemediateExMergeLine $env:TEMP 'the TEMP directory (DataDirectoryName, FileContainingListOfMailboxes)' $env:TEMP
+}
+
 function Stop-RemediateIfExMergeFailed {
     param([string[]]$Failed, [string]$Directory, [string]$What)
     if ($Failed.Count -gt 0) {
@@ -208,13 +220,19 @@ function Stop-RemediateIfExMergeFailed {
 }
 """
 
+# Every value ExMerge reads from its mailbox list or its ini is tested first, for the whole batch
+# before anything is written or run (see remediate.model.LINE_UNSAFE, the pattern used here).
+_EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
+
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     Assert-RemediateExportDirectory $Parameters.directory
+    Assert-RemediateExMergeHost
     $mailboxes = @{}
     foreach ($guid in $Parameters.guids) {
         $mailboxes[$guid] = Find-RemediateStoreMailbox $guid
+        Assert-RemediateExMergeLine ([string]$mailboxes[$guid].LegacyDN) ('the legacyExchangeDN of mailbox ' + $guid) $guid
     }
     $made = @{}
     $failed = @()
@@ -259,9 +277,11 @@ function Invoke-RemediateOperation {
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    Assert-RemediateExMergeHost
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
+        Assert-RemediateExMergeLine ([string]$mailbox.LegacyDN) ('the legacyExchangeDN of mailbox ' + $Parameters.mailboxes[$index]) $Parameters.mailboxes[$index]
         $location = $Parameters.locations[$index]
         $nameFile = Get-RemediateExportPath (Split-Path $location) $Parameters.export_mailboxes[$index] '.exmerge-name.txt'
         if (-not (Test-Path -LiteralPath $location) -or -not (Test-Path -LiteralPath $nameFile)) {
