@@ -8,8 +8,9 @@ target-step: total time minus the time spent inside the fake backends (every por
 rehearsal copy), divided by the number of (step, target) pairs the engine evaluated; the same in
 CPU time of the process (``engine_cpu_ms_per_target_step``), which a loaded machine distorts less.
 Peak RSS is reported for the whole process (``peak_rss_mb``) and split in two: building the
-world from the scenario document (``world_peak_mb``: document and world both in memory) and
-the plan plus apply that follow (``run_peak_mb``; Linux: the high-water mark is reset in between).
+world from the scenario (``world_peak_mb``; ``scenario_world``, which reads each mailbox into the
+world as it is made, never holding the scenario's whole JSON document) and the plan plus apply
+that follow (``run_peak_mb``; Linux: the high-water mark is reset in between).
 Targets: <= 0.2 ms per target-step, <= 1 GB peak.
 """
 
@@ -30,8 +31,8 @@ from typing import Any
 import structlog
 
 from remediate.engine.runner import Engine, Safety
-from remediate.fakes import FakeWorld, world_from_json
-from remediate.fakes.scenarios import SCENARIOS
+from remediate.fakes import FakeWorld
+from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.playbooks import get_playbook
 
 
@@ -100,13 +101,9 @@ def reset_rss_peak() -> None:
 def measure(kb: str, size: int, seed: int, version: str | None) -> dict[str, Any]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     playbook = get_playbook(kb)
-    kwargs = {"version": version} if version else {}
-    data = SCENARIOS[kb](size, seed, **kwargs)
-    scenario = data["scenario"]
-    assert isinstance(scenario, dict)
+    world = scenario_world(kb, size, seed, version=version)
+    scenario = world.scenario or {}
     parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
-    world = world_from_json(data)
-    del data, scenario
     gc.collect()
     world_peak_mb = rss_peak_mb()
     reset_rss_peak()

@@ -38,7 +38,7 @@ from remediate.engine.runner import (
 from remediate.engine.step import Options
 from remediate.errors import InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
-from remediate.fakes.scenarios import SCENARIOS
+from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
 from remediate.playbooks import PLAYBOOKS, get_playbook
 from remediate.ports import World
@@ -449,26 +449,21 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    builder = SCENARIOS.get(args.name)
-    if builder is None:
+    if args.name not in SCENARIOS:
         raise InputError("no such scenario", target=args.name,
                          hint=f"known scenarios: {', '.join(SCENARIOS)}")
     if args.size < 1:
         raise InputError("--size must be at least 1", target="command line")
-    kwargs = {"version": args.version} if args.version else {}
     try:
-        data = builder(args.size, args.seed, **kwargs)
+        # Built without the scenario's JSON document: only the saved one is ever in memory.
+        world = scenario_world(args.name, args.size, args.seed, version=args.version or None)
     except ValueError as error:
         raise InputError(str(error), target=f"scenario {args.name}") from None
     out = Path(args.out)
-    save_world(_load_generated(data), out)
+    save_world(world, out)
     print(f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}",
           file=sys.stderr)
     return EXIT_DONE
-
-
-def _load_generated(data: dict[str, object]) -> FakeWorld:
-    return world_from_json(data, source="scenario")
 
 
 def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
