@@ -55,7 +55,7 @@ class FakeMailbox:
 
     @property
     def item_ids(self) -> tuple[str, ...]:
-        # Kept as the tuple every observation reports, not made again for each.
+        # Made for each observation: the world keeps numbered ids as runs (fakes/packed.py).
         return self.items.ids
 
 
@@ -464,7 +464,8 @@ class FakeExchange:
         for mailbox in mailboxes:
             if mailbox.guid in self._mailbox_homes:
                 raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
-            if len(set(mailbox.item_ids)) != len(mailbox.item_ids):
+            ids = mailbox.item_ids
+            if len(set(ids)) != len(ids):
                 raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
             store.mailboxes[mailbox.guid] = mailbox
             self._mailbox_homes[mailbox.guid] = (server, key)

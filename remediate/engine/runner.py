@@ -7,6 +7,7 @@ gate (WouldFail, budget, confirmation) is passed before the first real change.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -397,6 +398,10 @@ class Engine:
                 target=f"playbook {playbook.name}",
                 hint="plan shows the details; fix the cause or narrow the scope",
             ) from failure
+        # The rehearsal's copy of the world is garbage now, but held in reference cycles (its
+        # backends and their timeline): free it before the real run changes the world, or at
+        # 100,000 users the two coexist until the collector's next full pass.
+        gc.collect()
         result.planned = planned
         if expect is not None:
             expect(planned)
