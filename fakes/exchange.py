@@ -35,7 +35,7 @@ from remediate.ports import ManualActionRequired
 from .directory import FakeDirectory
 from .exports import MailSink, MemorySink
 from .faults import Faults, Gate
-from .packed import NO_ITEMS, PackedItems
+from .packed import NO_ITEMS, ItemIds, PackedItems
 from .replica import DcView
 from .timeline import Timeline
 
@@ -54,8 +54,8 @@ class FakeMailbox:
     items: PackedItems = NO_ITEMS
 
     @property
-    def item_ids(self) -> tuple[str, ...]:
-        # Made for each observation: the world keeps numbered ids as runs (fakes/packed.py).
+    def item_ids(self) -> ItemIds:
+        # Shared by every observation; the strings are made only where they are read.
         return self.items.ids
 
 

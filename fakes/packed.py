@@ -100,6 +100,51 @@ def _id_at(packed: PackedIds, index: int) -> str:
     raise IndexError("item index out of range")
 
 
+class ItemIds(Sequence[str]):
+    """The ids of packed items: a read-only sequence (equal to the tuple of the same ids) whose
+    strings are made when read, so an observation holding it costs nothing per item."""
+
+    __slots__ = ("_count", "_packed")
+
+    def __init__(self, packed: PackedIds, count: int) -> None:
+        self._packed = packed
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return unpack_ids(self._packed)[index]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("item index out of range")
+        return _id_at(self._packed, index)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(unpack_ids(self._packed))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ItemIds):
+            return self._packed == other._packed
+        if isinstance(other, tuple):
+            return unpack_ids(self._packed) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(unpack_ids(self._packed))
+
+    def __repr__(self) -> str:
+        return repr(unpack_ids(self._packed))
+
+
 class PackedItems(Sequence[MailItem]):
     """An immutable sequence of mail items, stored packed."""
 
@@ -111,9 +156,9 @@ class PackedItems(Sequence[MailItem]):
         self._shapes: tuple[Shape, ...] = tuple(_shape(item) for item in listed)
 
     @property
-    def ids(self) -> tuple[str, ...]:
-        """The items' ids, in order (made anew at each call: hold them no longer than needed)."""
-        return unpack_ids(self._ids)
+    def ids(self) -> ItemIds:
+        """The items' ids, in order."""
+        return ItemIds(self._ids, len(self._shapes))
 
     def __len__(self) -> int:
         return len(self._shapes)
@@ -134,7 +179,7 @@ class PackedItems(Sequence[MailItem]):
         return _item(_id_at(self._ids, index), self._shapes[index])
 
     def __iter__(self) -> Iterator[MailItem]:
-        return map(_item, self.ids, self._shapes)
+        return map(_item, unpack_ids(self._ids), self._shapes)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PackedItems):  # pack_ids makes one form of each id sequence
@@ -151,7 +196,7 @@ class PackedItems(Sequence[MailItem]):
         """These items, then ``more``."""
         joined = PackedItems()
         extra = PackedItems(more)
-        joined._ids = pack_ids(self.ids + extra.ids)
+        joined._ids = pack_ids(unpack_ids(self._ids) + unpack_ids(extra._ids))
         joined._shapes = self._shapes + extra._shapes
         return joined
 

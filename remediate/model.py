@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -179,7 +179,7 @@ class MailboxInfo:
     legacy_dn: str
     display_name: str
     disconnected_at: datetime | None
-    item_ids: tuple[str, ...] | None
+    item_ids: Sequence[str] | None
     owner: UUID | None
     counted_items: int | None = None
     size_bytes: int | None = None
@@ -233,6 +233,6 @@ class ExportRef:
     server: str
     mailbox: UUID
     location: str
-    item_ids: tuple[str, ...] | None
+    item_ids: Sequence[str] | None
     evidence: ExportEvidence | None = None
     imported_into: tuple[UUID, ...] = ()

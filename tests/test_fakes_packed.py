@@ -40,8 +40,20 @@ def test_packed_items_give_back_every_item_in_order_and_by_index(ids: list[str])
     listed = items(ids)
     packed = PackedItems(listed)
     assert list(packed) == listed
-    assert packed.ids == tuple(ids)
     assert [packed[index] for index in range(-len(ids), len(ids))] == listed + listed
+    with pytest.raises(IndexError):
+        packed[len(ids)]
+
+
+@given(id_sequences())
+def test_item_ids_are_a_sequence_equal_to_the_tuple_of_the_same_ids(ids: list[str]) -> None:
+    packed = PackedItems(items(ids)).ids
+    assert packed == tuple(ids) and tuple(ids) == packed
+    assert hash(packed) == hash(tuple(ids))
+    assert list(packed) == ids and len(packed) == len(ids)
+    assert [packed[index] for index in range(-len(ids), len(ids))] == ids + ids
+    assert packed[1:] == tuple(ids[1:])
+    assert packed != (*ids, "another")
     with pytest.raises(IndexError):
         packed[len(ids)]
 
