@@ -523,9 +523,9 @@ def check_kb278447(world: World) -> None:
         assert original["legacy_dn"] == blank["legacy_dn"] == user["legacyExchangeDN"]
         assert original["display_name"] == blank["display_name"] == user["displayName"]
         assert where[case["original"]] == where[case["blank"]] == user["homeMDB"]
-        assert [item["id"] for item in original["items"]] == case["old_item_ids"]
-        assert [item["id"] for item in blank["items"]] == case["new_item_ids"]
-        assert 5 <= len(case["old_item_ids"]) <= 30 and 1 <= len(case["new_item_ids"]) <= 3
+        assert len(original["items"]) == case["old_items"]
+        assert len(blank["items"]) == case["new_items"]
+        assert 5 <= case["old_items"] <= 30 and 1 <= case["new_items"] <= 3
         assert disconnected_by_legacy_dn[user["legacyExchangeDN"].lower()] == [case["original"]]
 
     assert len(expected["healthy_guids"]) == max(1, scenario["size"] // 2)
