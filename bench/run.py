@@ -98,13 +98,16 @@ def reset_rss_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
 
 
-def measure(kb: str, size: int, seed: int, version: str | None) -> dict[str, Any]:
+def measure(kb: str, size: int, seed: int, version: str | None, *,
+            freeze: bool = True) -> dict[str, Any]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     playbook = get_playbook(kb)
     world = scenario_world(kb, size, seed, version=version)
     scenario = world.scenario or {}
     parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
     gc.collect()
+    if freeze:  # as the command line does once the world is loaded
+        gc.freeze()
     world_peak_mb = rss_peak_mb()
     reset_rss_peak()
     with tempfile.TemporaryDirectory() as state:
@@ -133,6 +136,7 @@ def measure(kb: str, size: int, seed: int, version: str | None) -> dict[str, Any
         "kb": kb,
         "size": size,
         "version": version or "default",
+        "gc_freeze": freeze,
         "changes": len(applied.changes),
         "plan_s": round(plan_s, 3),
         "apply_s": round(apply_s, 3),
@@ -148,10 +152,12 @@ def measure(kb: str, size: int, seed: int, version: str | None) -> dict[str, Any
     }
 
 
-def measure_apart(kb: str, size: int, seed: int, version: str | None) -> dict[str, Any]:
+def measure_apart(kb: str, size: int, seed: int, version: str | None, *,
+                  freeze: bool = True) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter, so its peak memory is that run's alone."""
     command = [sys.executable, __file__, "--one", "--kb", kb, "--size", str(size),
-               "--seed", str(seed)] + (["--version", version] if version else [])
+               "--seed", str(seed)] + (["--version", version] if version else []) + (
+               [] if freeze else ["--no-gc-freeze"])
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
@@ -164,13 +170,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--version", default=None)
     parser.add_argument("--kb", nargs="+", default=sorted(SCENARIOS))
+    parser.add_argument("--no-gc-freeze", dest="freeze", action="store_false",
+                        help="leave the world to the cyclic garbage collector (to compare)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.kb[0], args.size, args.seed, args.version)))
+        print(json.dumps(measure(args.kb[0], args.size, args.seed, args.version,
+                                 freeze=args.freeze)))
         return
     for kb in args.kb:
-        print(json.dumps(measure_apart(kb, args.size, args.seed, args.version)), flush=True)
+        print(json.dumps(measure_apart(kb, args.size, args.seed, args.version,
+                                       freeze=args.freeze)), flush=True)
 
 
 if __name__ == "__main__":
