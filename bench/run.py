@@ -1,6 +1,7 @@
 """Benchmark: plan and apply of an N-user scenario of each KB on the fakes.
 
     python bench/run.py [--size 10000] [--seed 1] [--kb kb842101 kb278447] [--version 2003]
+                        [--no-gc-freeze]
 
 For each KB, in a fresh subprocess (so peak memory is that KB's alone): wall time of plan and of
 apply (apply rehearses first, as it always does), peak RSS, and the engine's own overhead per
@@ -10,7 +11,9 @@ CPU time of the process (``engine_cpu_ms_per_target_step``), which a loaded mach
 Peak RSS is reported for the whole process (``peak_rss_mb``) and split in two: building the
 world from the scenario (``world_peak_mb``; ``scenario_world``, which reads each mailbox into the
 world as it is made, never holding the scenario's whole JSON document) and the plan plus apply
-that follow (``run_peak_mb``; Linux: the high-water mark is reset in between).
+that follow (``run_peak_mb``; Linux: the high-water mark is reset in between). Once built, the
+world is frozen out of the cyclic garbage collector (``gc.freeze``), as the command line does
+(``--no-gc-freeze`` to compare).
 Targets: <= 0.2 ms per target-step, <= 1 GB peak.
 """
 
