@@ -1,14 +1,11 @@
-"""An applied change equal to its rehearsed one is held as that same record, and records share
-repeated before/after values."""
+"""An applied change equal to its rehearsed one is held as that same record."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from typing import Any
 
 from remediate.engine.changes import ChangeRecord, Impact
-from remediate.engine.execute import PlannedRecords, shared_value
+from remediate.engine.execute import PlannedRecords
 
 
 def record(step: str, target: str) -> ChangeRecord:
@@ -43,22 +40,3 @@ def test_an_applied_record_the_plan_does_not_hold_is_kept_as_it_is() -> None:
     beyond = PlannedRecords(far)
     late = copy_of(far[-1])
     assert beyond.same_as(late) is late  # too far ahead to be the same change
-
-
-def test_records_share_one_object_for_equal_flat_values() -> None:
-    first, second = shared_value({"items": 3, "state": None}), shared_value({"items": 3,
-                                                                            "state": None})
-    assert first == {"items": 3, "state": None} and first is second
-
-
-def test_values_json_writes_apart_are_never_shared() -> None:
-    assert json.dumps(shared_value({"done": True})) == '{"done": true}'
-    assert json.dumps(shared_value({"done": 1})) == '{"done": 1}'
-    assert json.dumps(shared_value({"done": 1.0})) == '{"done": 1.0}'
-
-
-def test_nested_and_non_dict_values_are_kept_as_they_are() -> None:
-    nested: dict[str, Any] = {"attributes": {"homeMDB": None}}
-    listed = ["a", "b"]
-    assert shared_value(nested) is nested and shared_value(listed) is listed
-    assert shared_value("deleted") == "deleted"

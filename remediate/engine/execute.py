@@ -4,13 +4,12 @@ which is what makes the planned change list equal the applied one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from tenacity import RetryCallState
 
 from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, JsonValue, Planned, Unknown, WouldFail
+from remediate.engine.changes import ChangeRecord, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
 from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy, until_converged
@@ -26,23 +25,6 @@ def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
     for target in targets:
         groups.setdefault(target.endpoint, []).append(target)
     return groups
-
-
-def shared_value(value: JsonValue) -> JsonValue:
-    """One object for a before/after value that many targets repeat: most are small dicts of
-    counts and states (``{"items": 3}``), one per change record, 100,000s in a large run.
-    Records are never changed, so they can share them."""
-    if not isinstance(value, dict) or not all(
-        item is None or isinstance(item, str | int | float) for item in value.values()
-    ):
-        return value
-    # The type is part of the key: True == 1 and 1.0 == 1, but JSON writes them apart.
-    return _interned(tuple((key, type(item), item) for key, item in value.items()))
-
-
-@lru_cache(maxsize=4096)
-def _interned(items: tuple[tuple[str, type, JsonValue], ...]) -> JsonValue:
-    return {key: item for key, _, item in items}
 
 
 class PlannedRecords:
@@ -250,8 +232,8 @@ class Executor:
             endpoint=target.endpoint,
             impact=step.impact,
             action=change.action,
-            before=shared_value(change.before),
-            after=shared_value(change.after),
+            before=change.before,
+            after=change.after,
             deletes=change.deletes,
         ))
 
