@@ -43,6 +43,7 @@ class Arrival(NamedTuple):
     version: int
     dc: str
     entry: DirectoryEntry
+    keys: IndexKeys | None = None  # where it is filed, shared by every DC it lands on
 
 
 def _ldap_error(
@@ -328,17 +329,18 @@ class FakeDirectory:
 
     def process_next(self) -> None:
         arrival = heapq.heappop(self._pending)
-        self._views[arrival.dc].land(arrival.entry, arrival.version)
+        self._views[arrival.dc].land(arrival.entry, arrival.version, arrival.keys)
 
     def _commit(self, origin: str, entry: DirectoryEntry) -> None:
         self._version += 1
         now = self._timeline.now()
+        keys = None if entry.deleted else index_keys(entry)
         for view in self._views.values():
             if view.name == origin or view.delay <= 0:
-                view.land(entry, self._version)
+                view.land(entry, self._version, keys)
             else:
                 arrival = Arrival(
-                    now + timedelta(seconds=view.delay), self._version, view.name, entry
+                    now + timedelta(seconds=view.delay), self._version, view.name, entry, keys
                 )
                 heapq.heappush(self._pending, arrival)
 

@@ -36,7 +36,7 @@ from remediate.ports import ManualActionRequired
 from .directory import FakeDirectory
 from .exports import MailSink, MemorySink
 from .faults import Faults, Gate
-from .packed import NO_ITEMS, PackedItems
+from .packed import NO_ITEMS, ItemIds, PackedItems
 from .replica import DcView
 from .timeline import Timeline
 
@@ -55,8 +55,8 @@ class FakeMailbox:
     items: PackedItems = NO_ITEMS
 
     @property
-    def item_ids(self) -> tuple[str, ...]:
-        # Kept as the tuple every observation reports, not made again for each.
+    def item_ids(self) -> ItemIds:
+        # Shared by every observation; the strings are made only where they are read.
         return self.items.ids
 
 
@@ -471,7 +471,8 @@ class FakeExchange:
         for mailbox in mailboxes:
             if mailbox.guid in self._mailbox_homes:
                 raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
-            if len(set(mailbox.item_ids)) != len(mailbox.item_ids):
+            ids = mailbox.item_ids
+            if len(set(ids)) != len(ids):
                 raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
             store.mailboxes[mailbox.guid] = mailbox
             self._mailbox_homes[mailbox.guid] = (server, key)

@@ -209,6 +209,8 @@ class Gate:
         self._prefix = prefix
         self._faults = faults
         self._before = before
+        # One name string per operation: the faults' log holds one per call (millions).
+        self._names: dict[str, str] = {}
 
     def __call__(
         self,
@@ -219,8 +221,11 @@ class Gate:
         action: Callable[[], T],
     ) -> T:
         self._before()
+        name = self._names.get(method)
+        if name is None:
+            name = self._names[method] = f"{self._prefix}.{method}"
         return self._faults.perform(
-            f"{self._prefix}.{method}",
+            name,
             endpoint=endpoint,
             target=target,
             arguments=arguments,

@@ -174,8 +174,9 @@ class DcView:
         self._file(entry, keys)
         self.usn = max(self.usn, entry.usn_changed)
 
-    def land(self, entry: DirectoryEntry, version: int) -> bool:
-        """Apply a change (made here or replicated): the entry gets this DC's next uSNChanged."""
+    def land(self, entry: DirectoryEntry, version: int, keys: IndexKeys | None = None) -> bool:
+        """Apply a change (made here or replicated): the entry gets this DC's next uSNChanged
+        (``keys``: where it is filed, if already known)."""
         if not self.accepts(entry, version):
             return False
         self.usn += 1
@@ -183,7 +184,7 @@ class DcView:
         stored = replace(entry, usn_changed=self.usn)
         self._entries[entry.guid] = stored
         self._versions[entry.guid] = version
-        self._file(stored, None)
+        self._file(stored, keys)
         return True
 
     def _file(self, entry: DirectoryEntry, keys: IndexKeys | None) -> None:

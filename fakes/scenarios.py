@@ -4,7 +4,9 @@ Each builder returns a plain JSON-able ``remediate.world/1`` dict (DESIGN §6) h
 its KB describes, plus a ``scenario`` block: the playbook parameters that select the broken
 objects and what must hold after the repair (for tests). The same ``(size, seed, version)``
 always gives the same JSON text: every random choice comes from one ``random.Random`` seeded with
-``"<name>:<seed>"``, timestamps are fixed, and every list is sorted.
+``"<name>:<seed>"``, timestamps are fixed, and every list is sorted. :func:`scenario_world` builds
+the same world without the document: each mailbox is read into the world as it is made, so the
+mail (half the document) never sits in memory as JSON.
 
 Store layout by version (what ESM or the management shell would show):
 
@@ -22,14 +24,18 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from remediate.errors import InputError
 from remediate.model import ExchangeVersion, utc
 
+from .exchange import FakeMailbox
 from .jsonfile import gc_paused
+from .world import FakeWorld
+from .worldfile import WorldAssembler
 
 Json = dict[str, object]
+M = TypeVar("M")
 Path = tuple[str, ...]
 """An object's escaped RDNs from the top of the domain down: ("OU=Staff", "CN=Ann Berg 1")."""
 
@@ -45,6 +51,8 @@ KB842101_CREATED_AFTER = "2026-11-01T10:00:00Z"
 KB842101_CREATED_BEFORE = "2026-11-01T12:00:00Z"
 KB278447_UPGRADED_AT = "2026-10-31T22:00:00Z"
 FREE_BUSY_NAME = "SCHEDULE+ FREE BUSY"
+_KB842101_VERSION = "2003"  # the default Exchange version of each scenario
+_KB278447_VERSION = "2000"
 
 _SECOND_SERVER_FROM_SIZE = 200
 _THIRD_DC_FROM_SIZE = 50
@@ -161,9 +169,13 @@ class _User(NamedTuple):
 
 
 class _WorldBuilder:
-    """Collects objects and mailboxes; hands out GUIDs, names and stores in a fixed order."""
+    """Collects objects and mailboxes; hands out GUIDs, names and stores in a fixed order.
+    With an ``assembler`` each mailbox is read into a ``FakeMailbox`` as soon as it is made."""
 
-    def __init__(self, name: str, size: int, seed: int, version: str) -> None:
+    def __init__(
+        self, name: str, size: int, seed: int, version: str,
+        assembler: WorldAssembler | None = None,
+    ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ScenarioError(f"{name}: size must be an integer >= 1, got {size!r}")
@@ -171,7 +183,10 @@ class _WorldBuilder:
         self.rng = random.Random(f"{name}:{seed}")
         self._issued: set[int] = set()
         self._objects: list[tuple[Path, Json]] = []
-        self._mailboxes: dict[str, list[Json]] = {}
+        self._assembler = assembler
+        # By store DN: (GUID, mailbox) as JSON, or as read by the assembler.
+        self._mailboxes: dict[str, list[tuple[str, Json]]] = {}
+        self._read: dict[str, list[tuple[str, FakeMailbox]]] = {}
         self._serial = 0
         self._hostile = 0
         self._stores_used = 0
@@ -318,7 +333,10 @@ class _WorldBuilder:
             "disconnected_at": disconnected_at,
             "items": items,
         }
-        self._mailboxes.setdefault(store.dn, []).append(mailbox)
+        if self._assembler is None:
+            self._mailboxes.setdefault(store.dn, []).append((guid, mailbox))
+        else:
+            self._read.setdefault(store.dn, []).append((guid, self._assembler.mailbox(mailbox)))
         return guid
 
     def add_user_mailbox(
@@ -340,9 +358,11 @@ class _WorldBuilder:
 
     # -- output -------------------------------------------------------------------------------
 
-    def world(self, scenario: Json) -> Json:
-        """The world file; objects parents first (sorted by their RDNs from the top down)."""
+    def document(self, scenario: Json) -> Json:
+        """The world file; objects parents first (sorted by their RDNs from the top down),
+        mailboxes by GUID."""
         ordered = sorted(self._objects, key=lambda pair: tuple(rdn.lower() for rdn in pair[0]))
+        self._objects = []
         return {
             "format": FORMAT,
             "scenario": scenario,
@@ -355,8 +375,18 @@ class _WorldBuilder:
             "exchange": {"servers": [self._server(store) for store in self.stores]},
         }
 
+    def fake_world(self, scenario: Json) -> FakeWorld:
+        """The world :meth:`document` describes, its mailboxes those read as they were made."""
+        if self._assembler is None:
+            raise ValueError("fake_world() needs a builder made with an assembler")
+        document = self.document(scenario)
+        read = {dn: _by_guid(boxes) for dn, boxes in self._read.items()}
+        self._read = {}
+        return self._assembler.world(document, read)
+
     def _server(self, store: _Store) -> Json:
-        mailboxes = sorted(self._mailboxes.get(store.dn, []), key=lambda box: str(box["guid"]))
+        # Mailboxes read as they were made go to the assembler beside the document.
+        mailboxes = _by_guid(self._mailboxes.get(store.dn, []))
         return {
             "name": store.server,
             "version": self.version.value,
@@ -394,6 +424,10 @@ class _WorldBuilder:
         return _Store(
             server, name, storage_group, f"CN={escape_rdn_value(name)},{parent}", admin_group
         )
+
+
+def _by_guid(mailboxes: list[tuple[str, M]]) -> list[M]:
+    return [mailbox for _, mailbox in sorted(mailboxes, key=lambda pair: pair[0])]
 
 
 def _checked_version(version: str) -> ExchangeVersion:
@@ -444,7 +478,7 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
 
 
 @gc_paused()
-def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
+def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
     initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
@@ -456,6 +490,12 @@ def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
     holds no mailbox for it yet.
     """
     world = _WorldBuilder("kb842101", size, seed, version)
+    return world.document(_fill_kb842101(world))
+
+
+def _fill_kb842101(world: _WorldBuilder) -> Json:
+    """Builds kb842101's world into ``world``; returns its scenario block."""
+    size = world.size
     staff = world.add_ou(("OU=Staff",))
     migrated = world.add_ou((*staff, "OU=Migrated"))
     sibling = world.add_ou((*staff, "OU=Migrated2"))
@@ -520,17 +560,23 @@ def kb842101(size: int, seed: int, *, version: str = "2003") -> Json:
         "untouched_guids": sorted(untouched),
         "untouched_mailboxes": sorted(untouched_mailboxes),
     }
-    return world.world(_scenario(world, parameters, expected))
+    return _scenario(world, parameters, expected)
 
 
 @gc_paused()
-def kb278447(size: int, seed: int, *, version: str = "2000") -> Json:
+def kb278447(size: int, seed: int, *, version: str = _KB278447_VERSION) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
     5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
     disconnected candidates by legacy DN, neither with his objectGUID); the legacy
     Schedule+ Free/Busy mailbox, disconnected and owned by no one."""
     world = _WorldBuilder("kb278447", size, seed, version)
+    return world.document(_fill_kb278447(world))
+
+
+def _fill_kb278447(world: _WorldBuilder) -> Json:
+    """Builds kb278447's world into ``world``; returns its scenario block."""
+    size = world.size
     staff = world.add_ou(("OU=Staff",))
     hired = utc(_STAFF_HIRED_FROM)
 
@@ -551,8 +597,10 @@ def kb278447(size: int, seed: int, *, version: str = "2000") -> Json:
             "user": user.guid,
             "original": original,
             "blank": blank,
-            "old_item_ids": [item["id"] for item in old],
-            "new_item_ids": [item["id"] for item in new],
+            # Counts, not ids: the ids are the mailboxes' own (held as JSON here, they would
+            # keep a world's mail item strings in memory for the whole run).
+            "old_items": len(old),
+            "new_items": len(new),
         })  # fmt: skip
 
     healthy: list[str] = []
@@ -586,7 +634,7 @@ def kb278447(size: int, seed: int, *, version: str = "2000") -> Json:
         "free_busy_mailbox": free_busy,
         "services": {store.server: world.services() for store in world.stores},
     }
-    return world.world(_scenario(world, {}, expected))
+    return _scenario(world, {}, expected)
 
 
 def _connected_mailbox(world: _WorldBuilder, user: _User, count: int) -> str:
@@ -626,3 +674,20 @@ def _add_sync_devices(world: _WorldBuilder, user: _User) -> str:
 
 
 SCENARIOS: dict[str, Callable[..., Json]] = {"kb842101": kb842101, "kb278447": kb278447}
+_FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {
+    "kb842101": (_fill_kb842101, _KB842101_VERSION),
+    "kb278447": (_fill_kb278447, _KB278447_VERSION),
+}
+
+
+@gc_paused()
+def scenario_world(name: str, size: int, seed: int, *, version: str | None = None) -> FakeWorld:
+    """The world ``SCENARIOS[name](size, seed, version=version)`` describes (the same state, the
+    same scenario block), built without that document: each mailbox is read into the world as
+    it is made. ``version`` None: the builder's default."""
+    if name not in _FILLS:
+        raise ScenarioError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    fill, default_version = _FILLS[name]
+    assembler = WorldAssembler(source="scenario")
+    world = _WorldBuilder(name, size, seed, version or default_version, assembler)
+    return world.fake_world(fill(world))

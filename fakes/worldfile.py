@@ -89,16 +89,41 @@ def save_world(world: FakeWorld, path: Path | str) -> None:
 def world_from_json(data: object, source: str | None = None) -> FakeWorld:
     """The world a parsed world file describes; WorldFormatError names what is wrong where."""
     with gc_paused():
-        return _world_from_json(data, source)
+        return _world_from_json(data, source, _Reader())
 
 
-def _world_from_json(data: object, source: str | None) -> FakeWorld:
+class WorldAssembler:
+    """Builds a world from a document whose mailboxes are read one at a time ahead of it (a
+    scenario builder streams them), so a world's mail never sits in memory as JSON: the same
+    reading and checks as :func:`world_from_json`, mailbox by mailbox."""
+
+    def __init__(self, source: str | None = None) -> None:
+        self._source = source
+        self._reader = _Reader()
+        self._read = 0
+
+    def mailbox(self, value: object) -> FakeMailbox:
+        """A mailbox of the document (``mailboxes`` element shape), read and checked now."""
+        self._read += 1
+        at = At(source=self._source).child("mailboxes").child(self._read - 1)
+        return self._reader.mailbox(value, at)
+
+    def world(
+        self, document: object, mailboxes: Mapping[str, list[FakeMailbox]]
+    ) -> FakeWorld:
+        """The world ``document`` describes, each store holding ``mailboxes[its dn]`` (read by
+        :meth:`mailbox`) instead of its own ``mailboxes`` array."""
+        self._reader.premade = dict(mailboxes)
+        with gc_paused():
+            return _world_from_json(document, self._source, self._reader)
+
+
+def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeWorld:
     root = At(source=source)
     document = as_object(data, root)
     if document.get("format") != FORMAT:
         found = f"got {document['format']!r}" if "format" in document else "missing"
         root.child("format").fail(f"expected {FORMAT!r} ({found})")
-    reader = _Reader()
     d_at = root.child("directory")
     directory = members(document, "directory", root)
     domain, (base_dn, _) = text(directory, "domain", d_at), _dn(directory, "base_dn", d_at)
@@ -180,6 +205,8 @@ class _Reader:
     servers: dict[str, At] = field(default_factory=dict)
     store_dns: dict[str, At] = field(default_factory=dict)
     mailboxes: dict[UUID, At] = field(default_factory=dict)
+    # Mailboxes read ahead (WorldAssembler), by store DN as the document spells it.
+    premade: dict[str, list[FakeMailbox]] = field(default_factory=dict)
 
     def saw(self, moment_: datetime) -> None:
         if self.latest is None or moment_ > self.latest:
@@ -325,10 +352,13 @@ class _Reader:
         data = as_object(value, at)
         dn, normal = _dn(data, "dn", at)
         _unique(self.store_dns, normal, at, "dn", "store DN")
-        mailboxes = [self._mailbox(box, box_at) for box_at, box in elements(data, "mailboxes", at)]
+        mailboxes = self.premade.pop(dn, None)
+        if mailboxes is None:
+            boxes = elements(data, "mailboxes", at)
+            mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
         return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes)
 
-    def _mailbox(self, value: object, at: At) -> FakeMailbox:
+    def mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
         guid = uuid(data, "guid", at)
         _unique(self.mailboxes, guid, at, "guid", "mailbox GUID")

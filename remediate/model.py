@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -195,7 +195,7 @@ class MailboxInfo:
     legacy_dn: str
     display_name: str
     disconnected_at: datetime | None
-    item_ids: tuple[str, ...] | None
+    item_ids: Sequence[str] | None
     owner: UUID | None
     counted_items: int | None = None
     size_bytes: int | None = None
@@ -249,7 +249,7 @@ class ExportRef:
     server: str
     mailbox: UUID
     location: str
-    item_ids: tuple[str, ...] | None
+    item_ids: Sequence[str] | None
     evidence: ExportEvidence | None = None
     imported_into: tuple[UUID, ...] = ()
 

@@ -85,6 +85,12 @@ def promised_end_state(case: Case, doc: Doc, after: Doc) -> list[str]:
         for store in server["stores"]
         for box in store["mailboxes"]
     }
+    start = {
+        box["guid"]: {item["id"] for item in box["items"]}
+        for server in doc["exchange"]["servers"]
+        for store in server["stores"]
+        for box in store["mailboxes"]
+    }
     problems = []
     if case.playbook == "kb842101":
         problems += [f"{g} still live" for g in promised["deleted_guids"] if g in live]
@@ -95,7 +101,7 @@ def promised_end_state(case: Case, doc: Doc, after: Doc) -> list[str]:
             if user.get("msExchMailboxGuid") != entry["original"]:
                 problems.append(f"{entry['user']} not on its original mailbox")
             held = {item["id"] for item in boxes[entry["original"]]["items"]}
-            if not set(entry["old_item_ids"]) | set(entry["new_item_ids"]) <= held:
+            if not start[entry["original"]] | start[entry["blank"]] <= held:
                 problems.append(f"original mailbox of {entry['user']} misses items")
     return problems
 

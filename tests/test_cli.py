@@ -9,6 +9,7 @@ real terminal is in test_cli_terminal.py.
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import json
 import os
@@ -282,6 +283,22 @@ def test_plan_json_lists_every_change(run: Run, broken: Path, state_dir: Path) -
     )
     assert data["changes"] == library.to_json()["changes"]
     assert not (state_dir / "runs").exists() or not list((state_dir / "runs").iterdir())
+
+
+def test_a_command_keeps_its_world_from_the_cyclic_collector_and_hands_it_back(
+    run: Run, broken: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen: list[int] = []
+    real_freeze = gc.freeze
+
+    def freeze() -> None:
+        real_freeze()
+        frozen.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(gc, "freeze", freeze)
+    plan_json(run, broken)
+    assert frozen and frozen[0] > 0  # the loaded world among what was frozen
+    assert gc.get_freeze_count() == 0
 
 
 def test_plan_text_shows_each_change_on_one_line(run: Run, broken: Path) -> None:

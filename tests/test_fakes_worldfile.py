@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from remediate.errors import InputError, PermanentError, WorldFormatError
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json, world_to_json
+from remediate.fakes.worldfile import WorldAssembler
 from remediate.model import ExchangeVersion, MailItem, ServiceState, UserQuery, utc
 from remediate.ports import ManualActionRequired
 
@@ -430,6 +431,26 @@ def test_a_malformed_world_names_the_json_path_and_what_is_expected(
     assert error.value.json_path == path
     assert expected in error.value.message
     assert str(error.value).startswith(f"w.json: {path}: ")
+
+
+def test_an_assembled_world_holds_the_mailboxes_read_ahead_as_a_loaded_one_does() -> None:
+    document = minimum_document()
+    store = document["exchange"]["servers"][0]["stores"][0]
+    assembler = WorldAssembler(source="scenario")
+    read = [assembler.mailbox(box) for box in store["mailboxes"]]
+    expected = world_to_json(world_from_json(copy.deepcopy(document)))
+    store["mailboxes"] = []
+    assert world_to_json(assembler.world(document, {store["dn"]: read})) == expected
+
+
+def test_a_malformed_mailbox_read_ahead_names_where_it_was_read() -> None:
+    assembler = WorldAssembler(source="scenario")
+    box = minimum_document()["exchange"]["servers"][0]["stores"][0]["mailboxes"][0]
+    assembler.mailbox(box)
+    with pytest.raises(WorldFormatError) as error:
+        assembler.mailbox(box)
+    assert error.value.json_path == "$.mailboxes[1].guid"
+    assert "duplicate mailbox GUID" in error.value.message
 
 
 def test_a_home_mdb_naming_no_store_is_fine() -> None:

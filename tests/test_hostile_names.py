@@ -283,7 +283,7 @@ def kb278447_world(version: str) -> Doc:
                             disconnected_at=UPGRADED_AT)
         new = world.connected_mailbox(user, 1 + index % 2, new=True)
         affected.append({"user": user["guid"], "original": user["guid"], "blank": blank,
-                         "old_item_ids": old, "new_item_ids": new})
+                         "old_items": len(old), "new_items": len(new)})
     healthy: list[str] = []
     for name, sam in LOOK_ALIKES:
         guid = world.guid()

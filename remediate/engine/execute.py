@@ -29,16 +29,23 @@ def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
 
 class PlannedRecords:
     """The rehearsal's records, in order. An applied change equal to the next planned one is
-    recorded as that same object, so a run holds each change once, not twice."""
+    recorded as that same object, so a run holds each change once, not twice. A few planned
+    records may have no applied twin (a store's nightly cleanup pass did that change first):
+    the next ones are looked for a little further on, so one such record does not stop the
+    sharing for the rest of the run."""
+
+    LOOKAHEAD = 8
 
     def __init__(self, planned: Sequence[ChangeRecord]) -> None:
         self._planned = planned
         self._next = 0
 
     def same_as(self, record: ChangeRecord) -> ChangeRecord:
-        if self._next < len(self._planned) and self._planned[self._next] == record:
-            self._next += 1
-            return self._planned[self._next - 1]
+        end = min(self._next + self.LOOKAHEAD, len(self._planned))
+        for index in range(self._next, end):
+            if self._planned[index] == record:
+                self._next = index + 1
+                return self._planned[index]
         return record
 
 

@@ -7,6 +7,7 @@ gate (WouldFail, budget, confirmation) is passed before the first real change.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,14 @@ def _change_key(change: JsonValue) -> tuple[str, str, str, str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """What a rehearsal recorded: the changes, and the manual actions it played."""
+
+    records: list[ChangeRecord]
+    manual_actions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Safety:
     """Gates passed before the first change of an apply."""
 
@@ -241,7 +250,7 @@ class Engine:
         selection: Selection,
         options: Options | None,
         events: Events,
-    ) -> Executor:
+    ) -> Rehearsal:
         copy = world.rehearsal()
         copy.attach_run(None)
         ctx = StepContext(copy, MemoryBackups(), options or Options())
@@ -249,8 +258,15 @@ class Engine:
         # short operator deadline pauses the real run, never the rehearsal.
         executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
                             manual_deadline_s=self.manual_deadline_s)
-        executor.run(playbook.steps(selection))
-        return executor
+        try:
+            executor.run(playbook.steps(selection))
+            return Rehearsal(executor.records, executor.manual_actions)
+        finally:
+            # The copy of the world is garbage now, but held in reference cycles (its backends
+            # and their timeline): free it at once, or at 100,000 users it stays beside the
+            # world (and the next rehearsal's copy) until the collector's next full pass.
+            del executor, ctx, copy
+            gc.collect()
 
     # -- apply --------------------------------------------------------------------------------
 
