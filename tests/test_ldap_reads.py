@@ -27,11 +27,16 @@ def directory(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
     directory.close()
 
 
+def _new_ou(samba_dc: SambaDC, directory: LdapDirectory, prefix: str) -> tuple[SambaBackend, str]:
+    """A backend on the session's DC and a new OU of its own (named ``prefix`` + a suffix)."""
+    backend = SambaBackend(samba_dc, directory)
+    return backend, backend.add(samba_dc.base_dn, unique(prefix), "organizationalUnit").dn
+
+
 def test_a_rehearsal_reuses_what_was_just_read_and_reads_again_only_what_changed_since(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("reuse-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "reuse-")
     names = ["Ann", "Bob", "Cy"]
     for name in names:
         backend.add(scope, name, "user", {"sAMAccountName": unique("u")})
@@ -53,8 +58,7 @@ def test_a_rehearsal_reuses_what_was_just_read_and_reads_again_only_what_changed
 def test_a_second_rehearsal_without_reads_in_between_reads_the_scope(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("again-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "again-")
     ann = backend.add(scope, "Ann", "user", {"sAMAccountName": unique("u")})
     rehearsal_world(directory, scope)
     directory.connection(SAMBA_DC_NAME).modify(
@@ -69,8 +73,7 @@ def test_a_second_rehearsal_without_reads_in_between_reads_the_scope(
 def test_descendants_of_an_object_moved_since_it_was_read_are_found_where_it_is_now(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("moved-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "moved-")
     old = backend.add(scope, "Old", "organizationalUnit").dn
     new = backend.add(scope, "New", "organizationalUnit").dn
     ann = backend.add(old, "Ann", "user", {"sAMAccountName": unique("u")})
@@ -106,8 +109,7 @@ def _requests(directory: LdapDirectory, read: Callable[[], object]) -> int:
 def test_reading_again_what_nothing_changed_since_costs_one_request_per_call(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("held-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "held-")
     users = _held(directory, backend, scope)
     guids = [user.guid for user in users]
 
@@ -122,8 +124,7 @@ def test_reading_again_what_nothing_changed_since_costs_one_request_per_call(
 def test_a_change_by_another_client_is_read_again_and_only_that(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("other-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "other-")
     ann, bob, cy = _held(directory, backend, scope)
     other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
     other.modify(bob.dn, {"displayName": [(ldap3.MODIFY_REPLACE, ["Bob Roe"])]})
@@ -142,8 +143,7 @@ def test_a_change_by_another_client_is_read_again_and_only_that(
 def test_our_own_deletes_need_no_read_to_be_verified(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("ours-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "ours-")
     users = _held(directory, backend, scope)
     for user in users:
         directory.delete(user.guid, tree=False)
@@ -156,8 +156,7 @@ def test_our_own_deletes_need_no_read_to_be_verified(
 def test_objects_added_below_or_moved_away_change_what_descendants_finds(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    backend = SambaBackend(samba_dc, directory)
-    scope = backend.add(samba_dc.base_dn, unique("below-"), "organizationalUnit").dn
+    backend, scope = _new_ou(samba_dc, directory, "below-")
     elsewhere = backend.add(samba_dc.base_dn, unique("away-"), "organizationalUnit").dn
     ann, bob, _ = _held(directory, backend, scope)
     other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
