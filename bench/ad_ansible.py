@@ -1,15 +1,16 @@
 """Benchmark: deleting users on a Samba AD DC through kb842101 vs Ansible's
 community.general.ldap_entry with ``state: absent``.
 
-    python bench/ad_ansible.py [--users 1000] [--rounds 2]
+    python bench/ad_ansible.py [--users 1000] [--rounds 1]
 
 Root, Samba installed (scripts/install-samba.sh). On first use it installs what Ansible needs:
 Debian's libldap2-dev and libsasl2-dev (python-ldap builds against them) and, into its own venv
 (/tmp/remediate-bench-ansible), ``ansible`` (ansible-core with community.general) and
-python-ldap from PyPI. Each round creates users/rounds users in two fresh OUs; kb842101 deletes
-one OU's users (apply: discovery, rehearsal, LDIF backups, deletes, replication wait, verify),
-ansible-playbook the other's (one ldap_entry task looping over their DNs, on localhost with
-connection local), the order alternating between rounds. Ansible binds over LDAPS with the DC's
+python-ldap from PyPI. Each round creates --users users in each of two fresh OUs (the same
+meaning as in bench/ad_delete.py); kb842101 deletes one OU's users in one apply (discovery,
+rehearsal, LDIF backups, deletes, replication wait, verify), ansible-playbook the other's (one
+ldap_entry task looping over their DNs, on localhost with connection local), the order
+alternating between rounds. Ansible binds over LDAPS with the DC's
 CA and checks its name (the ansible process alone resolves it to 127.0.0.1, through a private
 mount namespace with its own /etc/hosts); the password reaches it in an environment variable.
 Reports both totals and their ratio (target: the playbook at least 20 times faster).
@@ -17,7 +18,6 @@ Reports both totals and their ratio (target: the playbook at least 20 times fast
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,7 +28,17 @@ import time
 from pathlib import Path
 
 import ldap3
-from ad_support import SAMBA_DC_NAME, populate, quiet, samba_dc, samba_directory, with_playbook
+from ad_support import (
+    SAMBA_DC_NAME,
+    alternate,
+    populate,
+    quiet,
+    round_arguments,
+    samba_dc,
+    samba_directory,
+    total,
+    with_playbook,
+)
 
 from remediate.engine.runner import Engine
 
@@ -105,38 +115,41 @@ def remaining(connection: ldap3.Connection, ou: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = round_arguments(__doc__.split("\n")[0], rounds=1)
     quiet()
     python = ensure_ansible()
-    per_round = args.users // args.rounds
     dc = samba_dc.start()
     work = Path(tempfile.mkdtemp(prefix="remediate-bench-ansible-"))
     try:
         directory = samba_directory(dc)
         setup = samba_directory(dc).connection(SAMBA_DC_NAME)  # apart: the runs reconnect
-        playbook_s = ansible_s = 0.0
         engine = Engine(state_dir=work / "state")
-        for number in range(args.rounds):
-            with_kb = populate(setup, dc.base_dn, f"kb{number}", per_round)
-            with_ans = populate(setup, dc.base_dn, f"ans{number}", per_round)
-            dns = [f"CN=ans{number} user {user},{with_ans}" for user in range(per_round)]
-            order = ("kb", "ansible") if number % 2 == 0 else ("ansible", "kb")
-            for which in order:
-                if which == "kb":
-                    playbook_s += with_playbook(directory, engine, with_kb)[0]
-                else:
-                    ansible_s += with_ansible(python, dc, dns, work)
-            assert remaining(setup, with_kb) == remaining(setup, with_ans) == 0
+        emptied: list[str] = []
+
+        def playbook(number: int) -> float:
+            emptied.append(populate(setup, dc.base_dn, f"kb{number}", args.users))
+            return with_playbook(directory, engine, emptied[-1])[0]
+
+        def ansible(number: int) -> float:
+            emptied.append(populate(setup, dc.base_dn, f"ans{number}", args.users))
+            dns = [f"CN=ans{number} user {user},{emptied[-1]}" for user in range(args.users)]
+            return with_ansible(python, dc, dns, work)
+
+        rounds = alternate(args.rounds, {"playbook": playbook, "ansible": ansible})
+        assert all(remaining(setup, ou) == 0 for ou in emptied)
+        for one in rounds:
+            one["speedup"] = round(float(one["ansible_s"]) / float(one["playbook_s"]), 1)
+        playbook_s, ansible_s = total(rounds, "playbook"), total(rounds, "ansible")
+        deleted = args.users * args.rounds
         print(json.dumps({
-            "users_deleted_each_way": per_round * args.rounds,
+            "users_per_round": args.users,
+            "users_deleted_each_way": deleted,
             "rounds": args.rounds,
-            "playbook_s": round(playbook_s, 2),
-            "ansible_ldap_entry_s": round(ansible_s, 2),
-            "ansible_per_user_ms": round(1000 * ansible_s / (per_round * args.rounds), 1),
+            "playbook_s": playbook_s,
+            "ansible_ldap_entry_s": ansible_s,
+            "ansible_per_user_ms": round(1000 * ansible_s / deleted, 1),
             "speedup": round(ansible_s / playbook_s, 1),
+            "each_round": rounds,
         }, indent=1))
     finally:
         samba_dc.stop(dc)

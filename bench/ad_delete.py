@@ -13,7 +13,6 @@ and the LDAP requests the playbook's discovery used (target: one per page, not o
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -21,11 +20,14 @@ from pathlib import Path
 
 from ad_support import (
     SAMBA_DC_NAME,
+    alternate,
     live_world,
     populate,
     quiet,
+    round_arguments,
     samba_dc,
     samba_directory,
+    total,
     with_playbook,
 )
 
@@ -51,39 +53,31 @@ def with_plain_loop(directory: LdapDirectory, ou: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = round_arguments(__doc__.split("\n")[0], rounds=2)
     quiet()
-    per_round = args.users
     dc = samba_dc.start()
     try:
         directory = samba_directory(dc)
         plain_directory = samba_directory(dc)
         setup = samba_directory(dc).connection(SAMBA_DC_NAME)  # apart: the runs reconnect
-        playbook_s = plain_s = 0.0
-        rounds: list[dict[str, float]] = []
         discovery: list[int] = []
         with tempfile.TemporaryDirectory() as state:
             engine = Engine(state_dir=Path(state))
-            for number in range(args.rounds):
-                with_kb = populate(setup, dc.base_dn, f"kb{number}", per_round)
-                plain = populate(setup, dc.base_dn, f"plain{number}", per_round)
-                order = ("kb", "plain") if number % 2 == 0 else ("plain", "kb")
-                timed: dict[str, float] = {}
-                for which in order:
-                    if which == "kb":
-                        seconds, requests = with_playbook(directory, engine, with_kb)
-                        discovery.append(requests)
-                    else:
-                        seconds = with_plain_loop(plain_directory, plain)
-                    timed[which] = round(seconds, 2)
-                playbook_s += timed["kb"]
-                plain_s += timed["plain"]
-                rounds.append({"first": order[0], "playbook_s": timed["kb"],
-                               "plain_s": timed["plain"],
-                               "ratio": round(timed["kb"] / timed["plain"], 2)})
+
+            def playbook(number: int) -> float:
+                seconds, requests = with_playbook(
+                    directory, engine, populate(setup, dc.base_dn, f"kb{number}", args.users))
+                discovery.append(requests)
+                return seconds
+
+            def plain(number: int) -> float:
+                ou = populate(setup, dc.base_dn, f"plain{number}", args.users)
+                return with_plain_loop(plain_directory, ou)
+
+            rounds = alternate(args.rounds, {"playbook": playbook, "plain": plain})
+        for one in rounds:
+            one["ratio"] = round(float(one["playbook_s"]) / float(one["plain_s"]), 2)
+        playbook_s, plain_s = total(rounds, "playbook"), total(rounds, "plain")
         # Discovery of all the users at once: one OU holding them all.
         everyone = populate(setup, dc.base_dn, "everyone", args.users)
         before = directory.requests
@@ -100,8 +94,8 @@ def main() -> None:
             if count != by_operation.get(operation, 0)
         }
         print(json.dumps({
-            "users_per_round": per_round,
-            "users_deleted_each_way": per_round * args.rounds,
+            "users_per_round": args.users,
+            "users_deleted_each_way": args.users * args.rounds,
             "rounds": args.rounds,
             "playbook_s": round(playbook_s, 2),
             "plain_ldap3_loop_s": round(plain_s, 2),

@@ -1,10 +1,13 @@
-"""What the Samba benchmarks share: users to delete, and kb842101 deleting them (timed)."""
+"""What the Samba benchmarks share: users to delete, kb842101 deleting them (timed), and rounds
+that alternate the playbook with what it is compared with."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +28,43 @@ from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
 # The test suite's DC, shared with the benchmarks (tests/ is not a package).
-__all__ = ["SAMBA_DC_NAME", "live_world", "populate", "quiet", "samba_dc", "samba_directory",
-           "with_playbook"]
+__all__ = ["SAMBA_DC_NAME", "alternate", "live_world", "populate", "quiet", "round_arguments",
+           "samba_dc", "samba_directory", "total", "with_playbook"]
+
+Round = dict[str, str | float]
+
+
+def round_arguments(description: str, *, rounds: int) -> argparse.Namespace:
+    """``--users`` and ``--rounds``, one meaning for every Samba benchmark: each round, each side
+    deletes ``--users`` users (the playbook in one apply)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--users", type=int, default=1000,
+                        help="users each side deletes in a round (default 1000)")
+    parser.add_argument("--rounds", type=int, default=rounds,
+                        help=f"rounds, the order of the sides swapped each time (default {rounds})")
+    args = parser.parse_args()
+    if args.users < 1 or args.rounds < 1:
+        parser.error("--users and --rounds must be at least 1")
+    return args
+
+
+def alternate(rounds: int, sides: Mapping[str, Callable[[int], float]]) -> list[Round]:
+    """Each round calls every side once with the round's number and keeps the seconds it
+    returns; the order is reversed every other round, so a slow spell of the shared machine
+    falls on both sides. One dict a round: who went first, then ``<side>_s`` for each side."""
+    names = list(sides)
+    each: list[Round] = []
+    for number in range(rounds):
+        order = names if number % 2 == 0 else names[::-1]
+        seconds = {name: sides[name](number) for name in order}
+        each.append({"first": order[0],
+                     **{f"{name}_s": round(seconds[name], 2) for name in names}})
+    return each
+
+
+def total(each: list[Round], side: str) -> float:
+    """The seconds of ``side`` over all rounds."""
+    return round(sum(float(one[f"{side}_s"]) for one in each), 2)
 
 
 def quiet() -> None:
