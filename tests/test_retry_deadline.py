@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from remediate.cli.main import _engine, build_parser
+from remediate.cli.main import _engine, _retry_policy, build_parser
 from remediate.clock import VirtualClock
 from remediate.engine.retry import RetryPolicy
 from remediate.errors import TransientError
@@ -62,3 +62,11 @@ def test_a_retry_deadline_is_a_positive_number_of_seconds(
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["plan", "kb842101", "--retry-deadline", value])
     assert exited.value.code == 1 and "--retry-deadline" in capsys.readouterr().err
+
+
+def test_snapshot_takes_a_retry_deadline_for_its_reads() -> None:
+    parser = build_parser()
+    command = ["snapshot", "--world", "w.json", "--out", "snap.json"]
+    assert _retry_policy(parser.parse_args(command)) == RetryPolicy()
+    assert _retry_policy(parser.parse_args([*command, "--retry-deadline", "7"])) == (
+        RetryPolicy.within(7.0))

@@ -9,6 +9,9 @@ import pytest
 
 from remediate import Engine, get_playbook
 from remediate.cli.main import main
+from remediate.engine.reads import retried_reads
+from remediate.engine.retry import RetryPolicy
+from remediate.errors import TransientError
 from remediate.fakes import world_from_json
 from remediate.fakes.scenarios import kb278447, kb842101
 from remediate.snapshot import snapshot
@@ -77,3 +80,26 @@ def test_cli_snapshot_from_an_incomplete_inventory_is_an_error_naming_it(
     code = main(["snapshot", "--inventory", str(inventory), "--out", str(tmp_path / "w.json")])
     assert code == 1
     assert "inventory" in capsys.readouterr().err
+
+
+def test_a_snapshot_through_retried_reads_outlasts_transient_errors() -> None:
+    doc = kb842101(5, 8)
+    expected = json.dumps(snapshot(world_from_json(doc)), sort_keys=True)
+    flaky = world_from_json(doc)
+    for operation in ("directory.find_users", "directory.descendants", "exchange.mailboxes"):
+        flaky.faults.fail(operation, times=2)
+    flaky.faults.fail("exchange.servers", times=1, when="after")
+    data = snapshot(retried_reads(flaky, RetryPolicy()))
+    assert flaky.faults.log.count("directory.find_users") == 3
+    assert json.dumps(data, sort_keys=True) == expected
+
+
+def test_a_snapshot_gives_up_on_a_server_that_never_answers_at_the_deadline() -> None:
+    world = world_from_json(kb842101(5, 8))
+    world.faults.fail("directory.find_users", times=10_000)
+    started = world.clock.now()
+    with pytest.raises(TransientError):
+        snapshot(retried_reads(world, RetryPolicy.within(40.0)))
+    took = (world.clock.now() - started).total_seconds()
+    assert 40.0 <= took <= 70.0
+    assert world.faults.log.count("directory.find_users") > 6  # more than the default's 6

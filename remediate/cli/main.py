@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import structlog
 from rich.console import Console
+from tenacity import RetryCallState
 
 from remediate.cli.console import ProgressBars, RunLog
 from remediate.cli.logs import configure_logging
@@ -26,6 +28,7 @@ from remediate.engine.events import Subscriber
 from remediate.engine.journal import JournalRecord, RunStore, read_journal
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
+from remediate.engine.reads import retried_reads
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runner import (
     EXIT_DONE,
@@ -449,9 +452,16 @@ def cmd_show_run(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
+def _log_snapshot_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    structlog.get_logger("remediate").warning("snapshot.retried", attempt=state.attempt_number,
+                                              error=str(error))
+
+
 def cmd_snapshot(args: argparse.Namespace) -> int:
     world = _world(args)
-    data = snapshot(world, base_dn=args.base_dn)
+    reads = retried_reads(world, _retry_policy(args), _log_snapshot_retry)
+    data = snapshot(reads, base_dn=args.base_dn)
     out = Path(args.out)
     save_world(world_from_json(data, source=str(out)), out)
     directory = data["directory"]
@@ -482,10 +492,13 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
     """With the console's subscribers (progress bars, the run's log file) set up by main."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
-    deadline: float | None = getattr(args, "retry_deadline", None)
-    return Engine(state_dir=_state_dir(args),
-                  retry=None if deadline is None else RetryPolicy.within(deadline),
+    return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
                   subscribers=((recorder,) if recorder else ()) + console)
+
+
+def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    deadline: float | None = getattr(args, "retry_deadline", None)
+    return RetryPolicy() if deadline is None else RetryPolicy.within(deadline)
 
 
 def _progress_bars(args: argparse.Namespace) -> ProgressBars | None:
@@ -565,6 +578,7 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     where.add_argument("--world", metavar="FILE", help="a world file (read through the ports)")
     snap.add_argument("--base-dn", metavar="DN", help="only users under this container")
     snap.add_argument("--out", required=True, metavar="WORLD")
+    _retry_option(snap)
     snap.set_defaults(func=cmd_snapshot)
 
 

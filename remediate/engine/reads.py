@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from tenacity import Retrying
+from tenacity import RetryCallState, Retrying
 
 from remediate.clock import Clock
+from remediate.engine.retry import RetryPolicy
 from remediate.ports import DIRECTORY_READS, EXCHANGE_READS, Directory, Exchange, World
 
 
@@ -66,3 +67,10 @@ class RetriedReads:
 
     def rehearsal(self) -> World:
         return self._world.rehearsal()
+
+
+def retried_reads(
+    world: World, policy: RetryPolicy, on_retry: Callable[[RetryCallState], None] | None = None
+) -> RetriedReads:
+    """``world`` whose reads ``policy`` retries, on the world's own clock."""
+    return RetriedReads(world, lambda: policy.retrying(world.clock, on_retry))

@@ -26,7 +26,7 @@ from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
-from remediate.engine.reads import RetriedReads
+from remediate.engine.reads import retried_reads
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runstate import RunState, load_run_state
 from remediate.engine.step import Options, StepContext
@@ -223,8 +223,7 @@ class Engine:
         self, playbook: AnyPlaybook, world: World, params: Any, events: Events
     ) -> Discovery[Any]:
         """Discovery only reads, so each read is simply sent again after a transient error."""
-        on_retry = self._on_discovery_retry(events)
-        reads = RetriedReads(world, lambda: self.retry.retrying(world.clock, on_retry))
+        reads = retried_reads(world, self.retry, self._on_discovery_retry(events))
         return playbook.discover(reads, params)
 
     def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
