@@ -140,6 +140,27 @@ def test_a_change_by_another_client_is_read_again_and_only_that(
     assert tombstone.deleted and tombstone.sam_account_name == cy.sam_account_name
 
 
+def test_changes_elsewhere_cost_a_container_check_only_if_one_could_hold_what_is_held(
+    samba_dc: SambaDC, directory: LdapDirectory
+) -> None:
+    """A user, group or computer never read here cannot be an ancestor of what is held: its
+    change (a logon, a password, a member) is no reason to look the containers up again."""
+    backend, scope = _new_ou(samba_dc, directory, "busy-")
+    ann, _, _ = _held(directory, backend, scope)
+    other = samba_directory(samba_dc).connection(SAMBA_DC_NAME)
+    elsewhere = f"OU={unique('else-')},{samba_dc.base_dn}"
+    assert other.add(elsewhere, ["organizationalUnit"])[0]  # never read here
+    # An OU never read here changed: the containers of what is held are looked up by GUID.
+    assert _requests(directory, lambda: directory.read([ann.guid], SAMBA_DC_NAME)) == 3
+    for name, classes in (("Zed", ["user"]), ("Crew", ["group"]), ("PC1", ["computer"])):
+        assert other.add(f"CN={name},{elsewhere}", classes,
+                         {"sAMAccountName": unique(name.lower())})[0]
+    # A user, a group, a computer: highestCommittedUSN and the names changed since, no check.
+    assert _requests(directory, lambda: directory.read([ann.guid], SAMBA_DC_NAME)) == 2
+    assert other.modify(elsewhere, {"description": [(ldap3.MODIFY_REPLACE, ["moved?"])]})[0]
+    assert _requests(directory, lambda: directory.read([ann.guid], SAMBA_DC_NAME)) == 3
+
+
 def test_our_own_deletes_need_no_read_to_be_verified(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:

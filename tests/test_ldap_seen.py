@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+import pytest
+
 from remediate.adapters.ldap.seen import Seen
 from remediate.model import DirectoryEntry
 
@@ -14,9 +16,11 @@ OU = "OU=Staff,DC=corp,DC=example"
 EPOCH = datetime(2026, 11, 21, tzinfo=UTC)
 
 
-def entry(dn: str, usn: int, guid: UUID | None = None, *, deleted: bool = False) -> DirectoryEntry:
-    return DirectoryEntry(guid=guid or uuid4(), dn=dn, object_class="user", when_created=EPOCH,
-                          when_changed=EPOCH, usn_changed=usn, deleted=deleted)
+def entry(dn: str, usn: int, guid: UUID | None = None, *, deleted: bool = False,
+          object_class: str = "user") -> DirectoryEntry:
+    return DirectoryEntry(guid=guid or uuid4(), dn=dn, object_class=object_class,
+                          when_created=EPOCH, when_changed=EPOCH, usn_changed=usn,
+                          deleted=deleted)
 
 
 def holding(*entries: DirectoryEntry, container: UUID | None = None) -> Seen:
@@ -29,12 +33,26 @@ def holding(*entries: DirectoryEntry, container: UUID | None = None) -> Seen:
 def test_a_change_to_an_object_never_read_is_reported_until_it_is_checked() -> None:
     ann = entry(f"CN=Ann,{OU}", 90)
     seen = holding(ann)
-    stranger = entry("OU=Elsewhere,DC=corp,DC=example", 101)
+    stranger = entry("OU=Elsewhere,DC=corp,DC=example", 101, object_class="organizationalUnit")
 
     assert seen.refresh(DC, [(stranger, None)])
     # The container check failed (say): the same change comes again, and is reported again.
     assert seen.refresh(DC, [(stranger, None)])
     assert seen.entry(DC, ann.guid, include_deleted=False) == ann
+
+
+@pytest.mark.parametrize(("object_class", "could_be_above"), [
+    ("user", False), ("computer", False), ("group", False), ("contact", False),
+    ("inetOrgPerson", False), ("foreignSecurityPrincipal", False),
+    ("organizationalUnit", True), ("container", True), ("builtinDomain", True),
+    ("msExchSystemObjectsContainer", True), ("", True),
+])
+def test_only_a_stranger_that_could_lie_above_a_user_asks_for_the_container_check(
+    object_class: str, could_be_above: bool
+) -> None:
+    seen = holding(entry(f"CN=Ann,{OU}", 90))
+    stranger = entry("CN=Someone,OU=Elsewhere,DC=corp,DC=example", 101, object_class=object_class)
+    assert seen.refresh(DC, [(stranger, None)]) is could_be_above
 
 
 def test_a_changed_entry_is_stale_and_a_tombstone_is_known_deleted() -> None:

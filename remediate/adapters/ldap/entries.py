@@ -18,8 +18,9 @@ from . import security
 READ_ATTRIBUTES = (
     "*", "nTSecurityDescriptor", "isDeleted", "uSNChanged", "whenChanged", "parentGUID"
 )
-# What a search for changed objects asks for: which, where, whether deleted, which change.
-CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID")
+# What a search for changed objects asks for: which, where, whether deleted, which change, and
+# the class (whether it could lie above what is held).
+CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID", "objectClass")
 # What a search for the names below a container asks for.
 NAME_ATTRIBUTES = ("objectGUID", "parentGUID")
 GUID_ATTRIBUTES = frozenset({"msexchmailboxguid"})

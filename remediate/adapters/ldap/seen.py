@@ -13,8 +13,11 @@ until the DC says otherwise: before it is used again, one search for the objects
 AD does not renumber an object when an ancestor is renamed or moved, so a held name can go
 stale without the object showing as changed. Each held object's parent container is therefore
 remembered by GUID (``parentGUID``); when the change search shows live objects this adapter
-never read (one of them may be such an ancestor), the containers are looked up by GUID and
-whatever is held below one that is no longer where it was is forgotten.
+never read that could be such an ancestor, the containers are looked up by GUID and whatever
+is held below one that is no longer where it was is forgotten. Users, computers, groups and
+contacts never could: what is held is users and what lies below them, and in AD's schema none
+of those classes may hold a user (their possible superiors are domains, OUs and containers). So
+the changes a busy domain makes all day (logons, passwords, group members) cost no check.
 
 A write through the adapter forgets what it made stale at once. Held entries are the objects'
 state as of the DC's ``since`` number; :meth:`Seen.refresh` moves it on.
@@ -28,6 +31,14 @@ from uuid import UUID
 
 from remediate.dn import is_within_normalized, normalize, parent_dn
 from remediate.model import DirectoryEntry
+
+# Never above a user in AD's schema (lowercase, most specific class): a change to one never
+# moves what is held. Anything else never read here (an OU, a container, a class this list does
+# not name, an answer without its class) may be an ancestor of what is held.
+NEVER_ABOVE_A_USER = frozenset({
+    "user", "computer", "inetorgperson", "contact", "group", "foreignsecurityprincipal",
+    "msds-managedserviceaccount", "msds-groupmanagedserviceaccount",
+})
 
 
 @dataclass
@@ -176,8 +187,8 @@ class Seen:
     def refresh(self, dc: str, changed: Iterable[tuple[DirectoryEntry, UUID | None]]) -> bool:
         """Objects changed on ``dc`` since :meth:`due` (names only: no attributes), tombstones
         included, each with its parent's GUID: what they made stale is forgotten. Returns
-        whether live objects never read here were among them (one may be an ancestor of what
-        is held, renamed or moved: see :meth:`moved`)."""
+        whether live objects never read here were among them that could be an ancestor of what
+        is held, renamed or moved (see :meth:`moved`)."""
         view = self._views[dc]
         strangers = False
         for change, parent in changed:
@@ -200,7 +211,7 @@ class Seen:
             if old is None:
                 # Not named here: if the container check that follows fails, the same change
                 # shows again next time, and so the check is made again.
-                strangers = True
+                strangers = strangers or change.object_class.lower() not in NEVER_ABOVE_A_USER
             else:
                 if normalize(old) != normal:  # renamed or moved: so is all below it
                     view.drop_within(normalize(old))
