@@ -122,21 +122,27 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="remediate-bench-ansible-"))
     try:
         directory = samba_directory(dc)
-        setup = samba_directory(dc).connection(SAMBA_DC_NAME)  # apart: the runs reconnect
         engine = Engine(state_dir=work / "state")
-        emptied: list[str] = []
+
+        def setup() -> ldap3.Connection:
+            """A connection of its own, opened when needed: Samba closes one left idle for 15
+            minutes, as long as Ansible takes."""
+            return samba_directory(dc).connection(SAMBA_DC_NAME)
+
+        def emptied(ou: str, seconds: float) -> float:
+            assert remaining(setup(), ou) == 0, f"{ou} still holds users"
+            return seconds
 
         def playbook(number: int) -> float:
-            emptied.append(populate(setup, dc.base_dn, f"kb{number}", args.users))
-            return with_playbook(directory, engine, emptied[-1])[0]
+            ou = populate(setup(), dc.base_dn, f"kb{number}", args.users)
+            return emptied(ou, with_playbook(directory, engine, ou)[0])
 
         def ansible(number: int) -> float:
-            emptied.append(populate(setup, dc.base_dn, f"ans{number}", args.users))
-            dns = [f"CN=ans{number} user {user},{emptied[-1]}" for user in range(args.users)]
-            return with_ansible(python, dc, dns, work)
+            ou = populate(setup(), dc.base_dn, f"ans{number}", args.users)
+            dns = [f"CN=ans{number} user {user},{ou}" for user in range(args.users)]
+            return emptied(ou, with_ansible(python, dc, dns, work))
 
         rounds = alternate(args.rounds, {"playbook": playbook, "ansible": ansible})
-        assert all(remaining(setup, ou) == 0 for ou in emptied)
         for one in rounds:
             one["speedup"] = round(float(one["ansible_s"]) / float(one["playbook_s"]), 1)
         playbook_s, ansible_s = total(rounds, "playbook"), total(rounds, "ansible")

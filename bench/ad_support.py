@@ -4,6 +4,7 @@ that alternate the playbook with what it is compared with."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -59,6 +60,9 @@ def alternate(rounds: int, sides: Mapping[str, Callable[[int], float]]) -> list[
         seconds = {name: sides[name](number) for name in order}
         each.append({"first": order[0],
                      **{f"{name}_s": round(seconds[name], 2) for name in names}})
+        # As it happens, so a later failure (or a long run stopped) loses no round.
+        print(f"round {number + 1} of {rounds}: {json.dumps(each[-1])}", file=sys.stderr,
+              flush=True)
     return each
 
 
