@@ -20,6 +20,7 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
 from remediate.engine.changes import ChangeRecord, Finding, JsonValue
+from remediate.engine.collector import paced
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
@@ -182,6 +183,7 @@ class Engine:
 
     # -- plan ---------------------------------------------------------------------------------
 
+    @paced
     def plan(
         self,
         playbook: AnyPlaybook,
@@ -269,6 +271,7 @@ class Engine:
 
     # -- apply --------------------------------------------------------------------------------
 
+    @paced
     def apply(
         self,
         playbook: AnyPlaybook,
@@ -289,6 +292,7 @@ class Engine:
             select=lambda events: self._discover(playbook, world, params, events),
         )
 
+    @paced
     def apply_saved(
         self,
         plan: SavedPlan,
@@ -499,6 +503,7 @@ class Engine:
 
     # -- resume -------------------------------------------------------------------------------
 
+    @paced
     def resume(
         self, run_id: str, world: World, playbooks: Mapping[str, AnyPlaybook]
     ) -> RunResult:

@@ -1,0 +1,152 @@
+"""While a run goes, full passes of the cyclic collector are paced by the heap's size, so their
+cost grows with the run, not with its square; outside a run the collector is left as it was."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from remediate.engine import collector
+from remediate.engine.collector import full_pass_threshold, paced, paced_collector
+from remediate.engine.runner import Engine, Safety
+from remediate.fakes.scenarios import scenario_world
+from remediate.playbooks import get_playbook
+
+
+@pytest.fixture(autouse=True)
+def _collector_left_as_found() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+    assert collector.PACING.after_pass not in gc.callbacks
+
+
+def test_the_default_threshold_is_the_floor_and_a_large_heap_raises_it() -> None:
+    assert full_pass_threshold(0, (700, 10, 10)) == 10
+    assert full_pass_threshold(100_000, (700, 10, 10)) == 10  # small heaps: as before
+    # Half of a million blocks, 7,000 objects taken in per middle pass: 71 of those passes.
+    assert full_pass_threshold(1_000_000, (700, 10, 10)) == 71
+    assert full_pass_threshold(10_000_000, (700, 10, 10)) == 714
+    assert full_pass_threshold(1_000_000, (700, 10, 500)) == 500  # a caller's higher one stays
+    assert full_pass_threshold(1_000_000, (0, 0, 10)) == 500_000  # no division by zero
+
+
+def test_inside_the_threshold_follows_the_heap_and_is_restored_after() -> None:
+    gc.set_threshold(700, 10, 10)
+    with paced_collector():
+        assert collector.PACING.after_pass in gc.callbacks
+        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(),
+                                                            (700, 10, 10))
+        held = [[n] for n in range(200_000)]  # the heap grows: the next full pass re-paces
+        gc.collect()
+        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(),
+                                                            (700, 10, 10))
+        assert gc.get_threshold()[2] >= 10 + 200_000 // 2 // 7_000
+        del held
+    assert gc.get_threshold() == (700, 10, 10)
+    assert collector.PACING.after_pass not in gc.callbacks
+
+
+def test_nested_and_failing_uses_restore_only_at_the_outermost_end() -> None:
+    gc.set_threshold(500, 5, 7)
+    with pytest.raises(RuntimeError), paced_collector():
+        with paced_collector():
+            pass
+        assert collector.PACING.after_pass in gc.callbacks  # the outer one still paces
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == (500, 5, 7)
+
+    @paced
+    def inner() -> bool:
+        return collector.PACING.after_pass in gc.callbacks
+
+    assert inner() and gc.get_threshold() == (500, 5, 7)
+
+
+def test_threads_each_pacing_restore_the_threshold_once_all_are_done() -> None:
+    gc.set_threshold(700, 10, 10)
+    inside, leave = threading.Barrier(3), threading.Event()
+
+    def run() -> None:
+        with paced_collector():
+            inside.wait()
+            leave.wait()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    inside.wait()
+    assert gc.callbacks.count(collector.PACING.after_pass) == 1
+    leave.set()
+    for thread in threads:
+        thread.join()
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def _full_passes(batches: int, *, paced_run: bool) -> int:
+    """Full passes while a large long-lived heap sees batches of objects that live for one
+    batch each (as a run's observations of every user on a server do)."""
+    passes = [0]
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            passes[0] += 1
+
+    held = [[n] for n in range(300_000)]
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        with paced_collector() if paced_run else nullcontext():
+            for _ in range(batches):
+                batch = [[n] for n in range(30_000)]
+                del batch
+    finally:
+        gc.callbacks.remove(count)
+    del held
+    return passes[0]
+
+
+def test_batches_living_into_the_oldest_generation_no_longer_force_a_full_pass_each() -> None:
+    gc.set_threshold(700, 10, 10)
+    unpaced = _full_passes(60, paced_run=False)
+    paced_passes = _full_passes(60, paced_run=True)
+    # CPython's guard counts each batch as newcomers to generation 2 although they are gone
+    # before the next full pass: it makes one full pass over the 300,000 held objects every
+    # few batches. Paced by the heap, a full pass waits until the young generations have
+    # taken in half the heap.
+    assert unpaced >= 10
+    assert paced_passes <= unpaced // 4
+
+
+@pytest.mark.parametrize("kb", ["kb278447", "kb842101"])
+def test_plan_and_apply_run_paced_and_leave_the_collector_as_found(
+    kb: str, tmp_path: Path
+) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    gc.set_threshold(700, 10, 10)
+    seen: list[bool] = []
+
+    def subscriber(record: Any) -> None:
+        seen.append(collector.PACING.after_pass in gc.callbacks)
+
+    playbook = get_playbook(kb)
+    world = scenario_world(kb, 20, 1)
+    scenario = world.scenario or {}
+    parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
+    engine = Engine(state_dir=tmp_path, subscribers=(subscriber,))
+    plan = engine.plan(playbook, world, parameters)
+    assert plan.changes and seen and all(seen)
+    assert gc.get_threshold() == (700, 10, 10) and collector.PACING.after_pass not in gc.callbacks
+    seen.clear()
+    applied = engine.apply(playbook, world, parameters, safety=Safety(confirm=lambda _: True))
+    assert applied.state == "done" and seen and all(seen)
+    assert gc.get_threshold() == (700, 10, 10) and collector.PACING.after_pass not in gc.callbacks
