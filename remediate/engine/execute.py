@@ -77,7 +77,10 @@ class Executor:
         for step in steps:
             if step.id in self.completed:
                 continue
-            self.run_step(step)
+            try:
+                self.run_step(step)
+            finally:
+                step.forget_targets()  # made again if anyone asks; most runs never do
         return self.records
 
     def run_step(self, step: AnyStep) -> None:
