@@ -228,10 +228,13 @@ class Executor:
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:
+        label = target.label
         return self._planned.same_as(ChangeRecord(
             step=step.id,
             target=target.key,
-            label=target.label,
+            # A label the target keeps (a DN) is held as it is; one it formats each time is
+            # formatted again when read, from the target, rather than held as text.
+            label=label if label is target.label else target,
             endpoint=target.endpoint,
             impact=step.impact,
             action=change.action,
