@@ -162,6 +162,12 @@ class ChangeRecord:
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
+    def _same_label(self, other: ChangeRecord) -> bool:
+        mine, theirs = self._label, other._label
+        if mine is theirs or (type(mine) is type(theirs) and mine == theirs):
+            return True  # the same text, or equal targets (whose labels are equal)
+        return self.label == other.label
+
     def _same_values(self, other: ChangeRecord) -> bool:
         if self._shape is other._shape and self._shape is not None:
             return bool(self._values == other._values)
@@ -174,7 +180,7 @@ class ChangeRecord:
             self.step == other.step and self.target == other.target
             and self.endpoint == other.endpoint and self.impact == other.impact
             and self.action == other.action and self.deletes == other.deletes
-            and (self._label is other._label or self.label == other.label)
+            and self._same_label(other)
             and self._same_values(other)
         )
 
