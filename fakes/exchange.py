@@ -468,6 +468,7 @@ class FakeExchange:
         if server is None:
             raise ValueError(f"no store with DN {store_dn!r}")
         store = self._servers[server].stores[key]
+        home = (server, key)  # one tuple shared by the store's mailboxes
         for mailbox in mailboxes:
             if mailbox.guid in self._mailbox_homes:
                 raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
@@ -475,7 +476,7 @@ class FakeExchange:
             if len(set(ids)) != len(ids):
                 raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
             store.mailboxes[mailbox.guid] = mailbox
-            self._mailbox_homes[mailbox.guid] = (server, key)
+            self._mailbox_homes[mailbox.guid] = home
 
     def hold(self, server: str, recipient_legacy_dn: str, item: MailItem) -> None:
         """Put mail in ``server``'s queue as if its transport had been stopped."""

@@ -5,7 +5,7 @@ exporting a mailbox again replaces its export."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
@@ -90,17 +90,22 @@ class DirectorySink:
         return self.root / quote(server, safe="") / f"{mailbox}.json"
 
     def write(self, server: str, exports: Sequence[MailboxItems]) -> list[str]:
-        documents = [
-            (self._path(server, mailbox), {
-                "format": EXPORT_FORMAT,
-                "server": server,
-                "mailbox": str(mailbox),
-                "items": [item_to_json(item) for item in items],
-            })
-            for mailbox, items in exports
-        ]
-        write_json_files(documents)
-        return [str(path) for path, _ in documents]
+        written: list[str] = []
+
+        def documents() -> Iterator[tuple[Path, object]]:
+            # Each document is made as it is written: only the paths' text stays.
+            for mailbox, items in exports:
+                path = self._path(server, mailbox)
+                written.append(str(path))
+                yield path, {
+                    "format": EXPORT_FORMAT,
+                    "server": server,
+                    "mailbox": str(mailbox),
+                    "items": [item_to_json(item) for item in items],
+                }
+
+        write_json_files(documents())
+        return written
 
     def read(self, server: str, mailbox: UUID) -> Export | None:
         path = self._path(server, mailbox)

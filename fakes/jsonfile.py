@@ -10,7 +10,7 @@ import gc
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,13 +249,16 @@ def write_json(path: Path, data: object) -> None:
     write_json_files([(path, data)])
 
 
-def write_json_files(documents: Sequence[tuple[Path, object]]) -> None:
+def write_json_files(documents: Iterable[tuple[Path, object]]) -> None:
     """Write each document atomically (a temporary file, fsync'd, renamed over its path), then
     make the renames durable with one fsync per directory: a batch of N files costs N + 1
-    fsyncs, not 2N. Nothing counts as written before this returns."""
+    fsyncs, not 2N. Nothing counts as written before this returns. ``documents`` may be made
+    as they are written (a batch of 50,000 exports need not be in memory at once)."""
+    directories: dict[Path, None] = {}
     for path, data in documents:
         _replace_durably(path, data)
-    for directory in dict.fromkeys(path.parent for path, _ in documents):
+        directories.setdefault(path.parent)
+    for directory in directories:
         _fsync_directory(directory)
 
 

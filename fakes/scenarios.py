@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import NamedTuple, TypeVar
 
 from remediate.errors import InputError
@@ -147,9 +148,12 @@ class _Store:
 
     @property
     def home_server_name(self) -> str:
-        return (
-            f"/o={ORGANISATION}/ou={self.admin_group}/cn=Configuration/cn=Servers/cn={self.server}"
-        )
+        return _home_server_name(self.admin_group, self.server)
+
+
+@cache  # one string per server, shared by every user homed there (not one per user)
+def _home_server_name(admin_group: str, server: str) -> str:
+    return f"/o={ORGANISATION}/ou={admin_group}/cn=Configuration/cn=Servers/cn={server}"
 
 
 class _Person(NamedTuple):

@@ -32,7 +32,12 @@ from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail, ImportMail
-from remediate.steps.replication import Expectation, WaitForReplication, replication_targets
+from remediate.steps.replication import (
+    Expectation,
+    ReplicationTarget,
+    WaitForReplication,
+    replication_targets,
+)
 from remediate.steps.services import StartService, StopService
 from remediate.steps.targets import (
     ImportTarget,
@@ -163,7 +168,7 @@ class VerifyReconnected(Step[UserTarget, str | None]):
     summary = "Verify: each user is connected to the original mailbox, which holds every item"
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__([user.target for user in selection.users])
+        super().__init__(lambda: [user.target for user in selection.users])
         self.selection = selection
 
     def observe(self, ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, str | None]:
@@ -299,44 +304,56 @@ class Kb278447(Playbook[Params, Selection]):
         return running
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:
+        # Each step's targets are made when that step starts and let go when it ends (the
+        # engine's forget_targets): at 100,000 users all of them at once are about 100 MB.
         users = selection.users
-        services = [ServiceTarget(server, service) for server, service in selection.services]
-        stripped = [Expectation(u.guid, attributes=(("msExchMailboxGuid", None),
-                                                    ("homeMDB", None))) for u in users]
-        reconnected = [
-            Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
-            for u in users
-        ]
-        blank_by_store: dict[tuple[str, str], list[UUID]] = {}
-        for user in users:
-            blank_by_store.setdefault((user.blank.server, user.blank.store_dn), []).append(
-                user.blank.guid)
+
+        def services() -> list[ServiceTarget]:
+            return [ServiceTarget(server, service) for server, service in selection.services]
+
+        def stripped() -> list[ReplicationTarget]:
+            return replication_targets(selection.dcs, [
+                Expectation(u.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
+                for u in users])
+
+        def reconnected() -> list[ReplicationTarget]:
+            return replication_targets(selection.dcs, [
+                Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
+                for u in users])
+
+        def blank_stores() -> list[StoreTarget]:
+            blank_by_store: dict[tuple[str, str], list[UUID]] = {}
+            for user in users:
+                blank_by_store.setdefault((user.blank.server, user.blank.store_dn), []).append(
+                    user.blank.guid)
+            return [StoreTarget(server, store, _store_label(store), tuple(guids))
+                    for (server, store), guids in blank_by_store.items()]
+
         steps: list[Step[Any, Any]] = [
             StopService(services),
-            ExportMail([MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid, u.sam)
-                        for u in users]),
-            RemoveExchangeAttributes([
+            ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
+                                              u.sam) for u in users]),
+            RemoveExchangeAttributes(lambda: [
                 StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version)
                 for u in users]),
-            WaitForReplication(replication_targets(selection.dcs, stripped)),
-            RunCleanupAgent([StoreTarget(server, store, _store_label(store), tuple(guids))
-                             for (server, store), guids in blank_by_store.items()]),
-            ReconnectMailbox([
+            WaitForReplication(stripped),
+            RunCleanupAgent(blank_stores),
+            ReconnectMailbox(lambda: [
                 ReconnectTarget(u.original.server,
                                 selection.server(u.original.server).version.value,
                                 u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server)
                 for u in users]),
-            WaitForReplication(replication_targets(selection.dcs, reconnected),
-                               step_id="wait-for-replication-after-reconnect"),
-            RunCleanupAgent(self._rehomed_stores(selection),
+            WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
+            RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
-            ImportMail([ImportTarget(u.original.server, u.blank.server, u.blank.guid,
-                                     u.original.guid, u.sam) for u in users]),
+            ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
+                                             u.original.guid, u.sam) for u in users]),
             StartService(services),
         ]
         if selection.purge:
-            steps.append(PurgeMailbox([MailboxTarget(box.server, box.store_dn, box.guid, "blank")
-                                       for box in selection.purge]))
+            steps.append(PurgeMailbox(lambda: [
+                MailboxTarget(box.server, box.store_dn, box.guid, "blank")
+                for box in selection.purge]))
         steps.append(VerifyReconnected(selection))
         return steps
 

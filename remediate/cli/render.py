@@ -196,7 +196,8 @@ def _md_scope(result: RunResult) -> list[str]:
         lines += [f"- {name.replace('_', ' ')}: {count}"
                   for name, count in result.selection_summary.items()]
         lines.append("")
-    selection = result.selection if isinstance(result.selection, dict) else {}
+    made = result.selection  # made afresh on each read: read once
+    selection = made if isinstance(made, dict) else {}
     servers = selection.get("servers")
     if isinstance(servers, list) and servers:
         shown = [f"{s.get('name')} (Exchange {s.get('version')}, reads AD from {s.get('dc')})"

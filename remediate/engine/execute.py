@@ -27,6 +27,18 @@ def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
     return groups
 
 
+_FORMATS_LABEL: dict[type, bool] = {}
+
+
+def _formats_label(target: Target) -> bool:
+    """Whether this kind of target makes its label anew on each read (asked once per kind)."""
+    kind = type(target)
+    known = _FORMATS_LABEL.get(kind)
+    if known is None:
+        known = _FORMATS_LABEL[kind] = target.label is not target.label
+    return known
+
+
 class PlannedRecords:
     """The rehearsal's records, in order. An applied change equal to the next planned one is
     recorded as that same object, so a run holds each change once, not twice. A few planned
@@ -77,7 +89,10 @@ class Executor:
         for step in steps:
             if step.id in self.completed:
                 continue
-            self.run_step(step)
+            try:
+                self.run_step(step)
+            finally:
+                step.forget_targets()  # made again if anyone asks; most runs never do
         return self.records
 
     def run_step(self, step: AnyStep) -> None:
@@ -228,7 +243,9 @@ class Executor:
         return self._planned.same_as(ChangeRecord(
             step=step.id,
             target=target.key,
-            label=target.label,
+            # A label the target keeps (a DN) is held as it is; one it formats each time is
+            # formatted again when read, from the target, rather than held as text.
+            label=target if _formats_label(target) else target.label,
             endpoint=target.endpoint,
             impact=step.impact,
             action=change.action,

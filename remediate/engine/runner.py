@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,27 +51,99 @@ MANUAL_DEADLINE_S = 25 * 3600.0
 Read = TypeVar("Read")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, eq=False)
 class RunResult:
-    """What a plan, apply or resume did; the same shape for all three."""
+    """What a plan, apply or resume did; the same shape for all three.
+
+    ``selection`` is the selection's JSON. The engine's results keep the selection itself
+    (``selected``) and make that JSON each time it is read, never holding it: at 100,000 users
+    it would be over 100 MB for the whole run. Read it once and keep it where it is needed
+    more than once; assigning ``selection`` stores that JSON as given."""
 
     mode: str
     playbook: str
     state: str
     parameters: dict[str, str]
-    selection: JsonValue = None
-    selection_summary: dict[str, int] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    changes: list[ChangeRecord] = field(default_factory=list)
-    planned: list[ChangeRecord] = field(default_factory=list)
-    manual_actions: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # drifted targets left out (--skip-drifted)
-    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
-    run_id: str | None = None
-    run_dir: str | None = None
-    error: str | None = None
-    exit_code: int = EXIT_DONE
+    _selection: JsonValue
+    selected: Selection | None
+    selection_summary: dict[str, int]
+    findings: list[Finding]
+    changes: list[ChangeRecord]
+    planned: list[ChangeRecord]
+    manual_actions: list[str]
+    warnings: list[str]
+    skipped: list[str]  # drifted targets left out (--skip-drifted)
+    fingerprints: dict[str, Fingerprint]
+    run_id: str | None
+    run_dir: str | None
+    error: str | None
+    exit_code: int
+
+    def __init__(  # noqa: PLR0917 - the dataclass's own signature, kept for library users
+        self,
+        mode: str,
+        playbook: str,
+        state: str,
+        parameters: dict[str, str],
+        selection: JsonValue = None,
+        selection_summary: dict[str, int] | None = None,
+        findings: list[Finding] | None = None,
+        changes: list[ChangeRecord] | None = None,
+        planned: list[ChangeRecord] | None = None,
+        manual_actions: list[str] | None = None,
+        warnings: list[str] | None = None,
+        skipped: list[str] | None = None,
+        fingerprints: dict[str, Fingerprint] | None = None,
+        run_id: str | None = None,
+        run_dir: str | None = None,
+        error: str | None = None,
+        exit_code: int = EXIT_DONE,
+        *,
+        selected: Selection | None = None,
+    ) -> None:
+        self.mode = mode
+        self.playbook = playbook
+        self.state = state
+        self.parameters = parameters
+        self._selection = selection
+        self.selected = selected if selection is None else None
+        self.selection_summary = {} if selection_summary is None else selection_summary
+        self.findings = [] if findings is None else findings
+        self.changes = [] if changes is None else changes
+        self.planned = [] if planned is None else planned
+        self.manual_actions = [] if manual_actions is None else manual_actions
+        self.warnings = [] if warnings is None else warnings
+        self.skipped = [] if skipped is None else skipped
+        self.fingerprints = {} if fingerprints is None else fingerprints
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.error = error
+        self.exit_code = exit_code
+
+    @property
+    def selection(self) -> JsonValue:
+        """The selection's JSON: as assigned, else made afresh from ``selected``."""
+        if self._selection is None and self.selected is not None:
+            return self.selected.to_json()
+        return self._selection
+
+    @selection.setter
+    def selection(self, value: JsonValue) -> None:
+        self._selection = value
+        self.selected = None
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as before
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunResult):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def _compared(self) -> tuple[object, ...]:
+        return (self.mode, self.playbook, self.state, self.parameters, self.selection,
+                self.selection_summary, self.findings, self.changes, self.planned,
+                self.manual_actions, self.warnings, self.skipped, self.fingerprints,
+                self.run_id, self.run_dir, self.error, self.exit_code)
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -398,7 +470,7 @@ class Engine:
                               run_id=run_id, run_dir=run_dir)
         events.emit(
             ev.RUN_DISCOVERED,
-            selection=result.selection,  # the JSON already made for the result
+            selection=discovery.selection.to_json(),  # made for this line only
             summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
             # Every write of this run goes to this DC.
@@ -606,7 +678,7 @@ class Engine:
             playbook=playbook.name,
             state="started",
             parameters=dict(parameters),
-            selection=discovery.selection.to_json(),
+            selected=discovery.selection,
             selection_summary=dict(discovery.selection.summary()),
             findings=list(discovery.findings),
             run_id=run_id,

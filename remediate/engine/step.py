@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -73,9 +73,33 @@ class Step(ABC, Generic[T, ObservationT]):
     poll_s: float = 5.0
     poll_max_s: float = 60.0
 
-    def __init__(self, targets: Sequence[T], *, step_id: str | None = None) -> None:
-        self.targets: tuple[T, ...] = tuple(targets)
+    def __init__(
+        self, targets: Sequence[T] | Callable[[], Iterable[T]], *, step_id: str | None = None
+    ) -> None:
+        """``targets``: the targets, or a function that makes them. Made targets are made when
+        first asked for, and forgotten again by :meth:`forget_targets` (the engine calls it once
+        the step is done), so a run holds one step's targets at a time rather than every
+        step's from the start (at 100,000 users, about 100 MB)."""
+        if callable(targets):
+            self._make_targets: Callable[[], Iterable[T]] | None = targets
+            self._targets: tuple[T, ...] | None = None
+        else:
+            self._make_targets = None
+            self._targets = tuple(targets)
         self.id = step_id or self.name
+
+    @property
+    def targets(self) -> tuple[T, ...]:
+        if self._targets is None:
+            assert self._make_targets is not None
+            self._targets = tuple(self._make_targets())
+        return self._targets
+
+    def forget_targets(self) -> None:
+        """Let go of targets that were made by a function (made again if asked for again);
+        targets given as they are stay."""
+        if self._make_targets is not None:
+            self._targets = None
 
     def deadline(self, options: Options) -> float:
         """How long to wait for the effect; an operator option may say otherwise."""
