@@ -37,6 +37,7 @@ import structlog
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes import FakeWorld
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
+from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
 
@@ -113,6 +114,9 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
     if freeze:  # as the command line does once the world is loaded
         gc.freeze()
     world_peak_mb = rss_peak_mb()
+    # "At N users" means users in the directory: a KB's scenario size counts its affected users
+    # (kb278447 adds half as many healthy ones, kb842101 some outside the OU).
+    directory_users = len(world.directory.find_users(UserQuery()))
     reset_rss_peak()
     with tempfile.TemporaryDirectory() as state:
         engine = Engine(state_dir=Path(state))
@@ -140,6 +144,7 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
     return {
         "kb": kb,
         "size": size,
+        "directory_users": directory_users,
         "version": version or "default",
         "gc_freeze": freeze,
         "changes": len(applied.changes),
