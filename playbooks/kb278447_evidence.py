@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from remediate.dn import rdn_value
 from remediate.engine.changes import Finding
 from remediate.model import DirectoryEntry, MailboxInfo, iso
 
@@ -131,6 +132,26 @@ def _same_name(left: str, right: str) -> bool:
     return " ".join(left.split()).casefold() == " ".join(right.split()).casefold()
 
 
+def user_name(user: DirectoryEntry) -> str:
+    return user.get("displayName") or ""
+
+
+def named_alike(user: DirectoryEntry, box: MailboxInfo) -> bool:
+    """The mailbox carries the user's display name. The store names a mailbox after the user's
+    displayName; a user without one is compared with his other names (cn, alias, logon name)."""
+    if user.get("displayName"):
+        return _same_name(user_name(user), box.display_name)
+    names = (rdn_value_or_none(user.dn), user.get("mailNickname"), user.sam_account_name)
+    return any(name and _same_name(name, box.display_name) for name in names)
+
+
+def rdn_value_or_none(dn: str) -> str | None:
+    try:
+        return rdn_value(dn)
+    except ValueError:
+        return None
+
+
 def _holds_less(blank: MailboxInfo, original: MailboxInfo) -> bool:
     """Fewer items and (where both sizes are known) less data."""
     if blank.item_count >= original.item_count:
@@ -228,8 +249,8 @@ class Judge:
                         "-p users= / the window")
             return None
         original = kept[0]
-        name = user.get("displayName") or ""
-        if not _same_name(name, original.display_name):
+        name = user_name(user)
+        if not named_alike(user, original):
             self.report(AMBIGUOUS, user, f"the user's display name is {name!r}, the candidate "
                         f"mailbox's {describe(original)}: another person's, or renamed; not "
                         "touched: reconnect it by hand if it is his")
@@ -299,8 +320,8 @@ class Judge:
         if self._remembered(user, None):
             return
         kept, reasons = self._admissible(user, boxes)
-        name = user.get("displayName") or ""
-        named = [box for box in kept if _same_name(name, box.display_name)]
+        name = user_name(user)
+        named = [box for box in kept if named_alike(user, box)]
         reasons += [f"{describe(box)}: display name is not the user's {name!r}"
                     for box in kept if box not in named]
         originals = named if self.rules.window.given else self._older_and_fuller(named)

@@ -229,6 +229,19 @@ def test_a_display_name_that_differs_is_ambiguous(engine: Engine) -> None:
     assert kind == "ambiguous" and "Somebody Else" in message
 
 
+def test_a_user_without_a_display_name_is_matched_by_his_other_names(engine: Engine) -> None:
+    """The store names a mailbox after displayName; without one, his cn names it (scenario
+    names are the same in both)."""
+    doc = world_with()
+    victim = expected(doc)["affected"][0]
+    for entry in doc["directory"]["objects"]:
+        if entry["guid"] == victim["user"]:
+            del entry["attributes"]["displayName"]
+    world = load(doc)
+    result = apply(engine, world)
+    assert connected_to(snapshot(world), victim["user"]) == victim["original"], result.findings
+
+
 # -- silent skips and half-done repairs ---------------------------------------------------------
 
 
