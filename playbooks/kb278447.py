@@ -500,6 +500,9 @@ class Kb278447(Playbook[Params, Selection]):
         for decision in decisions:
             blank, original = decision.blank, decision.original
             why = None
+            if original.owner not in (None, decision.user.guid):
+                why = (f"his original mailbox {original.guid} on {original.server} is linked to "
+                       f"another user ({original.owner}) as that server's DC sees it")
             if blank is not None and blank.item_count:
                 for box in (blank, original):
                     why = why or refusals.get(box.server) or mailbox_list_refusal(

@@ -311,6 +311,19 @@ def test_a_repair_would_fail_for_one_user_so_he_is_left_out_and_the_others_repai
     assert kind == "left-out" and "line break" in message
 
 
+def test_an_original_another_user_points_at_is_left_out(engine: Engine) -> None:
+    doc = world_with(size=2)
+    first, second = expected(doc)["affected"]
+    for entry in doc["directory"]["objects"]:
+        if entry["guid"] == second["user"]:
+            entry["attributes"]["msExchMailboxGuid"] = first["original"]
+    world = load(doc)
+    result = Engine(state_dir=engine.store.state_dir / "plan").plan(PLAYBOOK, world, {})
+    [(kind, message)] = findings(result, doc, first["user"])
+    assert kind == "left-out" and "linked to another user" in message
+    assert result.selection_summary["users"] <= 1
+
+
 # -- Free/Busy ----------------------------------------------------------------------------------
 
 
