@@ -156,8 +156,9 @@ def _holds_less(blank: MailboxInfo, original: MailboxInfo) -> bool:
     """Fewer items and (where both sizes are known) less data."""
     if blank.item_count >= original.item_count:
         return False
-    sizes = (blank.size_bytes, original.size_bytes)
-    return None in sizes or sizes[0] < sizes[1]  # type: ignore[operator]
+    if blank.size_bytes is None or original.size_bytes is None:
+        return True
+    return blank.size_bytes < original.size_bytes
 
 
 def _created_before(current: MailboxInfo, candidate: MailboxInfo) -> bool:
@@ -168,10 +169,13 @@ def _created_before(current: MailboxInfo, candidate: MailboxInfo) -> bool:
             and current.created_at < candidate.created_at)
 
 
+def _disconnected(box: MailboxInfo) -> str:
+    return iso(box.disconnected_at) if box.disconnected_at else "?"
+
+
 def _window_hint(box: MailboxInfo) -> str:
-    when = iso(box.disconnected_at) if box.disconnected_at else "?"
-    return (f"if {box.guid} is the original (disconnected {when}), give the failed upgrade's "
-            "window: -p disconnected_after=... -p disconnected_before=...")
+    return (f"if {box.guid} is the original (disconnected {_disconnected(box)}), give the "
+            "failed upgrade's window: -p disconnected_after=... -p disconnected_before=...")
 
 
 class Judge:
@@ -296,7 +300,7 @@ class Judge:
             return (f"identity ({identity}); the mailbox his msExchMailboxGuid names was never "
                     "created (no logon or mail since), so nothing to export")
         if self.rules.window.given:
-            return (f"window: disconnected {iso(original.disconnected_at)} inside "  # type: ignore[arg-type]
+            return (f"window: disconnected {_disconnected(original)} inside "
                     f"{self.rules.window}; identity ({identity})")
         limit = self.rules.max_blank_items
         older = _created_before(current, original)
@@ -324,14 +328,17 @@ class Judge:
         named = [box for box in kept if named_alike(user, box)]
         reasons += [f"{describe(box)}: display name is not the user's {name!r}"
                     for box in kept if box not in named]
-        originals = named if self.rules.window.given else self._older_and_fuller(named)
-        if len(originals) == 1 and not self.rules.window.given and len(named) == 1:
+        if self.rules.window.given:
+            originals = named  # only those disconnected inside the window were kept
+        elif len(named) == 1:
             self.report(AMBIGUOUS, user, "not mail-enabled (Exchange attributes removed) and "
                         f"one disconnected mailbox carries his identity ({describe(named[0])}): "
                         "a repair half done by hand, or a mailbox disabled on purpose; not "
                         "touched: give the failed upgrade's window (-p disconnected_after=... "
                         "-p disconnected_before=...) if it is the first")
             return
+        else:
+            originals = self._older_and_fuller(named)
         if len(originals) != 1:
             if originals or reasons:
                 what = "; ".join(describe(box) for box in originals) or "none"
@@ -352,7 +359,7 @@ class Judge:
                         "mailbox: its items stay in it (never purged by this run); to bring "
                         "them over, reconnect it to a helper account and export it, or on "
                         "2010 SP1+ New-MailboxRestoreRequest it into his mailbox")
-        evidence = (f"window: disconnected {iso(original.disconnected_at)} inside "  # type: ignore[arg-type]
+        evidence = (f"window: disconnected {_disconnected(original)} inside "
                     f"{self.rules.window}" if self.rules.window.given else
                     "content: disconnected first and holds more than the other mailbox carrying "
                     "his identity")
@@ -364,8 +371,7 @@ class Judge:
     def _older_and_fuller(boxes: Sequence[MailboxInfo]) -> list[MailboxInfo]:
         """Without a window, of exactly two mailboxes the original is the one disconnected
         first that also holds more (the upgrade disconnected it, the strip by hand the blank
-        later). One mailbox alone may be one disabled on purpose: not evidence enough, so every
-        box stays a candidate."""
+        later); otherwise every box stays a candidate (not evidence enough)."""
         if len(boxes) != 2:
             return list(boxes)
         first, second = sorted(boxes, key=lambda box: box.disconnected_at or datetime.max)

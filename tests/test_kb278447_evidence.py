@@ -264,12 +264,15 @@ def test_a_blank_never_created_is_repaired_with_nothing_to_export(
     assert not any(wanted["user"] in target for target in exported)
 
 
+@pytest.mark.parametrize("window", [False, True], ids=["content", "window"])
 @pytest.mark.parametrize("version", ["2003", "2016"])
-def test_a_repair_half_done_by_hand_is_finished(engine: Engine, version: str) -> None:
+def test_a_repair_half_done_by_hand_is_finished(
+    engine: Engine, version: str, window: bool
+) -> None:
     doc = world_with("half-done", version=version)
     wanted = case(doc, "half-done")
     world = load(doc)
-    result = apply(engine, world)
+    result = apply(engine, world, dict(KB278447_WINDOW) if window else {})
     assert result.state == "done", result.error
     after = snapshot(world)
     assert connected_to(after, wanted["user"]) == wanted["original"]
@@ -280,6 +283,26 @@ def test_a_repair_half_done_by_hand_is_finished(engine: Engine, version: str) ->
     assert kinds == {"blank-not-imported"}
     again = apply(engine, world)
     assert (again.exit_code, again.changes) == (EXIT_DONE, [])
+
+
+def test_a_stripped_user_with_one_disconnected_mailbox_is_reported_not_reconnected(
+    engine: Engine,
+) -> None:
+    """Without the window, one mailbox carrying a stripped user's identity may be one an
+    administrator disabled on purpose: reported, not reconnected."""
+    doc = world_with("half-done")
+    wanted = case(doc, "half-done")
+    for server in doc["exchange"]["servers"]:
+        for store in server["stores"]:
+            store["mailboxes"] = [b for b in store["mailboxes"] if b["guid"] != wanted["blank"]]
+    world = load(doc)
+    result = apply(engine, world)
+    assert connected_to(snapshot(world), wanted["user"]) is None
+    [(kind, message)] = findings(result, doc, wanted["user"])
+    assert kind == "ambiguous" and "disabled on purpose" in message
+    windowed = apply(Engine(state_dir=engine.store.state_dir / "w"), world,
+                     dict(KB278447_WINDOW))
+    assert connected_to(snapshot(world), wanted["user"]) == wanted["original"], windowed.error
 
 
 def test_a_repair_would_fail_for_one_user_so_he_is_left_out_and_the_others_repaired(
