@@ -192,7 +192,8 @@ class Judge:
 
     def _remembered(self, user: DirectoryEntry, current: MailboxInfo | None) -> bool:
         """History first: a completed pairing is never reversed, an unfinished run's user is
-        left to ``resume``. True when history decided."""
+        left to ``resume``. True when history decided (reported); False when the evidence is
+        to be weighed (restricted by :meth:`_allowed` where a pairing is known)."""
         run_id = self.history.unfinished.get(user.guid)
         if run_id is not None:
             self.report(UNFINISHED, user, f"run {run_id} selected this user, changed the "
@@ -200,17 +201,29 @@ class Judge:
                         f"{run_id}'; not touched here")
             return True
         pairing = self.history.completed.get(user.guid)
-        if pairing is None:
-            return False
-        if current is not None and current.guid == pairing.original:
+        if pairing is not None and current is not None and current.guid == pairing.original:
             self.report(ALREADY_REPAIRED, user, f"run {pairing.run_id} reconnected this user to "
                         f"his original mailbox {describe(current)}; not touched")
-        else:
+            return True
+        return False
+
+    def _allowed(
+        self, user: DirectoryEntry, current: MailboxInfo | None, candidates: list[MailboxInfo]
+    ) -> list[MailboxInfo]:
+        """Where an earlier run paired this user with his original and he is on another
+        mailbox now, only that original may be his again (never the old blank, never a third
+        mailbox); reported when it is not among the candidates."""
+        pairing = self.history.completed.get(user.guid)
+        if pairing is None:
+            return candidates
+        allowed = [box for box in candidates if box.guid == pairing.original]
+        if not allowed:
             now = describe(current) if current else "no mailbox"
             self.report(ALREADY_REPAIRED, user, f"run {pairing.run_id} reconnected this user to "
-                        f"mailbox {pairing.original}; he is now on {now}, changed since by "
-                        "someone else; never reversed here, check it by hand")
-        return True
+                        f"mailbox {pairing.original}; he is now on {now} and that mailbox is not "
+                        "disconnected here: changed since by someone else; never reversed or "
+                        "paired anew here, check it by hand")
+        return allowed
 
     def _admissible(
         self, user: DirectoryEntry, candidates: Iterable[MailboxInfo]
@@ -274,6 +287,10 @@ class Judge:
             candidates.append(by_guid)
         candidates = [box for box in candidates if current is None or box.guid != current.guid]
         if not candidates:
+            self._allowed(user, current, candidates)
+            return
+        candidates = self._allowed(user, current, candidates)
+        if not candidates:
             return
         if current is not None and current.guid == user.guid:
             self.report(NOT_AFFECTED, user, f"connected to the mailbox whose GUID is his "
@@ -322,6 +339,9 @@ class Judge:
         a repair half done by hand (stripped; the blank disconnected too) when the evidence
         says which one is the original."""
         if self._remembered(user, None):
+            return
+        boxes = self._allowed(user, None, list(boxes))
+        if not boxes:
             return
         kept, reasons = self._admissible(user, boxes)
         name = user_name(user)

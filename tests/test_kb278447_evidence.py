@@ -138,6 +138,24 @@ def test_a_second_apply_without_the_window_or_the_history_changes_nothing(
         assert snapshot(again) == snapshot(load(repaired))
 
 
+def test_a_user_broken_again_after_a_repair_is_paired_with_the_same_original(
+    engine: Engine,
+) -> None:
+    """History forbids any other pairing, not the same one again: the broken world applied a
+    second time with the same state directory (its users on their blanks again) is repaired
+    the same way."""
+    doc = world_with("empty-blank")
+    first = apply(engine, load(doc))
+    assert first.state == "done", first.error
+    world = load(doc)
+    again = apply(engine, world)
+    assert again.state == "done", again.error
+    after = snapshot(world)
+    wanted = [*expected(doc)["affected"], case(doc, "empty-blank")]
+    for c in wanted:
+        assert connected_to(after, c["user"]) == c["original"]
+
+
 def test_an_organisation_repaired_by_hand_is_left_as_it_is(engine: Engine) -> None:
     """Its original has a 5.5 GUID (not the objectGUID) and the old blank, disconnected, carries
     his legacy DN: exactly what a broken user looks like to someone who only compares which
