@@ -181,10 +181,10 @@ class AffectedUser:
                             str(data.get("display_name") or ""), str(data.get("evidence") or ""))
 
     @staticmethod
-    def of(decision: Decision) -> AffectedUser:
+    def of(decision: Decision, home_server: str) -> AffectedUser:
         user = decision.user
         return AffectedUser(
-            user.guid, user.dn, user.sam_account_name, user.get("msExchHomeServerName") or "",
+            user.guid, user.dn, user.sam_account_name, home_server,
             Box.of(decision.blank) if decision.blank else None, Box.of(decision.original),
             user.get("displayName") or "", decision.evidence)
 
@@ -301,6 +301,23 @@ def _home(user: AffectedUser) -> Box:
     """Where the user's mailbox is now: the blank's server, else the original's (Disable-Mailbox
     runs there on 2007+)."""
     return user.blank or user.original
+
+
+def _home_servers(
+    world: World, versions: Mapping[str, ExchangeVersion], decisions: Sequence[Decision]
+) -> dict[str, str]:
+    """Store DN (normalized) -> the msExchHomeServerName its users carry, read only where an
+    Exchange 2000 user to re-home in AD has lost his (a repair half done by hand): Exchange
+    2000 has no Reconnect, and the re-home writes that value (MBConn's way)."""
+    if not any(versions[d.original.server] is ExchangeVersion.E2000
+               and not d.user.get("msExchHomeServerName") for d in decisions):
+        return {}
+    homes: dict[str, str] = {}
+    for user in world.directory.find_users(UserQuery(mail_enabled_only=True)):
+        store, home = user.get("homeMDB"), user.get("msExchHomeServerName")
+        if store and home:
+            homes.setdefault(_normal(store), home)
+    return homes
 
 
 def _is_free_busy(box: MailboxInfo) -> bool:
@@ -495,11 +512,18 @@ class Kb278447(Playbook[Params, Selection]):
         versions = {server.name: server.version for server in servers}
         refusals = {server.name: world.exchange.mail_export_refusal(server.name)
                     for server in servers}
+        homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
         left_out: list[Finding] = []
         for decision in decisions:
             blank, original = decision.blank, decision.original
+            home = decision.user.get("msExchHomeServerName") or homes.get(
+                _normal(original.store_dn), "")
             why = None
+            if not home and versions[original.server] is ExchangeVersion.E2000:
+                why = (f"Exchange 2000 has no Reconnect: the user is re-homed in AD, which needs "
+                       f"the msExchHomeServerName of {original.server}, and neither he (his "
+                       "Exchange attributes were removed) nor any user of that store has one")
             if original.owner not in (None, decision.user.guid):
                 why = (f"his original mailbox {original.guid} on {original.server} is linked to "
                        f"another user ({original.owner}) as that server's DC sees it")
@@ -508,7 +532,7 @@ class Kb278447(Playbook[Params, Selection]):
                     why = why or refusals.get(box.server) or mailbox_list_refusal(
                         box.server, versions[box.server], [box])
             if why is None:
-                affected.append(AffectedUser.of(decision))
+                affected.append(AffectedUser.of(decision, home))
             else:
                 left_out.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
                                         f"it is left out and the others are repaired: {why}"))

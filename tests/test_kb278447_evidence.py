@@ -283,7 +283,7 @@ def test_a_blank_never_created_is_repaired_with_nothing_to_export(
 
 
 @pytest.mark.parametrize("window", [False, True], ids=["content", "window"])
-@pytest.mark.parametrize("version", ["2003", "2016"])
+@pytest.mark.parametrize("version", ["2000", "2003", "2016"])
 def test_a_repair_half_done_by_hand_is_finished(
     engine: Engine, version: str, window: bool
 ) -> None:
@@ -295,6 +295,10 @@ def test_a_repair_half_done_by_hand_is_finished(
     after = snapshot(world)
     assert connected_to(after, wanted["user"]) == wanted["original"]
     assert items(after, wanted["original"]) == items(doc, wanted["original"])
+    server = mailboxes(doc)[wanted["original"]].server
+    [home] = [s.get("legacy_dn") for s in doc["exchange"]["servers"] if s["name"] == server]
+    user = live_objects(after)[wanted["user"]]
+    assert attribute(user, "msExchHomeServerName") == home  # on 2000 re-homed in AD by us
     # The blank is already disconnected: no export tool opens it, so it is kept and reported.
     assert mailboxes(after)[wanted["blank"]].box == mailboxes(doc)[wanted["blank"]].box
     kinds = {kind for kind, _ in findings(result, doc, wanted["user"])}
