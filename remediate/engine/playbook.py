@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from remediate.dn import split_rdns
 from remediate.engine.changes import Finding, JsonValue
 from remediate.engine.fingerprint import Scope
+from remediate.engine.history import RunHistory
 from remediate.engine.step import Step
 from remediate.errors import InputError
 from remediate.model import utc
@@ -144,6 +145,13 @@ class Playbook(ABC, Generic[P, S]):
     @abstractmethod
     def discover(self, world: World, params: P) -> Discovery[S]:
         """Read-only: select every object the repair will touch."""
+
+    def discover_with_history(
+        self, world: World, params: P, history: RunHistory
+    ) -> Discovery[S]:
+        """``discover``, also told what earlier runs in the state directory did (what the
+        engine calls); a playbook that never reads its history need not override it."""
+        return self.discover(world, params)
 
     @abstractmethod
     def steps(self, selection: S) -> list[Step[Any, Any]]:
