@@ -47,7 +47,7 @@ def test_the_pattern_refuses_exactly_the_values_that_are_not_one_safe_line() -> 
         assert line_unsafe(value) is not one_safe_line(value), repr(value)
 
 
-@pytest.mark.parametrize("version", ["2000", "2003"])
+@pytest.mark.parametrize("version", ["2003"])
 @pytest.mark.parametrize("operation", ["export", "import"])
 def test_the_script_checks_every_line_of_the_batch_before_it_writes_or_runs_anything(
     version: str, operation: str

@@ -22,11 +22,13 @@ SCRIPTS = [(version, name) for version in ExchangeVersion for name in library(ve
 
 
 def test_every_version_has_the_operations_it_needs() -> None:
+    assert library(ExchangeVersion.E2000) == {}  # no WinRM on Windows 2000: refused, not run
     for version in ExchangeVersion:
+        if version is ExchangeVersion.E2000:
+            continue
         names = set(library(version))
         assert {"describe", "mailboxes", "service_states", "set_services", "purge", "disable",
-                "exports"} <= names
-        assert ("reconnect" in names) == (version is not ExchangeVersion.E2000)
+                "exports", "reconnect"} <= names
         # 2007 has no export/import requests: the adapter refuses and says what to do instead
         has_requests = version is not ExchangeVersion.E2007
         assert {"export" in names, "import" in names} == {has_requests}

@@ -26,7 +26,7 @@ from winrm_support import PASSWORD, USER, Site, as_read, serve, server_config
 from remediate.adapters.winrm import ScriptRunner, WinRmExchange
 from remediate.adapters.winrm.clixml import clean
 from remediate.adapters.winrm.scripts import library
-from remediate.errors import PermanentError, TransientError
+from remediate.errors import PermanentError, Refused, TransientError
 from remediate.model import ServiceState
 from remediate.ports import ManualActionRequired
 
@@ -262,13 +262,13 @@ def test_basic_over_http_is_refused_before_anything_is_sent() -> None:
         assert site.endpoints[config.server].requests == []
 
 
-def test_reconnect_on_exchange_2000_says_to_rehome_through_ldap() -> None:
+def test_exchange_2000_is_refused_with_what_to_do_before_anything_is_sent() -> None:
     world = load(scenario("kb278447", 1, seed=3, version="2000"))
     with serve(world) as site:
-        name, endpoint = _only(site)
-        with pytest.raises(PermanentError, match="re-home the user through LDAP"):
-            site.exchange().reconnect_mailboxes(name, [])
-        assert endpoint.calls() == 0
+        with pytest.raises(Refused, match=r"no WinRM.*Follow KB278447 by hand") as refused:
+            site.exchange()
+        assert refused.value.exit_code == 3
+        assert all(endpoint.requests == [] for endpoint in site.endpoints.values())
 
 
 def test_the_2003_cleanup_agent_is_a_manual_step_with_the_fakes_instructions() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from remediate.errors import PermanentError
+from remediate.errors import PermanentError, Refused
 from remediate.model import (
     ExchangeServer,
     ExchangeVersion,
@@ -26,6 +26,7 @@ from .delivery import Value
 from .evidence import export_ref
 from .runner import ScriptRunner
 from .scripts import library, mail_export_refusal, missing_operation_hint
+from .scripts.legacy import EXCHANGE_2000_REFUSAL
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
@@ -59,6 +60,10 @@ class WinRmExchange:
         servers: Sequence[ServerConfig],
         runner: Callable[[ServerConfig], ScriptRunner] = ScriptRunner,
     ) -> None:
+        for config in servers:
+            if config.version is ExchangeVersion.E2000:
+                raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server),
+                              target=config.host)
         self._configs = {config.server: config for config in servers}
         self.runners = {name: runner(config) for name, config in self._configs.items()}
         self._described: dict[str, _Description] = {}
@@ -185,14 +190,6 @@ class WinRmExchange:
         self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
 
     def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
-        config = self._config(server, "reconnect_mailboxes")
-        if config.version is ExchangeVersion.E2000:
-            raise PermanentError(
-                "Exchange 2000 has no Exchange_Mailbox.Reconnect",
-                endpoint=server, operation="exchange.reconnect_mailboxes",
-                hint="re-home the user through LDAP (msExchMailboxGuid, homeMDB, "
-                "msExchHomeServerName, legacyExchangeDN)",
-            )
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "users": [str(user) for _, user in chunk],

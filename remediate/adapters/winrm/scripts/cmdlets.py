@@ -146,13 +146,31 @@ function Invoke-RemediateOperation {
         $doomed += $statistics
     }
     foreach ($statistics in $doomed) {
-        $state = [string]$statistics.DisconnectReason
-        if (-not $state) {
-            $state = 'Disabled'
-        }
-        Remove-StoreMailbox -Database $statistics.Database -Identity $statistics.MailboxGuid -MailboxState $state -Confirm:$false
+        Remove-RemediateStoreMailbox $statistics
     }
     return $null
+}
+"""
+
+# Exchange 2010 and later purge a disconnected or soft-deleted mailbox with Remove-StoreMailbox
+# (-MailboxState: the DisconnectReason the store reports). Exchange 2007 has no
+# Remove-StoreMailbox; its Remove-Mailbox purges a store mailbox by database and mailbox GUID
+# (Exchange 2007 reference, Remove-Mailbox, the StoreMailboxIdentity parameter set).
+_REMOVE_STORE_MAILBOX = r"""
+function Remove-RemediateStoreMailbox {
+    param($Statistics)
+    $state = [string]$Statistics.DisconnectReason
+    if (-not $state) {
+        $state = 'Disabled'
+    }
+    Remove-StoreMailbox -Database $Statistics.Database -Identity $Statistics.MailboxGuid -MailboxState $state -Confirm:$false
+}
+"""
+
+_REMOVE_STORE_MAILBOX_2007 = r"""
+function Remove-RemediateStoreMailbox {
+    param($Statistics)
+    Remove-Mailbox -Database $Statistics.Database -StoreMailboxIdentity $Statistics.MailboxGuid -Confirm:$false
 }
 """
 
@@ -305,7 +323,8 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "service_states": shared.SERVICES,
         "set_services": shared.SET_SERVICES,
         "clean_database": _CLEAN_2007 if old else _CLEAN_2013,
-        "purge": _STATISTICS + _PURGE,
+        "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
+                                else _REMOVE_STORE_MAILBOX) + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
         "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,

@@ -1,5 +1,10 @@
-"""Exchange 2000/2003: WMI ``root\\MicrosoftExchangeV2`` (2003 only has ``Exchange_Mailbox``),
-ADSI for the directory, ExMerge in batch mode with a generated ini for mail. PowerShell 2.0."""
+"""Exchange 2003: WMI ``root\\MicrosoftExchangeV2`` (``Exchange_Mailbox``, ``Exchange_DSAccessDC``;
+Exchange 2003 SDK), ADSI for the directory, ExMerge in batch mode with a generated ini for mail.
+PowerShell 2.0 (Windows Management Framework 2.0 brings it and WinRM to Windows Server 2003 SP2).
+
+Exchange 2000 gets no scripts: it runs on Windows 2000, for which no WinRM exists, and it has no
+``Exchange_Mailbox`` (the ExchangeMapiTableProvider came with Exchange 2003); the adapter refuses
+it with what to do instead (``EXCHANGE_2000_REFUSAL``)."""
 
 from __future__ import annotations
 
@@ -57,6 +62,8 @@ function Invoke-RemediateOperation {
 }
 """
 
+# Exchange_Mailbox.Size is in bytes ("[read, Units(\"Bytes\")] uint64 Size", Exchange 2003 SDK,
+# Size Property); TotalItems is a uint32 count of the mailbox's messages (TotalItems Property).
 _MAILBOXES = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -81,7 +88,7 @@ function Invoke-RemediateOperation {
                 display_name = [string]$mailbox.MailboxDisplayName
                 disconnected_at = $absent
                 items = [long]$mailbox.TotalItems
-                size_bytes = [long]$mailbox.Size * 1024
+                size_bytes = [long]$mailbox.Size
                 owner = Get-RemediateOwner $guid
             }
         }
@@ -239,7 +246,7 @@ function Invoke-RemediateOperation {
     foreach ($guid in $Parameters.guids) {
         $mailbox = $mailboxes[$guid]
         $sourceItems = [long]$mailbox.TotalItems
-        $sourceBytes = [long]$mailbox.Size * 1024
+        $sourceBytes = [long]$mailbox.Size
         Move-RemediateEarlierExport $Parameters.directory $guid
         $work = New-RemediateWorkDirectory
         $summary = Invoke-RemediateExMerge 0 $work ([string]$mailbox.LegacyDN) (Get-RemediateExportPath $Parameters.directory $guid '.exmerge.log')
@@ -329,11 +336,22 @@ _BODIES: dict[str, str] = {
 }
 
 
+EXCHANGE_2000_REFUSAL = (
+    "{server} runs Exchange 2000, which remediate cannot drive: Exchange 2000 runs on Windows "
+    "2000, for which there is no WinRM (Windows Management Framework 2.0, KB968930, exists for "
+    "Windows XP, Server 2003 SP2 and later), and it has no Exchange_Mailbox WMI class (Exchange "
+    "2003 brought it). Follow KB278447 by hand on this server (Exchange System Manager: stop MTA "
+    "Stacks and SMTP; ExMerge the new mail out; Active Directory Users and Computers: Exchange "
+    "Tasks > Delete Mailbox; Run Cleanup Agent; Reconnect, or MBConn; ExMerge the mail back; "
+    "start the services), or upgrade it to Exchange 2003 on Windows Server 2003 SP2 with WMF 2.0 "
+    "and plan again. `remediate plan --world` rehearses the repair on a world file meanwhile"
+)
+
+
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
-    """Exchange 2000 lacks ``Exchange_Mailbox``: no reconnect (the playbook re-homes the user
-    through LDAP). Its listing and purge scripts are the 2003 ones and need that class too:
-    unverified on a real 2000 server, where CDOEXM would be the route."""
-    unavailable = {"reconnect"} if version is ExchangeVersion.E2000 else set()
+    """The Exchange 2003 scripts (none for Exchange 2000: see the module's docstring)."""
+    if version is ExchangeVersion.E2000:
+        return {}
     return {
         operation: assemble(
             f"exchange{version.value}.{operation}",
@@ -344,5 +362,4 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
             body=body,
         )
         for operation, body in _BODIES.items()
-        if operation not in unavailable
     }
