@@ -23,7 +23,10 @@ means the default given):
 - on a server: ``cleanup_interval_s`` (Exchange 2000/2003 run the cleanup agent by themselves
   this often; default 86400), ``legacy_dn`` (default
   ``/o=<domain>/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=<name>``), ``queue``
-  (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``).
+  (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``),
+  ``roles`` (its server roles as Get-ExchangeServer names them, e.g. ``["Mailbox"]`` or
+  ``["HubTransport"]``; default: the version's, ``remediate.model.default_roles``) and ``site``
+  (its AD site; default ``""``, one site for all).
 
 Mail items keep any key besides ``id``, ``folder`` and ``subject``.
 """
@@ -39,7 +42,15 @@ from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 from remediate.dn import normalize
-from remediate.model import AttrValue, DirectoryEntry, ExchangeVersion, MailItem, ServiceState, utc
+from remediate.model import (
+    AttrValue,
+    DirectoryEntry,
+    ExchangeVersion,
+    MailItem,
+    ServiceState,
+    default_roles,
+    utc,
+)
 
 from .directory import FakeDirectory, LoadedObject
 from .exchange import DEFAULT_CLEANUP_INTERVAL_S, FakeMailbox, FakeServer
@@ -185,6 +196,8 @@ class _Server:
     interval: float
     legacy_dn: str | None
     mail_export_refusal: str | None
+    roles: tuple[str, ...] = ()
+    site: str = ""
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -339,6 +352,8 @@ class _Reader:
             interval,
             legacy_dn,
             refusal,
+            _roles(data, at),
+            text(data, "site", at) if data.get("site") not in (None, "") else "",
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -426,6 +441,16 @@ def _keys(entry: DirectoryEntry, normal_dn: str, at: At) -> IndexKeys | None:
     return None if entry.deleted else keys
 
 
+def _roles(data: Mapping[str, object], at: At) -> tuple[str, ...]:
+    raw = data.get("roles")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(
+            isinstance(role, str) and role.strip() for role in raw):
+        at.child("roles").fail('expected a non-empty list of role names, e.g. ["Mailbox"]')
+    return tuple(str(role) for role in raw)
+
+
 def _services(data: Mapping[str, object], at: At) -> dict[str, ServiceState]:
     services: dict[str, ServiceState] = {}
     raw = members(data, "services", at)
@@ -473,6 +498,8 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             legacy_dn=server.legacy_dn,
             cleanup_interval_s=server.interval,
             mail_export_refusal=server.mail_export_refusal,
+            roles=server.roles,
+            site=server.site,
         )
     for store in server.stores:
         with _at(store.at):
@@ -594,6 +621,10 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["legacy_dn"] = server.legacy_dn
     if server.mail_export_refusal is not None:
         data["mail_export_refusal"] = server.mail_export_refusal
+    if info.roles != default_roles(info.version):
+        data["roles"] = sorted(info.roles)
+    if info.site:
+        data["site"] = info.site
     if server.queue:
         data["queue"] = [
             {"recipient": held.recipient, "item": item_to_json(held.item)} for held in server.queue

@@ -27,7 +27,14 @@ from remediate.engine.playbook import (
 )
 from remediate.engine.step import Step, StepContext
 from remediate.errors import InputError
-from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo, ServiceState, UserQuery
+from remediate.model import (
+    DirectoryEntry,
+    ExchangeServer,
+    ExchangeVersion,
+    MailboxInfo,
+    ServiceState,
+    UserQuery,
+)
 from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
@@ -38,7 +45,7 @@ from remediate.steps.replication import (
     WaitForReplication,
     replication_targets,
 )
-from remediate.steps.services import StartService, StopService
+from remediate.steps.services import StartService, StopService, delivering_services
 from remediate.steps.targets import (
     ImportTarget,
     MailboxTarget,
@@ -256,7 +263,8 @@ class Kb278447(Playbook[Params, Selection]):
                       int(values.get("max_blank_items", 100)))
 
     def discover(self, world: World, params: Params) -> Discovery[Selection]:
-        servers = [ServerInfo.of(server) for server in world.exchange.servers()]
+        organisation = list(world.exchange.servers())
+        servers = [ServerInfo.of(server) for server in organisation]
         if params.servers is not None:
             known = {server.name.lower() for server in servers}
             unknown = sorted(name for name in params.servers if name.lower() not in known)
@@ -273,7 +281,7 @@ class Kb278447(Playbook[Params, Selection]):
             UserQuery(sam_account_names=params.users, mail_enabled_only=True))
         affected, findings = match_users(users, mailboxes, params.max_blank_items)
         purge = self._purge_list(params, affected, mailboxes)
-        services = self._running_transport(world, servers, affected)
+        services = self._running_delivery(world, organisation, affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
         return Discovery(selection, tuple(findings))
@@ -290,17 +298,22 @@ class Kb278447(Playbook[Params, Selection]):
         return purge
 
     @staticmethod
-    def _running_transport(
-        world: World, servers: Sequence[ServerInfo], affected: Sequence[AffectedUser]
+    def _running_delivery(
+        world: World, organisation: Sequence[ExchangeServer], affected: Sequence[AffectedUser]
     ) -> list[tuple[str, str]]:
+        """What delivers into the databases of the affected users' mailboxes and runs now,
+        server by server (see ``delivering_services``)."""
         involved = {u.blank.server for u in affected} | {u.original.server for u in affected}
+        wanted: dict[str, list[str]] = {}
+        for home in organisation:
+            if home.name in involved:
+                for server, service in delivering_services(home, organisation):
+                    if service not in wanted.setdefault(server, []):
+                        wanted[server].append(service)
         running: list[tuple[str, str]] = []
-        for server in servers:
-            if server.name not in involved:
-                continue
-            names = server.version.transport_services
-            states = world.exchange.service_states(server.name, names)
-            running += [(server.name, n) for n in names if states.get(n) is ServiceState.RUNNING]
+        for server, names in wanted.items():
+            states = world.exchange.service_states(server, names)
+            running += [(server, n) for n in names if states.get(n) is ServiceState.RUNNING]
         return running
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:

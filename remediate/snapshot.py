@@ -11,7 +11,14 @@ from uuid import UUID
 
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
-from remediate.model import DirectoryEntry, ExchangeServer, MailboxInfo, UserQuery, iso
+from remediate.model import (
+    DirectoryEntry,
+    ExchangeServer,
+    MailboxInfo,
+    UserQuery,
+    default_roles,
+    iso,
+)
 from remediate.ports import Exchange, World
 
 WORLD_FORMAT = "remediate.world/1"
@@ -105,14 +112,19 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         }
         for store in exchange.stores(server.name)
     ]
-    return {
+    found: dict[str, JsonValue] = {
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
-        "services": _services(exchange, server.name, (*server.version.transport_services,
+        "services": _services(exchange, server.name, (*server.transport_services,
                                                        *EXTRA_SERVICES)),
         "stores": stores,
     }
+    if server.roles != default_roles(server.version):
+        found["roles"] = list[JsonValue](sorted(server.roles))
+    if server.site:
+        found["site"] = server.site
+    return found
 
 
 def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:

@@ -142,13 +142,16 @@ class ExchangeHost:
     # -- what each script does on a server
 
     def describe(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        dc = next(s.dc for s in self.exchange.servers() if s.name == self.server)
+        info = next(s for s in self.exchange.servers() if s.name == self.server)
         stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
                   for s in self.exchange.stores(self.server)]
         if version.legacy:  # Exchange_Server over WMI; the 2000/2003 script reads no build
-            return {"dc": dc, "stores": stores}
+            return {"dc": info.dc, "stores": stores}
         build = self.admin_display_version or _LATEST_BUILDS[version]
-        return {"dc": dc, "stores": stores, "admin_display_version": build}
+        # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
+        # canonical name of the site object.
+        return {"dc": info.dc, "stores": stores, "admin_display_version": build,
+                "roles": ", ".join(sorted(info.roles)), "site": info.site}
 
     def mailboxes(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         guids = None if p["scope"] == "all" else [_uuid(g) for g in p["guids"]]

@@ -41,6 +41,8 @@ class _Description:
     dc: str
     stores: tuple[Store, ...]
     admin_display_version: str | None  # "Version 14.3 (Build 123.4)"; None: not reported
+    roles: frozenset[str]  # ServerRole ("Mailbox, HubTransport"); empty: the version's default
+    site: str  # the AD site (Get-ExchangeServer's Site); "" for Exchange 2003
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -105,8 +107,11 @@ class WinRmExchange:
                 for s in found["stores"]
             )
             build = found.get("admin_display_version")
+            roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
+                              if role.strip())
             self._described[server] = _Description(str(found["dc"]), stores,
-                                                    str(build) if build else None)
+                                                    str(build) if build else None,
+                                                    roles, str(found.get("site") or ""))
         return self._described[server]
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
@@ -122,10 +127,12 @@ class WinRmExchange:
     # -- the port
 
     def servers(self) -> list[ExchangeServer]:
-        return [
-            ExchangeServer(name, config.version, self._describe(name).dc)
-            for name, config in self._configs.items()
-        ]
+        found = []
+        for name, config in self._configs.items():
+            described = self._describe(name)
+            found.append(ExchangeServer(name, config.version, described.dc, described.roles,
+                                        described.site))
+        return found
 
     def stores(self, server: str) -> list[Store]:
         return list(self._describe(server).stores)

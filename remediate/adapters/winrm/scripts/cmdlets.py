@@ -39,7 +39,7 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion }
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site }
 }
 """
 
