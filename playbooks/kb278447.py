@@ -347,7 +347,9 @@ class Kb278447(Playbook[Params, Selection]):
             ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
                                               u.sam) for u in users]),
             RemoveExchangeAttributes(lambda: [
-                StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version)
+                StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version,
+                            reconnect_by_name=selection.server(u.original.server).version
+                            is ExchangeVersion.E2003)
                 for u in users]),
             WaitForReplication(stripped),
             RunCleanupAgent(blank_stores),

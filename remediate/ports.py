@@ -82,6 +82,15 @@ class Directory(Protocol):
         """Replace attributes on the pinned DC; ``None`` clears one."""
         ...
 
+    def forest_namesakes(
+        self, sam_account_names: Collection[str]
+    ) -> dict[str, list[tuple[UUID, str]]]:
+        """For each sAMAccountName (as given), the objectGUID and DN of every user in the forest
+        that has it, as a global catalog sees them (LDAP: ports 3268/3269). Exchange 2003's
+        Exchange_Mailbox.Reconnect takes only a sAMAccountName and binds "the first userid with
+        a matching samaccountname in the forest" (Exchange 2003 SDK, Reconnect Method)."""
+        ...
+
     def unprotect(self, guid: UUID) -> None:
         """Remove "protect from accidental deletion" (the deny-delete ACE for Everyone) on the
         pinned DC; only ever called when the operator explicitly allowed it."""
@@ -92,7 +101,7 @@ class Directory(Protocol):
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({
     "domain_controllers", "writable_dc", "replication_delays", "find_users", "read",
-    "descendants",
+    "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
@@ -18,6 +18,9 @@ class UserObservation:
     entry: DirectoryEntry | None
     descendants: tuple[DirectoryEntry, ...]
     allow_protected: bool
+    # Other users of the forest with the same sAMAccountName (read where it matters: a mailbox
+    # Exchange 2003 will reconnect by that name).
+    namesakes: tuple[str, ...] = ()  # their DNs
 
 
 def observe_users(ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, UserObservation]:
@@ -102,6 +105,9 @@ class StripTarget:
     user: UserTarget
     server: str
     version: ExchangeVersion
+    # The mailbox goes back by sAMAccountName (Exchange 2003 Exchange_Mailbox.Reconnect), so
+    # the name must be the user's alone in the forest before the user is stripped.
+    reconnect_by_name: bool = False
 
     @property
     def key(self) -> str:
@@ -138,7 +144,17 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     def observe(
         self, ctx: StepContext, targets: Sequence[StripTarget]
     ) -> Mapping[str, UserObservation]:
-        return observe_users(ctx, [target.user for target in targets])
+        found = dict(observe_users(ctx, [target.user for target in targets]))
+        names = {target.key: entry.sam_account_name for target in targets
+                 if target.reconnect_by_name and (entry := found[target.key].entry) is not None}
+        if names:
+            namesakes = ctx.world.directory.forest_namesakes(sorted(set(names.values())))
+            for target in targets:
+                if target.key in names:
+                    others = tuple(dn for guid, dn in namesakes.get(names[target.key], ())
+                                   if guid != target.user.guid)
+                    found[target.key] = replace(found[target.key], namesakes=others)
+        return found
 
     def plan(self, target: StripTarget, observation: UserObservation) -> Change:
         if observation.entry is None:
@@ -146,6 +162,16 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
         present = exchange_attributes(observation.entry)
         if not present:
             return NoOp(target.key, "no Exchange attributes")
+        if observation.namesakes:
+            others = "; ".join(observation.namesakes)
+            return WouldFail(
+                target.key,
+                f"{observation.entry.dn} and {others} share the sAMAccountName "
+                f"{observation.entry.sam_account_name!r} in the forest, and Exchange 2003 "
+                "reconnects a mailbox to the first user with that name in the forest "
+                "(Exchange_Mailbox.Reconnect): it could reach the wrong user. Nothing was "
+                "changed; rename one of them (unique in the forest), then plan again",
+            )
         return Planned(
             target.key,
             "remove-exchange-attributes",
