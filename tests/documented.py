@@ -39,7 +39,13 @@ POWERSHELL = frozenset({
     "Where-Object", "Write-Error", "ConvertFrom-Json", "ConvertTo-Json", "Connect-ExchangeServer",
 })
 _PLAIN_NAME = re.compile(r"^[A-Za-z][\w-]*$")
-LOOPS = frozenset({"foreach_statement", "for_statement", "while_statement", "do_statement"})
+# Loops over targets (a while loop polls: one enumeration per poll is the point of it).
+LOOPS = frozenset({"foreach_statement", "for_statement"})
+# Cmdlets that list a whole server or store: once per script, never once per target.
+ENUMERATIONS = frozenset({
+    "Get-WmiObject", "Get-MailboxStatistics", "Get-MailboxDatabase", "Get-ExchangeServer",
+    "Get-Service", "Get-Mailbox", "Get-User", "Get-Recipient",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class Call:
     line: int
     loop_depth: int
     piped: bool = False  # not first in its pipeline: it receives pipeline input
+    function: str | None = None  # the function it is written in (None: the script's body)
 
 
 @cache
@@ -74,9 +81,19 @@ def wmi_facts() -> dict[str, Any]:
 
 def _nodes(node: tree_sitter.Node, depth: int = 0) -> Iterator[tuple[tree_sitter.Node, int]]:
     yield node, depth
-    inner = depth + 1 if node.type in LOOPS else depth
     for child in node.children:
-        yield from _nodes(child, inner)
+        # A loop's body runs once per item; what it iterates over is evaluated once.
+        inner = node.type in LOOPS and child.type == "statement_block"
+        yield from _nodes(child, depth + 1 if inner else depth)
+
+
+def _function_of(node: tree_sitter.Node) -> str | None:
+    parent = node.parent
+    while parent is not None:
+        if parent.type == "function_statement":
+            return next((_text(c) for c in parent.children if c.type == "function_name"), None)
+        parent = parent.parent
+    return None
 
 
 def _text(node: tree_sitter.Node) -> str:
@@ -128,7 +145,7 @@ def calls(text: str) -> list[Call]:
         piped = node.prev_named_sibling is not None and node.parent is not None \
             and node.parent.type == "pipeline_chain"
         found.append(Call(name, tuple(parameters), arguments, node.start_point[0] + 1, depth,
-                          piped))
+                          piped, _function_of(node)))
     return found
 
 
@@ -246,3 +263,21 @@ def check_wmi(text: str, version: ExchangeVersion) -> list[str]:
         if member not in known["properties"] and member not in known["methods"]:
             problems.append(f"line {line}: {name} has no member {member} in the SDK")
     return problems
+
+
+def enumerations_in_loops(text: str) -> list[str]:
+    """Calls inside a loop over targets to an enumeration cmdlet, or to one of the script's
+    functions that (directly or through others) runs one."""
+    found = calls(text)
+    enumerating = {call.function for call in found
+                   if call.name in ENUMERATIONS and call.function is not None}
+    while True:
+        more = {call.function for call in found
+                if call.name in enumerating and call.function is not None} - enumerating
+        if not more:
+            break
+        enumerating |= more
+    return [f"line {call.line}: {call.name} inside a loop"
+            + ("" if call.name in ENUMERATIONS else " (it enumerates)")
+            for call in found
+            if call.loop_depth > 0 and (call.name in ENUMERATIONS or call.name in enumerating)]

@@ -15,6 +15,7 @@ from documented import (
     check_cmdlet,
     check_wmi,
     cmdlet_facts,
+    enumerations_in_loops,
     functions,
     wmi_members,
 )
@@ -98,3 +99,19 @@ def test_the_facts_come_from_a_recorded_source_and_cover_every_version() -> None
     assert len(extracted["source"]["commit"]) == 40
     versions = {v for facts in cmdlet_facts().values() for v in facts["by_version"]}
     assert {v.value for v in CMDLET_VERSIONS} <= versions
+
+
+@pytest.mark.parametrize("version", [v for v in ExchangeVersion if library(v)], ids=str)
+def test_no_script_enumerates_inside_a_loop_over_its_targets(version: ExchangeVersion) -> None:
+    """A 1,000-mailbox batch must not list the server's mailboxes (or services, databases)
+    1,000 times: each script enumerates once, into a hashtable, and looks up in that."""
+    found = {script.id: problems for script in library(version).values()
+             if (problems := enumerations_in_loops(script.text))}
+    assert found == {}
+
+
+def test_the_loop_check_follows_the_scripts_own_functions() -> None:
+    text = ("function Get-All {\n    return @(Get-Service)\n}\n"
+            "function Find-One {\n    param($n)\n    return Get-All\n}\n"
+            "foreach ($n in $names) {\n    Find-One $n\n}\n")
+    assert enumerations_in_loops(text) == ["line 9: Find-One inside a loop (it enumerates)"]

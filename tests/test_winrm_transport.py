@@ -67,6 +67,14 @@ def test_hostile_values_reach_the_server_byte_for_byte_and_never_as_script(site:
             assert not any(value in text for text in sent)
 
 
+def test_the_script_goes_to_a_plain_stdin_pipe_not_a_console(site: Site) -> None:
+    """pywinrm's run_command defaults to WINRS_CONSOLEMODE_STDIN=TRUE, where a console-mode
+    pipe can cut a long line; our script arrives on stdin, so it asks for a plain pipe."""
+    name, endpoint = _only(site)
+    site.exchange().service_states(name, ["MSExchangeIS"])
+    assert endpoint.commands and all(not c.console_mode_stdin for c in endpoint.commands)
+
+
 @pytest.mark.security
 @pytest.mark.parametrize("value", [HOSTILE[i] for i in (0, 1, 2, 9, 12, 21, -4, -3, -2, -1)])
 def test_a_hostile_string_parameter_arrives_intact(site: Site, value: str) -> None:

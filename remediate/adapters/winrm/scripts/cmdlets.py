@@ -52,23 +52,63 @@ function ConvertTo-RemediateBytes {
     return $null
 }
 
+# One enumeration of the server's mailboxes (Get-MailboxStatistics -Server) and one of its
+# databases per script, each indexed; never one per target. A mailbox GUID is not unique on a
+# server (a soft-deleted leftover of a move beside the live mailbox): a lookup that finds it
+# twice is refused, never guessed.
 function Get-RemediateStatistics {
-    $all = @()
-    foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
-        $all += @(Get-MailboxStatistics -Database $database.Identity)
+    return ,@(Get-MailboxStatistics -Server $env:COMPUTERNAME)
+}
+
+function Get-RemediateStatisticsIndex {
+    param($All)
+    $index = @{}
+    foreach ($statistics in $All) {
+        $key = ([guid]$statistics.MailboxGuid).ToString()
+        if ($index.ContainsKey($key)) {
+            $index[$key] += ,$statistics
+        }
+        else {
+            $index[$key] = @($statistics)
+        }
     }
-    return ,$all
+    return $index
 }
 
 function Find-RemediateStatistics {
-    param([string]$Guid)
-    $wanted = [guid]$Guid
-    foreach ($statistics in (Get-RemediateStatistics)) {
-        if ($statistics.MailboxGuid -eq $wanted) {
-            return $statistics
+    param($Index, [string]$Guid)
+    $key = ([guid]$Guid).ToString()
+    if (-not $Index.ContainsKey($key)) {
+        Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    }
+    $found = @($Index[$key])
+    if ($found.Count -gt 1) {
+        $where = @($found | ForEach-Object { [string]$_.Database + ' (' + [string]$_.DisconnectReason + ')' }) -join '; '
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one database or state on ' + $env:COMPUTERNAME + ' (' + $where + '): remediate will not guess which; remove the leftover, then plan again') $Guid
+    }
+    return $found[0]
+}
+
+# Databases by every name a statistics object may carry for its database (deserialized through
+# the 2010+ shell's remoting it is a string; on 2007 an ADObjectId): Name, Identity, DN, GUID.
+function Get-RemediateDatabaseIndex {
+    $index = @{}
+    foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
+        foreach ($name in @($database.Name, $database.Identity, $database.DistinguishedName, $database.Guid)) {
+            if ($null -ne $name -and [string]$name) {
+                $index[[string]$name] = $database
+            }
         }
     }
-    Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    return $index
+}
+
+function Find-RemediateDatabase {
+    param($Index, $Name, [string]$Target)
+    if ($null -eq $Name -or -not $Index.ContainsKey([string]$Name)) {
+        Stop-RemediateRefused ('no database ' + [string]$Name + ' on ' + $env:COMPUTERNAME) $Target
+    }
+    return $Index[[string]$Name]
 }
 """
 
@@ -79,11 +119,12 @@ function Invoke-RemediateOperation {
     foreach ($guid in $Parameters.guids) {
         $wanted[([guid]$guid).ToString()] = $true
     }
+    $databases = Get-RemediateDatabaseIndex
     $found = @()
     foreach ($statistics in (Get-RemediateStatistics)) {
         $guid = $statistics.MailboxGuid.ToString()
         if ($Parameters.scope -eq 'all' -or $wanted.ContainsKey($guid)) {
-            $database = Get-MailboxDatabase -Identity $statistics.Database
+            $database = Find-RemediateDatabase $databases $statistics.Database $guid
             $absent = $null
             if ($statistics.DisconnectDate) {
                 $absent = $statistics.DisconnectDate.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
@@ -107,11 +148,12 @@ function Invoke-RemediateOperation {
 _CLEAN_2007 = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $databases = Get-RemediateDatabaseIndex
+    $work = @()
     foreach ($dn in $Parameters.store_dns) {
-        $database = Get-MailboxDatabase -Server $env:COMPUTERNAME | Where-Object { [string]$_.DistinguishedName -eq $dn }
-        if ($null -eq $database) {
-            Stop-RemediateRefused ('no store with this DN on ' + $env:COMPUTERNAME) $dn
-        }
+        $work += Find-RemediateDatabase $databases $dn $dn
+    }
+    foreach ($database in $work) {
         Clean-MailboxDatabase -Identity $database.Identity -Confirm:$false
     }
     return $null
@@ -121,36 +163,26 @@ function Invoke-RemediateOperation {
 _CLEAN_2013 = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $databases = Get-RemediateDatabaseIndex
+    $wanted = @{}
     foreach ($dn in $Parameters.store_dns) {
-        $database = Get-MailboxDatabase -Server $env:COMPUTERNAME | Where-Object { [string]$_.DistinguishedName -eq $dn }
-        if ($null -eq $database) {
-            Stop-RemediateRefused ('no store with this DN on ' + $env:COMPUTERNAME) $dn
+        $database = Find-RemediateDatabase $databases $dn $dn
+        $wanted[[string]$database.DistinguishedName] = $database
+    }
+    $work = @()
+    foreach ($statistics in (Get-RemediateStatistics)) {
+        $database = Find-RemediateDatabase $databases $statistics.Database ([string]$statistics.MailboxGuid)
+        if ($wanted.ContainsKey([string]$database.DistinguishedName)) {
+            $work += @{ database = $database; guid = $statistics.MailboxGuid }
         }
-        foreach ($statistics in @(Get-MailboxStatistics -Database $database.Identity)) {
-            Update-StoreMailboxState -Database $database.Identity -Identity $statistics.MailboxGuid -Confirm:$false
-        }
+    }
+    foreach ($item in $work) {
+        Update-StoreMailboxState -Database $item.database.Identity -Identity $item.guid -Confirm:$false
     }
     return $null
 }
 """
 
-_PURGE = r"""
-function Invoke-RemediateOperation {
-    param($Parameters)
-    $doomed = @()
-    foreach ($guid in $Parameters.guids) {
-        $statistics = Find-RemediateStatistics $guid
-        if ($null -eq $statistics.DisconnectDate) {
-            Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
-        }
-        $doomed += $statistics
-    }
-    foreach ($statistics in $doomed) {
-        Remove-RemediateStoreMailbox $statistics
-    }
-    return $null
-}
-"""
 
 # Exchange 2010 and later purge a disconnected or soft-deleted mailbox with Remove-StoreMailbox
 # (-MailboxState: the DisconnectReason the store reports). Exchange 2007 has no
@@ -174,6 +206,25 @@ function Remove-RemediateStoreMailbox {
 }
 """
 
+_PURGE = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $doomed = @()
+    foreach ($guid in $Parameters.guids) {
+        $statistics = Find-RemediateStatistics $stored $guid
+        if ($null -eq $statistics.DisconnectDate) {
+            Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
+        }
+        $doomed += $statistics
+    }
+    foreach ($statistics in $doomed) {
+        Remove-RemediateStoreMailbox $statistics
+    }
+    return $null
+}
+"""
+
 _DISABLE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -192,9 +243,10 @@ function Invoke-RemediateOperation {
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $statistics = Find-RemediateStatistics $Parameters.mailboxes[$index]
+        $statistics = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0] }
@@ -247,11 +299,12 @@ function Stop-RemediateIfRequestsFailed {
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     Assert-RemediateExportDirectory $Parameters.directory
     $batch = 'remediate-' + [guid]::NewGuid().ToString()
     $sources = @{}
     foreach ($guid in $Parameters.guids) {
-        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $guid
+        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $stored $guid
     }
     foreach ($guid in $sources.Keys) {
         Move-RemediateEarlierExport $Parameters.directory $guid
@@ -283,10 +336,11 @@ function Invoke-RemediateOperation {
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     $batch = 'remediate-' + [guid]::NewGuid().ToString()
     $pairs = @{}
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        [void](Find-RemediateStatistics $Parameters.mailboxes[$index])
+        [void](Find-RemediateStatistics $stored $Parameters.mailboxes[$index])
         if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
             Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
         }
@@ -322,7 +376,7 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "mailboxes": shared.DIRECTORY + _STATISTICS + _MAILBOXES,
         "service_states": shared.SERVICES,
         "set_services": shared.SET_SERVICES,
-        "clean_database": _CLEAN_2007 if old else _CLEAN_2013,
+        "clean_database": _STATISTICS + (_CLEAN_2007 if old else _CLEAN_2013),
         "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
                                 else _REMOVE_STORE_MAILBOX) + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,

@@ -14,21 +14,41 @@ from . import shared
 from .assembly import Dialect, Script, assemble
 from .parameters import PARAMETERS
 
+# One enumeration of the server's mailboxes per script, indexed by GUID. A GUID is not unique on
+# a server (a recovery storage group holds copies of mailboxes with theirs): a lookup that finds
+# it twice is refused, never guessed.
 _WMI = r"""
 function Get-RemediateStoreMailboxes {
     $all = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_Mailbox'
     return @($all | Where-Object { $_.ServerName -eq $env:COMPUTERNAME })
 }
 
-function Find-RemediateStoreMailbox {
-    param([string]$Guid)
-    $wanted = [guid]$Guid
+function Get-RemediateStoreMailboxIndex {
+    $index = @{}
     foreach ($mailbox in (Get-RemediateStoreMailboxes)) {
-        if ([guid]$mailbox.MailboxGUID -eq $wanted) {
-            return $mailbox
+        $key = ([guid]$mailbox.MailboxGUID).ToString()
+        if ($index.ContainsKey($key)) {
+            $index[$key] += ,$mailbox
+        }
+        else {
+            $index[$key] = @($mailbox)
         }
     }
-    Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    return $index
+}
+
+function Find-RemediateStoreMailbox {
+    param($Index, [string]$Guid)
+    $key = ([guid]$Guid).ToString()
+    if (-not $Index.ContainsKey($key)) {
+        Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    }
+    $found = @($Index[$key])
+    if ($found.Count -gt 1) {
+        $where = @($found | ForEach-Object { [string]$_.StorageGroupName + '\' + [string]$_.StoreName }) -join '; '
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one store on ' + $env:COMPUTERNAME + ' (' + $where + '; a recovery storage group?): remediate will not guess which; dismount or remove the copy, then plan again') $Guid
+    }
+    return $found[0]
 }
 """
 
@@ -100,9 +120,10 @@ function Invoke-RemediateOperation {
 _PURGE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     $doomed = @()
     foreach ($guid in $Parameters.guids) {
-        $mailbox = Find-RemediateStoreMailbox $guid
+        $mailbox = Find-RemediateStoreMailbox $stored $guid
         if (-not $mailbox.DateDiscoveredAbsentInDS) {
             Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
         }
@@ -118,9 +139,10 @@ function Invoke-RemediateOperation {
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ mailbox = $mailbox; logon = [string]$user.Properties['samaccountname'][0] }
@@ -234,11 +256,12 @@ _EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     Assert-RemediateExportDirectory $Parameters.directory
     Assert-RemediateExMergeHost
     $mailboxes = @{}
     foreach ($guid in $Parameters.guids) {
-        $mailboxes[$guid] = Find-RemediateStoreMailbox $guid
+        $mailboxes[$guid] = Find-RemediateStoreMailbox $stored $guid
         Assert-RemediateExMergeLine ([string]$mailboxes[$guid].LegacyDN) ('the legacyExchangeDN of mailbox ' + $guid) $guid
     }
     $made = @{}
@@ -284,10 +307,11 @@ function Invoke-RemediateOperation {
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     Assert-RemediateExMergeHost
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
         Assert-RemediateExMergeLine ([string]$mailbox.LegacyDN) ('the legacyExchangeDN of mailbox ' + $Parameters.mailboxes[$index]) $Parameters.mailboxes[$index]
         $location = $Parameters.locations[$index]
         $nameFile = Get-RemediateExportPath (Split-Path $location) $Parameters.export_mailboxes[$index] '.exmerge-name.txt'
