@@ -101,6 +101,8 @@ class ExchangeHost:
         self.before_run: Callable[[DecodedCall], None] | None = None  # tests: delays, noise
         # Get-ExchangeServer's AdminDisplayVersion (None: the version's last update, below)
         self.admin_display_version: str | None = None
+        # What the ExMerge prerequisites script would find missing on this server (none here)
+        self.exmerge_problems: list[str] = []
 
     def _version(self) -> ExchangeVersion:
         return next(s.version for s in self.exchange.servers() if s.name == self.server)
@@ -152,6 +154,9 @@ class ExchangeHost:
         # canonical name of the site object.
         return {"dc": info.dc, "stores": stores, "admin_display_version": build,
                 "roles": ", ".join(sorted(info.roles)), "site": info.site}
+
+    def exmerge_prerequisites(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return list(self.exmerge_problems)
 
     def mailboxes(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         guids = None if p["scope"] == "all" else [_uuid(g) for g in p["guids"]]
@@ -276,6 +281,7 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
     "disable": ExchangeHost.disable,
     "reconnect": ExchangeHost.reconnect,
     "exports": ExchangeHost.exports,
+    "exmerge_prerequisites": ExchangeHost.exmerge_prerequisites,
     "export": ExchangeHost.export,
     "import": ExchangeHost.import_,
 }

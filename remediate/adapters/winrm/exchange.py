@@ -69,6 +69,7 @@ class WinRmExchange:
         self._configs = {config.server: config for config in servers}
         self.runners = {name: runner(config) for name, config in self._configs.items()}
         self._described: dict[str, _Description] = {}
+        self._prerequisites: dict[str, str] = {}  # server -> ExMerge's problems ("": none)
 
     # -- plumbing
 
@@ -211,11 +212,19 @@ class WinRmExchange:
 
     def _server_refusal(self, config: ServerConfig) -> str | None:
         """What the version says; for Exchange 2010, the build its describe script reported
-        (before SP1: no mailbox requests)."""
+        (before SP1: no mailbox requests); for Exchange 2003, ExMerge's prerequisites as the
+        server itself reports them (asked once per server)."""
         build = None
         if config.version is ExchangeVersion.E2010:
             build = self._describe(config.server).admin_display_version
-        return mail_export_refusal(config.server, config.version, build)
+        refusal = mail_export_refusal(config.server, config.version, build)
+        if refusal is None and config.version is ExchangeVersion.E2003:
+            if config.server not in self._prerequisites:
+                found = self._run(config.server, "exmerge_prerequisites",
+                                  {"directory": config.export_directory})
+                self._prerequisites[config.server] = "; ".join(str(p) for p in found or [])
+            refusal = self._prerequisites[config.server] or None
+        return refusal
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
         """The server's config, where it can export and import mail; else refused before the

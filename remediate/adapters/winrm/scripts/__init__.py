@@ -23,6 +23,7 @@ OPERATIONS = (
     "disable",
     "reconnect",
     "exports",
+    "exmerge_prerequisites",
     "export",
     "import",
 )

@@ -195,8 +195,16 @@ function Read-RemediateExMergeSummary {
     return @{ status = 'exmerge.log has no summary line'; succeeded = $false; errors = [long]0 }
 }
 
+function Get-RemediateExchangeBin {
+    return Join-Path (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services 'bin'
+}
+
+# Batch mode (-B) with our ini (-F), no -D: a progress window has no desktop in a WinRS shell.
+# The log goes where the ini says (LogFileName), in this run's work directory: older builds
+# otherwise write C:\ExMerge.log or beside exmerge.exe, shared by every run (KB174197).
 function Invoke-RemediateExMerge {
     param([int]$Action, [string]$Work, [string]$LegacyDn, [string]$KeepLog)
+    $logPath = Join-Path $Work 'exmerge.log'
     $list = Join-Path $Work 'mailboxes.txt'
     [System.IO.File]::WriteAllLines($list, [string[]]@($LegacyDn))
     $ini = @(
@@ -210,17 +218,13 @@ function Invoke-RemediateExMerge {
         'CopyUserData=1',
         'CopyAssociatedFolderData=0',
         'CopyDeletedItemsFromDumpster=0',
-        'LoggingLevel=1'
+        'LoggingLevel=1',
+        ('LogFileName=' + $logPath)
     )
     $iniPath = Join-Path $Work 'exmerge.ini'
     [System.IO.File]::WriteAllLines($iniPath, [string[]]$ini)
-    $exchsrvr = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services
-    $exmerge = Join-Path $exchsrvr 'bin\exmerge.exe'
-    $logPath = Join-Path (Split-Path $exmerge) 'exmerge.log'
-    if (Test-Path -LiteralPath $logPath) {
-        Remove-Item -LiteralPath $logPath
-    }
-    & $exmerge '-B' '-F' $iniPath '-D' | Out-Null
+    $exmerge = Join-Path (Get-RemediateExchangeBin) 'exmerge.exe'
+    & $exmerge '-B' '-F' $iniPath | Out-Null
     $log = @()
     if (Test-Path -LiteralPath $logPath) {
         $log = @(Get-Content -LiteralPath $logPath)
@@ -252,6 +256,26 @@ function Stop-RemediateIfExMergeFailed {
 # Every value ExMerge reads from its mailbox list or its ini is tested first, for the whole batch
 # before anything is written or run (see remediate.model.LINE_UNSAFE, the pattern used here).
 _EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
+
+# What ExMerge needs, checked when the plan asks whether this server can export mail:
+# exmerge.exe in Exchsrvr\bin (it is a separate download; KB174197), and an export directory that
+# is not on the system drive of the server being repaired (PSTs filling it would stop the store).
+# Send As and Receive As on the stores for the account (KB273642) are not checked here: README.
+_PREREQUISITES = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $problems = @()
+    $bin = Get-RemediateExchangeBin
+    if (-not (Test-Path -LiteralPath (Join-Path $bin 'exmerge.exe'))) {
+        $problems += ('ExMerge is not installed on ' + $env:COMPUTERNAME + ': copy exmerge.exe and exmerge.ini from the Exchange Server Mailbox Merge Wizard download into ' + $bin + ' (KB174197)')
+    }
+    $root = [System.IO.Path]::GetPathRoot([string]$Parameters.directory)
+    if ($root -and $root.TrimEnd('\') -eq $env:SystemDrive) {
+        $problems += ('the export directory ' + $Parameters.directory + ' is on the system drive (' + $env:SystemDrive + ') of ' + $env:COMPUTERNAME + ', the server being repaired: PSTs filling it would stop the store; set export_directory in the inventory to another drive or a share')
+    }
+    return ,$problems
+}
+"""
 
 _EXPORT = r"""
 function Invoke-RemediateOperation {
@@ -355,6 +379,7 @@ _BODIES: dict[str, str] = {
     "disable": shared.DIRECTORY + _DISABLE,
     "reconnect": shared.DIRECTORY + _WMI + _RECONNECT,
     "exports": shared.EXPORT_FILES + shared.EXPORTS,
+    "exmerge_prerequisites": _EXMERGE + _PREREQUISITES,
     "export": shared.EXPORT_FILES + _WMI + _EXMERGE + _EXPORT,
     "import": shared.EXPORT_FILES + _WMI + _EXMERGE + _IMPORT,
 }

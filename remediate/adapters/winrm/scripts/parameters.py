@@ -17,6 +17,7 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "disable": (Parameter("users", is_list=True),),
     "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
     "exports": (Parameter("directory"), _GUIDS),
+    "exmerge_prerequisites": (Parameter("directory"),),
     "export": (Parameter("directory"), _GUIDS),
     "import": (
         Parameter("directory"),
