@@ -103,6 +103,8 @@ class ExchangeHost:
         self.admin_display_version: str | None = None
         # What the ExMerge prerequisites script would find missing on this server (none here)
         self.exmerge_problems: list[str] = []
+        # Whether New-MailboxExportRequest is in the session (the Mailbox Import Export role)
+        self.can_export = True
 
     def _version(self) -> ExchangeVersion:
         return next(s.version for s in self.exchange.servers() if s.name == self.server)
@@ -153,7 +155,8 @@ class ExchangeHost:
         # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
         # canonical name of the site object.
         return {"dc": info.dc, "stores": stores, "admin_display_version": build,
-                "roles": ", ".join(sorted(info.roles)), "site": info.site}
+                "roles": ", ".join(sorted(info.roles)), "site": info.site,
+                "can_export": self.can_export}
 
     def exmerge_prerequisites(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         return list(self.exmerge_problems)

@@ -28,6 +28,13 @@ from .runner import ScriptRunner
 from .scripts import library, mail_export_refusal, missing_operation_hint
 from .scripts.legacy import EXCHANGE_2000_REFUSAL
 
+MISSING_IMPORT_EXPORT_ROLE = (
+    "{server}: the account {account} cannot export or import mail there: its Exchange "
+    "Management Shell has no New-MailboxExportRequest, so it lacks the Mailbox Import Export "
+    "role (assigned to nobody by default). Assign it (New-ManagementRoleAssignment -Role "
+    "\"Mailbox Import Export\" -User {account}), then plan again"
+)
+
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
 # result stay bounded.
@@ -43,6 +50,7 @@ class _Description:
     admin_display_version: str | None  # "Version 14.3 (Build 123.4)"; None: not reported
     roles: frozenset[str]  # ServerRole ("Mailbox, HubTransport"); empty: the version's default
     site: str  # the AD site (Get-ExchangeServer's Site); "" for Exchange 2003
+    can_export: bool  # New-MailboxExportRequest is in the session (the Mailbox Import Export role)
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -112,7 +120,8 @@ class WinRmExchange:
                               if role.strip())
             self._described[server] = _Description(str(found["dc"]), stores,
                                                     str(build) if build else None,
-                                                    roles, str(found.get("site") or ""))
+                                                    roles, str(found.get("site") or ""),
+                                                    found.get("can_export") is not False)
         return self._described[server]
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
@@ -218,6 +227,10 @@ class WinRmExchange:
         if config.version is ExchangeVersion.E2010:
             build = self._describe(config.server).admin_display_version
         refusal = mail_export_refusal(config.server, config.version, build)
+        if (refusal is None and not config.version.legacy
+                and not self._describe(config.server).can_export):
+            refusal = MISSING_IMPORT_EXPORT_ROLE.format(server=config.server,
+                                                        account=config.identity)
         if refusal is None and config.version is ExchangeVersion.E2003:
             if config.server not in self._prerequisites:
                 found = self._run(config.server, "exmerge_prerequisites",
@@ -240,8 +253,9 @@ class WinRmExchange:
     ) -> dict[UUID, ExportRef]:
         server, directory = config.server, config.export_directory
         refs: dict[UUID, ExportRef] = {}
-        for found in self._batched(server, operation, _strings(guids),
-                                   lambda chunk: {"directory": directory, "guids": list(chunk)}):
+        extra = {"wait_s": _wait_s(config)} if operation == "export" else {}
+        for found in self._batched(server, operation, _strings(guids), lambda chunk: {
+                "directory": directory, "guids": list(chunk), **extra}):
             for guid, row in found.items():
                 refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
@@ -253,14 +267,22 @@ class WinRmExchange:
         return self._exports(self._transferring(server, "export"), "export", guids)
 
     def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
-        directory = self._transferring(server, "import").export_directory
+        config = self._transferring(server, "import")
+        directory = config.export_directory
         self._batched(server, "import", list(pairs), lambda chunk: {
             "directory": directory,
+            "wait_s": _wait_s(config),
             "mailboxes": [str(guid) for guid, _ in chunk],
             "export_servers": [ref.server for _, ref in chunk],
             "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
             "locations": [ref.location for _, ref in chunk],
         })
+
+
+def _wait_s(config: ServerConfig) -> str:
+    """How long a script waits for its mailbox requests: inside the runner's deadline for the
+    whole command, so the script, not the runner, says they are still running."""
+    return str(int(max(60.0, config.deadline_s - 120.0)))
 
 
 def _administrative_group(store_dn: str) -> str:

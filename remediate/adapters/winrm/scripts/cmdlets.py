@@ -27,6 +27,8 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 }
 """
 
+# RBAC puts in a session only the cmdlets the account's roles grant: without the Mailbox Import
+# Export role (assigned to nobody by default) New-MailboxExportRequest is not there (can_export).
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -39,7 +41,7 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site }
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
 }
 """
 
@@ -259,23 +261,58 @@ function Invoke-RemediateOperation {
 """
 
 
-# Export and import requests run in the Mailbox Replication Service; a batch is waited for until
-# every request has finished, then each one's statistics become the record beside the export.
+# Export and import requests run in the Mailbox Replication Service. Each is named after its
+# mailbox ("remediate-<guid>", unique per mailbox as -Name must be) in one batch per kind, so a
+# run interrupted while they run finds them again by name instead of queuing duplicates; a failed
+# one is removed before it is made again. The service keeps at most ten request names per
+# mailbox, completed ones included, so each completed request is removed once its statistics are
+# recorded beside the export (New-MailboxExportRequest, Remove-MailboxExportRequest). The wait
+# has a deadline of its own, inside the runner's: past it the requests keep running and the
+# script answers "transient", so the engine's retry waits for them again by name.
 _REQUESTS = r"""
+function Get-RemediateRequestIndex {
+    param([string]$Kind)
+    if ($Kind -eq 'export') {
+        $all = @(Get-MailboxExportRequest -BatchName 'remediate-export' | Get-MailboxExportRequestStatistics)
+    }
+    else {
+        $all = @(Get-MailboxImportRequest -BatchName 'remediate-import' | Get-MailboxImportRequestStatistics)
+    }
+    $index = @{}
+    foreach ($statistics in $all) {
+        $index[[string]$statistics.Name] = $statistics
+    }
+    return $index
+}
+
+function Test-RemediateRequestDone {
+    param($Statistics)
+    return (@('Completed', 'CompletedWithWarning', 'Failed') -contains [string]$Statistics.Status)
+}
+
 function Wait-RemediateRequests {
-    param([string]$Batch, [string]$Kind, [int]$Count)
+    param([string]$Kind, [string[]]$Names, [int]$WaitSeconds)
+    $deadline = (Get-Date).AddSeconds($WaitSeconds)
     while ($true) {
-        if ($Kind -eq 'export') {
-            $statistics = @(Get-MailboxExportRequest -BatchName $Batch | Get-MailboxExportRequestStatistics)
+        $index = Get-RemediateRequestIndex $Kind
+        $running = @($Names | Where-Object { -not $index.ContainsKey($_) -or -not (Test-RemediateRequestDone $index[$_]) })
+        if ($running.Count -eq 0) {
+            return $index
         }
-        else {
-            $statistics = @(Get-MailboxImportRequest -BatchName $Batch | Get-MailboxImportRequestStatistics)
-        }
-        $running = @($statistics | Where-Object { @('Completed', 'CompletedWithWarning', 'Failed') -notcontains [string]$_.Status })
-        if ($statistics.Count -ge $Count -and $running.Count -eq 0) {
-            return ,$statistics
+        if ((Get-Date) -gt $deadline) {
+            throw ('the mailbox ' + $Kind + ' requests on ' + $env:COMPUTERNAME + ' timed out: ' + $running.Count + ' still running after ' + $WaitSeconds + ' s (they keep running; the next attempt waits for them by name, ' + $running[0] + ' first)')
         }
         Start-Sleep -Seconds 10
+    }
+}
+
+function Remove-RemediateRequest {
+    param($Statistics, [string]$Kind)
+    if ($Kind -eq 'export') {
+        Remove-MailboxExportRequest -Identity $Statistics.Identity -Confirm:$false
+    }
+    else {
+        Remove-MailboxImportRequest -Identity $Statistics.Identity -Confirm:$false
     }
 }
 
@@ -291,29 +328,42 @@ function Get-RemediateRequestRecord {
 function Stop-RemediateIfRequestsFailed {
     param([string[]]$Failed, [string]$Kind)
     if ($Failed.Count -gt 0) {
-        Stop-RemediateRefused ('the mailbox ' + $Kind + ' request for ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' did not complete (' + $Failed.Count + ' in all); see Get-Mailbox' + $Kind + 'RequestStatistics -IncludeReport, fix the cause, remove the request and run again') $Failed[0]
+        Stop-RemediateRefused ('the mailbox ' + $Kind + ' request for ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' did not complete (' + $Failed.Count + ' in all); see Get-Mailbox' + $Kind + 'RequestStatistics -IncludeReport, fix the cause and run again (the failed request is replaced then)') $Failed[0]
     }
 }
 """
 
+# -Mailbox takes a mailbox's LegacyExchangeDN, one of the identities New-MailboxExportRequest and
+# New-MailboxImportRequest document (a store mailbox's GUID is not among them).
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     Assert-RemediateExportDirectory $Parameters.directory
-    $batch = 'remediate-' + [guid]::NewGuid().ToString()
     $sources = @{}
     foreach ($guid in $Parameters.guids) {
         $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $stored $guid
     }
+    $earlier = Get-RemediateRequestIndex 'export'
+    $names = @()
     foreach ($guid in $sources.Keys) {
+        $name = 'remediate-' + $guid
+        $names += $name
+        if ($earlier.ContainsKey($name) -and [string]$earlier[$name].Status -eq 'Failed') {
+            Remove-RemediateRequest $earlier[$name] 'export'
+        }
+        elseif ($earlier.ContainsKey($name)) {
+            continue
+        }
         Move-RemediateEarlierExport $Parameters.directory $guid
-        New-MailboxExportRequest -Mailbox $guid -FilePath (Get-RemediateExportPath $Parameters.directory $guid '.pst') -BatchName $batch -BadItemLimit 0 -Confirm:$false | Out-Null
+        New-MailboxExportRequest -Mailbox ([string]$sources[$guid].LegacyDN) -Name $name -FilePath (Get-RemediateExportPath $Parameters.directory $guid '.pst') -BatchName 'remediate-export' -BadItemLimit 0 -Confirm:$false | Out-Null
     }
+    $index = Wait-RemediateRequests 'export' $names ([int]$Parameters.wait_s)
     $made = @{}
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'export' $sources.Count)) {
-        $guid = [System.IO.Path]::GetFileNameWithoutExtension([string]$statistics.FilePath)
+    $done = @()
+    foreach ($guid in $sources.Keys) {
+        $statistics = $index['remediate-' + $guid]
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxExportRequest'
         $record['mailbox'] = $guid
@@ -323,10 +373,16 @@ function Invoke-RemediateOperation {
         $record['estimated_items'] = [long]$statistics.EstimatedTransferItemCount
         $record['file_bytes'] = Get-RemediateFileBytes (Get-RemediateExportPath $Parameters.directory $guid '.pst')
         Write-RemediateRecord (Get-RemediateExportPath $Parameters.directory $guid '.export.json') $record
-        if (-not $record.succeeded) {
+        if ($record.succeeded) {
+            $done += $statistics
+        }
+        else {
             $failed += $guid
         }
         $made[$guid] = Get-RemediateExportRecord $Parameters.directory $guid
+    }
+    foreach ($statistics in $done) {
+        Remove-RemediateRequest $statistics 'export'
     }
     Stop-RemediateIfRequestsFailed $failed 'Export'
     return $made
@@ -337,31 +393,47 @@ _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
-    $batch = 'remediate-' + [guid]::NewGuid().ToString()
     $pairs = @{}
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        [void](Find-RemediateStatistics $stored $Parameters.mailboxes[$index])
+        $target = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
         if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
             Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
         }
-        $pairs[$Parameters.locations[$index]] = @{ target = $Parameters.mailboxes[$index]; source = $Parameters.export_mailboxes[$index] }
+        $name = 'remediate-' + ([guid]$Parameters.export_mailboxes[$index]).ToString()
+        $pairs[$name] = @{ target = $Parameters.mailboxes[$index]; legacy_dn = [string]$target.LegacyDN; source = $Parameters.export_mailboxes[$index]; location = $Parameters.locations[$index] }
     }
-    foreach ($location in $pairs.Keys) {
-        New-MailboxImportRequest -Mailbox $pairs[$location].target -FilePath $location -BatchName $batch -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
+    $earlier = Get-RemediateRequestIndex 'import'
+    foreach ($name in $pairs.Keys) {
+        if ($earlier.ContainsKey($name) -and [string]$earlier[$name].Status -eq 'Failed') {
+            Remove-RemediateRequest $earlier[$name] 'import'
+        }
+        elseif ($earlier.ContainsKey($name)) {
+            continue
+        }
+        New-MailboxImportRequest -Mailbox $pairs[$name].legacy_dn -Name $name -FilePath $pairs[$name].location -BatchName 'remediate-import' -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
     }
+    $index = Wait-RemediateRequests 'import' @($pairs.Keys) ([int]$Parameters.wait_s)
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'import' $pairs.Count)) {
-        $pair = $pairs[[string]$statistics.FilePath]
+    $done = @()
+    foreach ($name in $pairs.Keys) {
+        $pair = $pairs[$name]
+        $statistics = $index[$name]
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxImportRequest'
         $record['export'] = $pair.source
         $record['mailbox'] = $pair.target
         $record['imported_items'] = [long]$statistics.ItemsTransferred
-        $name = '.import.' + ([guid]$pair.target).ToString() + '.json'
-        Write-RemediateRecord (Get-RemediateExportPath (Split-Path ([string]$statistics.FilePath)) $pair.source $name) $record
-        if (-not $record.succeeded) {
+        $suffix = '.import.' + ([guid]$pair.target).ToString() + '.json'
+        Write-RemediateRecord (Get-RemediateExportPath (Split-Path $pair.location) $pair.source $suffix) $record
+        if ($record.succeeded) {
+            $done += $statistics
+        }
+        else {
             $failed += $pair.target
         }
+    }
+    foreach ($statistics in $done) {
+        Remove-RemediateRequest $statistics 'import'
     }
     Stop-RemediateIfRequestsFailed $failed 'Import'
     return $null

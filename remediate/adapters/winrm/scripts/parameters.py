@@ -18,9 +18,10 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
     "exports": (Parameter("directory"), _GUIDS),
     "exmerge_prerequisites": (Parameter("directory"),),
-    "export": (Parameter("directory"), _GUIDS),
+    "export": (Parameter("directory"), _GUIDS, Parameter("wait_s")),
     "import": (
         Parameter("directory"),
+        Parameter("wait_s"),
         Parameter("mailboxes", is_list=True),
         Parameter("export_servers", is_list=True),
         Parameter("export_mailboxes", is_list=True),
