@@ -127,6 +127,7 @@ class FakeExchange:
         "purge_mailboxes",
         "disable_mailboxes",
         "reconnect_mailboxes",
+        "reconnect_problems",
         "mail_export_refusal",
         "exports",
         "export_mail",
@@ -260,6 +261,27 @@ class FakeExchange:
                 self._directory.write(host.info.dc, user, cleared, operation=operation)
 
         self._op("disable_mailboxes", server, None, (server, wanted), action)
+
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        """Connect-Mailbox -ValidateOnly as far as the fake knows it: a mailbox that is not on
+        the server, or that a user (as the server's DC sees it) is connected to, cannot be
+        connected. What else a real server checks is unknown here."""
+        wanted = list(mailboxes)
+
+        def action() -> dict[UUID, str]:
+            host = self._server(server, "exchange.reconnect_problems")
+            if host.info.version.legacy:
+                return {}
+            view = self._directory.view(host.info.dc)
+            problems: dict[UUID, str] = {}
+            for guid in wanted:
+                if self._find(host, guid) is None:
+                    problems[guid] = f"no mailbox {guid} on {server}"
+                elif (owner := view.mailbox_owner(guid)) is not None:
+                    problems[guid] = f"mailbox {guid} is connected to the user {owner}"
+            return problems
+
+        return self._op("reconnect_problems", server, None, (server, wanted), action)
 
     def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
         wanted = list(pairs)

@@ -346,11 +346,7 @@ class Kb278447(Playbook[Params, Selection]):
             StopService(services),
             ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
                                               u.sam) for u in users]),
-            RemoveExchangeAttributes(lambda: [
-                StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version,
-                            reconnect_by_name=selection.server(u.original.server).version
-                            is ExchangeVersion.E2003)
-                for u in users]),
+            RemoveExchangeAttributes(lambda: [self._strip_target(selection, u) for u in users]),
             WaitForReplication(stripped),
             RunCleanupAgent(blank_stores),
             ReconnectMailbox(lambda: [
@@ -371,6 +367,18 @@ class Kb278447(Playbook[Params, Selection]):
                 for box in selection.purge]))
         steps.append(VerifyReconnected(selection))
         return steps
+
+    @staticmethod
+    def _strip_target(selection: Selection, user: AffectedUser) -> StripTarget:
+        """Before a user is stripped, what reconnects the original must be sure to work:
+        Exchange 2003 reconnects by sAMAccountName (unique in the forest?), 2007 and later
+        are asked (Connect-Mailbox -ValidateOnly)."""
+        reconnecting = selection.server(user.original.server).version
+        return StripTarget(
+            user.target, user.blank.server, selection.server(user.blank.server).version,
+            reconnect_by_name=reconnecting is ExchangeVersion.E2003,
+            reconnects=None if reconnecting.legacy else (user.original.server, user.original.guid),
+        )
 
     @staticmethod
     def _rehomed_stores(selection: Selection) -> list[StoreTarget]:

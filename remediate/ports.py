@@ -140,6 +140,13 @@ class Exchange(Protocol):
         """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
         ...
 
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        """What would stop each of these disconnected mailboxes on ``server`` from being
+        connected again, as the server itself says (Exchange 2007+: Connect-Mailbox
+        -ValidateOnly); a mailbox left out has no problem. Exchange 2000/2003 have no such check:
+        empty."""
+        ...
+
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
     ) -> str | None:
@@ -167,6 +174,7 @@ class Exchange(Protocol):
 
 EXCHANGE_READS = frozenset({
     "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
+    "reconnect_problems",
 })
 EXCHANGE_CHANGES = frozenset({
     "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",

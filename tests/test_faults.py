@@ -73,7 +73,7 @@ USES: dict[Case, tuple[set[str], set[str]]] = {
     KB278447_2016: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "exchange.disable_mailboxes", "exchange.run_cleanup_agent",
-        "exchange.reconnect_mailboxes", "exchange.import_mail"}),
+        "exchange.reconnect_mailboxes", "exchange.import_mail", "exchange.reconnect_problems"}),
 }
 
 

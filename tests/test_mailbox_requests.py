@@ -10,12 +10,15 @@ from dataclasses import replace
 
 import pytest
 from kb_support import load, scenario
-from winrm_support import Site, serve
+from winrm_support import Site, WinRmWorld, serve
 
+from remediate import Engine, get_playbook
 from remediate.adapters.winrm import WinRmExchange
 from remediate.adapters.winrm.scripts import library
-from remediate.errors import PermanentError
+from remediate.engine.runner import EXIT_PENDING
+from remediate.errors import PermanentError, StepFailed
 from remediate.model import ExchangeVersion
+from remediate.testing import apply_confirmed
 
 pytestmark = pytest.mark.winrm
 
@@ -61,3 +64,25 @@ def test_requests_are_named_per_mailbox_resumed_by_name_and_removed_when_done(
     assert f"Remove-Mailbox{kind}Request -Identity $Statistics.Identity" in text
     assert "timed out" in text  # the script's own deadline answers "transient"
     assert "-Mailbox $guid" not in text  # a store mailbox GUID is not a documented identity
+
+
+def test_what_connect_mailbox_validateonly_reports_stops_the_strip_before_it_starts(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2007+: before anyone is stripped, the server holding each original mailbox is asked
+    (Connect-Mailbox -ValidateOnly); a mailbox it says cannot be connected stops the step, and
+    nobody is stripped."""
+    fake = load(scenario("kb278447", 3, seed=5, version="2016"))
+    playbook = get_playbook("kb278447")
+    with serve(fake) as site:
+        world = WinRmWorld(fake, site.exchange())
+        assert engine.plan(playbook, world, {}).exit_code == EXIT_PENDING
+        monkeypatch.setattr(fake.exchange, "reconnect_problems", lambda server, guids: {
+            guid: "The mailbox is in a database that is dismounted." for guid in guids})
+        with pytest.raises(StepFailed) as failed:
+            apply_confirmed(engine, playbook, world, {})
+        calls = [c.operation for c in site.hosts["EXCH01"].calls]
+    assert failed.value.step == "remove-exchange-attributes"
+    assert "(Connect-Mailbox -ValidateOnly): The mailbox is in a database that is dismounted. "\
+        "Nothing was changed" in str(failed.value)
+    assert "validate_reconnect" in calls and "disable" not in calls

@@ -158,6 +158,10 @@ class ExchangeHost:
                 "roles": ", ".join(sorted(info.roles)), "site": info.site,
                 "can_export": self.can_export}
 
+    def validate_reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        problems = self.exchange.reconnect_problems(self.server, [_uuid(g) for g in p["mailboxes"]])
+        return {str(guid): problem for guid, problem in problems.items()}
+
     def exmerge_prerequisites(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         return list(self.exmerge_problems)
 
@@ -285,6 +289,7 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
     "reconnect": ExchangeHost.reconnect,
     "exports": ExchangeHost.exports,
     "exmerge_prerequisites": ExchangeHost.exmerge_prerequisites,
+    "validate_reconnect": ExchangeHost.validate_reconnect,
     "export": ExchangeHost.export,
     "import": ExchangeHost.import_,
 }

@@ -212,6 +212,15 @@ class WinRmExchange:
             "users": [str(user) for _, user in chunk],
         })
 
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        if self._config(server, "reconnect_problems").version.legacy or not mailboxes:
+            return {}
+        found: dict[UUID, str] = {}
+        for rows in self._batched(server, "validate_reconnect", _strings(mailboxes),
+                                  lambda chunk: {"mailboxes": list(chunk)}):
+            found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
+        return found
+
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
     ) -> str | None:

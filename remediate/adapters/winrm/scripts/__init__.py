@@ -22,6 +22,7 @@ OPERATIONS = (
     "purge",
     "disable",
     "reconnect",
+    "validate_reconnect",
     "exports",
     "exmerge_prerequisites",
     "export",

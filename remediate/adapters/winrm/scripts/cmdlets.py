@@ -261,6 +261,40 @@ function Invoke-RemediateOperation {
 """
 
 
+# Connect-Mailbox -ValidateOnly "evaluate[s] the conditions and requirements necessary to perform
+# the operation" and changes nothing (its parameter set takes -Identity and -Database, no -User):
+# asked before anyone is stripped, each failure is what stops that mailbox.
+_VALIDATE_RECONNECT = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $problems = @{}
+    $work = @()
+    foreach ($guid in $Parameters.mailboxes) {
+        $key = ([guid]$guid).ToString()
+        if (-not $stored.ContainsKey($key)) {
+            $problems[$key] = 'no mailbox ' + $key + ' on ' + $env:COMPUTERNAME
+        }
+        elseif (@($stored[$key]).Count -gt 1) {
+            $problems[$key] = 'mailbox ' + $key + ' is in more than one database or state on ' + $env:COMPUTERNAME
+        }
+        else {
+            $work += @{ guid = $key; statistics = @($stored[$key])[0] }
+        }
+    }
+    foreach ($item in $work) {
+        try {
+            Connect-Mailbox -Identity $item.statistics.MailboxGuid -Database $item.statistics.Database -ValidateOnly -Confirm:$false | Out-Null
+        }
+        catch {
+            $problems[$item.guid] = [string]$_.Exception.Message
+        }
+    }
+    return $problems
+}
+"""
+
+
 # Export and import requests run in the Mailbox Replication Service. Each is named after its
 # mailbox ("remediate-<guid>", unique per mailbox as -Name must be) in one batch per kind, so a
 # run interrupted while they run finds them again by name instead of queuing duplicates; a failed
@@ -453,6 +487,7 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
                                 else _REMOVE_STORE_MAILBOX) + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
         "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
+        "validate_reconnect": _STATISTICS + _VALIDATE_RECONNECT,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,
         "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
         "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,

@@ -16,6 +16,7 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "purge": (_GUIDS,),
     "disable": (Parameter("users", is_list=True),),
     "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
+    "validate_reconnect": (Parameter("mailboxes", is_list=True),),
     "exports": (Parameter("directory"), _GUIDS),
     "exmerge_prerequisites": (Parameter("directory"),),
     "export": (Parameter("directory"), _GUIDS, Parameter("wait_s")),
