@@ -93,6 +93,8 @@ class FakeServer:
     # Why this server cannot export or import mail (None: it can, as fakes do by default). Set
     # where the world is a snapshot of a real server that cannot (Exchange 2007 over WinRM).
     mail_export_refusal: str | None = None
+    # service -> the services that depend on it (Windows' DependentServices); none by default
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
@@ -122,6 +124,7 @@ class FakeExchange:
         "stores",
         "mailboxes",
         "service_states",
+        "running_dependents",
         "set_services",
         "run_cleanup_agent",
         "purge_mailboxes",
@@ -211,12 +214,27 @@ class FakeExchange:
 
         return self._op("service_states", server, None, (server, wanted), action)
 
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        wanted = list(names)
+
+        def action() -> dict[str, list[str]]:
+            host = self._server(server, "exchange.running_dependents")
+            self._check_services(host, wanted, "exchange.running_dependents")
+            return {name: [d for d in host.dependents.get(name, ()) if host.running(d)]
+                    for name in wanted}
+
+        return self._op("running_dependents", server, None, (server, wanted), action)
+
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
         def action() -> None:
             host = self._server(server, "exchange.set_services")
             self._check_services(host, names, "exchange.set_services")
             for name in names:
                 host.services[name] = ServiceState(state)
+                if state is ServiceState.STOPPED:  # Stop-Service -Force stops its dependents
+                    for dependent in host.dependents.get(name, ()):
+                        if dependent in host.services:
+                            host.services[dependent] = ServiceState.STOPPED
             self._release_held_mail()
 
         self._op("set_services", server, None, (server, list(names), str(state)), action)
@@ -477,6 +495,7 @@ class FakeExchange:
         mail_export_refusal: str | None = None,
         roles: Collection[str] = (),
         site: str = "",
+        dependents: Mapping[str, Sequence[str]] | None = None,
     ) -> ExchangeServer:
         """A server reading AD through ``dc``, with these ``roles`` (default: the version's,
         ``default_roles``) in AD ``site``; by default its store and the transport services of
@@ -499,6 +518,7 @@ class FakeExchange:
             float(cleanup_interval_s),
             dict(services),
             mail_export_refusal=mail_export_refusal,
+            dependents={name: tuple(names) for name, names in (dependents or {}).items()},
         )
         return info
 

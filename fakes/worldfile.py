@@ -26,7 +26,8 @@ means the default given):
   (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``),
   ``roles`` (its server roles as Get-ExchangeServer names them, e.g. ``["Mailbox"]`` or
   ``["HubTransport"]``; default: the version's, ``remediate.model.default_roles``) and ``site``
-  (its AD site; default ``""``, one site for all).
+  (its AD site; default ``""``, one site for all), ``dependents`` (``{"<service>": [services
+  that depend on it]}``, what ``Stop-Service -Force`` stops with it; default none).
 
 Mail items keep any key besides ``id``, ``folder`` and ``subject``.
 """
@@ -198,6 +199,7 @@ class _Server:
     mail_export_refusal: str | None
     roles: tuple[str, ...] = ()
     site: str = ""
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -354,6 +356,7 @@ class _Reader:
             refusal,
             _roles(data, at),
             text(data, "site", at) if data.get("site") not in (None, "") else "",
+            _dependents(data, at),
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -441,6 +444,17 @@ def _keys(entry: DirectoryEntry, normal_dn: str, at: At) -> IndexKeys | None:
     return None if entry.deleted else keys
 
 
+def _dependents(data: Mapping[str, object], at: At) -> dict[str, tuple[str, ...]]:
+    raw = data.get("dependents")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+            for names in raw.values()):
+        at.child("dependents").fail('expected {"<service>": ["<dependent service>", ...]}')
+    return {str(name): tuple(names) for name, names in raw.items()}
+
+
 def _roles(data: Mapping[str, object], at: At) -> tuple[str, ...]:
     raw = data.get("roles")
     if raw is None:
@@ -500,6 +514,7 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             mail_export_refusal=server.mail_export_refusal,
             roles=server.roles,
             site=server.site,
+            dependents=server.dependents,
         )
     for store in server.stores:
         with _at(store.at):
@@ -625,6 +640,8 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["roles"] = sorted(info.roles)
     if info.site:
         data["site"] = info.site
+    if server.dependents:
+        data["dependents"] = {name: list(names) for name, names in server.dependents.items()}
     if server.queue:
         data["queue"] = [
             {"recipient": held.recipient, "item": item_to_json(held.item)} for held in server.queue

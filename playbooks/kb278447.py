@@ -313,7 +313,14 @@ class Kb278447(Playbook[Params, Selection]):
         running: list[tuple[str, str]] = []
         for server, names in wanted.items():
             states = world.exchange.service_states(server, names)
-            running += [(server, n) for n in names if states.get(n) is ServiceState.RUNNING]
+            stopping = [n for n in names if states.get(n) is ServiceState.RUNNING]
+            # Stop-Service -Force stops what depends on them too: listed first (stopped before
+            # them), so it is recorded and started again with them.
+            dependents = world.exchange.running_dependents(server, stopping) if stopping else {}
+            for name in stopping:
+                running += [(server, d) for d in dependents.get(name, [])
+                            if (server, d) not in running and d not in stopping]
+                running.append((server, name))
         return running
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:

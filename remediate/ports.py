@@ -120,6 +120,11 @@ class Exchange(Protocol):
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]: ...
 
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        """For each of these services, the running services that depend on it (what
+        ``Stop-Service -Force`` stops with it, so what must be started again)."""
+        ...
+
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None: ...
 
     def run_cleanup_agent(self, server: str, store_dns: Collection[str]) -> None:
@@ -174,7 +179,7 @@ class Exchange(Protocol):
 
 EXCHANGE_READS = frozenset({
     "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
-    "reconnect_problems",
+    "reconnect_problems", "running_dependents",
 })
 EXCHANGE_CHANGES = frozenset({
     "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",

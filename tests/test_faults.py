@@ -55,7 +55,7 @@ DISCOVERY_KB842101 = {
 DISCOVERY_KB278447 = {
     "directory.find_users", "directory.domain_controllers", "directory.writable_dc",
     "exchange.servers",
-    "exchange.mailboxes", "exchange.service_states",
+    "exchange.mailboxes", "exchange.service_states", "exchange.running_dependents",
 }
 APPLY_READS = {
     "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",

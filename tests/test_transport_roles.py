@@ -177,3 +177,37 @@ def test_through_the_winrm_adapter_roles_come_from_get_exchangeserver(
     stopped = {c.label for c in plan.changes if c.step == "stop-service"}
     assert stopped == ({"HUB01 service MSExchangeTransport"} if version == "2010"
                        else {"EXCH01 service MSExchangeDelivery"})
+
+
+@pytest.mark.parametrize("version", ["2003", "2016"])
+def test_services_stop_service_force_stops_with_them_are_recorded_and_started_again(
+    version: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A service that depends on one the plan stops (Windows' DependentServices) is stopped with
+    it by Stop-Service -Force: the plan lists it, on its server, and starts it again."""
+    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(tmp_path / "state"))
+    doc = scenario("kb278447", 3, seed=5, version=version)
+    stopped = "SMTPSVC" if version == "2003" else "MSExchangeDelivery"
+    for server in doc["exchange"]["servers"]:
+        server["services"]["ExampleDependent"] = "running"  # a name of our own: no real one
+        server["dependents"] = {stopped: ["ExampleDependent"]}
+    path = tmp_path / "world.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "after.json"
+
+    code, planned = run_json(capsys, "plan", "kb278447", "--world", str(path))
+    assert code == 2, planned["error"]
+    stops = [c["label"] for c in planned["changes"] if c["step"] == "stop-service"]
+    starts = [c["label"] for c in planned["changes"] if c["step"] == "start-service"]
+    assert "EXCH01 service ExampleDependent" in stops
+    assert stops.index("EXCH01 service ExampleDependent") < stops.index(
+        f"EXCH01 service {stopped}")
+    assert sorted(starts) == sorted(stops)
+    code, applied = run_json(capsys, "apply", "kb278447", "--world", str(path), "--yes",
+                             "--save-world", str(out))
+    assert code == 0, applied["error"]
+    after = json.loads(out.read_text())
+    assert [s["services"] for s in after["exchange"]["servers"]] == [
+        s["services"] for s in doc["exchange"]["servers"]]
+    assert after["exchange"]["servers"][0]["dependents"] == {stopped: ["ExampleDependent"]}

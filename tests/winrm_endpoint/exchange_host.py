@@ -162,6 +162,9 @@ class ExchangeHost:
         problems = self.exchange.reconnect_problems(self.server, [_uuid(g) for g in p["mailboxes"]])
         return {str(guid): problem for guid, problem in problems.items()}
 
+    def running_dependents(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return self.exchange.running_dependents(self.server, p["names"])
+
     def exmerge_prerequisites(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         return list(self.exmerge_problems)
 
@@ -282,6 +285,7 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
     "describe": ExchangeHost.describe,
     "mailboxes": ExchangeHost.mailboxes,
     "service_states": ExchangeHost.service_states,
+    "running_dependents": ExchangeHost.running_dependents,
     "set_services": ExchangeHost.set_services,
     "clean_database": ExchangeHost.clean_database,
     "purge": ExchangeHost.purge,

@@ -177,6 +177,13 @@ class WinRmExchange:
         found = self._run(server, "service_states", {"names": list(names)})
         return {str(name): ServiceState(str(state)) for name, state in found.items()}
 
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        if not names:
+            return {}
+        found = self._run(server, "running_dependents", {"names": list(names)})
+        return {str(name): [str(d) for d in (dependents or [])]
+                for name, dependents in found.items()}
+
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
         if names:
             self._run(server, "set_services", {"names": list(names), "state": state.value})

@@ -17,6 +17,7 @@ OPERATIONS = (
     "describe",
     "mailboxes",
     "service_states",
+    "running_dependents",
     "set_services",
     "clean_database",
     "purge",

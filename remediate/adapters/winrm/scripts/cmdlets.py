@@ -481,6 +481,7 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "describe": _DESCRIBE,
         "mailboxes": shared.DIRECTORY + _STATISTICS + _MAILBOXES,
         "service_states": shared.SERVICES,
+        "running_dependents": shared.DEPENDENTS,
         "set_services": shared.SET_SERVICES,
         "clean_database": _STATISTICS + (_CLEAN_2007 if old else _CLEAN_2013),
         "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007

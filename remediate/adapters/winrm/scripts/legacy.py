@@ -374,6 +374,7 @@ _BODIES: dict[str, str] = {
     "describe": _DESCRIBE,
     "mailboxes": shared.DIRECTORY + _WMI + _MAILBOXES,
     "service_states": shared.SERVICES,
+    "running_dependents": shared.DEPENDENTS,
     "set_services": shared.SET_SERVICES,
     "purge": _WMI + _PURGE,
     "disable": shared.DIRECTORY + _DISABLE,

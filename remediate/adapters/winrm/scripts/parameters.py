@@ -11,6 +11,7 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "describe": (),
     "mailboxes": (Parameter("scope"), _GUIDS),
     "service_states": (Parameter("names", is_list=True),),
+    "running_dependents": (Parameter("names", is_list=True),),
     "set_services": (Parameter("names", is_list=True), Parameter("state")),
     "clean_database": (Parameter("store_dns", is_list=True),),
     "purge": (_GUIDS,),

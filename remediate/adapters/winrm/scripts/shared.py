@@ -41,6 +41,21 @@ function Invoke-RemediateOperation {
 }
 """
 
+# Stop-Service -Force stops the services that depend on it as well: the plan reads which of them
+# run, so that they are recorded and started again.
+DEPENDENTS = SERVICE_INDEX + r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $index = Get-RemediateServiceIndex
+    $found = @{}
+    foreach ($name in $Parameters.names) {
+        $service = Find-RemediateService $index $name
+        $found[$name] = @(@($service.DependentServices) | Where-Object { $_.Status -eq 'Running' } | ForEach-Object { [string]$_.Name })
+    }
+    return $found
+}
+"""
+
 SET_SERVICES = SERVICE_INDEX + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
