@@ -112,14 +112,24 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         }
         for store in exchange.stores(server.name)
     ]
+    services = _services(exchange, server.name, (*server.transport_services, *EXTRA_SERVICES))
     found: dict[str, JsonValue] = {
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
-        "services": _services(exchange, server.name, (*server.transport_services,
-                                                       *EXTRA_SERVICES)),
+        "services": services,
         "stores": stores,
     }
+    # What runs and depends on a transport service (Stop-Service -Force stops it too): the
+    # rehearsal must know it to stop and start it as apply will.
+    running = [name for name in server.transport_services if services.get(name) == "running"]
+    dependents = {name: found_ for name, found_ in
+                  (exchange.running_dependents(server.name, running) if running else {}).items()
+                  if found_}
+    if dependents:
+        for name in (d for names in dependents.values() for d in names):
+            services[name] = "running"
+        found["dependents"] = {name: list[JsonValue](names) for name, names in dependents.items()}
     if server.roles != default_roles(server.version):
         found["roles"] = list[JsonValue](sorted(server.roles))
     if server.site:

@@ -36,8 +36,9 @@ def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
     world = load(scenario("kb278447", 7, seed=7, version=version))
     with serve(world) as site:
         read = exchange_snapshot(site.exchange())
-        # describe, mailboxes, services; on 2003 also ExMerge's prerequisites (can it export?)
-        per_server = 4 if version == "2003" else 3
+        # describe, mailboxes, services, their running dependents; on 2003 also ExMerge's
+        # prerequisites (can it export?)
+        per_server = 5 if version == "2003" else 4
         assert site.commands() == per_server * len(site.endpoints)
     document = snapshot(world)
     assert comparable(read) == comparable(document["exchange"])
