@@ -61,6 +61,7 @@ class FakeDirectory:
         "domain_controllers",
         "writable_dc",
         "find_users",
+        "forest_namesakes",
         "read",
         "descendants",
         "delete",
@@ -152,6 +153,24 @@ class FakeDirectory:
             return sorted(filter(match, candidates), key=_creation_order)
 
         return self._op("find_users", name, query.base_dn, (query, name), action)
+
+    def forest_namesakes(
+        self, sam_account_names: Collection[str]
+    ) -> dict[str, list[tuple[UUID, str]]]:
+        """The fake forest is one domain: its global catalog is the writable DC's view."""
+        wanted = list(sam_account_names)
+
+        def action() -> dict[str, list[tuple[UUID, str]]]:
+            view = self.view(self._writable, "directory.forest_namesakes")
+            found: dict[str, list[tuple[UUID, str]]] = {name: [] for name in wanted}
+            folded = {name.casefold(): name for name in wanted}
+            for entry in view.entries():
+                name = folded.get(entry.sam_account_name.casefold())
+                if name is not None and entry.object_class == "user" and not entry.deleted:
+                    found[name].append((entry.guid, entry.dn))
+            return found
+
+        return self._op("forest_namesakes", self._writable, None, (wanted,), action)
 
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False

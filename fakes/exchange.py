@@ -4,8 +4,16 @@ Each server reads AD through its own DC: a mailbox's owner is the user whose msE
 names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly. Exchange
 2000/2003 servers also run the cleanup agent by themselves every ``cleanup_interval_s`` of virtual
 time (at multiples of it since the Unix epoch); no API triggers it there, so the port call asks
-the operator. Mail is delivered only while the server's transport services run; otherwise it is
-held on the server and delivered when they all run again.
+the operator.
+
+Mail reaches a database only while something that delivers into it runs (written from
+Microsoft's transport documentation, independently of the playbooks): on Exchange 2000/2003 the
+MTA Stacks and SMTP of the server holding it; on 2007/2010 Microsoft Exchange Transport on any
+Hub Transport server of the same version in its AD site (any one of them can deliver); on 2013
+and later the Mailbox Transport Delivery service (MSExchangeDelivery) of the server holding it.
+Otherwise the mail is held, and delivered when a deliverer runs again. A server whose own
+transport is stopped (2000/2003: MTA or SMTP; later: Microsoft Exchange Transport) also holds
+what is handed to it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from remediate.dn import normalize
 from remediate.errors import InputError, PermanentError
 from remediate.model import (
     EXCHANGE_ATTRIBUTES,
+    HUB_TRANSPORT,
     DirectoryEntry,
     ExchangeServer,
     ExchangeVersion,
@@ -95,17 +104,27 @@ class FakeServer:
     # Why this server cannot export or import mail (None: it can, as fakes do by default). Set
     # where the world is a snapshot of a real server that cannot (Exchange 2007 over WinRM).
     mail_export_refusal: str | None = None
+    # service -> the services that depend on it (Windows' DependentServices); none by default
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
         return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue))
 
+    def running(self, name: str) -> bool:
+        """Whether the service runs (one this server lacks is taken as running: world files
+        written before servers had roles list only some services)."""
+        return self.services.get(name, ServiceState.RUNNING) is ServiceState.RUNNING
+
     @property
     def transport_running(self) -> bool:
-        return all(
-            self.services.get(name, ServiceState.RUNNING) is ServiceState.RUNNING
-            for name in self.info.version.transport_services
-        )
+        """Whether this server accepts mail handed to it: Exchange 2000/2003 while its MTA
+        Stacks and SMTP run; later versions while its Microsoft Exchange Transport runs, where
+        its roles give it one."""
+        if self.info.version.legacy:
+            return self.running("MSExchangeMTA") and self.running("SMTPSVC")
+        own = "MSExchangeTransport" in self.info.transport_services
+        return not own or self.running("MSExchangeTransport")
 
 
 class FakeExchange:
@@ -116,11 +135,13 @@ class FakeExchange:
         "stores",
         "mailboxes",
         "service_states",
+        "running_dependents",
         "set_services",
         "run_cleanup_agent",
         "purge_mailboxes",
         "disable_mailboxes",
         "reconnect_mailboxes",
+        "reconnect_problems",
         "mail_export_refusal",
         "exports",
         "export_mail",
@@ -204,16 +225,28 @@ class FakeExchange:
 
         return self._op("service_states", server, None, (server, wanted), action)
 
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        wanted = list(names)
+
+        def action() -> dict[str, list[str]]:
+            host = self._server(server, "exchange.running_dependents")
+            self._check_services(host, wanted, "exchange.running_dependents")
+            return {name: [d for d in host.dependents.get(name, ()) if host.running(d)]
+                    for name in wanted}
+
+        return self._op("running_dependents", server, None, (server, wanted), action)
+
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
         def action() -> None:
             host = self._server(server, "exchange.set_services")
             self._check_services(host, names, "exchange.set_services")
             for name in names:
                 host.services[name] = ServiceState(state)
-            if host.queue and host.transport_running:
-                held, host.queue = host.queue, []
-                for mail in held:
-                    self._route(host, mail.recipient, mail.item)
+                if state is ServiceState.STOPPED:  # Stop-Service -Force stops its dependents
+                    for dependent in host.dependents.get(name, ()):
+                        if dependent in host.services:
+                            host.services[dependent] = ServiceState.STOPPED
+            self._release_held_mail()
 
         self._op("set_services", server, None, (server, list(names), str(state)), action)
 
@@ -257,6 +290,27 @@ class FakeExchange:
                 self._directory.write(host.info.dc, user, cleared, operation=operation)
 
         self._op("disable_mailboxes", server, None, (server, wanted), action)
+
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        """Connect-Mailbox -ValidateOnly as far as the fake knows it: a mailbox that is not on
+        the server, or that a user (as the server's DC sees it) is connected to, cannot be
+        connected. What else a real server checks is unknown here."""
+        wanted = list(mailboxes)
+
+        def action() -> dict[UUID, str]:
+            host = self._server(server, "exchange.reconnect_problems")
+            if host.info.version.legacy:
+                return {}
+            view = self._directory.view(host.info.dc)
+            problems: dict[UUID, str] = {}
+            for guid in wanted:
+                if self._find(host, guid) is None:
+                    problems[guid] = f"no mailbox {guid} on {server}"
+                elif (owner := view.mailbox_owner(guid)) is not None:
+                    problems[guid] = f"mailbox {guid} is connected to the user {owner}"
+            return problems
+
+        return self._op("reconnect_problems", server, None, (server, wanted), action)
 
     def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
         wanted = list(pairs)
@@ -350,21 +404,47 @@ class FakeExchange:
             return "queued"
         return self._route(host, recipient_legacy_dn, item)
 
+    def _release_held_mail(self) -> None:
+        """Hand on the mail held anywhere that can now go on."""
+        for host in self._servers.values():
+            if host.queue and host.transport_running:
+                held, host.queue = host.queue, []
+                for mail in held:
+                    self._route(host, mail.recipient, mail.item)
+
+    def _delivery_runs(self, home: FakeServer) -> bool:
+        """Whether something that delivers into ``home``'s databases runs (module docstring)."""
+        version = home.info.version
+        if version.legacy:
+            return home.transport_running
+        if version in (ExchangeVersion.E2007, ExchangeVersion.E2010):
+            return any(
+                HUB_TRANSPORT in server.info.roles and server.info.site == home.info.site
+                and server.info.version is version and server.running("MSExchangeTransport")
+                for server in self._servers.values()
+            )
+        return home.running("MSExchangeDelivery")
+
     def _route(self, host: FakeServer, recipient: str, item: MailItem) -> Delivery:
         """Resolve the recipient through the server's DC to its mailbox, anywhere in the
         organisation; a mail-enabled user without a mailbox yet gets one in its homeMDB store
-        (as the store creates mailboxes on first delivery)."""
+        (as the store creates mailboxes on first delivery). Held on ``host`` while nothing
+        delivers into the mailbox's database."""
         user = self._directory.view(host.info.dc).by_legacy_dn(recipient)
         if user is None or user.mailbox_guid is None:
             return "undeliverable"
         home = self._mailbox_homes.get(user.mailbox_guid)
+        store_dn = user.get("homeMDB")
+        if home is None and (store_dn is None or _normal(store_dn) not in self._store_homes):
+            return "undeliverable"
+        holder = self._servers[home[0] if home else self._store_homes[_normal(store_dn or "")]]
+        if not self._delivery_runs(holder):
+            host.queue.append(HeldMail(recipient, item))
+            return "queued"
         if home is None:
-            store_dn = user.get("homeMDB")
-            if store_dn is None or _normal(store_dn) not in self._store_homes:
-                return "undeliverable"
             name = user.get("displayName") or user.sam_account_name
             self.add_mailbox(
-                store_dn, user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name,
+                store_dn or "", user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name,
                 created_at=self._timeline.now(),
             )
             home = self._mailbox_homes[user.mailbox_guid]
@@ -425,26 +505,32 @@ class FakeExchange:
         legacy_dn: str | None = None,
         cleanup_interval_s: float = DEFAULT_CLEANUP_INTERVAL_S,
         mail_export_refusal: str | None = None,
+        roles: Collection[str] = (),
+        site: str = "",
+        dependents: Mapping[str, Sequence[str]] | None = None,
     ) -> ExchangeServer:
-        """A server reading AD through ``dc``; by default its store and transport run, and it
-        can export and import mail (``mail_export_refusal``: why it cannot)."""
+        """A server reading AD through ``dc``, with these ``roles`` (default: the version's,
+        ``default_roles``) in AD ``site``; by default its store and the transport services of
+        its roles run, and it can export and import mail (``mail_export_refusal``: why it
+        cannot)."""
         if not name or name in self._servers:
             raise ValueError(f"server name {name!r} is empty or already used")
         if dc not in {view.name for view in self._directory.views()}:
             raise ValueError(f"server {name}: DC {dc!r} is not a DC of the domain")
         if not cleanup_interval_s > 0:
             raise ValueError(f"server {name}: cleanup_interval_s must be > 0")
+        info = ExchangeServer(name, ExchangeVersion(version), dc, frozenset(roles), site)
         if services is None:
             services = dict.fromkeys(
-                ("MSExchangeIS", *version.transport_services), ServiceState.RUNNING
+                ("MSExchangeIS", *info.transport_services), ServiceState.RUNNING
             )
-        info = ExchangeServer(name, ExchangeVersion(version), dc)
         self._servers[name] = FakeServer(
             info,
             legacy_dn or self.default_legacy_dn(name),
             float(cleanup_interval_s),
             dict(services),
             mail_export_refusal=mail_export_refusal,
+            dependents={name: tuple(names) for name, names in (dependents or {}).items()},
         )
         return info
 

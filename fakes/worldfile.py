@@ -23,7 +23,11 @@ means the default given):
 - on a server: ``cleanup_interval_s`` (Exchange 2000/2003 run the cleanup agent by themselves
   this often; default 86400), ``legacy_dn`` (default
   ``/o=<domain>/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=<name>``), ``queue``
-  (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``).
+  (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``),
+  ``roles`` (its server roles as Get-ExchangeServer names them, e.g. ``["Mailbox"]`` or
+  ``["HubTransport"]``; default: the version's, ``remediate.model.default_roles``) and ``site``
+  (its AD site; default ``""``, one site for all), ``dependents`` (``{"<service>": [services
+  that depend on it]}``, what ``Stop-Service -Force`` stops with it; default none).
 
 - on a mailbox: ``created_at`` (when the store created it: its first logon or delivery) and
   ``last_logon_at`` (the store's last-logon time), ISO 8601 or null; absent means unknown.
@@ -42,7 +46,15 @@ from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 from remediate.dn import normalize
-from remediate.model import AttrValue, DirectoryEntry, ExchangeVersion, MailItem, ServiceState, utc
+from remediate.model import (
+    AttrValue,
+    DirectoryEntry,
+    ExchangeVersion,
+    MailItem,
+    ServiceState,
+    default_roles,
+    utc,
+)
 
 from .directory import FakeDirectory, LoadedObject
 from .exchange import DEFAULT_CLEANUP_INTERVAL_S, FakeMailbox, FakeServer
@@ -188,6 +200,9 @@ class _Server:
     interval: float
     legacy_dn: str | None
     mail_export_refusal: str | None
+    roles: tuple[str, ...] = ()
+    site: str = ""
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -342,6 +357,9 @@ class _Reader:
             interval,
             legacy_dn,
             refusal,
+            _roles(data, at),
+            text(data, "site", at) if data.get("site") not in (None, "") else "",
+            _dependents(data, at),
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -438,6 +456,27 @@ def _keys(entry: DirectoryEntry, normal_dn: str, at: At) -> IndexKeys | None:
     return None if entry.deleted else keys
 
 
+def _dependents(data: Mapping[str, object], at: At) -> dict[str, tuple[str, ...]]:
+    raw = data.get("dependents")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+            for names in raw.values()):
+        at.child("dependents").fail('expected {"<service>": ["<dependent service>", ...]}')
+    return {str(name): tuple(names) for name, names in raw.items()}
+
+
+def _roles(data: Mapping[str, object], at: At) -> tuple[str, ...]:
+    raw = data.get("roles")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(
+            isinstance(role, str) and role.strip() for role in raw):
+        at.child("roles").fail('expected a non-empty list of role names, e.g. ["Mailbox"]')
+    return tuple(str(role) for role in raw)
+
+
 def _services(data: Mapping[str, object], at: At) -> dict[str, ServiceState]:
     services: dict[str, ServiceState] = {}
     raw = members(data, "services", at)
@@ -485,6 +524,9 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             legacy_dn=server.legacy_dn,
             cleanup_interval_s=server.interval,
             mail_export_refusal=server.mail_export_refusal,
+            roles=server.roles,
+            site=server.site,
+            dependents=server.dependents,
         )
     for store in server.stores:
         with _at(store.at):
@@ -606,6 +648,12 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["legacy_dn"] = server.legacy_dn
     if server.mail_export_refusal is not None:
         data["mail_export_refusal"] = server.mail_export_refusal
+    if info.roles != default_roles(info.version):
+        data["roles"] = sorted(info.roles)
+    if info.site:
+        data["site"] = info.site
+    if server.dependents:
+        data["dependents"] = {name: list(names) for name, names in server.dependents.items()}
     if server.queue:
         data["queue"] = [
             {"recipient": held.recipient, "item": item_to_json(held.item)} for held in server.queue

@@ -40,6 +40,7 @@ from remediate.engine.step import Step, StepContext
 from remediate.errors import InputError
 from remediate.model import (
     DirectoryEntry,
+    ExchangeServer,
     ExchangeVersion,
     MailboxInfo,
     ServiceState,
@@ -58,7 +59,7 @@ from remediate.steps.replication import (
     WaitForReplication,
     replication_targets,
 )
-from remediate.steps.services import StartService, StopService
+from remediate.steps.services import StartService, StopService, delivering_services
 from remediate.steps.targets import (
     ImportTarget,
     MailboxTarget,
@@ -413,7 +414,7 @@ class Kb278447(Playbook[Params, Selection]):
         judge.claimed_twice()
         affected, left_out = self._repairable(world, servers, judge.decisions)
         purge, not_purged = self._purge_list(params, affected, mailboxes)
-        services = self._running_transport(world, servers, affected)
+        services = self._running_delivery(world, list(world.exchange.servers()), affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
         return Discovery(selection, tuple(judge.findings + left_out + not_purged))
@@ -562,18 +563,30 @@ class Kb278447(Playbook[Params, Selection]):
         return purge, kept
 
     @staticmethod
-    def _running_transport(
-        world: World, servers: Sequence[ServerInfo], affected: Sequence[AffectedUser]
+    def _running_delivery(
+        world: World, organisation: Sequence[ExchangeServer], affected: Sequence[AffectedUser]
     ) -> list[tuple[str, str]]:
+        """What delivers into the databases of the affected users' mailboxes and runs now,
+        server by server (see ``delivering_services``)."""
         involved = {u.blank.server for u in affected if u.blank}
         involved |= {u.original.server for u in affected}
+        wanted: dict[str, list[str]] = {}
+        for home in organisation:
+            if home.name in involved:
+                for server, service in delivering_services(home, organisation):
+                    if service not in wanted.setdefault(server, []):
+                        wanted[server].append(service)
         running: list[tuple[str, str]] = []
-        for server in servers:
-            if server.name not in involved:
-                continue
-            names = server.version.transport_services
-            states = world.exchange.service_states(server.name, names)
-            running += [(server.name, n) for n in names if states.get(n) is ServiceState.RUNNING]
+        for server, names in wanted.items():
+            states = world.exchange.service_states(server, names)
+            stopping = [n for n in names if states.get(n) is ServiceState.RUNNING]
+            # Stop-Service -Force stops what depends on them too: listed first (stopped before
+            # them), so it is recorded and started again with them.
+            dependents = world.exchange.running_dependents(server, stopping) if stopping else {}
+            for name in stopping:
+                running += [(server, d) for d in dependents.get(name, [])
+                            if (server, d) not in running and d not in stopping]
+                running.append((server, name))
         return running
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:
@@ -607,9 +620,7 @@ class Kb278447(Playbook[Params, Selection]):
             StopService(services),
             ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
                                               u.sam) for u in users if u.blank]),
-            RemoveExchangeAttributes(lambda: [
-                StripTarget(u.target, _home(u).server, selection.server(_home(u).server).version)
-                for u in users]),
+            RemoveExchangeAttributes(lambda: [self._strip_target(selection, u) for u in users]),
             WaitForReplication(stripped),
             RunCleanupAgent(blank_stores),
             ReconnectMailbox(lambda: [
@@ -631,6 +642,18 @@ class Kb278447(Playbook[Params, Selection]):
                 for box in selection.purge]))
         steps.append(VerifyReconnected(selection))
         return steps
+
+    @staticmethod
+    def _strip_target(selection: Selection, user: AffectedUser) -> StripTarget:
+        """Before a user is stripped, what reconnects the original must be sure to work:
+        Exchange 2003 reconnects by sAMAccountName (unique in the forest?), 2007 and later
+        are asked (Connect-Mailbox -ValidateOnly)."""
+        reconnecting = selection.server(user.original.server).version
+        return StripTarget(
+            user.target, _home(user).server, selection.server(_home(user).server).version,
+            reconnect_by_name=reconnecting is ExchangeVersion.E2003,
+            reconnects=None if reconnecting.legacy else (user.original.server, user.original.guid),
+        )
 
     @staticmethod
     def _rehomed_stores(selection: Selection) -> list[StoreTarget]:

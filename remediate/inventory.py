@@ -84,8 +84,8 @@ def live_world(inventory: Inventory) -> LiveWorld:
     of it read through the ports (the same reader as ``remediate snapshot``): of the directory,
     the objects discovery just read, brought up to date (see ``LdapDirectory.held_within``),
     or, when nothing was read, every user of the domain and what lies below them."""
+    exchange = WinRmExchange(list(inventory.exchange))  # refuses Exchange 2000 before connecting
     directory = inventory.directory.connect()
-    exchange = WinRmExchange(list(inventory.exchange))
     world: list[LiveWorld] = []
 
     def rehearse() -> World:

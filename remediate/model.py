@@ -113,12 +113,9 @@ class ExchangeVersion(StrEnum):
 
     @property
     def transport_services(self) -> tuple[str, ...]:
-        """The services that accept and deliver mail (what KB278447 stops)."""
-        if self.legacy:
-            return ("MSExchangeMTA", "SMTPSVC")
-        if self in (ExchangeVersion.E2007, ExchangeVersion.E2010):
-            return ("MSExchangeTransport",)
-        return ("MSExchangeTransport", "MSExchangeFrontEndTransport")
+        """The transport services of a server of this version with the default roles
+        (``default_roles``); a server's own are ``ExchangeServer.transport_services``."""
+        return transport_services(self, default_roles(self))
 
     @property
     def cleanup_agent_is_manual(self) -> bool:
@@ -148,9 +145,57 @@ class ServiceState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExchangeServer:
+    """A server as discovery read it. ``roles`` are its server roles as Get-ExchangeServer
+    reports them (``ServerRole``: Mailbox, HubTransport, ClientAccess, ...), empty for the
+    version's default (``default_roles``); ``site`` its Active Directory site (Exchange
+    2007/2010: the Hub Transport servers of the site deliver into its databases)."""
+
     name: str
     version: ExchangeVersion
     dc: str
+    roles: frozenset[str] = frozenset()
+    site: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.roles:
+            object.__setattr__(self, "roles", default_roles(self.version))
+
+    @property
+    def transport_services(self) -> tuple[str, ...]:
+        """The transport services installed on this server (its roles decide)."""
+        return transport_services(self.version, self.roles)
+
+
+MAILBOX, HUB_TRANSPORT, CLIENT_ACCESS = "Mailbox", "HubTransport", "ClientAccess"
+
+
+def default_roles(version: ExchangeVersion) -> frozenset[str]:
+    """The roles assumed where none are given: a typical single server of the version (2016
+    and later have no separate Client Access role)."""
+    if version.legacy or version in (ExchangeVersion.E2016, ExchangeVersion.E2019,
+                                     ExchangeVersion.SE):
+        return frozenset({MAILBOX})
+    if version is ExchangeVersion.E2013:
+        return frozenset({MAILBOX, CLIENT_ACCESS})
+    return frozenset({MAILBOX, HUB_TRANSPORT, CLIENT_ACCESS})
+
+
+def transport_services(version: ExchangeVersion, roles: frozenset[str]) -> tuple[str, ...]:
+    """The transport services a server of this version with these roles has. Exchange
+    2000/2003: the MTA Stacks and SMTP (IIS). 2007/2010: Microsoft Exchange Transport on Hub
+    Transport servers only; a Mailbox-only server has none. 2013: Transport, Mailbox Transport
+    Delivery and Submission on the Mailbox role, Front End Transport on Client Access. 2016 and
+    later: all four on the Mailbox role (Exchange Server transport architecture documentation)."""
+    if version.legacy:
+        return ("MSExchangeMTA", "SMTPSVC")
+    if version in (ExchangeVersion.E2007, ExchangeVersion.E2010):
+        return ("MSExchangeTransport",) if HUB_TRANSPORT in roles else ()
+    found: tuple[str, ...] = ()
+    if MAILBOX in roles:
+        found += ("MSExchangeTransport", "MSExchangeDelivery", "MSExchangeSubmission")
+    if CLIENT_ACCESS in roles or (MAILBOX in roles and version is not ExchangeVersion.E2013):
+        found += ("MSExchangeFrontEndTransport",)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

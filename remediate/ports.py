@@ -82,6 +82,15 @@ class Directory(Protocol):
         """Replace attributes on the pinned DC; ``None`` clears one."""
         ...
 
+    def forest_namesakes(
+        self, sam_account_names: Collection[str]
+    ) -> dict[str, list[tuple[UUID, str]]]:
+        """For each sAMAccountName (as given), the objectGUID and DN of every user in the forest
+        that has it, as a global catalog sees them (LDAP: ports 3268/3269). Exchange 2003's
+        Exchange_Mailbox.Reconnect takes only a sAMAccountName and binds "the first userid with
+        a matching samaccountname in the forest" (Exchange 2003 SDK, Reconnect Method)."""
+        ...
+
     def unprotect(self, guid: UUID) -> None:
         """Remove "protect from accidental deletion" (the deny-delete ACE for Everyone) on the
         pinned DC; only ever called when the operator explicitly allowed it."""
@@ -92,7 +101,7 @@ class Directory(Protocol):
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({
     "domain_controllers", "writable_dc", "replication_delays", "find_users", "read",
-    "descendants",
+    "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
 
@@ -110,6 +119,11 @@ class Exchange(Protocol):
         ...
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]: ...
+
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        """For each of these services, the running services that depend on it (what
+        ``Stop-Service -Force`` stops with it, so what must be started again)."""
+        ...
 
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None: ...
 
@@ -129,6 +143,13 @@ class Exchange(Protocol):
 
     def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
         """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
+        ...
+
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        """What would stop each of these disconnected mailboxes on ``server`` from being
+        connected again, as the server itself says (Exchange 2007+: Connect-Mailbox
+        -ValidateOnly); a mailbox left out has no problem. Exchange 2000/2003 have no such check:
+        empty."""
         ...
 
     def mail_export_refusal(
@@ -158,6 +179,7 @@ class Exchange(Protocol):
 
 EXCHANGE_READS = frozenset({
     "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
+    "reconnect_problems", "running_dependents",
 })
 EXCHANGE_CHANGES = frozenset({
     "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",

@@ -11,7 +11,14 @@ from uuid import UUID
 
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
-from remediate.model import DirectoryEntry, ExchangeServer, MailboxInfo, UserQuery, iso
+from remediate.model import (
+    DirectoryEntry,
+    ExchangeServer,
+    MailboxInfo,
+    UserQuery,
+    default_roles,
+    iso,
+)
 from remediate.ports import Exchange, World
 
 WORLD_FORMAT = "remediate.world/1"
@@ -105,14 +112,29 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         }
         for store in exchange.stores(server.name)
     ]
-    return {
+    services = _services(exchange, server.name, (*server.transport_services, *EXTRA_SERVICES))
+    found: dict[str, JsonValue] = {
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
-        "services": _services(exchange, server.name, (*server.version.transport_services,
-                                                       *EXTRA_SERVICES)),
+        "services": services,
         "stores": stores,
     }
+    # What runs and depends on a transport service (Stop-Service -Force stops it too): the
+    # rehearsal must know it to stop and start it as apply will.
+    running = [name for name in server.transport_services if services.get(name) == "running"]
+    dependents = {name: found_ for name, found_ in
+                  (exchange.running_dependents(server.name, running) if running else {}).items()
+                  if found_}
+    if dependents:
+        for name in (d for names in dependents.values() for d in names):
+            services[name] = "running"
+        found["dependents"] = {name: list[JsonValue](names) for name, names in dependents.items()}
+    if server.roles != default_roles(server.version):
+        found["roles"] = list[JsonValue](sorted(server.roles))
+    if server.site:
+        found["site"] = server.site
+    return found
 
 
 def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:

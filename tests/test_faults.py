@@ -56,6 +56,7 @@ DISCOVERY_KB278447 = {
     "directory.find_users", "directory.domain_controllers", "directory.writable_dc",
     "exchange.servers", "exchange.stores",
     "exchange.mailboxes", "exchange.service_states", "exchange.mail_export_refusal",
+    "exchange.running_dependents",
 }
 APPLY_READS = {
     "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",
@@ -69,11 +70,11 @@ USES: dict[Case, tuple[set[str], set[str]]] = {
     KB278447_2003: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "directory.modify", "exchange.run_cleanup_agent", "exchange.reconnect_mailboxes",
-        "exchange.import_mail"}),
+        "exchange.import_mail", "directory.forest_namesakes"}),
     KB278447_2016: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "exchange.disable_mailboxes", "exchange.run_cleanup_agent",
-        "exchange.reconnect_mailboxes", "exchange.import_mail"}),
+        "exchange.reconnect_mailboxes", "exchange.import_mail", "exchange.reconnect_problems"}),
 }
 
 

@@ -173,3 +173,18 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
     assert on_snapshot["changes"] == on_dc["changes"]
     assert on_snapshot["selection"] == on_dc["selection"]
     assert {c["label"] for c in on_dc["changes"]} >= {parent.dn}
+
+
+def test_an_exchange_2000_server_is_refused_at_plan_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", "unused")
+    monkeypatch.setenv("EXCH_PW", "unused")
+    path = write(tmp_path, DIRECTORY + '[[exchange]]\nhost = "exch2000.corp.example"\n'
+                 'version = "2000"\nidentity = "svc@corp.example"\npassword_env = "EXCH_PW"\n')
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert main([*state, "-q", "plan", "kb278447", "--inventory", str(path)]) == 3
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert "EXCH2000 runs Exchange 2000" in error and "no WinRM" in error
+    assert "Follow KB278447 by hand" in error and "upgrade it to Exchange 2003" in error

@@ -207,14 +207,17 @@ def test_users_are_spread_across_both_servers() -> None:
     assert min(homes.values()) > 0.4 * sum(homes.values())
 
 
+_MAILBOX_TRANSPORT = ("MSExchangeTransport", "MSExchangeDelivery", "MSExchangeSubmission")
+
+
 @pytest.mark.parametrize(
     ("version", "transport"),
     [("2000", {"MSExchangeMTA", "SMTPSVC"}), ("2003", {"MSExchangeMTA", "SMTPSVC"}),
      ("2007", {"MSExchangeTransport"}), ("2010", {"MSExchangeTransport"}),
-     ("2013", {"MSExchangeTransport", "MSExchangeFrontEndTransport"}),
-     ("2016", {"MSExchangeTransport", "MSExchangeFrontEndTransport"}),
-     ("2019", {"MSExchangeTransport", "MSExchangeFrontEndTransport"}),
-     ("SE", {"MSExchangeTransport", "MSExchangeFrontEndTransport"})],
+     ("2013", {*_MAILBOX_TRANSPORT, "MSExchangeFrontEndTransport"}),
+     ("2016", {*_MAILBOX_TRANSPORT, "MSExchangeFrontEndTransport"}),
+     ("2019", {*_MAILBOX_TRANSPORT, "MSExchangeFrontEndTransport"}),
+     ("SE", {*_MAILBOX_TRANSPORT, "MSExchangeFrontEndTransport"})],
 )  # fmt: skip
 def test_servers_run_the_services_of_their_version(version: str, transport: set[str]) -> None:
     for server in built("kb278447", 1, version=version)["exchange"]["servers"]:

@@ -50,7 +50,7 @@ def test_a_snapshot_reads_only_through_the_ports_and_changes_nothing(engine: Eng
         "directory.domain_controllers", "directory.writable_dc", "directory.find_users",
         "directory.descendants", "directory.replication_delays", "exchange.servers",
         "exchange.stores", "exchange.mailboxes", "exchange.service_states",
-        "exchange.mail_export_refusal",
+        "exchange.mail_export_refusal", "exchange.running_dependents",
     }
     assert json.dumps(snapshot(source), sort_keys=True) == before
 
@@ -103,3 +103,16 @@ def test_a_snapshot_gives_up_on_a_server_that_never_answers_at_the_deadline() ->
     took = (world.clock.now() - started).total_seconds()
     assert 40.0 <= took <= 70.0
     assert world.faults.log.count("directory.find_users") > 6  # more than the default's 6
+
+
+def test_a_snapshot_keeps_the_running_dependents_so_the_rehearsal_stops_them_too(
+    engine: Engine,
+) -> None:
+    doc = kb278447(3, 4, version="2016")
+    for server in doc["exchange"]["servers"]:
+        server["services"]["ExampleDependent"] = "running"
+        server["dependents"] = {"MSExchangeDelivery": ["ExampleDependent"]}
+    copied = snapshot(world_from_json(doc))
+    [server] = copied["exchange"]["servers"]
+    assert server["dependents"] == {"MSExchangeDelivery": ["ExampleDependent"]}
+    assert server["services"]["ExampleDependent"] == "running"

@@ -83,6 +83,7 @@ def commands_for(site: Site, action: Callable[[], object]) -> int:
 def test_every_step_sends_one_command_per_server_for_500_targets(site: Site) -> None:
     exchange = site.exchange()
     exchange.servers()  # what the server is (its DC, its stores): once per run
+    exchange.mail_export_refusal("EXCH01")  # and whether it can export (2003: ExMerge): once
     version = site.configs[0].version
     users = [user_guid(n) for n in range(TARGETS)]
     originals = [connected(n) for n in range(TARGETS)]
@@ -123,6 +124,7 @@ def test_past_the_batch_size_a_step_is_split(site: Site, monkeypatch: pytest.Mon
     monkeypatch.setattr(winrm_exchange, "BATCH_SIZE", 200)
     exchange = site.exchange()
     exchange.servers()
+    exchange.mail_export_refusal("EXCH01")
     guids = [connected(n) for n in range(TARGETS)]
     assert commands_for(site, lambda: exchange.mailboxes("EXCH01", guids)) == 3
     assert commands_for(site, lambda: exchange.export_mail("EXCH01", guids)) == 3

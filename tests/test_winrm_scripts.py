@@ -12,8 +12,9 @@ import pytest
 from hostile_values import HOSTILE
 from pwsh_syntax import problems
 
-from remediate.adapters.winrm import delivery
+from remediate.adapters.winrm import ScriptRunner, ServerConfig, delivery
 from remediate.adapters.winrm.scripts import Dialect, library, missing_operation_hint
+from remediate.errors import PermanentError
 from remediate.model import ExchangeVersion
 
 pytestmark = pytest.mark.winrm
@@ -22,11 +23,13 @@ SCRIPTS = [(version, name) for version in ExchangeVersion for name in library(ve
 
 
 def test_every_version_has_the_operations_it_needs() -> None:
+    assert library(ExchangeVersion.E2000) == {}  # no WinRM on Windows 2000: refused, not run
     for version in ExchangeVersion:
+        if version is ExchangeVersion.E2000:
+            continue
         names = set(library(version))
         assert {"describe", "mailboxes", "service_states", "set_services", "purge", "disable",
-                "exports"} <= names
-        assert ("reconnect" in names) == (version is not ExchangeVersion.E2000)
+                "exports", "reconnect"} <= names
         # 2007 has no export/import requests: the adapter refuses and says what to do instead
         has_requests = version is not ExchangeVersion.E2007
         assert {"export" in names, "import" in names} == {has_requests}
@@ -135,3 +138,19 @@ def test_every_ad_search_and_shell_connection_turns_a_failed_hop_into_advice(
         for line in (line for line in text.splitlines() if risky in line):
             block = text[text.index(line) - 400:text.index(line) + 400]
             assert "try {" in block and "Stop-RemediateIfDoubleHop $_" in block, line
+
+
+def test_a_powershell_1_host_is_refused_by_the_bootstrap_with_what_to_install() -> None:
+    """PowerShell 1.0 has no $PSVersionTable; the bootstrap checks it before anything else and
+    answers with a refusal the runner turns into one line saying what to install. (PowerShell
+    1.0 itself is not available here: the check's wording is what 1.0 parses, unverified.)"""
+    first = delivery.BOOTSTRAP.splitlines()[:5]
+    assert first[1] == "if ($null -eq $PSVersionTable) {" and first[3] == "    exit 3"
+    assert "-ExecutionPolicy" not in delivery.ARGUMENTS  # powershell.exe 1.0 has no such switch
+    config = ServerConfig(host="exch07.corp.example", version=ExchangeVersion.E2007,
+                          identity="svc", password=lambda: "unused")
+    stdout = f"REMEDIATE-REFUSED {delivery.PS1_REFUSAL}\r\n".encode()
+    with pytest.raises(PermanentError) as refused:
+        ScriptRunner(config)._result(library(ExchangeVersion.E2007)["describe"], stdout, b"", 3)
+    assert "Windows PowerShell 1.0" in str(refused.value) and "KB968930" in str(refused.value)
+    assert "\n" not in str(refused.value)

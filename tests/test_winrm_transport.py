@@ -26,7 +26,7 @@ from winrm_support import PASSWORD, USER, Site, as_read, serve, server_config
 from remediate.adapters.winrm import ScriptRunner, WinRmExchange
 from remediate.adapters.winrm.clixml import clean
 from remediate.adapters.winrm.scripts import library
-from remediate.errors import PermanentError, TransientError
+from remediate.errors import PermanentError, Refused, TransientError
 from remediate.model import ServiceState
 from remediate.ports import ManualActionRequired
 
@@ -65,6 +65,14 @@ def test_hostile_values_reach_the_server_byte_for_byte_and_never_as_script(site:
     for value in HOSTILE:
         if len(value) >= 4 and value not in constant:
             assert not any(value in text for text in sent)
+
+
+def test_the_script_goes_to_a_plain_stdin_pipe_not_a_console(site: Site) -> None:
+    """pywinrm's run_command defaults to WINRS_CONSOLEMODE_STDIN=TRUE, where a console-mode
+    pipe can cut a long line; our script arrives on stdin, so it asks for a plain pipe."""
+    name, endpoint = _only(site)
+    site.exchange().service_states(name, ["MSExchangeIS"])
+    assert endpoint.commands and all(not c.console_mode_stdin for c in endpoint.commands)
 
 
 @pytest.mark.security
@@ -262,13 +270,13 @@ def test_basic_over_http_is_refused_before_anything_is_sent() -> None:
         assert site.endpoints[config.server].requests == []
 
 
-def test_reconnect_on_exchange_2000_says_to_rehome_through_ldap() -> None:
+def test_exchange_2000_is_refused_with_what_to_do_before_anything_is_sent() -> None:
     world = load(scenario("kb278447", 1, seed=3, version="2000"))
     with serve(world) as site:
-        name, endpoint = _only(site)
-        with pytest.raises(PermanentError, match="re-home the user through LDAP"):
-            site.exchange().reconnect_mailboxes(name, [])
-        assert endpoint.calls() == 0
+        with pytest.raises(Refused, match=r"no WinRM.*Follow KB278447 by hand") as refused:
+            site.exchange()
+        assert refused.value.exit_code == 3
+        assert all(endpoint.requests == [] for endpoint in site.endpoints.values())
 
 
 def test_the_2003_cleanup_agent_is_a_manual_step_with_the_fakes_instructions() -> None:

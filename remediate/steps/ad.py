@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from uuid import UUID
 
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
@@ -18,6 +19,12 @@ class UserObservation:
     entry: DirectoryEntry | None
     descendants: tuple[DirectoryEntry, ...]
     allow_protected: bool
+    # Other users of the forest with the same sAMAccountName (read where it matters: a mailbox
+    # Exchange 2003 will reconnect by that name).
+    namesakes: tuple[str, ...] = ()  # their DNs
+    # What the server holding the mailbox to reconnect says would stop it (Exchange 2007+:
+    # Connect-Mailbox -ValidateOnly); None: nothing, or not asked.
+    reconnect_problem: str | None = None
 
 
 def observe_users(ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, UserObservation]:
@@ -102,6 +109,12 @@ class StripTarget:
     user: UserTarget
     server: str
     version: ExchangeVersion
+    # The mailbox goes back by sAMAccountName (Exchange 2003 Exchange_Mailbox.Reconnect), so
+    # the name must be the user's alone in the forest before the user is stripped.
+    reconnect_by_name: bool = False
+    # The mailbox to connect to the user afterwards, (server, mailbox GUID): on 2007+ the server
+    # is asked first whether it can be (Connect-Mailbox -ValidateOnly).
+    reconnects: tuple[str, UUID] | None = None
 
     @property
     def key(self) -> str:
@@ -138,7 +151,28 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     def observe(
         self, ctx: StepContext, targets: Sequence[StripTarget]
     ) -> Mapping[str, UserObservation]:
-        return observe_users(ctx, [target.user for target in targets])
+        found = dict(observe_users(ctx, [target.user for target in targets]))
+        names = {target.key: entry.sam_account_name for target in targets
+                 if target.reconnect_by_name and (entry := found[target.key].entry) is not None}
+        if names:
+            namesakes = ctx.world.directory.forest_namesakes(sorted(set(names.values())))
+            for target in targets:
+                if target.key in names:
+                    others = tuple(dn for guid, dn in namesakes.get(names[target.key], ())
+                                   if guid != target.user.guid)
+                    found[target.key] = replace(found[target.key], namesakes=others)
+        by_server: dict[str, list[StripTarget]] = {}
+        for target in targets:
+            if target.reconnects is not None and found[target.key].entry is not None:
+                by_server.setdefault(target.reconnects[0], []).append(target)
+        for server, asking in by_server.items():
+            problems = ctx.world.exchange.reconnect_problems(
+                server, [target.reconnects[1] for target in asking if target.reconnects])
+            for target in asking:
+                problem = problems.get(target.reconnects[1]) if target.reconnects else None
+                if problem:
+                    found[target.key] = replace(found[target.key], reconnect_problem=problem)
+        return found
 
     def plan(self, target: StripTarget, observation: UserObservation) -> Change:
         if observation.entry is None:
@@ -146,6 +180,25 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
         present = exchange_attributes(observation.entry)
         if not present:
             return NoOp(target.key, "no Exchange attributes")
+        if observation.reconnect_problem and target.reconnects:
+            server, mailbox = target.reconnects
+            return WouldFail(
+                target.key,
+                f"{server} says mailbox {mailbox} could not be connected to "
+                f"{observation.entry.dn} (Connect-Mailbox -ValidateOnly): "
+                f"{observation.reconnect_problem.rstrip('.')}. Nothing was changed; fix that, then "
+                "plan again",
+            )
+        if observation.namesakes:
+            others = "; ".join(observation.namesakes)
+            return WouldFail(
+                target.key,
+                f"{observation.entry.dn} and {others} share the sAMAccountName "
+                f"{observation.entry.sam_account_name!r} in the forest, and Exchange 2003 "
+                "reconnects a mailbox to the first user with that name in the forest "
+                "(Exchange_Mailbox.Reconnect): it could reach the wrong user. Nothing was "
+                "changed; rename one of them (unique in the forest), then plan again",
+            )
         return Planned(
             target.key,
             "remove-exchange-attributes",

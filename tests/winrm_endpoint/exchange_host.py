@@ -101,6 +101,10 @@ class ExchangeHost:
         self.before_run: Callable[[DecodedCall], None] | None = None  # tests: delays, noise
         # Get-ExchangeServer's AdminDisplayVersion (None: the version's last update, below)
         self.admin_display_version: str | None = None
+        # What the ExMerge prerequisites script would find missing on this server (none here)
+        self.exmerge_problems: list[str] = []
+        # Whether New-MailboxExportRequest is in the session (the Mailbox Import Export role)
+        self.can_export = True
 
     def _version(self) -> ExchangeVersion:
         return next(s.version for s in self.exchange.servers() if s.name == self.server)
@@ -142,13 +146,27 @@ class ExchangeHost:
     # -- what each script does on a server
 
     def describe(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        dc = next(s.dc for s in self.exchange.servers() if s.name == self.server)
+        info = next(s for s in self.exchange.servers() if s.name == self.server)
         stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
                   for s in self.exchange.stores(self.server)]
         if version.legacy:  # Exchange_Server over WMI; the 2000/2003 script reads no build
-            return {"dc": dc, "stores": stores}
+            return {"dc": info.dc, "stores": stores}
         build = self.admin_display_version or _LATEST_BUILDS[version]
-        return {"dc": dc, "stores": stores, "admin_display_version": build}
+        # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
+        # canonical name of the site object.
+        return {"dc": info.dc, "stores": stores, "admin_display_version": build,
+                "roles": ", ".join(sorted(info.roles)), "site": info.site,
+                "can_export": self.can_export}
+
+    def validate_reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        problems = self.exchange.reconnect_problems(self.server, [_uuid(g) for g in p["mailboxes"]])
+        return {str(guid): problem for guid, problem in problems.items()}
+
+    def running_dependents(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return self.exchange.running_dependents(self.server, p["names"])
+
+    def exmerge_prerequisites(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        return list(self.exmerge_problems)
 
     def mailboxes(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         guids = None if p["scope"] == "all" else [_uuid(g) for g in p["guids"]]
@@ -268,12 +286,15 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
     "describe": ExchangeHost.describe,
     "mailboxes": ExchangeHost.mailboxes,
     "service_states": ExchangeHost.service_states,
+    "running_dependents": ExchangeHost.running_dependents,
     "set_services": ExchangeHost.set_services,
     "clean_database": ExchangeHost.clean_database,
     "purge": ExchangeHost.purge,
     "disable": ExchangeHost.disable,
     "reconnect": ExchangeHost.reconnect,
     "exports": ExchangeHost.exports,
+    "exmerge_prerequisites": ExchangeHost.exmerge_prerequisites,
+    "validate_reconnect": ExchangeHost.validate_reconnect,
     "export": ExchangeHost.export,
     "import": ExchangeHost.import_,
 }

@@ -154,7 +154,8 @@ class Endpoint:
                         "The SOAP XML in the message does not match the corresponding XML schema "
                         "definition.")
         parts = [node.text or "" for node in line if node.tag.endswith(("Command", "Arguments"))]
-        command = Command(" ".join(part for part in parts if part), shell)
+        console = (request.option("WINRS_CONSOLEMODE_STDIN") or "TRUE").upper() == "TRUE"
+        command = Command(" ".join(part for part in parts if part), shell, console)
         shell.commands[command.id] = command
         with self._lock:
             self.commands.append(command)

@@ -41,9 +41,11 @@ def _codec(codepage: int) -> str:
 
 
 class Command:
-    def __init__(self, line: str, shell: Shell) -> None:
+    def __init__(self, line: str, shell: Shell, console_mode_stdin: bool = True) -> None:
         self.id = str(uuid.uuid4()).upper()
         self.line = line
+        # WINRS_CONSOLEMODE_STDIN as the client sent it (absent: TRUE, the WinRS default)
+        self.console_mode_stdin = console_mode_stdin
         self._shell = shell
         self._stdin = bytearray()
         self._stdin_done = threading.Event()

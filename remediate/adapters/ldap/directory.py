@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from remediate.errors import PermanentError, TransientError
 from remediate.model import AttrValue, DirectoryEntry, UserQuery
 
 from . import discovery, entries, errors, filters, security
-from .connection import ConnectionSettings, open_connection
+from .connection import ConnectionSettings, TlsMode, open_connection
 from .discovery import DomainController
 from .seen import Seen
 
@@ -34,6 +35,10 @@ NO_SUCH_OBJECT = 32
 # object it finds, so the time grows with its square: 1,000 entries cost 2.3 s in one search of
 # 1,000 terms, 1.5 s in ten of 100 (AD looks each term up in its index: either is fine there).
 GUIDS_PER_SEARCH = 100
+# A DC's global catalog: LDAP on 3268 (StartTLS), LDAPS on 3269. Connections to it are kept under
+# GC_PREFIX + the DC's name.
+GC_PORTS = {TlsMode.LDAPS: 3269, TlsMode.STARTTLS: 3268}
+GC_PREFIX = "gc:"
 
 Control = tuple[str, bool, bytes | None]
 Found = list[tuple[str, dict[str, list[bytes]]]]
@@ -129,6 +134,29 @@ class LdapDirectory:
             operation="directory.find_users",
         )
         return sorted(self._decoded(name, found), key=_creation_order)
+
+    def forest_namesakes(
+        self, sam_account_names: Collection[str]
+    ) -> dict[str, list[tuple[UUID, str]]]:
+        """A paged search of the pinned DC's global catalog (the whole forest, base "") for
+        these names, 100 to a search."""
+        names = list(dict.fromkeys(sam_account_names))
+        found: dict[str, list[tuple[UUID, str]]] = {name: [] for name in names}
+        folded = {name.casefold(): name for name in names}
+        catalog = GC_PREFIX + self.writable_dc()
+        for start in range(0, len(names), GUIDS_PER_SEARCH):
+            rows = self._search(
+                catalog, "", filters.namesakes(names[start:start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID", "sAMAccountName"),
+                operation="directory.forest_namesakes",
+            )
+            for dn, raw in rows:
+                sam = next((v[0] for k, v in raw.items() if k.lower() == "samaccountname" and v),
+                           b"")
+                name = folded.get(sam.decode("utf-8").casefold())
+                if name is not None:
+                    found[name].append((entries.guid_of(dn, raw), dn))
+        return found
 
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
@@ -379,10 +407,16 @@ class LdapDirectory:
         self._seen = Seen()
 
     def connection(self, dc: str) -> ldap3.Connection:
-        """The open, bound connection to ``dc`` (opened now if needed)."""
+        """The open, bound connection to ``dc`` (opened now if needed); ``gc:<dc>``: to its
+        global catalog port."""
         if dc not in self._connections:
-            connection = open_connection(self._settings, dc)
-            self._watch(dc, connection)
+            if dc.startswith(GC_PREFIX):
+                port = GC_PORTS[self._settings.tls_mode or TlsMode.LDAPS]
+                connection = open_connection(replace(self._settings, port=port),
+                                             dc.removeprefix(GC_PREFIX))
+            else:
+                connection = open_connection(self._settings, dc)
+                self._watch(dc, connection)
             self._connections[dc] = connection
         return self._connections[dc]
 

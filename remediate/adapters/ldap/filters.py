@@ -17,8 +17,10 @@ MAIL_ENABLED = "(|(homeMDB=*)(msExchHomeServerName=*)(msExchMailboxGuid=*))"
 
 def guid_dn(guid: UUID) -> str:
     """The ``<GUID=...>`` name AD resolves to the object (live, or a tombstone with Show
-    Deleted), whatever its DN is now."""
-    return f"<GUID={guid}>"
+    Deleted), whatever its DN is now. In the hexadecimal form of the GUID's 16 bytes as stored,
+    which every DC accepts; the dashed form only Windows Server 2003 and later DCs do (MS-ADTS
+    3.1.1.3.1.2.4)."""
+    return f"<GUID={guid.bytes_le.hex()}>"
 
 
 def equals(attribute: str, value: str) -> str:
@@ -36,6 +38,11 @@ def any_of(terms: Iterable[str]) -> str:
 
 def guids(values: Iterable[UUID]) -> str:
     return any_of(equals_binary("objectGUID", guid.bytes_le) for guid in values)
+
+
+def namesakes(sam_account_names: Iterable[str]) -> str:
+    """Users with any of these sAMAccountNames."""
+    return f"(&{USERS}{any_of(equals('sAMAccountName', n) for n in sam_account_names)})"
 
 
 def generalized_time(value: datetime) -> str:

@@ -15,7 +15,19 @@ from collections.abc import Mapping, Sequence
 
 from .scripts import Dialect, Script
 
+# PowerShell 1.0 (an Exchange 2007 host without WMF 2.0) has no $PSVersionTable and cannot run
+# the scripts (try/catch came with 2.0): the bootstrap, written in what 1.0 parses, refuses
+# before reading anything. No -ExecutionPolicy: powershell.exe 1.0 has no such switch, and an
+# execution policy governs script files, not an encoded command or a script block.
+PS1_REFUSAL = (
+    '{"message":"Windows PowerShell 1.0 here: install WMF 2.0 (PowerShell 2.0, KB968930), '
+    'then plan again","target":""}'
+)
 BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
+if ($null -eq $PSVersionTable) {
+    [Console]::Out.WriteLine('REMEDIATE-REFUSED """ + PS1_REFUSAL + r"""')
+    exit 3
+}
 $lines = [Console]::In.ReadToEnd().Split([char]10)
 $bytes = [System.Convert]::FromBase64String($lines[0].Trim().Substring(1))
 $code = [System.Text.Encoding]::UTF8.GetString($bytes)
@@ -34,8 +46,6 @@ PROGRAM = "powershell.exe"
 ARGUMENTS = (
     "-NoProfile",
     "-NonInteractive",
-    "-ExecutionPolicy",
-    "Bypass",
     "-EncodedCommand",
     base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii"),
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from remediate.errors import PermanentError
+from remediate.errors import PermanentError, Refused
 from remediate.model import (
     ExchangeServer,
     ExchangeVersion,
@@ -26,6 +26,14 @@ from .delivery import Value
 from .evidence import export_ref
 from .runner import ScriptRunner
 from .scripts import library, mail_export_refusal, missing_operation_hint
+from .scripts.legacy import EXCHANGE_2000_REFUSAL
+
+MISSING_IMPORT_EXPORT_ROLE = (
+    "{server}: the account {account} cannot export or import mail there: its Exchange "
+    "Management Shell has no New-MailboxExportRequest, so it lacks the Mailbox Import Export "
+    "role (assigned to nobody by default). Assign it (New-ManagementRoleAssignment -Role "
+    "\"Mailbox Import Export\" -User {account}), then plan again"
+)
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
@@ -40,6 +48,9 @@ class _Description:
     dc: str
     stores: tuple[Store, ...]
     admin_display_version: str | None  # "Version 14.3 (Build 123.4)"; None: not reported
+    roles: frozenset[str]  # ServerRole ("Mailbox, HubTransport"); empty: the version's default
+    site: str  # the AD site (Get-ExchangeServer's Site); "" for Exchange 2003
+    can_export: bool  # New-MailboxExportRequest is in the session (the Mailbox Import Export role)
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -59,9 +70,14 @@ class WinRmExchange:
         servers: Sequence[ServerConfig],
         runner: Callable[[ServerConfig], ScriptRunner] = ScriptRunner,
     ) -> None:
+        for config in servers:
+            if config.version is ExchangeVersion.E2000:
+                raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server),
+                              target=config.host)
         self._configs = {config.server: config for config in servers}
         self.runners = {name: runner(config) for name, config in self._configs.items()}
         self._described: dict[str, _Description] = {}
+        self._prerequisites: dict[str, str] = {}  # server -> ExMerge's problems ("": none)
 
     # -- plumbing
 
@@ -100,8 +116,12 @@ class WinRmExchange:
                 for s in found["stores"]
             )
             build = found.get("admin_display_version")
+            roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
+                              if role.strip())
             self._described[server] = _Description(str(found["dc"]), stores,
-                                                    str(build) if build else None)
+                                                    str(build) if build else None,
+                                                    roles, str(found.get("site") or ""),
+                                                    found.get("can_export") is not False)
         return self._described[server]
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
@@ -117,10 +137,12 @@ class WinRmExchange:
     # -- the port
 
     def servers(self) -> list[ExchangeServer]:
-        return [
-            ExchangeServer(name, config.version, self._describe(name).dc)
-            for name, config in self._configs.items()
-        ]
+        found = []
+        for name, config in self._configs.items():
+            described = self._describe(name)
+            found.append(ExchangeServer(name, config.version, described.dc, described.roles,
+                                        described.site))
+        return found
 
     def stores(self, server: str) -> list[Store]:
         return list(self._describe(server).stores)
@@ -157,6 +179,13 @@ class WinRmExchange:
         found = self._run(server, "service_states", {"names": list(names)})
         return {str(name): ServiceState(str(state)) for name, state in found.items()}
 
+    def running_dependents(self, server: str, names: Collection[str]) -> dict[str, list[str]]:
+        if not names:
+            return {}
+        found = self._run(server, "running_dependents", {"names": list(names)})
+        return {str(name): [str(d) for d in (dependents or [])]
+                for name, dependents in found.items()}
+
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
         if names:
             self._run(server, "set_services", {"names": list(names), "state": state.value})
@@ -187,18 +216,19 @@ class WinRmExchange:
         self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
 
     def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
-        config = self._config(server, "reconnect_mailboxes")
-        if config.version is ExchangeVersion.E2000:
-            raise PermanentError(
-                "Exchange 2000 has no Exchange_Mailbox.Reconnect",
-                endpoint=server, operation="exchange.reconnect_mailboxes",
-                hint="re-home the user through LDAP (msExchMailboxGuid, homeMDB, "
-                "msExchHomeServerName, legacyExchangeDN)",
-            )
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "users": [str(user) for _, user in chunk],
         })
+
+    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+        if self._config(server, "reconnect_problems").version.legacy or not mailboxes:
+            return {}
+        found: dict[UUID, str] = {}
+        for rows in self._batched(server, "validate_reconnect", _strings(mailboxes),
+                                  lambda chunk: {"mailboxes": list(chunk)}):
+            found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
+        return found
 
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
@@ -209,11 +239,23 @@ class WinRmExchange:
 
     def _server_refusal(self, config: ServerConfig) -> str | None:
         """What the version says; for Exchange 2010, the build its describe script reported
-        (before SP1: no mailbox requests)."""
+        (before SP1: no mailbox requests); for Exchange 2003, ExMerge's prerequisites as the
+        server itself reports them (asked once per server)."""
         build = None
         if config.version is ExchangeVersion.E2010:
             build = self._describe(config.server).admin_display_version
-        return mail_export_refusal(config.server, config.version, build)
+        refusal = mail_export_refusal(config.server, config.version, build)
+        if (refusal is None and not config.version.legacy
+                and not self._describe(config.server).can_export):
+            refusal = MISSING_IMPORT_EXPORT_ROLE.format(server=config.server,
+                                                        account=config.identity)
+        if refusal is None and config.version is ExchangeVersion.E2003:
+            if config.server not in self._prerequisites:
+                found = self._run(config.server, "exmerge_prerequisites",
+                                  {"directory": config.export_directory})
+                self._prerequisites[config.server] = "; ".join(str(p) for p in found or [])
+            refusal = self._prerequisites[config.server] or None
+        return refusal
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
         """The server's config, where it can export and import mail; else refused before the
@@ -229,8 +271,9 @@ class WinRmExchange:
     ) -> dict[UUID, ExportRef]:
         server, directory = config.server, config.export_directory
         refs: dict[UUID, ExportRef] = {}
-        for found in self._batched(server, operation, _strings(guids),
-                                   lambda chunk: {"directory": directory, "guids": list(chunk)}):
+        extra = {"wait_s": _wait_s(config)} if operation == "export" else {}
+        for found in self._batched(server, operation, _strings(guids), lambda chunk: {
+                "directory": directory, "guids": list(chunk), **extra}):
             for guid, row in found.items():
                 refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
@@ -242,14 +285,22 @@ class WinRmExchange:
         return self._exports(self._transferring(server, "export"), "export", guids)
 
     def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
-        directory = self._transferring(server, "import").export_directory
+        config = self._transferring(server, "import")
+        directory = config.export_directory
         self._batched(server, "import", list(pairs), lambda chunk: {
             "directory": directory,
+            "wait_s": _wait_s(config),
             "mailboxes": [str(guid) for guid, _ in chunk],
             "export_servers": [ref.server for _, ref in chunk],
             "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
             "locations": [ref.location for _, ref in chunk],
         })
+
+
+def _wait_s(config: ServerConfig) -> str:
+    """How long a script waits for its mailbox requests: inside the runner's deadline for the
+    whole command, so the script, not the runner, says they are still running."""
+    return str(int(max(60.0, config.deadline_s - 120.0)))
 
 
 def _administrative_group(store_dn: str) -> str:

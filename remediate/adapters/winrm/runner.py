@@ -80,7 +80,10 @@ class ScriptRunner:
         deadline = self._monotonic() + self.config.deadline_s
         shell = protocol.open_shell(codepage=UTF8_CODE_PAGE, noprofile=True)
         try:
-            command = protocol.run_command(shell, delivery.PROGRAM, list(delivery.ARGUMENTS))
+            # The script arrives on stdin: a console-mode stdin pipe (pywinrm's default) can cut
+            # a long line, so stdin is a plain pipe, as Ansible's WinRM plugin has it.
+            command = protocol.run_command(shell, delivery.PROGRAM, list(delivery.ARGUMENTS),
+                                           console_mode_stdin=False)
             try:
                 for start in range(0, len(payload), STDIN_CHUNK):
                     last = start + STDIN_CHUNK >= len(payload)

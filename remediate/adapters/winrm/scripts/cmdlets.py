@@ -27,6 +27,8 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 }
 """
 
+# RBAC puts in a session only the cmdlets the account's roles grant: without the Mailbox Import
+# Export role (assigned to nobody by default) New-MailboxExportRequest is not there (can_export).
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -39,7 +41,7 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion }
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
 }
 """
 
@@ -52,23 +54,63 @@ function ConvertTo-RemediateBytes {
     return $null
 }
 
+# One enumeration of the server's mailboxes (Get-MailboxStatistics -Server) and one of its
+# databases per script, each indexed; never one per target. A mailbox GUID is not unique on a
+# server (a soft-deleted leftover of a move beside the live mailbox): a lookup that finds it
+# twice is refused, never guessed.
 function Get-RemediateStatistics {
-    $all = @()
-    foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
-        $all += @(Get-MailboxStatistics -Database $database.Identity)
+    return ,@(Get-MailboxStatistics -Server $env:COMPUTERNAME)
+}
+
+function Get-RemediateStatisticsIndex {
+    param($All)
+    $index = @{}
+    foreach ($statistics in $All) {
+        $key = ([guid]$statistics.MailboxGuid).ToString()
+        if ($index.ContainsKey($key)) {
+            $index[$key] += ,$statistics
+        }
+        else {
+            $index[$key] = @($statistics)
+        }
     }
-    return ,$all
+    return $index
 }
 
 function Find-RemediateStatistics {
-    param([string]$Guid)
-    $wanted = [guid]$Guid
-    foreach ($statistics in (Get-RemediateStatistics)) {
-        if ($statistics.MailboxGuid -eq $wanted) {
-            return $statistics
+    param($Index, [string]$Guid)
+    $key = ([guid]$Guid).ToString()
+    if (-not $Index.ContainsKey($key)) {
+        Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    }
+    $found = @($Index[$key])
+    if ($found.Count -gt 1) {
+        $where = @($found | ForEach-Object { [string]$_.Database + ' (' + [string]$_.DisconnectReason + ')' }) -join '; '
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one database or state on ' + $env:COMPUTERNAME + ' (' + $where + '): remediate will not guess which; remove the leftover, then plan again') $Guid
+    }
+    return $found[0]
+}
+
+# Databases by every name a statistics object may carry for its database (deserialized through
+# the 2010+ shell's remoting it is a string; on 2007 an ADObjectId): Name, Identity, DN, GUID.
+function Get-RemediateDatabaseIndex {
+    $index = @{}
+    foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
+        foreach ($name in @($database.Name, $database.Identity, $database.DistinguishedName, $database.Guid)) {
+            if ($null -ne $name -and [string]$name) {
+                $index[[string]$name] = $database
+            }
         }
     }
-    Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    return $index
+}
+
+function Find-RemediateDatabase {
+    param($Index, $Name, [string]$Target)
+    if ($null -eq $Name -or -not $Index.ContainsKey([string]$Name)) {
+        Stop-RemediateRefused ('no database ' + [string]$Name + ' on ' + $env:COMPUTERNAME) $Target
+    }
+    return $Index[[string]$Name]
 }
 """
 
@@ -79,11 +121,12 @@ function Invoke-RemediateOperation {
     foreach ($guid in $Parameters.guids) {
         $wanted[([guid]$guid).ToString()] = $true
     }
+    $databases = Get-RemediateDatabaseIndex
     $found = @()
     foreach ($statistics in (Get-RemediateStatistics)) {
         $guid = $statistics.MailboxGuid.ToString()
         if ($Parameters.scope -eq 'all' -or $wanted.ContainsKey($guid)) {
-            $database = Get-MailboxDatabase -Identity $statistics.Database
+            $database = Find-RemediateDatabase $databases $statistics.Database $guid
             $absent = $null
             if ($statistics.DisconnectDate) {
                 $absent = $statistics.DisconnectDate.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
@@ -112,11 +155,12 @@ function Invoke-RemediateOperation {
 _CLEAN_2007 = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $databases = Get-RemediateDatabaseIndex
+    $work = @()
     foreach ($dn in $Parameters.store_dns) {
-        $database = Get-MailboxDatabase -Server $env:COMPUTERNAME | Where-Object { [string]$_.DistinguishedName -eq $dn }
-        if ($null -eq $database) {
-            Stop-RemediateRefused ('no store with this DN on ' + $env:COMPUTERNAME) $dn
-        }
+        $work += Find-RemediateDatabase $databases $dn $dn
+    }
+    foreach ($database in $work) {
         Clean-MailboxDatabase -Identity $database.Identity -Confirm:$false
     }
     return $null
@@ -126,36 +170,63 @@ function Invoke-RemediateOperation {
 _CLEAN_2013 = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $databases = Get-RemediateDatabaseIndex
+    $wanted = @{}
     foreach ($dn in $Parameters.store_dns) {
-        $database = Get-MailboxDatabase -Server $env:COMPUTERNAME | Where-Object { [string]$_.DistinguishedName -eq $dn }
-        if ($null -eq $database) {
-            Stop-RemediateRefused ('no store with this DN on ' + $env:COMPUTERNAME) $dn
-        }
-        foreach ($statistics in @(Get-MailboxStatistics -Database $database.Identity)) {
-            Update-StoreMailboxState -Database $database.Identity -Identity $statistics.MailboxGuid -Confirm:$false
+        $database = Find-RemediateDatabase $databases $dn $dn
+        $wanted[[string]$database.DistinguishedName] = $database
+    }
+    $work = @()
+    foreach ($statistics in (Get-RemediateStatistics)) {
+        $database = Find-RemediateDatabase $databases $statistics.Database ([string]$statistics.MailboxGuid)
+        if ($wanted.ContainsKey([string]$database.DistinguishedName)) {
+            $work += @{ database = $database; guid = $statistics.MailboxGuid }
         }
     }
+    foreach ($item in $work) {
+        Update-StoreMailboxState -Database $item.database.Identity -Identity $item.guid -Confirm:$false
+    }
     return $null
+}
+"""
+
+
+# Exchange 2010 and later purge a disconnected or soft-deleted mailbox with Remove-StoreMailbox
+# (-MailboxState: the DisconnectReason the store reports). Exchange 2007 has no
+# Remove-StoreMailbox; its Remove-Mailbox purges a store mailbox by database and mailbox GUID
+# (Exchange 2007 reference, Remove-Mailbox, the StoreMailboxIdentity parameter set).
+_REMOVE_STORE_MAILBOX = r"""
+function Remove-RemediateStoreMailbox {
+    param($Statistics)
+    $state = [string]$Statistics.DisconnectReason
+    if (-not $state) {
+        $state = 'Disabled'
+    }
+    Remove-StoreMailbox -Database $Statistics.Database -Identity $Statistics.MailboxGuid -MailboxState $state -Confirm:$false
+}
+"""
+
+_REMOVE_STORE_MAILBOX_2007 = r"""
+function Remove-RemediateStoreMailbox {
+    param($Statistics)
+    Remove-Mailbox -Database $Statistics.Database -StoreMailboxIdentity $Statistics.MailboxGuid -Confirm:$false
 }
 """
 
 _PURGE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     $doomed = @()
     foreach ($guid in $Parameters.guids) {
-        $statistics = Find-RemediateStatistics $guid
+        $statistics = Find-RemediateStatistics $stored $guid
         if ($null -eq $statistics.DisconnectDate) {
             Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
         }
         $doomed += $statistics
     }
     foreach ($statistics in $doomed) {
-        $state = [string]$statistics.DisconnectReason
-        if (-not $state) {
-            $state = 'Disabled'
-        }
-        Remove-StoreMailbox -Database $statistics.Database -Identity $statistics.MailboxGuid -MailboxState $state -Confirm:$false
+        Remove-RemediateStoreMailbox $statistics
     }
     return $null
 }
@@ -179,9 +250,10 @@ function Invoke-RemediateOperation {
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $statistics = Find-RemediateStatistics $Parameters.mailboxes[$index]
+        $statistics = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0] }
@@ -194,23 +266,92 @@ function Invoke-RemediateOperation {
 """
 
 
-# Export and import requests run in the Mailbox Replication Service; a batch is waited for until
-# every request has finished, then each one's statistics become the record beside the export.
-_REQUESTS = r"""
-function Wait-RemediateRequests {
-    param([string]$Batch, [string]$Kind, [int]$Count)
-    while ($true) {
-        if ($Kind -eq 'export') {
-            $statistics = @(Get-MailboxExportRequest -BatchName $Batch | Get-MailboxExportRequestStatistics)
+# Connect-Mailbox -ValidateOnly "evaluate[s] the conditions and requirements necessary to perform
+# the operation" and changes nothing (its parameter set takes -Identity and -Database, no -User):
+# asked before anyone is stripped, each failure is what stops that mailbox.
+_VALIDATE_RECONNECT = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $problems = @{}
+    $work = @()
+    foreach ($guid in $Parameters.mailboxes) {
+        $key = ([guid]$guid).ToString()
+        if (-not $stored.ContainsKey($key)) {
+            $problems[$key] = 'no mailbox ' + $key + ' on ' + $env:COMPUTERNAME
+        }
+        elseif (@($stored[$key]).Count -gt 1) {
+            $problems[$key] = 'mailbox ' + $key + ' is in more than one database or state on ' + $env:COMPUTERNAME
         }
         else {
-            $statistics = @(Get-MailboxImportRequest -BatchName $Batch | Get-MailboxImportRequestStatistics)
+            $work += @{ guid = $key; statistics = @($stored[$key])[0] }
         }
-        $running = @($statistics | Where-Object { @('Completed', 'CompletedWithWarning', 'Failed') -notcontains [string]$_.Status })
-        if ($statistics.Count -ge $Count -and $running.Count -eq 0) {
-            return ,$statistics
+    }
+    foreach ($item in $work) {
+        try {
+            Connect-Mailbox -Identity $item.statistics.MailboxGuid -Database $item.statistics.Database -ValidateOnly -Confirm:$false | Out-Null
+        }
+        catch {
+            $problems[$item.guid] = [string]$_.Exception.Message
+        }
+    }
+    return $problems
+}
+"""
+
+
+# Export and import requests run in the Mailbox Replication Service. Each is named after its
+# mailbox ("remediate-<guid>", unique per mailbox as -Name must be) in one batch per kind, so a
+# run interrupted while they run finds them again by name instead of queuing duplicates; a failed
+# one is removed before it is made again. The service keeps at most ten request names per
+# mailbox, completed ones included, so each completed request is removed once its statistics are
+# recorded beside the export (New-MailboxExportRequest, Remove-MailboxExportRequest). The wait
+# has a deadline of its own, inside the runner's: past it the requests keep running and the
+# script answers "transient", so the engine's retry waits for them again by name.
+_REQUESTS = r"""
+function Get-RemediateRequestIndex {
+    param([string]$Kind)
+    if ($Kind -eq 'export') {
+        $all = @(Get-MailboxExportRequest -BatchName 'remediate-export' | Get-MailboxExportRequestStatistics)
+    }
+    else {
+        $all = @(Get-MailboxImportRequest -BatchName 'remediate-import' | Get-MailboxImportRequestStatistics)
+    }
+    $index = @{}
+    foreach ($statistics in $all) {
+        $index[[string]$statistics.Name] = $statistics
+    }
+    return $index
+}
+
+function Test-RemediateRequestDone {
+    param($Statistics)
+    return (@('Completed', 'CompletedWithWarning', 'Failed') -contains [string]$Statistics.Status)
+}
+
+function Wait-RemediateRequests {
+    param([string]$Kind, [string[]]$Names, [int]$WaitSeconds)
+    $deadline = (Get-Date).AddSeconds($WaitSeconds)
+    while ($true) {
+        $index = Get-RemediateRequestIndex $Kind
+        $running = @($Names | Where-Object { -not $index.ContainsKey($_) -or -not (Test-RemediateRequestDone $index[$_]) })
+        if ($running.Count -eq 0) {
+            return $index
+        }
+        if ((Get-Date) -gt $deadline) {
+            throw ('the mailbox ' + $Kind + ' requests on ' + $env:COMPUTERNAME + ' timed out: ' + $running.Count + ' still running after ' + $WaitSeconds + ' s (they keep running; the next attempt waits for them by name, ' + $running[0] + ' first)')
         }
         Start-Sleep -Seconds 10
+    }
+}
+
+function Remove-RemediateRequest {
+    param($Statistics, [string]$Kind)
+    if ($Kind -eq 'export') {
+        Remove-MailboxExportRequest -Identity $Statistics.Identity -Confirm:$false
+    }
+    else {
+        Remove-MailboxImportRequest -Identity $Statistics.Identity -Confirm:$false
     }
 }
 
@@ -226,28 +367,42 @@ function Get-RemediateRequestRecord {
 function Stop-RemediateIfRequestsFailed {
     param([string[]]$Failed, [string]$Kind)
     if ($Failed.Count -gt 0) {
-        Stop-RemediateRefused ('the mailbox ' + $Kind + ' request for ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' did not complete (' + $Failed.Count + ' in all); see Get-Mailbox' + $Kind + 'RequestStatistics -IncludeReport, fix the cause, remove the request and run again') $Failed[0]
+        Stop-RemediateRefused ('the mailbox ' + $Kind + ' request for ' + $Failed[0] + ' on ' + $env:COMPUTERNAME + ' did not complete (' + $Failed.Count + ' in all); see Get-Mailbox' + $Kind + 'RequestStatistics -IncludeReport, fix the cause and run again (the failed request is replaced then)') $Failed[0]
     }
 }
 """
 
+# -Mailbox takes a mailbox's LegacyExchangeDN, one of the identities New-MailboxExportRequest and
+# New-MailboxImportRequest document (a store mailbox's GUID is not among them).
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     Assert-RemediateExportDirectory $Parameters.directory
-    $batch = 'remediate-' + [guid]::NewGuid().ToString()
     $sources = @{}
     foreach ($guid in $Parameters.guids) {
-        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $guid
+        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $stored $guid
     }
+    $earlier = Get-RemediateRequestIndex 'export'
+    $names = @()
     foreach ($guid in $sources.Keys) {
+        $name = 'remediate-' + $guid
+        $names += $name
+        if ($earlier.ContainsKey($name) -and [string]$earlier[$name].Status -eq 'Failed') {
+            Remove-RemediateRequest $earlier[$name] 'export'
+        }
+        elseif ($earlier.ContainsKey($name)) {
+            continue
+        }
         Move-RemediateEarlierExport $Parameters.directory $guid
-        New-MailboxExportRequest -Mailbox $guid -FilePath (Get-RemediateExportPath $Parameters.directory $guid '.pst') -BatchName $batch -BadItemLimit 0 -Confirm:$false | Out-Null
+        New-MailboxExportRequest -Mailbox ([string]$sources[$guid].LegacyDN) -Name $name -FilePath (Get-RemediateExportPath $Parameters.directory $guid '.pst') -BatchName 'remediate-export' -BadItemLimit 0 -Confirm:$false | Out-Null
     }
+    $index = Wait-RemediateRequests 'export' $names ([int]$Parameters.wait_s)
     $made = @{}
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'export' $sources.Count)) {
-        $guid = [System.IO.Path]::GetFileNameWithoutExtension([string]$statistics.FilePath)
+    $done = @()
+    foreach ($guid in $sources.Keys) {
+        $statistics = $index['remediate-' + $guid]
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxExportRequest'
         $record['mailbox'] = $guid
@@ -257,10 +412,16 @@ function Invoke-RemediateOperation {
         $record['estimated_items'] = [long]$statistics.EstimatedTransferItemCount
         $record['file_bytes'] = Get-RemediateFileBytes (Get-RemediateExportPath $Parameters.directory $guid '.pst')
         Write-RemediateRecord (Get-RemediateExportPath $Parameters.directory $guid '.export.json') $record
-        if (-not $record.succeeded) {
+        if ($record.succeeded) {
+            $done += $statistics
+        }
+        else {
             $failed += $guid
         }
         $made[$guid] = Get-RemediateExportRecord $Parameters.directory $guid
+    }
+    foreach ($statistics in $done) {
+        Remove-RemediateRequest $statistics 'export'
     }
     Stop-RemediateIfRequestsFailed $failed 'Export'
     return $made
@@ -270,31 +431,48 @@ function Invoke-RemediateOperation {
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $batch = 'remediate-' + [guid]::NewGuid().ToString()
+    $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
     $pairs = @{}
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        [void](Find-RemediateStatistics $Parameters.mailboxes[$index])
+        $target = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
         if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
             Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
         }
-        $pairs[$Parameters.locations[$index]] = @{ target = $Parameters.mailboxes[$index]; source = $Parameters.export_mailboxes[$index] }
+        $name = 'remediate-' + ([guid]$Parameters.export_mailboxes[$index]).ToString()
+        $pairs[$name] = @{ target = $Parameters.mailboxes[$index]; legacy_dn = [string]$target.LegacyDN; source = $Parameters.export_mailboxes[$index]; location = $Parameters.locations[$index] }
     }
-    foreach ($location in $pairs.Keys) {
-        New-MailboxImportRequest -Mailbox $pairs[$location].target -FilePath $location -BatchName $batch -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
+    $earlier = Get-RemediateRequestIndex 'import'
+    foreach ($name in $pairs.Keys) {
+        if ($earlier.ContainsKey($name) -and [string]$earlier[$name].Status -eq 'Failed') {
+            Remove-RemediateRequest $earlier[$name] 'import'
+        }
+        elseif ($earlier.ContainsKey($name)) {
+            continue
+        }
+        New-MailboxImportRequest -Mailbox $pairs[$name].legacy_dn -Name $name -FilePath $pairs[$name].location -BatchName 'remediate-import' -BadItemLimit 0 -ConflictResolutionOption KeepAll -Confirm:$false | Out-Null
     }
+    $index = Wait-RemediateRequests 'import' @($pairs.Keys) ([int]$Parameters.wait_s)
     $failed = @()
-    foreach ($statistics in (Wait-RemediateRequests $batch 'import' $pairs.Count)) {
-        $pair = $pairs[[string]$statistics.FilePath]
+    $done = @()
+    foreach ($name in $pairs.Keys) {
+        $pair = $pairs[$name]
+        $statistics = $index[$name]
         $record = Get-RemediateRequestRecord $statistics
         $record['tool'] = 'New-MailboxImportRequest'
         $record['export'] = $pair.source
         $record['mailbox'] = $pair.target
         $record['imported_items'] = [long]$statistics.ItemsTransferred
-        $name = '.import.' + ([guid]$pair.target).ToString() + '.json'
-        Write-RemediateRecord (Get-RemediateExportPath (Split-Path ([string]$statistics.FilePath)) $pair.source $name) $record
-        if (-not $record.succeeded) {
+        $suffix = '.import.' + ([guid]$pair.target).ToString() + '.json'
+        Write-RemediateRecord (Get-RemediateExportPath (Split-Path $pair.location) $pair.source $suffix) $record
+        if ($record.succeeded) {
+            $done += $statistics
+        }
+        else {
             $failed += $pair.target
         }
+    }
+    foreach ($statistics in $done) {
+        Remove-RemediateRequest $statistics 'import'
     }
     Stop-RemediateIfRequestsFailed $failed 'Import'
     return $null
@@ -308,11 +486,14 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "describe": _DESCRIBE,
         "mailboxes": shared.DIRECTORY + _STATISTICS + _MAILBOXES,
         "service_states": shared.SERVICES,
+        "running_dependents": shared.DEPENDENTS,
         "set_services": shared.SET_SERVICES,
-        "clean_database": _CLEAN_2007 if old else _CLEAN_2013,
-        "purge": _STATISTICS + _PURGE,
+        "clean_database": _STATISTICS + (_CLEAN_2007 if old else _CLEAN_2013),
+        "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
+                                else _REMOVE_STORE_MAILBOX) + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
         "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
+        "validate_reconnect": _STATISTICS + _VALIDATE_RECONNECT,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,
         "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
         "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,

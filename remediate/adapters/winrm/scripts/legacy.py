@@ -1,5 +1,10 @@
-"""Exchange 2000/2003: WMI ``root\\MicrosoftExchangeV2`` (2003 only has ``Exchange_Mailbox``),
-ADSI for the directory, ExMerge in batch mode with a generated ini for mail. PowerShell 2.0."""
+"""Exchange 2003: WMI ``root\\MicrosoftExchangeV2`` (``Exchange_Mailbox``, ``Exchange_DSAccessDC``;
+Exchange 2003 SDK), ADSI for the directory, ExMerge in batch mode with a generated ini for mail.
+PowerShell 2.0 (Windows Management Framework 2.0 brings it and WinRM to Windows Server 2003 SP2).
+
+Exchange 2000 gets no scripts: it runs on Windows 2000, for which no WinRM exists, and it has no
+``Exchange_Mailbox`` (the ExchangeMapiTableProvider came with Exchange 2003); the adapter refuses
+it with what to do instead (``EXCHANGE_2000_REFUSAL``)."""
 
 from __future__ import annotations
 
@@ -9,21 +14,41 @@ from . import shared
 from .assembly import Dialect, Script, assemble
 from .parameters import PARAMETERS
 
+# One enumeration of the server's mailboxes per script, indexed by GUID. A GUID is not unique on
+# a server (a recovery storage group holds copies of mailboxes with theirs): a lookup that finds
+# it twice is refused, never guessed.
 _WMI = r"""
 function Get-RemediateStoreMailboxes {
     $all = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_Mailbox'
     return @($all | Where-Object { $_.ServerName -eq $env:COMPUTERNAME })
 }
 
-function Find-RemediateStoreMailbox {
-    param([string]$Guid)
-    $wanted = [guid]$Guid
+function Get-RemediateStoreMailboxIndex {
+    $index = @{}
     foreach ($mailbox in (Get-RemediateStoreMailboxes)) {
-        if ([guid]$mailbox.MailboxGUID -eq $wanted) {
-            return $mailbox
+        $key = ([guid]$mailbox.MailboxGUID).ToString()
+        if ($index.ContainsKey($key)) {
+            $index[$key] += ,$mailbox
+        }
+        else {
+            $index[$key] = @($mailbox)
         }
     }
-    Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    return $index
+}
+
+function Find-RemediateStoreMailbox {
+    param($Index, [string]$Guid)
+    $key = ([guid]$Guid).ToString()
+    if (-not $Index.ContainsKey($key)) {
+        Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+    }
+    $found = @($Index[$key])
+    if ($found.Count -gt 1) {
+        $where = @($found | ForEach-Object { [string]$_.StorageGroupName + '\' + [string]$_.StoreName }) -join '; '
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one store on ' + $env:COMPUTERNAME + ' (' + $where + '; a recovery storage group?): remediate will not guess which; dismount or remove the copy, then plan again') $Guid
+    }
+    return $found[0]
 }
 """
 
@@ -57,6 +82,8 @@ function Invoke-RemediateOperation {
 }
 """
 
+# Exchange_Mailbox.Size is in bytes ("[read, Units(\"Bytes\")] uint64 Size", Exchange 2003 SDK,
+# Size Property); TotalItems is a uint32 count of the mailbox's messages (TotalItems Property).
 _MAILBOXES = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -87,7 +114,7 @@ function Invoke-RemediateOperation {
                 disconnected_at = $absent
                 last_logon_at = $logon
                 items = [long]$mailbox.TotalItems
-                size_bytes = [long]$mailbox.Size * 1024
+                size_bytes = [long]$mailbox.Size
                 owner = Get-RemediateOwner $guid
             }
         }
@@ -99,9 +126,10 @@ function Invoke-RemediateOperation {
 _PURGE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     $doomed = @()
     foreach ($guid in $Parameters.guids) {
-        $mailbox = Find-RemediateStoreMailbox $guid
+        $mailbox = Find-RemediateStoreMailbox $stored $guid
         if (-not $mailbox.DateDiscoveredAbsentInDS) {
             Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
         }
@@ -117,9 +145,10 @@ function Invoke-RemediateOperation {
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ mailbox = $mailbox; logon = [string]$user.Properties['samaccountname'][0] }
@@ -172,8 +201,16 @@ function Read-RemediateExMergeSummary {
     return @{ status = 'exmerge.log has no summary line'; succeeded = $false; errors = [long]0 }
 }
 
+function Get-RemediateExchangeBin {
+    return Join-Path (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services 'bin'
+}
+
+# Batch mode (-B) with our ini (-F), no -D: a progress window has no desktop in a WinRS shell.
+# The log goes where the ini says (LogFileName), in this run's work directory: older builds
+# otherwise write C:\ExMerge.log or beside exmerge.exe, shared by every run (KB174197).
 function Invoke-RemediateExMerge {
     param([int]$Action, [string]$Work, [string]$LegacyDn, [string]$KeepLog)
+    $logPath = Join-Path $Work 'exmerge.log'
     $list = Join-Path $Work 'mailboxes.txt'
     [System.IO.File]::WriteAllLines($list, [string[]]@($LegacyDn))
     $ini = @(
@@ -187,17 +224,13 @@ function Invoke-RemediateExMerge {
         'CopyUserData=1',
         'CopyAssociatedFolderData=0',
         'CopyDeletedItemsFromDumpster=0',
-        'LoggingLevel=1'
+        'LoggingLevel=1',
+        ('LogFileName=' + $logPath)
     )
     $iniPath = Join-Path $Work 'exmerge.ini'
     [System.IO.File]::WriteAllLines($iniPath, [string[]]$ini)
-    $exchsrvr = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Exchange\Setup').Services
-    $exmerge = Join-Path $exchsrvr 'bin\exmerge.exe'
-    $logPath = Join-Path (Split-Path $exmerge) 'exmerge.log'
-    if (Test-Path -LiteralPath $logPath) {
-        Remove-Item -LiteralPath $logPath
-    }
-    & $exmerge '-B' '-F' $iniPath '-D' | Out-Null
+    $exmerge = Join-Path (Get-RemediateExchangeBin) 'exmerge.exe'
+    & $exmerge '-B' '-F' $iniPath | Out-Null
     $log = @()
     if (Test-Path -LiteralPath $logPath) {
         $log = @(Get-Content -LiteralPath $logPath)
@@ -230,14 +263,35 @@ function Stop-RemediateIfExMergeFailed {
 # before anything is written or run (see remediate.model.LINE_UNSAFE, the pattern used here).
 _EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
 
+# What ExMerge needs, checked when the plan asks whether this server can export mail:
+# exmerge.exe in Exchsrvr\bin (it is a separate download; KB174197), and an export directory that
+# is not on the system drive of the server being repaired (PSTs filling it would stop the store).
+# Send As and Receive As on the stores for the account (KB273642) are not checked here: README.
+_PREREQUISITES = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $problems = @()
+    $bin = Get-RemediateExchangeBin
+    if (-not (Test-Path -LiteralPath (Join-Path $bin 'exmerge.exe'))) {
+        $problems += ('ExMerge is not installed on ' + $env:COMPUTERNAME + ': copy exmerge.exe and exmerge.ini from the Exchange Server Mailbox Merge Wizard download into ' + $bin + ' (KB174197)')
+    }
+    $root = [System.IO.Path]::GetPathRoot([string]$Parameters.directory)
+    if ($root -and $root.TrimEnd('\') -eq $env:SystemDrive) {
+        $problems += ('the export directory ' + $Parameters.directory + ' is on the system drive (' + $env:SystemDrive + ') of ' + $env:COMPUTERNAME + ', the server being repaired: PSTs filling it would stop the store; set export_directory in the inventory to another drive or a share')
+    }
+    return ,$problems
+}
+"""
+
 _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     Assert-RemediateExportDirectory $Parameters.directory
     Assert-RemediateExMergeHost
     $mailboxes = @{}
     foreach ($guid in $Parameters.guids) {
-        $mailboxes[$guid] = Find-RemediateStoreMailbox $guid
+        $mailboxes[$guid] = Find-RemediateStoreMailbox $stored $guid
         Assert-RemediateExMergeLine ([string]$mailboxes[$guid].LegacyDN) ('the legacyExchangeDN of mailbox ' + $guid) $guid
     }
     $made = @{}
@@ -245,7 +299,7 @@ function Invoke-RemediateOperation {
     foreach ($guid in $Parameters.guids) {
         $mailbox = $mailboxes[$guid]
         $sourceItems = [long]$mailbox.TotalItems
-        $sourceBytes = [long]$mailbox.Size * 1024
+        $sourceBytes = [long]$mailbox.Size
         Move-RemediateEarlierExport $Parameters.directory $guid
         $work = New-RemediateWorkDirectory
         $summary = Invoke-RemediateExMerge 0 $work ([string]$mailbox.LegacyDN) (Get-RemediateExportPath $Parameters.directory $guid '.exmerge.log')
@@ -283,10 +337,11 @@ function Invoke-RemediateOperation {
 _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $stored = Get-RemediateStoreMailboxIndex
     Assert-RemediateExMergeHost
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
         Assert-RemediateExMergeLine ([string]$mailbox.LegacyDN) ('the legacyExchangeDN of mailbox ' + $Parameters.mailboxes[$index]) $Parameters.mailboxes[$index]
         $location = $Parameters.locations[$index]
         $nameFile = Get-RemediateExportPath (Split-Path $location) $Parameters.export_mailboxes[$index] '.exmerge-name.txt'
@@ -325,21 +380,34 @@ _BODIES: dict[str, str] = {
     "describe": _DESCRIBE,
     "mailboxes": shared.DIRECTORY + _WMI + _MAILBOXES,
     "service_states": shared.SERVICES,
+    "running_dependents": shared.DEPENDENTS,
     "set_services": shared.SET_SERVICES,
     "purge": _WMI + _PURGE,
     "disable": shared.DIRECTORY + _DISABLE,
     "reconnect": shared.DIRECTORY + _WMI + _RECONNECT,
     "exports": shared.EXPORT_FILES + shared.EXPORTS,
+    "exmerge_prerequisites": _EXMERGE + _PREREQUISITES,
     "export": shared.EXPORT_FILES + _WMI + _EXMERGE + _EXPORT,
     "import": shared.EXPORT_FILES + _WMI + _EXMERGE + _IMPORT,
 }
 
 
+EXCHANGE_2000_REFUSAL = (
+    "{server} runs Exchange 2000, which remediate cannot drive: Exchange 2000 runs on Windows "
+    "2000, for which there is no WinRM (Windows Management Framework 2.0, KB968930, exists for "
+    "Windows XP, Server 2003 SP2 and later), and it has no Exchange_Mailbox WMI class (Exchange "
+    "2003 brought it). Follow KB278447 by hand on this server (Exchange System Manager: stop MTA "
+    "Stacks and SMTP; ExMerge the new mail out; Active Directory Users and Computers: Exchange "
+    "Tasks > Delete Mailbox; Run Cleanup Agent; Reconnect, or MBConn; ExMerge the mail back; "
+    "start the services), or upgrade it to Exchange 2003 on Windows Server 2003 SP2 with WMF 2.0 "
+    "and plan again. `remediate plan --world` rehearses the repair on a world file meanwhile"
+)
+
+
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
-    """Exchange 2000 lacks ``Exchange_Mailbox``: no reconnect (the playbook re-homes the user
-    through LDAP). Its listing and purge scripts are the 2003 ones and need that class too:
-    unverified on a real 2000 server, where CDOEXM would be the route."""
-    unavailable = {"reconnect"} if version is ExchangeVersion.E2000 else set()
+    """The Exchange 2003 scripts (none for Exchange 2000: see the module's docstring)."""
+    if version is ExchangeVersion.E2000:
+        return {}
     return {
         operation: assemble(
             f"exchange{version.value}.{operation}",
@@ -350,5 +418,4 @@ def scripts(version: ExchangeVersion) -> dict[str, Script]:
             body=body,
         )
         for operation, body in _BODIES.items()
-        if operation not in unavailable
     }

@@ -3,15 +3,33 @@ mail-enabled users by objectGUID or msExchMailboxGuid (ADSI), export files."""
 
 from __future__ import annotations
 
-SERVICES = r"""
+# Every script enumerates what it looks things up in once, into a hashtable, never once per
+# target (a batch of 1,000 targets must not list the server's services 1,000 times).
+SERVICE_INDEX = r"""
+function Get-RemediateServiceIndex {
+    $index = @{}
+    foreach ($service in @(Get-Service)) {
+        $index[[string]$service.Name] = $service
+    }
+    return $index
+}
+
+function Find-RemediateService {
+    param($Index, [string]$Name)
+    if (-not $Index.ContainsKey($Name)) {
+        Stop-RemediateRefused ('no service ' + $Name + ' on ' + $env:COMPUTERNAME) $Name
+    }
+    return $Index[$Name]
+}
+"""
+
+SERVICES = SERVICE_INDEX + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $index = Get-RemediateServiceIndex
     $states = @{}
     foreach ($name in $Parameters.names) {
-        $service = Get-Service | Where-Object { $_.Name -eq $name }
-        if ($null -eq $service) {
-            Stop-RemediateRefused ('no service ' + $name + ' on ' + $env:COMPUTERNAME) $name
-        }
+        $service = Find-RemediateService $index $name
         if ($service.Status -eq 'Running') {
             $states[$name] = 'running'
         }
@@ -23,16 +41,28 @@ function Invoke-RemediateOperation {
 }
 """
 
-SET_SERVICES = r"""
+# Stop-Service -Force stops the services that depend on it as well: the plan reads which of them
+# run, so that they are recorded and started again.
+DEPENDENTS = SERVICE_INDEX + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
+    $index = Get-RemediateServiceIndex
+    $found = @{}
+    foreach ($name in $Parameters.names) {
+        $service = Find-RemediateService $index $name
+        $found[$name] = @(@($service.DependentServices) | Where-Object { $_.Status -eq 'Running' } | ForEach-Object { [string]$_.Name })
+    }
+    return $found
+}
+"""
+
+SET_SERVICES = SERVICE_INDEX + r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $index = Get-RemediateServiceIndex
     $services = @()
     foreach ($name in $Parameters.names) {
-        $service = Get-Service | Where-Object { $_.Name -eq $name }
-        if ($null -eq $service) {
-            Stop-RemediateRefused ('no service ' + $name + ' on ' + $env:COMPUTERNAME) $name
-        }
-        $services += $service
+        $services += Find-RemediateService $index $name
     }
     foreach ($service in $services) {
         if ($Parameters.state -eq 'running') {
