@@ -5,6 +5,10 @@ resume and audit.
 >>> from remediate.fakes import load_world                          # doctest: +SKIP
 >>> world = load_world("world.json")                                # doctest: +SKIP
 >>> plan = Engine().plan(get_playbook("kb842101"), world, {"users": "jdoe"})  # doctest: +SKIP
+
+Importing it configures no logging and prints nothing: the engine's events go to the journal,
+to subscribers, and to structlog or ``logging.getLogger("remediate")`` once the application
+sets either up.
 """
 
 from remediate.engine.changes import (
@@ -31,6 +35,7 @@ from remediate.errors import (
 )
 from remediate.playbooks import PLAYBOOKS, get_playbook
 
+# The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [

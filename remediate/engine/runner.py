@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,12 +244,12 @@ class Engine:
     def __init__(
         self,
         *,
-        state_dir: Path = Path(".remediate"),
+        state_dir: str | os.PathLike[str] = ".remediate",
         retry: RetryPolicy | None = None,
         manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
-        self.store = RunStore(state_dir)
+        self.store = RunStore(Path(state_dir))
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
