@@ -551,11 +551,15 @@ def test_kb842101_needs_a_scope_on_a_world_without_scenario_parameters(
 def test_scenario_parameters_are_used_when_none_are_given_and_said_so(
     run: Run, broken: Path
 ) -> None:
-    ran = run("-q", "plan", "kb842101", "--world", broken, "--format", "json")
+    ran = run("plan", "kb842101", "--world", broken, "--format", "json")
     assert ran.code == 2
     recorded = " ".join(SCOPE)
     assert f"using the parameters recorded in the world file: {recorded}" in ran.err
     assert ran.json()["parameters"] == dict(pair.split("=", 1) for pair in SCOPE[1::2])
+    # -q: the result says which parameters, nothing else does
+    quiet = run("-q", "plan", "kb842101", "--world", broken, "--format", "json")
+    assert quiet.err == ""
+    assert quiet.json()["parameters"] == ran.json()["parameters"]
     # given parameters win, and nothing is said
     given = run("-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody",
                 "--format", "json")
@@ -863,7 +867,9 @@ def test_a_failed_run_in_text_shows_what_it_did(
     assert any(line.startswith(f"delete-ad-user (destructive): {SIZE} change(s)")
                for line in lines)
     assert not any(line.startswith("purge-mailbox") for line in lines)
-    assert "injected permanent fault" in lines[-1]
+    assert "injected permanent fault" in lines[-2]
+    assert re.match(rf"Apply failed: \d+ changes before it stopped \({SIZE} destructive, ",
+                    lines[-1]), lines[-1]
     assert f"remediate resume {row['run_id']}" in ran.err
 
 

@@ -1,9 +1,12 @@
-"""structlog set-up for the command line: readable on a terminal, JSON lines otherwise; and,
-for a run, every event also in the run directory (``RunLog``), whatever the console shows."""
+"""structlog set-up for the command line. JSON lines for machines (``--log-format json``, the
+default when stderr is no terminal); for people (``console``) the events themselves only with
+``-v`` (the human view, ``StepLines``, says what they need without them); and, for a run, every
+event also in the run directory (``RunLog``), whatever the console shows."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -35,19 +38,45 @@ def _at_least(level: int) -> structlog.typing.Processor:
     return drop_below
 
 
+def colours_wanted() -> bool:
+    """Colour only at a terminal, and never when NO_COLOR is set to anything (no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def console_format(fmt: str | None) -> str:
+    return fmt or ("console" if sys.stderr.isatty() else "json")
+
+
+_LONG_LIST = 5
+
+
+def _readable(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """For people: no ``run_id=None``, and a list of 2,000 targets as its count (the JSON lines
+    and the run's log keep every value)."""
+    return {
+        key: f"{len(value):,} {key}" if isinstance(value, list) and len(value) > _LONG_LIST
+        else value
+        for key, value in event_dict.items() if value is not None
+    }
+
+
 def configure_logging(
     *, verbosity: int = 0, fmt: str | None = None, run_log: RunLog | None = None
 ) -> None:
-    """verbosity 0: step-level events; 1+: every target; -1: warnings only. With ``run_log``
-    every event (debug included) is also written to the run's ``log.jsonl``."""
+    """JSON: verbosity 0 step-level events; 1+ every target; -1 warnings only. Console: no
+    events at verbosity 0 or less (the human view shows warnings and errors), every target at
+    1+. With ``run_log`` every event (debug included) is also written to the run's
+    ``log.jsonl``."""
     level = logging.INFO
     if verbosity > 0:
         level = logging.DEBUG
     elif verbosity < 0:
         level = logging.WARNING
-    fmt = fmt or ("console" if sys.stderr.isatty() else "json")
+    fmt = console_format(fmt)
+    if fmt == "console" and verbosity <= 0:
+        level = logging.CRITICAL + 1
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=colours_wanted())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
@@ -57,10 +86,12 @@ def configure_logging(
     ]
     if run_log is not None:
         processors += [run_log.processor, _at_least(level)]
+    if fmt == "console":
+        processors.append(_readable)
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if run_log is not None else level),
+            logging.DEBUG if run_log is not None else min(level, logging.CRITICAL)),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -18,9 +18,15 @@ import structlog
 from rich.console import Console
 from tenacity import RetryCallState
 
-from remediate.cli.console import ProgressBars, RunLog
-from remediate.cli.logs import configure_logging
-from remediate.cli.render import render_json, render_markdown, render_text
+from remediate.cli.console import ProgressBars, RunLog, StepLines
+from remediate.cli.logs import configure_logging, console_format
+from remediate.cli.render import (
+    FINDINGS_PER_KIND,
+    ROWS_PER_STEP,
+    render_json,
+    render_markdown,
+    render_text,
+)
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
@@ -50,6 +56,9 @@ from remediate.ports import World
 from remediate.snapshot import snapshot
 
 FORMATS = ("text", "json", "markdown")
+# At a terminal a plan shows this many rows of each step's table, an apply only its line:
+# a 2,000-user run fits on a screen or two; -v shows every row, --format json every value.
+PLAN_ROWS_AT_TERMINAL = 5
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, str]:
@@ -91,8 +100,15 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A note for the operator on stderr; -q leaves it out."""
+    if args.quiet <= args.verbose:
+        print(text, file=sys.stderr)
+
+
 def _with_scenario_defaults(
-    playbook: Playbook[Any, Any], world: World, parameters: dict[str, str]
+    args: argparse.Namespace, playbook: Playbook[Any, Any], world: World,
+    parameters: dict[str, str],
 ) -> dict[str, str]:
     """A world made by ``remediate scenario`` records the parameters that select its broken
     objects; they are used when none are given, and said so."""
@@ -104,17 +120,22 @@ def _with_scenario_defaults(
         return parameters
     chosen = {str(k): str(v) for k, v in recorded.items()}
     shown = " ".join(f"-p {k}={v}" for k, v in chosen.items())
-    print(f"using the parameters recorded in the world file: {shown}", file=sys.stderr)
+    _say(args, f"using the parameters recorded in the world file: {shown}")
     return chosen
 
 
-def _emit(result: RunResult, fmt: str) -> None:
-    if fmt == "json":
+def _emit(result: RunResult, args: argparse.Namespace) -> None:
+    if args.format == "json":
         print(render_json(result))
-    elif fmt == "markdown":
+    elif args.format == "markdown":
         print(render_markdown(result))
+    elif args.verbose > 0:
+        render_text(result, _console(), rows=None, findings=None)
+    elif sys.stdout.isatty():
+        rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
+        render_text(result, _console(), rows=rows, findings=FINDINGS_PER_KIND)
     else:
-        render_text(result, _console())
+        render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
 
 
 def _console() -> Console:
@@ -210,15 +231,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     playbook = get_playbook(args.playbook)
     world = _world(args)
-    parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
+    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
     options = _options(args)
     result = _engine(args).plan(playbook, world, parameters, options,
                                 fingerprint=bool(args.out))
     if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
         write_plan(_saved_plan(result, world, options, _world_source(args)), Path(args.out))
-        print(f"wrote the plan to {args.out}: apply it with `remediate apply {args.out}`",
-              file=sys.stderr)
-    _emit(result, args.format)
+        _say(args, f"wrote the plan to {args.out}: apply it with `remediate apply {args.out}`")
+    _emit(result, args)
     return result.exit_code
 
 
@@ -255,7 +275,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                          hint="remediate apply PLAN_FILE --skip-drifted")
     playbook = get_playbook(args.playbook)
     world = _world(args)
-    parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
+    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
     source = _world_source(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
@@ -360,7 +380,7 @@ def _run_and_report(
         if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
             raise
         result = _stopped(run, run_dirs[-1], error)
-        _emit(result, args.format)
+        _emit(result, args)
         # the text result at a terminal ends with the error already: say it once there
         shown = args.format == "text" and sys.stdout.isatty()
         print(_next_step(result, error, approved=run.recorder.approved, error_shown=shown),
@@ -372,7 +392,7 @@ def _run_and_report(
                 save_world(world, run_dir / "world.json")
         if args.save_world and isinstance(world, FakeWorld):
             save_world(world, Path(args.save_world))
-    _emit(result, args.format)
+    _emit(result, args)
     return result.exit_code
 
 
@@ -467,7 +487,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     directory = data["directory"]
     count = len(directory["objects"]) if isinstance(directory, dict) and isinstance(
         directory["objects"], list) else 0
-    print(f"wrote {out}: {count} directory objects of {world.organisation}", file=sys.stderr)
+    _say(args, f"wrote {out}: {count} directory objects of {world.organisation}")
     return EXIT_DONE
 
 
@@ -484,8 +504,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise InputError(str(error), target=f"scenario {args.name}") from None
     out = Path(args.out)
     save_world(world, out)
-    print(f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}",
-          file=sys.stderr)
+    _say(args, f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}")
     return EXIT_DONE
 
 
@@ -501,13 +520,24 @@ def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
     return RetryPolicy() if deadline is None else RetryPolicy.within(deadline)
 
 
-def _progress_bars(args: argparse.Namespace) -> ProgressBars | None:
+def _progress_bars(args: argparse.Namespace, console: Console) -> ProgressBars | None:
     """On a terminal, for people: not with JSON output or JSON events, not with -q."""
     if getattr(args, "format", "text") == "json" or args.quiet > args.verbose:
         return None
     if not sys.stderr.isatty() or (args.log_format or "console") != "console":
         return None
-    return ProgressBars(Console(file=sys.stderr))
+    return ProgressBars(console)
+
+
+def _console_subscribers(args: argparse.Namespace) -> tuple[Subscriber, ...]:
+    """For people (console events): the step lines, under progress bars at a terminal. One
+    rich console for both, so a line printed while the bars run goes above them."""
+    if console_format(args.log_format) != "console":
+        return ()
+    console = Console(file=sys.stderr, highlight=False)
+    lines = StepLines(console, quiet=args.quiet > args.verbose)
+    progress = _progress_bars(args, console)
+    return (lines, progress) if progress else (lines,)
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -680,14 +710,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_ERROR
     run_log = RunLog(_state_dir(args) / "runs")
     configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format, run_log=run_log)
-    progress = _progress_bars(args)
-    args.subscribers = (run_log,) + ((progress,) if progress else ())
+    args.subscribers = (run_log, *_console_subscribers(args))
     try:
         return _dispatch(args)
     finally:
         gc.unfreeze()
-        if progress is not None:
-            progress.stop()
+        for subscriber in args.subscribers:
+            if isinstance(subscriber, ProgressBars):
+                subscriber.stop()
         run_log.close()
 
 
