@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -27,6 +27,8 @@ from remediate.cli.render import (
     render_markdown,
     render_text,
 )
+from remediate.cli.saved import describe_playbook, saved_result
+from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
@@ -51,7 +53,7 @@ from remediate.errors import InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
-from remediate.playbooks import PLAYBOOKS, get_playbook
+from remediate.playbooks import PLAYBOOKS, find_playbook, get_playbook
 from remediate.ports import World
 from remediate.snapshot import snapshot
 
@@ -128,7 +130,7 @@ def _emit(result: RunResult, args: argparse.Namespace) -> None:
     if args.format == "json":
         print(render_json(result))
     elif args.format == "markdown":
-        print(render_markdown(result))
+        print(render_markdown(result, _ticket(result, args)))
     elif args.verbose > 0:
         render_text(result, _console(), rows=None, findings=None)
     elif sys.stdout.isatty():
@@ -136,6 +138,17 @@ def _emit(result: RunResult, args: argparse.Namespace) -> None:
         render_text(result, _console(), rows=rows, findings=FINDINGS_PER_KIND)
     else:
         render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
+
+
+def _ticket(result: RunResult, args: argparse.Namespace) -> TicketContext:
+    """The ticket's header as the command set it up; a run's ticket gets every change as
+    ``changes.csv`` in its run directory."""
+    ticket: TicketContext = getattr(args, "ticket", None) or TicketContext()
+    if result.run_dir and ticket.attachment is None and result.changes:
+        path = Path(result.run_dir) / "changes.csv"
+        ticket = replace(ticket, attachment=str(path),
+                         attachment_sha256=write_attachment(result.changes, path))
+    return ticket
 
 
 def _console() -> Console:
@@ -217,14 +230,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    playbook = get_playbook(args.playbook)
-    print(f"{playbook.name}: {playbook.title}\n{playbook.kb}\n\n{playbook.description}\n")
-    print("Parameters:")
-    for parameter in playbook.parameters:
-        print(f"  -p {parameter.name}=...   {parameter.help} (e.g. {parameter.example})")
-    print("\nSteps:")
-    for number, step in enumerate(playbook.outline, start=1):
-        print(f"  {number}. {step.name} [{step.impact.value}] {step.summary}")
+    """A playbook (its parameters and every step its plans can run), or a saved plan rendered
+    in any format (the change ticket with --format markdown)."""
+    if find_playbook(args.playbook) is None and Path(args.playbook).is_file():
+        plan = read_plan(Path(args.playbook))
+        args.ticket = TicketContext(
+            organisation=plan.organisation, date=plan.created, plan_file=args.playbook,
+            plan_sha256=plan.sha256)
+        path = Path(args.playbook)
+        result = saved_result(plan, args.playbook)
+        if args.format == "markdown" and result.changes:
+            attachment = path.with_name(path.stem + ".changes.csv")
+            args.ticket = replace(args.ticket, attachment=str(attachment),
+                                  attachment_sha256=write_attachment(result.changes, attachment))
+        _emit(result, args)
+        return EXIT_DONE
+    print("\n".join(describe_playbook(get_playbook(args.playbook))))
     return EXIT_DONE
 
 
@@ -235,9 +256,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     options = _options(args)
     result = _engine(args).plan(playbook, world, parameters, options,
                                 fingerprint=bool(args.out))
+    args.ticket = TicketContext(organisation=world.organisation)
     if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
-        write_plan(_saved_plan(result, world, options, _world_source(args)), Path(args.out))
-        _say(args, f"wrote the plan to {args.out}: apply it with `remediate apply {args.out}`")
+        out = Path(args.out)
+        sealed = write_plan(_saved_plan(result, world, options, _world_source(args)), out)
+        attachment = out.with_name(out.stem + ".changes.csv")
+        args.ticket = replace(args.ticket, plan_file=str(out), plan_sha256=sealed,
+                              attachment=str(attachment),
+                              attachment_sha256=write_attachment(result.changes, attachment))
+        _say(args, f"wrote the plan to {args.out} (every change also in {attachment}): "
+                   f"apply it with `remediate apply {args.out}`")
     _emit(result, args)
     return result.exit_code
 
@@ -264,6 +292,10 @@ def _saved_plan(
         created=datetime.now(UTC), selection=result.selection,
         fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
+        deletes=[change.deletes for change in result.changes],
+        findings=[finding.to_json() for finding in result.findings],
+        manual_actions=list(result.manual_actions), rehearsed_s=dict(result.rehearsed_s),
+        manual_steps=list(result.manual_steps),
     )
 
 
@@ -277,6 +309,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     world = _world(args)
     parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
     source = _world_source(args)
+    args.ticket = TicketContext(organisation=world.organisation)
     run_dirs: list[Path] = []
     recorder = _Recorder()
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
@@ -304,11 +337,16 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     run_dirs: list[Path] = []
     recorder = _Recorder()
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
+    # The run records which plan it applied, sealed as the approver saw it.
+    applied: dict[str, JsonValue] = {"path": str(Path(args.playbook).resolve()),
+                                      "sha256": plan.sha256}
+    args.ticket = TicketContext(organisation=world.organisation, plan_file=args.playbook,
+                                plan_sha256=plan.sha256)
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
         lambda: _engine(args, recorder).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
-            max_age_s=args.max_plan_age, source=_world_source(args),
+            max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
             on_run_dir=_run_dir_noted(args, world, run_dirs)),
     )
 
@@ -354,6 +392,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
     _save_after_changes(args, world, run_dir)
+    args.ticket = TicketContext(organisation=world.organisation)
     return _run_and_report(args, world, [run_dir],
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS))
@@ -612,6 +651,27 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     snap.set_defaults(func=cmd_snapshot)
 
 
+def _inspection_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Commands that only read: the playbooks, saved plans, runs."""
+    command("list", "list the playbooks").set_defaults(func=cmd_list)
+    show = command("show", "describe a playbook (parameters, steps), or render a saved plan")
+    show.add_argument("playbook", metavar="PLAYBOOK|PLAN")
+    show.add_argument("--format", choices=FORMATS, default="text",
+                      help="for a saved plan: text, json, or markdown (the change ticket)")
+    show.set_defaults(func=cmd_show)
+
+    runs = command("runs", "list runs")
+    runs.add_argument("--format", choices=("text", "json"), default="text")
+    runs.set_defaults(func=cmd_runs)
+
+    show_run = command("show-run", "a run's journal as a timeline")
+    show_run.add_argument("run_id")
+    show_run.add_argument("--format", choices=("text", "json"), default="text")
+    show_run.add_argument("--all", action="store_true",
+                          help="every per-target event too (each change, each poll)")
+    show_run.set_defaults(func=cmd_show_run)
+
+
 def _retry_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
                          help="how long to retry a server that does not answer, or another "
@@ -633,10 +693,6 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=summary, parents=[common])
 
-    command("list", "list the playbooks").set_defaults(func=cmd_list)
-    show = command("show", "describe a playbook: parameters and steps")
-    show.add_argument("playbook")
-    show.set_defaults(func=cmd_show)
 
     def target_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("playbook")
@@ -687,17 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "change)")
     resume.set_defaults(func=cmd_resume)
 
-    runs = command("runs", "list runs")
-    runs.add_argument("--format", choices=("text", "json"), default="text")
-    runs.set_defaults(func=cmd_runs)
-
-    show_run = command("show-run", "a run's journal as a timeline")
-    show_run.add_argument("run_id")
-    show_run.add_argument("--format", choices=("text", "json"), default="text")
-    show_run.add_argument("--all", action="store_true",
-                          help="every per-target event too (each change, each poll)")
-    show_run.set_defaults(func=cmd_show_run)
-
+    _inspection_commands(command)
     _world_commands(command)
     return parser
 
