@@ -750,14 +750,18 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     assert rows[0]["completed_steps"] == len(KB842101_STEPS)
     assert rows[1]["applied"] == 0
     assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
-                          "completed_steps"} for r in rows)
+                          "completed_steps", "source"} for r in rows)
+    source = f"world {broken.resolve()}"
+    assert rows[0]["source"] == {"kind": "world", "path": str(broken.resolve())}
     assert [r["failed"] for r in rows] == [0, 0]
     when = [str(r["started"])[:19].replace("T", " ") for r in rows]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", w) for w in when)
     text = run("runs")
     assert text.out.splitlines() == [
-        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)",
-        f"{refused['run_id']}\tkb842101\t{when[1]}\trefused\t0 change(s)",
+        "run id\tplaybook\tstarted (UTC)\tstate\tchanges\tsource",
+        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)\t"
+        f"{source}",
+        f"{refused['run_id']}\tkb842101\t{when[1]}\trefused\t0 change(s)\t{source}",
     ]
 
 

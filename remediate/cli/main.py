@@ -1,4 +1,5 @@
 """``python -m remediate`` / ``remediate``: list, show, plan, apply, resume, runs, scenario."""
+# PYTHON_ARGCOMPLETE_OK (argcomplete's global completion looks for this marker)
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ import structlog
 from rich.console import Console
 from tenacity import RetryCallState
 
+from remediate import __version__
+from remediate.cli.completion import enable_completion
 from remediate.cli.console import ProgressBars, RunLog, StepLines
 from remediate.cli.logs import configure_logging, console_format
+from remediate.cli.prompt import prompt_text
 from remediate.cli.render import (
     FINDINGS_PER_KIND,
     ROWS_PER_STEP,
@@ -76,6 +80,10 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
                              target="command line", hint="give each parameter once")
         parameters[key] = value
     return parameters
+
+
+def _state_dir_for_completion() -> Path:
+    return Path(os.environ.get("REMEDIATE_STATE_DIR") or ".remediate")
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -167,10 +175,8 @@ def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str]
         return None
 
     def ask(text: str) -> bool:
-        lines = "".join(f"\n  {part}" for part in text.split("; "))
-        where = f"\nEvery planned change: {run_dirs[-1] / 'plan.json'}" if run_dirs else ""
-        sys.stderr.write(f"About to make these changes:{lines}{where}\n"
-                         "Type 'yes' to continue: ")
+        plan = run_dirs[-1] / "plan.json" if run_dirs else None
+        sys.stderr.write(f"{prompt_text(plan, text)}\nType 'yes' to continue: ")
         sys.stderr.flush()
         answer = sys.stdin.readline()
         if not answer:  # end of input (Ctrl-D)
@@ -432,7 +438,19 @@ def _run_and_report(
         if args.save_world and isinstance(world, FakeWorld):
             save_world(world, Path(args.save_world))
     _emit(result, args)
+    _world_file_note(args, world, result)
     return result.exit_code
+
+
+def _world_file_note(args: argparse.Namespace, world: World, result: RunResult) -> None:
+    """A world file stands for servers, but is not written back: say where the state the run
+    left went, so nobody plans again on the unchanged file and wonders."""
+    given = getattr(args, "world", None)
+    if not given or args.save_world or not result.changes or not isinstance(world, FakeWorld):
+        return
+    left = Path(result.run_dir) / "world.json" if result.run_dir else None
+    _say(args, f"the world file {given} is unchanged; the state this run left is in {left} "
+               "(--save-world FILE writes it where you want)")
 
 
 def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
@@ -476,6 +494,9 @@ def _next_step(
             f"then continue with: {resume}")
 
 
+RUNS_HEADER = ("run id", "playbook", "started (UTC)", "state", "changes", "source")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     rows = []
@@ -483,20 +504,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
         state = load_run_state(engine.store.runs_dir / run_id)
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
-                     "failed": state.counts["failed"], "completed_steps": len(state.completed)})
+                     "failed": state.counts["failed"], "completed_steps": len(state.completed),
+                     "source": dict(state.source)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no runs under {engine.store.runs_dir}")
     else:
-        for row in rows:  # id, playbook, when (UTC), state, counts
+        print("\t".join(RUNS_HEADER))
+        for row in rows:  # tab-separated, for people and for cut(1)
             when = str(row["started"] or "")[:19].replace("T", " ")
             failed = f", {row['failed']} failed" if row["failed"] else ""
+            source = row["source"] if isinstance(row["source"], dict) else {}
             print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
-                  f"{row['applied']} change(s){failed}")
-        if not rows:
-            print(f"no runs under {engine.store.runs_dir}")
+                  f"{row['applied']} change(s){failed}\t{_source_cell(source)}")
     return EXIT_DONE
+
+
+def _source_cell(source: dict[str, JsonValue]) -> str:
+    """'world /srv/w.json', 'inventory corp.toml', and the saved plan a run applied."""
+    where = f"{source.get('kind')} {source.get('path')}" if source.get("path") else "-"
+    plan = source.get("plan")
+    return f"{where}, plan {plan.get('path')}" if isinstance(plan, dict) else where
 
 
 def cmd_show_run(args: argparse.Namespace) -> int:
@@ -686,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
                "manual action; 3 refused before any change; 1 error",
     )
     _global_options(parser, defaults=True)
+    parser.add_argument("--version", action="version", version=f"remediate {__version__}")
     common = _Parser(add_help=False)
     _global_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -750,6 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    enable_completion(parser, _state_dir_for_completion)
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (1)
