@@ -60,12 +60,20 @@ def _readable(logger: Any, method_name: str, event_dict: Any) -> Any:
     }
 
 
+def _not_the_engines(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """For a console without -v: the engine's run and step events are the human view's
+    (``StepLines``); any other warning (a snapshot's retry) is still shown."""
+    if str(event_dict.get("event", "")).startswith(("run.", "step.")):
+        raise structlog.DropEvent
+    return event_dict
+
+
 def configure_logging(
     *, verbosity: int = 0, fmt: str | None = None, run_log: RunLog | None = None
 ) -> None:
-    """JSON: verbosity 0 step-level events; 1+ every target; -1 warnings only. Console: no
-    events at verbosity 0 or less (the human view shows warnings and errors), every target at
-    1+. With ``run_log`` every event (debug included) is also written to the run's
+    """JSON: verbosity 0 step-level events; 1+ every target; -1 warnings only. Console: at
+    verbosity 0 or less only warnings that are not the engine's (the human view shows those),
+    every event at 1+. With ``run_log`` every event (debug included) is also written to the run's
     ``log.jsonl``."""
     level = logging.INFO
     if verbosity > 0:
@@ -73,8 +81,9 @@ def configure_logging(
     elif verbosity < 0:
         level = logging.WARNING
     fmt = console_format(fmt)
-    if fmt == "console" and verbosity <= 0:
-        level = logging.CRITICAL + 1
+    quiet_console = fmt == "console" and verbosity <= 0
+    if quiet_console:  # the human view says what the engine's events would
+        level = logging.WARNING
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer(colors=colours_wanted())
         if fmt == "console"
@@ -86,6 +95,8 @@ def configure_logging(
     ]
     if run_log is not None:
         processors += [run_log.processor, _at_least(level)]
+    if quiet_console:
+        processors.append(_not_the_engines)
     if fmt == "console":
         processors.append(_readable)
     structlog.configure(

@@ -437,8 +437,8 @@ def _run_and_report(
                 save_world(world, run_dir / "world.json")
         if args.save_world and isinstance(world, FakeWorld):
             save_world(world, Path(args.save_world))
+    _world_file_note(args, world, result)  # before the result: its grand total ends it
     _emit(result, args)
-    _world_file_note(args, world, result)
     return result.exit_code
 
 
