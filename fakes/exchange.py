@@ -46,13 +46,24 @@ DEFAULT_CLEANUP_INTERVAL_S = 86400.0
 
 @dataclass(frozen=True, slots=True)
 class FakeMailbox:
-    """A mailbox in a store (immutable: a change replaces it)."""
+    """A mailbox in a store (immutable: a change replaces it).
+
+    ``created_at``: when the store created it. Exchange 2000/2003 create a mailbox on its first
+    logon or delivery, not when the user is mail-enabled (www.msxfaq.de/server/mailboxguid.htm),
+    so a user may point at a mailbox that does not exist yet. ``last_logon_at``: what the store
+    reports as the last logon (Exchange 2003 SDK, Exchange_Mailbox.LastLogonTime, aa144762;
+    MailboxStatistics.LastLogonTime, ff328750); None: never logged on to. A disconnected mailbox
+    keeps both, and its items, until it is purged or its retention ends
+    (IMailboxStoreDB.DaysBeforeDeletedMailboxCleanup; Set-MailboxDatabase -MailboxRetention).
+    """
 
     guid: UUID
     legacy_dn: str
     display_name: str
     disconnected_at: datetime | None = None
     items: PackedItems = NO_ITEMS
+    created_at: datetime | None = None
+    last_logon_at: datetime | None = None
 
     @property
     def item_ids(self) -> ItemIds:
@@ -353,7 +364,8 @@ class FakeExchange:
                 return "undeliverable"
             name = user.get("displayName") or user.sam_account_name
             self.add_mailbox(
-                store_dn, user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name
+                store_dn, user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name,
+                created_at=self._timeline.now(),
             )
             home = self._mailbox_homes[user.mailbox_guid]
         store = self._servers[home[0]].stores[home[1]]
@@ -457,8 +469,14 @@ class FakeExchange:
         *,
         items: Iterable[MailItem] = (),
         disconnected_at: datetime | None = None,
+        created_at: datetime | None = None,
+        last_logon_at: datetime | None = None,
     ) -> None:
-        mailbox = _with_items(FakeMailbox(guid, legacy_dn, display_name, disconnected_at), items)
+        mailbox = _with_items(
+            FakeMailbox(guid, legacy_dn, display_name, disconnected_at,
+                        created_at=created_at, last_logon_at=last_logon_at),
+            items,
+        )
         self.add_mailboxes(store_dn, [mailbox])
 
     def add_mailboxes(self, store_dn: str, mailboxes: Iterable[FakeMailbox]) -> None:
@@ -650,6 +668,8 @@ def _info(host: FakeServer, store: FakeStore, mailbox: FakeMailbox, view: DcView
         disconnected_at=mailbox.disconnected_at,
         item_ids=mailbox.item_ids,
         owner=view.mailbox_owner(mailbox.guid),
+        last_logon_at=mailbox.last_logon_at,
+        created_at=mailbox.created_at,
     )
 
 

@@ -51,6 +51,18 @@ KB842101_SIBLING_OU = "OU=Migrated2,OU=Staff," + BASE_DN
 KB842101_CREATED_AFTER = "2026-11-01T10:00:00Z"
 KB842101_CREATED_BEFORE = "2026-11-01T12:00:00Z"
 KB278447_UPGRADED_AT = "2026-10-31T22:00:00Z"
+# The failed upgrade's window as an operator would give it (-p disconnected_after/before).
+KB278447_WINDOW = {"disconnected_after": "2026-10-31T20:00:00Z",
+                   "disconnected_before": "2026-11-01T06:00:00Z"}
+# The evidence cases kb278447(cases=...) can add (see _add_kb278447_case).
+KB278447_CASES = ("departed", "conflict", "never-created", "half-done", "repaired",
+                  "big-blank", "empty-blank", "free-busy-items")
+_DEPARTED_AT = "2026-10-20T16:00:00Z"  # a leaver's account deleted: his mailbox disconnected
+_REHIRED_AT = "2026-10-26T09:00:00Z"  # the new hire who re-uses his alias
+_LAST_SEEN_BEFORE_UPGRADE = "2026-10-31T17:30:00Z"
+_BLANK_CREATED_AT = "2026-11-01T07:45:00Z"  # first logon or delivery after the upgrade
+_STRIPPED_BY_HAND_AT = "2026-11-03T10:00:00Z"
+_REPAIRED_BY_HAND_AT = "2026-11-05T10:00:00Z"
 FREE_BUSY_NAME = "SCHEDULE+ FREE BUSY"
 _KB842101_VERSION = "2003"  # the default Exchange version of each scenario
 _KB278447_VERSION = "2000"
@@ -274,9 +286,11 @@ class _WorldBuilder:
         *,
         guid: str | None = None,
         mailbox_guid: str | None = None,
+        stripped: bool = False,
     ) -> _User:
         """A mailbox-enabled user homed on the next store (round robin over the servers);
-        ``msExchMailboxGuid`` only when ``mailbox_guid`` is given."""
+        ``msExchMailboxGuid`` only when ``mailbox_guid`` is given. ``stripped``: his Exchange
+        attributes removed (Exchange Tasks > Delete Mailbox), his account and names kept."""
         store = self.stores[self._stores_used % len(self.stores)]
         self._stores_used += 1
         alias = person.sam
@@ -294,6 +308,9 @@ class _WorldBuilder:
         }
         if mailbox_guid is not None:
             attributes["msExchMailboxGuid"] = mailbox_guid
+        if stripped:
+            attributes = {key: attributes[key]
+                          for key in ("sAMAccountName", "userPrincipalName", "displayName")}
         path = (*ou, "CN=" + escape_rdn_value(person.cn))
         guid = self.add_object(path, "user", created, attributes, guid=guid)
         return _User(guid, path, person.display_name, legacy_dn, store, created, mailbox_guid)
@@ -329,14 +346,20 @@ class _WorldBuilder:
         items: list[Json],
         *,
         disconnected_at: str | None = None,
+        created_at: str | None = None,
+        last_logon_at: str | None = None,
     ) -> str:
         mailbox: Json = {
             "guid": guid,
             "legacy_dn": legacy_dn,
             "display_name": display_name,
             "disconnected_at": disconnected_at,
-            "items": items,
         }
+        if created_at is not None:
+            mailbox["created_at"] = created_at
+        if last_logon_at is not None:
+            mailbox["last_logon_at"] = last_logon_at
+        mailbox["items"] = items
         if self._assembler is None:
             self._mailboxes.setdefault(store.dn, []).append((guid, mailbox))
         else:
@@ -344,7 +367,8 @@ class _WorldBuilder:
         return guid
 
     def add_user_mailbox(
-        self, user: _User, guid: str, items: list[Json], *, disconnected_at: str | None = None
+        self, user: _User, guid: str, items: list[Json], *, disconnected_at: str | None = None,
+        created_at: str | None = None, last_logon_at: str | None = None,
     ) -> str:
         """A mailbox the store made for ``user``: his legacy DN and display name."""
         return self.add_mailbox(
@@ -354,6 +378,8 @@ class _WorldBuilder:
             user.display_name,
             items,
             disconnected_at=disconnected_at,
+            created_at=created_at,
+            last_logon_at=last_logon_at,
         )
 
     def services(self) -> dict[str, str]:
@@ -568,17 +594,26 @@ def _fill_kb842101(world: _WorldBuilder) -> Json:
 
 
 @gc_paused()
-def kb278447(size: int, seed: int, *, version: str = _KB278447_VERSION) -> Json:
+def kb278447(
+    size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = ()
+) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
     5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
     disconnected candidates by legacy DN, neither with his objectGUID); the legacy
-    Schedule+ Free/Busy mailbox, disconnected and owned by no one."""
+    Schedule+ Free/Busy mailbox, disconnected and owned by no one.
+
+    ``cases`` (of :data:`KB278447_CASES`) add, each with its own users, what decides by evidence
+    (see :func:`_add_kb278447_case`); their expectations are in ``expected["cases"]``."""
+    unknown = sorted(set(cases) - set(KB278447_CASES))
+    if unknown:
+        raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(KB278447_CASES)}")
     world = _WorldBuilder("kb278447", size, seed, version)
-    return world.document(_fill_kb278447(world))
+    return world.document(_fill_kb278447(world, cases))
 
 
-def _fill_kb278447(world: _WorldBuilder) -> Json:
+def _fill_kb278447(world: _WorldBuilder, cases: tuple[str, ...] = ()) -> Json:
     """Builds kb278447's world into ``world``; returns its scenario block."""
     size = world.size
     staff = world.add_ou(("OU=Staff",))
@@ -622,12 +657,13 @@ def _fill_kb278447(world: _WorldBuilder) -> Json:
         healthy.append(user.guid)
 
     ambiguous = _ambiguous_user(world, staff, hired)
+    free_busy_guid = world.guid()
     free_busy = world.add_mailbox(
         world.stores[0],
-        world.guid(),
+        free_busy_guid,
         f"/o={ORGANISATION}/ou={world.stores[0].admin_group}/cn=Recipients/cn={FREE_BUSY_NAME}",
         FREE_BUSY_NAME,
-        [],
+        world.items(free_busy_guid, 4) if "free-busy-items" in cases else [],
         disconnected_at=KB278447_UPGRADED_AT,
     )
     expected: Json = {
@@ -638,6 +674,11 @@ def _fill_kb278447(world: _WorldBuilder) -> Json:
         "free_busy_mailbox": free_busy,
         "services": {store.server: world.services() for store in world.stores},
     }
+    if cases:
+        made = {case: _add_kb278447_case(world, staff, case) for case in cases}
+        if "free-busy-items" in cases:
+            made["free-busy-items"] = {"mailbox": free_busy}
+        expected["cases"] = made
     return _scenario(world, {}, expected)
 
 
@@ -667,6 +708,90 @@ def _ambiguous_user(world: _WorldBuilder, staff: Path, created: datetime) -> Jso
     return {"user": user.guid, "blank": blank, "candidates": candidates}
 
 
+def _add_kb278447_case(world: _WorldBuilder, staff: Path, case: str) -> Json:
+    """One evidence case, with its own users; returns what must hold after a run.
+
+    Where a case needs an original whose GUID is not the user's objectGUID it is a 5.5 GUID:
+    after a 5.5 upgrade msExchMailboxGuid came from the 5.5 directory, while AD minted the
+    objectGUIDs, so the two rarely match (research/exchange_ad_facts.md section 12)."""
+    hired = utc(_STAFF_HIRED_FROM)
+    seen = {"last_logon_at": _LAST_SEEN_BEFORE_UPGRADE}
+    if case == "departed":
+        # A leaver's account was deleted (his mailbox disconnected, in retention); his alias and
+        # name went to a new hire created after that, on a new, small mailbox of his own.
+        mailbox, departed = world.guid(), world.guid()
+        rehired = world.add_user(staff, world.person(hostile=False), utc(_REHIRED_AT),
+                                 mailbox_guid=mailbox)
+        world.add_user_mailbox(rehired, mailbox, world.items(mailbox, 2, new=True),
+                               created_at=_REHIRED_AT)
+        world.add_user_mailbox(  # the leaver's: the same alias and name, the same legacy DN
+            rehired, departed, world.items(departed, world.between(5, 30)),
+            disconnected_at=_DEPARTED_AT, created_at=_iso(hired), last_logon_at=_DEPARTED_AT)
+        return {"user": rehired.guid, "mailbox": mailbox, "departed_mailbox": departed}
+    if case == "conflict":
+        # His legacy DN names one disconnected mailbox, his objectGUID another (moved from an
+        # old 5.5 site): only an operator can say which holds his mail.
+        blank = world.guid()
+        user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=blank)
+        world.add_user_mailbox(user, blank, world.items(blank, 1, new=True))
+        by_dn = world.add_user_mailbox(user, world.guid(), world.items(user.guid, 8),
+                                       disconnected_at=KB278447_UPGRADED_AT)
+        by_guid = world.add_mailbox(
+            user.store, user.guid, user.legacy_dn.replace("/ou=", "/ou=Old Site ", 1),
+            user.display_name, world.items(user.guid + "-old", 9),
+            disconnected_at=KB278447_UPGRADED_AT)
+        return {"user": user.guid, "blank": blank, "candidates": sorted([by_dn, by_guid])}
+    if case == "never-created":
+        # Stamped with a random GUID, but no logon or mail since: the store never made the
+        # blank mailbox; his original waits, disconnected.
+        user = world.add_user(staff, world.person(hostile=False), hired,
+                              mailbox_guid=world.guid())
+        items = world.items(user.guid, world.between(5, 30))
+        world.add_user_mailbox(user, user.guid, items, disconnected_at=KB278447_UPGRADED_AT,
+                               **seen)
+        return {"user": user.guid, "original": user.guid, "old_items": len(items)}
+    if case == "half-done":
+        # Someone stripped him by hand (the blank then disconnected too) and stopped there.
+        original, blank = world.guid(), world.guid()
+        user = world.add_user(staff, world.person(hostile=False), hired, guid=original,
+                              stripped=True)
+        old = world.items(original, world.between(5, 30))
+        world.add_user_mailbox(user, original, old, disconnected_at=KB278447_UPGRADED_AT,
+                               **seen)
+        new = world.items(blank, world.between(1, 3), new=True)
+        world.add_user_mailbox(user, blank, new, disconnected_at=_STRIPPED_BY_HAND_AT,
+                               created_at=_BLANK_CREATED_AT)
+        return {"user": user.guid, "original": original, "blank": blank,
+                "old_items": len(old), "new_items": len(new)}
+    if case == "repaired":
+        # Repaired by hand before this tool: on his original (a 5.5 GUID), the old blank
+        # disconnected with the few items it held.
+        original = world.guid()
+        user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=original)
+        world.add_user_mailbox(user, original, world.items(original, world.between(5, 30)),
+                               **seen)
+        blank = world.add_user_mailbox(user, world.guid(), [],
+                                       disconnected_at=_REPAIRED_BY_HAND_AT,
+                                       created_at=_BLANK_CREATED_AT)
+        return {"user": user.guid, "original": original, "old_blank": blank}
+    if case in ("big-blank", "empty-blank"):
+        # big: weeks of mail reached the blank mailbox and the original (a 5.5 GUID) holds
+        # less: only the failed upgrade's window tells which is which. empty: he logged on to
+        # the blank (so the store made it), no mail reached it.
+        original, blank = world.guid(), world.guid()
+        user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=blank)
+        old = world.items(original, world.between(2, 4) if case == "big-blank" else 6)
+        world.add_user_mailbox(user, original, old, disconnected_at=KB278447_UPGRADED_AT,
+                               created_at=_iso(hired), **seen)
+        count = world.between(40, 150) if case == "big-blank" else 0
+        new = world.items(blank, count, new=True)
+        world.add_user_mailbox(user, blank, new, created_at=_BLANK_CREATED_AT,
+                               last_logon_at=_BLANK_CREATED_AT)
+        return {"user": user.guid, "original": original, "blank": blank,
+                "old_items": len(old), "new_items": len(new)}
+    return {}  # free-busy-items: the Free/Busy mailbox of the world holds items
+
+
 def _add_sync_devices(world: _WorldBuilder, user: _User) -> str:
     """An ActiveSync container below ``user``: deleting the user takes a Tree Delete."""
     return world.add_object(
@@ -678,7 +803,7 @@ def _add_sync_devices(world: _WorldBuilder, user: _User) -> str:
 
 
 SCENARIOS: dict[str, Callable[..., Json]] = {"kb842101": kb842101, "kb278447": kb278447}
-_FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {
+_FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {  # each with its defaults
     "kb842101": (_fill_kb842101, _KB842101_VERSION),
     "kb278447": (_fill_kb278447, _KB278447_VERSION),
 }

@@ -25,6 +25,9 @@ means the default given):
   ``/o=<domain>/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=<name>``), ``queue``
   (mail held while transport is stopped: ``[{"recipient": legacyExchangeDN, "item": item}]``).
 
+- on a mailbox: ``created_at`` (when the store created it: its first logon or delivery) and
+  ``last_logon_at`` (the store's last-logon time), ISO 8601 or null; absent means unknown.
+
 Mail items keep any key besides ``id``, ``folder`` and ``subject``.
 """
 
@@ -372,7 +375,16 @@ class _Reader:
             _unique(ids, mail.id, item_at, "id", "item id")
             items.append(mail)
         legacy_dn, display_name = text(data, "legacy_dn", at), text(data, "display_name", at)
-        return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items))
+        created = optional_moment(data, "created_at", at)
+        logon = optional_moment(data, "last_logon_at", at)
+        for seen in (created, logon):
+            if seen is not None:
+                self.saw(seen)
+        if created is not None and logon is not None and logon < created:
+            at.child("last_logon_at").fail(
+                "is before created_at: a mailbox is logged on to only once it exists")
+        return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items),
+                           created_at=created, last_logon_at=logon)
 
 
 def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:
@@ -603,15 +615,20 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
 
 def _mailboxes_json(mailboxes: Iterable[FakeMailbox]) -> Iterator[dict[str, object]]:
     for mailbox in mailboxes:
-        yield {
+        data: dict[str, object] = {
             "guid": str(mailbox.guid),
             "legacy_dn": mailbox.legacy_dn,
             "display_name": mailbox.display_name,
             "disconnected_at": format_time(mailbox.disconnected_at)
             if mailbox.disconnected_at
             else None,
-            "items": [item_to_json(item) for item in mailbox.items],
         }
+        if mailbox.created_at is not None:
+            data["created_at"] = format_time(mailbox.created_at)
+        if mailbox.last_logon_at is not None:
+            data["last_logon_at"] = format_time(mailbox.last_logon_at)
+        data["items"] = [item_to_json(item) for item in mailbox.items]
+        yield data
 
 
 def _number(value: float) -> int | float:

@@ -10,27 +10,47 @@ new items into it, start transport again.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from remediate.dn import rdn_value
-from remediate.engine.changes import Change, Finding, Impact, JsonValue, NoOp, WouldFail
+from remediate.dn import normalize, rdn_value
+from remediate.engine.changes import (
+    LEFT_OUT,
+    Change,
+    Finding,
+    Impact,
+    JsonValue,
+    NoOp,
+    WouldFail,
+)
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
+from remediate.engine.history import NoHistory, RunHistory
 from remediate.engine.playbook import (
     Discovery,
+    Disruption,
     OutlineStep,
     Parameter,
     Playbook,
-    Window,
     parse_bool,
+    parse_datetime,
     parse_names,
     parse_parameters,
 )
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import Wording
 from remediate.errors import InputError
-from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo, ServiceState, UserQuery
+from remediate.model import (
+    DirectoryEntry,
+    ExchangeVersion,
+    MailboxInfo,
+    ServiceState,
+    UserQuery,
+    iso,
+    mailbox_list_refusal,
+    utc,
+)
 from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
@@ -52,6 +72,20 @@ from remediate.steps.targets import (
 )
 
 from .common import ServerInfo, as_dict, as_list
+from .kb278447_evidence import (
+    NOT_PURGED,
+    Decision,
+    History,
+    Judge,
+    Pairing,
+    Rules,
+    Window,
+    alias_of,
+    describe,
+    describe_mailbox,
+    legacy_dn_index,
+    stripped_owners,
+)
 
 FREE_BUSY_MARKER = "schedule+ free busy"
 
@@ -63,56 +97,113 @@ class Params:
     purge_blank: bool
     purge_freebusy: bool
     max_blank_items: int
+    window: Window = field(default_factory=Window)
+
+
+def _opt_time(value: JsonValue) -> datetime | None:
+    return utc(str(value)) if value else None
+
+
+def _opt_int(value: JsonValue) -> int | None:
+    return None if value is None else int(str(value))
 
 
 @dataclass(frozen=True, slots=True)
 class Box:
-    """A mailbox by where it lives."""
+    """A mailbox by where it lives, and what an approver needs to tell it from another."""
 
     guid: UUID
     server: str
     store_dn: str
     items: int
+    display_name: str = ""
+    size_bytes: int | None = None
+    disconnected_at: datetime | None = None
+    last_logon_at: datetime | None = None
+    created_at: datetime | None = None
 
     def to_json(self) -> dict[str, JsonValue]:
+        def time(value: datetime | None) -> JsonValue:
+            return iso(value) if value else None
+
         return {"guid": str(self.guid), "server": self.server, "store_dn": self.store_dn,
-                "items": self.items}
+                "items": self.items, "display_name": self.display_name,
+                "size_bytes": self.size_bytes, "disconnected_at": time(self.disconnected_at),
+                "last_logon_at": time(self.last_logon_at), "created_at": time(self.created_at)}
 
     @staticmethod
     def from_json(value: JsonValue) -> Box:
+        # Selections journaled before the descriptive fields existed lack them.
         data = as_dict(value)
         return Box(UUID(str(data["guid"])), str(data["server"]), str(data["store_dn"]),
-                   int(str(data["items"])))
+                   int(str(data["items"])), str(data.get("display_name") or ""),
+                   _opt_int(data.get("size_bytes")), _opt_time(data.get("disconnected_at")),
+                   _opt_time(data.get("last_logon_at")), _opt_time(data.get("created_at")))
 
     @staticmethod
     def of(info: MailboxInfo) -> Box:
-        return Box(info.guid, info.server, info.store_dn, info.item_count)
+        return Box(info.guid, info.server, info.store_dn, info.item_count, info.display_name,
+                   info.size_bytes, info.disconnected_at, info.last_logon_at, info.created_at)
+
+    def describe(self) -> str:
+        return describe_mailbox(self.guid, self.display_name, self.items,
+                                size_bytes=self.size_bytes, created_at=self.created_at,
+                                last_logon_at=self.last_logon_at,
+                                disconnected_at=self.disconnected_at)
 
 
 @dataclass(frozen=True, slots=True)
 class AffectedUser:
+    """A user to repair. ``blank`` is None where there is nothing to export or disconnect: the
+    store never created the mailbox his msExchMailboxGuid names, or the repair was half done by
+    hand (already stripped)."""
+
     guid: UUID
     dn: str
     sam: str
     home_server: str
-    blank: Box
+    blank: Box | None
     original: Box
+    display_name: str = ""
+    evidence: str = ""
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"guid": str(self.guid), "dn": self.dn, "sam": self.sam,
-                "home_server": self.home_server, "blank": self.blank.to_json(),
-                "original": self.original.to_json()}
+                "home_server": self.home_server, "display_name": self.display_name,
+                "blank": self.blank.to_json() if self.blank else None,
+                "original": self.original.to_json(), "evidence": self.evidence}
 
     @staticmethod
     def from_json(value: JsonValue) -> AffectedUser:
         data = as_dict(value)
+        blank = data.get("blank")
         return AffectedUser(UUID(str(data["guid"])), str(data["dn"]), str(data["sam"]),
-                            str(data["home_server"]), Box.from_json(data["blank"]),
-                            Box.from_json(data["original"]))
+                            str(data["home_server"]),
+                            Box.from_json(blank) if blank is not None else None,
+                            Box.from_json(data["original"]),
+                            str(data.get("display_name") or ""), str(data.get("evidence") or ""))
+
+    @staticmethod
+    def of(decision: Decision, home_server: str) -> AffectedUser:
+        user = decision.user
+        return AffectedUser(
+            user.guid, user.dn, user.sam_account_name, home_server,
+            Box.of(decision.blank) if decision.blank else None, Box.of(decision.original),
+            user.get("displayName") or "", decision.evidence)
 
     @property
     def target(self) -> UserTarget:
         return UserTarget(self.guid, self.dn, self.sam)
+
+    @property
+    def items_expected(self) -> int:
+        return self.original.items + (self.blank.items if self.blank else 0)
+
+    def for_approver(self) -> str:
+        """Who, which two mailboxes, and why: what catches a wrong pairing."""
+        blank = self.blank.describe() if self.blank else "none (never created, or gone)"
+        return (f"user {self.display_name!r}; original {self.original.describe()}; blank "
+                f"{blank}; decided by {self.evidence}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +228,7 @@ class Selection:
                 "mailboxes_to_purge": len(self.purge)}
 
     def scope(self) -> Scope:
-        boxes = [(u.blank.server, u.blank.guid) for u in self.users]
+        boxes = [(u.blank.server, u.blank.guid) for u in self.users if u.blank]
         boxes += [(u.original.server, u.original.guid) for u in self.users]
         boxes += [(box.server, box.guid) for box in self.purge]
         return Scope(objects=tuple(u.guid for u in self.users),
@@ -145,18 +236,20 @@ class Selection:
 
     def without(self, keys: Collection[str]) -> Selection:
         def drifted(user: AffectedUser) -> bool:
-            own = {object_key(user.guid), mailbox_key(user.blank.server, user.blank.guid),
-                   mailbox_key(user.original.server, user.original.guid)}
+            own = {object_key(user.guid), mailbox_key(user.original.server, user.original.guid)}
+            if user.blank:
+                own.add(mailbox_key(user.blank.server, user.blank.guid))
             return not own.isdisjoint(keys)
 
         users = tuple(u for u in self.users if not drifted(u))
-        kept = {u.blank.guid for u in users}
+        blanks = {u.blank.guid for u in self.users if u.blank}
+        kept = {u.blank.guid for u in users if u.blank}
         return replace(
             self,
             users=users,
             services=tuple(s for s in self.services if service_key(*s) not in keys),
             purge=tuple(b for b in self.purge if mailbox_key(b.server, b.guid) not in keys
-                        and (b.guid in kept or b.guid not in {u.blank.guid for u in self.users})),
+                        and (b.guid in kept or b.guid not in blanks)),
         )
 
     def server(self, name: str) -> ServerInfo:
@@ -196,9 +289,9 @@ class VerifyReconnected(Step[UserTarget, str | None]):
                 box = boxes.get(user.original.guid)
                 if box is None or box.owner != user.guid or box.disconnected:
                     report(user.target.key, f"original mailbox on {server} is not connected")
-                elif box.item_count < user.original.items + user.blank.items:
+                elif box.item_count < user.items_expected:
                     report(user.target.key, f"original mailbox holds {box.item_count} items, "
-                           f"expected at least {user.original.items + user.blank.items}")
+                           f"expected at least {user.items_expected}")
         return problems
 
     def plan(self, target: UserTarget, observation: str | None) -> Change:
@@ -206,6 +299,40 @@ class VerifyReconnected(Step[UserTarget, str | None]):
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Any]]) -> None:
         """Verification changes nothing."""
+
+
+def _home(user: AffectedUser) -> Box:
+    """Where the user's mailbox is now: the blank's server, else the original's (Disable-Mailbox
+    runs there on 2007+)."""
+    return user.blank or user.original
+
+
+def _home_servers(
+    world: World, versions: Mapping[str, ExchangeVersion], decisions: Sequence[Decision]
+) -> dict[str, str]:
+    """Store DN (normalized) -> the msExchHomeServerName its users carry, read only where an
+    Exchange 2000 user to re-home in AD has lost his (a repair half done by hand): Exchange
+    2000 has no Reconnect, and the re-home writes that value (MBConn's way)."""
+    if not any(versions[d.original.server] is ExchangeVersion.E2000
+               and not d.user.get("msExchHomeServerName") for d in decisions):
+        return {}
+    homes: dict[str, str] = {}
+    for user in world.directory.find_users(UserQuery(mail_enabled_only=True)):
+        store, home = user.get("homeMDB"), user.get("msExchHomeServerName")
+        if store and home:
+            homes.setdefault(_normal(store), home)
+    return homes
+
+
+def _is_free_busy(box: MailboxInfo) -> bool:
+    return FREE_BUSY_MARKER in (box.legacy_dn + box.display_name).lower()
+
+
+def _normal(dn: str) -> str:
+    try:
+        return normalize(dn)
+    except ValueError:
+        return dn.lower()
 
 
 def _store_label(store_dn: str) -> str:
@@ -230,23 +357,32 @@ class Kb278447(Playbook[Params, Selection]):
     title = "Users connected to empty mailboxes after a failed Exchange 5.5 -> 2000 upgrade"
     kb = "https://support.microsoft.com/kb/278447"
     description = (
-        "Finds users connected to a new blank mailbox while their original mailbox (matched by "
-        "legacyExchangeDN, else by the objectGUID) is disconnected; stops transport, exports the "
-        "blank mailbox, removes the user's Exchange attributes, waits for AD and the cleanup "
-        "agent, reconnects the original mailbox, imports the new items into it and starts "
-        "transport again. Ambiguous matches are reported, never guessed."
+        "Finds users connected to a new blank mailbox while their original mailbox is "
+        "disconnected, by evidence: what earlier runs repaired (never reversed), the failed "
+        "upgrade's window, identity (legacyExchangeDN or objectGUID, display name, a user never "
+        "owns a mailbox disconnected before he existed) and content (the original holds more); "
+        "stops transport, exports the blank mailbox, removes the user's Exchange attributes, "
+        "waits for AD and the cleanup agent, reconnects the original mailbox, imports the new "
+        "items into it and starts transport again. Users the evidence does not settle, and "
+        "users whose repair would fail, are reported, never guessed."
     )
     parameters = (
         Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
                   "EXCH01", default="every server"),
         Parameter("users", "only these sAMAccountNames (comma-separated)", parse_names,
                   "jdoe,asmith", default="every affected user"),
+        Parameter("disconnected_after", "the failed upgrade began (ISO 8601): only a mailbox "
+                  "the store marked disconnected inside the window can be an original",
+                  parse_datetime, "2026-10-31T20:00:00Z", default="no window: other evidence"),
+        Parameter("disconnected_before", "the failed upgrade's window ended (ISO 8601, "
+                  "inclusive)", parse_datetime, "2026-11-01T06:00:00Z",
+                  default="no window: other evidence"),
         Parameter("purge_blank", "purge the blank mailboxes once empty of use (true/false)",
                   parse_bool, "false", default="false"),
         Parameter("purge_freebusy", "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
                   parse_bool, "false", default="false"),
-        Parameter("max_blank_items", "a connected mailbox with more items is not 'blank'",
-                  _positive_int, "100", default="100"),
+        Parameter("max_blank_items", "without a window, a connected mailbox with more items is "
+                  "never taken for the blank", _positive_int, "100", default="100"),
     )
     outline = (
         StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication, RunCleanupAgent,
@@ -264,10 +400,11 @@ class Kb278447(Playbook[Params, Selection]):
         "During the run: transport is stopped on the affected servers, and each affected "
         "user has no mailbox between remove-exchange-attributes and reconnect-mailbox.",
     )
-    windows = (
-        Window("transport stopped (no mail in or out on the affected servers)",
-               "stop-service", "start-service"),
-        Window("users without a mailbox", "remove-exchange-attributes", "reconnect-mailbox"),
+    disruptions = (
+        Disruption("transport stopped (no mail in or out on the affected servers)",
+                   "stop-service", "start-service"),
+        Disruption("users without a mailbox", "remove-exchange-attributes",
+                   "reconnect-mailbox"),
     )
     rollback_order = (
         "To undo the whole run, in reverse order: start any service left stopped; remove "
@@ -278,50 +415,188 @@ class Kb278447(Playbook[Params, Selection]):
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)
+        window = Window(values.get("disconnected_after"), values.get("disconnected_before"))
+        if window.after and window.before and window.after > window.before:
+            raise InputError(
+                f"disconnected_after={raw['disconnected_after']} is later than "
+                f"disconnected_before={raw['disconnected_before']}",
+                target=f"playbook {self.name}",
+                hint="give the failed upgrade's start as disconnected_after and its end as "
+                "disconnected_before",
+            )
         return Params(values.get("servers"), values.get("users"),
                       bool(values.get("purge_blank", False)),
                       bool(values.get("purge_freebusy", False)),
-                      int(values.get("max_blank_items", 100)))
+                      int(values.get("max_blank_items", 100)), window)
 
     def discover(self, world: World, params: Params) -> Discovery[Selection]:
-        servers = [ServerInfo.of(server) for server in world.exchange.servers()]
-        if params.servers is not None:
-            known = {server.name.lower() for server in servers}
-            unknown = sorted(name for name in params.servers if name.lower() not in known)
-            if unknown:
-                raise InputError(
-                    f"unknown Exchange server(s): {', '.join(unknown)}",
-                    target=f"playbook {self.name}",
-                    hint=f"known servers: {', '.join(s.name for s in servers)}",
-                )
-            wanted = {name.lower() for name in params.servers}
-            servers = [server for server in servers if server.name.lower() in wanted]
+        return self.discover_with_history(world, params, NoHistory())
+
+    def discover_with_history(
+        self, world: World, params: Params, history: RunHistory
+    ) -> Discovery[Selection]:
+        servers = self._servers(world, params)
         mailboxes = [box for s in servers for box in world.exchange.mailboxes(s.name)]
-        users = world.directory.find_users(
-            UserQuery(sam_account_names=params.users, mail_enabled_only=True))
-        affected, findings = match_users(users, mailboxes, params.max_blank_items)
-        purge = self._purge_list(params, affected, mailboxes)
+        judge = Judge(Rules(params.window, params.max_blank_items), self._history(history))
+        claimed = self._judge_mail_enabled(world, params, servers, mailboxes, judge)
+        self._judge_stripped(world, params, mailboxes, claimed, judge)
+        judge.claimed_twice()
+        affected, left_out = self._repairable(world, servers, judge.decisions)
+        purge, not_purged = self._purge_list(params, affected, mailboxes)
         services = self._running_transport(world, servers, affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
-        return Discovery(selection, tuple(findings))
+        return Discovery(selection, tuple(judge.findings + left_out + not_purged))
+
+    def _servers(self, world: World, params: Params) -> list[ServerInfo]:
+        servers = [ServerInfo.of(server) for server in world.exchange.servers()]
+        if params.servers is None:
+            return servers
+        known = {server.name.lower() for server in servers}
+        unknown = sorted(name for name in params.servers if name.lower() not in known)
+        if unknown:
+            raise InputError(
+                f"unknown Exchange server(s): {', '.join(unknown)}",
+                target=f"playbook {self.name}",
+                hint=f"known servers: {', '.join(s.name for s in servers)}",
+            )
+        wanted = {name.lower() for name in params.servers}
+        return [server for server in servers if server.name.lower() in wanted]
+
+    def _history(self, history: RunHistory) -> History:
+        """The pairings earlier runs of this playbook completed, and the users of runs that
+        changed something and did not finish."""
+        known = History()
+        for run in history.runs(self.name):
+            try:
+                selection = self.load_selection(run.selection)
+            except (ValueError, KeyError, TypeError):
+                continue  # a run stopped before discovery recorded its selection
+            for user in selection.users:
+                known.add(Pairing(user.guid, user.original.guid,
+                                  user.blank.guid if user.blank else None, run.run_id),
+                          finished=run.finished)
+        return known
+
+    @staticmethod
+    def _judge_mail_enabled(
+        world: World, params: Params, servers: Sequence[ServerInfo],
+        mailboxes: Sequence[MailboxInfo], judge: Judge,
+    ) -> set[UUID]:
+        """Judge each mail-enabled user with a candidate; returns the mailboxes they claim."""
+        by_legacy = legacy_dn_index(mailboxes)
+        by_guid = {box.guid: box for box in mailboxes}
+        stores = {_normal(store.dn) for s in servers for store in world.exchange.stores(s.name)}
+        users = world.directory.find_users(
+            UserQuery(sam_account_names=params.users, mail_enabled_only=True))
+        claimed: set[UUID] = set()
+        for user in sorted(users, key=lambda entry: entry.dn.lower()):
+            current = by_guid.get(user.mailbox_guid) if user.mailbox_guid else None
+            if current is None and _normal(user.get("homeMDB") or "") not in stores:
+                continue  # his mailbox lives on a server out of scope (or nowhere we can tell)
+            legacy = (user.get("legacyExchangeDN") or "").lower()
+            by_dn = by_legacy.get(legacy, []) if legacy else []
+            own = by_guid.get(user.guid)
+            own = own if own is not None and own.disconnected else None
+            claimed.update(box.guid for box in by_dn)
+            if own is not None:
+                claimed.add(own.guid)
+            judge.mail_enabled(user, current, by_dn, own)
+        return claimed
+
+    @staticmethod
+    def _judge_stripped(
+        world: World, params: Params, mailboxes: Sequence[MailboxInfo], claimed: set[UUID],
+        judge: Judge,
+    ) -> None:
+        """Repairs half done by hand: disconnected mailboxes no mail-enabled user claims, whose
+        objectGUID or alias names a user without Exchange attributes."""
+        orphans = [box for box in mailboxes if box.disconnected and box.owner is None
+                   and box.guid not in claimed and box.guid not in judge.history.old_blanks
+                   and not _is_free_busy(box)]
+        if not orphans:
+            return
+        directory = world.directory
+        found = directory.read([box.guid for box in orphans], directory.writable_dc())
+        wanted = None if params.users is None else {name.lower() for name in params.users}
+
+        def in_scope(user: DirectoryEntry) -> bool:
+            return user.object_class == "user" and (
+                wanted is None or user.sam_account_name.lower() in wanted)
+
+        aliases = frozenset(a for box in orphans if (a := alias_of(box.legacy_dn)) is not None)
+        by_sam = {user.sam_account_name.lower(): user
+                  for user in directory.find_users(UserQuery(sam_account_names=aliases))
+                  if in_scope(user)} if aliases else {}
+        by_guid = {guid: user for guid, user in found.items() if in_scope(user)}
+        owners = stripped_owners(orphans, by_guid, by_sam)
+        for user, boxes in sorted(owners.values(), key=lambda pair: pair[0].dn.lower()):
+            judge.stripped(user, boxes)
+
+    @staticmethod
+    def _repairable(
+        world: World, servers: Sequence[ServerInfo], decisions: Sequence[Decision]
+    ) -> tuple[list[AffectedUser], list[Finding]]:
+        """The users whose repair can be done; the others left out with why (one user whose
+        mail cannot be exported must not stop everyone else's repair)."""
+        versions = {server.name: server.version for server in servers}
+        refusals = {server.name: world.exchange.mail_export_refusal(server.name)
+                    for server in servers}
+        homes = _home_servers(world, versions, decisions)
+        affected: list[AffectedUser] = []
+        left_out: list[Finding] = []
+        for decision in decisions:
+            blank, original = decision.blank, decision.original
+            home = decision.user.get("msExchHomeServerName") or homes.get(
+                _normal(original.store_dn), "")
+            why = None
+            if not home and versions[original.server] is ExchangeVersion.E2000:
+                why = (f"Exchange 2000 has no Reconnect: the user is re-homed in AD, which needs "
+                       f"the msExchHomeServerName of {original.server}, and neither he (his "
+                       "Exchange attributes were removed) nor any user of that store has one")
+            if original.owner not in (None, decision.user.guid):
+                why = (f"his original mailbox {original.guid} on {original.server} is linked to "
+                       f"another user ({original.owner}) as that server's DC sees it")
+            if blank is not None and blank.item_count:
+                for box in (blank, original):
+                    why = why or refusals.get(box.server) or mailbox_list_refusal(
+                        box.server, versions[box.server], [box])
+            if why is None:
+                affected.append(AffectedUser.of(decision, home))
+            else:
+                left_out.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
+                                        f"it is left out and the others are repaired: {why}"))
+        return affected, left_out
 
     @staticmethod
     def _purge_list(
         params: Params, affected: Sequence[AffectedUser], mailboxes: Sequence[MailboxInfo]
-    ) -> list[Box]:
-        purge = [user.blank for user in affected] if params.purge_blank else []
+    ) -> tuple[list[Box], list[Finding]]:
+        purge = [user.blank for user in affected if user.blank] if params.purge_blank else []
+        kept: list[Finding] = []
         if params.purge_freebusy:
-            purge += [Box.of(box) for box in mailboxes
-                      if box.disconnected and box.owner is None
-                      and FREE_BUSY_MARKER in (box.legacy_dn + box.display_name).lower()]
-        return purge
+            for box in mailboxes:
+                if not (box.disconnected and box.owner is None and _is_free_busy(box)):
+                    continue
+                if not box.item_count:
+                    purge.append(Box.of(box))
+                    continue
+                # No export tool opens a disconnected mailbox (ExMerge and
+                # New-MailboxExportRequest find a mailbox through its user), and nothing is
+                # purged here without an export: kept, and the run goes on.
+                kept.append(Finding(NOT_PURGED, box.display_name, f"the legacy Free/Busy "
+                                    f"mailbox {describe(box)} on {box.server} holds items and is "
+                                    "disconnected, so no export tool can copy them first: not "
+                                    "purged; reconnect it to a helper account and export it, "
+                                    "then purge it by hand"))
+        return purge, kept
 
     @staticmethod
     def _running_transport(
         world: World, servers: Sequence[ServerInfo], affected: Sequence[AffectedUser]
     ) -> list[tuple[str, str]]:
-        involved = {u.blank.server for u in affected} | {u.original.server for u in affected}
+        involved = {u.blank.server for u in affected if u.blank}
+        involved |= {u.original.server for u in affected}
         running: list[tuple[str, str]] = []
         for server in servers:
             if server.name not in involved:
@@ -352,30 +627,32 @@ class Kb278447(Playbook[Params, Selection]):
         def blank_stores() -> list[StoreTarget]:
             blank_by_store: dict[tuple[str, str], list[UUID]] = {}
             for user in users:
-                blank_by_store.setdefault((user.blank.server, user.blank.store_dn), []).append(
-                    user.blank.guid)
+                if user.blank:
+                    blank_by_store.setdefault((user.blank.server, user.blank.store_dn),
+                                              []).append(user.blank.guid)
             return [StoreTarget(server, store, _store_label(store), tuple(guids))
                     for (server, store), guids in blank_by_store.items()]
 
         steps: list[Step[Any, Any]] = [
             StopService(services),
             ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
-                                              u.sam) for u in users]),
+                                              u.sam) for u in users if u.blank]),
             RemoveExchangeAttributes(lambda: [
-                StripTarget(u.target, u.blank.server, selection.server(u.blank.server).version)
+                StripTarget(u.target, _home(u).server, selection.server(_home(u).server).version)
                 for u in users]),
             WaitForReplication(stripped),
             RunCleanupAgent(blank_stores),
             ReconnectMailbox(lambda: [
                 ReconnectTarget(u.original.server,
                                 selection.server(u.original.server).version.value,
-                                u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server)
+                                u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server,
+                                u.for_approver())
                 for u in users]),
             WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
             RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
             ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
-                                             u.original.guid, u.sam) for u in users]),
+                                             u.original.guid, u.sam) for u in users if u.blank]),
             StartService(services),
         ]
         if selection.purge:
@@ -410,55 +687,3 @@ class Kb278447(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(Box.from_json(box) for box in as_list(body["purge"])),
         )
-
-
-def match_users(
-    users: Sequence[DirectoryEntry], mailboxes: Sequence[MailboxInfo], max_blank_items: int
-) -> tuple[list[AffectedUser], list[Finding]]:
-    """Pair each user with the disconnected mailbox that is theirs: by legacyExchangeDN, else by
-    a mailbox GUID equal to the objectGUID. Ambiguity is reported, never resolved by guessing."""
-    by_legacy: dict[str, list[MailboxInfo]] = {}
-    by_guid: dict[UUID, MailboxInfo] = {}
-    for box in mailboxes:
-        by_guid.setdefault(box.guid, box)
-        if box.disconnected:
-            by_legacy.setdefault(box.legacy_dn.lower(), []).append(box)
-    affected: list[AffectedUser] = []
-    findings: list[Finding] = []
-    for user in sorted(users, key=lambda entry: entry.dn.lower()):
-        legacy = (user.get("legacyExchangeDN") or "").lower()
-        candidates = by_legacy.get(legacy, []) if legacy else []
-        if not candidates:
-            own = by_guid.get(user.guid)
-            candidates = [own] if own is not None and own.disconnected else []
-        if len(candidates) > 1:
-            exact = [box for box in candidates if box.guid == user.guid]
-            candidates = exact or candidates
-        if not candidates:
-            continue
-        current = by_guid.get(user.mailbox_guid) if user.mailbox_guid else None
-        if len(candidates) > 1:
-            findings.append(Finding(
-                "ambiguous", user.dn,
-                f"{len(candidates)} disconnected mailboxes match: "
-                + ", ".join(str(box.guid) for box in candidates)
-                + "; not touched: reconnect the right one by hand or narrow with -p users="))
-            continue
-        original = candidates[0]
-        if current is None or current.guid in (original.guid, user.guid):
-            if current is not None and current.guid == user.guid:
-                findings.append(Finding(
-                    "not-affected", user.dn,
-                    f"connected to the mailbox whose GUID is its objectGUID; disconnected "
-                    f"mailbox {original.guid} with the same legacy DN left alone"))
-            continue
-        if current.item_count > max_blank_items:
-            findings.append(Finding(
-                "not-blank", user.dn,
-                f"connected mailbox {current.guid} holds {current.item_count} items "
-                f"(> max_blank_items={max_blank_items}); not touched"))
-            continue
-        affected.append(AffectedUser(
-            user.guid, user.dn, user.sam_account_name,
-            user.get("msExchHomeServerName") or "", Box.of(current), Box.of(original)))
-    return affected, findings

@@ -24,11 +24,11 @@ from remediate.engine.changes import (
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
 from remediate.engine.playbook import (
     Discovery,
+    Disruption,
     OutlineStep,
     Parameter,
     Playbook,
     Selection,
-    Window,
     parse_bool,
     parse_datetime,
     parse_dn,
@@ -72,6 +72,7 @@ __all__ = [
     "Directory",
     "DirectoryEntry",
     "Discovery",
+    "Disruption",
     "Duration",
     "Engine",
     "Exchange",
@@ -106,7 +107,6 @@ __all__ = [
     "TransientError",
     "Unknown",
     "UserQuery",
-    "Window",
     "Wording",
     "World",
     "WorldFormatError",

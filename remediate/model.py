@@ -187,6 +187,11 @@ class MailboxInfo:
     ``item_ids`` are the items' identities where the source can list them (the fakes); a real
     store reports only a count (``TotalItems``, ``ItemCount``) and a size, so there
     ``item_ids`` is None and ``counted_items`` holds the count.
+
+    ``last_logon_at``: when someone last logged on to it (WMI ``Exchange_Mailbox.LastLogonTime``
+    on 2003, ``Get-MailboxStatistics`` ``LastLogonTime`` on 2007+); None: never, or not
+    reported. ``created_at``: when the store created it (first logon or delivery); no store
+    reports this for a disconnected mailbox, so only world files and the fakes carry it.
     """
 
     guid: UUID
@@ -199,6 +204,8 @@ class MailboxInfo:
     owner: UUID | None
     counted_items: int | None = None
     size_bytes: int | None = None
+    last_logon_at: datetime | None = None
+    created_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if (self.item_ids is None) == (self.counted_items is None):

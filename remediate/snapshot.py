@@ -120,13 +120,18 @@ def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
     # rehearsal gets as many stand-ins, named after the mailbox so none repeats.
     ids = box.item_ids if box.item_ids is not None else tuple(
         f"{box.guid}/{n}" for n in range(box.item_count))
-    return {
+    data: dict[str, JsonValue] = {
         "guid": str(box.guid),
         "legacy_dn": box.legacy_dn,
         "display_name": box.display_name,
         "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
-        "items": [{"id": item, "folder": "", "subject": ""} for item in ids],
     }
+    # What kb278447 weighs besides the items (an offline plan must see the same evidence).
+    for key, moment in (("created_at", box.created_at), ("last_logon_at", box.last_logon_at)):
+        if moment is not None:
+            data[key] = iso(moment)
+    data["items"] = [{"id": item, "folder": "", "subject": ""} for item in ids]
+    return data
 
 
 def _services(exchange: Exchange, server: str, names: Sequence[str]) -> dict[str, JsonValue]:

@@ -54,8 +54,8 @@ DISCOVERY_KB842101 = {
 }
 DISCOVERY_KB278447 = {
     "directory.find_users", "directory.domain_controllers", "directory.writable_dc",
-    "exchange.servers",
-    "exchange.mailboxes", "exchange.service_states",
+    "exchange.servers", "exchange.stores",
+    "exchange.mailboxes", "exchange.service_states", "exchange.mail_export_refusal",
 }
 APPLY_READS = {
     "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",

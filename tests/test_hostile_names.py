@@ -320,7 +320,8 @@ def test_kb278447_reconnects_exactly_the_hostile_named_users(engine: Engine, ver
     stripped = [c for c in done.applied.changes if c.step == "remove-exchange-attributes"]
     assert {c.label for c in stripped} == dns
     reconnected = [c for c in done.applied.changes if c.step == "reconnect-mailbox"]
-    assert {c.label.split(" -> ", 1)[1] for c in reconnected} == dns
+    # Each label names the user's DN, then (in parentheses) what an approver checks.
+    assert {c.label.split(" -> ", 1)[1].split(" (user ", 1)[0] for c in reconnected} == dns
     records = journal(run_dir(done.applied))
     labels = {r["label"] for r in records
               if r["event"] == "step.applied" and r["step"] == "remove-exchange-attributes"}

@@ -1,8 +1,8 @@
 """Exchange 2007 cannot export or import mail through remediate (no export requests; its
 Export-Mailbox -PSTFolderPath needs a 32-bit machine with Outlook). The adapter refuses before any
 WinRM call, and a plan rehearsed on a snapshot of such a server refuses the same way, naming the
-server and what to do: plan and apply agree. A fake 2007 world that mirrors no real server still
-exports (the fakes' own scenarios rely on it)."""
+server and what to do: plan and apply agree (kb278447 leaves those users out instead). A fake
+2007 world that mirrors no real server still exports (the fakes' own scenarios rely on it)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kb_support import expected, load, parameters, scenario
 from winrm_support import Site, serve, snapshot_world
 
 from remediate import Engine, get_playbook
-from remediate.engine.runner import EXIT_REFUSED
+from remediate.engine.runner import EXIT_LEFT_OUT, EXIT_REFUSED
 from remediate.errors import PermanentError, Refused
 from remediate.fakes import world_from_json, world_to_json
 from remediate.snapshot import snapshot
@@ -51,9 +51,28 @@ def test_the_adapter_says_why_and_the_snapshot_records_it(site: Site) -> None:
         rebuilt.exchange.export_mail("EXCH01", [UUID(expected(DOC)["exported_mailboxes"][0])])
 
 
-@pytest.mark.parametrize("name", ["kb842101", "kb278447"])
+def test_kb278447_leaves_out_each_user_whose_mail_cannot_be_exported(engine: Engine) -> None:
+    """One user's mail that cannot be exported must not stop the others' repair, so kb278447
+    leaves such users out (naming the server's refusal) instead of refusing the run; here every
+    blank mailbox holds mail, so nothing is changed, and the exit code says users were left
+    out."""
+    doc = scenario("kb278447", 3, seed=3, version="2007")
+    with serve(load(doc)) as site:
+        playbook = get_playbook("kb278447")
+        planned = engine.plan(playbook, snapshot_world(site), parameters(doc))
+        assert (planned.changes, planned.exit_code) == ([], EXIT_LEFT_OUT)
+        left_out = [f for f in planned.findings if f.kind == "left-out"]
+        assert len(left_out) == len(expected(doc)["affected"])
+        assert all(re.search(REFUSAL, f.message) for f in left_out)
+        before = snapshot(site.world)
+        applied = apply_confirmed(engine, playbook, snapshot_world(site), parameters(doc))
+        assert (applied.changes, applied.exit_code) == ([], EXIT_LEFT_OUT)
+        assert snapshot(site.world) == before
+
+
+@pytest.mark.parametrize("name", ["kb842101"])
 def test_the_plan_refuses_the_export_as_apply_will(name: str, engine: Engine) -> None:
-    doc = DOC if name == "kb842101" else scenario(name, 3, seed=3, version="2007")
+    doc = DOC
     with serve(load(doc)) as site:
         playbook = get_playbook(name)
         planned = engine.plan(playbook, snapshot_world(site), parameters(doc))

@@ -13,6 +13,7 @@ from kb_support import load, scenario, snapshot
 from winrm_support import serve
 
 from remediate.fakes import world_from_json
+from remediate.fakes.scenarios import kb278447
 from remediate.snapshot import exchange_snapshot
 
 pytestmark = pytest.mark.winrm
@@ -46,3 +47,19 @@ def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
 
     rebuilt = world_from_json({**document, "exchange": read})
     assert comparable(snapshot(rebuilt)["exchange"]) == comparable(document["exchange"])
+
+
+@pytest.mark.parametrize("version", ["2003", "2016"])
+def test_snapshot_reads_each_mailboxs_last_logon(version: str) -> None:
+    """WMI Exchange_Mailbox.LastLogonTime on 2003, Get-MailboxStatistics LastLogonTime on
+    2007+: what kb278447 shows an approver beside the items; a creation time no store reports."""
+    doc = kb278447(2, 7, version=version, cases=("half-done",))
+    world = load(doc)
+    with serve(world) as site:
+        read = exchange_snapshot(site.exchange())
+    boxes = {box["guid"]: box for server in read["servers"] for store in server["stores"]
+             for box in store["mailboxes"]}
+    original = doc["scenario"]["expected"]["cases"]["half-done"]["original"]
+    assert boxes[original]["last_logon_at"] == "2026-10-31T17:30:00Z"
+    assert all("created_at" not in box for box in boxes.values())
+    assert sum("last_logon_at" in box for box in boxes.values()) == 1

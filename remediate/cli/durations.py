@@ -49,12 +49,12 @@ def step_durations(
     return durations
 
 
-def windows(playbook: str, durations: Sequence[StepDuration]) -> list[WindowDuration]:
+def disruptions(playbook: str, durations: Sequence[StepDuration]) -> list[WindowDuration]:
     """The playbook's disruption windows that this plan opens (both ends in it)."""
     found = find_playbook(playbook)
     order = [entry.step for entry in durations]
     spans = []
-    for window in found.windows if found is not None else ():
+    for window in found.disruptions if found is not None else ():
         if window.first not in order or window.last not in order:
             continue
         inside = durations[order.index(window.first):order.index(window.last) + 1]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from remediate.cli.durations import span_text, step_durations, windows
+from remediate.cli.durations import disruptions, span_text, step_durations
 from remediate.cli.notes import in_words, risk, rollback
 from remediate.cli.results import by_step, headline, no_changes, value_text
 from remediate.engine.backups import write_durably
@@ -280,7 +280,7 @@ def _md_durations(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> li
     lines += ["", f"- Total: {span_text(typical, longest)}."]
     lines += [f"- {_md_cell(span.what)} ({_md_cell(span.first)} to {_md_cell(span.last)}): "
               f"{span_text(span.typical, span.longest)}."
-              for span in windows(result.playbook, durations)]
+              for span in disruptions(result.playbook, durations)]
     lines += ["", "Expected times are the waits the procedure needs (replication, the cleanup "
               "agent, services), as rehearsed on this world's replication delays; the time the "
               "servers take for each change (LDAP writes, WinRM calls, the volume of mail "

@@ -219,9 +219,14 @@ class ChangeRecord:
         }
 
 
+LEFT_OUT = "left-out"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """Something discovery or a step reports for an operator decision (never acted on)."""
+    """Something discovery or a step reports for an operator decision (never acted on). A
+    finding of kind ``LEFT_OUT`` names a target the repair needs but left out because its
+    change would fail; the run repairs the others and its exit code says so."""
 
     kind: str
     target: str

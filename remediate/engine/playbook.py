@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from remediate.dn import split_rdns
 from remediate.engine.changes import Finding, JsonValue
 from remediate.engine.fingerprint import Scope
+from remediate.engine.history import RunHistory
 from remediate.engine.step import Step
 from remediate.errors import InputError
 from remediate.model import utc
@@ -148,7 +149,7 @@ class OutlineStep:
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
+class Disruption:
     """A stretch of a run that users notice, from the start of one step to the end of
     another (``transport stopped``: stop-service to start-service)."""
 
@@ -161,7 +162,7 @@ class Playbook(ABC, Generic[P, S]):
     """A repair procedure. ``discover`` only reads; ``steps`` builds steps from the selection.
 
     What the change ticket says of the whole procedure is the playbook's: ``notice`` (what
-    users notice), ``windows`` (disruptions spanning several steps) and ``rollback_order``.
+    users notice), ``disruptions`` (spanning several steps) and ``rollback_order``.
     """
 
     name: ClassVar[str]
@@ -173,7 +174,7 @@ class Playbook(ABC, Generic[P, S]):
     # and when it runs. ``show`` lists them; reports find a step id's kind here.
     outline: ClassVar[tuple[AnyStepKind | OutlineStep, ...]]
     notice: ClassVar[tuple[str, ...]] = ()
-    windows: ClassVar[tuple[Window, ...]] = ()
+    disruptions: ClassVar[tuple[Disruption, ...]] = ()
     rollback_order: ClassVar[str] = ""
 
     @classmethod
@@ -199,6 +200,13 @@ class Playbook(ABC, Generic[P, S]):
     @abstractmethod
     def discover(self, world: World, params: P) -> Discovery[S]:
         """Read-only: select every object the repair will touch."""
+
+    def discover_with_history(
+        self, world: World, params: P, history: RunHistory
+    ) -> Discovery[S]:
+        """``discover``, also told what earlier runs in the state directory did (what the
+        engine calls); a playbook that never reads its history need not override it."""
+        return self.discover(world, params)
 
     @abstractmethod
     def steps(self, selection: S) -> list[Step[Any, Any]]:

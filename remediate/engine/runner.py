@@ -20,11 +20,12 @@ from tenacity import RetryCallState
 
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
-from remediate.engine.changes import ChangeRecord, Finding, JsonValue
+from remediate.engine.changes import LEFT_OUT, ChangeRecord, Finding, JsonValue
 from remediate.engine.collector import paced
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
+from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
@@ -44,6 +45,7 @@ EXIT_DONE = 0
 EXIT_ERROR = 1
 EXIT_PENDING = 2
 EXIT_REFUSED = 3
+EXIT_LEFT_OUT = 4  # done (or nothing else to do), but some targets were left out: see findings
 
 # How long a manual step is waited for: the 2000/2003 stores also run the cleanup agent
 # nightly by themselves, so 25 hours always covers one pass.
@@ -173,6 +175,12 @@ class RunResult:
         }
 
 
+def _done(result: RunResult) -> int:
+    """A finished run's exit code: 0, or 4 where discovery left targets out."""
+    left_out = any(finding.kind == LEFT_OUT for finding in result.findings)
+    return EXIT_LEFT_OUT if left_out else EXIT_DONE
+
+
 def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exact: bool) -> None:
     """The rehearsal now must do what was approved: the same changes, or (drifted targets
     left out) nothing on a target the plan did not list."""
@@ -300,7 +308,7 @@ class Engine:
         result.rehearsed_s = rehearsal.elapsed_s
         result.manual_steps = rehearsal.manual_steps
         result.state = "pending" if result.changes else "nothing-to-do"
-        result.exit_code = EXIT_PENDING if result.changes else EXIT_DONE
+        result.exit_code = EXIT_PENDING if result.changes else _done(result)
         events.emit(ev.RUN_FINISHED, state=result.state, changes=len(result.changes))
         return result
 
@@ -309,7 +317,7 @@ class Engine:
     ) -> Discovery[Any]:
         """Discovery only reads, so each read is simply sent again after a transient error."""
         reads = retried_reads(world, self.retry, self._on_discovery_retry(events))
-        return playbook.discover(reads, params)
+        return playbook.discover_with_history(reads, params, JournalHistory(self.store))
 
     def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
         """A read of the discovery phase, run again after a transient error."""
@@ -555,6 +563,7 @@ class Engine:
             result.changes = executor.records
             result.manual_actions = executor.manual_actions
         result.state = "done"
+        result.exit_code = _done(result)
         events.emit(ev.RUN_FINISHED, state="done", changes=len(result.changes))
         return result
 

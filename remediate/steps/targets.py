@@ -120,6 +120,9 @@ class ReconnectTarget:
     user: UUID
     user_dn: str
     home_server: str  # the server's legacy DN, written as msExchHomeServerName on Exchange 2000
+    # For the approver: both mailboxes and the user by name, size and date, and what decided
+    # the pairing (a wrong pairing is caught here or not at all).
+    evidence: str = ""
 
     @property
     def rehomed_in_ad(self) -> bool:
@@ -133,7 +136,8 @@ class ReconnectTarget:
 
     @property
     def label(self) -> str:
-        return f"{self.server} mailbox {self.mailbox} -> {self.user_dn}"
+        text = f"{self.server} mailbox {self.mailbox} -> {self.user_dn}"
+        return f"{text} ({self.evidence})" if self.evidence else text
 
     @property
     def endpoint(self) -> str:

@@ -159,6 +159,7 @@ class ExchangeHost:
                 "guid": str(box.guid), "legacy_dn": box.legacy_dn,
                 "display_name": box.display_name,
                 "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
+                "last_logon_at": iso(box.last_logon_at) if box.last_logon_at else None,
                 "items": box.item_count,  # the store counts items; it cannot list them
                 "size_bytes": mailbox_bytes(box.item_ids or (), version),
                 "owner": str(box.owner) if box.owner else None,

@@ -147,6 +147,8 @@ class WinRmExchange:
             owner=UUID(str(owner)) if owner else None,
             counted_items=int(row["items"]),
             size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
+            # WMI Exchange_Mailbox.LastLogonTime (2003), Get-MailboxStatistics LastLogonTime
+            last_logon_at=utc(str(row["last_logon_at"])) if row.get("last_logon_at") else None,
         )
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:

@@ -88,12 +88,17 @@ function Invoke-RemediateOperation {
             if ($statistics.DisconnectDate) {
                 $absent = $statistics.DisconnectDate.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
             }
+            $logon = $null
+            if ($statistics.LastLogonTime) {
+                $logon = $statistics.LastLogonTime.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+            }
             $found += @{
                 guid = $guid
                 store_dn = [string]$database.DistinguishedName
                 legacy_dn = [string]$statistics.LegacyDN
                 display_name = [string]$statistics.DisplayName
                 disconnected_at = $absent
+                last_logon_at = $logon
                 items = [long]$statistics.ItemCount
                 size_bytes = ConvertTo-RemediateBytes $statistics.TotalItemSize
                 owner = Get-RemediateOwner $guid

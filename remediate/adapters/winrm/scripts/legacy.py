@@ -73,6 +73,11 @@ function Invoke-RemediateOperation {
                 $when = [System.Management.ManagementDateTimeConverter]::ToDateTime($mailbox.DateDiscoveredAbsentInDS)
                 $absent = $when.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
             }
+            $logon = $null
+            if ($mailbox.LastLogonTime) {
+                $when = [System.Management.ManagementDateTimeConverter]::ToDateTime($mailbox.LastLogonTime)
+                $logon = $when.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+            }
             $found += @{
                 guid = $guid
                 store_name = [string]$mailbox.StoreName
@@ -80,6 +85,7 @@ function Invoke-RemediateOperation {
                 legacy_dn = [string]$mailbox.LegacyDN
                 display_name = [string]$mailbox.MailboxDisplayName
                 disconnected_at = $absent
+                last_logon_at = $logon
                 items = [long]$mailbox.TotalItems
                 size_bytes = [long]$mailbox.Size * 1024
                 owner = Get-RemediateOwner $guid
