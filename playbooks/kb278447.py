@@ -373,10 +373,11 @@ class Kb278447(Playbook[Params, Selection]):
                   "jdoe,asmith", default="every affected user"),
         Parameter("disconnected_after", "the failed upgrade began (ISO 8601): only a mailbox "
                   "the store marked disconnected inside the window can be an original",
-                  parse_datetime, "2026-10-31T20:00:00Z", default="no window: other evidence"),
+                  parse_datetime, "2026-10-31T20:00:00Z",
+                  default="none: decided without the window"),
         Parameter("disconnected_before", "the failed upgrade's window ended (ISO 8601, "
                   "inclusive)", parse_datetime, "2026-11-01T06:00:00Z",
-                  default="no window: other evidence"),
+                  default="none: decided without the window"),
         Parameter("purge_blank", "purge the blank mailboxes once empty of use (true/false)",
                   parse_bool, "false", default="false"),
         Parameter("purge_freebusy", "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
