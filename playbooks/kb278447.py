@@ -29,6 +29,8 @@ from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service
 from remediate.engine.history import NoHistory, RunHistory
 from remediate.engine.playbook import (
     Discovery,
+    Disruption,
+    OutlineStep,
     Parameter,
     Playbook,
     parse_bool,
@@ -37,6 +39,7 @@ from remediate.engine.playbook import (
     parse_parameters,
 )
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import Wording
 from remediate.errors import InputError
 from remediate.model import (
     DirectoryEntry,
@@ -260,6 +263,7 @@ class VerifyReconnected(Step[UserTarget, str | None]):
     name = "verify"
     impact = Impact.READ
     summary = "Verify: each user is connected to the original mailbox, which holds every item"
+    wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
         super().__init__(lambda: [user.target for user in selection.users])
@@ -365,24 +369,51 @@ class Kb278447(Playbook[Params, Selection]):
     )
     parameters = (
         Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
-                  "EXCH01"),
+                  "EXCH01", default="every server"),
         Parameter("users", "only these sAMAccountNames (comma-separated)", parse_names,
-                  "jdoe,asmith"),
+                  "jdoe,asmith", default="every affected user"),
         Parameter("disconnected_after", "the failed upgrade began (ISO 8601): only a mailbox "
                   "the store marked disconnected inside the window can be an original",
-                  parse_datetime, "2026-10-31T20:00:00Z"),
+                  parse_datetime, "2026-10-31T20:00:00Z",
+                  default="none: decided without the window"),
         Parameter("disconnected_before", "the failed upgrade's window ended (ISO 8601, "
-                  "inclusive)", parse_datetime, "2026-11-01T06:00:00Z"),
+                  "inclusive)", parse_datetime, "2026-11-01T06:00:00Z",
+                  default="none: decided without the window"),
         Parameter("purge_blank", "purge the blank mailboxes once empty of use (true/false)",
-                  parse_bool, "false"),
+                  parse_bool, "false", default="false"),
         Parameter("purge_freebusy", "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
-                  parse_bool, "false"),
+                  parse_bool, "false", default="false"),
         Parameter("max_blank_items", "without a window, a connected mailbox with more items is "
-                  "never taken for the blank", _positive_int, "100"),
+                  "never taken for the blank", _positive_int, "100", default="100"),
     )
-    outline = (StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication,
-               RunCleanupAgent, ReconnectMailbox, ImportMail, StartService, PurgeMailbox,
-               VerifyReconnected)
+    outline = (
+        StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication, RunCleanupAgent,
+        ReconnectMailbox,
+        OutlineStep(WaitForReplication, "wait-for-replication-after-reconnect"),
+        OutlineStep(RunCleanupAgent, "run-cleanup-agent-after-reconnect",
+                    when="only for Exchange 2000 stores (clears the store's stale mark)"),
+        ImportMail, StartService,
+        OutlineStep(PurgeMailbox, when="only with -p purge_blank=true or purge_freebusy=true"),
+        VerifyReconnected,
+    )
+    notice = (
+        "Affected users are connected to a new blank mailbox now; after the run they are "
+        "back on their original mailbox with the items from the blank one imported into it.",
+        "During the run: transport is stopped on the affected servers, and each affected "
+        "user has no mailbox between remove-exchange-attributes and reconnect-mailbox.",
+    )
+    disruptions = (
+        Disruption("transport stopped (no mail in or out on the affected servers)",
+                   "stop-service", "start-service"),
+        Disruption("users without a mailbox", "remove-exchange-attributes",
+                   "reconnect-mailbox"),
+    )
+    rollback_order = (
+        "To undo the whole run, in reverse order: start any service left stopped; remove "
+        "imported items if needed; disconnect the reconnected original mailbox; reconnect "
+        "the blank mailbox (or restore the stripped attributes from the LDIF). The users "
+        "are then back where they started, with the original mailbox disconnected."
+    )
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)

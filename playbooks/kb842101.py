@@ -25,6 +25,7 @@ from remediate.engine.playbook import (
     parse_parameters,
 )
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import Wording
 from remediate.errors import InputError
 from remediate.model import UserQuery, iso, utc
 from remediate.ports import World
@@ -135,6 +136,7 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
     name = "verify"
     impact = Impact.READ
     summary = "Verify: no selected object on any DC and no mailbox of theirs in any store"
+    wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
         super().__init__([user.target for user in selection.users])
@@ -179,15 +181,29 @@ class Kb842101(Playbook[Params, Selection]):
     )
     parameters = (
         Parameter("ou", "the container the cancelled run created users in (subtree)",
-                  parse_dn, "OU=Migrated,DC=corp,DC=example"),
+                  parse_dn, "OU=Migrated,DC=corp,DC=example", required="ou or users"),
         Parameter("created_after", "only users created at or after this time (ISO 8601)",
-                  parse_datetime, "2026-11-01T10:00:00Z"),
+                  parse_datetime, "2026-11-01T10:00:00Z", default="no lower bound"),
         Parameter("created_before", "only users created at or before this time (ISO 8601)",
-                  parse_datetime, "2026-11-01T12:00:00Z"),
-        Parameter("users", "comma-separated sAMAccountNames", parse_names, "jdoe,asmith"),
+                  parse_datetime, "2026-11-01T12:00:00Z", default="no upper bound"),
+        Parameter("users", "comma-separated sAMAccountNames", parse_names, "jdoe,asmith",
+                  required="ou or users"),
     )
     outline = (ExportMail, DeleteAdUser, WaitForReplication, RunCleanupAgent, PurgeMailbox,
                VerifyCloneIsSafe)
+    notice = (
+        "The deleted users are the destination accounts the cancelled Migration Wizard run "
+        "created; their source accounts are not touched. A user who already logged on to a "
+        "destination mailbox (an initialized mailbox, the cause of the merge) loses it; the "
+        "mail that reached it is exported first.",
+        "After the run, re-run the Migration Wizard in clone mode.",
+    )
+    rollback_order = (
+        "To undo the whole run: reanimate the deleted users from their tombstones (parents "
+        "before children) and restore their attributes from the LDIF; then, for each "
+        "mailbox, reconnect it if it was not purged yet, or create a mailbox and import its "
+        "export if it was."
+    )
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)

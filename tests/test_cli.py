@@ -8,6 +8,7 @@ real terminal is in test_cli_terminal.py.
 
 from __future__ import annotations
 
+import csv
 import functools
 import gc
 import io
@@ -164,12 +165,37 @@ def test_show_lists_parameters_and_steps_with_impacts(run: Run) -> None:
     assert ran.code == 0
     assert ran.out.startswith("kb842101: ")
     assert "https://support.microsoft.com/kb/842101" in ran.out
-    parameters = re.findall(r"^\s+-p (\w+)=\.\.\.\s+(.+)$", ran.out, flags=re.MULTILINE)
-    assert [name for name, _ in parameters] == ["ou", "created_after", "created_before", "users"]
-    assert all(help_text.strip() for _, help_text in parameters)
+    parameters = re.findall(r"^\s+-p (\w+)=\S+\n\s+(.+) \((.+)\)$", ran.out,
+                            flags=re.MULTILINE)
+    assert [name for name, _, _ in parameters] == [
+        "ou", "created_after", "created_before", "users"]
+    assert all(help_text.strip() for _, help_text, _ in parameters)
+    # which are required, and what applies when one is not given
+    assert [need for _, _, need in parameters] == [
+        "required: ou or users", "default: no lower bound", "default: no upper bound",
+        "required: ou or users"]
     steps = re.findall(r"^\s+(\d+)\. (\S+) \[(\w+)\] \S", ran.out, flags=re.MULTILINE)
     assert [(name, impact) for _, name, impact in steps] == KB842101_STEPS
     assert [int(number) for number, _, _ in steps] == list(range(1, len(KB842101_STEPS) + 1))
+
+
+def test_show_lists_every_step_a_plan_can_run_and_when(run: Run, tmp_path: Path) -> None:
+    shown = run("show", "kb278447").out
+    steps = re.findall(r"^\s+\d+\. (\S+) \[", shown, flags=re.MULTILINE)
+    assert "max_blank_items=100" in shown and "(default: 100)" in shown
+    assert "only for Exchange 2000 stores" in shown
+    # every step id of a plan that purges, on Exchange 2000 (where the cleanup agent runs
+    # again after the reconnect), is listed
+    world = scenario(run, tmp_path / "e2000.json", "kb278447", size=3)
+    data = world_to_json(load_world(world))
+    for server in data["exchange"]["servers"]:
+        server["version"] = "2000"
+    world.write_text(json.dumps(data), encoding="utf-8")
+    ran = run("plan", "kb278447", "--world", world, "-p", "purge_blank=true", "--format", "json")
+    planned = ran.json()
+    assert planned["changes"], (planned["error"], ran.err)
+    assert "run-cleanup-agent-after-reconnect" in {c["step"] for c in planned["changes"]}
+    assert {change["step"] for change in planned["changes"]} <= set(steps)
 
 
 def test_show_unknown_playbook_names_the_known_ones(run: Run) -> None:
@@ -328,6 +354,10 @@ def test_plan_markdown_renders_every_value_as_it_is(run: Run, tmp_path: Path) ->
     ran = run("-q", "plan", "kb842101", "--world", world, "--format", "markdown")
     assert ran.code == 2
     tables = markdown_tables(ran.out)
+    header = dict(tables.pop("Plan kb842101: pending"))  # the ticket's header
+    assert header["Organisation"] == "corp.example"
+    assert header["Expected duration"].startswith("about ")
+    assert tables.pop("Expected duration")[0] == ["step", "expected", "at most", "why"]
     summary = tables.pop("Changes")
     assert summary[0] == ["step", "impact", "changes"]
     counts = Counter(change["step"] for change in data["changes"])
@@ -486,7 +516,13 @@ def test_apply_markdown_and_text_name_the_run(run: Run, broken: Path) -> None:
     assert ran.code == 0, ran.err
     run_id = runs_json(run)[0]["run_id"]
     assert markdown_headings(ran.out)[0] == f"Apply kb842101 run {run_id}: done"
-    assert "Run directory: " in ran.out
+    header = dict(markdown_tables(ran.out)[f"Apply kb842101 run {run_id}: done"])
+    assert header["Run directory"].endswith(run_id)
+    # every change of the run, beside the ticket
+    attachment = Path(header["Every change"].split(" (CSV")[0])
+    assert attachment.parent.name == run_id
+    rows = list(csv.DictReader(attachment.open(encoding="utf-8")))
+    assert len(rows) == runs_json(run)[0]["applied"]
 
 
 def test_unknown_parameter_lists_the_valid_ones(run: Run, broken: Path) -> None:
@@ -551,11 +587,15 @@ def test_kb842101_needs_a_scope_on_a_world_without_scenario_parameters(
 def test_scenario_parameters_are_used_when_none_are_given_and_said_so(
     run: Run, broken: Path
 ) -> None:
-    ran = run("-q", "plan", "kb842101", "--world", broken, "--format", "json")
+    ran = run("plan", "kb842101", "--world", broken, "--format", "json")
     assert ran.code == 2
     recorded = " ".join(SCOPE)
     assert f"using the parameters recorded in the world file: {recorded}" in ran.err
     assert ran.json()["parameters"] == dict(pair.split("=", 1) for pair in SCOPE[1::2])
+    # -q: the result says which parameters, nothing else does
+    quiet = run("-q", "plan", "kb842101", "--world", broken, "--format", "json")
+    assert quiet.err == ""
+    assert quiet.json()["parameters"] == ran.json()["parameters"]
     # given parameters win, and nothing is said
     given = run("-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody",
                 "--format", "json")
@@ -710,14 +750,18 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     assert rows[0]["completed_steps"] == len(KB842101_STEPS)
     assert rows[1]["applied"] == 0
     assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
-                          "completed_steps"} for r in rows)
+                          "completed_steps", "source"} for r in rows)
+    source = f"world {broken.resolve()}"
+    assert rows[0]["source"] == {"kind": "world", "path": str(broken.resolve())}
     assert [r["failed"] for r in rows] == [0, 0]
     when = [str(r["started"])[:19].replace("T", " ") for r in rows]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", w) for w in when)
     text = run("runs")
     assert text.out.splitlines() == [
-        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)",
-        f"{refused['run_id']}\tkb842101\t{when[1]}\trefused\t0 change(s)",
+        "run id\tplaybook\tstarted (UTC)\tstate\tchanges\tsource",
+        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)\t"
+        f"{source}",
+        f"{refused['run_id']}\tkb842101\t{when[1]}\trefused\t0 change(s)\t{source}",
     ]
 
 
@@ -863,7 +907,9 @@ def test_a_failed_run_in_text_shows_what_it_did(
     assert any(line.startswith(f"delete-ad-user (destructive): {SIZE} change(s)")
                for line in lines)
     assert not any(line.startswith("purge-mailbox") for line in lines)
-    assert "injected permanent fault" in lines[-1]
+    assert "injected permanent fault" in lines[-2]
+    assert re.match(rf"Apply failed: \d+ changes before it stopped \({SIZE} destructive, ",
+                    lines[-1]), lines[-1]
     assert f"remediate resume {row['run_id']}" in ran.err
 
 

@@ -7,6 +7,7 @@ exits 3 and changes nothing. The prompt goes to stderr, so ``--format json > fil
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -55,9 +56,14 @@ def expect_prompt(child: pexpect.spawn[str], mailboxes: int) -> str:
     child.expect_exact("About to make these changes:")
     child.expect_exact("Type 'yes' to continue: ")
     shown = str(child.before)
-    assert f"delete-ad-user (destructive): {SIZE} target(s) on directory" in shown
-    assert f"purge-mailbox (destructive): {mailboxes} target(s) on exchange:EXCH01" in shown
-    assert "export-mail" not in shown  # reversible: needs no confirmation
+    gated = "  <- needs confirmation"
+    assert f"delete-ad-user (destructive): {SIZE} target(s) on directory{gated}" in shown
+    assert f"purge-mailbox (destructive): {mailboxes} target(s) on exchange:EXCH01{gated}" \
+        in shown
+    # every change is counted; what is reversible needs no confirmation
+    assert re.search(r"export-mail \(reversible\): \d+ target\(s\) on exchange:EXCH01\r?\n",
+                     shown), shown
+    assert "wait-for-replication (read): " in shown
     assert "plan.json" in shown  # where every planned change can be read
     return shown
 

@@ -216,9 +216,9 @@ def test_apply_report_names_the_backups_it_made(
     (headline,) = [h for h in found if h.startswith(f"Apply {kb} run ")]
     assert headline.endswith(": done")
     assert plain(found["Summary"]).startswith("This run did: ")
-    paragraphs = [plain([token]) for token in found[headline] if token.type == "inline"]
-    (run_dir,) = [text.removeprefix("Run directory: ") for text in paragraphs
-                  if text.startswith("Run directory: ")]
+    cells = [plain([token]) for token in found[headline] if token.type == "inline"]
+    run_dir = cells[cells.index("Run directory") + 1]  # the ticket's header table
+    assert cells[cells.index("Organisation") + 1] == "corp.example"
     assert run_dir in plain(found["Rollback"])
     assert list((Path(run_dir) / "backups" / "ad").glob("*.ldif"))
     assert [p for p in (Path(run_dir) / "backups" / "mail").rglob("*") if p.is_file()]

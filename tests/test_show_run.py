@@ -147,9 +147,10 @@ def test_a_failed_run_shows_the_error_and_how_to_continue(
     assert out.rstrip().endswith(f"continue with: remediate resume {result['run_id']}")
     code, listed, _ = cli_run(capsys, "runs")
     assert code == 0
-    (line,) = listed.splitlines()
+    header, line = listed.splitlines()
+    assert header.startswith("run id\tplaybook\t")
     assert line.startswith(f"{result['run_id']}\tkb842101\t")
-    assert line.endswith(f"\tfailed\t{len(result['changes'])} change(s), 1 failed")
+    assert f"\tfailed\t{len(result['changes'])} change(s), 1 failed\tworld " in line
 
 
 def test_a_paused_run_shows_the_manual_action(

@@ -1,4 +1,5 @@
 """``python -m remediate`` / ``remediate``: list, show, plan, apply, resume, runs, scenario."""
+# PYTHON_ARGCOMPLETE_OK (argcomplete's global completion looks for this marker)
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,9 +19,20 @@ import structlog
 from rich.console import Console
 from tenacity import RetryCallState
 
-from remediate.cli.console import ProgressBars, RunLog
-from remediate.cli.logs import configure_logging
-from remediate.cli.render import render_json, render_markdown, render_text
+from remediate import __version__
+from remediate.cli.completion import enable_completion
+from remediate.cli.console import ProgressBars, RunLog, StepLines
+from remediate.cli.logs import configure_logging, console_format
+from remediate.cli.prompt import prompt_text
+from remediate.cli.render import (
+    FINDINGS_PER_KIND,
+    ROWS_PER_STEP,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from remediate.cli.saved import describe_playbook, saved_result
+from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
@@ -45,11 +57,14 @@ from remediate.errors import InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
-from remediate.playbooks import PLAYBOOKS, get_playbook
+from remediate.playbooks import PLAYBOOKS, find_playbook, get_playbook
 from remediate.ports import World
 from remediate.snapshot import snapshot
 
 FORMATS = ("text", "json", "markdown")
+# At a terminal a plan shows this many rows of each step's table, an apply only its line:
+# a 2,000-user run fits on a screen or two; -v shows every row, --format json every value.
+PLAN_ROWS_AT_TERMINAL = 5
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, str]:
@@ -65,6 +80,10 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
                              target="command line", hint="give each parameter once")
         parameters[key] = value
     return parameters
+
+
+def _state_dir_for_completion() -> Path:
+    return Path(os.environ.get("REMEDIATE_STATE_DIR") or ".remediate")
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -91,8 +110,15 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A note for the operator on stderr; -q leaves it out."""
+    if args.quiet <= args.verbose:
+        print(text, file=sys.stderr)
+
+
 def _with_scenario_defaults(
-    playbook: Playbook[Any, Any], world: World, parameters: dict[str, str]
+    args: argparse.Namespace, playbook: Playbook[Any, Any], world: World,
+    parameters: dict[str, str],
 ) -> dict[str, str]:
     """A world made by ``remediate scenario`` records the parameters that select its broken
     objects; they are used when none are given, and said so."""
@@ -104,17 +130,33 @@ def _with_scenario_defaults(
         return parameters
     chosen = {str(k): str(v) for k, v in recorded.items()}
     shown = " ".join(f"-p {k}={v}" for k, v in chosen.items())
-    print(f"using the parameters recorded in the world file: {shown}", file=sys.stderr)
+    _say(args, f"using the parameters recorded in the world file: {shown}")
     return chosen
 
 
-def _emit(result: RunResult, fmt: str) -> None:
-    if fmt == "json":
+def _emit(result: RunResult, args: argparse.Namespace) -> None:
+    if args.format == "json":
         print(render_json(result))
-    elif fmt == "markdown":
-        print(render_markdown(result))
+    elif args.format == "markdown":
+        print(render_markdown(result, _ticket(result, args)))
+    elif args.verbose > 0:
+        render_text(result, _console(), rows=None, findings=None)
+    elif sys.stdout.isatty():
+        rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
+        render_text(result, _console(), rows=rows, findings=FINDINGS_PER_KIND)
     else:
-        render_text(result, _console())
+        render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
+
+
+def _ticket(result: RunResult, args: argparse.Namespace) -> TicketContext:
+    """The ticket's header as the command set it up; a run's ticket gets every change as
+    ``changes.csv`` in its run directory."""
+    ticket: TicketContext = getattr(args, "ticket", None) or TicketContext()
+    if result.run_dir and ticket.attachment is None and result.changes:
+        path = Path(result.run_dir) / "changes.csv"
+        ticket = replace(ticket, attachment=str(path),
+                         attachment_sha256=write_attachment(result.changes, path))
+    return ticket
 
 
 def _console() -> Console:
@@ -133,10 +175,8 @@ def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str]
         return None
 
     def ask(text: str) -> bool:
-        lines = "".join(f"\n  {part}" for part in text.split("; "))
-        where = f"\nEvery planned change: {run_dirs[-1] / 'plan.json'}" if run_dirs else ""
-        sys.stderr.write(f"About to make these changes:{lines}{where}\n"
-                         "Type 'yes' to continue: ")
+        plan = run_dirs[-1] / "plan.json" if run_dirs else None
+        sys.stderr.write(f"{prompt_text(plan, text)}\nType 'yes' to continue: ")
         sys.stderr.flush()
         answer = sys.stdin.readline()
         if not answer:  # end of input (Ctrl-D)
@@ -196,29 +236,43 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    playbook = get_playbook(args.playbook)
-    print(f"{playbook.name}: {playbook.title}\n{playbook.kb}\n\n{playbook.description}\n")
-    print("Parameters:")
-    for parameter in playbook.parameters:
-        print(f"  -p {parameter.name}=...   {parameter.help} (e.g. {parameter.example})")
-    print("\nSteps:")
-    for number, step in enumerate(playbook.outline, start=1):
-        print(f"  {number}. {step.name} [{step.impact.value}] {step.summary}")
+    """A playbook (its parameters and every step its plans can run), or a saved plan rendered
+    in any format (the change ticket with --format markdown)."""
+    if find_playbook(args.playbook) is None and Path(args.playbook).is_file():
+        plan = read_plan(Path(args.playbook))
+        args.ticket = TicketContext(
+            organisation=plan.organisation, date=plan.created, plan_file=args.playbook,
+            plan_sha256=plan.sha256)
+        path = Path(args.playbook)
+        result = saved_result(plan, args.playbook)
+        if args.format == "markdown" and result.changes:
+            attachment = path.with_name(path.stem + ".changes.csv")
+            args.ticket = replace(args.ticket, attachment=str(attachment),
+                                  attachment_sha256=write_attachment(result.changes, attachment))
+        _emit(result, args)
+        return EXIT_DONE
+    print("\n".join(describe_playbook(get_playbook(args.playbook))))
     return EXIT_DONE
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     playbook = get_playbook(args.playbook)
     world = _world(args)
-    parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
+    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
     options = _options(args)
     result = _engine(args).plan(playbook, world, parameters, options,
                                 fingerprint=bool(args.out))
+    args.ticket = TicketContext(organisation=world.organisation)
     if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
-        write_plan(_saved_plan(result, world, options, _world_source(args)), Path(args.out))
-        print(f"wrote the plan to {args.out}: apply it with `remediate apply {args.out}`",
-              file=sys.stderr)
-    _emit(result, args.format)
+        out = Path(args.out)
+        sealed = write_plan(_saved_plan(result, world, options, _world_source(args)), out)
+        attachment = out.with_name(out.stem + ".changes.csv")
+        args.ticket = replace(args.ticket, plan_file=str(out), plan_sha256=sealed,
+                              attachment=str(attachment),
+                              attachment_sha256=write_attachment(result.changes, attachment))
+        _say(args, f"wrote the plan to {args.out} (every change also in {attachment}): "
+                   f"apply it with `remediate apply {args.out}`")
+    _emit(result, args)
     return result.exit_code
 
 
@@ -244,6 +298,10 @@ def _saved_plan(
         created=datetime.now(UTC), selection=result.selection,
         fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
+        deletes=[change.deletes for change in result.changes],
+        findings=[finding.to_json() for finding in result.findings],
+        manual_actions=list(result.manual_actions), rehearsed_s=dict(result.rehearsed_s),
+        manual_steps=list(result.manual_steps),
     )
 
 
@@ -255,8 +313,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
                          hint="remediate apply PLAN_FILE --skip-drifted")
     playbook = get_playbook(args.playbook)
     world = _world(args)
-    parameters = _with_scenario_defaults(playbook, world, _parameters(args.param))
+    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
     source = _world_source(args)
+    args.ticket = TicketContext(organisation=world.organisation)
     run_dirs: list[Path] = []
     recorder = _Recorder()
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
@@ -284,11 +343,16 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     run_dirs: list[Path] = []
     recorder = _Recorder()
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
+    # The run records which plan it applied, sealed as the approver saw it.
+    applied: dict[str, JsonValue] = {"path": str(Path(args.playbook).resolve()),
+                                      "sha256": plan.sha256}
+    args.ticket = TicketContext(organisation=world.organisation, plan_file=args.playbook,
+                                plan_sha256=plan.sha256)
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
         lambda: _engine(args, recorder).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
-            max_age_s=args.max_plan_age, source=_world_source(args),
+            max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
             on_run_dir=_run_dir_noted(args, world, run_dirs)),
     )
 
@@ -334,6 +398,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
     _save_after_changes(args, world, run_dir)
+    args.ticket = TicketContext(organisation=world.organisation)
     return _run_and_report(args, world, [run_dir],
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS))
@@ -360,7 +425,7 @@ def _run_and_report(
         if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
             raise
         result = _stopped(run, run_dirs[-1], error)
-        _emit(result, args.format)
+        _emit(result, args)
         # the text result at a terminal ends with the error already: say it once there
         shown = args.format == "text" and sys.stdout.isatty()
         print(_next_step(result, error, approved=run.recorder.approved, error_shown=shown),
@@ -372,8 +437,20 @@ def _run_and_report(
                 save_world(world, run_dir / "world.json")
         if args.save_world and isinstance(world, FakeWorld):
             save_world(world, Path(args.save_world))
-    _emit(result, args.format)
+    _world_file_note(args, world, result)  # before the result: its grand total ends it
+    _emit(result, args)
     return result.exit_code
+
+
+def _world_file_note(args: argparse.Namespace, world: World, result: RunResult) -> None:
+    """A world file stands for servers, but is not written back: say where the state the run
+    left went, so nobody plans again on the unchanged file and wonders."""
+    given = getattr(args, "world", None)
+    if not given or args.save_world or not result.changes or not isinstance(world, FakeWorld):
+        return
+    left = Path(result.run_dir) / "world.json" if result.run_dir else None
+    _say(args, f"the world file {given} is unchanged; the state this run left is in {left} "
+               "(--save-world FILE writes it where you want)")
 
 
 def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
@@ -417,6 +494,9 @@ def _next_step(
             f"then continue with: {resume}")
 
 
+RUNS_HEADER = ("run id", "playbook", "started (UTC)", "state", "changes", "source")
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     rows = []
@@ -424,20 +504,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
         state = load_run_state(engine.store.runs_dir / run_id)
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
-                     "failed": state.counts["failed"], "completed_steps": len(state.completed)})
+                     "failed": state.counts["failed"], "completed_steps": len(state.completed),
+                     "source": dict(state.source)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
         print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no runs under {engine.store.runs_dir}")
     else:
-        for row in rows:  # id, playbook, when (UTC), state, counts
+        print("\t".join(RUNS_HEADER))
+        for row in rows:  # tab-separated, for people and for cut(1)
             when = str(row["started"] or "")[:19].replace("T", " ")
             failed = f", {row['failed']} failed" if row["failed"] else ""
+            source = row["source"] if isinstance(row["source"], dict) else {}
             print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
-                  f"{row['applied']} change(s){failed}")
-        if not rows:
-            print(f"no runs under {engine.store.runs_dir}")
+                  f"{row['applied']} change(s){failed}\t{_source_cell(source)}")
     return EXIT_DONE
+
+
+def _source_cell(source: dict[str, JsonValue]) -> str:
+    """'world /srv/w.json', 'inventory corp.toml', and the saved plan a run applied."""
+    where = f"{source.get('kind')} {source.get('path')}" if source.get("path") else "-"
+    plan = source.get("plan")
+    return f"{where}, plan {plan.get('path')}" if isinstance(plan, dict) else where
 
 
 def cmd_show_run(args: argparse.Namespace) -> int:
@@ -467,7 +557,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     directory = data["directory"]
     count = len(directory["objects"]) if isinstance(directory, dict) and isinstance(
         directory["objects"], list) else 0
-    print(f"wrote {out}: {count} directory objects of {world.organisation}", file=sys.stderr)
+    _say(args, f"wrote {out}: {count} directory objects of {world.organisation}")
     return EXIT_DONE
 
 
@@ -484,8 +574,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise InputError(str(error), target=f"scenario {args.name}") from None
     out = Path(args.out)
     save_world(world, out)
-    print(f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}",
-          file=sys.stderr)
+    _say(args, f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}")
     return EXIT_DONE
 
 
@@ -501,13 +590,24 @@ def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
     return RetryPolicy() if deadline is None else RetryPolicy.within(deadline)
 
 
-def _progress_bars(args: argparse.Namespace) -> ProgressBars | None:
+def _progress_bars(args: argparse.Namespace, console: Console) -> ProgressBars | None:
     """On a terminal, for people: not with JSON output or JSON events, not with -q."""
     if getattr(args, "format", "text") == "json" or args.quiet > args.verbose:
         return None
     if not sys.stderr.isatty() or (args.log_format or "console") != "console":
         return None
-    return ProgressBars(Console(file=sys.stderr))
+    return ProgressBars(console)
+
+
+def _console_subscribers(args: argparse.Namespace) -> tuple[Subscriber, ...]:
+    """For people (console events): the step lines, under progress bars at a terminal. One
+    rich console for both, so a line printed while the bars run goes above them."""
+    if console_format(args.log_format) != "console":
+        return ()
+    console = Console(file=sys.stderr, highlight=False)
+    lines = StepLines(console, quiet=args.quiet > args.verbose)
+    progress = _progress_bars(args, console)
+    return (lines, progress) if progress else (lines,)
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -582,6 +682,27 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     snap.set_defaults(func=cmd_snapshot)
 
 
+def _inspection_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """Commands that only read: the playbooks, saved plans, runs."""
+    command("list", "list the playbooks").set_defaults(func=cmd_list)
+    show = command("show", "describe a playbook (parameters, steps), or render a saved plan")
+    show.add_argument("playbook", metavar="PLAYBOOK|PLAN")
+    show.add_argument("--format", choices=FORMATS, default="text",
+                      help="for a saved plan: text, json, or markdown (the change ticket)")
+    show.set_defaults(func=cmd_show)
+
+    runs = command("runs", "list runs")
+    runs.add_argument("--format", choices=("text", "json"), default="text")
+    runs.set_defaults(func=cmd_runs)
+
+    show_run = command("show-run", "a run's journal as a timeline")
+    show_run.add_argument("run_id")
+    show_run.add_argument("--format", choices=("text", "json"), default="text")
+    show_run.add_argument("--all", action="store_true",
+                          help="every per-target event too (each change, each poll)")
+    show_run.set_defaults(func=cmd_show_run)
+
+
 def _retry_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
                          help="how long to retry a server that does not answer, or another "
@@ -596,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
                "manual action; 3 refused before any change; 1 error",
     )
     _global_options(parser, defaults=True)
+    parser.add_argument("--version", action="version", version=f"remediate {__version__}")
     common = _Parser(add_help=False)
     _global_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -603,10 +725,6 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=summary, parents=[common])
 
-    command("list", "list the playbooks").set_defaults(func=cmd_list)
-    show = command("show", "describe a playbook: parameters and steps")
-    show.add_argument("playbook")
-    show.set_defaults(func=cmd_show)
 
     def target_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("playbook")
@@ -657,37 +775,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "change)")
     resume.set_defaults(func=cmd_resume)
 
-    runs = command("runs", "list runs")
-    runs.add_argument("--format", choices=("text", "json"), default="text")
-    runs.set_defaults(func=cmd_runs)
-
-    show_run = command("show-run", "a run's journal as a timeline")
-    show_run.add_argument("run_id")
-    show_run.add_argument("--format", choices=("text", "json"), default="text")
-    show_run.add_argument("--all", action="store_true",
-                          help="every per-target event too (each change, each poll)")
-    show_run.set_defaults(func=cmd_show_run)
-
+    _inspection_commands(command)
     _world_commands(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    enable_completion(parser, _state_dir_for_completion)
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (1)
         return stop.code if isinstance(stop.code, int) else EXIT_ERROR
     run_log = RunLog(_state_dir(args) / "runs")
     configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format, run_log=run_log)
-    progress = _progress_bars(args)
-    args.subscribers = (run_log,) + ((progress,) if progress else ())
+    args.subscribers = (run_log, *_console_subscribers(args))
     try:
         return _dispatch(args)
     finally:
         gc.unfreeze()
-        if progress is not None:
-            progress.stop()
+        for subscriber in args.subscribers:
+            if isinstance(subscriber, ProgressBars):
+                subscriber.stop()
         run_log.close()
 
 

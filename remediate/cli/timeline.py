@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from remediate.cli.render import value_text
+from remediate.cli.results import value_text
 from remediate.engine import events as ev
 from remediate.engine.changes import JsonValue
 from remediate.engine.journal import JournalRecord
@@ -96,6 +96,17 @@ def _backups(run_dir: Path) -> str:
             f"{len(mail)} mail export(s) in {run_dir / 'backups' / 'mail'}")
 
 
+def source_text(source: dict[str, JsonValue]) -> str:
+    """What a run acted on: 'world /tmp/w.json', 'inventory corp.toml', and the saved plan it
+    applied, with the plan's sha256 (what the approver signed)."""
+    where = (f"{source.get('kind')} {source.get('path')}" if source.get("path")
+             else "not recorded")
+    plan = source.get("plan")
+    if isinstance(plan, dict):
+        where += f"; applied the saved plan {plan.get('path')} (sha256 {plan.get('sha256')})"
+    return where
+
+
 def render_timeline(
     state: RunState, records: Sequence[JournalRecord], run_dir: Path, *, every: bool
 ) -> list[str]:
@@ -105,6 +116,7 @@ def render_timeline(
         f"Started {_when({'ts': state.started})} UTC; {counts['applied']} change(s) applied, "
         f"{counts['failed']} failed; {len(state.completed)} step(s) completed",
         "Parameters: " + (" ".join(f"{k}={v}" for k, v in state.parameters.items()) or "none"),
+        f"Source: {source_text(state.source)}",
         f"Run directory: {run_dir}",
         f"Backups: {_backups(run_dir)}",
         "",
@@ -133,6 +145,7 @@ def timeline_json(
         "state": state.state,
         "started": state.started,
         "parameters": dict(state.parameters),
+        "source": dict(state.source),
         "run_dir": str(run_dir),
         "applied": state.counts["applied"],
         "failed": state.counts["failed"],

@@ -1,11 +1,16 @@
 """Structured events, one schema for plan and apply.
 
 Every event carries ``run_id``, ``playbook``, ``mode``, ``step`` and ``target`` (None where it does
-not apply). They go to structlog, to the run's journal, and to any subscriber (progress bars).
+not apply). They go to the run's journal, to any subscriber (progress bars), and to structlog once
+an application has configured it (the command line does); otherwise to the standard library's
+``logging.getLogger("remediate")``, which shows nothing unless the application configures
+logging: a library prints nothing of its own accord.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -42,6 +47,11 @@ _WARNING_EVENTS = frozenset({
 })
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 
+LIBRARY_LOGGER = logging.getLogger("remediate")
+# The documented convention for a library: without it, Python's last-resort handler would
+# print the engine's warnings (a retry, a manual action) on stderr of any program using it.
+LIBRARY_LOGGER.addHandler(logging.NullHandler())
+
 
 class Subscriber(Protocol):
     def __call__(self, record: JournalRecord) -> None: ...
@@ -66,7 +76,9 @@ class Events:
         self.journal = journal
         self.subscribers = subscribers
         self._now = now
-        self._log = structlog.get_logger("remediate")
+        # structlog's defaults print every event to stdout: only an application that set it
+        # up (structlog.configure) gets events through it.
+        self._log = structlog.get_logger("remediate") if structlog.is_configured() else None
 
     def emit(
         self,
@@ -90,15 +102,22 @@ class Events:
             self.journal.append(record)
         for subscriber in self.subscribers:
             subscriber(record)
+        level = self._level(event)
         log_fields = {k: v for k, v in record.items() if k not in ("event", "ts")}
+        if self._log is not None:
+            self._log.log(level, event, **log_fields)
+        elif LIBRARY_LOGGER.isEnabledFor(level):
+            LIBRARY_LOGGER.log(level, "%s %s", event,
+                               json.dumps(log_fields, ensure_ascii=False, default=str))
+
+    def _level(self, event: str) -> int:
         if event in _DEBUG_EVENTS:
-            self._log.debug(event, **log_fields)
-        elif event in _ERROR_EVENTS:
-            self._log.error(event, **log_fields)
-        elif event in _WARNING_EVENTS and self.mode != "plan":
-            self._log.warning(event, **log_fields)
-        else:
-            self._log.info(event, **log_fields)
+            return logging.DEBUG
+        if event in _ERROR_EVENTS:
+            return logging.ERROR
+        if event in _WARNING_EVENTS and self.mode != "plan":
+            return logging.WARNING
+        return logging.INFO
 
     def checkpoint(self) -> None:
         """Make everything emitted so far durable (fsync) before the next mutation."""

@@ -83,6 +83,10 @@ class Executor:
         self.completed = set(completed)
         self.records: list[ChangeRecord] = []
         self.manual_actions: list[str] = []
+        # Seconds each step took on the world's clock: in a rehearsal that is virtual time, so
+        # the waits the fakes model (replication delays, the cleanup agent) and nothing else.
+        self.elapsed_s: dict[str, float] = {}
+        self.manual_steps: list[str] = []  # the steps that asked the operator to act
         self._planned = PlannedRecords(planned)
 
     def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
@@ -96,6 +100,8 @@ class Executor:
         return self.records
 
     def run_step(self, step: AnyStep) -> None:
+        clock = self.ctx.world.clock
+        started = clock.now()
         self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
         try:
             for endpoint, targets in group_by_endpoint(step.targets).items():
@@ -107,6 +113,7 @@ class Executor:
             self.events.checkpoint()
             raise
         self.completed.add(step.id)
+        self.elapsed_s[step.id] = (clock.now() - started).total_seconds()
         self.events.emit(ev.STEP_COMPLETED, step=step.id)
         self.events.checkpoint()
 
@@ -196,6 +203,8 @@ class Executor:
 
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
         self.manual_actions.append(instructions)
+        if step.id not in self.manual_steps:
+            self.manual_steps.append(step.id)
         self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
         self.events.checkpoint()
 

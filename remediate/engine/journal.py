@@ -115,7 +115,8 @@ def read_journal(path: Path) -> JournalContents:
     return JournalContents(records, truncated)
 
 
-_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z0-9-]+-[0-9a-f]{6}$")
+# The playbook's name in the middle: any registered name (lower case, digits, "-", "_", ".").
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z0-9][a-z0-9_.-]*-[0-9a-f]{6}$")
 
 
 def new_run_id(playbook: str, now: datetime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +28,13 @@ class SavedPlan:
     selection: JsonValue
     fingerprints: dict[str, Fingerprint]
     changes: list[JsonValue]
+    # For the change ticket of a saved plan (``remediate show PLAN``); absent from older plans.
+    findings: list[JsonValue] = field(default_factory=list)
+    manual_actions: list[str] = field(default_factory=list)
+    rehearsed_s: dict[str, float] = field(default_factory=dict)
+    manual_steps: list[str] = field(default_factory=list)
+    deletes: list[int] = field(default_factory=list)  # per change: objects it deletes
+    sha256: str = ""  # as read from the file (not part of the body it seals)
 
     def body(self) -> dict[str, JsonValue]:
         return {
@@ -41,6 +48,11 @@ class SavedPlan:
             "selection": self.selection,
             "fingerprints": dict(self.fingerprints),
             "changes": list(self.changes),
+            "findings": list(self.findings),
+            "manual_actions": list(self.manual_actions),
+            "rehearsed_s": dict(self.rehearsed_s),
+            "manual_steps": list(self.manual_steps),
+            "deletes": list(self.deletes),
         }
 
 
@@ -50,10 +62,12 @@ def seal(body: dict[str, JsonValue]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def write_plan(plan: SavedPlan, path: Path) -> None:
+def write_plan(plan: SavedPlan, path: Path) -> str:
+    """Write the plan sealed with its sha256, which is returned (the change ticket names it)."""
     body = plan.body()
-    body["sha256"] = seal(plan.body())
+    body["sha256"] = sealed = seal(plan.body())
     write_durably(path, json.dumps(body, indent=1, ensure_ascii=False) + "\n")
+    return sealed
 
 
 def read_plan(path: Path) -> SavedPlan:
@@ -82,6 +96,12 @@ def read_plan(path: Path) -> SavedPlan:
             selection=data["selection"],
             fingerprints={str(k): dict(v) for k, v in dict(data["fingerprints"]).items()},
             changes=list(data["changes"]),
+            findings=list(data.get("findings") or []),
+            manual_actions=[str(text) for text in data.get("manual_actions") or []],
+            rehearsed_s={str(k): float(v) for k, v in dict(data.get("rehearsed_s") or {}).items()},
+            manual_steps=[str(step) for step in data.get("manual_steps") or []],
+            deletes=[int(count) for count in data.get("deletes") or []],
+            sha256=str(claimed),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"is missing or mangles {error}", target=str(path)) from None

@@ -92,10 +92,16 @@ def parse_seconds(value: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
+    """A ``-p name=value`` of a playbook. ``default`` is what applies when it is not given
+    (None: nothing, or see ``required``); ``required`` says which must be given, in words
+    (``"ou or users"``), for ``show``."""
+
     name: str
     help: str
     parse: Callable[[str], object] = parse_text
     example: str = ""
+    default: str | None = None
+    required: str = ""
 
 
 def parse_parameters(
@@ -125,18 +131,67 @@ def parse_parameters(
 
 
 P = TypeVar("P")
+AnyStepKind = type[Step[Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutlineStep:
+    """One step a plan of the playbook can run: its kind, its id where the kind runs more
+    than once (``wait-for-replication-after-reconnect``), and when it runs if not always."""
+
+    kind: AnyStepKind
+    id: str = ""
+    when: str = ""
+
+    @property
+    def step_id(self) -> str:
+        return self.id or self.kind.name
+
+
+@dataclass(frozen=True, slots=True)
+class Disruption:
+    """A stretch of a run that users notice, from the start of one step to the end of
+    another (``transport stopped``: stop-service to start-service)."""
+
+    what: str
+    first: str
+    last: str
 
 
 class Playbook(ABC, Generic[P, S]):
-    """A repair procedure. ``discover`` only reads; ``steps`` builds steps from the selection."""
+    """A repair procedure. ``discover`` only reads; ``steps`` builds steps from the selection.
+
+    What the change ticket says of the whole procedure is the playbook's: ``notice`` (what
+    users notice), ``disruptions`` (spanning several steps) and ``rollback_order``.
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
     kb: ClassVar[str]
     description: ClassVar[str]
     parameters: ClassVar[tuple[Parameter, ...]]
-    # For ``show``: the kinds of step, in order (a kind may run more than once).
-    outline: ClassVar[tuple[type[Step[Any, Any]], ...]]
+    # Every step a plan can run, in order: a step kind, or an OutlineStep that says its id
+    # and when it runs. ``show`` lists them; reports find a step id's kind here.
+    outline: ClassVar[tuple[AnyStepKind | OutlineStep, ...]]
+    notice: ClassVar[tuple[str, ...]] = ()
+    disruptions: ClassVar[tuple[Disruption, ...]] = ()
+    rollback_order: ClassVar[str] = ""
+
+    @classmethod
+    def step_outline(cls) -> list[OutlineStep]:
+        return [entry if isinstance(entry, OutlineStep) else OutlineStep(entry)
+                for entry in cls.outline]
+
+    @classmethod
+    def step_kind(cls, step_id: str) -> AnyStepKind | None:
+        """The kind of step behind a step id of this playbook's plans: listed in the outline,
+        else the kind whose name the id extends (``run-cleanup-agent-after-reconnect``)."""
+        outline = cls.step_outline()
+        for entry in outline:
+            if entry.step_id == step_id:
+                return entry.kind
+        extended = [entry.kind for entry in outline if step_id.startswith(entry.kind.name + "-")]
+        return max(extended, key=lambda kind: len(kind.name)) if extended else None
 
     @abstractmethod
     def parse(self, raw: Mapping[str, str]) -> P:

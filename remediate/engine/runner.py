@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -80,6 +81,10 @@ class RunResult:
     run_dir: str | None
     error: str | None
     exit_code: int
+    # plan: how long each step took in the rehearsal, on virtual time: the waits the world
+    # models (replication, the cleanup agent), for the change ticket's expected duration
+    rehearsed_s: dict[str, float]
+    manual_steps: list[str]  # plan: the steps that will ask the operator to act
 
     def __init__(  # noqa: PLR0917 - the dataclass's own signature, kept for library users
         self,
@@ -121,6 +126,8 @@ class RunResult:
         self.run_dir = run_dir
         self.error = error
         self.exit_code = exit_code
+        self.rehearsed_s = {}
+        self.manual_steps = []
 
     @property
     def selection(self) -> JsonValue:
@@ -221,6 +228,8 @@ class Rehearsal:
 
     records: list[ChangeRecord]
     manual_actions: list[str]
+    elapsed_s: dict[str, float]  # per step id, on the rehearsal's virtual clock
+    manual_steps: list[str]  # the steps that asked the operator to act
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +260,12 @@ class Engine:
     def __init__(
         self,
         *,
-        state_dir: Path = Path(".remediate"),
+        state_dir: str | os.PathLike[str] = ".remediate",
         retry: RetryPolicy | None = None,
         manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
     ) -> None:
-        self.store = RunStore(state_dir)
+        self.store = RunStore(Path(state_dir))
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
@@ -296,6 +305,8 @@ class Engine:
             return result
         result.changes = rehearsal.records
         result.manual_actions = rehearsal.manual_actions
+        result.rehearsed_s = rehearsal.elapsed_s
+        result.manual_steps = rehearsal.manual_steps
         result.state = "pending" if result.changes else "nothing-to-do"
         result.exit_code = EXIT_PENDING if result.changes else _done(result)
         events.emit(ev.RUN_FINISHED, state=result.state, changes=len(result.changes))
@@ -341,7 +352,8 @@ class Engine:
                             manual_deadline_s=self.manual_deadline_s)
         try:
             executor.run(playbook.steps(selection))
-            return Rehearsal(executor.records, executor.manual_actions)
+            return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
+                             executor.manual_steps)
         finally:
             # The copy of the world is garbage now, but held in reference cycles (its backends
             # and their timeline): free it at once, or at 100,000 users it stays beside the
@@ -486,17 +498,19 @@ class Engine:
         )
         events.checkpoint()
         try:
-            planned = self._rehearse(
+            rehearsal = self._rehearse(
                 playbook, world, discovery.selection, options,
                 Events(run_id=run_id, playbook=playbook.name, mode="plan"),
-            ).records
+            )
         except StepFailed as failure:
             raise Refused(
                 f"the rehearsal says this run would fail, so nothing was changed: {failure}",
                 target=f"playbook {playbook.name}",
                 hint="plan shows the details; fix the cause or narrow the scope",
             ) from failure
-        result.planned = planned
+        planned = result.planned = rehearsal.records
+        result.rehearsed_s = rehearsal.elapsed_s
+        result.manual_steps = rehearsal.manual_steps
         if expect is not None:
             expect(planned)
         write_durably(run_dir / "plan.json", plan_json_lines(planned))

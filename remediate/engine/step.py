@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from remediate.engine.backups import Backups
-from remediate.engine.changes import Change, Impact, JsonValue, Planned
+from remediate.engine.changes import Change, ChangeRecord, Impact, JsonValue, Planned
+from remediate.engine.wording import Duration, Wording, by_endpoint, where
 from remediate.ports import World
 
 
@@ -64,11 +65,17 @@ class Step(ABC, Generic[T, ObservationT]):
 
     ``deadline_s`` is how long the effect of ``apply`` may take to become visible (0: at once);
     the engine re-observes with backoff until ``plan`` says NoOp or the deadline passes.
+
+    A step also speaks for itself in reports and change tickets: ``wording`` (what it does, in
+    words), :meth:`risk`, :meth:`rollback` and :meth:`expected_duration`. Each has a default,
+    so a new step needs none of them; the command line asks the step, never a table of names.
     """
 
     name: ClassVar[str]
     impact: ClassVar[Impact]
     summary: ClassVar[str]
+    # 'delete 37 users': the verb and the noun (one, many); None: '<step id> 37 changes'
+    wording: ClassVar[Wording | None] = None
     deadline_s: float = 0.0
     poll_s: float = 5.0
     poll_max_s: float = 60.0
@@ -116,3 +123,37 @@ class Step(ABC, Generic[T, ObservationT]):
     @abstractmethod
     def apply(self, ctx: StepContext, pending: Sequence[tuple[T, Planned]]) -> None:
         """Perform exactly these changes (all targets of one endpoint)."""
+
+    # -- what reports and change tickets say about the step ---------------------------------
+
+    @classmethod
+    def in_words(cls, step_id: str, records: Sequence[ChangeRecord]) -> list[str]:
+        """One phrase per endpoint: 'delete 37 users in Active Directory', 'purge 37
+        mailboxes on EXCH01'."""
+        verb, one, many = cls.wording or Wording(step_id, "change", "changes")
+        phrases = []
+        for endpoint, group in by_endpoint(records).items():
+            phrase = f"{verb} {len(group):,} {one if len(group) == 1 else many}"
+            phrases.append(f"{phrase} {where(endpoint)}" if endpoint else phrase)
+        return phrases
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        """What is destructive or disruptive about these changes and what users notice, as
+        Markdown built only from counts and server names (None: nothing to say)."""
+        return None
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        """How to undo these changes by hand, as Markdown lines (never from target names)."""
+        return ()
+
+    @classmethod
+    def expected_duration(
+        cls, records: Sequence[ChangeRecord], rehearsed_s: float, *, manual: bool = False
+    ) -> Duration:
+        """How long the step is expected to take: what the rehearsal waited on its virtual
+        clock (the world's replication delays and the like); ``manual``: the step will ask
+        the operator to act. A step whose wait can be longer than the rehearsal shows gives
+        the worst case and why."""
+        return Duration(rehearsed_s)

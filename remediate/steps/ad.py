@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from uuid import UUID
 
-from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import Wording
 from remediate.model import EXCHANGE_ATTRIBUTES, DirectoryEntry, ExchangeVersion
-from remediate.steps.targets import UserTarget
+from remediate.steps.targets import RECONNECT_BY_HAND, UserTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,41 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
     name = "delete-ad-user"
     impact = Impact.DESTRUCTIVE
     summary = "Delete the user objects (Tree Delete where they have children), after an LDIF backup"
+    wording = Wording("delete", "user", "users")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        children = sum(r.deletes - 1 for r in records if r.deletes > 1)
+        below = f" and {children} object(s) below them (Tree Delete)" if children else ""
+        return (
+            f"**Destructive.** {len(records)} user object(s){below} are deleted from Active "
+            "Directory. They become tombstones: no logon, no address-book entry, no mail "
+            "delivery to them. Tombstone reanimation brings an object back only until the "
+            "tombstone lifetime (60 or 180 days, forest setting) runs out; group memberships "
+            "and most other attributes are stripped from a tombstone and come back only from "
+            "the LDIF backup (or the AD Recycle Bin, where enabled).")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "Each deleted object and everything below it was written, before the delete, "
+            "to `backups/ad/delete-ad-user-*.ldif` in the run directory.",
+            "Reanimate the tombstone (parents before children): with the AD Recycle Bin "
+            "(Windows Server 2008 R2 and later) `Get-ADObject -Filter \"objectGUID -eq "
+            "'<guid>'\" -IncludeDeletedObjects | Restore-ADObject`; otherwise an LDAP "
+            "modify on `<GUID=<guid>>` with the Show Deleted control "
+            "(1.2.840.113556.1.4.417) that deletes `isDeleted` and replaces "
+            "`distinguishedName` with the original DN from the LDIF (ldp.exe: Options > "
+            "Controls > Return deleted objects, then Modify; or `adrestore -r`).",
+            "Then put back what the tombstone lost, with the LDIF as the attribute "
+            "source: turn its records into `changetype: modify` / `replace:` records "
+            "(without objectGUID, whenCreated, whenChanged, uSNChanged) and import them "
+            "with `ldifde -i -f restore.ldif -s <DC>`; re-add group memberships; reset "
+            "the password and enable the account.",
+            "A reanimated user whose mailbox was not purged yet gets it back by "
+            f"reconnecting it ({RECONNECT_BY_HAND}); one whose mailbox was purged gets a new "
+            "mailbox and the export imported into it.",
+        )
 
     def observe(
         self, ctx: StepContext, targets: Sequence[UserTarget]
@@ -145,6 +181,27 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     name = "remove-exchange-attributes"
     impact = Impact.DISRUPTIVE
     summary = "Remove the users' Exchange attributes (Exchange Tasks > Delete Mailbox)"
+    wording = Wording("remove the Exchange attributes of", "user", "users")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        return (
+            f"**Disruptive.** {len(records)} user(s) lose their Exchange attributes (Exchange "
+            "Tasks > Delete Mailbox): from this step until reconnect-mailbox and import-mail "
+            "they have no mailbox: Outlook and OWA cannot open it, and mail to them is queued "
+            "or bounced. Plan the change window for it.")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "The users' attributes were written, before the change, to "
+            "`backups/ad/remove-exchange-attributes-*.ldif` in the run directory.",
+            "Before reconnect-mailbox ran: reconnect the (blank) mailbox the user had, or "
+            "put the attributes back from the LDIF (`changetype: modify` / `replace:` "
+            "of the Exchange attributes it holds: msExchMailboxGuid, homeMDB, homeMTA, "
+            "msExchHomeServerName, legacyExchangeDN, mailNickname, mail, proxyAddresses; "
+            "imported with `ldifde -i -f restore.ldif -s <DC>`).",
+        )
     # Disable-Mailbox writes through the Exchange server's DC; the pinned DC sees it later.
     deadline_s = 3600.0
 

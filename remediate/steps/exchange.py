@@ -6,11 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import HOUR, Duration, Wording, endpoints_text
 from remediate.model import DirectoryEntry, MailboxInfo
 from remediate.steps.coverage import export_gap
-from remediate.steps.targets import MailboxTarget, ReconnectTarget, StoreTarget
+from remediate.steps.targets import (
+    RECONNECT_BY_HAND,
+    MailboxTarget,
+    ReconnectTarget,
+    StoreTarget,
+)
+
+# The stores of Exchange 2000/2003 run the cleanup agent nightly by themselves: a manual run
+# that nobody does is done within a day (the engine's manual deadline is the same 25 h).
+MANUAL_WAIT_S = 25 * HOUR
 
 
 def mailboxes_by_guid(
@@ -27,6 +37,25 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
     name = "run-cleanup-agent"
     impact = Impact.REVERSIBLE
     summary = "Run the cleanup agent on each store so the mailboxes show as disconnected"
+    wording = Wording("run the cleanup agent on", "store", "stores")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "The cleanup agent only marks mailboxes whose user no longer points at them "
+            f"as disconnected; reconnecting a mailbox undoes that ({RECONNECT_BY_HAND}).",
+        )
+
+    @classmethod
+    def expected_duration(
+        cls, records: Sequence[ChangeRecord], rehearsed_s: float, *, manual: bool = False
+    ) -> Duration:
+        if not manual:  # Clean-MailboxDatabase / Update-StoreMailboxState: at once
+            return Duration(rehearsed_s)
+        return Duration(rehearsed_s, MANUAL_WAIT_S, (
+            "a manual action (Exchange 2000/2003): minutes if an operator runs the cleanup "
+            "agent in Exchange System Manager as asked; if nobody does, the store's nightly "
+            f"maintenance does it, up to {MANUAL_WAIT_S / HOUR:.0f} h"))
     deadline_s = 900.0
     poll_s = 10.0
     poll_max_s = 900.0  # a manual run waits up to a day: every 15 minutes at most
@@ -95,6 +124,29 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
     name = "purge-mailbox"
     impact = Impact.DESTRUCTIVE
     summary = "Purge the disconnected mailboxes (an export of any mail exists first)"
+    wording = Wording("purge", "mailbox", "mailboxes")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        return (
+            f"**Destructive.** {len(records)} disconnected mailbox(es) are purged from the "
+            f"store on {endpoints_text(records)}: they can no longer be reconnected. Their "
+            "content survives only in this run's exports (every mailbox that held items is "
+            "exported first; a purge without a complete export is refused) and in your "
+            "Exchange backups.")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "The exports are in `backups/mail/<server>/<mailbox guid>.*` in the run "
+            "directory.",
+            "To restore a purged mailbox: mail-enable the user again (Exchange 2000/2003: "
+            "Exchange Tasks > Create Mailbox; 2007 and later: `Enable-Mailbox`), then "
+            "import the export: ExMerge (Exchange 2000/2003, *Import data into an "
+            "Exchange mailbox*), `Import-Mailbox -PSTFolderPath` (2007) or "
+            "`New-MailboxImportRequest -Mailbox <user> -FilePath \\\\server\\share\\"
+            "<file>.pst` (2010 SP1 and later).",
+        )
 
     def observe(
         self, ctx: StepContext, targets: Sequence[MailboxTarget]
@@ -153,6 +205,22 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
     name = "reconnect-mailbox"
     impact = Impact.REVERSIBLE
     summary = "Reconnect each original mailbox to its user"
+    wording = Wording("reconnect", "mailbox", "mailboxes")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        return (
+            f"{len(records)} original mailbox(es) on {endpoints_text(records)} are reconnected "
+            "to their users: they see their old mail again; Outlook may need to be restarted "
+            "(or the profile recreated) to open it.")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "To undo a reconnect: disconnect the mailbox again (Exchange Tasks > Delete "
+            "Mailbox on 2000/2003, `Disable-Mailbox` on 2007 and later), let the cleanup "
+            f"agent mark it disconnected, then reconnect the other one ({RECONNECT_BY_HAND}).",
+        )
     deadline_s = 4 * 3600.0
     poll_s = 10.0
     poll_max_s = 300.0

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import Wording, endpoints_text
 from remediate.model import ExportRef, MailboxInfo
 from remediate.steps.coverage import export_gap, export_problems, items_to_import
 from remediate.steps.exchange import mailboxes_by_guid
@@ -33,6 +34,15 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
     name = "export-mail"
     impact = Impact.REVERSIBLE
     summary = "Export every item of the mailboxes to the run directory before any change"
+    wording = Wording("export", "mailbox", "mailboxes")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            f"Exports ({len(records)} mailbox(es)) go to `backups/mail/` in the run directory; "
+            "they change nothing on the server. Keep the run directory until the change "
+            "is accepted: it is the only copy of mail in purged mailboxes.",
+        )
 
     def observe(
         self, ctx: StepContext, targets: Sequence[MailboxTarget]
@@ -73,6 +83,20 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
     name = "import-mail"
     impact = Impact.REVERSIBLE
     summary = "Import the exported items into the reconnected original mailbox"
+    wording = Wording("import mail into", "mailbox", "mailboxes")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        return (
+            f"{len(records)} mailbox(es) on {endpoints_text(records)} receive the items that "
+            "reached the blank mailboxes (users see them in the same folders).")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "Imported items are copies of the exports in `backups/mail/`; to undo, "
+            "delete them from the mailbox (each export lists the item ids and subjects).",
+        )
 
     def observe(
         self, ctx: StepContext, targets: Sequence[ImportTarget]

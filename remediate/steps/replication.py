@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import Change, Impact, NoOp, Planned
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned
 from remediate.engine.step import Options, Step, StepContext
+from remediate.engine.wording import HOUR, Duration, Wording
 from remediate.model import DirectoryEntry
 
 
@@ -64,6 +65,16 @@ class WaitForReplication(Step[ReplicationTarget, int]):
     name = "wait-for-replication"
     impact = Impact.READ
     summary = "Wait until every domain controller shows the changes (tombstones for deletions)"
+    wording = Wording("wait for replication to", "domain controller", "domain controllers")
+
+    @classmethod
+    def expected_duration(
+        cls, records: Sequence[ChangeRecord], rehearsed_s: float, *, manual: bool = False
+    ) -> Duration:
+        return Duration(rehearsed_s, cls.deadline_s, (
+            "until every domain controller shows the changes: the slowest replication "
+            "interval between the DCs (the rehearsal used this world's); the run waits at "
+            f"most --replication-timeout ({cls.deadline_s / HOUR:.0f} h by default)"))
     deadline_s = 4 * 3600.0
     poll_s = 5.0
     poll_max_s = 60.0

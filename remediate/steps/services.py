@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
+from remediate.engine.wording import Wording, by_endpoint, endpoints_text
 from remediate.errors import Refused
 from remediate.model import HUB_TRANSPORT, ExchangeServer, ExchangeVersion, ServiceState
 from remediate.steps.targets import ServiceTarget
@@ -42,12 +43,25 @@ def delivering_services(
     return [(home.name, "MSExchangeDelivery")]
 
 
+def _service(label: str) -> str:
+    """'EXCH01 service SMTPSVC' -> 'SMTPSVC'."""
+    return label.rpartition(" service ")[2] or label
+
+
 class _SetService(Step[ServiceTarget, ServiceState | None]):
     desired: ServiceState
     action: str
     deadline_s = 900.0  # stopping MTA stacks can take 10-15 minutes
     poll_s = 5.0
     poll_max_s = 30.0
+
+    @classmethod
+    def in_words(cls, step_id: str, records: Sequence[ChangeRecord]) -> list[str]:
+        """'stop 2 services on EXCH01 (MSExchangeMTA, SMTPSVC)'."""
+        groups = by_endpoint(records).values()
+        return [f"{phrase} ({', '.join(_service(r.label) for r in group)})"
+                for phrase, group in zip(super().in_words(step_id, records), groups,
+                                         strict=True)]
 
     def observe(
         self, ctx: StepContext, targets: Sequence[ServiceTarget]
@@ -73,7 +87,28 @@ class _SetService(Step[ServiceTarget, ServiceState | None]):
 class StopService(_SetService):
     name = "stop-service"
     impact = Impact.DISRUPTIVE
-    summary = "Stop the MTA/SMTP (transport) services so no more mail lands in blank mailboxes"
+    summary = ("Stop what delivers mail into the affected databases (MTA/SMTP on 2000/2003, "
+               "the site's Hub Transport on 2007/2010, Mailbox Transport Delivery on 2013+)")
+    wording = Wording("stop", "service", "services")
+
+    @classmethod
+    def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
+        return (
+            f"**Disruptive.** Delivery stops on {endpoints_text(records)} ({len(records)} "
+            "service(s), with the services that depend on them) for the duration of the run, "
+            "until start-service: no mail is delivered to the affected databases (on a 2007/2010 "
+            "Hub Transport server, to none of its site's); other servers queue mail for them and "
+            "deliver it after the restart (delays, possibly delay notifications to senders). "
+            "Users can still read what is in their mailboxes.")
+
+    @classmethod
+    def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
+        return (
+            "start-service starts exactly the services this run stopped. If the run "
+            "stops before that step, start them by hand: `net start <service>` or "
+            "`Start-Service <service>` on the server (the stopped services are listed "
+            "in the stop-service table).",
+        )
     desired = ServiceState.STOPPED
     action = "stop"
 
@@ -82,5 +117,6 @@ class StartService(_SetService):
     name = "start-service"
     impact = Impact.REVERSIBLE
     summary = "Start again exactly the services this run stopped"
+    wording = Wording("start", "service", "services")
     desired = ServiceState.RUNNING
     action = "start"

@@ -11,6 +11,13 @@ from uuid import UUID
 
 DIRECTORY_ENDPOINT = "directory"
 
+# How to reconnect a mailbox by hand, on every version (rollback texts share it).
+RECONNECT_BY_HAND = (
+    "Exchange System Manager: Mailboxes > right-click the disconnected mailbox > Reconnect, or "
+    "MBConn, on 2000/2003; `Connect-Mailbox` on 2007 and later"
+)
+
+
 
 @cache  # one string per server, shared by its (up to hundreds of thousands of) targets
 def exchange_endpoint(server: str) -> str:

@@ -1,0 +1,1 @@
+"""Example playbooks for remediate (see docs/PLAYBOOKS.md)."""
