@@ -259,12 +259,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     source = _world_source(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
+    durable = _DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder).apply(
+        lambda: _engine(args, recorder, durable).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
-            on_run_dir=_run_dir_noted(args, world, run_dirs)),
+            on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
 
@@ -283,40 +284,57 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     world = _world(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
+    durable = _DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder).apply_saved(
+        lambda: _engine(args, recorder, durable).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source=_world_source(args),
-            on_run_dir=_run_dir_noted(args, world, run_dirs)),
+            on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
 
 def _run_dir_noted(
-    args: argparse.Namespace, world: World, run_dirs: list[Path]
+    durable: _DurableWorld, run_dirs: list[Path]
 ) -> Callable[[Path], None]:
     def noted(run_dir: Path) -> None:
         run_dirs.append(run_dir)
-        _save_after_changes(args, world, run_dir)
+        durable.attach(run_dir)
 
     return noted
 
 
-def _save_after_changes(args: argparse.Namespace, world: World, run_dir: Path) -> None:
-    """--durable-world: the fake world is saved in the run directory now and after every change
-    that takes effect, so a killed process (SIGKILL, power loss) leaves the servers' state
-    behind, as real servers would, and ``resume`` continues from it."""
-    if args.durable_world and isinstance(world, FakeWorld):
-        path = run_dir / "world.json"
-        save_world(world, path)
-        world.on_change(lambda: save_world(world, path))
+class _DurableWorld:
+    """--durable-world: the fake world is saved in the run directory now, after every change
+    that takes effect, and whenever a step completes (a wait moves only the virtual clock and
+    replication, which the next step relies on), so a killed process (SIGKILL, power loss)
+    leaves the servers' state behind, as real servers would, and ``resume`` continues from it.
+    As a subscriber it is told of ``step.completed`` before the journal records it."""
+
+    def __init__(self, args: argparse.Namespace, world: World) -> None:
+        wanted = getattr(args, "durable_world", False) and isinstance(world, FakeWorld)
+        self._world = world if wanted and isinstance(world, FakeWorld) else None
+        self._path: Path | None = None
+
+    def attach(self, run_dir: Path) -> None:
+        if self._world is not None:
+            self._path = run_dir / "world.json"
+            self.save()
+            self._world.on_change(self.save)
+
+    def save(self) -> None:
+        if self._world is not None and self._path is not None:
+            save_world(self._world, self._path)
+
+    def __call__(self, record: JournalRecord) -> None:
+        if record.get("event") == ev.STEP_COMPLETED and record.get("mode") == "apply":
+            self.save()
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     recorder = _Recorder()
-    engine = _engine(args, recorder)
-    run_dir = engine.store.path(args.run_id)
+    run_dir = RunStore(_state_dir(args)).path(args.run_id)
     state = load_run_state(run_dir)
     saved = run_dir / "world.json"
     recorded = state.source.get("path")
@@ -333,10 +351,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if playbook is not None:  # a damaged selection: the engine's resume reports it
         with contextlib.suppress(KeyError, TypeError, ValueError):
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
-    _save_after_changes(args, world, run_dir)
-    return _run_and_report(args, world, [run_dir],
+    # The run's world file is written only once this resume holds the organisation's lock: a
+    # resume refused because the run is still live must leave that run's files alone.
+    durable, run_dirs = _DurableWorld(args, world), list[Path]()
+    engine = _engine(args, recorder, durable)
+    return _run_and_report(args, world, run_dirs,
                            _Run("resume", state.playbook, state.parameters, recorder),
-                           lambda: engine.resume(args.run_id, world, PLAYBOOKS))
+                           lambda: engine.resume(args.run_id, world, PLAYBOOKS,
+                                                 on_run_dir=_run_dir_noted(durable, run_dirs)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,11 +511,11 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
+def _engine(args: argparse.Namespace, *subscribers: Subscriber) -> Engine:
     """With the console's subscribers (progress bars, the run's log file) set up by main."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
     return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
-                  subscribers=((recorder,) if recorder else ()) + console)
+                  subscribers=subscribers + console)
 
 
 def _retry_policy(args: argparse.Namespace) -> RetryPolicy:

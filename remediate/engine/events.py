@@ -86,10 +86,12 @@ class Events:
             "target": target,
         }
         record.update(fields)
-        if self.journal is not None:
-            self.journal.append(record)
+        # Subscribers first: one that keeps state beside the journal (a world file saved when
+        # a step completes) has it on disk before the journal can say the step is done.
         for subscriber in self.subscribers:
             subscriber(record)
+        if self.journal is not None:
+            self.journal.append(record)
         log_fields = {k: v for k, v in record.items() if k not in ("event", "ts")}
         if event in _DEBUG_EVENTS:
             self._log.debug(event, **log_fields)

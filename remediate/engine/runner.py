@@ -577,8 +577,14 @@ class Engine:
 
     @paced
     def resume(
-        self, run_id: str, world: World, playbooks: Mapping[str, AnyPlaybook]
+        self,
+        run_id: str,
+        world: World,
+        playbooks: Mapping[str, AnyPlaybook],
+        *,
+        on_run_dir: Callable[[Path], None] | None = None,
     ) -> RunResult:
+        """Continue a run; ``on_run_dir`` is told its directory once the lock is held."""
         run_dir = self.store.path(run_id)
         state = load_run_state(run_dir)
         playbook = playbooks.get(state.playbook)
@@ -599,6 +605,8 @@ class Engine:
             return result
         self._check_pinned_dc(state, world)
         with self.store.lock(world.organisation, run_id) as lock:
+            if on_run_dir:
+                on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal)
             if state.truncated_line is not None:
