@@ -48,7 +48,7 @@ CHANGE_KEYS = {"step", "target", "label", "endpoint", "impact", "action", "befor
 RESULT_KEYS = {
     "format", "mode", "playbook", "state", "exit_code", "run_id", "run_dir", "parameters",
     "selection_summary", "selection", "findings", "manual_actions", "warnings", "skipped",
-    "changes", "error",
+    "drifted", "changes", "error",
 }  # fmt: skip
 KB842101_STEPS = [
     ("export-mail", "reversible"),
@@ -709,7 +709,7 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     assert rows[0]["applied"] == len(done["changes"])
     assert rows[0]["completed_steps"] == len(KB842101_STEPS)
     assert rows[1]["applied"] == 0
-    assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
+    assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed", "in_doubt",
                           "completed_steps"} for r in rows)
     assert [r["failed"] for r in rows] == [0, 0]
     when = [str(r["started"])[:19].replace("T", " ") for r in rows]

@@ -41,7 +41,8 @@ from remediate.engine.runner import (
     load_run_state,
 )
 from remediate.engine.step import Options
-from remediate.errors import InputError, Refused, RemediateError, RunPaused
+from remediate.engine.stopping import Interrupted, stop_on_signals
+from remediate.errors import Drifted, InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
@@ -263,7 +264,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder, durable).apply(
+        lambda: _engine(args, recorder, durable, world_file=args.world).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
             on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
@@ -288,7 +289,7 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder, durable).apply_saved(
+        lambda: _engine(args, recorder, durable, world_file=args.world).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source=_world_source(args),
             on_run_dir=_run_dir_noted(durable, run_dirs)),
@@ -354,7 +355,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     # The run's world file is written only once this resume holds the organisation's lock: a
     # resume refused because the run is still live must leave that run's files alone.
     durable, run_dirs = _DurableWorld(args, world), list[Path]()
-    engine = _engine(args, recorder, durable)
+    original = recorded if state.source.get("kind") == "world" else None
+    engine = _engine(args, recorder, durable,
+                     world_file=original if isinstance(original, str) else None)
     return _run_and_report(args, world, run_dirs,
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS,
@@ -405,7 +408,8 @@ def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
     elif isinstance(error, Refused):
         state, code, message = "refused", EXIT_REFUSED, str(error)
     elif isinstance(error, KeyboardInterrupt):
-        state, code, message = "interrupted", EXIT_ERROR, "interrupted (Ctrl-C)"
+        how = error.how if isinstance(error, Interrupted) else "Ctrl-C"
+        state, code, message = "interrupted", EXIT_ERROR, f"interrupted ({how})"
     else:
         state, code, message = "failed", EXIT_ERROR, str(error)
     manual = list(recorder.manual_actions)
@@ -416,6 +420,7 @@ def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
         selection_summary=dict(recorder.summary), findings=list(recorder.findings),
         changes=list(recorder.changes), manual_actions=manual, run_id=run_dir.name,
         run_dir=str(run_dir), error=message, exit_code=code,
+        drifted=list(error.drifts) if isinstance(error, Drifted) else None,
     )
 
 
@@ -446,7 +451,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         state = load_run_state(engine.store.runs_dir / run_id)
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
-                     "failed": state.counts["failed"], "completed_steps": len(state.completed)})
+                     "failed": state.counts["failed"], "in_doubt": state.counts["in_doubt"],
+                     "completed_steps": len(state.completed)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
@@ -455,6 +461,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for row in rows:  # id, playbook, when (UTC), state, counts
             when = str(row["started"] or "")[:19].replace("T", " ")
             failed = f", {row['failed']} failed" if row["failed"] else ""
+            if row["in_doubt"]:  # sent by a process that was killed: resume observes them
+                failed += f", {row['in_doubt']} in doubt until resumed"
             print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
                   f"{row['applied']} change(s){failed}")
         if not rows:
@@ -511,11 +519,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def _engine(args: argparse.Namespace, *subscribers: Subscriber) -> Engine:
-    """With the console's subscribers (progress bars, the run's log file) set up by main."""
+def _engine(
+    args: argparse.Namespace, *subscribers: Subscriber, world_file: str | None = None
+) -> Engine:
+    """With the console's subscribers (progress bars, the run's log file) set up by main; a
+    run against a world file takes the organisation's lock beside that file."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
+    beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
-                  subscribers=subscribers + console)
+                  subscribers=subscribers + console, lock_beside=beside)
 
 
 def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
@@ -705,7 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = _progress_bars(args)
     args.subscribers = (run_log,) + ((progress,) if progress else ())
     try:
-        return _dispatch(args)
+        with stop_on_signals():  # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
+            return _dispatch(args)
     finally:
         gc.unfreeze()
         if progress is not None:

@@ -33,6 +33,7 @@ STEP_RETRIED = "step.retried"
 STEP_WAITING = "step.waiting"
 STEP_MANUAL = "step.manual"
 STEP_FAILED = "step.failed"
+STEP_STOPPED = "step.stopped"  # a batch stopped part-way: its targets observed unchanged
 STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.

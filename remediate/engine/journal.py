@@ -123,12 +123,15 @@ def new_run_id(playbook: str, now: datetime) -> str:
 
 
 class RunStore:
-    """``<state dir>/runs/<run id>/`` for each run; ``<state dir>/locks/`` for the locks."""
+    """``<state dir>/runs/<run id>/`` for each run; the organisation locks in
+    ``<state dir>/locks/``, or beside ``lock_beside`` (a world file: every run against it takes
+    the same lock, whichever state directory it keeps its runs in)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, lock_beside: Path | None = None) -> None:
         self.state_dir = state_dir
         self.runs_dir = state_dir / "runs"
         self.locks_dir = state_dir / "locks"
+        self.lock_beside = lock_beside
 
     def create(self, run_id: str) -> Path:
         path = self.runs_dir / run_id
@@ -159,9 +162,14 @@ class RunStore:
             yield entry.name
 
     def lock(self, organisation: str, run_id: str) -> OrganisationLock:
+        # AD domain names are case-insensitive: corp.example and CORP.EXAMPLE are one lock.
+        safe = re.sub(r"[^a-z0-9._-]", "_", organisation.casefold()) or "default"
         self.locks_dir.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", organisation) or "default"
-        return OrganisationLock(self.locks_dir / f"{safe}.lock", organisation, run_id)
+        paths = [self.locks_dir / f"{safe}.lock"]
+        beside = self.lock_beside
+        if beside is not None and beside.parent.is_dir():
+            paths.insert(0, beside.with_name(f".{beside.name}.{safe}.lock"))
+        return OrganisationLock(paths, organisation, run_id)
 
 
 def _first_timestamp(path: Path) -> str:
@@ -177,19 +185,30 @@ def _first_timestamp(path: Path) -> str:
 
 class OrganisationLock:
     """One run at a time per organisation. An flock dies with its process, so a lock left by
-    a crashed or killed run is never in the way; the file names the holder for the message."""
+    a crashed or killed run is never in the way; the file names the holder for the message.
+    Several files may make one lock (beside a world file and in the state directory): every
+    one is taken, in a fixed order, or none."""
 
-    def __init__(self, path: Path, organisation: str, run_id: str) -> None:
-        self.path = path
+    def __init__(self, paths: Path | list[Path], organisation: str, run_id: str) -> None:
+        self.paths = [paths] if isinstance(paths, Path) else list(paths)
+        self.path = self.paths[0]
         self.organisation = organisation
         self.run_id = run_id
         # Who held the lock last and never released it (a run that crashed or was killed; a
         # clean release empties the file), or None.
         self.left_by: str | None = None
-        self._fd: int | None = None
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            for path in self.paths:
+                self._take(path)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -200,18 +219,19 @@ class OrganisationLock:
                 target=f"organisation {self.organisation}",
                 hint="wait for it to finish, or resume that run instead",
             ) from None
-        self.left_by = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        left_by = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        self.left_by = self.left_by or left_by
         os.ftruncate(fd, 0)
         holder = f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}"
         os.pwrite(fd, holder.encode("utf-8"), 0)
-        self._fd = fd
+        self._fds.append(fd)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        while self._fds:
+            fd = self._fds.pop()
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def __enter__(self) -> OrganisationLock:
         self.acquire()

@@ -29,9 +29,16 @@ from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.reads import retried_reads
 from remediate.engine.retry import RetryPolicy
-from remediate.engine.runstate import RunState, load_run_state
+from remediate.engine.runstate import RunState, load_run_state, planned_records
 from remediate.engine.step import Options, StepContext
-from remediate.errors import InputError, Refused, RemediateError, RunPaused, StepFailed
+from remediate.errors import (
+    Drifted,
+    InputError,
+    Refused,
+    RemediateError,
+    RunPaused,
+    StepFailed,
+)
 from remediate.ports import World
 
 __all__ = ["Engine", "RunResult", "RunState", "Safety", "load_run_state"]
@@ -73,6 +80,7 @@ class RunResult:
     manual_actions: list[str]
     warnings: list[str]
     skipped: list[str]  # drifted targets left out (--skip-drifted)
+    drifted: list[str]  # drifted targets that refused the run (every one)
     fingerprints: dict[str, Fingerprint]
     run_id: str | None
     run_dir: str | None
@@ -100,6 +108,7 @@ class RunResult:
         exit_code: int = EXIT_DONE,
         *,
         selected: Selection | None = None,
+        drifted: list[str] | None = None,
     ) -> None:
         self.mode = mode
         self.playbook = playbook
@@ -114,6 +123,7 @@ class RunResult:
         self.manual_actions = [] if manual_actions is None else manual_actions
         self.warnings = [] if warnings is None else warnings
         self.skipped = [] if skipped is None else skipped
+        self.drifted = [] if drifted is None else drifted
         self.fingerprints = {} if fingerprints is None else fingerprints
         self.run_id = run_id
         self.run_dir = run_dir
@@ -142,7 +152,8 @@ class RunResult:
     def _compared(self) -> tuple[object, ...]:
         return (self.mode, self.playbook, self.state, self.parameters, self.selection,
                 self.selection_summary, self.findings, self.changes, self.planned,
-                self.manual_actions, self.warnings, self.skipped, self.fingerprints,
+                self.manual_actions, self.warnings, self.skipped, self.drifted,
+                self.fingerprints,
                 self.run_id, self.run_dir, self.error, self.exit_code)
 
     def to_json(self) -> dict[str, JsonValue]:
@@ -161,6 +172,7 @@ class RunResult:
             "manual_actions": list(self.manual_actions),
             "warnings": list(self.warnings),
             "skipped": list(self.skipped),
+            "drifted": list(self.drifted),
             "changes": [record.to_json() for record in self.changes],
             "error": self.error,
         }
@@ -188,6 +200,24 @@ def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exac
         f"(first difference: {where})",
         target=f"plan of {plan.playbook}",
         hint="plan again and have the new plan approved",
+    )
+
+
+SHOWN_DRIFTS = 5  # in the message; the rest are counted, and listed in the run directory
+
+
+def drift_refusal(playbook: str, drifted: Sequence[str], run_dir: Path) -> Drifted:
+    """A short refusal naming the first drifted targets, with every one in
+    ``<run dir>/drifted.txt`` and on the error."""
+    path = run_dir / "drifted.txt"
+    write_durably(path, (line + "\n" for line in drifted))
+    shown = "; ".join(drifted[:SHOWN_DRIFTS])
+    more = len(drifted) - SHOWN_DRIFTS
+    rest = f"; and {more} more (every one: {path})" if more > 0 else ""
+    return Drifted(
+        f"the world drifted since the plan was made, {len(drifted)} target(s): {shown}{rest}",
+        list(drifted), target=f"plan of {playbook}",
+        hint="plan again, or pass --skip-drifted to apply the rest",
     )
 
 
@@ -247,8 +277,11 @@ class Engine:
         retry: RetryPolicy | None = None,
         manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
+        lock_beside: Path | None = None,
     ) -> None:
-        self.store = RunStore(state_dir)
+        """``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
+        against it from any state directory exclude each other."""
+        self.store = RunStore(state_dir, lock_beside)
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
@@ -389,13 +422,6 @@ class Engine:
                           hint="apply it against the organisation it was made for")
         selection = playbook.load_selection(plan.selection)
         drifted = drifts(plan.fingerprints, fingerprints(world, selection.scope()))
-        if drifted and not skip_drifted:
-            raise Refused(
-                "the world drifted since the plan was made: "
-                + "; ".join(str(drift) for drift in drifted),
-                target=f"plan of {plan.playbook}",
-                hint="plan again, or pass --skip-drifted to apply the rest",
-            )
         if drifted:
             selection = selection.without({drift.target for drift in drifted})
         warnings = []
@@ -405,13 +431,19 @@ class Engine:
                             f"{max_age_s / 3600:.1f}); the fingerprints still held")
         chosen = selection
 
+        def select(events: Events) -> Discovery[Any]:
+            if drifted and not skip_drifted:  # refused inside the run: it keeps the full list
+                run_dir = self.store.runs_dir / str(events.run_id)
+                raise drift_refusal(plan.playbook, [str(drift) for drift in drifted], run_dir)
+            return Discovery(chosen)
+
         def expect(planned: Sequence[ChangeRecord]) -> None:
             check_against_plan(plan, planned, exact=not drifted)
 
         result = self._run(
             playbook, world, plan.parameters, Options.from_json(plan.options),
             safety or Safety(), source=source or plan.source, on_run_dir=on_run_dir,
-            select=lambda events: Discovery(chosen), expect=expect,
+            select=select, expect=expect,
         )
         result.warnings = warnings
         result.skipped = [str(drift) for drift in drifted]
@@ -529,12 +561,13 @@ class Engine:
         result: RunResult,
         completed: Sequence[str],
         planned: Sequence[ChangeRecord] = (),
+        in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
     ) -> RunResult:
         world.attach_run(run_dir)
         ctx = StepContext(world, DirectoryBackups(run_dir), options)
         executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
                             manual_deadline_s=self.manual_deadline_s, completed=completed,
-                            planned=planned)
+                            planned=planned, in_doubt=in_doubt)
         try:
             executor.run(playbook.steps(selection))
         finally:
@@ -625,10 +658,11 @@ class Engine:
                         "process died while writing it); it was dropped and the run continued "
                         "from the last complete record, re-observing what that step had done")
                 options = state.options
+                in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,
                                      run_dir=run_dir, events=events, result=result,
-                                     completed=state.completed)
+                                     completed=state.completed, in_doubt=in_doubt)
 
             return self._warned(abandoned, self._guarded(journal, events, body))
 
