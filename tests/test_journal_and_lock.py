@@ -412,3 +412,33 @@ def test_runs_against_one_world_file_from_two_state_directories_take_one_lock(
     assert code == 3
     assert "another run holds the lock (run first, pid " in capsys.readouterr().err
     assert not (tmp_path / "two" / "runs").exists()
+
+
+def test_run_files_are_private_and_a_resume_removes_temporary_files_left_behind(
+    state_dir: Path
+) -> None:
+    old = os.umask(0o022)  # the usual umask: files would be world-readable
+    try:
+        doc = KB842101.document()
+        world = load(doc)
+        world.faults.fail("exchange.purge_mailboxes", kind="permanent", times=100)
+        with pytest.raises(Exception, match="injected permanent fault"):
+            apply(Engine(state_dir=state_dir), KB842101, world, doc)
+        run_dir = only_run(state_dir)
+        left = [run_dir / "plan.json.tmp", run_dir / "backups" / "mail" / ".x.json.1a2b.tmp"]
+        for path in left:
+            path.write_text("half-written", "utf-8")
+        world.faults.clear()
+
+        result = Engine(state_dir=state_dir).resume(run_dir.name, world, PLAYBOOKS)
+    finally:
+        os.umask(old)
+
+    assert result.state == "done"
+    assert not any(path.exists() for path in left)
+    everything = [state_dir, *state_dir.rglob("*")]
+    assert any(path.suffix == ".ldif" for path in everything)
+    assert any(path.parent.name == "mail" for path in everything)
+    loose = [f"{path}: {path.stat().st_mode & 0o777:o}" for path in everything
+             if path.stat().st_mode & 0o777 != (0o700 if path.is_dir() else 0o600)]
+    assert loose == []

@@ -8,6 +8,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,11 +62,22 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"-p {pair!r} is not key=value", target="command line",
                              hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example")
         key = key.strip()
+        if not _is_text(pair):  # bytes that are not UTF-8 in argv arrive as lone surrogates
+            raise InputError(f"-p {key}: the value is not UTF-8 text", target="command line",
+                             hint="give the value in UTF-8 (check the terminal's locale)")
         if key in parameters:
             raise InputError(f"-p {key} is given twice ({parameters[key]!r} and {value!r})",
                              target="command line", hint="give each parameter once")
         parameters[key] = value
     return parameters
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -249,6 +261,7 @@ def _saved_plan(
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    _writable("--save-world", args.save_world)
     if args.playbook.lower() not in PLAYBOOKS and Path(args.playbook).is_file():
         return _apply_saved_plan(args)
     if args.skip_drifted:
@@ -334,6 +347,7 @@ class _DurableWorld:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    _writable("--save-world", args.save_world)
     recorder = _Recorder()
     run_dir = RunStore(_state_dir(args)).path(args.run_id)
     state = load_run_state(run_dir)
@@ -381,7 +395,7 @@ def _run_and_report(
     finished (what it changed, its id, the error) and says what to do next."""
     try:
         result = body()
-    except (RemediateError, KeyboardInterrupt) as error:
+    except (RemediateError, KeyboardInterrupt, OSError) as error:
         if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
             raise
         result = _stopped(run, run_dirs[-1], error)
@@ -392,13 +406,65 @@ def _run_and_report(
               file=sys.stderr)
         return result.exit_code
     finally:
-        for run_dir in run_dirs:
-            if isinstance(world, FakeWorld):  # real servers keep their own state
-                save_world(world, run_dir / "world.json")
-        if args.save_world and isinstance(world, FakeWorld):
-            save_world(world, Path(args.save_world))
+        if isinstance(world, FakeWorld):  # real servers keep their own state
+            _save_left_world(args, world, run_dirs)
     _emit(result, args.format)
     return result.exit_code
+
+
+def _save_left_world(args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path]) -> None:
+    """The world the run leaves, in its run directory (what resume reads) and at --save-world;
+    where one cannot be written (a full disk), to the first place that takes it, and said."""
+    wanted = [run_dir / "world.json" for run_dir in run_dirs]
+    extra = [Path(args.save_world)] if getattr(args, "save_world", None) else []
+    fallbacks = [Path(tempfile.gettempdir()), Path.home()]
+    for path in [*wanted, *extra]:
+        try:
+            save_world(world, path)
+            continue
+        except OSError as error:
+            failed = f"could not write {path}: {error.strerror or error}"
+        for place in [*extra, *(folder / f"remediate-{path.parent.name}-world.json"
+                                for folder in fallbacks)]:
+            if place == path:
+                continue
+            with contextlib.suppress(OSError):
+                save_world(world, place)
+                how = (f"copy it to {path}, then resume the run" if path in wanted
+                       else "nothing was lost")
+                print(f"warning: {failed}; the world the run left was saved to {place} "
+                      f"instead: {how}", file=sys.stderr)
+                break
+        else:
+            print(f"error: {failed}, nor anywhere else: the world the run left is lost "
+                  "(a fake world lives only in this process)", file=sys.stderr)
+
+
+def _writable(option: str, value: str | None) -> None:
+    """An output named on the command line, checked before anything is changed."""
+    if not value:
+        return
+    path = Path(value)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} {value}: cannot be written there", target="command line",
+                         hint="name a file in a folder you can write to; nothing was changed")
+
+
+def _services_left_stopped(run_dir: Path) -> list[str]:
+    """Services the run (every process of it) stopped and has not started again."""
+    try:
+        records = read_journal(run_dir / "journal.jsonl").records
+    except InputError:
+        return []
+    last: dict[str, tuple[str, object]] = {}
+    for record in records:
+        states = (record.get("before"), record.get("after"))
+        if record.get("event") == ev.STEP_APPLIED and states in (
+                ("running", "stopped"), ("stopped", "running")):
+            last[str(record.get("target"))] = (str(record.get("label")), record.get("after"))
+    return [label for label, now in last.values() if now == "stopped"]
 
 
 def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
@@ -410,6 +476,10 @@ def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
     elif isinstance(error, KeyboardInterrupt):
         how = error.how if isinstance(error, Interrupted) else "Ctrl-C"
         state, code, message = "interrupted", EXIT_ERROR, f"interrupted ({how})"
+    elif isinstance(error, OSError):  # a full disk, an unwritable run directory
+        name = error.filename2 or error.filename
+        where = f"{name}: " if name else ""
+        state, code, message = "failed", EXIT_ERROR, f"{where}{error.strerror or error}"
     else:
         state, code, message = "failed", EXIT_ERROR, str(error)
     manual = list(recorder.manual_actions)
@@ -428,6 +498,9 @@ def _next_step(
     result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
 ) -> str:
     made = f"{len(result.changes)} change(s) made"
+    stopped = _services_left_stopped(Path(result.run_dir)) if result.run_dir else []
+    if stopped and result.state != "refused":
+        made += f"; left stopped until the run is resumed: {', '.join(stopped)}"
     resume = f"remediate resume {result.run_id}"
     stated = "" if error_shown else f"error: {error}\n"
     if result.state == "paused" and not approved:  # the rehearsal itself could not finish
@@ -448,7 +521,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
     rows = []
     for run_id in engine.store.run_ids():
-        state = load_run_state(engine.store.runs_dir / run_id)
+        try:
+            state = load_run_state(engine.store.runs_dir / run_id)
+        except InputError as error:  # one damaged run must not hide the others
+            print(f"warning: {error}", file=sys.stderr)
+            rows.append({"run_id": run_id, "playbook": "", "started": None, "state": "damaged",
+                         "applied": 0, "failed": 0, "in_doubt": 0, "completed_steps": 0})
+            continue
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
                      "failed": state.counts["failed"], "in_doubt": state.counts["in_doubt"],
@@ -734,6 +813,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return error.exit_code if error.exit_code in (EXIT_REFUSED, EXIT_PENDING) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except EOFError:  # Ctrl-D, or no terminal, at a prompt (a password)
+        print("\nerror: the input ended at a prompt, so nothing was read (a password: name an "
+              "environment variable in the inventory instead of prompting)", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # `remediate plan ... | head`: the reader is gone, stay quiet
         with contextlib.suppress(OSError, ValueError):

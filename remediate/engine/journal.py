@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
+from remediate import strictjson
 from remediate.engine.changes import JsonValue
+from remediate.engine.private import open_private, private_directory
 from remediate.errors import InputError, LockHeld
 
 JournalRecord = dict[str, JsonValue]
@@ -34,7 +36,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         _end_at_line_boundary(path)
-        self._handle: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._handle: IO[str] = open_private(path, "a")
         self._buffer: list[str] = []
 
     def append(self, record: JournalRecord) -> None:
@@ -92,26 +94,32 @@ class JournalContents:
 
 
 def read_journal(path: Path) -> JournalContents:
+    """Every record of a journal; a damaged line (not UTF-8, not JSON, a key given twice, not
+    an object) is an :class:`InputError` naming it, unless it is the last one: a crash cut
+    that one off mid-write (even mid-character), and it is ignored."""
     records: list[JournalRecord] = []
     truncated: int | None = None
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as error:
+        raise InputError(f"cannot read the journal: {error.strerror}", target=str(path)) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = strictjson.loads(strictjson.decoded(line))
+            if not isinstance(record, dict):
+                raise strictjson.JsonProblem("expected a JSON object (one record a line)", "$")
+        except strictjson.JsonProblem as problem:
             if number >= len(lines) - 1:
                 truncated = number
                 break
             raise InputError(
-                f"line {number} is not valid JSON",
+                f"line {number}: {problem.message}",
                 target=str(path),
                 hint="the journal is damaged in the middle; inspect it by hand",
             ) from None
-        if isinstance(record, dict):
-            records.append(record)
+        records.append(cast(JournalRecord, record))
     return JournalContents(records, truncated)
 
 
@@ -135,7 +143,7 @@ class RunStore:
 
     def create(self, run_id: str) -> Path:
         path = self.runs_dir / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        private_directory(path, exist_ok=False)
         return path
 
     def path(self, run_id: str) -> Path:
@@ -164,7 +172,7 @@ class RunStore:
     def lock(self, organisation: str, run_id: str) -> OrganisationLock:
         # AD domain names are case-insensitive: corp.example and CORP.EXAMPLE are one lock.
         safe = re.sub(r"[^a-z0-9._-]", "_", organisation.casefold()) or "default"
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.locks_dir)
         paths = [self.locks_dir / f"{safe}.lock"]
         beside = self.lock_beside
         if beside is not None and beside.parent.is_dir():
@@ -174,11 +182,11 @@ class RunStore:
 
 def _first_timestamp(path: Path) -> str:
     """The ``ts`` of a journal's first record (microseconds), '' if unreadable."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
     try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
         record = json.loads(first)
-    except json.JSONDecodeError:
+    except (OSError, ValueError):  # a damaged run still sorts (its id has the second)
         return ""
     return str(record.get("ts", "")) if isinstance(record, dict) else ""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
+from remediate.engine.private import remove_temporary
 from remediate.engine.reads import retried_reads
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runstate import RunState, load_run_state, planned_records
@@ -201,6 +203,40 @@ def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exac
         target=f"plan of {plan.playbook}",
         hint="plan again and have the new plan approved",
     )
+
+
+# A run writes its journal (each change about twice: intent and outcome) and its LDIF backups
+# (the objects' attributes, about what their planned change shows), each about as large as
+# plan.json; mail exports are not in the plan, hence the margin.
+SPACE_PER_PLAN_BYTE = 4
+SPACE_MARGIN = 16 * 1024 * 1024
+
+
+def check_free_space(run_dir: Path) -> None:
+    """Refused before the first change if the run directory's file system cannot take the
+    run's journal and backups (estimated from its plan): a full disk mid-run stops it with
+    transport stopped or users stripped."""
+    needed = SPACE_PER_PLAN_BYTE * (run_dir / "plan.json").stat().st_size + SPACE_MARGIN
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise Refused(
+            f"the file system of the run directory has {free / 2**20:.1f} MiB free; this run "
+            f"needs about {needed / 2**20:.1f} MiB for its journal and backups (estimated "
+            "from its plan); nothing was changed", target=str(run_dir),
+            hint="free some space, or keep runs elsewhere with --state-dir, then apply again")
+
+
+def loaded_selection(playbook: AnyPlaybook, data: JsonValue, where: str) -> Selection:
+    """A selection read back from a plan file or a journal, an :class:`InputError` if damaged
+    (a hand-edited file whose hash was made again, a selection of another playbook)."""
+    try:
+        selection: Selection = playbook.load_selection(data)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(
+            f"its selection is not one of playbook {playbook.name} ({type(error).__name__}: "
+            f"{error})", target=where, hint="plan again; the selection is made by plan",
+        ) from None
+    return selection
 
 
 SHOWN_DRIFTS = 5  # in the message; the rest are counted, and listed in the run directory
@@ -420,7 +456,8 @@ class Engine:
             raise Refused(f"the plan is for organisation {plan.organisation!r}, not "
                           f"{world.organisation!r}", target="plan",
                           hint="apply it against the organisation it was made for")
-        selection = playbook.load_selection(plan.selection)
+        playbook.parse(plan.parameters)  # checked as the command line checks them
+        selection = loaded_selection(playbook, plan.selection, "the plan")
         drifted = drifts(plan.fingerprints, fingerprints(world, selection.scope()))
         if drifted:
             selection = selection.without({drift.target for drift in drifted})
@@ -525,6 +562,7 @@ class Engine:
             expect(planned)
         write_durably(run_dir / "plan.json", plan_json_lines(planned))
         events.emit(ev.RUN_PLANNED, changes=len(planned))
+        check_free_space(run_dir)
         self._check_safety(planned, safety)
         events.emit(ev.RUN_APPROVED, changes=len(planned))
         events.checkpoint()
@@ -632,12 +670,14 @@ class Engine:
         if state.finished:
             # Nothing left to do: the servers, the run and its journal are left alone.
             result = self._result("resume", playbook, state.parameters,
-                                  Discovery(playbook.load_selection(state.selection)),
+                                  Discovery(loaded_selection(playbook, state.selection,
+                                                             f"run {run_id}")),
                                   run_id=run_id, run_dir=run_dir)
             result.state = "done"
             return result
         self._check_pinned_dc(state, world)
         with self.store.lock(world.organisation, run_id) as lock:
+            remove_temporary(run_dir)  # left by a killed process; this one holds the run now
             if on_run_dir:
                 on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
@@ -649,7 +689,8 @@ class Engine:
             events.checkpoint()
 
             def body() -> RunResult:
-                discovery = Discovery(playbook.load_selection(state.selection))
+                discovery = Discovery(loaded_selection(playbook, state.selection,
+                                                       f"run {run_id}"))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
                 if state.truncated_line is not None:
