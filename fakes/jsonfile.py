@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 from uuid import UUID
 
+from remediate import strictjson
+from remediate.engine.private import private_directory
 from remediate.errors import InputError, WorldFormatError
 from remediate.model import utc
 
@@ -177,12 +179,14 @@ def format_time(value: datetime) -> str:
 def read_json(path: Path) -> object:
     """The parsed content of ``path``; an unreadable or non-JSON file is an input error."""
     try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
+        return strictjson.loads(strictjson.decoded(path.read_bytes()))
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", target=str(path)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise WorldFormatError("$", f"not valid JSON: {error}", source=str(path)) from None
+    except strictjson.JsonProblem as problem:  # a key twice, a lone surrogate, not JSON
+        if problem.where.startswith("$"):
+            raise WorldFormatError(problem.where, problem.message, source=str(path)) from None
+        raise WorldFormatError("$", f"{problem.message} at {problem.where}",
+                               source=str(path)) from None
 
 
 @contextmanager
@@ -263,7 +267,7 @@ def write_json_files(documents: Iterable[tuple[Path, object]]) -> None:
 
 
 def _replace_durably(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

@@ -79,6 +79,15 @@ class Refused(RemediateError):
     exit_code = 3
 
 
+class Drifted(Refused):
+    """Targets of a saved plan changed since it was made; ``drifts`` lists every one (the
+    message names only the first few: at 100,000 targets the full list is megabytes)."""
+
+    def __init__(self, message: str, drifts: list[str], *, target: str, hint: str):
+        self.drifts = drifts
+        super().__init__(message, target=target, hint=hint)
+
+
 class LockHeld(Refused):
     """Another run holds the organisation's lock."""
 

@@ -45,6 +45,10 @@ def load_inventory(path: Path) -> Inventory:
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"not valid TOML: {error}", target=str(path),
                          hint="fix the syntax at that line") from None
+    except ValueError as error:  # int(): a number of more than 4,300 digits
+        raise InputError(f"a number too large to read ({str(error).split(':')[0]})",
+                         target=str(path),
+                         hint="no setting of an inventory is that large") from None
     unknown = sorted(set(document) - set(TOP_LEVEL))
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}", target=str(path),

@@ -147,7 +147,9 @@ def comparable(doc: Doc) -> Doc:
     - ``when_changed`` of objects: a write after a restarted wait happens later;
     - the moment in ``disconnected_at`` (whether a mailbox is disconnected is kept): when the
       cleanup agent ran;
-    - ``at`` of replication still on its way: when the change was written.
+    - ``at`` of replication still on its way: when the change was written;
+    - the order of tombstones: a world saved and loaded again mid-run (a killed process)
+      lists them in another order than one that stayed in memory.
 
     Everything else must be equal: DNs, attributes, uSNChanged per DC (a write sent twice with
     a change would move it), tombstones, services, queues, mailboxes and their items."""
@@ -155,6 +157,8 @@ def comparable(doc: Doc) -> Doc:
     doc.pop("clock", None)
     directory = doc["directory"]
     pending = directory.get("pending", {})
+    if "tombstones" in directory:
+        directory["tombstones"].sort(key=lambda entry: str(entry["guid"]))
     objects = [*directory["objects"], *directory.get("tombstones", [])]
     objects += [entry for view in pending.get("views", {}).values() for entry in view]
     for arrival in pending.get("arrivals", []):

@@ -49,7 +49,7 @@ CHANGE_KEYS = {"step", "target", "label", "endpoint", "impact", "action", "befor
 RESULT_KEYS = {
     "format", "mode", "playbook", "state", "exit_code", "run_id", "run_dir", "parameters",
     "selection_summary", "selection", "findings", "manual_actions", "warnings", "skipped",
-    "changes", "error",
+    "drifted", "changes", "error",
 }  # fmt: skip
 KB842101_STEPS = [
     ("export-mail", "reversible"),
@@ -750,6 +750,7 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     assert rows[0]["completed_steps"] == len(KB842101_STEPS)
     assert rows[1]["applied"] == 0
     assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
+                          "in_doubt",
                           "completed_steps", "source"} for r in rows)
     source = f"world {broken.resolve()}"
     assert rows[0]["source"] == {"kind": "world", "path": str(broken.resolve())}

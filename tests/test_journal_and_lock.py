@@ -33,7 +33,7 @@ from run_support import (
 
 from remediate import PLAYBOOKS, Engine, LockHeld, Refused, Safety
 from remediate.cli.main import main
-from remediate.engine.journal import JournalRecord, read_journal
+from remediate.engine.journal import JournalRecord, RunStore, read_journal
 from remediate.engine.runner import load_run_state
 from remediate.fakes import FakeWorld, SimulatedCrash, save_world
 
@@ -390,3 +390,55 @@ def test_journal_is_fsynced_json_lines_and_ldif_backups_precede_every_delete(
     for dn in dns:
         encoded = base64.b64encode(dn.encode("utf-8")).decode("ascii")
         assert (f"dn:: {encoded}\n" if needs_base64(dn) else f"dn: {dn}\n") in written
+
+
+def test_organisation_names_differing_only_in_case_take_one_lock(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "state")
+    with store.lock("corp.example", "first"), pytest.raises(LockHeld, match="run first"):
+        store.lock("CORP.EXAMPLE", "second").acquire()
+
+
+def test_runs_against_one_world_file_from_two_state_directories_take_one_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world_file = tmp_path / "broken.json"
+    save_world(load(Case("kb842101", "2016").document()), world_file)
+    elsewhere = RunStore(tmp_path / "one", lock_beside=world_file.resolve())
+
+    with elsewhere.lock("CORP.EXAMPLE", "first"):
+        code = main(["--state-dir", str(tmp_path / "two"), "-q", "apply", "kb842101",
+                     "--world", str(world_file), "--yes"])
+
+    assert code == 3
+    assert "another run holds the lock (run first, pid " in capsys.readouterr().err
+    assert not (tmp_path / "two" / "runs").exists()
+
+
+def test_run_files_are_private_and_a_resume_removes_temporary_files_left_behind(
+    state_dir: Path
+) -> None:
+    old = os.umask(0o022)  # the usual umask: files would be world-readable
+    try:
+        doc = KB842101.document()
+        world = load(doc)
+        world.faults.fail("exchange.purge_mailboxes", kind="permanent", times=100)
+        with pytest.raises(Exception, match="injected permanent fault"):
+            apply(Engine(state_dir=state_dir), KB842101, world, doc)
+        run_dir = only_run(state_dir)
+        left = [run_dir / "plan.json.tmp", run_dir / "backups" / "mail" / ".x.json.1a2b.tmp"]
+        for path in left:
+            path.write_text("half-written", "utf-8")
+        world.faults.clear()
+
+        result = Engine(state_dir=state_dir).resume(run_dir.name, world, PLAYBOOKS)
+    finally:
+        os.umask(old)
+
+    assert result.state == "done"
+    assert not any(path.exists() for path in left)
+    everything = [state_dir, *state_dir.rglob("*")]
+    assert any(path.suffix == ".ldif" for path in everything)
+    assert any(path.parent.name == "mail" for path in everything)
+    loose = [f"{path}: {path.stat().st_mode & 0o777:o}" for path in everything
+             if path.stat().st_mode & 0o777 != (0o700 if path.is_dir() else 0o600)]
+    assert loose == []

@@ -206,3 +206,33 @@ def test_cli_plan_out_then_apply_plan_refuses_drift_and_applies_the_clean_world(
     assert main([*state, "-q", "apply", str(plan_file), "--yes", "--format", "json"]) == 0
     applied = json.loads(capsys.readouterr().out)
     assert applied["changes"] == read_plan(plan_file).changes
+
+
+def test_a_drift_refusal_is_short_and_lists_every_drifted_target_in_json_and_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = kb842101(12, 21)
+    world_file, plan_file = tmp_path / "world.json", tmp_path / "plan.json"
+    world_file.write_text(json.dumps(doc))
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert main([*state, "-q", "plan", "kb842101", "--world", str(world_file),
+                 "--out", str(plan_file)]) == 2
+    deleted = set(doc["scenario"]["expected"]["deleted_guids"])
+    for obj in doc["directory"]["objects"]:
+        if obj["guid"] in deleted:
+            obj["attributes"]["mailNickname"] = "someone-else"
+    world_file.write_text(json.dumps(doc))
+    capsys.readouterr()
+
+    code = main([*state, "-q", "apply", str(plan_file), "--yes", "--format", "json"])
+
+    out, err = capsys.readouterr()
+    assert code == 3
+    result = json.loads(out)
+    assert result["state"] == "refused"
+    assert len(result["drifted"]) == len(deleted) > 5
+    assert f"{len(deleted)} target(s)" in result["error"]
+    assert f"and {len(deleted) - 5} more" in result["error"]
+    assert all(len(line) < 2000 for line in err.splitlines())
+    listed = (Path(result["run_dir"]) / "drifted.txt").read_text("utf-8").splitlines()
+    assert listed == result["drifted"]

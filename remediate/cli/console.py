@@ -30,6 +30,7 @@ from rich.text import Text
 
 from remediate.engine import events as ev
 from remediate.engine.journal import JournalRecord
+from remediate.engine.private import open_private
 
 LOG_NAME = "log.jsonl"
 
@@ -50,7 +51,7 @@ class RunLog:
         run_dir = self.runs_dir / str(run_id)
         if run_dir.is_dir():
             self.path = run_dir / LOG_NAME
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file = open_private(self.path, "a")
 
     def processor(self, logger: Any, method_name: str, event_dict: Any) -> Any:
         if self._file is not None:

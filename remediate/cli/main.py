@@ -22,6 +22,12 @@ from tenacity import RetryCallState
 from remediate import __version__
 from remediate.cli.completion import enable_completion
 from remediate.cli.console import ProgressBars, RunLog, StepLines
+from remediate.cli.durability import (
+    DurableWorld,
+    check_writable,
+    save_left_world,
+    services_left_stopped,
+)
 from remediate.cli.logs import configure_logging, console_format
 from remediate.cli.prompt import prompt_text
 from remediate.cli.render import (
@@ -53,7 +59,8 @@ from remediate.engine.runner import (
     load_run_state,
 )
 from remediate.engine.step import Options
-from remediate.errors import InputError, Refused, RemediateError, RunPaused
+from remediate.engine.stopping import Interrupted, stop_on_signals
+from remediate.errors import Drifted, InputError, Refused, RemediateError, RunPaused
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
@@ -75,6 +82,9 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(f"-p {pair!r} is not key=value", target="command line",
                              hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example")
         key = key.strip()
+        if not _is_text(pair):  # bytes that are not UTF-8 in argv arrive as lone surrogates
+            raise InputError(f"-p {key}: the value is not UTF-8 text", target="command line",
+                             hint="give the value in UTF-8 (check the terminal's locale)")
         if key in parameters:
             raise InputError(f"-p {key} is given twice ({parameters[key]!r} and {value!r})",
                              target="command line", hint="give each parameter once")
@@ -84,6 +94,14 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
 
 def _state_dir_for_completion() -> Path:
     return Path(os.environ.get("REMEDIATE_STATE_DIR") or ".remediate")
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -306,6 +324,7 @@ def _saved_plan(
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    check_writable("--save-world", args.save_world)
     if args.playbook.lower() not in PLAYBOOKS and Path(args.playbook).is_file():
         return _apply_saved_plan(args)
     if args.skip_drifted:
@@ -318,12 +337,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     args.ticket = TicketContext(organisation=world.organisation)
     run_dirs: list[Path] = []
     recorder = _Recorder()
+    durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder).apply(
+        lambda: _engine(args, recorder, durable, world_file=args.world).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
-            on_run_dir=_run_dir_noted(args, world, run_dirs)),
+            on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
 
@@ -342,6 +362,7 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     world = _world(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
+    durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     # The run records which plan it applied, sealed as the approver saw it.
     applied: dict[str, JsonValue] = {"path": str(Path(args.playbook).resolve()),
@@ -350,37 +371,27 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
                                 plan_sha256=plan.sha256)
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder).apply_saved(
+        lambda: _engine(args, recorder, durable, world_file=args.world).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
-            on_run_dir=_run_dir_noted(args, world, run_dirs)),
+            on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
 
 def _run_dir_noted(
-    args: argparse.Namespace, world: World, run_dirs: list[Path]
+    durable: DurableWorld, run_dirs: list[Path]
 ) -> Callable[[Path], None]:
     def noted(run_dir: Path) -> None:
         run_dirs.append(run_dir)
-        _save_after_changes(args, world, run_dir)
+        durable.attach(run_dir)
 
     return noted
 
 
-def _save_after_changes(args: argparse.Namespace, world: World, run_dir: Path) -> None:
-    """--durable-world: the fake world is saved in the run directory now and after every change
-    that takes effect, so a killed process (SIGKILL, power loss) leaves the servers' state
-    behind, as real servers would, and ``resume`` continues from it."""
-    if args.durable_world and isinstance(world, FakeWorld):
-        path = run_dir / "world.json"
-        save_world(world, path)
-        world.on_change(lambda: save_world(world, path))
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
+    check_writable("--save-world", args.save_world)
     recorder = _Recorder()
-    engine = _engine(args, recorder)
-    run_dir = engine.store.path(args.run_id)
+    run_dir = RunStore(_state_dir(args)).path(args.run_id)
     state = load_run_state(run_dir)
     saved = run_dir / "world.json"
     recorded = state.source.get("path")
@@ -397,11 +408,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if playbook is not None:  # a damaged selection: the engine's resume reports it
         with contextlib.suppress(KeyError, TypeError, ValueError):
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
-    _save_after_changes(args, world, run_dir)
     args.ticket = TicketContext(organisation=world.organisation)
-    return _run_and_report(args, world, [run_dir],
+    # The run's world file is written only once this resume holds the organisation's lock: a
+    # resume refused because the run is still live must leave that run's files alone.
+    durable, run_dirs = DurableWorld(args, world), list[Path]()
+    original = recorded if state.source.get("kind") == "world" else None
+    engine = _engine(args, recorder, durable,
+                     world_file=original if isinstance(original, str) else None)
+    return _run_and_report(args, world, run_dirs,
                            _Run("resume", state.playbook, state.parameters, recorder),
-                           lambda: engine.resume(args.run_id, world, PLAYBOOKS))
+                           lambda: engine.resume(args.run_id, world, PLAYBOOKS,
+                                                 on_run_dir=_run_dir_noted(durable, run_dirs)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +438,7 @@ def _run_and_report(
     finished (what it changed, its id, the error) and says what to do next."""
     try:
         result = body()
-    except (RemediateError, KeyboardInterrupt) as error:
+    except (RemediateError, KeyboardInterrupt, OSError) as error:
         if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
             raise
         result = _stopped(run, run_dirs[-1], error)
@@ -432,11 +449,8 @@ def _run_and_report(
               file=sys.stderr)
         return result.exit_code
     finally:
-        for run_dir in run_dirs:
-            if isinstance(world, FakeWorld):  # real servers keep their own state
-                save_world(world, run_dir / "world.json")
-        if args.save_world and isinstance(world, FakeWorld):
-            save_world(world, Path(args.save_world))
+        if isinstance(world, FakeWorld):  # real servers keep their own state
+            save_left_world(args, world, run_dirs)
     _world_file_note(args, world, result)  # before the result: its grand total ends it
     _emit(result, args)
     return result.exit_code
@@ -460,7 +474,12 @@ def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
     elif isinstance(error, Refused):
         state, code, message = "refused", EXIT_REFUSED, str(error)
     elif isinstance(error, KeyboardInterrupt):
-        state, code, message = "interrupted", EXIT_ERROR, "interrupted (Ctrl-C)"
+        how = error.how if isinstance(error, Interrupted) else "Ctrl-C"
+        state, code, message = "interrupted", EXIT_ERROR, f"interrupted ({how})"
+    elif isinstance(error, OSError):  # a full disk, an unwritable run directory
+        name = error.filename2 or error.filename
+        where = f"{name}: " if name else ""
+        state, code, message = "failed", EXIT_ERROR, f"{where}{error.strerror or error}"
     else:
         state, code, message = "failed", EXIT_ERROR, str(error)
     manual = list(recorder.manual_actions)
@@ -471,6 +490,7 @@ def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
         selection_summary=dict(recorder.summary), findings=list(recorder.findings),
         changes=list(recorder.changes), manual_actions=manual, run_id=run_dir.name,
         run_dir=str(run_dir), error=message, exit_code=code,
+        drifted=list(error.drifts) if isinstance(error, Drifted) else None,
     )
 
 
@@ -478,6 +498,9 @@ def _next_step(
     result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
 ) -> str:
     made = f"{len(result.changes)} change(s) made"
+    stopped = services_left_stopped(Path(result.run_dir)) if result.run_dir else []
+    if stopped and result.state != "refused":
+        made += f"; left stopped until the run is resumed: {', '.join(stopped)}"
     resume = f"remediate resume {result.run_id}"
     stated = "" if error_shown else f"error: {error}\n"
     if result.state == "paused" and not approved:  # the rehearsal itself could not finish
@@ -499,13 +522,20 @@ RUNS_HEADER = ("run id", "playbook", "started (UTC)", "state", "changes", "sourc
 
 def cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    rows = []
+    rows: list[dict[str, JsonValue]] = []
     for run_id in engine.store.run_ids():
-        state = load_run_state(engine.store.runs_dir / run_id)
+        try:
+            state = load_run_state(engine.store.runs_dir / run_id)
+        except InputError as error:  # one damaged run must not hide the others
+            print(f"warning: {error}", file=sys.stderr)
+            rows.append({"run_id": run_id, "playbook": "", "started": None, "state": "damaged",
+                         "applied": 0, "failed": 0, "in_doubt": 0, "completed_steps": 0,
+                         "source": {}})
+            continue
         rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
                      "state": state.state, "applied": state.counts["applied"],
-                     "failed": state.counts["failed"], "completed_steps": len(state.completed),
-                     "source": dict(state.source)})
+                     "failed": state.counts["failed"], "in_doubt": state.counts["in_doubt"],
+                     "completed_steps": len(state.completed), "source": dict(state.source)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if args.format == "json":
@@ -518,6 +548,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             when = str(row["started"] or "")[:19].replace("T", " ")
             failed = f", {row['failed']} failed" if row["failed"] else ""
             source = row["source"] if isinstance(row["source"], dict) else {}
+            if row["in_doubt"]:  # sent by a process that was killed: resume observes them
+                failed += f", {row['in_doubt']} in doubt until resumed"
             print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
                   f"{row['applied']} change(s){failed}\t{_source_cell(source)}")
     return EXIT_DONE
@@ -578,11 +610,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def _engine(args: argparse.Namespace, recorder: _Recorder | None = None) -> Engine:
-    """With the console's subscribers (progress bars, the run's log file) set up by main."""
+def _engine(
+    args: argparse.Namespace, *subscribers: Subscriber, world_file: str | None = None
+) -> Engine:
+    """With the console's subscribers (progress bars, the run's log file) set up by main; a
+    run against a world file takes the organisation's lock beside that file."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
+    beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
-                  subscribers=((recorder,) if recorder else ()) + console)
+                  subscribers=subscribers + console, lock_beside=beside)
 
 
 def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
@@ -791,7 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format, run_log=run_log)
     args.subscribers = (run_log, *_console_subscribers(args))
     try:
-        return _dispatch(args)
+        with stop_on_signals():  # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
+            return _dispatch(args)
     finally:
         gc.unfreeze()
         for subscriber in args.subscribers:
@@ -808,6 +845,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return error.exit_code if error.exit_code in (EXIT_REFUSED, EXIT_PENDING) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except EOFError:  # Ctrl-D, or no terminal, at a prompt (a password)
+        print("\nerror: the input ended at a prompt, so nothing was read (a password: name an "
+              "environment variable in the inventory instead of prompting)", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # `remediate plan ... | head`: the reader is gone, stay quiet
         with contextlib.suppress(OSError, ValueError):

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from remediate.engine.private import open_private, private_directory
 from remediate.ldif import ldif_pieces
 from remediate.model import DirectoryEntry
 
@@ -21,7 +22,7 @@ def write_durably(path: Path, text: str | Iterable[str]) -> None:
     """Write a new file and make sure it is on disk before returning. ``text`` may come in
     pieces, so a large file never has to be one string in memory."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+    with open_private(tmp, "w") as handle:
         handle.writelines([text] if isinstance(text, str) else text)
         handle.flush()
         os.fsync(handle.fileno())
@@ -41,7 +42,7 @@ class DirectoryBackups:
         self._sequence = 0
 
     def save_directory_entries(self, label: str, entries: Sequence[DirectoryEntry]) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_directory(self.root)
         self._sequence += 1
         path = self.root / f"{label}-{os.getpid()}-{self._sequence:05d}.ldif"
         while path.exists():

@@ -38,6 +38,7 @@ STEP_RETRIED = "step.retried"
 STEP_WAITING = "step.waiting"
 STEP_MANUAL = "step.manual"
 STEP_FAILED = "step.failed"
+STEP_STOPPED = "step.stopped"  # a batch stopped part-way: its targets observed unchanged
 STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.
@@ -98,10 +99,12 @@ class Events:
             "target": target,
         }
         record.update(fields)
-        if self.journal is not None:
-            self.journal.append(record)
+        # Subscribers first: one that keeps state beside the journal (a world file saved when
+        # a step completes) has it on disk before the journal can say the step is done.
         for subscriber in self.subscribers:
             subscriber(record)
+        if self.journal is not None:
+            self.journal.append(record)
         level = self._level(event)
         log_fields = {k: v for k, v in record.items() if k not in ("event", "ts")}
         if self._log is not None:

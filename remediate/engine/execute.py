@@ -9,7 +9,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, Planned, Unknown, WouldFail
+from remediate.engine.changes import ChangeRecord, JsonValue, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
 from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy, until_converged
@@ -74,7 +74,11 @@ class Executor:
         manual_deadline_s: float,
         completed: Collection[str] = (),
         planned: Sequence[ChangeRecord] = (),
+        in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
     ) -> None:
+        """``in_doubt``: changes an earlier process announced (``step.applying``) but never
+        recorded as applied (it was killed), by (step, target): each is recorded as applied
+        when its step observes it done, else applied and recorded as usual."""
         self.ctx = ctx
         self.events = events
         self.rehearsal = rehearsal
@@ -88,6 +92,7 @@ class Executor:
         self.elapsed_s: dict[str, float] = {}
         self.manual_steps: list[str] = []  # the steps that asked the operator to act
         self._planned = PlannedRecords(planned)
+        self._in_doubt = dict(in_doubt or {})
 
     def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
         for step in steps:
@@ -151,10 +156,14 @@ class Executor:
 
     def _run_batch(self, step: AnyStep, endpoint: str, targets: Sequence[Target]) -> None:
         pending = self._pending(step, targets)
+        if self._in_doubt:
+            self._settle_in_doubt(step, targets, pending)
         if not pending:
             return
         records = [self._record(step, target, change) for target, change in pending]
         if not self.rehearsal:
+            # The batch's intent, durable before its first change: whatever ends this process,
+            # the next one knows which targets may have changed and observes them.
             self.events.emit(
                 ev.STEP_APPLYING,
                 step=step.id,
@@ -162,9 +171,22 @@ class Executor:
                 targets=[record.target for record in records],
             )
             self.events.checkpoint()
-        instructions = self._apply(step, pending)
-        self._verify(step, endpoint, [target for target, _ in pending], instructions)
+        try:
+            instructions = self._apply(step, pending)
+            self._verify(step, endpoint, [target for target, _ in pending], instructions)
+        except (KeyboardInterrupt, Exception):
+            if not self.rehearsal:
+                self._record_what_took_effect(step, records, [target for target, _ in pending])
+            raise
+        self._record_applied(step, records)
+        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
+        self.events.checkpoint()
+
+    def _record_applied(
+        self, step: AnyStep, records: Sequence[ChangeRecord], *, settled: bool = False
+    ) -> None:
         done_event = ev.STEP_PLANNED if self.rehearsal else ev.STEP_APPLIED
+        extra: dict[str, JsonValue] = {"settled": True} if settled else {}
         for record in records:
             self.events.emit(
                 done_event,
@@ -176,10 +198,38 @@ class Executor:
                 impact=record.impact.value,
                 before=record.before,
                 after=record.after,
+                **extra,
             )
-        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
-        self.events.checkpoint()
         self.records.extend(records)
+
+    def _record_what_took_effect(
+        self, step: AnyStep, records: Sequence[ChangeRecord], targets: Sequence[Target]
+    ) -> None:
+        """A batch stopped part-way (interrupted, failed, paused): observe its targets once and
+        record the changes that took effect, so the run's record is exact. If even that read
+        fails, the batch's intent stays in the journal and ``resume`` settles it."""
+        try:
+            still = {target.key for target, _ in self._pending(step, targets)}
+        except (KeyboardInterrupt, RemediateError):
+            return
+        self._record_applied(step, [record for record in records if record.target not in still])
+        self.events.emit(ev.STEP_STOPPED, step=step.id, unchanged=list[JsonValue](sorted(still)))
+        self.events.checkpoint()
+
+    def _settle_in_doubt(
+        self, step: AnyStep, targets: Sequence[Target], pending: list[tuple[Target, Planned]]
+    ) -> None:
+        """Changes an earlier process sent without recording them: the ones observed done
+        now are recorded as applied (``settled``); the pending ones are applied as usual."""
+        waiting = {target.key for target, _ in pending}
+        done = []
+        for target in targets:
+            record = self._in_doubt.pop((step.id, target.key), None)
+            if record is not None and target.key not in waiting:
+                done.append(record)
+        if done:
+            self._record_applied(step, done, settled=True)
+            self.events.checkpoint()
 
     def _apply(self, step: AnyStep, pending: list[tuple[Target, Planned]]) -> str | None:
         """Apply with retries; after a transient error, observe afresh and re-send only what

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
+from remediate import strictjson
 from remediate.engine.changes import JsonValue
+from remediate.engine.private import open_private, private_directory
 from remediate.errors import InputError, LockHeld
 
 JournalRecord = dict[str, JsonValue]
@@ -34,7 +36,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         _end_at_line_boundary(path)
-        self._handle: IO[str] = open(path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._handle: IO[str] = open_private(path, "a")
         self._buffer: list[str] = []
 
     def append(self, record: JournalRecord) -> None:
@@ -92,26 +94,32 @@ class JournalContents:
 
 
 def read_journal(path: Path) -> JournalContents:
+    """Every record of a journal; a damaged line (not UTF-8, not JSON, a key given twice, not
+    an object) is an :class:`InputError` naming it, unless it is the last one: a crash cut
+    that one off mid-write (even mid-character), and it is ignored."""
     records: list[JournalRecord] = []
     truncated: int | None = None
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as error:
+        raise InputError(f"cannot read the journal: {error.strerror}", target=str(path)) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = strictjson.loads(strictjson.decoded(line))
+            if not isinstance(record, dict):
+                raise strictjson.JsonProblem("expected a JSON object (one record a line)", "$")
+        except strictjson.JsonProblem as problem:
             if number >= len(lines) - 1:
                 truncated = number
                 break
             raise InputError(
-                f"line {number} is not valid JSON",
+                f"line {number}: {problem.message}",
                 target=str(path),
                 hint="the journal is damaged in the middle; inspect it by hand",
             ) from None
-        if isinstance(record, dict):
-            records.append(record)
+        records.append(cast(JournalRecord, record))
     return JournalContents(records, truncated)
 
 
@@ -124,16 +132,19 @@ def new_run_id(playbook: str, now: datetime) -> str:
 
 
 class RunStore:
-    """``<state dir>/runs/<run id>/`` for each run; ``<state dir>/locks/`` for the locks."""
+    """``<state dir>/runs/<run id>/`` for each run; the organisation locks in
+    ``<state dir>/locks/``, or beside ``lock_beside`` (a world file: every run against it takes
+    the same lock, whichever state directory it keeps its runs in)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, lock_beside: Path | None = None) -> None:
         self.state_dir = state_dir
         self.runs_dir = state_dir / "runs"
         self.locks_dir = state_dir / "locks"
+        self.lock_beside = lock_beside
 
     def create(self, run_id: str) -> Path:
         path = self.runs_dir / run_id
-        path.mkdir(parents=True, exist_ok=False)
+        private_directory(path, exist_ok=False)
         return path
 
     def path(self, run_id: str) -> Path:
@@ -160,37 +171,53 @@ class RunStore:
             yield entry.name
 
     def lock(self, organisation: str, run_id: str) -> OrganisationLock:
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", organisation) or "default"
-        return OrganisationLock(self.locks_dir / f"{safe}.lock", organisation, run_id)
+        # AD domain names are case-insensitive: corp.example and CORP.EXAMPLE are one lock.
+        safe = re.sub(r"[^a-z0-9._-]", "_", organisation.casefold()) or "default"
+        private_directory(self.locks_dir)
+        paths = [self.locks_dir / f"{safe}.lock"]
+        beside = self.lock_beside
+        if beside is not None and beside.parent.is_dir():
+            paths.insert(0, beside.with_name(f".{beside.name}.{safe}.lock"))
+        return OrganisationLock(paths, organisation, run_id)
 
 
 def _first_timestamp(path: Path) -> str:
     """The ``ts`` of a journal's first record (microseconds), '' if unreadable."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
     try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
         record = json.loads(first)
-    except json.JSONDecodeError:
+    except (OSError, ValueError):  # a damaged run still sorts (its id has the second)
         return ""
     return str(record.get("ts", "")) if isinstance(record, dict) else ""
 
 
 class OrganisationLock:
     """One run at a time per organisation. An flock dies with its process, so a lock left by
-    a crashed or killed run is never in the way; the file names the holder for the message."""
+    a crashed or killed run is never in the way; the file names the holder for the message.
+    Several files may make one lock (beside a world file and in the state directory): every
+    one is taken, in a fixed order, or none."""
 
-    def __init__(self, path: Path, organisation: str, run_id: str) -> None:
-        self.path = path
+    def __init__(self, paths: Path | list[Path], organisation: str, run_id: str) -> None:
+        self.paths = [paths] if isinstance(paths, Path) else list(paths)
+        self.path = self.paths[0]
         self.organisation = organisation
         self.run_id = run_id
         # Who held the lock last and never released it (a run that crashed or was killed; a
         # clean release empties the file), or None.
         self.left_by: str | None = None
-        self._fd: int | None = None
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            for path in self.paths:
+                self._take(path)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -201,18 +228,19 @@ class OrganisationLock:
                 target=f"organisation {self.organisation}",
                 hint="wait for it to finish, or resume that run instead",
             ) from None
-        self.left_by = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        left_by = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        self.left_by = self.left_by or left_by
         os.ftruncate(fd, 0)
         holder = f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}"
         os.pwrite(fd, holder.encode("utf-8"), 0)
-        self._fd = fd
+        self._fds.append(fd)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        while self._fds:
+            fd = self._fds.pop()
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def __enter__(self) -> OrganisationLock:
         self.acquire()

@@ -1,8 +1,9 @@
 """Reads retried one call at a time. Discovery, observation and some applies make many reads;
 retried as a whole, each attempt needs every read to succeed (at one failed call in five, ten
 reads in a row succeed one time in nine). Retried one by one, a read that failed is simply sent
-again. Mutations pass through untouched: one is sent again only after a fresh observe shows it
-did not take effect (the executor's apply loop)."""
+again. Mutations are never retried here: one is sent again only after a fresh observe shows it
+did not take effect (the executor's apply loop). Each is an operation a stop request waits for
+(``stopping.operation``), so Ctrl-C or SIGTERM never lands in the middle of one."""
 
 from __future__ import annotations
 
@@ -14,21 +15,43 @@ from tenacity import RetryCallState, Retrying
 
 from remediate.clock import Clock
 from remediate.engine.retry import RetryPolicy
-from remediate.ports import DIRECTORY_READS, EXCHANGE_READS, Directory, Exchange, World
+from remediate.engine.stopping import operation
+from remediate.ports import (
+    DIRECTORY_CHANGES,
+    DIRECTORY_READS,
+    EXCHANGE_CHANGES,
+    EXCHANGE_READS,
+    Directory,
+    Exchange,
+    World,
+)
 
 
 class _RetriedPort:
-    """Every read of ``port`` is retried (per ``retrying``) after a transient error."""
+    """Every read of ``port`` is retried (per ``retrying``) after a transient error; every
+    change is sent once, as an operation a stop request waits for."""
 
     def __init__(
-        self, port: object, reads: frozenset[str], retrying: Callable[[], Retrying]
+        self,
+        port: object,
+        reads: frozenset[str],
+        changes: frozenset[str],
+        retrying: Callable[[], Retrying],
     ) -> None:
         self._port = port
         self._reads = reads
+        self._changes = changes
         self._retrying = retrying
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._port, name)
+        if name in self._changes:
+
+            def sent(*args: Any, **kwargs: Any) -> Any:
+                with operation():
+                    return method(*args, **kwargs)
+
+            return sent
         if name not in self._reads:
             return method
 
@@ -43,8 +66,10 @@ class RetriedReads:
 
     def __init__(self, world: World, retrying: Callable[[], Retrying]) -> None:
         self._world = world
-        self._directory = cast(Directory, _RetriedPort(world.directory, DIRECTORY_READS, retrying))
-        self._exchange = cast(Exchange, _RetriedPort(world.exchange, EXCHANGE_READS, retrying))
+        self._directory = cast(Directory, _RetriedPort(
+            world.directory, DIRECTORY_READS, DIRECTORY_CHANGES, retrying))
+        self._exchange = cast(Exchange, _RetriedPort(
+            world.exchange, EXCHANGE_READS, EXCHANGE_CHANGES, retrying))
 
     @property
     def directory(self) -> Directory:

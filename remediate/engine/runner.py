@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +30,19 @@ from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
+from remediate.engine.private import remove_temporary
 from remediate.engine.reads import retried_reads
 from remediate.engine.retry import RetryPolicy
-from remediate.engine.runstate import RunState, load_run_state
+from remediate.engine.runstate import RunState, load_run_state, planned_records
 from remediate.engine.step import Options, StepContext
-from remediate.errors import InputError, Refused, RemediateError, RunPaused, StepFailed
+from remediate.errors import (
+    Drifted,
+    InputError,
+    Refused,
+    RemediateError,
+    RunPaused,
+    StepFailed,
+)
 from remediate.ports import World
 
 __all__ = ["Engine", "RunResult", "RunState", "Safety", "load_run_state"]
@@ -76,6 +85,7 @@ class RunResult:
     manual_actions: list[str]
     warnings: list[str]
     skipped: list[str]  # drifted targets left out (--skip-drifted)
+    drifted: list[str]  # drifted targets that refused the run (every one)
     fingerprints: dict[str, Fingerprint]
     run_id: str | None
     run_dir: str | None
@@ -107,6 +117,7 @@ class RunResult:
         exit_code: int = EXIT_DONE,
         *,
         selected: Selection | None = None,
+        drifted: list[str] | None = None,
     ) -> None:
         self.mode = mode
         self.playbook = playbook
@@ -121,6 +132,7 @@ class RunResult:
         self.manual_actions = [] if manual_actions is None else manual_actions
         self.warnings = [] if warnings is None else warnings
         self.skipped = [] if skipped is None else skipped
+        self.drifted = [] if drifted is None else drifted
         self.fingerprints = {} if fingerprints is None else fingerprints
         self.run_id = run_id
         self.run_dir = run_dir
@@ -151,7 +163,8 @@ class RunResult:
     def _compared(self) -> tuple[object, ...]:
         return (self.mode, self.playbook, self.state, self.parameters, self.selection,
                 self.selection_summary, self.findings, self.changes, self.planned,
-                self.manual_actions, self.warnings, self.skipped, self.fingerprints,
+                self.manual_actions, self.warnings, self.skipped, self.drifted,
+                self.fingerprints,
                 self.run_id, self.run_dir, self.error, self.exit_code)
 
     def to_json(self) -> dict[str, JsonValue]:
@@ -170,6 +183,7 @@ class RunResult:
             "manual_actions": list(self.manual_actions),
             "warnings": list(self.warnings),
             "skipped": list(self.skipped),
+            "drifted": list(self.drifted),
             "changes": [record.to_json() for record in self.changes],
             "error": self.error,
         }
@@ -203,6 +217,58 @@ def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exac
         f"(first difference: {where})",
         target=f"plan of {plan.playbook}",
         hint="plan again and have the new plan approved",
+    )
+
+
+# A run writes its journal (each change about twice: intent and outcome) and its LDIF backups
+# (the objects' attributes, about what their planned change shows), each about as large as
+# plan.json; mail exports are not in the plan, hence the margin.
+SPACE_PER_PLAN_BYTE = 4
+SPACE_MARGIN = 16 * 1024 * 1024
+
+
+def check_free_space(run_dir: Path) -> None:
+    """Refused before the first change if the run directory's file system cannot take the
+    run's journal and backups (estimated from its plan): a full disk mid-run stops it with
+    transport stopped or users stripped."""
+    needed = SPACE_PER_PLAN_BYTE * (run_dir / "plan.json").stat().st_size + SPACE_MARGIN
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise Refused(
+            f"the file system of the run directory has {free / 2**20:.1f} MiB free; this run "
+            f"needs about {needed / 2**20:.1f} MiB for its journal and backups (estimated "
+            "from its plan); nothing was changed", target=str(run_dir),
+            hint="free some space, or keep runs elsewhere with --state-dir, then apply again")
+
+
+def loaded_selection(playbook: AnyPlaybook, data: JsonValue, where: str) -> Selection:
+    """A selection read back from a plan file or a journal, an :class:`InputError` if damaged
+    (a hand-edited file whose hash was made again, a selection of another playbook)."""
+    try:
+        selection: Selection = playbook.load_selection(data)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(
+            f"its selection is not one of playbook {playbook.name} ({type(error).__name__}: "
+            f"{error})", target=where, hint="plan again; the selection is made by plan",
+        ) from None
+    return selection
+
+
+SHOWN_DRIFTS = 5  # in the message; the rest are counted, and listed in the run directory
+
+
+def drift_refusal(playbook: str, drifted: Sequence[str], run_dir: Path) -> Drifted:
+    """A short refusal naming the first drifted targets, with every one in
+    ``<run dir>/drifted.txt`` and on the error."""
+    path = run_dir / "drifted.txt"
+    write_durably(path, (line + "\n" for line in drifted))
+    shown = "; ".join(drifted[:SHOWN_DRIFTS])
+    more = len(drifted) - SHOWN_DRIFTS
+    rest = f"; and {more} more (every one: {path})" if more > 0 else ""
+    return Drifted(
+        f"the world drifted since the plan was made, {len(drifted)} target(s): {shown}{rest}",
+        list(drifted), target=f"plan of {playbook}",
+        hint="plan again, or pass --skip-drifted to apply the rest",
     )
 
 
@@ -264,8 +330,11 @@ class Engine:
         retry: RetryPolicy | None = None,
         manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
+        lock_beside: Path | None = None,
     ) -> None:
-        self.store = RunStore(Path(state_dir))
+        """``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
+        against it from any state directory exclude each other."""
+        self.store = RunStore(Path(state_dir), lock_beside)
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
@@ -407,15 +476,9 @@ class Engine:
             raise Refused(f"the plan is for organisation {plan.organisation!r}, not "
                           f"{world.organisation!r}", target="plan",
                           hint="apply it against the organisation it was made for")
-        selection = playbook.load_selection(plan.selection)
+        playbook.parse(plan.parameters)  # checked as the command line checks them
+        selection = loaded_selection(playbook, plan.selection, "the plan")
         drifted = drifts(plan.fingerprints, fingerprints(world, selection.scope()))
-        if drifted and not skip_drifted:
-            raise Refused(
-                "the world drifted since the plan was made: "
-                + "; ".join(str(drift) for drift in drifted),
-                target=f"plan of {plan.playbook}",
-                hint="plan again, or pass --skip-drifted to apply the rest",
-            )
         if drifted:
             selection = selection.without({drift.target for drift in drifted})
         warnings = []
@@ -425,13 +488,19 @@ class Engine:
                             f"{max_age_s / 3600:.1f}); the fingerprints still held")
         chosen = selection
 
+        def select(events: Events) -> Discovery[Any]:
+            if drifted and not skip_drifted:  # refused inside the run: it keeps the full list
+                run_dir = self.store.runs_dir / str(events.run_id)
+                raise drift_refusal(plan.playbook, [str(drift) for drift in drifted], run_dir)
+            return Discovery(chosen)
+
         def expect(planned: Sequence[ChangeRecord]) -> None:
             check_against_plan(plan, planned, exact=not drifted)
 
         result = self._run(
             playbook, world, plan.parameters, Options.from_json(plan.options),
             safety or Safety(), source=source or plan.source, on_run_dir=on_run_dir,
-            select=lambda events: Discovery(chosen), expect=expect,
+            select=select, expect=expect,
         )
         result.warnings = warnings
         result.skipped = [str(drift) for drift in drifted]
@@ -515,6 +584,7 @@ class Engine:
             expect(planned)
         write_durably(run_dir / "plan.json", plan_json_lines(planned))
         events.emit(ev.RUN_PLANNED, changes=len(planned))
+        check_free_space(run_dir)
         self._check_safety(planned, safety)
         events.emit(ev.RUN_APPROVED, changes=len(planned))
         events.checkpoint()
@@ -551,12 +621,13 @@ class Engine:
         result: RunResult,
         completed: Sequence[str],
         planned: Sequence[ChangeRecord] = (),
+        in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
     ) -> RunResult:
         world.attach_run(run_dir)
         ctx = StepContext(world, DirectoryBackups(run_dir), options)
         executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
                             manual_deadline_s=self.manual_deadline_s, completed=completed,
-                            planned=planned)
+                            planned=planned, in_doubt=in_doubt)
         try:
             executor.run(playbook.steps(selection))
         finally:
@@ -600,8 +671,14 @@ class Engine:
 
     @paced
     def resume(
-        self, run_id: str, world: World, playbooks: Mapping[str, AnyPlaybook]
+        self,
+        run_id: str,
+        world: World,
+        playbooks: Mapping[str, AnyPlaybook],
+        *,
+        on_run_dir: Callable[[Path], None] | None = None,
     ) -> RunResult:
+        """Continue a run; ``on_run_dir`` is told its directory once the lock is held."""
         run_dir = self.store.path(run_id)
         state = load_run_state(run_dir)
         playbook = playbooks.get(state.playbook)
@@ -616,12 +693,16 @@ class Engine:
         if state.finished:
             # Nothing left to do: the servers, the run and its journal are left alone.
             result = self._result("resume", playbook, state.parameters,
-                                  Discovery(playbook.load_selection(state.selection)),
+                                  Discovery(loaded_selection(playbook, state.selection,
+                                                             f"run {run_id}")),
                                   run_id=run_id, run_dir=run_dir)
             result.state = "done"
             return result
         self._check_pinned_dc(state, world)
         with self.store.lock(world.organisation, run_id) as lock:
+            remove_temporary(run_dir)  # left by a killed process; this one holds the run now
+            if on_run_dir:
+                on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal)
             if state.truncated_line is not None:
@@ -631,7 +712,8 @@ class Engine:
             events.checkpoint()
 
             def body() -> RunResult:
-                discovery = Discovery(playbook.load_selection(state.selection))
+                discovery = Discovery(loaded_selection(playbook, state.selection,
+                                                       f"run {run_id}"))
                 result = self._result("resume", playbook, state.parameters, discovery,
                                       run_id=run_id, run_dir=run_dir)
                 if state.truncated_line is not None:
@@ -640,10 +722,11 @@ class Engine:
                         "process died while writing it); it was dropped and the run continued "
                         "from the last complete record, re-observing what that step had done")
                 options = state.options
+                in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,
                                      run_dir=run_dir, events=events, result=result,
-                                     completed=state.completed)
+                                     completed=state.completed, in_doubt=in_doubt)
 
             return self._warned(abandoned, self._guarded(journal, events, body))
 

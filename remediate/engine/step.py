@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,27 @@ class Options:
     def to_json(self) -> dict[str, JsonValue]:
         return {"allow_protected": self.allow_protected,
                 "replication_timeout_s": self.replication_timeout_s}
+
+    @staticmethod
+    def checked(data: JsonValue) -> Options:
+        """Options read from a file, refused (ValueError) where the command line would refuse
+        them: a saved plan's options are the operator's, whatever the file was edited into."""
+        if not isinstance(data, dict):
+            raise ValueError("options: expected an object")
+        unknown = sorted(set(data) - {"allow_protected", "replication_timeout_s"})
+        if unknown:
+            raise ValueError(f"options.{unknown[0]}: not an option")
+        allow = data.get("allow_protected", False)
+        if not isinstance(allow, bool):
+            raise ValueError("options.allow_protected: expected true or false")
+        timeout = data.get("replication_timeout_s")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout) or timeout <= 0
+        ):
+            raise ValueError("options.replication_timeout_s: expected a positive number of "
+                             "seconds (as --replication-timeout) or null")
+        return Options(allow, None if timeout is None else float(timeout))
 
     @staticmethod
     def from_json(data: JsonValue) -> Options:
