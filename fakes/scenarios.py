@@ -119,6 +119,30 @@ class ScenarioError(InputError, ValueError):
     """A scenario was asked for with a bad size or version."""
 
 
+class Topology(NamedTuple):
+    """Where the servers read AD, instead of a scenario's default layout (one or two servers by
+    size, all reading DC2 of DC1..DC3). ``lags``: the replication delay of DC2, DC3, ... in
+    seconds (DC1, where writes land, has none); ``servers``: EXCH01..EXCHnn, the n-th reading
+    the n-th lagging DC (round robin; DC1 when there is none). Users are spread over the
+    servers' stores round robin."""
+
+    servers: int
+    lags: tuple[float, ...]
+
+    def checked(self) -> Topology:
+        if isinstance(self.servers, bool) or not isinstance(self.servers, int) or not (
+            1 <= self.servers <= 99
+        ):
+            raise ScenarioError(f"topology: servers must be 1..99, got {self.servers!r}")
+        for lag in self.lags:
+            if not (isinstance(lag, int | float) and 0 <= lag <= 30 * 86400):
+                raise ScenarioError(f"topology: each lag must be 0..2592000 seconds, got {lag!r}")
+        return self
+
+    def to_json(self) -> Json:
+        return {"servers": self.servers, "lags": list(self.lags)}
+
+
 def escape_rdn_value(value: str) -> str:
     """``value`` escaped for a DN as RFC 4514 (and AD) require."""
     escaped = value.translate(_DN_ESCAPES)
@@ -178,7 +202,7 @@ class _WorldBuilder:
 
     def __init__(
         self, name: str, size: int, seed: int, version: str,
-        assembler: WorldAssembler | None = None,
+        assembler: WorldAssembler | None = None, *, topology: Topology | None = None,
     ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -194,14 +218,29 @@ class _WorldBuilder:
         self._serial = 0
         self._hostile = 0
         self._stores_used = 0
-        servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+        self.topology = None if topology is None else Topology(*topology).checked()
+        if self.topology is None:
+            servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+            self.dcs: list[Json] = [
+                {"name": "DC1", "replication_delay_s": 0},
+                {"name": "DC2", "replication_delay_s": 900},
+            ]
+            if size >= _THIRD_DC_FROM_SIZE:
+                self.dcs.append({"name": "DC3", "replication_delay_s": 300})
+            # The lagging DC: the cleanup agent sees deletions only after 15 minutes.
+            self.server_dcs = dict.fromkeys(servers, "DC2")
+        else:
+            servers = [f"EXCH{number:02d}" for number in range(1, self.topology.servers + 1)]
+            lags = self.topology.lags
+            self.dcs = [{"name": "DC1", "replication_delay_s": 0}] + [
+                {"name": f"DC{number}", "replication_delay_s": lag}
+                for number, lag in enumerate(lags, start=2)
+            ]
+            self.server_dcs = {
+                server: f"DC{index % len(lags) + 2}" if lags else "DC1"
+                for index, server in enumerate(servers)
+            }
         self.stores = [self._store_of(server) for server in servers]
-        self.dcs: list[Json] = [
-            {"name": "DC1", "replication_delay_s": 0},
-            {"name": "DC2", "replication_delay_s": 900},
-        ]
-        if size >= _THIRD_DC_FROM_SIZE:
-            self.dcs.append({"name": "DC3", "replication_delay_s": 300})
         # Each mailbox reads one world-wide random (folder, subject) sequence from a random
         # offset: one draw per mailbox rather than two per item keeps size 100,000 fast.
         pick = self.rng.choice
@@ -394,7 +433,7 @@ class _WorldBuilder:
         return {
             "name": store.server,
             "version": self.version.value,
-            "dc": "DC2",  # the lagging DC: the cleanup agent sees deletions only after 15 minutes
+            "dc": self.server_dcs[store.server],
             # What its users' msExchHomeServerName names (the fakes' default is another name).
             "legacy_dn": store.home_server_name,
             "services": self.services(),
@@ -471,7 +510,7 @@ def _initialization_states(size: int, rng: random.Random) -> list[str]:
 
 
 def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) -> Json:
-    return {
+    block: Json = {
         "name": world.name,
         "seed": world.seed,
         "size": world.size,
@@ -479,10 +518,15 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
         "parameters": parameters,
         "expected": expected,
     }
+    if world.topology is not None:
+        block["topology"] = world.topology.to_json()
+    return block
 
 
 @gc_paused()
-def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
+def kb842101(
+    size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None
+) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
     initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
@@ -493,7 +537,7 @@ def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
     first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
     holds no mailbox for it yet.
     """
-    world = _WorldBuilder("kb842101", size, seed, version)
+    world = _WorldBuilder("kb842101", size, seed, version, topology=topology)
     return world.document(_fill_kb842101(world))
 
 
@@ -568,13 +612,15 @@ def _fill_kb842101(world: _WorldBuilder) -> Json:
 
 
 @gc_paused()
-def kb278447(size: int, seed: int, *, version: str = _KB278447_VERSION) -> Json:
+def kb278447(
+    size: int, seed: int, *, version: str = _KB278447_VERSION, topology: Topology | None = None
+) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
     5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
     disconnected candidates by legacy DN, neither with his objectGUID); the legacy
     Schedule+ Free/Busy mailbox, disconnected and owned by no one."""
-    world = _WorldBuilder("kb278447", size, seed, version)
+    world = _WorldBuilder("kb278447", size, seed, version, topology=topology)
     return world.document(_fill_kb278447(world))
 
 
@@ -685,7 +731,10 @@ _FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {
 
 
 @gc_paused()
-def scenario_world(name: str, size: int, seed: int, *, version: str | None = None) -> FakeWorld:
+def scenario_world(
+    name: str, size: int, seed: int, *, version: str | None = None,
+    topology: Topology | None = None,
+) -> FakeWorld:
     """The world ``SCENARIOS[name](size, seed, version=version)`` describes (the same state, the
     same scenario block), built without that document: each mailbox is read into the world as
     it is made. ``version`` None: the builder's default."""
@@ -693,5 +742,7 @@ def scenario_world(name: str, size: int, seed: int, *, version: str | None = Non
         raise ScenarioError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}")
     fill, default_version = _FILLS[name]
     assembler = WorldAssembler(source="scenario")
-    world = _WorldBuilder(name, size, seed, version or default_version, assembler)
+    world = _WorldBuilder(
+        name, size, seed, version or default_version, assembler, topology=topology
+    )
     return world.fake_world(fill(world))
