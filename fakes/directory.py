@@ -61,6 +61,7 @@ class FakeDirectory:
         "domain_controllers",
         "writable_dc",
         "find_users",
+        "lookup",
         "read",
         "descendants",
         "delete",
@@ -152,6 +153,19 @@ class FakeDirectory:
             return sorted(filter(match, candidates), key=_creation_order)
 
         return self._op("find_users", name, query.base_dn, (query, name), action)
+
+    def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
+        name = self._writable if dc is None else dc
+
+        def action() -> DirectoryEntry | None:
+            view = self.view(name, "directory.lookup")
+            try:
+                wanted = normalize(dn)
+            except ValueError:
+                return None  # AD answers a name that does not parse as it does a missing one
+            return next((e for e in view.within(wanted) if normalize(e.dn) == wanted), None)
+
+        return self._op("lookup", name, dn, (dn, name), action)
 
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
