@@ -337,6 +337,14 @@ class _WorldBuilder:
         guid = self.add_object(path, "user", created, attributes, guid=guid)
         return _User(guid, path, person.display_name, legacy_dn, store, created, mailbox_guid)
 
+    def attributes_of(self, user: _User) -> dict[str, object]:
+        """The attributes of ``user``'s object document (to add some after :meth:`add_user`)."""
+        for path, entry in reversed(self._objects):
+            attributes = entry["attributes"]
+            if path == user.path and isinstance(attributes, dict):
+                return attributes
+        raise ValueError(f"no object at {user.path}")
+
     def guids_of(self, object_class: str) -> list[str]:
         return [
             str(entry["guid"])
@@ -525,7 +533,8 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
 
 @gc_paused()
 def kb842101(
-    size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None
+    size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None,
+    traps: bool = False,
 ) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
@@ -538,11 +547,13 @@ def kb842101(
     holds no mailbox for it yet.
     """
     world = _WorldBuilder("kb842101", size, seed, version, topology=topology)
-    return world.document(_fill_kb842101(world))
+    return world.document(_fill_kb842101(world, traps=traps))
 
 
-def _fill_kb842101(world: _WorldBuilder) -> Json:
-    """Builds kb842101's world into ``world``; returns its scenario block."""
+def _fill_kb842101(world: _WorldBuilder, *, traps: bool = False) -> Json:
+    """Builds kb842101's world into ``world``; returns its scenario block. ``traps``: also the
+    accounts of OU=Migrated that the scope matches but the run must keep (see
+    :func:`_add_kb842101_traps`)."""
     size = world.size
     staff = world.add_ou(("OU=Staff",))
     migrated = world.add_ou((*staff, "OU=Migrated"))
@@ -608,7 +619,71 @@ def _fill_kb842101(world: _WorldBuilder) -> Json:
         "untouched_guids": sorted(untouched),
         "untouched_mailboxes": sorted(untouched_mailboxes),
     }
+    if traps:
+        trapped = _add_kb842101_traps(world, migrated, inside)
+        expected.update(trapped)
+        expected["untouched_guids"] = sorted(
+            [*untouched, *trapped["kept_guids"], *trapped["matched_guids"]])
+        expected["untouched_mailboxes"] = sorted(
+            [*untouched_mailboxes, *trapped["kept_mailboxes"], *trapped["matched_mailboxes"]])
     return _scenario(world, parameters, expected)
+
+
+# The domain's SID (objectSid of the domain head); an account's objectSid is it plus the RID.
+DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
+_FIRST_RID = 1105
+
+
+def _add_kb842101_traps(
+    world: _WorldBuilder, migrated: Path, inside: datetime
+) -> dict[str, list[str]]:
+    """Accounts of OU=Migrated that the cancelled run did not create, each with a mailbox, and
+    how they look in AD (research/exchange_ad_facts.md §5.6, §12; KB297349):
+
+    - an account migrated earlier with ADMT: it carries ``sIDHistory`` (the source domain's
+      SID) and the wizard matched it instead of creating one; made inside the window here, as
+      when ADMT ran in the same change window just before the wizard;
+    - ``isCriticalSystemObject=TRUE`` (MS-ADTS 3.1.1.1.17) and ``adminCount=1`` (AdminSDHolder,
+      MS-ADTS 3.1.1.6.1) users and one with a well-known RID (501, Guest's; MS-DTYP 2.4.2.4),
+      all inside the window: only those attributes say they must stay;
+    - an existing account the wizard matched by logon name, and a contact it turned into a
+      user: both created in 2025, their mailbox created inside the window
+      (``msExchWhenMailboxCreated``, which Exchange 2007 and later stamp; on 2000/2003 [U] no
+      attribute records it). How the wizard turns a contact into a user is not documented
+      [U]: modelled as the object (and its whenCreated) staying, mail-enabled by the run.
+
+    Returns the expected block's additions: ``kept_guids`` (never touched), ``matched_guids``
+    (only their mailbox goes, with mailbox_only=true), ``kept_mailboxes``, ``matched_mailboxes``.
+    """
+    window_mailbox = _iso(inside + timedelta(minutes=7))
+    rid = iter(range(_FIRST_RID, _FIRST_RID + 100))
+    traps: list[tuple[str, Json, datetime]] = [
+        ("kept", {"sIDHistory": "S-1-5-21-3623811015-3361044348-30300820-1013"}, inside),
+        ("kept", {"isCriticalSystemObject": "TRUE"}, inside),
+        ("kept", {"adminCount": "1"}, inside),
+        ("kept", {"objectSid": f"{DOMAIN_SID}-501"}, inside),
+        ("matched", {"msExchWhenMailboxCreated": window_mailbox}, utc(_STAFF_HIRED_FROM)),
+        ("matched", {"msExchWhenMailboxCreated": window_mailbox,
+                     "proxyAddresses": ["smtp:former.contact@partner.example"]},
+         utc(_STAFF_HIRED_FROM) + timedelta(days=30)),
+    ]
+    block: dict[str, list[str]] = {
+        "kept_guids": [], "matched_guids": [], "kept_mailboxes": [], "matched_mailboxes": []}
+    for kind, extra, created in traps:
+        user = world.add_user(migrated, world.person(hostile=False), created,
+                              mailbox_guid=world.guid())
+        attributes = world.attributes_of(user)
+        attributes.setdefault("objectSid", f"{DOMAIN_SID}-{next(rid)}")
+        for name, value in extra.items():
+            current = attributes.get(name)
+            if isinstance(value, list) and isinstance(current, list):
+                attributes[name] = [*current, *value]
+            else:
+                attributes[name] = value
+        block[f"{kind}_guids"].append(user.guid)
+        box = _connected_mailbox(world, user, world.between(1, 25))
+        block[f"{kind}_mailboxes"].append(box)
+    return {key: sorted(values) for key, values in block.items()}
 
 
 @gc_paused()

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -24,6 +24,16 @@ from remediate.model import AttrValue, DirectoryEntry
 from remediate.ports import Directory, World
 
 SAMBA_DC_NAME = "dc1.samdom.test"
+
+
+def window_around_now(days: int = 1) -> list[str]:
+    """kb842101's whenCreated window (``-p`` arguments) around objects a test makes now on the
+    test DC: its clock is this machine's."""
+    now = datetime.now(UTC)
+    ends = (("created_after", now - timedelta(days=days)),
+            ("created_before", now + timedelta(days=days)))
+    return [part for key, moment in ends
+            for part in ("-p", f"{key}={moment.strftime('%Y-%m-%dT%H:%M:%SZ')}")]
 
 
 def directory_section(

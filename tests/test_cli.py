@@ -53,6 +53,7 @@ RESULT_KEYS = {
 KB842101_STEPS = [
     ("export-mail", "reversible"),
     ("delete-ad-user", "destructive"),
+    ("remove-exchange-attributes", "disruptive"),  # only for accounts kept (mailbox_only)
     ("wait-for-replication", "read"),
     ("run-cleanup-agent", "reversible"),
     ("purge-mailbox", "destructive"),
@@ -165,7 +166,8 @@ def test_show_lists_parameters_and_steps_with_impacts(run: Run) -> None:
     assert ran.out.startswith("kb842101: ")
     assert "https://support.microsoft.com/kb/842101" in ran.out
     parameters = re.findall(r"^\s+-p (\w+)=\.\.\.\s+(.+)$", ran.out, flags=re.MULTILINE)
-    assert [name for name, _ in parameters] == ["ou", "created_after", "created_before", "users"]
+    assert [name for name, _ in parameters] == [
+        "ou", "created_after", "created_before", "users", "mailbox_only", "account_list"]
     assert all(help_text.strip() for _, help_text in parameters)
     steps = re.findall(r"^\s+(\d+)\. (\S+) \[(\w+)\] \S", ran.out, flags=re.MULTILINE)
     assert [(name, impact) for _, name, impact in steps] == KB842101_STEPS
@@ -330,6 +332,10 @@ def test_plan_markdown_renders_every_value_as_it_is(run: Run, tmp_path: Path) ->
     tables = markdown_tables(ran.out)
     summary = tables.pop("Changes")
     assert summary[0] == ["step", "impact", "changes"]
+    selected = tables.pop("Scope")  # per user: when created, why selected
+    assert selected[0] == ["user", "created", "why selected"]
+    assert selected[1:] == [[user["dn"], user["when_created"], user["reason"]]
+                            for user in data["selection"]["users"]]
     counts = Counter(change["step"] for change in data["changes"])
     impacts = {change["step"]: change["impact"] for change in data["changes"]}
     assert summary[1:] == [[step, impacts[step], str(count)] for step, count in counts.items()]
@@ -496,7 +502,8 @@ def test_unknown_parameter_lists_the_valid_ones(run: Run, broken: Path) -> None:
         assert ran.out == ""
         (message,) = error_lines(ran.err)
         assert "unknown parameter 'bogus'" in message
-        assert "valid parameters: created_after, created_before, ou, users" in message
+        assert ("valid parameters: account_list, created_after, created_before, mailbox_only, "
+                "ou, users") in message
     assert runs_json(run) == []
 
 
@@ -556,12 +563,12 @@ def test_scenario_parameters_are_used_when_none_are_given_and_said_so(
     recorded = " ".join(SCOPE)
     assert f"using the parameters recorded in the world file: {recorded}" in ran.err
     assert ran.json()["parameters"] == dict(pair.split("=", 1) for pair in SCOPE[1::2])
-    # given parameters win, and nothing is said
+    # given parameters win, and nothing is said (users= alone lacks the window: an error)
     given = run("-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody",
                 "--format", "json")
-    assert given.code == 0
+    assert given.code == 1
     assert "recorded" not in given.err
-    assert given.json()["parameters"] == {"users": "nobody"}
+    assert "whenCreated window" in given.err
     # a world of the other playbook's scenario records nothing for this one
     other = run("-q", "plan", "kb278447", "--world", broken, "--format", "json")
     assert "recorded" not in other.err
@@ -707,7 +714,7 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
         (done["run_id"], "kb842101", "done"), (refused["run_id"], "kb842101", "refused"),
     ]
     assert rows[0]["applied"] == len(done["changes"])
-    assert rows[0]["completed_steps"] == len(KB842101_STEPS)
+    assert rows[0]["completed_steps"] == len(KB842101_STEPS) - 1  # no account kept
     assert rows[1]["applied"] == 0
     assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
                           "completed_steps"} for r in rows)

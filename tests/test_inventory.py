@@ -12,6 +12,7 @@ from directory_backends import (
     directory_section,
     samba_directory,
     unique,
+    window_around_now,
 )
 from samba_dc import SambaDC
 
@@ -91,14 +92,15 @@ def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
     path = samba_inventory(tmp_path, samba_dc, "[safety]\nmax_deletions = 5\n")
     state = ["--state-dir", str(tmp_path / "state")]
     users = f"users={doomed.sam_account_name}"
+    window = window_around_now()
 
     assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", "--format", "json"]) == 2
+                 "-p", f"ou={scope}", *window, "--format", "json"]) == 2
     planned = json.loads(capsys.readouterr().out)["changes"]
     assert [c["step"] for c in planned] == ["delete-ad-user"]
 
     assert main([*state, "-q", "apply", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", "--yes", "--format", "json"]) == 0
+                 "-p", f"ou={scope}", *window, "--yes", "--format", "json"]) == 0
     applied = json.loads(capsys.readouterr().out)
     assert [(c["step"], c["target"]) for c in applied["changes"]] == [
         (c["step"], c["target"]) for c in planned]

@@ -206,7 +206,21 @@ def _md_scope(result: RunResult) -> list[str]:
     dcs = selection.get("dcs")
     if isinstance(dcs, list) and dcs:
         lines += [f"Domain controllers: {_md_cell(', '.join(str(dc) for dc in dcs))}", ""]
+    lines += _md_selected_users(selection.get("users"))
     return lines if len(lines) > 2 else []
+
+
+def _md_selected_users(users: object) -> list[str]:
+    """Per selected user, when it was created and why the scope took it (kb842101), so an
+    approver can catch an account the cancelled run did not create."""
+    rows = [user for user in users if isinstance(user, dict) and user.get("reason")] \
+        if isinstance(users, list) else []
+    if not rows:
+        return []
+    lines = ["Selected users:", "", "| user | created | why selected |", "| --- | --- | --- |"]
+    lines += [f"| {_md_cell(str(user.get('dn')))} | {_md_cell(str(user.get('when_created')))} "
+              f"| {_md_cell(str(user.get('reason')))} |" for user in rows]
+    return [*lines, ""]
 
 
 def _md_risks(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> list[str]:
