@@ -26,14 +26,18 @@ from remediate.ports import Directory, World
 SAMBA_DC_NAME = "dc1.samdom.test"
 
 
-def window_around_now(days: int = 1) -> list[str]:
-    """kb842101's whenCreated window (``-p`` arguments) around objects a test makes now on the
-    test DC: its clock is this machine's."""
+def window_parameters(days: int = 1) -> dict[str, str]:
+    """kb842101's whenCreated window around objects a test makes now on the test DC (its clock
+    is this machine's)."""
     now = datetime.now(UTC)
-    ends = (("created_after", now - timedelta(days=days)),
-            ("created_before", now + timedelta(days=days)))
-    return [part for key, moment in ends
-            for part in ("-p", f"{key}={moment.strftime('%Y-%m-%dT%H:%M:%SZ')}")]
+    return {"created_after": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_before": (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def window_around_now(days: int = 1) -> list[str]:
+    """:func:`window_parameters` as command-line ``-p`` arguments."""
+    return [part for key, value in window_parameters(days).items()
+            for part in ("-p", f"{key}={value}")]
 
 
 def directory_section(

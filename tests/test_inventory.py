@@ -13,6 +13,7 @@ from directory_backends import (
     samba_directory,
     unique,
     window_around_now,
+    window_parameters,
 )
 from samba_dc import SambaDC
 
@@ -126,7 +127,7 @@ def test_a_plan_through_an_inventory_is_rehearsed_on_what_discovery_read_not_the
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
     world = live_world(load_inventory(samba_inventory(tmp_path, samba_dc)))
     kb842101 = get_playbook("kb842101")
-    kb842101.discover(world, kb842101.parse({"ou": scope}))
+    kb842101.discover(world, kb842101.parse({"ou": scope, **window_parameters()}))
     live = world.directory
     assert isinstance(live, LdapDirectory)
     before = dict(live.requests_by_operation)

@@ -8,19 +8,22 @@ administrator to the Users container, where the DC's own accounts live. The scen
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_support import YES, quiet_events
 
 from remediate import Engine, get_playbook
 from remediate.cli.main import main
 from remediate.errors import InputError
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
-from remediate.fakes.scenarios import KB842101_OU, kb842101
+from remediate.fakes.scenarios import KB842101_OU, VERSIONS, kb842101
 from remediate.model import DirectoryEntry, utc
 from remediate.playbooks.migration_scope import never_selected
 from remediate.testing import change_keys
@@ -251,3 +254,29 @@ def test_the_well_known_rid_rule_reads_the_rid(sid: str, kept: bool) -> None:
     entry = DirectoryEntry(uuid4(), "CN=x,DC=corp,DC=example", "user", utc(WINDOW["created_after"]),
                            utc(WINDOW["created_after"]), 1, attributes={"objectSid": sid})
     assert (never_selected(entry) is not None) == kept
+
+
+@settings(max_examples=15, deadline=None)
+@given(size=st.integers(min_value=1, max_value=8), seed=st.integers(min_value=0, max_value=2**32),
+       version=st.sampled_from(VERSIONS), mailbox_only=st.booleans())
+def test_on_any_trapped_world_plan_equals_apply_and_no_existing_account_is_deleted(
+    size: int, seed: int, version: str, mailbox_only: bool
+) -> None:
+    doc = kb842101(size, seed, version=version, traps=True)
+    expected = doc["scenario"]["expected"]
+    world = load(doc)
+    before = objects(world_to_json(world))
+    parameters = {**doc["scenario"]["parameters"], "mailbox_only": str(mailbox_only).lower()}
+    with tempfile.TemporaryDirectory() as state:
+        engine, playbook = Engine(state_dir=Path(state)), get_playbook("kb842101")
+        planned = engine.plan(playbook, world, parameters)
+        applied = engine.apply(playbook, world, parameters, safety=YES)
+
+    assert applied.state == "done", applied.error
+    assert change_keys(applied.changes) == change_keys(planned.changes)
+    after = objects(world_to_json(world))
+    assert set(before) - set(after) == set(expected["deleted_guids"])
+    for guid in expected["kept_guids"]:
+        assert after[guid] == before[guid]
+    for guid in expected["matched_guids"]:
+        assert (after[guid] == before[guid]) is not mailbox_only
