@@ -160,7 +160,7 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
     path = samba_inventory(tmp_path, samba_dc)
     state = ["--state-dir", str(tmp_path / "state")]
-    scope_param = ["-p", f"ou={scope}"]
+    scope_param = ["-p", f"ou={scope}", *window_around_now()]
     world = tmp_path / "snapshot.json"
 
     assert main([*state, "snapshot", "--inventory", str(path), "--base-dn", scope,

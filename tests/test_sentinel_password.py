@@ -230,7 +230,7 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
         str(tmp_path / "world.json"), expect=0)
 
     # failures: a wrong directory password, a certificate from another CA, unreachable hosts
-    plan = ["plan", "kb842101", "-p", f"ou={scope}", "--inventory"]
+    plan = ["plan", "kb842101", "-p", f"ou={scope}", *window_around_now(), "--inventory"]
     wrong_ad = organisation.passwords(**{AD_VARIABLE: sentinel("wrong-ad")})
     assert "invalidCredentials" in run(*plan, good, expect=1, env=wrong_ad).err
     inventories = organisation.inventories
