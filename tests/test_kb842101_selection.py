@@ -280,3 +280,17 @@ def test_on_any_trapped_world_plan_equals_apply_and_no_existing_account_is_delet
         assert after[guid] == before[guid]
     for guid in expected["matched_guids"]:
         assert (after[guid] == before[guid]) is not mailbox_only
+
+
+def test_an_ou_holding_users_exists_even_where_the_world_file_leaves_it_out(
+    tmp_path: Path,
+) -> None:
+    doc = kb842101(3, 5)
+    doc["directory"]["objects"] = [e for e in doc["directory"]["objects"]
+                                   if e["object_class"] != "organizationalUnit"]
+
+    planned = Engine(state_dir=tmp_path).plan(get_playbook("kb842101"), load(doc),
+                                              doc["scenario"]["parameters"])
+
+    assert planned.exit_code == 2, planned.error
+    assert planned.selection_summary["users"] == 3
