@@ -30,6 +30,7 @@ from ad_support import (
     total,
     with_playbook,
 )
+from directory_backends import window_parameters
 
 from remediate.adapters.ldap import LdapDirectory
 from remediate.engine.runner import Engine
@@ -87,7 +88,8 @@ def main() -> None:
         by_operation = dict(directory.requests_by_operation)
         kb842101 = get_playbook("kb842101")
         world = live_world(directory, everyone)
-        selected = kb842101.discover(world, kb842101.parse({"ou": everyone}))
+        selected = kb842101.discover(
+            world, kb842101.parse({"ou": everyone, **window_parameters()}))
         discover_by_operation = {
             operation: count - by_operation.get(operation, 0)
             for operation, count in directory.requests_by_operation.items()

@@ -18,7 +18,7 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import samba_dc
-from directory_backends import SAMBA_DC_NAME, samba_directory
+from directory_backends import SAMBA_DC_NAME, samba_directory, window_parameters
 
 from remediate.adapters.ldap import LdapDirectory
 from remediate.adapters.ldap.snapshot import rehearsal_world
@@ -108,7 +108,8 @@ def with_playbook(directory: LdapDirectory, engine: Engine, ou: str) -> tuple[fl
     world = live_world(directory, ou)
     start = time.perf_counter()
     result = engine.apply(
-        get_playbook("kb842101"), world, {"ou": ou}, safety=Safety(confirm=lambda _: True)
+        get_playbook("kb842101"), world, {"ou": ou, **window_parameters()},
+        safety=Safety(confirm=lambda _: True),
     )
     seconds = time.perf_counter() - start
     assert result.exit_code == 0, result.error

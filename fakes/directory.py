@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import ClassVar, NamedTuple
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from remediate.dn import escape_rdn_value, normalize, parent_dn, rdn_type, rdn_value
 from remediate.errors import PermanentError
@@ -62,6 +62,7 @@ class FakeDirectory:
         "writable_dc",
         "find_users",
         "forest_namesakes",
+        "lookup",
         "read",
         "descendants",
         "delete",
@@ -171,6 +172,25 @@ class FakeDirectory:
             return found
 
         return self._op("forest_namesakes", self._writable, None, (wanted,), action)
+
+    def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
+        """The live object named ``dn``. A world file may list objects without the containers
+        they lie in (DESIGN §6's minimum shape lists users only), but in AD every object's
+        parents exist: a name above a live object is answered with a stand-in container
+        (class from its RDN, GUID from its name, as old as the oldest object below it)."""
+        name = self._writable if dc is None else dc
+
+        def action() -> DirectoryEntry | None:
+            view = self.view(name, "directory.lookup")
+            try:
+                wanted = normalize(dn)
+            except ValueError:
+                return None  # AD answers a name that does not parse as it does a missing one
+            within = list(view.within(wanted))
+            found = next((e for e in within if normalize(e.dn) == wanted), None)
+            return found or (_implied_container(dn, within) if within else None)
+
+        return self._op("lookup", name, dn, (dn, name), action)
 
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
@@ -410,6 +430,15 @@ class FakeDirectory:
             raise _ldap_error(
                 "invalidDNSyntax (34)", str(error), dc=dc, operation=operation, target=dn
             ) from None
+
+
+def _implied_container(dn: str, below: Sequence[DirectoryEntry]) -> DirectoryEntry:
+    oldest = min(entry.when_created for entry in below)
+    kind = "organizationalUnit" if rdn_type(dn).lower() == "ou" else "container"
+    return DirectoryEntry(
+        guid=uuid5(NAMESPACE_URL, f"ldap:///{normalize(dn)}"), dn=dn, object_class=kind,
+        when_created=oldest, when_changed=oldest, usn_changed=0,
+    )
 
 
 def _protected(entry: DirectoryEntry, dc: str, operation: str) -> PermanentError:

@@ -13,7 +13,16 @@ from uuid import UUID
 
 from remediate.model import MailItem
 
-from .jsonfile import At, as_object, elements, read_json, text, uuid, write_json_files
+from .jsonfile import (
+    At,
+    as_object,
+    check_depth,
+    elements,
+    read_json,
+    text,
+    uuid,
+    write_json_files,
+)
 from .packed import PackedItems
 
 EXPORT_FORMAT = "remediate.mail-export/1"
@@ -29,6 +38,8 @@ def item_from_json(value: object, at: At) -> MailItem:
     """A mail item; keys other than id, folder and subject are kept in ``extra``."""
     data = as_object(value, at)
     extra = {key: field for key, field in data.items() if key not in ("id", "folder", "subject")}
+    if extra:
+        check_depth(extra, at)
     folder, subject = _shared(text(data, "folder", at)), _shared(text(data, "subject", at))
     if not extra:
         return MailItem(text(data, "id", at), folder, subject)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,12 +103,20 @@ def flag(data: Mapping[str, object], key: str, at: At, default: bool | None = No
     return value
 
 
-def number(data: Mapping[str, object], key: str, at: At, default: float | None = None) -> float:
+def number(
+    data: Mapping[str, object], key: str, at: At, default: float | None = None,
+    *, low: float, high: float, why: str,
+) -> float:
+    """A number field within ``[low, high]``: Python's JSON reader also takes NaN, Infinity
+    and 1e300, which no duration of a world can be (``why`` says where the bounds come from)."""
     if default is not None and key not in data:
         return default
     value = _field(data, key, at, "a number")
     if isinstance(value, bool) or not isinstance(value, int | float):
         at.child(key).fail(f"expected a number, got {kind_of(value)}")
+    if not low <= value <= high:  # False for NaN too
+        at.child(key).fail(f"expected a number from {low:,g} to {high:,.0f} ({why}), "
+                           f"got {_ENCODER.encode(value)}")
     return value
 
 
@@ -135,13 +144,23 @@ def optional_moment(data: Mapping[str, object], key: str, at: At) -> datetime | 
     return moment(data, key, at)
 
 
+# What a world's date-times may be. AD keeps times from 1601 (FILETIME); a run adds its waits
+# (hours, days) to the world's clock, and Python's datetime ends with the year 9999, so a moment
+# in its last millennium would overflow mid-run instead of failing here.
+EARLIEST = datetime(1601, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_moment(value: str, at: At, key: str | None = None) -> datetime:
     """``value`` as an aware UTC datetime; a failure is reported at ``at`` (or its ``key``)."""
+    where = at if key is None else at.child(key)
     try:
-        return utc(value)
-    except ValueError:
-        where = at if key is None else at.child(key)
+        moment_ = utc(value)
+    except (ValueError, OverflowError):
         where.fail(f"expected an ISO 8601 date-time like 2026-11-01T10:02:00Z, got {value!r}")
+    if not EARLIEST <= moment_ < LATEST:
+        where.fail(f"expected a date-time from the year 1601 to 8999, got {value!r}")
+    return moment_
 
 
 def elements(
@@ -187,6 +206,60 @@ def read_json(path: Path) -> object:
             raise WorldFormatError(problem.where, problem.message, source=str(path)) from None
         raise WorldFormatError("$", f"{problem.message} at {problem.where}",
                                source=str(path)) from None
+    except RecursionError:
+        raise _too_deep(path) from None
+
+
+# No part of a world is more than a dozen levels deep; free-form parts (a mail item's extra
+# fields, the scenario block) may nest, but not without end: the reader and the writer recurse.
+MAX_DEPTH = 64
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def check_depth(value: object, at: At, limit: int = MAX_DEPTH) -> None:
+    """Fail at the first array or object nested deeper than ``limit`` below ``at``."""
+    stack: list[tuple[At, object, int]] = [(at, value, 0)]
+    while stack:
+        where, node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth >= limit:
+                where.fail(f"nested more than {limit} arrays or objects deep")
+            pairs = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((where.child(key), child, depth + 1) for key, child in pairs)
+
+
+def _too_deep(path: Path) -> WorldFormatError:
+    """The error for a document Python's JSON reader cannot nest into, naming where the
+    nesting first passes MAX_DEPTH (found by a scan of the text: the reader gave up)."""
+    text_ = path.read_text(encoding="utf-8")
+    frames: list[list[str | int | None]] = []  # per open container: its current key or index
+    for token in _TOKENS.finditer(text_):
+        mark = token.group()
+        if mark in ("{", "["):
+            if len(frames) >= MAX_DEPTH:
+                return WorldFormatError(
+                    _short_path(frames), f"nested more than {MAX_DEPTH} arrays or objects deep "
+                    "(a world file needs a dozen)", source=str(path),
+                )
+            frames.append([None] if mark == "{" else [0])
+        elif mark in ("}", "]"):
+            if frames:
+                frames.pop()
+        elif mark == ",":
+            if frames and isinstance(frames[-1][0], int):
+                frames[-1][0] += 1
+            elif frames:
+                frames[-1][0] = None
+        elif frames and frames[-1][0] is None:
+            frames[-1][0] = json.loads(mark)  # the key of an object's next member
+    return WorldFormatError("$", "nested too deeply to read", source=str(path))
+
+
+def _short_path(frames: list[list[str | int | None]], shown: int = 8) -> str:
+    at = At()
+    for (key,) in frames[:shown]:
+        at = at.child(key if key is not None else "")
+    return f"{at}…" if len(frames) > shown else str(at)
 
 
 @contextmanager

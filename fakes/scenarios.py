@@ -131,6 +131,30 @@ class ScenarioError(InputError, ValueError):
     """A scenario was asked for with a bad size or version."""
 
 
+class Topology(NamedTuple):
+    """Where the servers read AD, instead of a scenario's default layout (one or two servers by
+    size, all reading DC2 of DC1..DC3). ``lags``: the replication delay of DC2, DC3, ... in
+    seconds (DC1, where writes land, has none); ``servers``: EXCH01..EXCHnn, the n-th reading
+    the n-th lagging DC (round robin; DC1 when there is none). Users are spread over the
+    servers' stores round robin."""
+
+    servers: int
+    lags: tuple[float, ...]
+
+    def checked(self) -> Topology:
+        if isinstance(self.servers, bool) or not isinstance(self.servers, int) or not (
+            1 <= self.servers <= 99
+        ):
+            raise ScenarioError(f"topology: servers must be 1..99, got {self.servers!r}")
+        for lag in self.lags:
+            if not (isinstance(lag, int | float) and 0 <= lag <= 30 * 86400):
+                raise ScenarioError(f"topology: each lag must be 0..2592000 seconds, got {lag!r}")
+        return self
+
+    def to_json(self) -> Json:
+        return {"servers": self.servers, "lags": list(self.lags)}
+
+
 def escape_rdn_value(value: str) -> str:
     """``value`` escaped for a DN as RFC 4514 (and AD) require."""
     escaped = value.translate(_DN_ESCAPES)
@@ -190,7 +214,7 @@ class _WorldBuilder:
 
     def __init__(
         self, name: str, size: int, seed: int, version: str,
-        assembler: WorldAssembler | None = None,
+        assembler: WorldAssembler | None = None, *, topology: Topology | None = None,
     ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -206,14 +230,29 @@ class _WorldBuilder:
         self._serial = 0
         self._hostile = 0
         self._stores_used = 0
-        servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+        self.topology = None if topology is None else Topology(*topology).checked()
+        if self.topology is None:
+            servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+            self.dcs: list[Json] = [
+                {"name": "DC1", "replication_delay_s": 0},
+                {"name": "DC2", "replication_delay_s": 900},
+            ]
+            if size >= _THIRD_DC_FROM_SIZE:
+                self.dcs.append({"name": "DC3", "replication_delay_s": 300})
+            # The lagging DC: the cleanup agent sees deletions only after 15 minutes.
+            self.server_dcs = dict.fromkeys(servers, "DC2")
+        else:
+            servers = [f"EXCH{number:02d}" for number in range(1, self.topology.servers + 1)]
+            lags = self.topology.lags
+            self.dcs = [{"name": "DC1", "replication_delay_s": 0}] + [
+                {"name": f"DC{number}", "replication_delay_s": lag}
+                for number, lag in enumerate(lags, start=2)
+            ]
+            self.server_dcs = {
+                server: f"DC{index % len(lags) + 2}" if lags else "DC1"
+                for index, server in enumerate(servers)
+            }
         self.stores = [self._store_of(server) for server in servers]
-        self.dcs: list[Json] = [
-            {"name": "DC1", "replication_delay_s": 0},
-            {"name": "DC2", "replication_delay_s": 900},
-        ]
-        if size >= _THIRD_DC_FROM_SIZE:
-            self.dcs.append({"name": "DC3", "replication_delay_s": 300})
         # Each mailbox reads one world-wide random (folder, subject) sequence from a random
         # offset: one draw per mailbox rather than two per item keeps size 100,000 fast.
         pick = self.rng.choice
@@ -314,6 +353,14 @@ class _WorldBuilder:
         path = (*ou, "CN=" + escape_rdn_value(person.cn))
         guid = self.add_object(path, "user", created, attributes, guid=guid)
         return _User(guid, path, person.display_name, legacy_dn, store, created, mailbox_guid)
+
+    def attributes_of(self, user: _User) -> dict[str, object]:
+        """The attributes of ``user``'s object document (to add some after :meth:`add_user`)."""
+        for path, entry in reversed(self._objects):
+            attributes = entry["attributes"]
+            if path == user.path and isinstance(attributes, dict):
+                return attributes
+        raise ValueError(f"no object at {user.path}")
 
     def guids_of(self, object_class: str) -> list[str]:
         return [
@@ -420,7 +467,7 @@ class _WorldBuilder:
         return {
             "name": store.server,
             "version": self.version.value,
-            "dc": "DC2",  # the lagging DC: the cleanup agent sees deletions only after 15 minutes
+            "dc": self.server_dcs[store.server],
             # What its users' msExchHomeServerName names (the fakes' default is another name).
             "legacy_dn": store.home_server_name,
             "services": self.services(),
@@ -497,7 +544,7 @@ def _initialization_states(size: int, rng: random.Random) -> list[str]:
 
 
 def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) -> Json:
-    return {
+    block: Json = {
         "name": world.name,
         "seed": world.seed,
         "size": world.size,
@@ -505,10 +552,16 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
         "parameters": parameters,
         "expected": expected,
     }
+    if world.topology is not None:
+        block["topology"] = world.topology.to_json()
+    return block
 
 
 @gc_paused()
-def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
+def kb842101(
+    size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None,
+    traps: bool = False,
+) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
     initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
@@ -519,12 +572,14 @@ def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
     first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
     holds no mailbox for it yet.
     """
-    world = _WorldBuilder("kb842101", size, seed, version)
-    return world.document(_fill_kb842101(world))
+    world = _WorldBuilder("kb842101", size, seed, version, topology=topology)
+    return world.document(_fill_kb842101(world, traps=traps))
 
 
-def _fill_kb842101(world: _WorldBuilder) -> Json:
-    """Builds kb842101's world into ``world``; returns its scenario block."""
+def _fill_kb842101(world: _WorldBuilder, *, traps: bool = False) -> Json:
+    """Builds kb842101's world into ``world``; returns its scenario block. ``traps``: also the
+    accounts of OU=Migrated that the scope matches but the run must keep (see
+    :func:`_add_kb842101_traps`)."""
     size = world.size
     staff = world.add_ou(("OU=Staff",))
     migrated = world.add_ou((*staff, "OU=Migrated"))
@@ -590,12 +645,77 @@ def _fill_kb842101(world: _WorldBuilder) -> Json:
         "untouched_guids": sorted(untouched),
         "untouched_mailboxes": sorted(untouched_mailboxes),
     }
+    if traps:
+        trapped = _add_kb842101_traps(world, migrated, inside)
+        expected.update(trapped)
+        expected["untouched_guids"] = sorted(
+            [*untouched, *trapped["kept_guids"], *trapped["matched_guids"]])
+        expected["untouched_mailboxes"] = sorted(
+            [*untouched_mailboxes, *trapped["kept_mailboxes"], *trapped["matched_mailboxes"]])
     return _scenario(world, parameters, expected)
+
+
+# The domain's SID (objectSid of the domain head); an account's objectSid is it plus the RID.
+DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
+_FIRST_RID = 1105
+
+
+def _add_kb842101_traps(
+    world: _WorldBuilder, migrated: Path, inside: datetime
+) -> dict[str, list[str]]:
+    """Accounts of OU=Migrated that the cancelled run did not create, each with a mailbox, and
+    how they look in AD (research/exchange_ad_facts.md §5.6, §12; KB297349):
+
+    - an account migrated earlier with ADMT: it carries ``sIDHistory`` (the source domain's
+      SID) and the wizard matched it instead of creating one; made inside the window here, as
+      when ADMT ran in the same change window just before the wizard;
+    - ``isCriticalSystemObject=TRUE`` (MS-ADTS 3.1.1.1.17) and ``adminCount=1`` (AdminSDHolder,
+      MS-ADTS 3.1.1.6.1) users and one with a well-known RID (501, Guest's; MS-DTYP 2.4.2.4),
+      all inside the window: only those attributes say they must stay;
+    - an existing account the wizard matched by logon name, and a contact it turned into a
+      user: both created in 2025, their mailbox created inside the window
+      (``msExchWhenMailboxCreated``, which Exchange 2007 and later stamp; on 2000/2003 [U] no
+      attribute records it). How the wizard turns a contact into a user is not documented
+      [U]: modelled as the object (and its whenCreated) staying, mail-enabled by the run.
+
+    Returns the expected block's additions: ``kept_guids`` (never touched), ``matched_guids``
+    (only their mailbox goes, with mailbox_only=true), ``kept_mailboxes``, ``matched_mailboxes``.
+    """
+    window_mailbox = _iso(inside + timedelta(minutes=7))
+    rid = iter(range(_FIRST_RID, _FIRST_RID + 100))
+    traps: list[tuple[str, Json, datetime]] = [
+        ("kept", {"sIDHistory": "S-1-5-21-3623811015-3361044348-30300820-1013"}, inside),
+        ("kept", {"isCriticalSystemObject": "TRUE"}, inside),
+        ("kept", {"adminCount": "1"}, inside),
+        ("kept", {"objectSid": f"{DOMAIN_SID}-501"}, inside),
+        ("matched", {"msExchWhenMailboxCreated": window_mailbox}, utc(_STAFF_HIRED_FROM)),
+        ("matched", {"msExchWhenMailboxCreated": window_mailbox,
+                     "proxyAddresses": ["smtp:former.contact@partner.example"]},
+         utc(_STAFF_HIRED_FROM) + timedelta(days=30)),
+    ]
+    block: dict[str, list[str]] = {
+        "kept_guids": [], "matched_guids": [], "kept_mailboxes": [], "matched_mailboxes": []}
+    for kind, extra, created in traps:
+        user = world.add_user(migrated, world.person(hostile=False), created,
+                              mailbox_guid=world.guid())
+        attributes = world.attributes_of(user)
+        attributes.setdefault("objectSid", f"{DOMAIN_SID}-{next(rid)}")
+        for name, value in extra.items():
+            current = attributes.get(name)
+            if isinstance(value, list) and isinstance(current, list):
+                attributes[name] = [*current, *value]
+            else:
+                attributes[name] = value
+        block[f"{kind}_guids"].append(user.guid)
+        box = _connected_mailbox(world, user, world.between(1, 25))
+        block[f"{kind}_mailboxes"].append(box)
+    return {key: sorted(values) for key, values in block.items()}
 
 
 @gc_paused()
 def kb278447(
-    size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = ()
+    size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = (),
+    topology: Topology | None = None,
 ) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
@@ -609,7 +729,7 @@ def kb278447(
     if unknown:
         raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
                             f"{', '.join(KB278447_CASES)}")
-    world = _WorldBuilder("kb278447", size, seed, version)
+    world = _WorldBuilder("kb278447", size, seed, version, topology=topology)
     return world.document(_fill_kb278447(world, cases))
 
 
@@ -810,7 +930,10 @@ _FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {  # each with 
 
 
 @gc_paused()
-def scenario_world(name: str, size: int, seed: int, *, version: str | None = None) -> FakeWorld:
+def scenario_world(
+    name: str, size: int, seed: int, *, version: str | None = None,
+    topology: Topology | None = None,
+) -> FakeWorld:
     """The world ``SCENARIOS[name](size, seed, version=version)`` describes (the same state, the
     same scenario block), built without that document: each mailbox is read into the world as
     it is made. ``version`` None: the builder's default."""
@@ -818,5 +941,7 @@ def scenario_world(name: str, size: int, seed: int, *, version: str | None = Non
         raise ScenarioError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}")
     fill, default_version = _FILLS[name]
     assembler = WorldAssembler(source="scenario")
-    world = _WorldBuilder(name, size, seed, version or default_version, assembler)
+    world = _WorldBuilder(
+        name, size, seed, version or default_version, assembler, topology=topology
+    )
     return world.fake_world(fill(world))

@@ -62,6 +62,7 @@ from .exports import item_from_json, item_to_json
 from .jsonfile import (
     At,
     as_object,
+    check_depth,
     elements,
     flag,
     format_time,
@@ -83,6 +84,13 @@ from .replica import IndexKeys, index_keys
 from .world import FakeWorld
 
 FORMAT = "remediate.world/1"
+# A DC that has not replicated for longer than the tombstone lifetime (180 days since Windows
+# Server 2003 SP1) must not replicate again (lingering objects): no lag can be longer.
+MAX_LAG_S = 180 * 86400.0
+# Exchange System Manager schedules each store's maintenance (where the cleanup agent runs by
+# itself) on a weekly grid: a store that runs it at all does so at least once a week.
+MAX_CLEANUP_INTERVAL_S = 7 * 86400.0
+_MAX_USN = 2**63 - 1
 DEFAULT_CLOCK = utc("2026-11-01T00:00:00Z")
 _VERSIONS = ", ".join(version.value for version in ExchangeVersion)
 _STATES = ", ".join(state.value for state in ServiceState)
@@ -164,7 +172,7 @@ def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeW
         dcs=dcs,
         now=reader.clock(document, root),
         writable_dc=writable,
-        scenario=members(document, "scenario", root) if "scenario" in document else None,
+        scenario=_scenario(document, root),
     )
     _fill_directory(world.directory, objects, views, arrivals)
     for server in servers:
@@ -242,9 +250,9 @@ class _Reader:
             data = as_object(value, dc_at)
             name = text(data, "name", dc_at)
             _unique(names, name, dc_at, "name", "DC name")
-            delay = number(data, "replication_delay_s", dc_at, 0.0)
-            if delay < 0:
-                dc_at.child("replication_delay_s").fail("expected a number of seconds >= 0")
+            delay = number(data, "replication_delay_s", dc_at, 0.0, low=0, high=MAX_LAG_S,
+                           why="seconds; a DC that has not replicated for the tombstone "
+                           "lifetime, 180 days, must be rebuilt, not waited for")
             dcs.append((name, delay))
         if not dcs:
             at.child("dcs").fail("expected at least one DC")
@@ -344,7 +352,9 @@ class _Reader:
         version = text(data, "version", at)
         if version not in ExchangeVersion._value2member_map_:
             at.child("version").fail(f"unknown Exchange version {version!r}; valid: {_VERSIONS}")
-        interval = number(data, "cleanup_interval_s", at, DEFAULT_CLEANUP_INTERVAL_S)
+        interval = number(data, "cleanup_interval_s", at, DEFAULT_CLEANUP_INTERVAL_S,
+                          low=0, high=MAX_CLEANUP_INTERVAL_S,
+                          why="seconds; ESM schedules a store's maintenance within a week")
         if interval <= 0:
             at.child("cleanup_interval_s").fail("expected a number of seconds > 0")
         legacy_dn = text(data, "legacy_dn", at) if "legacy_dn" in data else None
@@ -405,6 +415,15 @@ class _Reader:
                            created_at=created, last_logon_at=logon)
 
 
+def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | None:
+    """The free-form scenario block, kept as it is (but not nested without end)."""
+    if "scenario" not in document:
+        return None
+    block = members(document, "scenario", root)
+    check_depth(block, root.child("scenario"))
+    return block
+
+
 def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:
     """Remember ``key`` as found at ``at``; a second one is an error at its ``field_name``."""
     first = seen.setdefault(key, at)
@@ -414,8 +433,9 @@ def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> No
 
 def _count(data: Mapping[str, object], key: str, at: At) -> int:
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        at.child(key).fail(f"expected a whole number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_USN:
+        at.child(key).fail(f"expected a whole number from 0 to {_MAX_USN} (AD's update "
+                           f"sequence numbers are 64-bit), got {value!r}")
     return value
 
 

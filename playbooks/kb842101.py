@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from remediate.engine.playbook import (
     Discovery,
     Parameter,
     Playbook,
+    parse_bool,
     parse_datetime,
     parse_dn,
     parse_names,
@@ -27,23 +29,31 @@ from remediate.engine.playbook import (
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import Wording
 from remediate.errors import InputError
-from remediate.model import UserQuery, iso, utc
-from remediate.ports import World
-from remediate.steps.ad import DeleteAdUser
+from remediate.model import DirectoryEntry, ExchangeVersion, UserQuery, iso, utc
+from remediate.ports import Directory, World
+from remediate.steps.ad import DeleteAdUser, RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail
 from remediate.steps.replication import Expectation, WaitForReplication, replication_targets
 from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
 
 from .common import ServerInfo, as_dict, as_list, locate_mailboxes, opt_uuid, store_names
+from .migration_scope import Window, account_key, mailbox_made_in, never_selected, unlisted
+
+
+def parse_path(value: str) -> Path:
+    if not value.strip():
+        raise ValueError("is not a file name")
+    return Path(value)
 
 
 @dataclass(frozen=True, slots=True)
 class Params:
     ou: str | None
-    created_after: datetime | None
-    created_before: datetime | None
+    window: Window
     users: frozenset[str] | None
+    mailbox_only: bool = False
+    account_list: tuple[str, ...] | None = None  # the wizard's own list of the accounts it ran on
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,8 @@ class SelectedUser:
     store_dn: str | None
     store_name: str | None
     items: int
+    reason: str = ""  # why the scope selected it, for the approver
+    keep_account: bool = False  # an existing account: only its mailbox goes (mailbox_only)
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -66,7 +78,7 @@ class SelectedUser:
             "children": [str(child) for child in self.children],
             "mailbox": str(self.mailbox) if self.mailbox else None,
             "server": self.server, "store_dn": self.store_dn, "store_name": self.store_name,
-            "items": self.items,
+            "items": self.items, "reason": self.reason, "keep_account": self.keep_account,
         }
 
     @staticmethod
@@ -81,6 +93,8 @@ class SelectedUser:
             store_dn=str(data["store_dn"]) if data["store_dn"] else None,
             store_name=str(data["store_name"]) if data["store_name"] else None,
             items=int(str(data["items"])),
+            reason=str(data.get("reason") or ""),
+            keep_account=data.get("keep_account") is True,
         )
 
     @property
@@ -102,8 +116,10 @@ class Selection:
         }
 
     def summary(self) -> dict[str, int]:
+        kept = {"accounts_kept_mailbox_removed": len(self.kept)} if self.kept else {}
         return {
-            "users": len(self.users),
+            "users": len(self.deleted),
+            **kept,
             "child_objects": sum(len(user.children) for user in self.users),
             "mailboxes": sum(1 for user in self.users if user.mailbox and user.server),
             "mailboxes_with_items": sum(1 for user in self.users if user.items),
@@ -129,6 +145,16 @@ class Selection:
     def with_mailbox(self) -> list[SelectedUser]:
         return [user for user in self.users if user.mailbox and user.server]
 
+    @property
+    def deleted(self) -> list[SelectedUser]:
+        """The users the cancelled run created: deleted with their children."""
+        return [user for user in self.users if not user.keep_account]
+
+    @property
+    def kept(self) -> list[SelectedUser]:
+        """Existing accounts the run gave a mailbox: they keep the account, lose the mailbox."""
+        return [user for user in self.users if user.keep_account]
+
 
 class VerifyCloneIsSafe(Step[UserTarget, str | None]):
     """No selected object left on any DC, no mailbox of theirs in any store."""
@@ -150,9 +176,15 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
         for dc in self.selection.dcs:
             seen = ctx.world.directory.read(every, dc)
             for target in targets:
-                left = [g for g in (target.guid, *by_guid[target.guid].children) if g in seen]
-                if left and problems[target.key] is None:
-                    problems[target.key] = f"{dc} still shows {len(left)} object(s)"
+                user = by_guid[target.guid]
+                if user.keep_account:
+                    entry = seen.get(target.guid)
+                    problem = (f"{dc} no longer shows the account" if entry is None else
+                               f"{dc} still shows it mail-enabled" if entry.mail_enabled else None)
+                else:
+                    left = [g for g in (target.guid, *user.children) if g in seen]
+                    problem = f"{dc} still shows {len(left)} object(s)" if left else None
+                problems[target.key] = problems[target.key] or problem
         mailboxes = {user.mailbox: user for user in self.selection.with_mailbox if user.mailbox}
         for server in self.selection.servers:
             for box in ctx.world.exchange.mailboxes(server.name, list(mailboxes)):
@@ -175,27 +207,40 @@ class Kb842101(Playbook[Params, Selection]):
     kb = "https://support.microsoft.com/kb/842101"
     description = (
         "Deletes the user objects a cancelled Exchange Migration Wizard run created in the "
-        "destination (scope: an OU and a whenCreated window, and/or a list of users), after "
-        "exporting any mail that reached them; waits for AD replication; runs the cleanup "
-        "agent; purges the disconnected mailboxes. Then clone mode is safe again."
+        "destination (scope: an OU and/or a list of users, always within the run's whenCreated "
+        "window), after exporting any mail that reached them; waits for AD replication; runs "
+        "the cleanup agent; purges the disconnected mailboxes. Accounts the wizard only matched "
+        "(critical, AdminSDHolder-protected, well-known, with sIDHistory, or older than the "
+        "window) are reported, never deleted. Then clone mode is safe again."
     )
     parameters = (
         Parameter("ou", "the container the cancelled run created users in (subtree)",
                   parse_dn, "OU=Migrated,DC=corp,DC=example", required="ou or users"),
-        Parameter("created_after", "only users created at or after this time (ISO 8601)",
-                  parse_datetime, "2026-11-01T10:00:00Z", default="no lower bound"),
-        Parameter("created_before", "only users created at or before this time (ISO 8601)",
-                  parse_datetime, "2026-11-01T12:00:00Z", default="no upper bound"),
+        Parameter("created_after", "the cancelled run's start: only users created at "
+                  "or after it (ISO 8601)", parse_datetime, "2026-11-01T10:00:00Z",
+                  required="always"),
+        Parameter("created_before", "the cancelled run's end: only users created at "
+                  "or before it (ISO 8601)", parse_datetime, "2026-11-01T12:00:00Z",
+                  required="always"),
         Parameter("users", "comma-separated sAMAccountNames", parse_names, "jdoe,asmith",
                   required="ou or users"),
+        Parameter("mailbox_only", "for existing accounts the run gave a mailbox (created before "
+                  "the window, mailbox created in it): purge that mailbox, keep the account",
+                  parse_bool, "true", default="false"),
+        Parameter("account_list", "the cancelled run's own account list (one sAMAccountName or "
+                  "DN a line, as its account page and log show them): the plan reports how it "
+                  "differs from what the scope selects", parse_path, "wizard-accounts.txt",
+                  default="none"),
     )
-    outline = (ExportMail, DeleteAdUser, WaitForReplication, RunCleanupAgent, PurgeMailbox,
-               VerifyCloneIsSafe)
+    outline = (ExportMail, DeleteAdUser, RemoveExchangeAttributes, WaitForReplication,
+               RunCleanupAgent, PurgeMailbox, VerifyCloneIsSafe)
     notice = (
         "The deleted users are the destination accounts the cancelled Migration Wizard run "
         "created; their source accounts are not touched. A user who already logged on to a "
         "destination mailbox (an initialized mailbox, the cause of the merge) loses it; the "
-        "mail that reached it is exported first.",
+        "mail that reached it is exported first. Accounts the wizard matched instead of "
+        "creating (sIDHistory, older than the window) and critical or protected accounts are "
+        "never deleted, only reported.",
         "After the run, re-run the Migration Wizard in clone mode.",
     )
     rollback_order = (
@@ -207,60 +252,124 @@ class Kb842101(Playbook[Params, Selection]):
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)
-        params = Params(values.get("ou"), values.get("created_after"),
-                        values.get("created_before"), values.get("users"))
-        if params.ou is None and params.users is None:
+        where = f"playbook {self.name}"
+        if values.get("ou") is None and values.get("users") is None:
             raise InputError(
-                "needs a scope: an OU (with a whenCreated window) and/or a list of users",
-                target=f"playbook {self.name}",
-                hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example "
-                "-p created_after=2026-11-01T10:00:00Z -p created_before=2026-11-01T12:00:00Z",
+                "needs a scope: an OU and/or a list of users, with a whenCreated window",
+                target=where, hint=f"e.g. {_SCOPE_EXAMPLE}",
             )
-        if (params.created_after and params.created_before
-                and params.created_after > params.created_before):
+        after, before = values.get("created_after"), values.get("created_before")
+        if after is None or before is None:
+            missing = " and ".join(name for name, value in (("created_after", after),
+                                                             ("created_before", before))
+                                   if value is None)
+            raise InputError(
+                f"needs the cancelled run's whenCreated window: {missing} missing (without it "
+                "the scope also takes accounts that existed before the migration)",
+                target=where, hint=f"e.g. {_SCOPE_EXAMPLE}",
+            )
+        if after > before:
             raise InputError("created_after is later than created_before",
-                             target=f"playbook {self.name}", hint="swap the two times")
-        return params
+                             target=where, hint="swap the two times")
+        listed = values.get("account_list")
+        return Params(values.get("ou"), Window(after, before), values.get("users"),
+                      bool(values.get("mailbox_only", False)),
+                      None if listed is None else read_account_list(listed))
 
     def discover(self, world: World, params: Params) -> Discovery[Selection]:
         directory, exchange = world.directory, world.exchange
-        query = UserQuery(base_dn=params.ou, created_after=params.created_after,
-                          created_before=params.created_before,
-                          sam_account_names=params.users)
-        found = sorted(directory.find_users(query), key=lambda entry: entry.dn.lower())
-        findings = self._missing_users(params, [entry.sam_account_name for entry in found])
+        picked, findings = self._scope(directory, params)
         dc = directory.writable_dc()
-        below = directory.descendants([entry.guid for entry in found], dc)
+        below = directory.descendants([entry.guid for entry, _, _ in picked], dc)
         servers = list(exchange.servers())
         boxes = locate_mailboxes(exchange, servers,
-                                 [g for entry in found if (g := entry.mailbox_guid)])
+                                 [g for entry, _, _ in picked if (g := entry.mailbox_guid)])
         names = store_names(exchange, servers) if boxes else {}
         users = []
-        for entry in found:
+        for entry, reason, keep in picked:
             box = boxes.get(entry.mailbox_guid) if entry.mailbox_guid else None
             users.append(SelectedUser(
                 guid=entry.guid, dn=entry.dn, sam=entry.sam_account_name,
                 when_created=entry.when_created,
-                children=tuple(child.guid for child in below.get(entry.guid, [])),
+                children=() if keep else tuple(c.guid for c in below.get(entry.guid, [])),
                 mailbox=entry.mailbox_guid,
                 server=box.server if box else None,
                 store_dn=box.store_dn if box else None,
                 store_name=names.get(box.store_dn.lower()) if box else None,
                 items=box.item_count if box else 0,
+                reason=reason, keep_account=keep,
             ))
+        if params.account_list is not None:
+            findings += _list_differences(params.account_list, users)
         selection = Selection(tuple(users), tuple(directory.domain_controllers()),
                               tuple(ServerInfo.of(server) for server in servers))
         return Discovery(selection, tuple(findings))
 
-    @staticmethod
-    def _missing_users(params: Params, found: Sequence[str]) -> list[Finding]:
-        if params.users is None:
-            return []
-        present = {name.lower() for name in found}
-        return [
-            Finding("not-found", name, "no such user in scope (already deleted?): nothing to do")
-            for name in sorted(params.users) if name.lower() not in present
-        ]
+    def _scope(
+        self, directory: Directory, params: Params
+    ) -> tuple[list[tuple[DirectoryEntry, str, bool]], list[Finding]]:
+        """The users to act on (entry, why, keep the account) and what was left out, and why.
+        A scope naming what does not exist is an error: "nothing to do" would let the operator
+        run clone mode again believing the cleanup was done."""
+        window = params.window
+        if params.ou is not None and directory.lookup(params.ou) is None:
+            raise InputError(
+                f"ou={params.ou} does not exist (on {directory.writable_dc()})",
+                target=f"playbook {self.name}",
+                hint="check the OU's distinguishedName (ADUC > View > Advanced Features > the "
+                "OU's Attribute Editor), then plan again",
+            )
+        where = f"in {params.ou}" if params.ou else "in the domain"
+        found = directory.find_users(UserQuery(base_dn=params.ou,
+                                               created_after=window.after,
+                                               created_before=window.before,
+                                               sam_account_names=params.users))
+        older = directory.find_users(UserQuery(base_dn=params.ou, created_before=window.after,
+                                               sam_account_names=params.users,
+                                               mail_enabled_only=params.users is None))
+        named = found + older
+        if params.users is not None:
+            named += directory.find_users(UserQuery(base_dn=params.ou,
+                                                    created_after=window.before,
+                                                    sam_account_names=params.users))
+            _require_every_name(params.users, named, where, self.name)
+        picked: list[tuple[DirectoryEntry, str, bool]] = []
+        findings: list[Finding] = []
+        seen: set[UUID] = set()
+        for entry in sorted(named, key=lambda e: e.dn.lower()):
+            if entry.guid in seen:
+                continue
+            seen.add(entry.guid)
+            kept = never_selected(entry)
+            made = mailbox_made_in(entry, window)
+            created = iso(entry.when_created)
+            in_scope = (params.users is not None or made is not None
+                        or window.holds(entry.when_created))
+            if not in_scope:
+                continue  # an older account of the OU the run did not touch
+            if kept is not None:
+                findings.append(Finding("kept-existing-account", entry.dn,
+                                        f"created {created}; not deleted: {kept}"))
+            elif window.holds(entry.when_created):
+                how = "named in users=" if params.users is not None else f"below {params.ou}"
+                picked.append((entry, f"created {created}, inside the window; {how}", False))
+            elif made is not None and params.mailbox_only:
+                picked.append((entry, f"created {created}, before the window; its mailbox was "
+                               f"created {iso(made)}, inside it: the account stays, the "
+                               "mailbox goes (mailbox_only)", True))
+            elif made is not None:
+                findings.append(Finding(
+                    "matched-account", entry.dn,
+                    f"created {created}, before the window, but its mailbox was created "
+                    f"{iso(made)}, inside it: an existing account the wizard matched, not "
+                    "deleted. To remove only the mailbox the cancelled run created, plan "
+                    "again with -p mailbox_only=true"))
+            elif params.users is not None:
+                findings.append(Finding(
+                    "outside-window", entry.dn,
+                    f"named in users= but created {created}, outside the window {window}: "
+                    "not created by the cancelled run, not deleted"))
+        return picked, findings
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:
         boxes = [
@@ -271,14 +380,22 @@ class Kb842101(Playbook[Params, Selection]):
         stores: dict[tuple[str, str], list[SelectedUser]] = {}
         for user in selection.with_mailbox:
             stores.setdefault((user.server or "", user.store_dn or ""), []).append(user)
-        deletions = [
+        expected = [
             Expectation(guid, deleted=True)
-            for user in selection.users for guid in (user.guid, *user.children)
+            for user in selection.deleted for guid in (user.guid, *user.children)
+        ] + [
+            Expectation(user.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
+            for user in selection.kept
         ]
+        strip: list[Step[Any, Any]] = [] if not selection.kept else [RemoveExchangeAttributes([
+            StripTarget(user.target, user.server or "", _version(selection, user.server))
+            for user in selection.kept
+        ])]
         return [
             ExportMail(boxes),
-            DeleteAdUser([user.target for user in selection.users]),
-            WaitForReplication(replication_targets(selection.dcs, deletions)),
+            DeleteAdUser([user.target for user in selection.deleted]),
+            *strip,
+            WaitForReplication(replication_targets(selection.dcs, expected)),
             RunCleanupAgent([
                 StoreTarget(server, store_dn, users[0].store_name or store_dn,
                             tuple(u.mailbox for u in users if u.mailbox))
@@ -295,3 +412,61 @@ class Kb842101(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(ServerInfo.from_json(as_dict(server)) for server in as_list(body["servers"])),
         )
+
+
+_SCOPE_EXAMPLE = (
+    "-p ou=OU=Migrated,DC=corp,DC=example -p created_after=2026-11-01T10:00:00Z "
+    "-p created_before=2026-11-01T12:00:00Z"
+)
+
+
+def _version(selection: Selection, server: str | None) -> ExchangeVersion:
+    """The Exchange version that strips a kept account's mailbox link (its server's; LDAP as
+    on 2003 when the mailbox was never created on any server)."""
+    found = next((s.version for s in selection.servers if s.name == server), None)
+    return found or ExchangeVersion.E2003
+
+
+def _require_every_name(
+    users: frozenset[str], found: Sequence[DirectoryEntry], where: str, playbook: str
+) -> None:
+    present = {entry.sam_account_name.lower() for entry in found}
+    missing = sorted((name for name in users if name.lower() not in present), key=str.lower)
+    if missing:
+        raise InputError(
+            f"users= names no user {where}: {', '.join(missing)}",
+            target=f"playbook {playbook}",
+            hint="check the sAMAccountNames (a user this run already deleted is gone too: "
+            "leave it out), then plan again",
+        )
+
+
+def read_account_list(path: Path) -> tuple[str, ...]:
+    """The wizard's account list: one sAMAccountName or DN a line; blank lines and lines
+    starting with # are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise InputError(f"cannot read the account list: {reason}", target=str(path),
+                         hint="give a text file, one sAMAccountName or DN a line") from None
+    names = [line.strip() for line in text.splitlines()]
+    return tuple(name for name in names if name and not name.startswith("#"))
+
+
+def _list_differences(listed: Sequence[str], users: Sequence[SelectedUser]) -> list[Finding]:
+    """Where the wizard's own list and the scope disagree: both are worth a look before
+    anything is deleted."""
+    chosen = [(user.sam, user.dn) for user in users]
+    findings = [
+        Finding("listed-not-selected", name, "in the wizard's account list but not selected "
+                "(not found in the scope, outside the window, or kept: see the other findings)")
+        for name in unlisted(listed, chosen)
+    ]
+    keys = {account_key(name) for name in listed}
+    findings += [
+        Finding("selected-not-listed", user.dn, "selected by the scope but not in the wizard's "
+                "account list: check it was created by the cancelled run")
+        for user in users if not keys & {account_key(user.sam), account_key(user.dn)}
+    ]
+    return findings

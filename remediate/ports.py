@@ -63,6 +63,11 @@ class Directory(Protocol):
         """Live (not deleted) user objects matching every criterion of ``query``."""
         ...
 
+    def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
+        """The live object named ``dn`` (any class) as ``dc`` (default: the pinned DC) sees
+        it; None when there is none (a mistyped OU), not an error."""
+        ...
+
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
     ) -> dict[UUID, DirectoryEntry]:
@@ -100,7 +105,7 @@ class Directory(Protocol):
 # Which port methods only read and which change the servers' state: the engine retries a read
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({
-    "domain_controllers", "writable_dc", "replication_delays", "find_users", "read",
+    "domain_controllers", "writable_dc", "replication_delays", "find_users", "lookup", "read",
     "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})

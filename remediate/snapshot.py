@@ -56,6 +56,10 @@ def _directory(
     dc = directory.writable_dc()
     entries: dict[UUID, DirectoryEntry] = {}
     if objects is None:
+        # The scope's own container too: a plan on the snapshot checks that its OU exists.
+        container = directory.lookup(base_dn, dc) if base_dn else None
+        if container is not None:
+            entries[container.guid] = container
         users = directory.find_users(UserQuery(base_dn=base_dn), dc)
         below = directory.descendants([user.guid for user in users], dc)
         entries.update((user.guid, user) for user in users)

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -24,6 +24,20 @@ from remediate.model import AttrValue, DirectoryEntry
 from remediate.ports import Directory, World
 
 SAMBA_DC_NAME = "dc1.samdom.test"
+
+
+def window_parameters(days: int = 1) -> dict[str, str]:
+    """kb842101's whenCreated window around objects a test makes now on the test DC (its clock
+    is this machine's)."""
+    now = datetime.now(UTC)
+    return {"created_after": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created_before": (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def window_around_now(days: int = 1) -> list[str]:
+    """:func:`window_parameters` as command-line ``-p`` arguments."""
+    return [part for key, value in window_parameters(days).items()
+            for part in ("-p", f"{key}={value}")]
 
 
 def directory_section(

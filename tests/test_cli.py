@@ -54,6 +54,7 @@ RESULT_KEYS = {
 KB842101_STEPS = [
     ("export-mail", "reversible"),
     ("delete-ad-user", "destructive"),
+    ("remove-exchange-attributes", "disruptive"),  # only for accounts kept (mailbox_only)
     ("wait-for-replication", "read"),
     ("run-cleanup-agent", "reversible"),
     ("purge-mailbox", "destructive"),
@@ -168,12 +169,12 @@ def test_show_lists_parameters_and_steps_with_impacts(run: Run) -> None:
     parameters = re.findall(r"^\s+-p (\w+)=\S+\n\s+(.+) \((.+)\)$", ran.out,
                             flags=re.MULTILINE)
     assert [name for name, _, _ in parameters] == [
-        "ou", "created_after", "created_before", "users"]
+        "ou", "created_after", "created_before", "users", "mailbox_only", "account_list"]
     assert all(help_text.strip() for _, help_text, _ in parameters)
     # which are required, and what applies when one is not given
     assert [need for _, _, need in parameters] == [
-        "required: ou or users", "default: no lower bound", "default: no upper bound",
-        "required: ou or users"]
+        "required: ou or users", "required: always", "required: always",
+        "required: ou or users", "default: false", "default: none"]
     steps = re.findall(r"^\s+(\d+)\. (\S+) \[(\w+)\] \S", ran.out, flags=re.MULTILINE)
     assert [(name, impact) for _, name, impact in steps] == KB842101_STEPS
     assert [int(number) for number, _, _ in steps] == list(range(1, len(KB842101_STEPS) + 1))
@@ -360,6 +361,10 @@ def test_plan_markdown_renders_every_value_as_it_is(run: Run, tmp_path: Path) ->
     assert tables.pop("Expected duration")[0] == ["step", "expected", "at most", "why"]
     summary = tables.pop("Changes")
     assert summary[0] == ["step", "impact", "changes"]
+    selected = tables.pop("Scope")  # per user: when created, why selected
+    assert selected[0] == ["user", "created", "why selected"]
+    assert selected[1:] == [[user["dn"], user["when_created"], user["reason"]]
+                            for user in data["selection"]["users"]]
     counts = Counter(change["step"] for change in data["changes"])
     impacts = {change["step"]: change["impact"] for change in data["changes"]}
     assert summary[1:] == [[step, impacts[step], str(count)] for step, count in counts.items()]
@@ -532,7 +537,8 @@ def test_unknown_parameter_lists_the_valid_ones(run: Run, broken: Path) -> None:
         assert ran.out == ""
         (message,) = error_lines(ran.err)
         assert "unknown parameter 'bogus'" in message
-        assert "valid parameters: created_after, created_before, ou, users" in message
+        assert ("valid parameters: account_list, created_after, created_before, mailbox_only, "
+                "ou, users") in message
     assert runs_json(run) == []
 
 
@@ -596,12 +602,12 @@ def test_scenario_parameters_are_used_when_none_are_given_and_said_so(
     quiet = run("-q", "plan", "kb842101", "--world", broken, "--format", "json")
     assert quiet.err == ""
     assert quiet.json()["parameters"] == ran.json()["parameters"]
-    # given parameters win, and nothing is said
+    # given parameters win, and nothing is said (users= alone lacks the window: an error)
     given = run("-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody",
                 "--format", "json")
-    assert given.code == 0
+    assert given.code == 1
     assert "recorded" not in given.err
-    assert given.json()["parameters"] == {"users": "nobody"}
+    assert "whenCreated window" in given.err
     # a world of the other playbook's scenario records nothing for this one
     other = run("-q", "plan", "kb278447", "--world", broken, "--format", "json")
     assert "recorded" not in other.err
@@ -747,7 +753,7 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
         (done["run_id"], "kb842101", "done"), (refused["run_id"], "kb842101", "refused"),
     ]
     assert rows[0]["applied"] == len(done["changes"])
-    assert rows[0]["completed_steps"] == len(KB842101_STEPS)
+    assert rows[0]["completed_steps"] == len(KB842101_STEPS) - 1  # no account kept
     assert rows[1]["applied"] == 0
     assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
                           "in_doubt",

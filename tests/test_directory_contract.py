@@ -231,3 +231,17 @@ def test_hostile_names_are_found_exactly_and_deleted(backend: DirectoryBackend, 
     assert sorted(guids(remaining)) == sorted(guids(decoys))
     tombstone = directory.read([target.guid], backend.dc, include_deleted=True)[target.guid]
     assert rdn_value(tombstone.dn) == f"{name}\nDEL:{target.guid}"
+
+
+def test_lookup_reads_one_object_by_name_and_none_for_a_missing_one(
+    backend: DirectoryBackend,
+) -> None:
+    ou = new_ou(backend)
+    user = add_user(backend, ou, "Looked Up")
+
+    found = backend.directory.lookup(user.dn, backend.dc)
+    container = backend.directory.lookup(ou.upper(), backend.dc)  # names compare as AD does
+
+    assert found is not None and found.guid == user.guid
+    assert container is not None and container.object_class == "organizationalUnit"
+    assert backend.directory.lookup(f"OU=Missing,{ou}", backend.dc) is None

@@ -49,7 +49,7 @@ KB278447_2003 = Case("kb278447", "2003")
 KB278447_2016 = Case("kb278447", "2016")
 
 DISCOVERY_KB842101 = {
-    "directory.find_users", "directory.writable_dc", "directory.descendants",
+    "directory.lookup", "directory.find_users", "directory.writable_dc", "directory.descendants",
     "directory.domain_controllers", "exchange.servers", "exchange.mailboxes", "exchange.stores",
 }
 DISCOVERY_KB278447 = {

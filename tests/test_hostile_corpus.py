@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
@@ -18,7 +19,7 @@ from kb_support import ldif_backups, run_dir
 from remediate import Engine, get_playbook
 from remediate.dn import rdn_value
 from remediate.engine.runner import EXIT_DONE
-from remediate.model import DirectoryEntry, UserQuery
+from remediate.model import DirectoryEntry, UserQuery, iso
 from remediate.testing import apply_confirmed, change_keys
 
 pytestmark = pytest.mark.security
@@ -111,8 +112,11 @@ def test_every_hostile_value_is_found_exactly_and_deleted_alone(
     assert sorted(e.guid for e in found) == sorted(p.entry.guid for p in targets)
 
     playbook, world = get_playbook("kb842101"), backend.world(scope)
-    planned = engine.plan(playbook, world, {"ou": target})
-    applied = apply_confirmed(engine, playbook, world, {"ou": target})
+    made = [p.entry.when_created for p in targets]
+    parameters = {"ou": target, "created_after": iso(min(made)),
+                  "created_before": iso(max(made) + timedelta(seconds=1))}
+    planned = engine.plan(playbook, world, parameters)
+    applied = apply_confirmed(engine, playbook, world, parameters)
     assert applied.exit_code == EXIT_DONE, applied.error
     assert change_keys(applied.changes) == change_keys(planned.changes)
     deletions = {c.label for c in applied.changes if c.step == "delete-ad-user"}

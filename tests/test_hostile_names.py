@@ -222,7 +222,7 @@ def kb842101_expected(world: Kb842101World, chosen: Iterable[Doc]) -> Doc:
 SCOPES = {
     "ou-and-window": lambda: {"ou": MIGRATED, **WINDOW},
     "ou-with-a-comma": lambda: {"ou": MIGRATED_OLD, **WINDOW},
-    "users": lambda: {"users": ",".join(sam for _, sam in HOSTILE)},
+    "users": lambda: {"users": ",".join(sam for _, sam in HOSTILE), **WINDOW},
 }
 
 

@@ -12,6 +12,8 @@ from directory_backends import (
     directory_section,
     samba_directory,
     unique,
+    window_around_now,
+    window_parameters,
 )
 from samba_dc import SambaDC
 
@@ -91,14 +93,15 @@ def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
     path = samba_inventory(tmp_path, samba_dc, "[safety]\nmax_deletions = 5\n")
     state = ["--state-dir", str(tmp_path / "state")]
     users = f"users={doomed.sam_account_name}"
+    window = window_around_now()
 
     assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", "--format", "json"]) == 2
+                 "-p", f"ou={scope}", *window, "--format", "json"]) == 2
     planned = json.loads(capsys.readouterr().out)["changes"]
     assert [c["step"] for c in planned] == ["delete-ad-user"]
 
     assert main([*state, "-q", "apply", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", "--yes", "--format", "json"]) == 0
+                 "-p", f"ou={scope}", *window, "--yes", "--format", "json"]) == 0
     applied = json.loads(capsys.readouterr().out)
     assert [(c["step"], c["target"]) for c in applied["changes"]] == [
         (c["step"], c["target"]) for c in planned]
@@ -124,7 +127,7 @@ def test_a_plan_through_an_inventory_is_rehearsed_on_what_discovery_read_not_the
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
     world = live_world(load_inventory(samba_inventory(tmp_path, samba_dc)))
     kb842101 = get_playbook("kb842101")
-    kb842101.discover(world, kb842101.parse({"ou": scope}))
+    kb842101.discover(world, kb842101.parse({"ou": scope, **window_parameters()}))
     live = world.directory
     assert isinstance(live, LdapDirectory)
     before = dict(live.requests_by_operation)
@@ -157,7 +160,7 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", samba_dc.password)
     path = samba_inventory(tmp_path, samba_dc)
     state = ["--state-dir", str(tmp_path / "state")]
-    scope_param = ["-p", f"ou={scope}"]
+    scope_param = ["-p", f"ou={scope}", *window_around_now()]
     world = tmp_path / "snapshot.json"
 
     assert main([*state, "snapshot", "--inventory", str(path), "--base-dn", scope,

@@ -105,8 +105,10 @@ def test_kb842101_refuses_a_protected_user_on_samba_before_any_change(
     guarded = user(backend, scope, "Guarded")
     backend.protect(guarded)
     world = world_on(directory, scope)
+    window = {"created_after": iso(first.when_created),
+              "created_before": iso(guarded.when_created + timedelta(seconds=1))}
     with pytest.raises(Refused, match="protected from accidental deletion"):
-        apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": scope})
+        apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": scope, **window})
     assert set(directory.read([first.guid, guarded.guid], SAMBA_DC_NAME)) == {
         first.guid,
         guarded.guid,

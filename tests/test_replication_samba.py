@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from directory_backends import unique
+from directory_backends import unique, window_parameters
 from kb_support import ldif_backups, run_dir
 from samba_pair import BASE_DN, SambaPair, in_namespace
 
@@ -98,7 +98,8 @@ def test_the_wait_step_polls_until_a_triggered_replication_lands(
         rehearse=lambda: rehearsal_world(directory, ou),
         clock=clock,
     )
-    result = apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": ou})
+    result = apply_confirmed(engine, get_playbook("kb842101"), world,
+                             {"ou": ou, **window_parameters()})
 
     assert result.exit_code == EXIT_DONE, result.error
     # Automatic replication is off: after two polls the second DC still showed all three.

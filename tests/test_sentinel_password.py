@@ -31,6 +31,7 @@ from directory_backends import (
     directory_section,
     samba_directory,
     unique,
+    window_around_now,
 )
 from kb_support import load, scenario
 from samba_dc import SambaDC
@@ -201,7 +202,8 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
         assert outcome.code == expect, (argv, outcome.out[-3000:], outcome.err[-3000:])
         return outcome
 
-    on_first = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={first}"]
+    on_first = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={first}",
+                *window_around_now()]
     plan_file = tmp_path / "plan.json"
     run("plan", "kb842101", *on_first, "--format", "json", expect=2)
     run("plan", "kb842101", *on_first, "--out", str(plan_file), expect=2)
@@ -211,7 +213,8 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
 
     # a run that fails on the WinRM password (in discovery: resume refuses, nothing changed),
     # the same apply with the right one, and a resume of that finished run
-    on_second = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={second}"]
+    on_second = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={second}",
+                *window_around_now()]
     wrong_winrm = organisation.passwords(**{EXCH_VARIABLE: sentinel("wrong-winrm")})
     failed = run("apply", "kb842101", *on_second, "--yes", "--format", "json", expect=1,
                  env=wrong_winrm)
@@ -227,7 +230,7 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
         str(tmp_path / "world.json"), expect=0)
 
     # failures: a wrong directory password, a certificate from another CA, unreachable hosts
-    plan = ["plan", "kb842101", "-p", f"ou={scope}", "--inventory"]
+    plan = ["plan", "kb842101", "-p", f"ou={scope}", *window_around_now(), "--inventory"]
     wrong_ad = organisation.passwords(**{AD_VARIABLE: sentinel("wrong-ad")})
     assert "invalidCredentials" in run(*plan, good, expect=1, env=wrong_ad).err
     inventories = organisation.inventories

@@ -213,7 +213,28 @@ def _md_scope(result: RunResult) -> list[str]:
     dcs = selection.get("dcs")
     if isinstance(dcs, list) and dcs:
         lines += [f"Domain controllers: {_md_cell(', '.join(str(dc) for dc in dcs))}", ""]
+    lines += _md_selected_users(selection.get("users"))
     return lines if len(lines) > 2 else []
+
+
+SELECTED_USERS_SHOWN = 50
+
+
+def _md_selected_users(users: object) -> list[str]:
+    """Per selected user, when it was created and why the scope took it (kb842101), so an
+    approver can catch an account the cancelled run did not create; past a screenful the rest
+    are in the JSON result's ``selection`` (the ticket stays small enough to attach)."""
+    rows = [user for user in users if isinstance(user, dict) and user.get("reason")] \
+        if isinstance(users, list) else []
+    if not rows:
+        return []
+    lines = ["Selected users:", "", "| user | created | why selected |", "| --- | --- | --- |"]
+    lines += [f"| {_md_cell(str(user.get('dn')))} | {_md_cell(str(user.get('when_created')))} "
+              f"| {_md_cell(str(user.get('reason')))} |" for user in rows[:SELECTED_USERS_SHOWN]]
+    if len(rows) > SELECTED_USERS_SHOWN:
+        lines += ["", f"... and {len(rows) - SELECTED_USERS_SHOWN:,} more: every selected user, "
+                  "with when it was created and why, is under `selection` in `--format json`."]
+    return [*lines, ""]
 
 
 def _md_findings(found: Sequence[Finding]) -> list[str]:

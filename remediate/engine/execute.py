@@ -4,6 +4,7 @@ which is what makes the planned change list equal the applied one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tenacity import RetryCallState
@@ -61,6 +62,23 @@ class PlannedRecords:
         return record
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One endpoint's planned changes, applied and not yet verified. ``targets``: all of them;
+    ``waiting``: those that have not reached their state yet; ``manual``: what the operator was
+    asked to do (a manual step), else None."""
+
+    endpoint: str
+    targets: list[Target]
+    waiting: list[Target]
+    records: list[ChangeRecord]
+    manual: ManualActionRequired | None
+
+    @property
+    def instructions(self) -> str | None:
+        return None if self.manual is None else self.manual.instructions
+
+
 class Executor:
     """Observe, plan, apply and verify each step, one endpoint batch at a time."""
 
@@ -109,8 +127,20 @@ class Executor:
         started = clock.now()
         self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
         try:
+            # A manual batch is not waited for at once: the operator is given every endpoint's
+            # instructions first and one wait covers them all (see _verify for how the rehearsal
+            # waits). Waiting for one server's store before even looking at the next let the
+            # stores' own nightly cleanup pass do the next server's change during apply, and
+            # apply made one change fewer than the plan listed.
+            manual: list[_Batch] = []
             for endpoint, targets in group_by_endpoint(step.targets).items():
-                self._run_batch(step, endpoint, targets)
+                batch = self._start_batch(step, endpoint, targets)
+                if batch is not None and batch.instructions is not None:
+                    manual.append(batch)
+                elif batch is not None:
+                    self._finish(step, [batch])
+            if manual:
+                self._finish(step, manual)
         except RunPaused:
             raise
         except RemediateError as error:
@@ -154,12 +184,15 @@ class Executor:
                 pending.append((target, change))
         return pending
 
-    def _run_batch(self, step: AnyStep, endpoint: str, targets: Sequence[Target]) -> None:
+    def _start_batch(
+        self, step: AnyStep, endpoint: str, targets: Sequence[Target]
+    ) -> _Batch | None:
+        """Observe, plan, record and apply one endpoint's targets (None: nothing to do)."""
         pending = self._pending(step, targets)
         if self._in_doubt:
             self._settle_in_doubt(step, targets, pending)
         if not pending:
-            return
+            return None
         records = [self._record(step, target, change) for target, change in pending]
         if not self.rehearsal:
             # The batch's intent, durable before its first change: whatever ends this process,
@@ -172,15 +205,32 @@ class Executor:
             )
             self.events.checkpoint()
         try:
-            instructions = self._apply(step, pending)
-            self._verify(step, endpoint, [target for target, _ in pending], instructions)
+            manual = self._apply(step, pending)
         except (KeyboardInterrupt, Exception):
             if not self.rehearsal:
                 self._record_what_took_effect(step, records, [target for target, _ in pending])
             raise
-        self._record_applied(step, records)
-        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
-        self.events.checkpoint()
+        applied = [target for target, _ in pending]
+        return _Batch(endpoint, applied, list(applied), records, manual)
+
+    def _finish(self, step: AnyStep, batches: Sequence[_Batch]) -> None:
+        """Wait until every batch has taken effect, then record its changes. A wait that ends
+        otherwise (interrupted, failed, paused) records what took effect, so the record is
+        exact."""
+        try:
+            self._verify(step, batches)
+        except (KeyboardInterrupt, Exception):
+            if not self.rehearsal:
+                for batch in batches:
+                    self._record_what_took_effect(step, batch.records, batch.targets)
+            raise
+        for batch in batches:
+            self._record_applied(step, batch.records)
+            self.events.emit(
+                ev.STEP_VERIFIED, step=step.id, endpoint=batch.endpoint,
+                changes=len(batch.records),
+            )
+            self.events.checkpoint()
 
     def _record_applied(
         self, step: AnyStep, records: Sequence[ChangeRecord], *, settled: bool = False
@@ -231,25 +281,37 @@ class Executor:
             self._record_applied(step, done, settled=True)
             self.events.checkpoint()
 
-    def _apply(self, step: AnyStep, pending: list[tuple[Target, Planned]]) -> str | None:
+    def _apply(
+        self, step: AnyStep, pending: list[tuple[Target, Planned]]
+    ) -> ManualActionRequired | None:
         """Apply with retries; after a transient error, observe afresh and re-send only what
-        has not taken effect. Returns operator instructions for a manual step."""
-        first = True
+        has not taken effect. Returns what the operator is asked to do for a manual step.
+
+        Attempts are counted per stretch without progress: one call carrying many targets can
+        meet several unrelated transient faults, each on another target, and a fresh observe
+        that finds fewer targets pending starts a new count (the retry policy bounds a fault
+        that keeps coming back, not how many targets a batch holds)."""
         ctx = self._with_retried_reads(step, "apply")
-        for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "apply")):
-            with attempt:
-                if not first:
-                    pending = self._pending(step, [target for target, _ in pending])
-                first = False
-                if pending:
-                    try:
-                        step.apply(ctx, pending)
-                    except ManualActionRequired as manual:
-                        self._announce_manual(step, manual.instructions)
-                        if self.rehearsal and manual.rehearse is not None:
-                            manual.rehearse()  # the plan assumes the operator does it now
-                        return manual.instructions
-        return None
+        observed = False  # ``pending`` was just observed: send it without another look
+        while True:
+            at_start, progressed = len(pending), False
+            for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "apply")):
+                with attempt:
+                    if observed:
+                        pending = self._pending(step, [target for target, _ in pending])
+                        progressed = len(pending) < at_start
+                    observed = True
+                    if progressed:
+                        break
+                    if pending:
+                        try:
+                            step.apply(ctx, pending)
+                        except ManualActionRequired as manual:
+                            self._announce_manual(step, manual.instructions)
+                            return manual
+            if not progressed:
+                return None
+            observed = False
 
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
         self.manual_actions.append(instructions)
@@ -258,24 +320,24 @@ class Executor:
         self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
         self.events.checkpoint()
 
-    def _verify(
-        self, step: AnyStep, endpoint: str, targets: list[Target], instructions: str | None
-    ) -> None:
-        deadline = self.manual_deadline_s if instructions else step.deadline(self.ctx.options)
-        outstanding: list[int] = [len(targets)]
+    def _verify(self, step: AnyStep, batches: Sequence[_Batch]) -> None:
+        manual = [batch.instructions for batch in batches if batch.instructions]
+        deadline = self.manual_deadline_s if manual else step.deadline(self.ctx.options)
+        outstanding = list(batches)
 
         def converged() -> bool:
             # Poll only what has not converged yet: a target that reached its state stays there.
-            targets[:] = [target for target, _ in self._pending(step, targets)]
-            outstanding[0] = len(targets)
-            return not targets
+            for batch in outstanding:
+                batch.waiting = [target for target, _ in self._pending(step, batch.waiting)]
+            outstanding[:] = [batch for batch in outstanding if batch.waiting]
+            return not outstanding
 
         def on_poll(state: RetryCallState) -> None:
             self.events.emit(
                 ev.STEP_WAITING,
                 step=step.id,
-                endpoint=endpoint,
-                outstanding=outstanding[0],
+                endpoint=", ".join(batch.endpoint for batch in outstanding),
+                outstanding=sum(len(batch.waiting) for batch in outstanding),
                 polls=state.attempt_number,
             )
 
@@ -285,14 +347,25 @@ class Executor:
             on_poll=on_poll,
         )
         done = converged() if deadline <= 0 else bool(waiting(converged))
+        if not done and self.rehearsal and any(batch.manual for batch in outstanding):
+            # The rehearsal waits for a manual action as apply does (on a fake world the stores'
+            # own scheduled pass may do it meanwhile), so both see the same time pass and the
+            # same changes follow. Where apply would pause for the operator instead, the plan
+            # assumes the operator does it then.
+            for batch in outstanding:
+                if batch.manual is not None and batch.manual.rehearse is not None:
+                    batch.manual.rehearse()
+            done = converged()
         if done:
             return
-        if instructions and not self.rehearsal:
-            raise RunPaused(self.events.run_id or "unknown", step.id, instructions)
+        left = [batch.instructions for batch in outstanding if batch.instructions]
+        if left and not self.rehearsal:
+            raise RunPaused(self.events.run_id or "unknown", step.id, "\n".join(left))
         raise StepFailed(
             step.id,
-            f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",
-            target=endpoint,
+            f"{sum(len(batch.waiting) for batch in outstanding)} target(s) did not reach the "
+            f"desired state within {deadline:g}s",
+            target=", ".join(batch.endpoint for batch in outstanding),
             hint="check the endpoint, then resume the run"
             + (" (a longer wait: --replication-timeout SECONDS)"
                if step.name == "wait-for-replication" else ""),

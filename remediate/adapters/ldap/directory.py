@@ -158,6 +158,16 @@ class LdapDirectory:
                     found[name].append((entries.guid_of(dn, raw), dn))
         return found
 
+    def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
+        """One base search for ``dn``: AD answers noSuchObject (32) for a name that does not
+        exist, which is None here."""
+        name = dc or self.writable_dc()
+        found = self._search(
+            name, dn, "(objectClass=*)", scope=ldap3.BASE, operation="directory.lookup",
+        )
+        decoded = self._decoded(name, found)
+        return decoded[0] if decoded else None
+
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
     ) -> dict[UUID, DirectoryEntry]:

@@ -24,6 +24,10 @@ CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID", "obj
 # What a search for the names below a container asks for.
 NAME_ATTRIBUTES = ("objectGUID", "parentGUID")
 GUID_ATTRIBUTES = frozenset({"msexchmailboxguid"})
+# Security identifiers travel in their binary form (MS-DTYP 2.4.2.2) and are shown, as Windows
+# does, as S-1-5-21-...: kb842101 reads an account's RID (well-known below 1000) and whether it
+# carries sIDHistory (a migrated account the Migration Wizard matched).
+SID_ATTRIBUTES = frozenset({"objectsid", "sidhistory"})
 _NOT_SHOWN = frozenset(
     {"objectguid", "ntsecuritydescriptor", "isdeleted", "whencreated", "whenchanged",
      "usnchanged", "objectclass", "parentguid"}
@@ -46,11 +50,23 @@ def _text_values(name: str, values: Sequence[bytes]) -> AttrValue | None:
     try:
         if name.lower() in GUID_ATTRIBUTES:
             texts = [str(UUID(bytes_le=value)) for value in values]
+        elif name.lower() in SID_ATTRIBUTES:
+            texts = [sid_text(value) for value in values]
         else:
             texts = [value.decode("utf-8") for value in values]
     except (UnicodeDecodeError, ValueError):
         return None  # binary (objectSid, ...): not part of the port's view
     return texts[0] if len(texts) == 1 else texts
+
+
+def sid_text(value: bytes) -> str:
+    """A binary SID as S-R-I-S...: revision (1 byte), sub-authority count (1 byte), identifier
+    authority (6 bytes, big-endian), then each sub-authority (4 bytes, little-endian)."""
+    if len(value) < 8 or value[0] != 1 or len(value) != 8 + 4 * value[1]:
+        raise ValueError("not a SID")
+    authority = int.from_bytes(value[2:8], "big")
+    subs = [int.from_bytes(value[8 + 4 * i : 12 + 4 * i], "little") for i in range(value[1])]
+    return "-".join(["S", "1", str(authority), *map(str, subs)])
 
 
 def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
