@@ -97,6 +97,15 @@ class Faults:
         self._random: _RandomSchedule | None = None
         self._on_effect: list[Callable[[str], None]] = []
         self.injected: Counter[str] = Counter()  # random transient faults, per operation
+        # Seconds each call of a port ("exchange", "directory") takes, slept on ``sleep`` (the
+        # world's clock) before the call: the round trip to a remote server, made measurable.
+        self.latency: dict[str, float] = {}
+        self.sleep: Callable[[float], None] = lambda seconds: None
+
+    def pace(self, port: str) -> None:
+        """A call of ``port`` travels: sleep its latency. Always a sleep, even of no time, so
+        that jobs taking turns on virtual time (``remediate.turns``) switch at every call."""
+        self.sleep(self.latency.get(port, 0.0))
 
     @property
     def count(self) -> int:
@@ -220,6 +229,7 @@ class Gate:
         arguments: object,
         action: Callable[[], T],
     ) -> T:
+        self._faults.pace(self._prefix)
         self._before()
         name = self._names.get(method)
         if name is None:

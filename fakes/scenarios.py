@@ -57,6 +57,7 @@ _KB278447_VERSION = "2000"
 
 _SECOND_SERVER_FROM_SIZE = 200
 _THIRD_DC_FROM_SIZE = 50
+_MOST_SERVERS = 99  # EXCH01..EXCH99
 _LEGACY_ADMIN_GROUP = "First Administrative Group"
 _MODERN_ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 _OU_CREATED = "2024-01-15T09:00:00Z"
@@ -179,10 +180,19 @@ class _WorldBuilder:
     def __init__(
         self, name: str, size: int, seed: int, version: str,
         assembler: WorldAssembler | None = None,
+        *,
+        servers: int | None = None,
     ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ScenarioError(f"{name}: size must be an integer >= 1, got {size!r}")
+        if servers is not None and (
+            isinstance(servers, bool) or not isinstance(servers, int)
+            or not 1 <= servers <= _MOST_SERVERS
+        ):
+            raise ScenarioError(f"{name}: servers must be an integer from 1 to {_MOST_SERVERS}, "
+                                f"got {servers!r}")
+        self.servers = servers
         self.name, self.size, self.seed = name, size, seed
         self.rng = random.Random(f"{name}:{seed}")
         self._issued: set[int] = set()
@@ -194,8 +204,8 @@ class _WorldBuilder:
         self._serial = 0
         self._hostile = 0
         self._stores_used = 0
-        servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
-        self.stores = [self._store_of(server) for server in servers]
+        count = servers or (2 if size >= _SECOND_SERVER_FROM_SIZE else 1)
+        self.stores = [self._store_of(f"EXCH{number:02d}") for number in range(1, count + 1)]
         self.dcs: list[Json] = [
             {"name": "DC1", "replication_delay_s": 0},
             {"name": "DC2", "replication_delay_s": 900},
@@ -476,24 +486,27 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
         "seed": world.seed,
         "size": world.size,
         "version": world.version.value,
+        **({"servers": world.servers} if world.servers is not None else {}),
         "parameters": parameters,
         "expected": expected,
     }
 
 
 @gc_paused()
-def kb842101(size: int, seed: int, *, version: str = _KB842101_VERSION) -> Json:
+def kb842101(
+    size: int, seed: int, *, version: str = _KB842101_VERSION, servers: int | None = None
+) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
     initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
     the same OU created a minute before and after the window, users of ``OU=Migrated2`` inside
-    it, and staff hired in 2025, all with mail.
+    it, and staff hired in 2025, all with mail. ``servers``: as for :func:`kb278447`.
 
     A never-initialized user has no ``msExchMailboxGuid`` on 2000/2003 (the store stamps it on
     first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
     holds no mailbox for it yet.
     """
-    world = _WorldBuilder("kb842101", size, seed, version)
+    world = _WorldBuilder("kb842101", size, seed, version, servers=servers)
     return world.document(_fill_kb842101(world))
 
 
@@ -568,13 +581,16 @@ def _fill_kb842101(world: _WorldBuilder) -> Json:
 
 
 @gc_paused()
-def kb278447(size: int, seed: int, *, version: str = _KB278447_VERSION) -> Json:
+def kb278447(
+    size: int, seed: int, *, version: str = _KB278447_VERSION, servers: int | None = None
+) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
     5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
     disconnected candidates by legacy DN, neither with his objectGUID); the legacy
-    Schedule+ Free/Busy mailbox, disconnected and owned by no one."""
-    world = _WorldBuilder("kb278447", size, seed, version)
+    Schedule+ Free/Busy mailbox, disconnected and owned by no one. ``servers``: how many
+    Exchange servers the users are spread over (round robin; None: one, two from size 200)."""
+    world = _WorldBuilder("kb278447", size, seed, version, servers=servers)
     return world.document(_fill_kb278447(world))
 
 

@@ -51,10 +51,12 @@ class Case:
     size: int = 5
     seed: int = 1
     cleanup_interval_s: int | None = None
+    servers: int | None = None  # Exchange servers (None: the scenario's own count)
 
     @property
     def id(self) -> str:
-        return f"{self.playbook}-{self.version}"
+        spread = f"-{self.servers}servers" if self.servers is not None else ""
+        return f"{self.playbook}-{self.version}{spread}"
 
     @property
     def legacy(self) -> bool:
@@ -62,7 +64,8 @@ class Case:
 
     def document(self) -> Doc:
         """A fresh copy of the broken world's document."""
-        doc: Doc = json.loads(_scenario_text(self.playbook, self.size, self.seed, self.version))
+        doc: Doc = json.loads(
+            _scenario_text(self.playbook, self.size, self.seed, self.version, self.servers))
         if self.cleanup_interval_s is not None:
             for server in doc["exchange"]["servers"]:
                 server["cleanup_interval_s"] = self.cleanup_interval_s
@@ -74,8 +77,8 @@ class Case:
 
 
 @cache
-def _scenario_text(name: str, size: int, seed: int, version: str) -> str:
-    return json.dumps(SCENARIOS[name](size, seed, version=version))
+def _scenario_text(name: str, size: int, seed: int, version: str, servers: int | None) -> str:
+    return json.dumps(SCENARIOS[name](size, seed, version=version, servers=servers))
 
 
 def load(doc: Doc) -> FakeWorld:

@@ -6,6 +6,7 @@ not apply). They go to structlog, to the run's journal, and to any subscriber (p
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -68,6 +69,9 @@ class Events:
         self.subscribers = subscribers
         self._now = now
         self._log = structlog.get_logger("remediate")
+        # Batches on several servers emit from several threads: one record at a time, whole,
+        # and a checkpoint syncs only whole records.
+        self._lock = threading.RLock()
 
     def emit(
         self,
@@ -76,6 +80,12 @@ class Events:
         step: str | None = None,
         target: str | None = None,
         **fields: JsonValue,
+    ) -> None:
+        with self._lock:
+            self._emit(event, step, target, fields)
+
+    def _emit(
+        self, event: str, step: str | None, target: str | None, fields: dict[str, JsonValue]
     ) -> None:
         record: JournalRecord = {
             "event": event,
@@ -105,5 +115,6 @@ class Events:
 
     def checkpoint(self) -> None:
         """Make everything emitted so far durable (fsync) before the next mutation."""
-        if self.journal is not None:
-            self.journal.sync()
+        with self._lock:
+            if self.journal is not None:
+                self.journal.sync()

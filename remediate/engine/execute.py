@@ -4,6 +4,8 @@ which is what makes the planned change list equal the applied one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tenacity import RetryCallState
@@ -11,11 +13,13 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, JsonValue, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
+from remediate.engine.parallel import DEFAULT_PARALLEL, run_batches
 from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy, until_converged
 from remediate.engine.step import Step, StepContext, Target
 from remediate.errors import RemediateError, RunPaused, StepFailed
 from remediate.ports import ManualActionRequired
+from remediate.turns import Abandoned, Outcome
 
 AnyStep = Step[Any, Any]
 
@@ -61,8 +65,20 @@ class PlannedRecords:
         return record
 
 
+@dataclass(slots=True)
+class Batch:
+    """One endpoint's targets of a step, and what its run recorded (merged in the plan's
+    order once every batch of the step has ended, whatever order they ended in)."""
+
+    endpoint: str
+    targets: list[Target]
+    records: list[ChangeRecord] = field(default_factory=list)
+    manual: str | None = None
+
+
 class Executor:
-    """Observe, plan, apply and verify each step, one endpoint batch at a time."""
+    """Observe, plan, apply and verify each step; a step's endpoint batches run concurrently,
+    ``parallel`` at a time."""
 
     def __init__(
         self,
@@ -75,6 +91,7 @@ class Executor:
         completed: Collection[str] = (),
         planned: Sequence[ChangeRecord] = (),
         in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
         """``in_doubt``: changes an earlier process announced (``step.applying``) but never
         recorded as applied (it was killed), by (step, target): each is recorded as applied
@@ -89,6 +106,7 @@ class Executor:
         self.manual_actions: list[str] = []
         self._planned = PlannedRecords(planned)
         self._in_doubt = dict(in_doubt or {})
+        self.parallel = parallel
 
     def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
         for step in steps:
@@ -102,9 +120,16 @@ class Executor:
 
     def run_step(self, step: AnyStep) -> None:
         self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
+        batches = [Batch(endpoint, targets)
+                   for endpoint, targets in group_by_endpoint(step.targets).items()]
+        jobs = [partial(self._run_batch, step, batch) for batch in batches]
+        outcomes = run_batches(self.ctx.world.clock, jobs, self.parallel)
+        for batch in batches:
+            self.records.extend(self._planned.same_as(record) for record in batch.records)
+            if batch.manual is not None:
+                self.manual_actions.append(batch.manual)
         try:
-            for endpoint, targets in group_by_endpoint(step.targets).items():
-                self._run_batch(step, endpoint, targets)
+            self._raise_first(step, batches, outcomes)
         except RunPaused:
             raise
         except RemediateError as error:
@@ -114,6 +139,34 @@ class Executor:
         self.completed.add(step.id)
         self.events.emit(ev.STEP_COMPLETED, step=step.id)
         self.events.checkpoint()
+
+    def _raise_first(
+        self, step: AnyStep, batches: Sequence[Batch], outcomes: Sequence[Outcome]
+    ) -> None:
+        """Re-raise how the step's batches ended, in the plan's order: a crash or stop request
+        first; then an error, saying which servers completed the step; then the manual
+        actions still pending, all of them together."""
+        errors = [(batch, outcome.error) for batch, outcome in zip(batches, outcomes, strict=True)
+                  if outcome.error is not None and not isinstance(outcome.error, Abandoned)]
+        for _, error in errors:
+            if not isinstance(error, Exception):
+                raise error
+        paused = [error for _, error in errors if isinstance(error, RunPaused)]
+        failed = [(batch, error) for batch, error in errors if not isinstance(error, RunPaused)]
+        if failed:
+            _, error = failed[0]
+            if len(batches) > 1 and isinstance(error, RemediateError):
+                done = [b.endpoint for b, o in zip(batches, outcomes, strict=True)
+                        if o.started and o.error is None]
+                error.hint = "; ".join(filter(None, [error.hint, (
+                    f"completed on {', '.join(done) or 'no server'}; "
+                    f"{len(batches) - len(done)} of {len(batches)} servers left for resume")]))
+            raise error
+        if len(paused) == 1:
+            raise paused[0]
+        if paused:
+            raise RunPaused(paused[0].run_id, step.id,
+                            "\n".join(pause.instructions for pause in paused))
 
     def _with_retried_reads(self, step: AnyStep, phase: str) -> StepContext:
         clock, on_retry = self.ctx.world.clock, self._on_retry(step, phase)
@@ -147,10 +200,11 @@ class Executor:
                 pending.append((target, change))
         return pending
 
-    def _run_batch(self, step: AnyStep, endpoint: str, targets: Sequence[Target]) -> None:
+    def _run_batch(self, step: AnyStep, batch: Batch) -> None:
+        endpoint, targets = batch.endpoint, batch.targets
         pending = self._pending(step, targets)
         if self._in_doubt:
-            self._settle_in_doubt(step, targets, pending)
+            self._settle_in_doubt(step, batch, pending)
         if not pending:
             return
         records = [self._record(step, target, change) for target, change in pending]
@@ -165,18 +219,20 @@ class Executor:
             )
             self.events.checkpoint()
         try:
-            instructions = self._apply(step, pending)
+            instructions = batch.manual = self._apply(step, pending)
             self._verify(step, endpoint, [target for target, _ in pending], instructions)
         except (KeyboardInterrupt, Exception):
             if not self.rehearsal:
-                self._record_what_took_effect(step, records, [target for target, _ in pending])
+                self._record_what_took_effect(
+                    step, batch, records, [target for target, _ in pending])
             raise
-        self._record_applied(step, records)
+        self._record_applied(step, batch, records)
         self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
         self.events.checkpoint()
 
     def _record_applied(
-        self, step: AnyStep, records: Sequence[ChangeRecord], *, settled: bool = False
+        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord], *,
+        settled: bool = False,
     ) -> None:
         done_event = ev.STEP_PLANNED if self.rehearsal else ev.STEP_APPLIED
         extra: dict[str, JsonValue] = {"settled": True} if settled else {}
@@ -193,10 +249,11 @@ class Executor:
                 after=record.after,
                 **extra,
             )
-        self.records.extend(records)
+        batch.records.extend(records)
 
     def _record_what_took_effect(
-        self, step: AnyStep, records: Sequence[ChangeRecord], targets: Sequence[Target]
+        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord],
+        targets: Sequence[Target],
     ) -> None:
         """A batch stopped part-way (interrupted, failed, paused): observe its targets once and
         record the changes that took effect, so the run's record is exact. If even that read
@@ -205,23 +262,25 @@ class Executor:
             still = {target.key for target, _ in self._pending(step, targets)}
         except (KeyboardInterrupt, RemediateError):
             return
-        self._record_applied(step, [record for record in records if record.target not in still])
-        self.events.emit(ev.STEP_STOPPED, step=step.id, unchanged=list[JsonValue](sorted(still)))
+        self._record_applied(
+            step, batch, [record for record in records if record.target not in still])
+        self.events.emit(ev.STEP_STOPPED, step=step.id, endpoint=batch.endpoint,
+                         unchanged=list[JsonValue](sorted(still)))
         self.events.checkpoint()
 
     def _settle_in_doubt(
-        self, step: AnyStep, targets: Sequence[Target], pending: list[tuple[Target, Planned]]
+        self, step: AnyStep, batch: Batch, pending: list[tuple[Target, Planned]]
     ) -> None:
         """Changes an earlier process sent without recording them: the ones observed done
         now are recorded as applied (``settled``); the pending ones are applied as usual."""
         waiting = {target.key for target, _ in pending}
         done = []
-        for target in targets:
+        for target in batch.targets:
             record = self._in_doubt.pop((step.id, target.key), None)
             if record is not None and target.key not in waiting:
                 done.append(record)
         if done:
-            self._record_applied(step, done, settled=True)
+            self._record_applied(step, batch, done, settled=True)
             self.events.checkpoint()
 
     def _apply(self, step: AnyStep, pending: list[tuple[Target, Planned]]) -> str | None:
@@ -245,7 +304,6 @@ class Executor:
         return None
 
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
-        self.manual_actions.append(instructions)
         self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
         self.events.checkpoint()
 
@@ -290,7 +348,7 @@ class Executor:
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:
-        return self._planned.same_as(ChangeRecord(
+        return ChangeRecord(
             step=step.id,
             target=target.key,
             # A label the target keeps (a DN) is held as it is; one it formats each time is
@@ -302,7 +360,7 @@ class Executor:
             before=change.before,
             after=change.after,
             deletes=change.deletes,
-        ))
+        )
 
     def _on_retry(self, step: AnyStep, phase: str) -> Callable[[RetryCallState], None]:
         def emit(state: RetryCallState) -> None:
