@@ -4,13 +4,16 @@ A fake world's servers answer in virtual time, so running batches on free thread
 run depend on the operating system's scheduling, and each thread's wait would add to the one
 clock. Here exactly one job runs at a time; a job gives up its turn only when it sleeps (each
 fake backend call sleeps, for its latency or for no time at all), and the next turn goes to the
-job due earliest, the clock advancing to that moment. Time spent waiting together is counted
-once, the order of events is a function of the jobs alone (and of ``choose``, which breaks ties,
-so a test can draw the interleaving), and the fakes are never entered by two threads at once.
+job due earliest, the clock advancing to that moment; among jobs due at the same moment, the
+one that has been waiting longest (a call of no time lets every other job due now go first).
+Time spent waiting together is counted once, the order of events is a function of the jobs
+alone (and of ``choose``, which breaks ties, so a test can draw the interleaving), and the fakes
+are never entered by two threads at once: they need no lock of their own.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ class Abandoned(BaseException):
 
 
 def lowest(candidates: Sequence[int]) -> int:
-    """The default tie-break: the job first in the plan's order."""
+    """The default tie-break: the first candidate, the job waiting longest."""
     return candidates[0]
 
 
@@ -50,7 +53,9 @@ class Turns:
         self._choose = choose
         self._cond = threading.Condition()
         self._turn: int | None = None
-        self._due: dict[int, datetime] = {}  # started, unfinished jobs: when each may go on
+        # Started, unfinished jobs: when each may go on, and since when it waits for that.
+        self._due: dict[int, tuple[datetime, int]] = {}
+        self._order = itertools.count()
         self._mine = threading.local()
         self._stop_starting = False
         self._dying: BaseException | None = None  # a crash or interrupt in one job
@@ -77,7 +82,7 @@ class Turns:
 
         def start(index: int) -> None:
             outcomes[index].started = True
-            self._due[index] = self._clock.now()
+            self._due[index] = (self._clock.now(), next(self._order))
             thread = threading.Thread(target=body, args=(index,), daemon=True,
                                       name=f"remediate-batch-{index}")
             threads.append(thread)
@@ -96,7 +101,8 @@ class Turns:
     def sleep(self, seconds: float) -> None:
         index: int = self._mine.index
         with self._cond:
-            self._due[index] = self._clock.now() + timedelta(seconds=max(0.0, seconds))
+            moment = self._clock.now() + timedelta(seconds=max(0.0, seconds))
+            self._due[index] = (moment, next(self._order))
             self._pass_turn()
             self._wait_for_turn(index)
 
@@ -134,8 +140,10 @@ class Turns:
         if not self._due:
             self._turn = None
         else:
-            earliest = min(self._due.values())
-            candidates = sorted(i for i, due in self._due.items() if due == earliest)
+            earliest = min(self._due.values())[0]
+            candidates = [i for i, _ in sorted(
+                ((i, order) for i, (moment, order) in self._due.items() if moment == earliest),
+                key=lambda pair: pair[1])]
             chosen = self._choose(candidates)
             self._clock.advance_to(earliest)
             self._turn = chosen if chosen in candidates else candidates[0]
