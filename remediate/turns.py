@@ -71,9 +71,9 @@ class Turns:
 
         def body(index: int) -> None:
             self._mine.index = index
-            with self._cond:
-                self._wait_for_turn(index)
             try:
+                with self._cond:
+                    self._wait_for_turn(index)  # may be told at once that the process dies
                 jobs[index]()
             except BaseException as error:
                 outcomes[index].error = error

@@ -83,3 +83,15 @@ def test_ties_go_to_the_job_waiting_longest_unless_a_chooser_says_otherwise() ->
     clock.choose = lambda candidates: candidates[-1]
     run_batches(clock, [sleeper(clock, 0, log, "a"), sleeper(clock, 0, log, "b")], limit=2)
     assert log[0] == "b starts"
+
+
+def test_a_crash_abandons_a_job_that_was_started_but_never_had_a_turn() -> None:
+    clock, log = VirtualClock(START), []
+
+    def crashes() -> None:
+        raise Crash
+
+    outcomes = run_batches(clock, [crashes, sleeper(clock, 10, log, "b")], limit=2)
+
+    assert log == []
+    assert isinstance(outcomes[1].error, Abandoned)
