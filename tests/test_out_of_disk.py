@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from run_support import Case, load, quiet_events
 
+from remediate.cli import durability
 from remediate.cli import main as cli
 from remediate.engine import backups, runner
 from remediate.fakes import FakeWorld, load_world, save_world
@@ -77,7 +78,7 @@ def test_a_disk_that_fills_mid_run_stops_it_naming_run_state_and_resume_and_save
     def full(path: Path, text: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    real_save = cli.save_world
+    real_save = durability.save_world
 
     def save(world: FakeWorld, path: Path | str) -> None:
         if Path(path).name == "world.json":  # the run directory's copy: the disk is full
@@ -85,7 +86,7 @@ def test_a_disk_that_fills_mid_run_stops_it_naming_run_state_and_resume_and_save
         real_save(world, path)
 
     monkeypatch.setattr(backups, "write_durably", full)  # the LDIF backup before the strip
-    monkeypatch.setattr(cli, "save_world", save)
+    monkeypatch.setattr(durability, "save_world", save)
     elsewhere = tmp_path / "end.json"
 
     code, out, err = apply(capsys, tmp_path, world_file, "--save-world", str(elsewhere))

@@ -18,6 +18,7 @@ import pytest
 from run_support import Case, journal, load, only_run
 from test_kill_and_resume import applying, wait_for
 
+from remediate.engine.stopping import stop_on_signals
 from remediate.fakes import load_world, save_world
 
 CASE = Case("kb842101", "2016", size=20)
@@ -108,3 +109,13 @@ def test_a_signal_mid_batch_stops_after_the_operation_and_the_record_is_exact(
     every = [r["target"] for r in journal(run_dir)
              if r["event"] == "step.applied" and r["step"] == DELETES]
     assert sorted(every) == sorted(announced)  # each user recorded deleted exactly once
+
+
+def test_a_hangup_ignored_by_nohup_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)

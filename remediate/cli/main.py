@@ -8,7 +8,6 @@ import gc
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,12 @@ from rich.console import Console
 from tenacity import RetryCallState
 
 from remediate.cli.console import ProgressBars, RunLog
+from remediate.cli.durability import (
+    DurableWorld,
+    check_writable,
+    save_left_world,
+    services_left_stopped,
+)
 from remediate.cli.logs import configure_logging
 from remediate.cli.render import render_json, render_markdown, render_text
 from remediate.cli.timeline import render_timeline, timeline_json
@@ -262,7 +267,7 @@ def _saved_plan(
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    _writable("--save-world", args.save_world)
+    check_writable("--save-world", args.save_world)
     if args.playbook.lower() not in PLAYBOOKS and Path(args.playbook).is_file():
         return _apply_saved_plan(args)
     if args.skip_drifted:
@@ -274,7 +279,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     source = _world_source(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
-    durable = _DurableWorld(args, world)
+    durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
@@ -299,7 +304,7 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     world = _world(args)
     run_dirs: list[Path] = []
     recorder = _Recorder()
-    durable = _DurableWorld(args, world)
+    durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
@@ -311,7 +316,7 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
 
 
 def _run_dir_noted(
-    durable: _DurableWorld, run_dirs: list[Path]
+    durable: DurableWorld, run_dirs: list[Path]
 ) -> Callable[[Path], None]:
     def noted(run_dir: Path) -> None:
         run_dirs.append(run_dir)
@@ -320,35 +325,8 @@ def _run_dir_noted(
     return noted
 
 
-class _DurableWorld:
-    """--durable-world: the fake world is saved in the run directory now, after every change
-    that takes effect, and whenever a step completes (a wait moves only the virtual clock and
-    replication, which the next step relies on), so a killed process (SIGKILL, power loss)
-    leaves the servers' state behind, as real servers would, and ``resume`` continues from it.
-    As a subscriber it is told of ``step.completed`` before the journal records it."""
-
-    def __init__(self, args: argparse.Namespace, world: World) -> None:
-        wanted = getattr(args, "durable_world", False) and isinstance(world, FakeWorld)
-        self._world = world if wanted and isinstance(world, FakeWorld) else None
-        self._path: Path | None = None
-
-    def attach(self, run_dir: Path) -> None:
-        if self._world is not None:
-            self._path = run_dir / "world.json"
-            self.save()
-            self._world.on_change(self.save)
-
-    def save(self) -> None:
-        if self._world is not None and self._path is not None:
-            save_world(self._world, self._path)
-
-    def __call__(self, record: JournalRecord) -> None:
-        if record.get("event") == ev.STEP_COMPLETED and record.get("mode") == "apply":
-            self.save()
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
-    _writable("--save-world", args.save_world)
+    check_writable("--save-world", args.save_world)
     recorder = _Recorder()
     run_dir = RunStore(_state_dir(args)).path(args.run_id)
     state = load_run_state(run_dir)
@@ -369,7 +347,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             recorder.summary = dict(playbook.load_selection(state.selection).summary())
     # The run's world file is written only once this resume holds the organisation's lock: a
     # resume refused because the run is still live must leave that run's files alone.
-    durable, run_dirs = _DurableWorld(args, world), list[Path]()
+    durable, run_dirs = DurableWorld(args, world), list[Path]()
     original = recorded if state.source.get("kind") == "world" else None
     engine = _engine(args, recorder, durable,
                      world_file=original if isinstance(original, str) else None)
@@ -408,64 +386,9 @@ def _run_and_report(
         return result.exit_code
     finally:
         if isinstance(world, FakeWorld):  # real servers keep their own state
-            _save_left_world(args, world, run_dirs)
+            save_left_world(args, world, run_dirs)
     _emit(result, args.format)
     return result.exit_code
-
-
-def _save_left_world(args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path]) -> None:
-    """The world the run leaves, in its run directory (what resume reads) and at --save-world;
-    where one cannot be written (a full disk), to the first place that takes it, and said."""
-    wanted = [run_dir / "world.json" for run_dir in run_dirs]
-    extra = [Path(args.save_world)] if getattr(args, "save_world", None) else []
-    fallbacks = [Path(tempfile.gettempdir()), Path.home()]
-    for path in [*wanted, *extra]:
-        try:
-            save_world(world, path)
-            continue
-        except OSError as error:
-            failed = f"could not write {path}: {error.strerror or error}"
-        for place in [*extra, *(folder / f"remediate-{path.parent.name}-world.json"
-                                for folder in fallbacks)]:
-            if place == path:
-                continue
-            with contextlib.suppress(OSError):
-                save_world(world, place)
-                how = (f"copy it to {path}, then resume the run" if path in wanted
-                       else "nothing was lost")
-                print(f"warning: {failed}; the world the run left was saved to {place} "
-                      f"instead: {how}", file=sys.stderr)
-                break
-        else:
-            print(f"error: {failed}, nor anywhere else: the world the run left is lost "
-                  "(a fake world lives only in this process)", file=sys.stderr)
-
-
-def _writable(option: str, value: str | None) -> None:
-    """An output named on the command line, checked before anything is changed."""
-    if not value:
-        return
-    path = Path(value)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK) or (
-            path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{option} {value}: cannot be written there", target="command line",
-                         hint="name a file in a folder you can write to; nothing was changed")
-
-
-def _services_left_stopped(run_dir: Path) -> list[str]:
-    """Services the run (every process of it) stopped and has not started again."""
-    try:
-        records = read_journal(run_dir / "journal.jsonl").records
-    except InputError:
-        return []
-    last: dict[str, tuple[str, object]] = {}
-    for record in records:
-        states = (record.get("before"), record.get("after"))
-        if record.get("event") == ev.STEP_APPLIED and states in (
-                ("running", "stopped"), ("stopped", "running")):
-            last[str(record.get("target"))] = (str(record.get("label")), record.get("after"))
-    return [label for label, now in last.values() if now == "stopped"]
 
 
 def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
@@ -499,7 +422,7 @@ def _next_step(
     result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
 ) -> str:
     made = f"{len(result.changes)} change(s) made"
-    stopped = _services_left_stopped(Path(result.run_dir)) if result.run_dir else []
+    stopped = services_left_stopped(Path(result.run_dir)) if result.run_dir else []
     if stopped and result.state != "refused":
         made += f"; left stopped until the run is resumed: {', '.join(stopped)}"
     resume = f"remediate resume {result.run_id}"

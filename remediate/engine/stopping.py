@@ -67,11 +67,14 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP request a stop while this lasts (main thread only: Python
-    delivers signals there; elsewhere the defaults stay)."""
+    delivers signals there; elsewhere the defaults stay), unless they are ignored (nohup)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _handler) for signum in SIGNALS}
+    # A signal ignored by whoever started us stays ignored: `nohup remediate apply ...` must
+    # survive the terminal closing.
+    previous = {signum: signal.signal(signum, _handler) for signum in SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
