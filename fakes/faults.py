@@ -8,6 +8,7 @@ was lost: the caller cannot tell whether it happened, exactly what retries must 
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,10 @@ class Faults:
         # Seconds each call of a port ("exchange", "directory") takes, slept on ``sleep`` (the
         # world's clock) before the call: the round trip to a remote server, made measurable.
         self.latency: dict[str, float] = {}
+        # One operation at a time, whole: batches taking turns on virtual time never overlap,
+        # but a world served to real threads (the loopback WinRM endpoint's handlers, an apply
+        # on the system clock) would. Never held across a sleep, so turns cannot deadlock on it.
+        self.lock = threading.RLock()
         self.sleep: Callable[[float], None] = lambda seconds: None
 
     def pace(self, port: str) -> None:
@@ -230,14 +235,15 @@ class Gate:
         action: Callable[[], T],
     ) -> T:
         self._faults.pace(self._prefix)
-        self._before()
-        name = self._names.get(method)
-        if name is None:
-            name = self._names[method] = f"{self._prefix}.{method}"
-        return self._faults.perform(
-            name,
-            endpoint=endpoint,
-            target=target,
-            arguments=arguments,
-            action=action,
-        )
+        with self._faults.lock:
+            self._before()
+            name = self._names.get(method)
+            if name is None:
+                name = self._names[method] = f"{self._prefix}.{method}"
+            return self._faults.perform(
+                name,
+                endpoint=endpoint,
+                target=target,
+                arguments=arguments,
+                action=action,
+            )
