@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,12 +21,32 @@ class Clock(Protocol):
         ...
 
 
+# Set while the threads of a run are told to stop: a stop request reaches the main thread only,
+# and a batch waiting on another thread (a poll interval, a backoff) must not outlast it.
+_STOP_SLEEPERS = threading.Event()
+
+
+class SleepInterrupted(KeyboardInterrupt):
+    """A wait on another thread cut short because the run was asked to stop."""
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(max(0.0, seconds))
+        elif _STOP_SLEEPERS.wait(max(0.0, seconds)):
+            raise SleepInterrupted("the run was asked to stop")
+
+    @staticmethod
+    def stop_sleepers(stop: bool) -> None:
+        """Cut short (and refuse) every wait on a thread other than the main one, or no more."""
+        if stop:
+            _STOP_SLEEPERS.set()
+        else:
+            _STOP_SLEEPERS.clear()
 
 
 class VirtualClock:

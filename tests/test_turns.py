@@ -4,10 +4,16 @@ starting, and a crash in one job abandons the others."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from remediate.clock import VirtualClock
+import pytest
+
+from remediate.clock import SystemClock, VirtualClock
 from remediate.engine.parallel import run_batches
 from remediate.turns import Abandoned
 
@@ -95,3 +101,24 @@ def test_a_crash_abandons_a_job_that_was_started_but_never_had_a_turn() -> None:
 
     assert log == []
     assert isinstance(outcomes[1].error, Abandoned)
+
+
+def test_a_stop_request_cuts_short_the_waits_of_batches_on_other_threads() -> None:
+    clock = SystemClock()
+    ended: list[BaseException | None] = []
+
+    def waits() -> None:
+        try:
+            clock.sleep(30)  # a poll interval on a real server
+        except BaseException as error:
+            ended.append(error)
+            raise
+        ended.append(None)
+
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(clock, [waits, waits], limit=2)
+
+    assert time.monotonic() - started < 5
+    assert len(ended) == 2 and all(isinstance(e, KeyboardInterrupt) for e in ended)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from remediate.clock import Clock, VirtualClock
+from remediate.clock import Clock, SystemClock, VirtualClock
 from remediate.turns import Outcome
 
 DEFAULT_PARALLEL = 8
@@ -66,13 +66,20 @@ def _on_threads(jobs: Sequence[Job], limit: int) -> list[Outcome]:
             outcomes[index].error = error
             failed.set()
 
-    # Leaving the pool waits for the batches in flight: a stop request (Ctrl-C reaches this
-    # thread only) keeps any more from starting, and their records are written before it ends.
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="remediate-batch") as pool:
-        futures = [pool.submit(run, index) for index in range(len(jobs))]
-        try:
-            wait(futures)
-        except BaseException:
-            failed.set()
-            raise
+    # Leaving the pool waits for the batches in flight. A stop request (Ctrl-C reaches this
+    # thread only) keeps any more from starting and cuts short the waits of those in flight,
+    # which then record what took effect, as a batch on this thread would.
+    try:
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="remediate-batch") as pool:
+            futures = [pool.submit(run, index) for index in range(len(jobs))]
+            try:
+                # In short waits: a stop request is seen within one, however it arrives.
+                while wait(futures, timeout=0.5).not_done:
+                    pass
+            except BaseException:
+                failed.set()
+                SystemClock.stop_sleepers(True)
+                raise
+    finally:
+        SystemClock.stop_sleepers(False)
     return outcomes
