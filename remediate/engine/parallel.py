@@ -65,6 +65,8 @@ def _on_threads(jobs: Sequence[Job], limit: int) -> list[Outcome]:
         except BaseException as error:
             outcomes[index].error = error
             failed.set()
+            if isinstance(error, KeyboardInterrupt):  # the stop request was noted mid-change
+                SystemClock.stop_sleepers(True)
 
     # Leaving the pool waits for the batches in flight. A stop request (Ctrl-C reaches this
     # thread only) keeps any more from starting and cuts short the waits of those in flight,
