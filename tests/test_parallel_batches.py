@@ -23,6 +23,8 @@ from run_support import (
 )
 
 from remediate import PLAYBOOKS, Engine, PermanentError, RunPaused, RunResult
+from remediate.cli.main import _engine, build_parser
+from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.fakes import FakeWorld
 
 SERVERS = 4
@@ -155,3 +157,25 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     world.advance(NIGHTLY)
     result = engine.resume(run_dir.name, world, PLAYBOOKS)
     assert (result.state, result.exit_code) == ("done", 0)
+
+
+@pytest.mark.parametrize("command", [
+    ["plan", "kb842101", "--world", "w.json"],
+    ["apply", "kb842101", "--world", "w.json"],
+    ["resume", "20261101T000000Z-abc"],
+])
+def test_plan_apply_and_resume_take_servers_at_a_time(command: list[str]) -> None:
+    parser = build_parser()
+    assert _engine(parser.parse_args(command)).parallel == DEFAULT_PARALLEL
+    assert _engine(parser.parse_args([*command, "--parallel", "1"])).parallel == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "257", "9" * 5000, "many"])
+def test_servers_at_a_time_is_refused_in_one_line_unless_1_to_256(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["apply", "kb842101", "--parallel", value])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 1
+    assert error.startswith("remediate apply: error: argument --parallel")
