@@ -8,6 +8,7 @@ was lost: the caller cannot tell whether it happened, exactly what retries must 
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,19 @@ class Faults:
         self._random: _RandomSchedule | None = None
         self._on_effect: list[Callable[[str], None]] = []
         self.injected: Counter[str] = Counter()  # random transient faults, per operation
+        # Seconds each call of a port ("exchange", "directory") takes, slept on ``sleep`` (the
+        # world's clock) before the call: the round trip to a remote server, made measurable.
+        self.latency: dict[str, float] = {}
+        # One operation at a time, whole: batches taking turns on virtual time never overlap,
+        # but a world served to real threads (the loopback WinRM endpoint's handlers, an apply
+        # on the system clock) would. Never held across a sleep, so turns cannot deadlock on it.
+        self.lock = threading.RLock()
+        self.sleep: Callable[[float], None] = lambda seconds: None
+
+    def pace(self, port: str) -> None:
+        """A call of ``port`` travels: sleep its latency. Always a sleep, even of no time, so
+        that jobs taking turns on virtual time (``remediate.turns``) switch at every call."""
+        self.sleep(self.latency.get(port, 0.0))
 
     @property
     def count(self) -> int:
@@ -220,14 +234,16 @@ class Gate:
         arguments: object,
         action: Callable[[], T],
     ) -> T:
-        self._before()
-        name = self._names.get(method)
-        if name is None:
-            name = self._names[method] = f"{self._prefix}.{method}"
-        return self._faults.perform(
-            name,
-            endpoint=endpoint,
-            target=target,
-            arguments=arguments,
-            action=action,
-        )
+        self._faults.pace(self._prefix)
+        with self._faults.lock:
+            self._before()
+            name = self._names.get(method)
+            if name is None:
+                name = self._names[method] = f"{self._prefix}.{method}"
+            return self._faults.perform(
+                name,
+                endpoint=endpoint,
+                target=target,
+                arguments=arguments,
+                action=action,
+            )

@@ -69,6 +69,7 @@ _KB278447_VERSION = "2000"
 
 _SECOND_SERVER_FROM_SIZE = 200
 _THIRD_DC_FROM_SIZE = 50
+_MOST_SERVERS = 99  # EXCH01..EXCH99
 _LEGACY_ADMIN_GROUP = "First Administrative Group"
 _MODERN_ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 _OU_CREATED = "2024-01-15T09:00:00Z"
@@ -215,10 +216,18 @@ class _WorldBuilder:
     def __init__(
         self, name: str, size: int, seed: int, version: str,
         assembler: WorldAssembler | None = None, *, topology: Topology | None = None,
+        servers: int | None = None,
     ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ScenarioError(f"{name}: size must be an integer >= 1, got {size!r}")
+        if servers is not None and (
+            isinstance(servers, bool) or not isinstance(servers, int)
+            or not 1 <= servers <= _MOST_SERVERS
+        ):
+            raise ScenarioError(f"{name}: servers must be an integer from 1 to {_MOST_SERVERS}, "
+                                f"got {servers!r}")
+        self.servers = servers
         self.name, self.size, self.seed = name, size, seed
         self.rng = random.Random(f"{name}:{seed}")
         self._issued: set[int] = set()
@@ -232,7 +241,8 @@ class _WorldBuilder:
         self._stores_used = 0
         self.topology = None if topology is None else Topology(*topology).checked()
         if self.topology is None:
-            servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
+            count = servers or (2 if size >= _SECOND_SERVER_FROM_SIZE else 1)
+            names = [f"EXCH{number:02d}" for number in range(1, count + 1)]
             self.dcs: list[Json] = [
                 {"name": "DC1", "replication_delay_s": 0},
                 {"name": "DC2", "replication_delay_s": 900},
@@ -240,9 +250,9 @@ class _WorldBuilder:
             if size >= _THIRD_DC_FROM_SIZE:
                 self.dcs.append({"name": "DC3", "replication_delay_s": 300})
             # The lagging DC: the cleanup agent sees deletions only after 15 minutes.
-            self.server_dcs = dict.fromkeys(servers, "DC2")
+            self.server_dcs = dict.fromkeys(names, "DC2")
         else:
-            servers = [f"EXCH{number:02d}" for number in range(1, self.topology.servers + 1)]
+            names = [f"EXCH{number:02d}" for number in range(1, self.topology.servers + 1)]
             lags = self.topology.lags
             self.dcs = [{"name": "DC1", "replication_delay_s": 0}] + [
                 {"name": f"DC{number}", "replication_delay_s": lag}
@@ -250,9 +260,9 @@ class _WorldBuilder:
             ]
             self.server_dcs = {
                 server: f"DC{index % len(lags) + 2}" if lags else "DC1"
-                for index, server in enumerate(servers)
+                for index, server in enumerate(names)
             }
-        self.stores = [self._store_of(server) for server in servers]
+        self.stores = [self._store_of(server) for server in names]
         # Each mailbox reads one world-wide random (folder, subject) sequence from a random
         # offset: one draw per mailbox rather than two per item keeps size 100,000 fast.
         pick = self.rng.choice
@@ -549,6 +559,7 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
         "seed": world.seed,
         "size": world.size,
         "version": world.version.value,
+        **({"servers": world.servers} if world.servers is not None else {}),
         "parameters": parameters,
         "expected": expected,
     }
@@ -560,19 +571,20 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
 @gc_paused()
 def kb842101(
     size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None,
-    traps: bool = False,
+    traps: bool = False, servers: int | None = None,
 ) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
     initialized; one with an ActiveSync child object), among look-alikes that must stay: users of
     the same OU created a minute before and after the window, users of ``OU=Migrated2`` inside
-    it, and staff hired in 2025, all with mail.
+    it, and staff hired in 2025, all with mail. ``servers``: as for :func:`kb278447`.
 
     A never-initialized user has no ``msExchMailboxGuid`` on 2000/2003 (the store stamps it on
     first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
     holds no mailbox for it yet.
     """
-    world = _WorldBuilder("kb842101", size, seed, version, topology=topology)
+    world = _WorldBuilder("kb842101", size, seed, version, topology=topology,
+                           servers=servers)
     return world.document(_fill_kb842101(world, traps=traps))
 
 
@@ -715,13 +727,14 @@ def _add_kb842101_traps(
 @gc_paused()
 def kb278447(
     size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = (),
-    topology: Topology | None = None,
+    topology: Topology | None = None, servers: int | None = None,
 ) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
     5-30 old items) is disconnected; about ``size / 2`` healthy users; one ambiguous user (two
     disconnected candidates by legacy DN, neither with his objectGUID); the legacy
-    Schedule+ Free/Busy mailbox, disconnected and owned by no one.
+    Schedule+ Free/Busy mailbox, disconnected and owned by no one. ``servers``: how many
+    Exchange servers the users are spread over (round robin; None: one, two from size 200).
 
     ``cases`` (of :data:`KB278447_CASES`) add, each with its own users, what decides by evidence
     (see :func:`_add_kb278447_case`); their expectations are in ``expected["cases"]``."""
@@ -729,7 +742,8 @@ def kb278447(
     if unknown:
         raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
                             f"{', '.join(KB278447_CASES)}")
-    world = _WorldBuilder("kb278447", size, seed, version, topology=topology)
+    world = _WorldBuilder("kb278447", size, seed, version, topology=topology,
+                           servers=servers)
     return world.document(_fill_kb278447(world, cases))
 
 

@@ -49,6 +49,7 @@ class FakeWorld:
         self._exchange = exchange
         self._timeline = timeline
         self._faults = faults
+        faults.sleep = timeline.clock.sleep
         self.scenario = scenario  # how a scenario builder made this world (kept in the file)
 
     @classmethod
@@ -122,7 +123,15 @@ class FakeWorld:
         faults = _faults()
         directory = self._directory.clone(timeline=timeline, faults=faults)
         exchange = self._exchange.clone(directory, timeline=timeline, faults=faults)
+        faults.latency = dict(self._faults.latency)  # the rehearsal takes the same time
         return FakeWorld(directory, exchange, timeline, faults, self.scenario)
+
+    def set_latency(self, *, exchange_s: float = 0.0, directory_s: float = 0.0) -> None:
+        """Make each Exchange (directory) call take this many seconds of virtual time."""
+        for port, seconds in (("exchange", exchange_s), ("directory", directory_s)):
+            if not seconds >= 0 or seconds == float("inf"):
+                raise ValueError(f"{port} latency: expected seconds >= 0, not {seconds}")
+            self._faults.latency[port] = seconds
 
     def catch_up(self) -> None:
         """Process what is due by now (backend operations do this by themselves)."""

@@ -6,6 +6,7 @@
     ...                      # (remediate.adapters.winrm.config)
     [safety]
     max_deletions = 500      # optional: the per-run deletion budget (--max-deletions wins)
+    parallel = 8             # optional: Exchange servers worked on at a time (--parallel wins)
 
 Secrets are never in the file: each section names an environment variable or asks at a prompt.
 """
@@ -20,6 +21,7 @@ from remediate.adapters.ldap.config import DirectoryConfig, parse_directory_tabl
 from remediate.adapters.winrm.config import ServerConfig, parse_entry
 from remediate.adapters.winrm.exchange import WinRmExchange
 from remediate.adapters.world import LiveWorld
+from remediate.engine.parallel import checked_parallel
 from remediate.errors import InputError
 from remediate.fakes import world_from_json
 from remediate.ports import World
@@ -34,6 +36,7 @@ class Inventory:
     directory: DirectoryConfig
     exchange: tuple[ServerConfig, ...]
     max_deletions: int | None
+    parallel: int | None = None
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -65,22 +68,33 @@ def load_inventory(path: Path) -> Inventory:
         directory=parse_directory_table(table, path),
         exchange=tuple(parse_entry(entry, path, index) for index, entry in enumerate(entries)),
         max_deletions=_max_deletions(document.get("safety", {}), path),
+        parallel=_parallel(document.get("safety", {}), path),
     )
 
 
 def _max_deletions(table: object, path: Path) -> int | None:
     if not isinstance(table, dict):
         raise InputError("safety: expected a table: [safety]", target=str(path))
-    unknown = sorted(set(table) - {"max_deletions"})
+    unknown = sorted(set(table) - {"max_deletions", "parallel"})
     if unknown:
         raise InputError(f"[safety] {unknown[0]}: unknown key", target=str(path),
-                         hint="[safety] has only max_deletions")
+                         hint="[safety] has only max_deletions and parallel")
     value = table.get("max_deletions")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError("[safety] max_deletions: expected a whole number >= 0", target=str(path))
     return value
+
+
+def _parallel(table: dict[str, object], path: Path) -> int | None:
+    value = table.get("parallel")
+    if value is None:
+        return None
+    try:
+        return checked_parallel(value, "[safety] parallel")
+    except ValueError as error:
+        raise InputError(str(error), target=str(path)) from None
 
 
 def live_world(inventory: Inventory) -> LiveWorld:

@@ -20,6 +20,7 @@ from run_support import (
     Doc,
     apply,
     comparable,
+    comparable_in_any_order,
     differences,
     events,
     expected,
@@ -37,6 +38,7 @@ from remediate import PLAYBOOKS, Engine, Refused, RunResult
 from remediate.engine.runner import load_run_state
 from remediate.fakes import FakeWorld, SimulatedCrash
 from remediate.fakes.scenarios import VERSIONS
+from remediate.turns import Choose
 
 HOURLY = 3600
 
@@ -138,12 +140,14 @@ class Verdict:
 
 def judge(
     case: Case, doc: Doc, reference: Reference, *, world: FakeWorld, result: RunResult,
-    run_dir: Path,
+    run_dir: Path, any_order: bool = False,
 ) -> Verdict:
+    """``any_order``: the run's batches took turns in another order than the reference's."""
     after = snapshot(world)
     problems = [] if result.state == "done" and result.exit_code == 0 else [
         f"ended {result.state} (exit {result.exit_code}): {result.error}"]
-    problems += differences(comparable(reference.after), comparable(after))
+    same = comparable_in_any_order if any_order else comparable
+    problems += differences(same(reference.after), same(after))
     lost = lost_items(reference.before, after, run_dir)
     if lost:
         problems.append(f"{len(lost)} mail item(s) lost, e.g. {lost[0]}")
@@ -177,15 +181,21 @@ def sweep(case: Case, work: Path) -> Sweep:
     doc = case.document()
     result = Sweep(case, uninterrupted(case, doc, work / "reference"))
     for n in range(1, result.reference.effective + 1):
-        _crash_and_continue(result, doc, n, work / f"crash-{n}")
+        crash_and_continue(result, doc, n, work / f"crash-{n}")
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _crash_and_continue(sweep: Sweep, doc: Doc, n: int, state_dir: Path) -> None:
+def crash_and_continue(
+    sweep: Sweep, doc: Doc, n: int, state_dir: Path, *, choose: Choose | None = None
+) -> None:
+    """Crash after the ``n``-th operation, continue, and add the verdict to ``sweep``.
+    ``choose``: which of several servers' batches due at once goes on (the interleaving)."""
     case, reference = sweep.case, sweep.reference
     engine = Engine(state_dir=state_dir)
     world = load(doc)
+    if choose is not None:
+        world.clock.choose = choose
     world.faults.crash_after(n)
     try:
         apply(engine, case, world, doc)
@@ -209,7 +219,8 @@ def _crash_and_continue(sweep: Sweep, doc: Doc, n: int, state_dir: Path) -> None
             problems.append("resume made a run of its own")
         if not events(run_dir, "run.resumed"):
             problems.append("resume left no run.resumed record")
-    verdict = judge(case, doc, reference, world=world, result=result, run_dir=run_dir)
+    verdict = judge(case, doc, reference, world=world, result=result, run_dir=run_dir,
+                    any_order=choose is not None)
     sent = dict(mutations(world.faults.log, case))
     if sent != reference.mutations:  # a change sent twice, or one never sent
         problems.append(f"mutations sent {sent}, uninterrupted run sent {reference.mutations}")

@@ -28,13 +28,15 @@ KBS = ("kb842101", "kb278447")
 
 
 @cache
-def _scenario_text(name: str, size: int, seed: int, version: str) -> str:
-    return json.dumps(SCENARIOS[name](size, seed, version=version))
+def _scenario_text(name: str, size: int, seed: int, version: str, servers: int | None) -> str:
+    return json.dumps(SCENARIOS[name](size, seed, version=version, servers=servers))
 
 
-def scenario(name: str, size: int, *, seed: int = 1, version: str = "2003") -> Doc:
+def scenario(
+    name: str, size: int, *, seed: int = 1, version: str = "2003", servers: int | None = None
+) -> Doc:
     """A fresh copy of a scenario's world document (built once per arguments)."""
-    doc: Doc = json.loads(_scenario_text(name, size, seed, version))
+    doc: Doc = json.loads(_scenario_text(name, size, seed, version, servers))
     return doc
 
 

@@ -6,11 +6,24 @@ playbooks, every Exchange version the fakes model (the sweep is in crash_support
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crash_support import every_case, promised_end_state, sweep, touched_outside, uninterrupted
+from crash_support import (
+    HOURLY,
+    Reference,
+    Sweep,
+    crash_and_continue,
+    every_case,
+    promised_end_state,
+    sweep,
+    touched_outside,
+    uninterrupted,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from run_support import Case, lost_items, only_run, quiet_events
 
 
@@ -46,3 +59,34 @@ def test_crash_after_any_operation_then_resume_reaches_the_uninterrupted_end_sta
     refused = result.refused
     assert refused == list(range(1, len(refused) + 1)) and refused
     assert result.resumed == list(range(len(refused) + 1, result.reference.effective + 1))
+
+
+# Several servers, their batches concurrent: the crash lands amid batches in flight on other
+# servers, in an operation order hypothesis draws (which batch due at a moment goes on).
+CONCURRENT = [
+    Case("kb842101", "2016", servers=3),
+    Case("kb278447", "2016", servers=3),
+    Case("kb278447", "2003", servers=3, cleanup_interval_s=HOURLY),
+]
+_REFERENCES: dict[Case, Reference] = {}
+
+
+@pytest.mark.parametrize("case", CONCURRENT, ids=lambda case: case.id)
+@settings(max_examples=20, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_crash_amid_concurrent_batches_in_any_operation_order_resumes_to_the_same_end_state(
+    case: Case, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    doc = case.document()
+    if case not in _REFERENCES:
+        _REFERENCES[case] = uninterrupted(case, doc, tmp_path_factory.mktemp("reference"))
+    reference = _REFERENCES[case]
+    n = data.draw(st.integers(1, reference.effective), label="crash after operation")
+    order = random.Random(data.draw(st.integers(0, 2**32 - 1), label="operation order"))
+    result = Sweep(case, reference)
+
+    crash_and_continue(result, doc, n, tmp_path_factory.mktemp("crash"),
+                       choose=order.choice)
+
+    assert result.failures == []

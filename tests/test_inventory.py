@@ -55,6 +55,9 @@ def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path:
     ("[oops]\nx = 1\n", "'oops'"),
     ("[safety]\nmax_deletions = -1\n", "max_deletions"),
     ("[safety]\nbudget = 3\n", "budget"),
+    ("[safety]\nparallel = 0\n", "parallel"),
+    ("[safety]\nparallel = 100000000000000000000\n", "parallel"),
+    ("[safety]\nparallel = \"8\"\n", "parallel"),
     ("[[exchange]]\nhost = \"exch01.corp.example\"\nversion = \"2016\"\npassword = \"x\"\n",
      "password"),
 ])
@@ -76,6 +79,12 @@ def test_an_inventory_without_a_directory_says_what_to_add(tmp_path: Path) -> No
 def test_the_safety_budget_is_read(tmp_path: Path) -> None:
     inventory = load_inventory(write(tmp_path, DIRECTORY + "[safety]\nmax_deletions = 7\n"))
     assert inventory.max_deletions == 7
+
+
+def test_servers_at_a_time_are_read_and_absent_by_default(tmp_path: Path) -> None:
+    assert load_inventory(write(tmp_path, DIRECTORY)).parallel is None
+    inventory = load_inventory(write(tmp_path, DIRECTORY + "[safety]\nparallel = 3\n"))
+    assert inventory.parallel == 3
 
 
 @pytest.mark.samba

@@ -44,6 +44,7 @@ from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
 from remediate.engine.events import Subscriber
 from remediate.engine.journal import JournalRecord, RunStore, read_journal
+from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
 from remediate.engine.reads import retried_reads
@@ -618,7 +619,8 @@ def _engine(
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
     beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
-                  subscribers=subscribers + console, lock_beside=beside)
+                  subscribers=subscribers + console, lock_beside=beside,
+                  parallel=_parallel(args))
 
 
 def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
@@ -739,6 +741,33 @@ def _inspection_commands(command: Callable[[str, str], argparse.ArgumentParser])
     show_run.set_defaults(func=cmd_show_run)
 
 
+def _run_options(command: argparse.ArgumentParser) -> None:
+    """What plan, apply and resume share: retries and servers at a time."""
+    _retry_option(command)
+    command.add_argument("--parallel", type=_parallel_count, metavar="N",
+                         help="how many of a step's servers to work on at a time (default: the "
+                         f"inventory's [safety] parallel, else {DEFAULT_PARALLEL}; 1: one by one)")
+
+
+def _parallel_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    try:
+        return checked_parallel(value, repr(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _parallel(args: argparse.Namespace) -> int:
+    """--parallel, else the inventory's [safety] parallel, else the default."""
+    chosen: int | None = getattr(args, "parallel", None)
+    if chosen is None and getattr(args, "inventory", None):
+        chosen = load_inventory(Path(args.inventory)).parallel
+    return chosen or DEFAULT_PARALLEL
+
+
 def _retry_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
                          help="how long to retry a server that does not answer, or another "
@@ -774,7 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--replication-timeout", type=_positive_seconds, metavar="SECONDS",
                              help="how long to wait for every DC to show the changes "
                              "(default 14400)")
-        _retry_option(command)
+        _run_options(command)
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)
@@ -803,7 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--inventory", metavar="FILE",
                         help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")
-    _retry_option(resume)
+    _run_options(resume)
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     resume.add_argument("--durable-world", action="store_true",
                        help="with --world: save the fake world in the run directory after every "

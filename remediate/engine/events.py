@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -80,6 +81,9 @@ class Events:
         # structlog's defaults print every event to stdout: only an application that set it
         # up (structlog.configure) gets events through it.
         self._log = structlog.get_logger("remediate") if structlog.is_configured() else None
+        # Batches on several servers emit from several threads: one record at a time, whole,
+        # and a checkpoint syncs only whole records.
+        self._lock = threading.RLock()
 
     def emit(
         self,
@@ -88,6 +92,12 @@ class Events:
         step: str | None = None,
         target: str | None = None,
         **fields: JsonValue,
+    ) -> None:
+        with self._lock:
+            self._emit(event, step, target, fields)
+
+    def _emit(
+        self, event: str, step: str | None, target: str | None, fields: dict[str, JsonValue]
     ) -> None:
         record: JournalRecord = {
             "event": event,
@@ -124,5 +134,6 @@ class Events:
 
     def checkpoint(self) -> None:
         """Make everything emitted so far durable (fsync) before the next mutation."""
-        if self.journal is not None:
-            self.journal.sync()
+        with self._lock:
+            if self.journal is not None:
+                self.journal.sync()

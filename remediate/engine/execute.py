@@ -4,7 +4,8 @@ which is what makes the planned change list equal the applied one."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tenacity import RetryCallState
@@ -12,11 +13,13 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.changes import ChangeRecord, JsonValue, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
+from remediate.engine.parallel import DEFAULT_PARALLEL, run_batches
 from remediate.engine.reads import RetriedReads
 from remediate.engine.retry import RetryPolicy, until_converged
 from remediate.engine.step import Step, StepContext, Target
 from remediate.errors import RemediateError, RunPaused, StepFailed
 from remediate.ports import ManualActionRequired
+from remediate.turns import Abandoned, Outcome
 
 AnyStep = Step[Any, Any]
 
@@ -63,24 +66,19 @@ class PlannedRecords:
 
 
 @dataclass(slots=True)
-class _Batch:
-    """One endpoint's planned changes, applied and not yet verified. ``targets``: all of them;
-    ``waiting``: those that have not reached their state yet; ``manual``: what the operator was
-    asked to do (a manual step), else None."""
+class Batch:
+    """One endpoint's targets of a step, and what its run recorded (merged in the plan's
+    order once every batch of the step has ended, whatever order they ended in)."""
 
     endpoint: str
     targets: list[Target]
-    waiting: list[Target]
-    records: list[ChangeRecord]
-    manual: ManualActionRequired | None
-
-    @property
-    def instructions(self) -> str | None:
-        return None if self.manual is None else self.manual.instructions
+    records: list[ChangeRecord] = field(default_factory=list)
+    manual: str | None = None
 
 
 class Executor:
-    """Observe, plan, apply and verify each step, one endpoint batch at a time."""
+    """Observe, plan, apply and verify each step; a step's endpoint batches run concurrently,
+    ``parallel`` at a time."""
 
     def __init__(
         self,
@@ -93,6 +91,7 @@ class Executor:
         completed: Collection[str] = (),
         planned: Sequence[ChangeRecord] = (),
         in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
         """``in_doubt``: changes an earlier process announced (``step.applying``) but never
         recorded as applied (it was killed), by (step, target): each is recorded as applied
@@ -111,6 +110,7 @@ class Executor:
         self.manual_steps: list[str] = []  # the steps that asked the operator to act
         self._planned = PlannedRecords(planned)
         self._in_doubt = dict(in_doubt or {})
+        self.parallel = parallel
 
     def run(self, steps: Sequence[AnyStep]) -> list[ChangeRecord]:
         for step in steps:
@@ -126,21 +126,16 @@ class Executor:
         clock = self.ctx.world.clock
         started = clock.now()
         self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
+        batches = [Batch(endpoint, targets)
+                   for endpoint, targets in group_by_endpoint(step.targets).items()]
+        jobs = [partial(self._run_batch, step, batch) for batch in batches]
+        outcomes = run_batches(self.ctx.world.clock, jobs, self.parallel)
+        for batch in batches:
+            self.records.extend(self._planned.same_as(record) for record in batch.records)
+            if batch.manual is not None:
+                self.manual_actions.append(batch.manual)
         try:
-            # A manual batch is not waited for at once: the operator is given every endpoint's
-            # instructions first and one wait covers them all (see _verify for how the rehearsal
-            # waits). Waiting for one server's store before even looking at the next let the
-            # stores' own nightly cleanup pass do the next server's change during apply, and
-            # apply made one change fewer than the plan listed.
-            manual: list[_Batch] = []
-            for endpoint, targets in group_by_endpoint(step.targets).items():
-                batch = self._start_batch(step, endpoint, targets)
-                if batch is not None and batch.instructions is not None:
-                    manual.append(batch)
-                elif batch is not None:
-                    self._finish(step, [batch])
-            if manual:
-                self._finish(step, manual)
+            self._raise_first(step, batches, outcomes)
         except RunPaused:
             raise
         except RemediateError as error:
@@ -151,6 +146,34 @@ class Executor:
         self.elapsed_s[step.id] = (clock.now() - started).total_seconds()
         self.events.emit(ev.STEP_COMPLETED, step=step.id)
         self.events.checkpoint()
+
+    def _raise_first(
+        self, step: AnyStep, batches: Sequence[Batch], outcomes: Sequence[Outcome]
+    ) -> None:
+        """Re-raise how the step's batches ended, in the plan's order: a crash or stop request
+        first; then an error, saying which servers completed the step; then the manual
+        actions still pending, all of them together."""
+        errors = [(batch, outcome.error) for batch, outcome in zip(batches, outcomes, strict=True)
+                  if outcome.error is not None and not isinstance(outcome.error, Abandoned)]
+        for _, error in errors:
+            if not isinstance(error, Exception):
+                raise error
+        paused = [error for _, error in errors if isinstance(error, RunPaused)]
+        failed = [(batch, error) for batch, error in errors if not isinstance(error, RunPaused)]
+        if failed:
+            _, error = failed[0]
+            if len(batches) > 1 and isinstance(error, RemediateError):
+                done = [b.endpoint for b, o in zip(batches, outcomes, strict=True)
+                        if o.started and o.error is None]
+                error.hint = "; ".join(filter(None, [error.hint, (
+                    f"completed on {', '.join(done) or 'no server'}; "
+                    f"{len(batches) - len(done)} of {len(batches)} servers left for resume")]))
+            raise error
+        if len(paused) == 1:
+            raise paused[0]
+        if paused:
+            raise RunPaused(paused[0].run_id, step.id,
+                            "\n".join(pause.instructions for pause in paused))
 
     def _with_retried_reads(self, step: AnyStep, phase: str) -> StepContext:
         clock, on_retry = self.ctx.world.clock, self._on_retry(step, phase)
@@ -184,15 +207,13 @@ class Executor:
                 pending.append((target, change))
         return pending
 
-    def _start_batch(
-        self, step: AnyStep, endpoint: str, targets: Sequence[Target]
-    ) -> _Batch | None:
-        """Observe, plan, record and apply one endpoint's targets (None: nothing to do)."""
+    def _run_batch(self, step: AnyStep, batch: Batch) -> None:
+        endpoint, targets = batch.endpoint, batch.targets
         pending = self._pending(step, targets)
         if self._in_doubt:
-            self._settle_in_doubt(step, targets, pending)
+            self._settle_in_doubt(step, batch, pending)
         if not pending:
-            return None
+            return
         records = [self._record(step, target, change) for target, change in pending]
         if not self.rehearsal:
             # The batch's intent, durable before its first change: whatever ends this process,
@@ -206,34 +227,20 @@ class Executor:
             self.events.checkpoint()
         try:
             manual = self._apply(step, pending)
+            batch.manual = None if manual is None else manual.instructions
+            self._verify(step, endpoint, [target for target, _ in pending], manual)
         except (KeyboardInterrupt, Exception):
             if not self.rehearsal:
-                self._record_what_took_effect(step, records, [target for target, _ in pending])
+                self._record_what_took_effect(
+                    step, batch, records, [target for target, _ in pending])
             raise
-        applied = [target for target, _ in pending]
-        return _Batch(endpoint, applied, list(applied), records, manual)
-
-    def _finish(self, step: AnyStep, batches: Sequence[_Batch]) -> None:
-        """Wait until every batch has taken effect, then record its changes. A wait that ends
-        otherwise (interrupted, failed, paused) records what took effect, so the record is
-        exact."""
-        try:
-            self._verify(step, batches)
-        except (KeyboardInterrupt, Exception):
-            if not self.rehearsal:
-                for batch in batches:
-                    self._record_what_took_effect(step, batch.records, batch.targets)
-            raise
-        for batch in batches:
-            self._record_applied(step, batch.records)
-            self.events.emit(
-                ev.STEP_VERIFIED, step=step.id, endpoint=batch.endpoint,
-                changes=len(batch.records),
-            )
-            self.events.checkpoint()
+        self._record_applied(step, batch, records)
+        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
+        self.events.checkpoint()
 
     def _record_applied(
-        self, step: AnyStep, records: Sequence[ChangeRecord], *, settled: bool = False
+        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord], *,
+        settled: bool = False,
     ) -> None:
         done_event = ev.STEP_PLANNED if self.rehearsal else ev.STEP_APPLIED
         extra: dict[str, JsonValue] = {"settled": True} if settled else {}
@@ -250,10 +257,11 @@ class Executor:
                 after=record.after,
                 **extra,
             )
-        self.records.extend(records)
+        batch.records.extend(records)
 
     def _record_what_took_effect(
-        self, step: AnyStep, records: Sequence[ChangeRecord], targets: Sequence[Target]
+        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord],
+        targets: Sequence[Target],
     ) -> None:
         """A batch stopped part-way (interrupted, failed, paused): observe its targets once and
         record the changes that took effect, so the run's record is exact. If even that read
@@ -262,23 +270,25 @@ class Executor:
             still = {target.key for target, _ in self._pending(step, targets)}
         except (KeyboardInterrupt, RemediateError):
             return
-        self._record_applied(step, [record for record in records if record.target not in still])
-        self.events.emit(ev.STEP_STOPPED, step=step.id, unchanged=list[JsonValue](sorted(still)))
+        self._record_applied(
+            step, batch, [record for record in records if record.target not in still])
+        self.events.emit(ev.STEP_STOPPED, step=step.id, endpoint=batch.endpoint,
+                         unchanged=list[JsonValue](sorted(still)))
         self.events.checkpoint()
 
     def _settle_in_doubt(
-        self, step: AnyStep, targets: Sequence[Target], pending: list[tuple[Target, Planned]]
+        self, step: AnyStep, batch: Batch, pending: list[tuple[Target, Planned]]
     ) -> None:
         """Changes an earlier process sent without recording them: the ones observed done
         now are recorded as applied (``settled``); the pending ones are applied as usual."""
         waiting = {target.key for target, _ in pending}
         done = []
-        for target in targets:
+        for target in batch.targets:
             record = self._in_doubt.pop((step.id, target.key), None)
             if record is not None and target.key not in waiting:
                 done.append(record)
         if done:
-            self._record_applied(step, done, settled=True)
+            self._record_applied(step, batch, done, settled=True)
             self.events.checkpoint()
 
     def _apply(
@@ -314,30 +324,31 @@ class Executor:
             observed = False
 
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
-        self.manual_actions.append(instructions)
         if step.id not in self.manual_steps:
             self.manual_steps.append(step.id)
         self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
         self.events.checkpoint()
 
-    def _verify(self, step: AnyStep, batches: Sequence[_Batch]) -> None:
-        manual = [batch.instructions for batch in batches if batch.instructions]
-        deadline = self.manual_deadline_s if manual else step.deadline(self.ctx.options)
-        outstanding = list(batches)
+    def _verify(
+        self, step: AnyStep, endpoint: str, targets: list[Target],
+        manual: ManualActionRequired | None,
+    ) -> None:
+        instructions = None if manual is None else manual.instructions
+        deadline = self.manual_deadline_s if instructions else step.deadline(self.ctx.options)
+        outstanding: list[int] = [len(targets)]
 
         def converged() -> bool:
             # Poll only what has not converged yet: a target that reached its state stays there.
-            for batch in outstanding:
-                batch.waiting = [target for target, _ in self._pending(step, batch.waiting)]
-            outstanding[:] = [batch for batch in outstanding if batch.waiting]
-            return not outstanding
+            targets[:] = [target for target, _ in self._pending(step, targets)]
+            outstanding[0] = len(targets)
+            return not targets
 
         def on_poll(state: RetryCallState) -> None:
             self.events.emit(
                 ev.STEP_WAITING,
                 step=step.id,
-                endpoint=", ".join(batch.endpoint for batch in outstanding),
-                outstanding=sum(len(batch.waiting) for batch in outstanding),
+                endpoint=endpoint,
+                outstanding=outstanding[0],
                 polls=state.attempt_number,
             )
 
@@ -347,32 +358,28 @@ class Executor:
             on_poll=on_poll,
         )
         done = converged() if deadline <= 0 else bool(waiting(converged))
-        if not done and self.rehearsal and any(batch.manual for batch in outstanding):
+        if not done and self.rehearsal and manual is not None and manual.rehearse is not None:
             # The rehearsal waits for a manual action as apply does (on a fake world the stores'
             # own scheduled pass may do it meanwhile), so both see the same time pass and the
             # same changes follow. Where apply would pause for the operator instead, the plan
             # assumes the operator does it then.
-            for batch in outstanding:
-                if batch.manual is not None and batch.manual.rehearse is not None:
-                    batch.manual.rehearse()
+            manual.rehearse()
             done = converged()
         if done:
             return
-        left = [batch.instructions for batch in outstanding if batch.instructions]
-        if left and not self.rehearsal:
-            raise RunPaused(self.events.run_id or "unknown", step.id, "\n".join(left))
+        if instructions and not self.rehearsal:
+            raise RunPaused(self.events.run_id or "unknown", step.id, instructions)
         raise StepFailed(
             step.id,
-            f"{sum(len(batch.waiting) for batch in outstanding)} target(s) did not reach the "
-            f"desired state within {deadline:g}s",
-            target=", ".join(batch.endpoint for batch in outstanding),
+            f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",
+            target=endpoint,
             hint="check the endpoint, then resume the run"
             + (" (a longer wait: --replication-timeout SECONDS)"
                if step.name == "wait-for-replication" else ""),
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:
-        return self._planned.same_as(ChangeRecord(
+        return ChangeRecord(
             step=step.id,
             target=target.key,
             # A label the target keeps (a DN) is held as it is; one it formats each time is
@@ -384,7 +391,7 @@ class Executor:
             before=change.before,
             after=change.after,
             deletes=change.deletes,
-        ))
+        )
 
     def _on_retry(self, step: AnyStep, phase: str) -> Callable[[RetryCallState], None]:
         def emit(state: RetryCallState) -> None:

@@ -28,6 +28,7 @@ from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
+from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.private import remove_temporary
@@ -331,13 +332,16 @@ class Engine:
         manual_deadline_s: float = MANUAL_DEADLINE_S,
         subscribers: tuple[Subscriber, ...] = (),
         lock_beside: Path | None = None,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
         """``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
-        against it from any state directory exclude each other."""
+        against it from any state directory exclude each other. ``parallel``: how many of a
+        step's endpoints (Exchange servers) are worked on at a time."""
         self.store = RunStore(Path(state_dir), lock_beside)
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
+        self.parallel = checked_parallel(parallel, "parallel")
 
     # -- plan ---------------------------------------------------------------------------------
 
@@ -418,7 +422,7 @@ class Engine:
         # The rehearsal plays the operator's manual actions at once (the fakes say how), so a
         # short operator deadline pauses the real run, never the rehearsal.
         executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
-                            manual_deadline_s=self.manual_deadline_s)
+                            manual_deadline_s=self.manual_deadline_s, parallel=self.parallel)
         try:
             executor.run(playbook.steps(selection))
             return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
@@ -627,7 +631,7 @@ class Engine:
         ctx = StepContext(world, DirectoryBackups(run_dir), options)
         executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
                             manual_deadline_s=self.manual_deadline_s, completed=completed,
-                            planned=planned, in_doubt=in_doubt)
+                            planned=planned, in_doubt=in_doubt, parallel=self.parallel)
         try:
             executor.run(playbook.steps(selection))
         finally:

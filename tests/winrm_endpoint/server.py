@@ -8,6 +8,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,8 @@ class EndpointOptions:
     receive_cap_s: float = 5.0  # a Receive waits at most this long (and OperationTimeout)
     receive_chunk_bytes: int = 112_000  # output handed out per Receive (MaxEnvelopeSize bound)
     machine: str = "EXCH01"
+    # Seconds before each command is answered: a remote site's round trip (real time).
+    command_delay_s: float = 0.0
 
 
 @dataclass
@@ -105,6 +108,8 @@ class Endpoint:
             return self._create(request)
         shell = self._shell(request.shell_id)
         if request.action == soap.COMMAND:
+            if self.options.command_delay_s > 0:
+                time.sleep(self.options.command_delay_s)
             return self._command(request, shell)
         if request.action == soap.SEND:
             return self._send(request, shell)
