@@ -6,6 +6,9 @@
     ...                      # (remediate.adapters.winrm.config)
     [safety]
     max_deletions = 500      # optional: the per-run deletion budget (--max-deletions wins)
+    lease_container = "CN=remediate,CN=Program Data,DC=corp,DC=example"
+                             # optional: where runs take the organisation's lease
+                             # (default: CN=Program Data,<base_dn>)
 
 Secrets are never in the file: each section names an environment variable or asks at a prompt.
 """
@@ -20,6 +23,7 @@ from remediate.adapters.ldap.config import DirectoryConfig, parse_directory_tabl
 from remediate.adapters.winrm.config import ServerConfig, parse_entry
 from remediate.adapters.winrm.exchange import WinRmExchange
 from remediate.adapters.world import LiveWorld
+from remediate.dn import normalize
 from remediate.errors import InputError
 from remediate.fakes import world_from_json
 from remediate.ports import World
@@ -34,6 +38,8 @@ class Inventory:
     directory: DirectoryConfig
     exchange: tuple[ServerConfig, ...]
     max_deletions: int | None
+    # Where every apply and resume takes the organisation's lease (remediate.engine.lease).
+    lease_container: str = ""
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -60,27 +66,47 @@ def load_inventory(path: Path) -> Inventory:
     entries = document.get("exchange", [])
     if not isinstance(entries, list):
         raise InputError("exchange: expected an array of tables: [[exchange]]", target=str(path))
+    directory = parse_directory_table(table, path)
+    safety = document.get("safety", {})
     return Inventory(
         source=path,
-        directory=parse_directory_table(table, path),
+        directory=directory,
         exchange=tuple(parse_entry(entry, path, index) for index, entry in enumerate(entries)),
-        max_deletions=_max_deletions(document.get("safety", {}), path),
+        max_deletions=_max_deletions(safety, path),
+        lease_container=_lease_container(safety, path, directory.base_dn),
     )
 
 
 def _max_deletions(table: object, path: Path) -> int | None:
     if not isinstance(table, dict):
         raise InputError("safety: expected a table: [safety]", target=str(path))
-    unknown = sorted(set(table) - {"max_deletions"})
+    unknown = sorted(set(table) - {"max_deletions", "lease_container"})
     if unknown:
         raise InputError(f"[safety] {unknown[0]}: unknown key", target=str(path),
-                         hint="[safety] has only max_deletions")
+                         hint="[safety] has only max_deletions and lease_container")
     value = table.get("max_deletions")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError("[safety] max_deletions: expected a whole number >= 0", target=str(path))
     return value
+
+
+def _lease_container(table: dict[str, object], path: Path, base_dn: str) -> str:
+    """The container of the organisation's lease: AD's own CN=Program Data (every domain has
+    it) unless the inventory names one (a container delegated to the account, best)."""
+    value = table.get("lease_container", f"CN=Program Data,{base_dn}")
+    problem = None if isinstance(value, str) and value.strip() else "expected a DN"
+    if problem is None:
+        try:
+            normalize(str(value))
+        except ValueError:
+            problem = "is not a DN"
+    if problem is not None:
+        raise InputError(f"[safety] lease_container: {problem} ({value!r})", target=str(path),
+                         hint='name an existing container, e.g. "CN=remediate,CN=Program '
+                              'Data,DC=corp,DC=example", or leave it out for CN=Program Data')
+    return str(value)
 
 
 def live_world(inventory: Inventory) -> LiveWorld:
