@@ -40,6 +40,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from remediate.clock import Clock
@@ -211,7 +212,7 @@ class OrganisationLease:
     def acquire(self) -> None:
         for _ in range(ATTEMPTS):
             mine = self._record(RUNNING).to_text()
-            if self._call(lambda mine=mine: self._directory.add_lease(self.dn, mine)):
+            if self._call(partial(self._directory.add_lease, self.dn, mine)):
                 self._held = mine
                 return
             held = self._call(lambda: self._directory.lease(self.dn))
