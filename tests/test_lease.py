@@ -196,9 +196,16 @@ def test_a_run_refused_before_any_change_releases_the_lease(tmp_path: Path) -> N
     doc = KB842101.document()
     world = load(doc)
     container = world.directory.base_dn
-    engine = Engine(state_dir=tmp_path, lease_container=container)
+    seen: list[LeaseRecord | None] = []
+
+    def planned(record: JournalRecord) -> None:
+        if record.get("event") == "run.planned":
+            seen.append(held(world, container))
+
+    engine = Engine(state_dir=tmp_path, lease_container=container, subscribers=(planned,))
     with pytest.raises(Refused, match="not confirmed"):
         engine.apply(KB842101.runbook, world, parameters(doc))  # no confirmation: refused
+    assert len(seen) == 1 and seen[0] is not None and seen[0].running  # held while planning
     assert held(world, container) is None
 
 
