@@ -264,7 +264,9 @@ class OrganisationLease:
         whose = current.describe(now)
         resume = f"remediate resume {current.run_id}"
         if own:
-            hint = f"this run is running on {current.holder}: let it finish there"
+            expires = iso(current.renewed + timedelta(seconds=LEASE_TTL_S))
+            hint = (f"this run is running on {current.holder}: let it finish there; if that "
+                    f"process is gone, resume again after {expires}, when its lease expires")
         elif not current.running:
             hint = (f"continue that run with: {resume} (its state directory is on "
                     f"{current.host}); if it is abandoned, take the lease over with "
@@ -336,7 +338,7 @@ class OrganisationLease:
                 return
             self.problem = (f"the lease {self.dn} was no longer this run's when it ended; "
                             "another run took it over")
-        except BackendError as error:
+        except RemediateError as error:  # never hides how the run itself ended
             self.problem = (f"the lease {self.dn} could not be "
                             f"{'marked stopped' if keep else 'removed'} ({error}); the next run "
                             "is refused until it expires, and then takes it over only with "
