@@ -431,6 +431,63 @@ class FakeDirectory:
                 "invalidDNSyntax (34)", str(error), dc=dc, operation=operation, target=dn
             ) from None
 
+    # The organisation's lease (see remediate.engine.lease), on the pinned DC as AD keeps it:
+    # a container object whose description is the holder's record.
+
+    def lease(self, dn: str) -> str | None:
+        def action() -> str | None:
+            entry = self._lease_entry(dn, "directory.lease")
+            return None if entry is None else entry.get("description")
+
+        return self._op("lease", self._writable, dn, (dn,), action)
+
+    def add_lease(self, dn: str, record: str) -> bool:
+        def action() -> bool:
+            operation = "directory.add_lease"
+            if self._lease_entry(dn, operation) is not None:
+                return False  # entryAlreadyExists (68)
+            container = parent_dn(self._normal(dn, self._writable, operation))
+            view = self.view(self._writable, operation)
+            if container != normalize(self._base_dn) and not any(
+                normalize(entry.dn) == container for entry in view.within(container)
+            ):
+                raise _ldap_error("noSuchObject (32)", f"no container {container} for {dn}",
+                                  dc=self._writable, operation=operation, target=dn,
+                                  hint="create the container first")
+            now = self._timeline.now()
+            self._commit(self._writable, DirectoryEntry(
+                guid=uuid4(), dn=dn, object_class="container", when_created=now,
+                when_changed=now, usn_changed=0, attributes={"description": record}))
+            return True
+
+        return self._op("add_lease", self._writable, dn, (dn, record), action)
+
+    def swap_lease(self, dn: str, old: str, new: str) -> bool:
+        def action() -> bool:
+            entry = self._lease_entry(dn, "directory.swap_lease")
+            if entry is None or entry.get("description") != old:
+                return False  # noSuchObject (32) or noSuchAttribute (16)
+            return self.write(self._writable, entry.guid, {"description": new},
+                              operation="directory.swap_lease")
+
+        return self._op("swap_lease", self._writable, dn, (dn, old, new), action)
+
+    def remove_lease(self, dn: str, record: str) -> bool:
+        def action() -> bool:
+            entry = self._lease_entry(dn, "directory.remove_lease")
+            if entry is None or entry.get("description") != record:
+                return False
+            self._commit(self._writable, _tombstone(entry, self._base_dn, self._timeline.now()))
+            return True
+
+        return self._op("remove_lease", self._writable, dn, (dn, record), action)
+
+    def _lease_entry(self, dn: str, operation: str) -> DirectoryEntry | None:
+        wanted = self._normal(dn, self._writable, operation)
+        view = self.view(self._writable, operation)
+        return next((entry for entry in view.within(wanted) if normalize(entry.dn) == wanted),
+                    None)
+
 
 def _implied_container(dn: str, below: Sequence[DirectoryEntry]) -> DirectoryEntry:
     oldest = min(entry.when_created for entry in below)

@@ -7,6 +7,9 @@
     [safety]
     max_deletions = 500      # optional: the per-run deletion budget (--max-deletions wins)
     parallel = 8             # optional: Exchange servers worked on at a time (--parallel wins)
+    lease_container = "CN=remediate,CN=Program Data,DC=corp,DC=example"
+                             # optional: where runs take the organisation's lease
+                             # (default: CN=Program Data,<base_dn>)
 
 Secrets are never in the file: each section names an environment variable or asks at a prompt.
 """
@@ -21,6 +24,7 @@ from remediate.adapters.ldap.config import DirectoryConfig, parse_directory_tabl
 from remediate.adapters.winrm.config import ServerConfig, parse_entry
 from remediate.adapters.winrm.exchange import WinRmExchange
 from remediate.adapters.world import LiveWorld
+from remediate.dn import normalize
 from remediate.engine.parallel import checked_parallel
 from remediate.errors import InputError
 from remediate.fakes import world_from_json
@@ -37,6 +41,8 @@ class Inventory:
     exchange: tuple[ServerConfig, ...]
     max_deletions: int | None
     parallel: int | None = None
+    # Where every apply and resume takes the organisation's lease (remediate.engine.lease).
+    lease_container: str = ""
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -63,22 +69,25 @@ def load_inventory(path: Path) -> Inventory:
     entries = document.get("exchange", [])
     if not isinstance(entries, list):
         raise InputError("exchange: expected an array of tables: [[exchange]]", target=str(path))
+    directory = parse_directory_table(table, path)
+    safety = document.get("safety", {})
     return Inventory(
         source=path,
-        directory=parse_directory_table(table, path),
+        directory=directory,
         exchange=tuple(parse_entry(entry, path, index) for index, entry in enumerate(entries)),
-        max_deletions=_max_deletions(document.get("safety", {}), path),
-        parallel=_parallel(document.get("safety", {}), path),
+        max_deletions=_max_deletions(safety, path),
+        parallel=_parallel(safety, path),
+        lease_container=_lease_container(safety, path, directory.base_dn),
     )
 
 
 def _max_deletions(table: object, path: Path) -> int | None:
     if not isinstance(table, dict):
         raise InputError("safety: expected a table: [safety]", target=str(path))
-    unknown = sorted(set(table) - {"max_deletions", "parallel"})
+    unknown = sorted(set(table) - {"max_deletions", "parallel", "lease_container"})
     if unknown:
         raise InputError(f"[safety] {unknown[0]}: unknown key", target=str(path),
-                         hint="[safety] has only max_deletions and parallel")
+                         hint="[safety] has only max_deletions, parallel and lease_container")
     value = table.get("max_deletions")
     if value is None:
         return None
@@ -95,6 +104,23 @@ def _parallel(table: dict[str, object], path: Path) -> int | None:
         return checked_parallel(value, "[safety] parallel")
     except ValueError as error:
         raise InputError(str(error), target=str(path)) from None
+
+
+def _lease_container(table: dict[str, object], path: Path, base_dn: str) -> str:
+    """The container of the organisation's lease: AD's own CN=Program Data (every domain has
+    it) unless the inventory names one (a container delegated to the account, best)."""
+    value = table.get("lease_container", f"CN=Program Data,{base_dn}")
+    problem = None if isinstance(value, str) and value.strip() else "expected a DN"
+    if problem is None:
+        try:
+            normalize(str(value))
+        except ValueError:
+            problem = "is not a DN"
+    if problem is not None:
+        raise InputError(f"[safety] lease_container: {problem} ({value!r})", target=str(path),
+                         hint='name an existing container, e.g. "CN=remediate,CN=Program '
+                              'Data,DC=corp,DC=example", or leave it out for CN=Program Data')
+    return str(value)
 
 
 def live_world(inventory: Inventory) -> LiveWorld:

@@ -101,6 +101,28 @@ class Directory(Protocol):
         pinned DC; only ever called when the operator explicitly allowed it."""
         ...
 
+    # The organisation's lease (remediate.engine.lease): one object whose existence says a run
+    # holds the organisation, its ``description`` the holder's record. Every call goes to the
+    # pinned DC, so two runs contend on one DC and its add is the arbiter.
+
+    def lease(self, dn: str) -> str | None:
+        """The record of the lease object ``dn`` (its description), None if there is none."""
+        ...
+
+    def add_lease(self, dn: str, record: str) -> bool:
+        """Create the lease object ``dn`` holding ``record``; False if it exists already (LDAP
+        entryAlreadyExists): two adds of one name cannot both succeed."""
+        ...
+
+    def swap_lease(self, dn: str, old: str, new: str) -> bool:
+        """Replace the record ``old`` with ``new`` in one modify (delete that value, add the
+        new one), so it fails, False, if the record is no longer ``old``: a compare-and-swap."""
+        ...
+
+    def remove_lease(self, dn: str, record: str) -> bool:
+        """Delete the lease object if it still holds ``record``; False if not (or gone)."""
+        ...
+
 
 # Which port methods only read and which change the servers' state: the engine retries a read
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
@@ -109,6 +131,8 @@ DIRECTORY_READS = frozenset({
     "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
+# The lease's own calls: never part of a step, so neither retried by the executor nor planned.
+DIRECTORY_LEASE = frozenset({"lease", "add_lease", "swap_lease", "remove_lease"})
 
 
 class Exchange(Protocol):

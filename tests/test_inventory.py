@@ -58,6 +58,8 @@ def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path:
     ("[safety]\nparallel = 0\n", "parallel"),
     ("[safety]\nparallel = 100000000000000000000\n", "parallel"),
     ("[safety]\nparallel = \"8\"\n", "parallel"),
+    ("[safety]\nlease_container = \"not a dn\"\n", "lease_container"),
+    ("[safety]\nlease_container = 3\n", "lease_container"),
     ("[[exchange]]\nhost = \"exch01.corp.example\"\nversion = \"2016\"\npassword = \"x\"\n",
      "password"),
 ])
@@ -74,6 +76,17 @@ def test_a_bad_inventory_is_refused_naming_the_file_and_the_key(
 def test_an_inventory_without_a_directory_says_what_to_add(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"no \[directory\] table"):
         load_inventory(write(tmp_path, "[safety]\nmax_deletions = 3\n"))
+
+
+def test_the_lease_container_is_cn_program_data_unless_the_inventory_names_one(
+    tmp_path: Path,
+) -> None:
+    assert load_inventory(write(tmp_path, DIRECTORY)).lease_container == (
+        "CN=Program Data,DC=corp,DC=example")
+    named = 'CN=remediate,CN=Program Data,DC=corp,DC=example'
+    safety = f"[safety]\nlease_container = '{named}'\n"
+    inventory = load_inventory(write(tmp_path, DIRECTORY + safety))
+    assert inventory.lease_container == named
 
 
 def test_the_safety_budget_is_read(tmp_path: Path) -> None:

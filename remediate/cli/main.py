@@ -301,6 +301,32 @@ def _world_source(args: argparse.Namespace) -> dict[str, JsonValue]:
     return {"kind": "world", "path": str(Path(args.world).resolve())}
 
 
+def _lease_container(args: argparse.Namespace) -> str | None:
+    """Runs against an inventory take the organisation's lease in its directory, so that two
+    operators on two machines never repair one organisation at once."""
+    if not getattr(args, "inventory", None):
+        return None
+    return load_inventory(Path(args.inventory)).lease_container
+
+
+def _lease_breaker(args: argparse.Namespace) -> Callable[[str], bool] | None:
+    """``--break-lease``: take over the lease of a run that is gone, once confirmed (``--yes``,
+    or 'yes' at the prompt naming the holder); without it a held lease always refuses."""
+    if not getattr(args, "break_lease", False):
+        return None
+    if getattr(args, "yes", False):
+        return lambda text: True
+    if not sys.stdin.isatty():
+        return lambda text: False
+
+    def ask(text: str) -> bool:
+        sys.stderr.write(f"{text}?\nType 'yes' to take the lease over: ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() == "yes"
+
+    return ask
+
+
 def _budget(args: argparse.Namespace) -> int | None:
     """--max-deletions, else the inventory's [safety] max_deletions."""
     if args.max_deletions is not None or not getattr(args, "inventory", None):
@@ -342,7 +368,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
         args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world).apply(
+        lambda: _engine(args, recorder, durable, world_file=args.world,
+                        lease_container=_lease_container(args)).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
             on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
@@ -372,7 +399,8 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
                                 plan_sha256=plan.sha256)
     return _run_and_report(
         args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world).apply_saved(
+        lambda: _engine(args, recorder, durable, world_file=args.world,
+                        lease_container=_lease_container(args)).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
             on_run_dir=_run_dir_noted(durable, run_dirs)),
@@ -397,8 +425,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     saved = run_dir / "world.json"
     recorded = state.source.get("path")
     world: World
+    lease_container = None
     if state.source.get("kind") == "inventory" and isinstance(recorded, str):
-        world = live_world(load_inventory(Path(args.inventory or recorded)))
+        inventory = load_inventory(Path(args.inventory or recorded))
+        world, lease_container = live_world(inventory), inventory.lease_container
     elif state.source.get("kind") == "world" and saved.exists():
         world = load_world(saved)
     else:
@@ -415,7 +445,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     durable, run_dirs = DurableWorld(args, world), list[Path]()
     original = recorded if state.source.get("kind") == "world" else None
     engine = _engine(args, recorder, durable,
-                     world_file=original if isinstance(original, str) else None)
+                     world_file=original if isinstance(original, str) else None,
+                     lease_container=lease_container)
     return _run_and_report(args, world, run_dirs,
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS,
@@ -612,15 +643,18 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def _engine(
-    args: argparse.Namespace, *subscribers: Subscriber, world_file: str | None = None
+    args: argparse.Namespace, *subscribers: Subscriber, world_file: str | None = None,
+    lease_container: str | None = None,
 ) -> Engine:
     """With the console's subscribers (progress bars, the run's log file) set up by main; a
-    run against a world file takes the organisation's lock beside that file."""
+    run against a world file takes the organisation's lock beside that file, one against an
+    inventory its lease in the directory."""
     console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
     beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
                   subscribers=subscribers + console, lock_beside=beside,
-                  parallel=_parallel(args))
+                  parallel=_parallel(args),
+                  lease_container=lease_container, break_lease=_lease_breaker(args))
 
 
 def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
@@ -768,6 +802,13 @@ def _parallel(args: argparse.Namespace) -> int:
     return chosen or DEFAULT_PARALLEL
 
 
+def _break_lease_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--break-lease", action="store_true",
+                         help="with --inventory: take over the organisation's lease from a run "
+                         "that is gone (stopped, or not renewed for 30 minutes), after a "
+                         "confirmation naming it; a live run's lease is never taken")
+
+
 def _retry_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
                          help="how long to retry a server that does not answer, or another "
@@ -817,7 +858,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with a saved plan: leave out targets that drifted, apply the rest")
     apply.add_argument("--max-plan-age", type=_positive_seconds, default=24 * 3600.0,
                        metavar="SECONDS", help="warn when a saved plan is older (default 86400)")
-    apply.add_argument("--yes", action="store_true", help="confirm destructive changes")
+    apply.add_argument("--yes", action="store_true",
+                       help="confirm destructive changes (and --break-lease)")
+    _break_lease_option(apply)
     apply.add_argument("--max-deletions", type=_count, default=None, metavar="N",
                        help="refuse the run if it would delete more objects or mailboxes")
     apply.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
@@ -832,6 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--inventory", metavar="FILE",
                         help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")
+    _break_lease_option(resume)
+    resume.add_argument("--yes", action="store_true", help="confirm --break-lease")
     _run_options(resume)
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
     resume.add_argument("--durable-world", action="store_true",

@@ -28,6 +28,7 @@ RUN_APPROVED = "run.approved"
 RUN_RESUMED = "run.resumed"
 RUN_JOURNAL_TRUNCATED = "run.journal_truncated"
 RUN_LOCK_ABANDONED = "run.lock_abandoned"
+RUN_LEASE_BROKEN = "run.lease_broken"
 RUN_PAUSED = "run.paused"
 RUN_FINISHED = "run.finished"
 STEP_STARTED = "step.started"
@@ -46,6 +47,7 @@ STEP_COMPLETED = "step.completed"
 _DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED, STEP_WAITING, RUN_DISCOVERED})
 _WARNING_EVENTS = frozenset({
     STEP_RETRIED, STEP_MANUAL, RUN_PAUSED, RUN_JOURNAL_TRUNCATED, RUN_LOCK_ABANDONED,
+    RUN_LEASE_BROKEN,
 })
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 

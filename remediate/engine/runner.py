@@ -7,6 +7,7 @@ gate (WouldFail, budget, confirmation) is passed before the first real change.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -28,6 +29,7 @@ from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
+from remediate.engine.lease import OrganisationLease
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
@@ -333,11 +335,18 @@ class Engine:
         subscribers: tuple[Subscriber, ...] = (),
         lock_beside: Path | None = None,
         parallel: int = DEFAULT_PARALLEL,
+        lease_container: str | None = None,
+        break_lease: Confirm | None = None,
     ) -> None:
         """``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
         against it from any state directory exclude each other. ``parallel``: how many of a
-        step's endpoints (Exchange servers) are worked on at a time."""
+        step's endpoints (Exchange servers) are worked on at a time. ``lease_container``: a
+        container of the directory where each apply and resume also takes the organisation's
+        lease (``remediate.engine.lease``), so runs from any machine exclude each other;
+        ``break_lease`` confirms taking over the lease of a run that is gone (None: never)."""
         self.store = RunStore(Path(state_dir), lock_beside)
+        self.lease_container = lease_container
+        self.break_lease = break_lease
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
         self.subscribers = subscribers
@@ -524,12 +533,13 @@ class Engine:
         expect: Callable[[Sequence[ChangeRecord]], None] | None = None,
     ) -> RunResult:
         run_id = new_run_id(playbook.name, datetime.now(UTC))
-        with self.store.lock(world.organisation, run_id) as lock:
+        with self.store.lock(world.organisation, run_id) as lock, \
+                self._lease(world, run_id) as lease:
             run_dir = self.store.create(run_id)
             if on_run_dir:
                 on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
-            events = self._events(run_id, playbook, journal)
+            events = self._events(run_id, playbook, journal, lease)
             events.emit(
                 ev.RUN_STARTED,
                 parameters=dict(parameters),
@@ -538,11 +548,14 @@ class Engine:
                 source=dict(source or {}),
             )
             abandoned = self._lock_abandoned(lock, events)
+            broken = self._lease_broken(lease, events)
             events.checkpoint()
-            return self._warned(abandoned, self._guarded(journal, events, lambda: self._apply_new(
-                playbook=playbook, world=world, select=select, expect=expect,
-                parameters=parameters, options=options, safety=safety, run_id=run_id,
-                run_dir=run_dir, events=events)))
+            result = self._warned(abandoned, self._warned(broken, self._guarded(
+                journal, events, lambda: self._apply_new(
+                    playbook=playbook, world=world, select=select, expect=expect,
+                    parameters=parameters, options=options, safety=safety, run_id=run_id,
+                    run_dir=run_dir, events=events))))
+        return self._lease_problem(lease, result)
 
     def _apply_new(
         self,
@@ -703,16 +716,18 @@ class Engine:
             result.state = "done"
             return result
         self._check_pinned_dc(state, world)
-        with self.store.lock(world.organisation, run_id) as lock:
+        with self.store.lock(world.organisation, run_id) as lock, \
+                self._lease(world, run_id) as lease:
             remove_temporary(run_dir)  # left by a killed process; this one holds the run now
             if on_run_dir:
                 on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
-            events = self._events(run_id, playbook, journal)
+            events = self._events(run_id, playbook, journal, lease)
             if state.truncated_line is not None:
                 events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
             events.emit(ev.RUN_RESUMED, completed=list(state.completed))
             abandoned = self._lock_abandoned(lock, events)
+            broken = self._lease_broken(lease, events)
             events.checkpoint()
 
             def body() -> RunResult:
@@ -732,7 +747,9 @@ class Engine:
                                      run_dir=run_dir, events=events, result=result,
                                      completed=state.completed, in_doubt=in_doubt)
 
-            return self._warned(abandoned, self._guarded(journal, events, body))
+            result = self._warned(abandoned, self._warned(
+                broken, self._guarded(journal, events, body)))
+        return self._lease_problem(lease, result)
 
     @staticmethod
     def _check_pinned_dc(state: RunState, world: World) -> None:
@@ -748,6 +765,41 @@ class Engine:
             )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lease(self, world: World, run_id: str) -> Iterator[OrganisationLease | None]:
+        """The organisation's lease in the directory, with ``lease_container``; taken after
+        the state directory's lock and before the run directory exists, so a refused run
+        leaves nothing behind. Released at the end, unless the run stopped after changes could
+        be made: then kept, stopped, for its resume. A crash leaves it to expire."""
+        if self.lease_container is None:
+            yield None
+            return
+        lease = OrganisationLease(
+            world.directory, self.lease_container, organisation=world.organisation,
+            run_id=run_id, clock=world.clock, retry=self.retry, break_lease=self.break_lease)
+        lease.acquire()
+        try:
+            yield lease
+        except (Exception, KeyboardInterrupt):
+            lease.release(keep=lease.approved)
+            raise
+        lease.release(keep=False)
+
+    @staticmethod
+    def _lease_broken(lease: OrganisationLease | None, events: Events) -> str | None:
+        """A warning if this run took the lease over from another (``--break-lease``)."""
+        if lease is None or lease.broke is None:
+            return None
+        events.emit(ev.RUN_LEASE_BROKEN, lease=lease.dn, previous=lease.broke)
+        return (f"this run took over organisation {lease.organisation}'s lease from "
+                f"{lease.broke} (--break-lease)")
+
+    @staticmethod
+    def _lease_problem(lease: OrganisationLease | None, result: RunResult) -> RunResult:
+        if lease is not None and lease.problem is not None:
+            result.warnings.append(lease.problem)
+        return result
 
     @staticmethod
     def _lock_abandoned(lock: OrganisationLock, events: Events) -> str | None:
@@ -769,9 +821,14 @@ class Engine:
             result.warnings.insert(0, warning)
         return result
 
-    def _events(self, run_id: str, playbook: AnyPlaybook, journal: Journal) -> Events:
+    def _events(
+        self, run_id: str, playbook: AnyPlaybook, journal: Journal,
+        lease: OrganisationLease | None = None,
+    ) -> Events:
+        # The lease renews itself on the run's events (and stops the run if it was lost).
+        extra: tuple[Subscriber, ...] = (lease,) if lease is not None else ()
         return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
-                      subscribers=self.subscribers)
+                      subscribers=self.subscribers + extra)
 
     @staticmethod
     def _result(

@@ -31,6 +31,8 @@ TREE_DELETE = ("1.2.840.113556.1.4.805", True, None)
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 SUCCESS = 0
 NO_SUCH_OBJECT = 32
+NO_SUCH_ATTRIBUTE = 16
+ENTRY_ALREADY_EXISTS = 68
 # Objects per read by GUID (an OR of their objectGUIDs). Samba matches the whole OR against every
 # object it finds, so the time grows with its square: 1,000 entries cost 2.3 s in one search of
 # 1,000 terms, 1.5 s in ten of 100 (AD looks each term up in its index: either is fine there).
@@ -335,6 +337,47 @@ class LdapDirectory:
             ),
         )
 
+    # The organisation's lease (see remediate.engine.lease): a container object on the pinned
+    # DC, its description the holder's record. The DC's add is the arbiter between two runs.
+
+    def lease(self, dn: str) -> str | None:
+        found = self._search(self.writable_dc(), dn, "(objectClass=*)", scope=ldap3.BASE,
+                             attributes=("description",), operation="directory.lease")
+        values = next((v for k, v in found[0][1].items() if k.lower() == "description"),
+                      []) if found else []
+        return values[0].decode("utf-8") if values else None
+
+    def add_lease(self, dn: str, record: str) -> bool:
+        result, _ = self._send(
+            self.writable_dc(), "directory.add_lease", dn,
+            lambda c: c.add(dn, ["top", "container"], {"description": record}),  # type: ignore[no-untyped-call]
+            expected={ENTRY_ALREADY_EXISTS},
+        )
+        return result.get("result") == SUCCESS
+
+    def swap_lease(self, dn: str, old: str, new: str) -> bool:
+        # One modify deleting the old value and adding the new: the DC applies both or neither,
+        # and deleting a value the object does not hold fails (noSuchAttribute).
+        changes = {"description": [(ldap3.MODIFY_DELETE, [old]), (ldap3.MODIFY_ADD, [new])]}
+        result, _ = self._send(
+            self.writable_dc(), "directory.swap_lease", dn,
+            lambda c: c.modify(dn, changes),  # type: ignore[no-untyped-call]
+            expected={NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT},
+        )
+        return result.get("result") == SUCCESS
+
+    def remove_lease(self, dn: str, record: str) -> bool:
+        # LDAP has no conditional delete that AD honours; the holder removes only a lease that
+        # still names it, and another run takes a lease over only once its holder stopped.
+        if self.lease(dn) != record:
+            return False
+        result, _ = self._send(
+            self.writable_dc(), "directory.remove_lease", dn,
+            lambda c: c.delete(dn),  # type: ignore[no-untyped-call]
+            expected={NO_SUCH_OBJECT},
+        )
+        return result.get("result") == SUCCESS
+
     def entries_within(self, base: str, dc: str) -> list[DirectoryEntry]:
         """Every live object at or below ``base`` (any class), in one paged search."""
         found = self._search(dc, base, "(objectClass=*)", operation="directory.snapshot")
@@ -466,9 +509,11 @@ class LdapDirectory:
     def _send(
         self, dc: str, operation: str, target: str | None,
         call: Callable[[ldap3.Connection], Any], *, missing_is_empty: bool = False,
+        expected: Collection[int] = (),
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """One LDAP request; a failure becomes a classified error (the connection is dropped
-        after a transient one so the retry reconnects)."""
+        after a transient one so the retry reconnects). A result code in ``expected`` is an
+        answer, returned for the caller to read (the lease's entryAlreadyExists)."""
         connection = self.connection(dc)
         self.requests += 1
         self.requests_by_operation[operation] += 1
@@ -481,6 +526,8 @@ class LdapDirectory:
         result, response = answer[1], answer[2]
         if result.get("result") != SUCCESS:
             if missing_is_empty and result.get("result") == NO_SUCH_OBJECT:
+                return result, []
+            if result.get("result") in expected:
                 return result, []
             failure = errors.from_result(result, dc=dc, operation=operation, target=target)
             if isinstance(failure, TransientError):
