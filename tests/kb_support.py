@@ -17,7 +17,7 @@ from ldap3.utils.dn import parse_dn  # type: ignore[import-untyped]
 from remediate import Engine, Finding, RunResult, get_playbook
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
 from remediate.fakes.scenarios import SCENARIOS
-from remediate.model import MailItem, utc
+from remediate.model import MAILBOX_TYPE_ATTRIBUTES, RECIPIENT_SETTINGS, MailItem, utc
 from remediate.testing import apply_confirmed
 
 Doc = dict[str, Any]
@@ -401,8 +401,10 @@ def assert_kb278447_end_state(
         old, new = old_objects[guid], new_objects[guid]
         assert new["dn"] == old["dn"]
         for name in ("sAMAccountName", "displayName", "userPrincipalName", "mailNickname",
-                     "legacyExchangeDN", "msExchHomeServerName"):
+                     "msExchHomeServerName"):
             assert attribute(new, name) == attribute(old, name), f"{name} of {old['dn']}"
+        assert attribute(new, "legacyExchangeDN") == original.box["legacy_dn"]
+        assert_recipient_restored(old, new)
         [info] = world.exchange.mailboxes(original.server, [UUID(case["original"])])
         assert info.owner == user
         assert not info.disconnected
@@ -431,6 +433,21 @@ def assert_kb278447_end_state(
     assert services(after) == services(before)
     if "services" in want:
         assert services(after) == want["services"]
+
+
+def assert_recipient_restored(old: Doc, new: Doc) -> None:
+    """The user comes back whole: his addresses (the old primary still primary, plus an X500 of
+    the legacyExchangeDN he had where the reconnect changed it), his recipient settings, mailbox
+    type and archive, and his binary attributes (mailbox rights, linked master account)."""
+    where = old["dn"]
+    addresses = list(attribute(old, "proxyAddresses") or [])
+    if attribute(new, "legacyExchangeDN") != attribute(old, "legacyExchangeDN"):
+        addresses.append(f"X500:{attribute(old, 'legacyExchangeDN')}")
+    assert sorted(attribute(new, "proxyAddresses") or []) == sorted(addresses), where
+    assert attribute(new, "mail") == attribute(old, "mail"), where
+    for name in (*RECIPIENT_SETTINGS, *MAILBOX_TYPE_ATTRIBUTES, "homeMTA", "showInAddressBook"):
+        assert attribute(new, name) == attribute(old, name), f"{name} of {where}"
+    assert new.get("binary") == old.get("binary"), f"binary attributes of {where}"
 
 
 def assert_reports_ambiguous(findings: Sequence[Finding], before: Doc, want: Doc) -> None:
