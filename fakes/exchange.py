@@ -5,10 +5,10 @@ names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly
 
 The recipient policy (see :mod:`fakes.policy`) stamps addresses when a mailbox is connected
 (Exchange_Mailbox.Reconnect on 2003, Connect-Mailbox on 2007+) and on ``update_recipients``
-(Update-Recipient; on 2000/2003 the operator's Recipient Update Service "Update Now"): only
-the policy's addresses, so whatever the strip removed beyond them is gone unless restored. The
-2000/2003 RUS also runs on its own schedule; the fake does not model that schedule (a re-home
-through LDAP on Exchange 2000 gets its addresses at the "Update Now"). Exchange
+(Update-Recipient): only the policy's addresses, so whatever the strip removed beyond them is
+gone unless restored. On 2000/2003 ``update_recipients`` asks the operator for the Recipient
+Update Service's "Update Now"; the fake plays neither that nor the service's own schedule (a
+re-home through LDAP on Exchange 2000 gets no addresses from the fake's policy). Exchange
 2000/2003 servers also run the cleanup agent by themselves every ``cleanup_interval_s`` of virtual
 time (at multiples of it since the Unix epoch); no API triggers it there, so the port call asks
 the operator. Mail is delivered only while the server's transport services run; otherwise it is
@@ -314,15 +314,13 @@ class FakeExchange:
             for user in wanted:
                 self._user(host, user, operation)
 
-            def stamp() -> None:
-                for user in wanted:
-                    self._stamp(host, user, operation)
-
             if host.info.version.legacy:
-                instructions = recipient_update_instructions(host.info.name,
-                                                             self._directory.domain)
-                raise ManualActionRequired(instructions, rehearse=stamp)
-            stamp()
+                # The run announces the operator's Update Now and goes on (it does not wait for
+                # it), so neither a rehearsal nor the fake plays it: both end as the run does.
+                raise ManualActionRequired(
+                    recipient_update_instructions(host.info.name, self._directory.domain))
+            for user in wanted:
+                self._stamp(host, user, operation)
 
         self._op("update_recipients", server, None, (server, wanted), action)
 
@@ -538,7 +536,7 @@ class FakeExchange:
     def _stamp(self, host: FakeServer, user: UUID, operation: str) -> None:
         """Apply the recipient policy to ``user`` as ``host``'s DC sees it, written there."""
         entry = self._user(host, user, operation)
-        changes = policy_stamp(entry, host.info.version, self.organisation,
+        changes = policy_stamp(entry, host.info.version, _organisation_of(host.legacy_dn),
                                self._directory.domain)
         if changes:
             self._directory.write(host.info.dc, user, changes, operation=operation)
@@ -776,6 +774,15 @@ def _refuse_repeats(pairs: Sequence[tuple[UUID, UUID]], server: str, operation: 
                     target=str(pair[position]),
                 )
             seen.add(pair[position])
+
+
+def _organisation_of(legacy_dn: str) -> str:
+    """The organisation's name in a server's legacyExchangeDN (``/o=Corp/...``): what the
+    default policy's X.400 address names (``p=``)."""
+    for part in legacy_dn.split("/"):
+        if part.lower().startswith("o="):
+            return part[2:]
+    return "Exchange"
 
 
 def _administrative_group(legacy_dn: str) -> str:

@@ -30,6 +30,7 @@ from typing import NamedTuple, TypeVar
 
 from remediate.errors import InputError
 from remediate.model import ExchangeVersion, MailboxKind, utc
+from remediate.recipient import home_mta
 
 from .exchange import FakeMailbox
 from .jsonfile import gc_paused
@@ -194,7 +195,7 @@ class _WorldBuilder:
         self._read: dict[str, list[tuple[str, FakeMailbox]]] = {}
         self._serial = 0
         self._hostile = 0
-        self._stores_used = 0
+        self.stores_used = 0
         servers = ["EXCH01", "EXCH02"] if size >= _SECOND_SERVER_FROM_SIZE else ["EXCH01"]
         self.stores = [self._store_of(server) for server in servers]
         self.dcs: list[Json] = [
@@ -283,8 +284,8 @@ class _WorldBuilder:
         """A mailbox-enabled user homed on the next store (round robin over the servers);
         ``msExchMailboxGuid`` only when ``mailbox_guid`` is given; ``settings(alias)``: more
         recipient attributes (they replace the defaults) and binary ones (base64)."""
-        store = self.stores[self._stores_used % len(self.stores)]
-        self._stores_used += 1
+        store = self.stores[self.stores_used % len(self.stores)]
+        self.stores_used += 1
         alias = person.sam
         legacy_dn = f"/o={ORGANISATION}/ou={store.admin_group}/cn=Recipients/cn={alias}"
         attributes: Json = {
@@ -695,6 +696,8 @@ class _RecipientSettings:
 
     def __init__(self, world: _WorldBuilder, index: int, previous: str | None) -> None:
         self.world, self.index, self.previous = world, index, previous
+        # add_user homes users round robin: this one goes to the next store.
+        self.store_dn = world.stores[world.stores_used % len(world.stores)].dn
         self.original_legacy_dn: str | None = None
 
     def __call__(self, alias: str) -> tuple[Json, Json]:
@@ -707,6 +710,8 @@ class _RecipientSettings:
             primary = f"{alias}.own@{DOMAIN}"
             attributes["msExchPoliciesExcluded"] = _NO_POLICY
         attributes["mail"] = primary
+        if version.legacy:  # what Exchange 2000/2003 stamp on a mailbox user
+            attributes["homeMTA"] = home_mta(self.store_dn) or ""
         attributes["proxyAddresses"] = [
             f"SMTP:{primary}", f"smtp:{alias}@old.{DOMAIN}", f"X500:{site55}",
             f"X400:c=US;a= ;p={ORGANISATION};o=Exchange;s={alias};",

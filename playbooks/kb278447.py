@@ -32,6 +32,14 @@ from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail, ImportMail
+from remediate.steps.recipient import (
+    PolicyTarget,
+    RecipientTarget,
+    RestoreRecipient,
+    UpdateRecipient,
+    VerifyRecipient,
+    WaitForRestore,
+)
 from remediate.steps.replication import (
     Expectation,
     ReplicationTarget,
@@ -245,8 +253,8 @@ class Kb278447(Playbook[Params, Selection]):
                   _positive_int, "100"),
     )
     outline = (StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication,
-               RunCleanupAgent, ReconnectMailbox, ImportMail, StartService, PurgeMailbox,
-               VerifyReconnected)
+               RunCleanupAgent, ReconnectMailbox, UpdateRecipient, ImportMail, RestoreRecipient,
+               VerifyRecipient, StartService, PurgeMailbox, VerifyReconnected)
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)
@@ -343,11 +351,13 @@ class Kb278447(Playbook[Params, Selection]):
                                 selection.server(u.original.server).version.value,
                                 u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server)
                 for u in users]),
+            update_recipients(selection),
             WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
             RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
             ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
                                              u.original.guid, u.sam) for u in users]),
+            *restore_recipient_steps(selection),
             StartService(services),
         ]
         if selection.purge:
@@ -382,6 +392,39 @@ class Kb278447(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(Box.from_json(box) for box in as_list(body["purge"])),
         )
+
+
+def update_recipients(selection: Selection) -> UpdateRecipient:
+    """Right after the reconnect, on the same server: Exchange applies its recipient policy to
+    the reconnected users (its writes then replicate with the reconnect's)."""
+
+    def policies() -> list[PolicyTarget]:
+        by_server: dict[str, list[UUID]] = {}
+        for user in selection.users:
+            by_server.setdefault(user.original.server, []).append(user.guid)
+        return [PolicyTarget(server, selection.server(server).version, tuple(guids))
+                for server, guids in by_server.items()]
+
+    return UpdateRecipient(policies)
+
+
+def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
+    """After the import: put back what the strip removed and the policy did not (last, so the
+    policy cannot demote the user's own primary address or drop one the record holds), wait
+    until every DC shows it, and verify it against the record."""
+
+    def recipients() -> list[RecipientTarget]:
+        return [RecipientTarget(u.target, u.original.server,
+                                selection.server(u.original.server).version)
+                for u in selection.users]
+
+    return [
+        RestoreRecipient(recipients),
+        WaitForRestore(lambda: replication_targets(
+            selection.dcs, [Expectation(u.guid) for u in selection.users]),
+            step_id="wait-for-replication-after-restore"),
+        VerifyRecipient(recipients),
+    ]
 
 
 def match_users(
