@@ -39,6 +39,8 @@ SYSTEM_OWNED = frozenset({
     "memberof", "lastlogon", "lastlogoff", "lastlogontimestamp", "logoncount", "badpwdcount",
     "badpasswordtime", "pwdlastset", "iscriticalsystemobject", "objectcategory",
     "replpropertymetadata", "msds-revealeddsas",
+    # settable only after the add (an add takes the default, Domain Users)
+    "primarygroupid",
 })
 
 

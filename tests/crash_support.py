@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from run_support import (
+    MANUAL_ON_LEGACY,
     Case,
     Doc,
     apply,
@@ -69,8 +70,9 @@ def uninterrupted(case: Case, doc: Doc, state_dir: Path) -> Reference:
     result = apply(Engine(state_dir=state_dir), case, world, doc)
     assert result.state == "done", result.error
     log = list(world.faults.log)
-    # On 2000/2003 the cleanup-agent call answers "do it by hand" without taking effect.
-    manual = log.count("exchange.run_cleanup_agent") if case.legacy else 0
+    # On 2000/2003 the cleanup-agent and recipient-policy calls answer "do it by hand"
+    # without taking effect.
+    manual = sum(log.count(op) for op in MANUAL_ON_LEGACY) if case.legacy else 0
     return Reference(before, snapshot(world), len(log), len(log) - manual,
                      dict(mutations(log, case)))
 

@@ -126,12 +126,17 @@ def events(run_dir: Path, name: str) -> list[Doc]:
     return [record for record in journal(run_dir) if record["event"] == name]
 
 
+# On 2000/2003 these calls only answer "do it by hand" (they change nothing): the cleanup agent
+# and the Recipient Update Service's Update Now.
+MANUAL_ON_LEGACY = frozenset({"exchange.run_cleanup_agent", "exchange.update_recipients"})
+
+
 def mutations(log: Iterable[str], case: Case) -> Counter[str]:
-    """How often each mutating operation was sent. On 2000/2003 the cleanup-agent call only
-    answers "do it by hand" (it changes nothing), so it is not counted."""
+    """How often each mutating operation was sent; on 2000/2003 the manual ones are not
+    counted."""
     return Counter(
         op for op in log
-        if op in MUTATING and not (case.legacy and op == "exchange.run_cleanup_agent")
+        if op in MUTATING and not (case.legacy and op in MANUAL_ON_LEGACY)
     )
 
 

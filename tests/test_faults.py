@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from run_support import (
+    MANUAL_ON_LEGACY,
     MUTATING,
     Case,
     Doc,
@@ -69,11 +70,12 @@ USES: dict[Case, tuple[set[str], set[str]]] = {
     KB278447_2003: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "directory.modify", "exchange.run_cleanup_agent", "exchange.reconnect_mailboxes",
-        "exchange.import_mail"}),
+        "exchange.update_recipients", "exchange.import_mail"}),
     KB278447_2016: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "exchange.disable_mailboxes", "exchange.run_cleanup_agent",
-        "exchange.reconnect_mailboxes", "exchange.import_mail"}),
+        "exchange.reconnect_mailboxes", "exchange.update_recipients", "exchange.import_mail",
+        "directory.modify"}),
 }
 
 
@@ -98,7 +100,7 @@ def transient_faults() -> list[Fault]:
                 for when in whens:
                     # On 2000/2003 the cleanup-agent call only answers "do it by hand": it takes
                     # no effect, so there is no response to lose.
-                    manual = case.legacy and operation == "exchange.run_cleanup_agent"
+                    manual = case.legacy and operation in MANUAL_ON_LEGACY
                     if manual and when == "after":
                         continue
                     faults.append(Fault(case, operation, when, armed))
