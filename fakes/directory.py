@@ -20,7 +20,14 @@ from uuid import UUID, uuid4
 
 from remediate.dn import escape_rdn_value, normalize, parent_dn, rdn_type, rdn_value
 from remediate.errors import PermanentError
-from remediate.model import GUID_ATTRIBUTES, AttrValue, DirectoryEntry, UserQuery, WriteValue
+from remediate.model import (
+    GUID_ATTRIBUTES,
+    NO_BINARY,
+    AttrValue,
+    DirectoryEntry,
+    UserQuery,
+    WriteValue,
+)
 
 from .faults import Faults, Gate
 from .replica import DcView, IndexKeys, index_keys
@@ -264,6 +271,7 @@ class FakeDirectory:
         attributes: Mapping[str, AttrValue] | None = None,
         usn_changed: int | None = None,
         deleted: bool = False,
+        binary: Mapping[str, tuple[bytes, ...]] | None = None,
     ) -> DirectoryEntry:
         """Put an object on every DC as already replicated (default uSNChanged: the next one).
         Raises ValueError on a bad DN, a GUID already used, a mailbox GUID that is no UUID."""
@@ -283,6 +291,7 @@ class FakeDirectory:
             protected=protected,
             attributes=dict(attributes or {}),
             deleted=deleted,
+            binary=dict(binary) if binary else NO_BINARY,
         )
         keys = None if deleted else index_keys(entry)
         for view in self._views.values():

@@ -6,6 +6,7 @@ Only the ports are used, so the same code snapshots real servers (ldap3, WinRM) 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -80,6 +81,8 @@ def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
         "when_changed": iso(entry.when_changed),
         "protected": entry.protected,
         "attributes": attributes,
+        **({"binary": {name: [base64.b64encode(v).decode("ascii") for v in values]
+                       for name, values in entry.binary.items()}} if entry.binary else {}),
     }
 
 

@@ -4,6 +4,7 @@ archive, an Exchange 2000 re-home is whole, and the verification names what diff
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -14,6 +15,7 @@ from kb_support import attribute, live_objects, load, plan_and_apply, scenario
 from remediate import Engine, get_playbook
 from remediate.engine.backups import DirectoryBackups, MemoryBackups
 from remediate.engine.changes import NoOp, WouldFail
+from remediate.fakes import world_from_json, world_to_json
 from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo
 from remediate.steps.ad import cleared_attributes
 from remediate.steps.exchange import rehome_attributes
@@ -156,3 +158,19 @@ def test_a_resumed_run_reads_the_record_the_strip_wrote(tmp_path: Path) -> None:
     assert read.attributes["proxyAddresses"] == ["SMTP:ann@corp.example", "X500:/o=Corp/cn=ann"]
     assert read.get("msExchMailboxGuid") == entry.get("msExchMailboxGuid")
     assert read.attributes["altRecipient"] == []  # recorded as not held
+
+
+def test_binary_attributes_survive_a_world_file_and_a_strip_clears_them() -> None:
+    doc = scenario("kb278447", 3, version="2016")
+    world = load(doc)
+    again = world_from_json(world_to_json(world))
+    with_rights = [o for o in live_objects(doc).values() if o.get("binary")]
+    assert with_rights
+    for obj in with_rights:
+        guid = UUID(obj["guid"])
+        [entry] = again.directory.read([guid], "DC1").values()
+        assert {k: [base64.b64encode(v).decode() for v in vs] for k, vs in entry.binary.items()
+                } == obj["binary"]
+        world.directory.modify(guid, dict.fromkeys(cleared_attributes(ExchangeVersion.E2016)))
+        [stripped] = world.directory.read([guid], "DC1").values()
+        assert not stripped.binary

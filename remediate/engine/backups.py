@@ -102,9 +102,11 @@ class MemoryBackups:
 
     def __init__(self) -> None:
         self.saved: list[tuple[str, tuple[DirectoryEntry, ...]]] = []
+        self._index: dict[str, dict[UUID, DirectoryEntry]] = {}
 
     def save_directory_entries(self, label: str, entries: Sequence[DirectoryEntry]) -> str:
         self.saved.append((label, tuple(entries)))
+        self._index.pop(label, None)
         return f"memory:{label}"
 
     def save_cleared_attributes(
@@ -112,14 +114,16 @@ class MemoryBackups:
     ) -> str:
         # Kept as a real run reads its file back, so a rehearsal plans what the run will do.
         self.saved.append((label, tuple(read_entries("".join(modify_pieces(entries, names))))))
+        self._index.pop(label, None)
         return f"memory:{label}"
 
     def recorded(self, label: str, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
-        wanted = set(guids)
-        found: dict[UUID, DirectoryEntry] = {}
-        for saved_label, entries in self.saved:
-            if saved_label == label:
-                for entry in entries:
-                    if entry.guid in wanted:
-                        found.setdefault(entry.guid, entry)
-        return found
+        if label not in self._index:  # made once: a step observes its targets many times
+            held: dict[UUID, DirectoryEntry] = {}
+            for saved_label, entries in self.saved:
+                if saved_label == label:
+                    for entry in entries:
+                        held.setdefault(entry.guid, entry)
+            self._index[label] = held
+        held = self._index[label]
+        return {guid: held[guid] for guid in guids if guid in held}

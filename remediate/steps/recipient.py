@@ -26,6 +26,7 @@ from remediate.model import (
     ExchangeVersion,
     WriteValue,
 )
+from remediate.ports import ManualActionRequired
 from remediate.recipient import home_mta, x500
 from remediate.steps.replication import ReplicationTarget, WaitForReplication
 from remediate.steps.targets import UserTarget, exchange_endpoint
@@ -312,8 +313,12 @@ class UpdateRecipient(Step[PolicyTarget, int]):
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[PolicyTarget, Planned]]) -> None:
         for target, _ in pending:
-            self._done.add(target.key)  # first: a manual action ends this call
-            ctx.world.exchange.update_recipients(target.server, target.users)
+            try:
+                ctx.world.exchange.update_recipients(target.server, target.users)
+            except ManualActionRequired:
+                self._done.add(target.key)  # asked of the operator: the run goes on
+                raise
+            self._done.add(target.key)  # not before: a call that failed is sent again
 
 
 class VerifyRecipient(Step[RecipientTarget, RecipientObservation]):
