@@ -4,7 +4,8 @@ The store could not read AD and stamped each user with a random msExchMailboxGUI
 a new blank mailbox and the original, with the data, is disconnected. Per affected user: stop
 transport, export what reached the blank mailbox, strip the user's Exchange attributes, let AD
 converge and the cleanup agent disconnect the blank mailbox, reconnect the original, import the
-new items into it, start transport again.
+new items into it, give the user back the addresses and settings the strip removed, start
+transport again.
 """
 
 from __future__ import annotations
@@ -237,8 +238,9 @@ class Kb278447(Playbook[Params, Selection]):
         "Finds users connected to a new blank mailbox while their original mailbox (matched by "
         "legacyExchangeDN, else by the objectGUID) is disconnected; stops transport, exports the "
         "blank mailbox, removes the user's Exchange attributes, waits for AD and the cleanup "
-        "agent, reconnects the original mailbox, imports the new items into it and starts "
-        "transport again. Ambiguous matches are reported, never guessed."
+        "agent, reconnects the original mailbox, imports the new items into it, restores "
+        "the addresses and recipient settings the strip removed and starts transport again. "
+        "Ambiguous matches are reported, never guessed."
     )
     parameters = (
         Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,

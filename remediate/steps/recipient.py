@@ -289,7 +289,7 @@ class UpdateRecipient(Step[PolicyTarget, int]):
 
     name = "update-recipient"
     impact = Impact.REVERSIBLE
-    summary = ("Apply the recipient policy to the restored users (Update-Recipient; on "
+    summary = ("Apply the recipient policy to the reconnected users (Update-Recipient; on "
                "2000/2003 the Recipient Update Service's Update Now)")
     deadline_s = 0.0
 
