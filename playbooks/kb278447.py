@@ -4,7 +4,8 @@ The store could not read AD and stamped each user with a random msExchMailboxGUI
 a new blank mailbox and the original, with the data, is disconnected. Per affected user: stop
 transport, export what reached the blank mailbox, strip the user's Exchange attributes, let AD
 converge and the cleanup agent disconnect the blank mailbox, reconnect the original, import the
-new items into it, start transport again.
+new items into it, give the user back the addresses and settings the strip removed, start
+transport again.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail, ImportMail
+from remediate.steps.recipient import (
+    PolicyTarget,
+    RecipientTarget,
+    RestoreRecipient,
+    UpdateRecipient,
+    VerifyRecipient,
+    WaitForRestore,
+)
 from remediate.steps.replication import (
     Expectation,
     ReplicationTarget,
@@ -359,8 +368,9 @@ class Kb278447(Playbook[Params, Selection]):
         "owns a mailbox disconnected before he existed) and content (the original holds more); "
         "stops transport, exports the blank mailbox, removes the user's Exchange attributes, "
         "waits for AD and the cleanup agent, reconnects the original mailbox, imports the new "
-        "items into it and starts transport again. Users the evidence does not settle, and "
-        "users whose repair would fail, are reported, never guessed."
+        "items into it, restores the addresses and recipient settings the strip removed and "
+        "starts transport again. Users the evidence does not settle, and users whose repair "
+        "would fail, are reported, never guessed."
     )
     parameters = (
         Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
@@ -380,8 +390,8 @@ class Kb278447(Playbook[Params, Selection]):
                   "never taken for the blank", _positive_int, "100"),
     )
     outline = (StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication,
-               RunCleanupAgent, ReconnectMailbox, ImportMail, StartService, PurgeMailbox,
-               VerifyReconnected)
+               RunCleanupAgent, ReconnectMailbox, UpdateRecipient, ImportMail, RestoreRecipient,
+               VerifyRecipient, StartService, PurgeMailbox, VerifyReconnected)
 
     def parse(self, raw: Mapping[str, str]) -> Params:
         values = parse_parameters(self.name, self.parameters, raw)
@@ -618,11 +628,13 @@ class Kb278447(Playbook[Params, Selection]):
                                 u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server,
                                 u.for_approver())
                 for u in users]),
+            update_recipients(selection),
             WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
             RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
             ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
                                              u.original.guid, u.sam) for u in users if u.blank]),
+            *restore_recipient_steps(selection),
             StartService(services),
         ]
         if selection.purge:
@@ -657,3 +669,37 @@ class Kb278447(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(Box.from_json(box) for box in as_list(body["purge"])),
         )
+
+
+def update_recipients(selection: Selection) -> UpdateRecipient:
+    """Right after the reconnect, on the same server: Exchange applies its recipient policy to
+    the reconnected users (its writes then replicate with the reconnect's)."""
+
+    def policies() -> list[PolicyTarget]:
+        by_server: dict[str, list[UUID]] = {}
+        for user in selection.users:
+            by_server.setdefault(user.original.server, []).append(user.guid)
+        return [PolicyTarget(server, selection.server(server).version, tuple(guids))
+                for server, guids in by_server.items()]
+
+    return UpdateRecipient(policies)
+
+
+def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
+    """After the import: put back what the strip removed and the policy did not (last, so the
+    policy cannot demote the user's own primary address or drop one the record holds), wait
+    until every DC shows it, and verify it against the record."""
+
+    def recipients() -> list[RecipientTarget]:
+        return [RecipientTarget(u.target, u.original.server,
+                                selection.server(u.original.server).version)
+                for u in selection.users]
+
+    return [
+        RestoreRecipient(recipients),
+        WaitForRestore(lambda: replication_targets(
+            selection.dcs, [Expectation(u.guid) for u in selection.users]),
+            step_id="wait-for-replication-after-restore"),
+        VerifyRecipient(recipients),
+    ]
+

@@ -23,6 +23,9 @@ _WORDS: dict[str, tuple[str, str, str]] = {
     "run-cleanup-agent": ("run the cleanup agent on", "store", "stores"),
     "purge-mailbox": ("purge", "mailbox", "mailboxes"),
     "reconnect-mailbox": ("reconnect", "mailbox", "mailboxes"),
+    "update-recipient": ("apply the recipient policy on", "server", "servers"),
+    "restore-recipient": ("restore the addresses and settings of", "user", "users"),
+    "verify-recipient": ("verify the addresses and settings of", "user", "users"),
     "import-mail": ("import mail into", "mailbox", "mailboxes"),
     "stop-service": ("stop", "service", "services"),
     "start-service": ("start", "service", "services"),
@@ -121,9 +124,14 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
                 "Controls > Return deleted objects, then Modify; or `adrestore -r`).",
                 "Then put back what the tombstone lost, with the LDIF as the attribute "
                 "source: turn its records into `changetype: modify` / `replace:` records "
-                "(without objectGUID, whenCreated, whenChanged, uSNChanged) and import them "
-                "with `ldifde -i -f restore.ldif -s <DC>`; re-add group memberships; reset "
-                "the password and enable the account.",
+                "and import them with `ldifde -i -f restore.ldif -s <DC>`; re-add group "
+                "memberships; reset the password and enable the account.",
+                "Where no tombstone is left, re-create the objects from the LDIF as it is: "
+                "`ldifde -i -k -f backups/ad/delete-ad-user-<...>.ldif -s <DC>` adds them "
+                "parents first with every attribute they held (binary values base64, GUIDs "
+                "as their 16 bytes); the `#` lines (objectGUID, objectSid, whenCreated and "
+                "the other attributes AD owns) are not imported, so the objects get a new "
+                "objectGUID and SID: re-grant permissions given to the old SID.",
                 "A reanimated user whose mailbox was not purged yet gets it back by "
                 f"reconnecting it ({_RECONNECT}); one whose mailbox was purged gets a new "
                 "mailbox and the export imported into it.",
@@ -163,17 +171,56 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
     if name == "remove-exchange-attributes":
         return StepNotes(
             f"**Disruptive.** {count} user(s) lose their Exchange attributes (Exchange Tasks "
-            "> Delete Mailbox): from this step until reconnect-mailbox and import-mail they "
-            "have no mailbox: Outlook and OWA cannot open it, and mail to them is queued or "
-            "bounced. Plan the change window for it.",
+            "> Delete Mailbox; `Disable-Mailbox` on 2007 and later, which also clears "
+            "forwarding, delegates, sender restrictions, quotas, hidden-from-address-lists, "
+            "extension attributes, the mailbox type and the archive link): every attribute "
+            "cleared is listed, with its value, in this step's changes. From here until "
+            "reconnect-mailbox they have no mailbox: Outlook and OWA cannot open it, mail to "
+            "them is queued or bounced. From reconnect-mailbox until restore-recipient they "
+            "have only the addresses the recipient policy gives (the primary SMTP address "
+            "made from the alias, and X.400 on 2000/2003): mail to a secondary address, to "
+            "an X500 (replies to mail sent before the change, Outlook's nickname cache) or "
+            "to an X.400 address bounces, they may show in address lists they were hidden "
+            "from, forwarding is off and delegates cannot send on their behalf. Plan the "
+            "change window for it; transport stays stopped until restore-recipient is done.",
             (
-                "The users' attributes were written, before the change, to "
-                "`backups/ad/remove-exchange-attributes-*.ldif` in the run directory.",
-                "Before reconnect-mailbox ran: reconnect the (blank) mailbox the user had, or "
-                "put the attributes back from the LDIF (`changetype: modify` / `replace:` "
-                "of the Exchange attributes it holds: msExchMailboxGuid, homeMDB, homeMTA, "
-                "msExchHomeServerName, legacyExchangeDN, mailNickname, mail, proxyAddresses; "
-                "imported with `ldifde -i -f restore.ldif -s <DC>`).",
+                "Before the change, each user's cleared attributes were written as "
+                "`changetype: modify` records (a `replace:` of every attribute the step "
+                "clears, with its values; binary values base64, GUIDs as their 16 bytes) to "
+                "`backups/ad/remove-exchange-attributes-*.ldif` in the run directory; "
+                "restore-recipient works from this same file.",
+                "To put the attributes back by hand (before reconnect-mailbox ran: the user "
+                "is then on the blank mailbox again): `ldifde -i -f "
+                "remove-exchange-attributes-<...>.ldif -s <DC>` (the lines starting with `#` "
+                "are what AD owns, objectGUID and the like, and are not imported). After "
+                "reconnect-mailbox ran, leave out the `replace:` blocks of msExchMailboxGuid, "
+                "homeMDB and legacyExchangeDN, or the user points at the blank mailbox again.",
+            ),
+        )
+    if name == "update-recipient":
+        return StepNotes(
+            f"The recipient policy is applied on {at} to the reconnected users "
+            "(`Update-Recipient`; on Exchange 2000/2003 the run asks you to click Update Now "
+            "on the Recipient Update Service and goes on): it adds the policy's own "
+            "addresses and address-list membership; restore-recipient runs after it.",
+            (
+                "Nothing to undo on its own: restore-recipient writes each user's recorded "
+                "addresses after it.",
+            ),
+        )
+    if name == "restore-recipient":
+        return StepNotes(
+            f"{count} user(s) get back, as they were before the strip, their alias, primary "
+            "and secondary addresses (X500, X.400 included; an X500 of the former "
+            "legacyExchangeDN is added where the reconnect changed it), forwarding, "
+            "delegates, sender restrictions, quotas, hidden-from-address-lists, extension "
+            "attributes and mailbox rights: each change lists what comes back. Address "
+            "lists and the offline address book show them after their next update.",
+            (
+                "Each user's values before this step are in this step's changes (`before`), "
+                "and the strip's LDIF holds the values from before the strip. To undo: "
+                "`Set-Mailbox`/ADSI Edit with the `before` values, or an `ldifde -i` of "
+                "`replace:` records made from them.",
             ),
         )
     if name == "reconnect-mailbox":
@@ -229,8 +276,11 @@ PLAYBOOK_NOTES: dict[str, tuple[str, ...]] = {
     "kb278447": (
         "Affected users are connected to a new blank mailbox now; after the run they are "
         "back on their original mailbox with the items from the blank one imported into it.",
-        "During the run: transport is stopped on the affected servers, and each affected "
-        "user has no mailbox between remove-exchange-attributes and reconnect-mailbox.",
+        "During the run: transport is stopped on the affected servers; each affected user "
+        "has no mailbox between remove-exchange-attributes and reconnect-mailbox, and only "
+        "the recipient policy's addresses (mail to any other of his addresses bounces, "
+        "forwarding and delegates are off, he may show in address lists he was hidden from) "
+        "until restore-recipient; transport starts again only after it.",
     ),
 }
 
@@ -244,7 +294,8 @@ ROLLBACK_ORDER: dict[str, str] = {
     "kb278447": (
         "To undo the whole run, in reverse order: start any service left stopped; remove "
         "imported items if needed; disconnect the reconnected original mailbox; reconnect "
-        "the blank mailbox (or restore the stripped attributes from the LDIF). The users "
-        "are then back where they started, with the original mailbox disconnected."
+        "the blank mailbox (or re-import the stripped attributes: `ldifde -i -f "
+        "backups/ad/remove-exchange-attributes-<...>.ldif -s <DC>`). The users are then back "
+        "where they started, with the original mailbox disconnected."
     ),
 }

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from remediate.engine.changes import Change, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
-from remediate.model import EXCHANGE_ATTRIBUTES, DirectoryEntry, ExchangeVersion
+from remediate.model import (
+    DISABLE_MAILBOX_ATTRIBUTES,
+    EXCHANGE_ATTRIBUTES,
+    DirectoryEntry,
+    ExchangeVersion,
+)
+from remediate.steps.recipient import shown, values_of
 from remediate.steps.targets import UserTarget
 
 
@@ -126,6 +132,13 @@ def exchange_attributes(entry: DirectoryEntry) -> dict[str, str]:
     return present
 
 
+def cleared_attributes(version: ExchangeVersion) -> tuple[str, ...]:
+    """What the strip clears: on 2000/2003 the LDAP strip clears the mailbox link and the
+    addresses (EXCHANGE_ATTRIBUTES); on 2007+ Disable-Mailbox clears the recipient settings,
+    type and archive link too."""
+    return EXCHANGE_ATTRIBUTES if version.legacy else DISABLE_MAILBOX_ATTRIBUTES
+
+
 class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     """Exchange Tasks > Delete Mailbox: the user keeps its account, loses its mailbox link."""
 
@@ -143,22 +156,24 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     def plan(self, target: StripTarget, observation: UserObservation) -> Change:
         if observation.entry is None:
             return WouldFail(target.key, "the user no longer exists")
-        present = exchange_attributes(observation.entry)
-        if not present:
+        entry = observation.entry
+        if not exchange_attributes(entry):
             return NoOp(target.key, "no Exchange attributes")
+        cleared = [name for name in cleared_attributes(target.version) if entry.holds(name)]
         return Planned(
             target.key,
             "remove-exchange-attributes",
-            before={"msExchMailboxGuid": present.get("msExchMailboxGuid"),
-                    "homeMDB": present.get("homeMDB")},
-            after={"msExchMailboxGuid": None, "homeMDB": None},
+            before={name: shown(values_of(entry, name)) for name in cleared},
+            after=dict.fromkeys(cleared),
             observed=observation,
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[StripTarget, Planned]]) -> None:
         entries = [_user_observation(change).entry for _, change in pending]
-        ctx.backups.save_directory_entries(self.id, [e for e in entries if e is not None])
         first = pending[0][0]
+        # The record restore-recipient works from, and what `ldifde -i` puts back by hand.
+        ctx.backups.save_cleared_attributes(
+            self.id, [e for e in entries if e is not None], cleared_attributes(first.version))
         if first.version.legacy:
             for target, _ in pending:
                 ctx.world.directory.modify(

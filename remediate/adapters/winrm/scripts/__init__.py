@@ -22,6 +22,7 @@ OPERATIONS = (
     "purge",
     "disable",
     "reconnect",
+    "update_recipients",
     "exports",
     "export",
     "import",

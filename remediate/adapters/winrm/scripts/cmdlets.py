@@ -184,10 +184,36 @@ function Invoke-RemediateOperation {
         $statistics = Find-RemediateStatistics $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
-        $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0] }
+        $kind = [string]$Parameters.kinds[$index]
+        if (@('user', 'shared', 'room', 'equipment') -notcontains $kind) {
+            Stop-RemediateRefused "no Connect-Mailbox parameter set for the mailbox kind '$kind'" $Parameters.users[$index]
+        }
+        $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0]; kind = $kind; archive = ([string]$Parameters.archives[$index] -eq '1') }
     }
     foreach ($item in $work) {
-        Connect-Mailbox -Identity $item.statistics.MailboxGuid -Database $item.statistics.Database -User $item.user -Confirm:$false
+        # One parameter set per mailbox type (Connect-Mailbox.md): -Shared, -Room, -Equipment;
+        # -Archive belongs to the User set.
+        $connect = @{ Identity = $item.statistics.MailboxGuid; Database = $item.statistics.Database; User = $item.user; Confirm = $false }
+        if ($item.kind -eq 'shared') { $connect.Shared = $true }
+        if ($item.kind -eq 'room') { $connect.Room = $true }
+        if ($item.kind -eq 'equipment') { $connect.Equipment = $true }
+        if ($item.archive) { $connect.Archive = $true }
+        Connect-Mailbox @connect
+    }
+    return $null
+}
+"""
+
+_UPDATE_RECIPIENTS = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $users = @()
+    foreach ($guid in $Parameters.users) {
+        $user = Get-RemediateUserOrRefuse $guid
+        $users += [string]$user.Properties['distinguishedname'][0]
+    }
+    foreach ($dn in $users) {
+        Update-Recipient -Identity $dn -Confirm:$false
     }
     return $null
 }
@@ -313,6 +339,7 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "purge": _STATISTICS + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
         "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
+        "update_recipients": shared.DIRECTORY + _UPDATE_RECIPIENTS,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,
         "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
         "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,
