@@ -80,6 +80,7 @@ from remediate.steps.targets import (
 from .common import ServerInfo, as_dict, as_list
 from .kb278447_evidence import (
     NOT_PURGED,
+    NOT_RESTORED,
     Decision,
     History,
     Judge,
@@ -94,6 +95,14 @@ from .kb278447_evidence import (
 )
 
 FREE_BUSY_MARKER = "schedule+ free busy"
+# Why restore-recipient has nothing to put back for a repair half done by hand, and what the
+# operator does instead (the finding at discovery and the step's own no-op both say it).
+STRIPPED_BEFORE_RUN = (
+    "his Exchange attributes were removed before this run (a repair half done by hand), so no "
+    "record of his addresses and settings exists and none is invented: he keeps only what the "
+    "recipient policy stamps; put back his other proxy addresses (an X500 of his former "
+    "legacyExchangeDN among them) and settings by hand, from an AD backup made before the strip"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +171,7 @@ class Box:
 class AffectedUser:
     """A user to repair. ``blank`` is None where there is nothing to export or disconnect: the
     store never created the mailbox his msExchMailboxGuid names, or the repair was half done by
-    hand (already stripped)."""
+    hand (already stripped: ``stripped``, and then nothing records his recipient settings)."""
 
     guid: UUID
     dn: str
@@ -172,12 +181,14 @@ class AffectedUser:
     original: Box
     display_name: str = ""
     evidence: str = ""
+    stripped: bool = False
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"guid": str(self.guid), "dn": self.dn, "sam": self.sam,
                 "home_server": self.home_server, "display_name": self.display_name,
                 "blank": self.blank.to_json() if self.blank else None,
-                "original": self.original.to_json(), "evidence": self.evidence}
+                "original": self.original.to_json(), "evidence": self.evidence,
+                "stripped": self.stripped}
 
     @staticmethod
     def from_json(value: JsonValue) -> AffectedUser:
@@ -187,7 +198,8 @@ class AffectedUser:
                             str(data["home_server"]),
                             Box.from_json(blank) if blank is not None else None,
                             Box.from_json(data["original"]),
-                            str(data.get("display_name") or ""), str(data.get("evidence") or ""))
+                            str(data.get("display_name") or ""), str(data.get("evidence") or ""),
+                            data.get("stripped") is True)
 
     @staticmethod
     def of(decision: Decision, home_server: str) -> AffectedUser:
@@ -195,7 +207,7 @@ class AffectedUser:
         return AffectedUser(
             user.guid, user.dn, user.sam_account_name, home_server,
             Box.of(decision.blank) if decision.blank else None, Box.of(decision.original),
-            user.get("displayName") or "", decision.evidence)
+            user.get("displayName") or "", decision.evidence, decision.stripped)
 
     @property
     def target(self) -> UserTarget:
@@ -421,12 +433,12 @@ class Kb278447(Playbook[Params, Selection]):
         claimed = self._judge_mail_enabled(world, params, servers, mailboxes, judge)
         self._judge_stripped(world, params, mailboxes, claimed, judge)
         judge.claimed_twice()
-        affected, left_out = self._repairable(world, servers, judge.decisions)
+        affected, unrepairable = self._repairable(world, servers, judge.decisions)
         purge, not_purged = self._purge_list(params, affected, mailboxes)
         services = self._running_transport(world, servers, affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
-        return Discovery(selection, tuple(judge.findings + left_out + not_purged))
+        return Discovery(selection, tuple(judge.findings + unrepairable + not_purged))
 
     def _servers(self, world: World, params: Params) -> list[ServerInfo]:
         servers = [ServerInfo.of(server) for server in world.exchange.servers()]
@@ -518,13 +530,14 @@ class Kb278447(Playbook[Params, Selection]):
         world: World, servers: Sequence[ServerInfo], decisions: Sequence[Decision]
     ) -> tuple[list[AffectedUser], list[Finding]]:
         """The users whose repair can be done; the others left out with why (one user whose
-        mail cannot be exported must not stop everyone else's repair)."""
+        mail cannot be exported must not stop everyone else's repair), and the repaired users
+        whose recipient settings cannot be restored."""
         versions = {server.name: server.version for server in servers}
         refusals = {server.name: world.exchange.mail_export_refusal(server.name)
                     for server in servers}
         homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
-        left_out: list[Finding] = []
+        findings: list[Finding] = []
         for decision in decisions:
             blank, original = decision.blank, decision.original
             home = decision.user.get("msExchHomeServerName") or homes.get(
@@ -543,10 +556,15 @@ class Kb278447(Playbook[Params, Selection]):
                         box.server, versions[box.server], [box])
             if why is None:
                 affected.append(AffectedUser.of(decision, home))
+                if decision.stripped:
+                    findings.append(Finding(NOT_RESTORED, decision.user.dn, "his original is "
+                                            "reconnected, but restore-recipient leaves his "
+                                            "recipient settings as they are: "
+                                            + STRIPPED_BEFORE_RUN))
             else:
-                left_out.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
+                findings.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
                                         f"it is left out and the others are repaired: {why}"))
-        return affected, left_out
+        return affected, findings
 
     @staticmethod
     def _purge_list(
@@ -692,7 +710,8 @@ def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
 
     def recipients() -> list[RecipientTarget]:
         return [RecipientTarget(u.target, u.original.server,
-                                selection.server(u.original.server).version)
+                                selection.server(u.original.server).version,
+                                STRIPPED_BEFORE_RUN if u.stripped else None)
                 for u in selection.users]
 
     return [

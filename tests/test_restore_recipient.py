@@ -10,19 +10,33 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from kb_support import attribute, live_objects, load, plan_and_apply, scenario
+from kb_support import (
+    assert_recipient_restored,
+    attribute,
+    expected,
+    live_objects,
+    load,
+    plan_and_apply,
+    scenario,
+    snapshot,
+)
 
 from remediate import Engine, get_playbook
 from remediate.engine.backups import DirectoryBackups, MemoryBackups
-from remediate.engine.changes import NoOp, WouldFail
+from remediate.engine.changes import NoOp, Planned, WouldFail
 from remediate.fakes import world_from_json, world_to_json
+from remediate.fakes.policy import policy_addresses
+from remediate.fakes.scenarios import DOMAIN, KB278447_WINDOW, ORGANISATION, kb278447
 from remediate.model import DirectoryEntry, ExchangeVersion, MailboxInfo
+from remediate.playbooks.kb278447 import STRIPPED_BEFORE_RUN
+from remediate.playbooks.kb278447_evidence import NOT_RESTORED
 from remediate.steps.ad import cleared_attributes
 from remediate.steps.exchange import rehome_attributes
 from remediate.steps.recipient import (
     STRIP_RECORD,
     RecipientObservation,
     RecipientTarget,
+    RestoreRecipient,
     VerifyRecipient,
     differences,
 )
@@ -174,3 +188,68 @@ def test_binary_attributes_survive_a_world_file_and_a_strip_clears_them() -> Non
         world.directory.modify(guid, dict.fromkeys(cleared_attributes(ExchangeVersion.E2016)))
         [stripped] = world.directory.read([guid], "DC1").values()
         assert not stripped.binary
+
+
+def test_without_a_record_a_user_stripped_before_the_run_is_left_alone_a_lost_one_fails() -> None:
+    """No record of a user stripped before the run was ever made: restore and verification
+    leave him as he is and say why. A missing record of a user this run stripped is a lost
+    backup and fails. Where a record exists it is restored from, whoever stripped him."""
+    recorded = _user(proxyAddresses=["SMTP:ann.own@corp.example"], mail="ann.own@corp.example")
+    now = _user(proxyAddresses=["SMTP:ann@corp.example"], mail="ann@corp.example")
+    user = UserTarget(now.guid, now.dn, "ann")
+    by_hand = RecipientTarget(user, "EXCH01", ExchangeVersion.E2003, "stripped by hand")
+    stripped_here = RecipientTarget(user, "EXCH01", ExchangeVersion.E2003)
+    for step, verb in ((RestoreRecipient([by_hand]), "restore"),
+                       (VerifyRecipient([by_hand]), "verify")):
+        left = step.plan(by_hand, RecipientObservation(now, None))
+        assert isinstance(left, NoOp)
+        assert left.reason == f"nothing recorded to {verb}: stripped by hand"
+        lost = step.plan(stripped_here, RecipientObservation(now, None))
+        assert isinstance(lost, WouldFail) and "no record" in lost.reason
+        gone = step.plan(by_hand, RecipientObservation(None, None))
+        assert isinstance(gone, WouldFail) and "no longer exists" in gone.reason
+    restored = RestoreRecipient([by_hand]).plan(by_hand, RecipientObservation(now, recorded))
+    assert isinstance(restored, Planned)
+    assert restored.after == {"mail": "ann.own@corp.example",
+                              "proxyAddresses": "SMTP:ann.own@corp.example"}
+
+
+@pytest.mark.parametrize("version", ["2000", "2003", "2016"])
+def test_a_repair_half_done_by_hand_gets_no_invented_settings_a_blank_never_made_gets_his_own(
+    engine: Engine, version: str
+) -> None:
+    """Both have no blank to export. The user stripped by hand has no record from before the
+    strip: after the run he holds what the reconnect and the recipient policy gave him, no
+    restore touched him, and a finding tells the operator what to put back. The user whose
+    blank was never created is stripped by this run, so he is restored from its backup."""
+    doc = kb278447(2, 5, version=version, cases=("half-done", "never-created"))
+    cases = expected(doc)["cases"]
+    half_done, never_made = cases["half-done"]["user"], cases["never-created"]["user"]
+    before = live_objects(doc)
+    # Addresses no policy gives back: only the strip's backup can.
+    kept = before[never_made]["attributes"]
+    kept["proxyAddresses"] = [*kept["proxyAddresses"], "smtp:kept@old.corp.example",
+                              "X500:/o=Corp/ou=Site55/cn=Recipients/cn=kept"]
+    world = load(doc)
+    playbook = get_playbook("kb278447")
+    params = dict(KB278447_WINDOW)
+    selection = playbook.discover(world, playbook.parse(params)).selection
+    # A resumed run reads the selection back from its journal: the mark must survive it.
+    assert playbook.load_selection(selection.to_json()) == selection
+    done = plan_and_apply(engine, "kb278447", world, params)
+    assert done.applied.state == "done", done.applied.error
+    after = live_objects(snapshot(done.world))
+    for changes in (done.plan.changes, done.applied.changes):
+        restored = {c.target.removeprefix("user:") for c in changes
+                    if c.step == "restore-recipient"}
+        assert half_done not in restored and never_made in restored
+    assert_recipient_restored(before[never_made], after[never_made])
+    alias = attribute(after[half_done], "mailNickname")
+    # On 2000 the reconnect is a re-home in AD and the Recipient Update Service's Update Now
+    # is the operator's: nothing stamped him yet. Elsewhere the policy's addresses, only.
+    stamped = [] if version == "2000" else policy_addresses(
+        alias, ExchangeVersion(version), ORGANISATION, DOMAIN)
+    assert sorted(attribute(after[half_done], "proxyAddresses") or []) == sorted(stamped)
+    said = {(f.target, f.kind): f.message for f in done.applied.findings}
+    assert said[(before[half_done]["dn"], NOT_RESTORED)].endswith(STRIPPED_BEFORE_RUN)
+    assert not any(kind == NOT_RESTORED and dn == before[never_made]["dn"] for dn, kind in said)

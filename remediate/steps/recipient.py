@@ -52,11 +52,15 @@ Values = tuple[str | bytes, ...]
 
 @dataclass(frozen=True, slots=True)
 class RecipientTarget:
-    """A repaired user, and the Exchange server its mailbox is on now."""
+    """A repaired user, and the Exchange server its mailbox is on now. ``unrecorded``: why no
+    record of him from before the strip can exist (his Exchange attributes were removed before
+    this run, so its strip had nothing to back up); the restore then has nothing to put back
+    and says so, where a missing record is otherwise a failure (a lost backup)."""
 
     user: UserTarget
     server: str
     version: ExchangeVersion
+    unrecorded: str | None = None
 
     @property
     def key(self) -> str:
@@ -176,14 +180,21 @@ def observe_recipients(
     }
 
 
-def _unrestorable(target: RecipientTarget, observation: RecipientObservation) -> str | None:
+def _without_record(
+    target: RecipientTarget, observation: RecipientObservation, nothing: str
+) -> Change | None:
+    """What a restore or verification does for a user it cannot compare with a record: a user
+    gone or a record lost fails; a user stripped before this run (no record was ever made) is
+    left as the policy made him, ``nothing`` saying so, never given invented values."""
     if observation.current is None:
-        return f"user {target.user.dn} no longer exists"
-    if observation.recorded is None:
-        return (f"this run holds no record of {target.user.dn} from before the strip "
-                f"(backups/ad/{STRIP_RECORD}-*.ldif); put its addresses and settings back by "
-                "hand from the backup of the run that stripped it")
-    return None
+        return WouldFail(target.key, f"user {target.user.dn} no longer exists")
+    if observation.recorded is not None:
+        return None
+    if target.unrecorded is not None:
+        return NoOp(target.key, f"{nothing}: {target.unrecorded}")
+    return WouldFail(target.key, f"this run holds no record of {target.user.dn} from before "
+                     f"the strip (backups/ad/{STRIP_RECORD}-*.ldif); put its addresses and "
+                     "settings back by hand from the backup of the run that stripped it")
 
 
 class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
@@ -204,9 +215,9 @@ class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
         return observe_recipients(ctx, targets)
 
     def plan(self, target: RecipientTarget, observation: RecipientObservation) -> Change:
-        problem = _unrestorable(target, observation)
-        if problem is not None:
-            return WouldFail(target.key, problem)
+        unrecorded = _without_record(target, observation, "nothing recorded to restore")
+        if unrecorded is not None:
+            return unrecorded
         assert observation.current is not None and observation.recorded is not None
         differ = differences(observation.current, observation.recorded, target.version)
         if not differ:
@@ -335,9 +346,9 @@ class VerifyRecipient(Step[RecipientTarget, RecipientObservation]):
         return observe_recipients(ctx, targets)
 
     def plan(self, target: RecipientTarget, observation: RecipientObservation) -> Change:
-        problem = _unrestorable(target, observation)
-        if problem is not None:
-            return WouldFail(target.key, problem)
+        unrecorded = _without_record(target, observation, "nothing recorded to verify")
+        if unrecorded is not None:
+            return unrecorded
         assert observation.current is not None and observation.recorded is not None
         differ = differences(observation.current, observation.recorded, target.version)
         if not differ:
