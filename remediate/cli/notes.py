@@ -215,7 +215,10 @@ def notes(step_id: str, records: Sequence[ChangeRecord]) -> StepNotes:
             "legacyExchangeDN is added where the reconnect changed it), forwarding, "
             "delegates, sender restrictions, quotas, hidden-from-address-lists, extension "
             "attributes and mailbox rights: each change lists what comes back. Address "
-            "lists and the offline address book show them after their next update.",
+            "lists and the offline address book show them after their next update. A user "
+            "whose Exchange attributes were removed before the run (a repair half done by "
+            "hand) has no record from before the strip: nothing is restored for him, he keeps "
+            "what the policy gives, and the findings name him (`recipient-not-restored`).",
             (
                 "Each user's values before this step are in this step's changes (`before`), "
                 "and the strip's LDIF holds the values from before the strip. To undo: "
