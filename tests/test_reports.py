@@ -187,7 +187,7 @@ def test_kb278447_plan_is_a_change_ticket(
     assert f"purge {users} mailboxes on EXCH01" in said
     assert_tables_hold_every_change(data, found)
     risks = plain(found["Impact and risks"])
-    assert "Transport stops on EXCH01" in risks
+    assert "Delivery stops on EXCH01" in risks  # transport by role (realservers)
     assert f"{users} user(s) lose their Exchange attributes" in risks
     assert "no mailbox" in risks
     assert "Findings (not acted on)" in found  # the ambiguous user
