@@ -754,12 +754,19 @@ class Kb278447(Playbook[Params, Selection]):
 
 def update_recipients(selection: Selection) -> UpdateRecipient:
     """Right after the reconnect, on the same server: Exchange applies its recipient policy to
-    the reconnected users (its writes then replicate with the reconnect's)."""
+    the reconnected users (its writes then replicate with the reconnect's). On 2000/2003 the
+    domain's Recipient Update Service does it for all of them at once: one Update Now, asked
+    on the first of those servers."""
 
     def policies() -> list[PolicyTarget]:
         by_server: dict[str, list[UUID]] = {}
+        legacy = [u.original.server for u in selection.users
+                  if selection.server(u.original.server).version.legacy]
         for user in selection.users:
-            by_server.setdefault(user.original.server, []).append(user.guid)
+            server = user.original.server
+            if selection.server(server).version.legacy:
+                server = legacy[0]
+            by_server.setdefault(server, []).append(user.guid)
         return [PolicyTarget(server, selection.server(server).version, tuple(guids))
                 for server, guids in by_server.items()]
 

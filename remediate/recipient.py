@@ -12,12 +12,10 @@ def recipient_update_instructions(server: str, domain: str | None = None) -> str
     which = f"of the domain {domain}" if domain else "of the users' domain"
     return (
         f"On {server} open Exchange System Manager > Recipients > Recipient Update Services, "
-        f"right-click the Recipient Update Service {which} and click Update Now (it applies "
-        "the recipient policies to the users changed since its last pass, the reconnected "
-        "users among them, on the domain controller it is configured with). The run goes on "
-        "and restores each user's own addresses and settings after it; the service runs by "
-        "itself too, so the restored users are stamped again later with only what the policy "
-        "adds"
+        f"right-click the Recipient Update Service {which}, Update Now: it stamps the policies "
+        "on the users changed since its last pass, the reconnected ones among them. The run "
+        "goes on; restore-recipient then puts back each user's own addresses (the service's "
+        "later passes only add to them)"
     )
 
 
