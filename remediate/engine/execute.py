@@ -183,23 +183,35 @@ class Executor:
 
     def _apply(self, step: AnyStep, pending: list[tuple[Target, Planned]]) -> str | None:
         """Apply with retries; after a transient error, observe afresh and re-send only what
-        has not taken effect. Returns operator instructions for a manual step."""
-        first = True
+        has not taken effect. Returns operator instructions for a manual step.
+
+        Attempts are counted per stretch without progress: one call carrying many targets can
+        meet several unrelated transient faults, each on another target, and a fresh observe
+        that finds fewer targets pending starts a new count (the retry policy bounds a fault
+        that keeps coming back, not how many targets a batch holds)."""
         ctx = self._with_retried_reads(step, "apply")
-        for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "apply")):
-            with attempt:
-                if not first:
-                    pending = self._pending(step, [target for target, _ in pending])
-                first = False
-                if pending:
-                    try:
-                        step.apply(ctx, pending)
-                    except ManualActionRequired as manual:
-                        self._announce_manual(step, manual.instructions)
-                        if self.rehearsal and manual.rehearse is not None:
-                            manual.rehearse()  # the plan assumes the operator does it now
-                        return manual.instructions
-        return None
+        observed = False  # ``pending`` was just observed: send it without another look
+        while True:
+            at_start, progressed = len(pending), False
+            for attempt in self.retry.retrying(ctx.world.clock, self._on_retry(step, "apply")):
+                with attempt:
+                    if observed:
+                        pending = self._pending(step, [target for target, _ in pending])
+                        progressed = len(pending) < at_start
+                    observed = True
+                    if progressed:
+                        break
+                    if pending:
+                        try:
+                            step.apply(ctx, pending)
+                        except ManualActionRequired as manual:
+                            self._announce_manual(step, manual.instructions)
+                            if self.rehearsal and manual.rehearse is not None:
+                                manual.rehearse()  # the plan assumes the operator does it now
+                            return manual.instructions
+            if not progressed:
+                return None
+            observed = False
 
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
         self.manual_actions.append(instructions)
