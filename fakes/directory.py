@@ -20,7 +20,14 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from remediate.dn import escape_rdn_value, normalize, parent_dn, rdn_type, rdn_value
 from remediate.errors import PermanentError
-from remediate.model import AttrValue, DirectoryEntry, UserQuery
+from remediate.model import (
+    GUID_ATTRIBUTES,
+    NO_BINARY,
+    AttrValue,
+    DirectoryEntry,
+    UserQuery,
+    WriteValue,
+)
 
 from .faults import Faults, Gate
 from .replica import DcView, IndexKeys, index_keys
@@ -225,7 +232,7 @@ class FakeDirectory:
             "delete", self._writable, str(guid), (guid, tree), lambda: self._delete(guid, tree)
         )
 
-    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
+    def modify(self, guid: UUID, changes: Mapping[str, WriteValue | None]) -> None:
         self._op(
             "modify",
             self._writable,
@@ -267,17 +274,26 @@ class FakeDirectory:
         return self._writable
 
     def write(
-        self, origin: str, guid: UUID, changes: Mapping[str, AttrValue | None], *, operation: str
+        self, origin: str, guid: UUID, changes: Mapping[str, WriteValue | None], *, operation: str
     ) -> bool:
-        """Replace attributes of a live object on DC ``origin`` (None or [] clears one). Returns
-        False when nothing changed (then nothing replicates and no uSNChanged moves)."""
+        """Replace attributes of a live object on DC ``origin`` (None or [] clears one; bytes
+        are a binary attribute's values). Returns False when nothing changed (then nothing
+        replicates and no uSNChanged moves)."""
         current = self._live(origin, guid, operation)
-        attributes = _changed_attributes(current, changes, origin, operation)
-        if attributes is None:
+        for name, value in changes.items():
+            _check_value(name, value, current, origin, operation)
+        texts = {k: v for k, v in changes.items() if not _is_binary(v)}
+        blobs = {k: v for k, v in changes.items() if _is_binary(v) or v is None or v == []}
+        attributes = _changed_attributes(current, texts)
+        binary = _changed_binary(current, blobs)
+        if attributes is None and binary is None:
             return False
-        self._commit(
-            origin, replace(current, attributes=attributes, when_changed=self._timeline.now())
-        )
+        self._commit(origin, replace(
+            current,
+            attributes=current.attributes if attributes is None else attributes,
+            binary=current.binary if binary is None else binary,
+            when_changed=self._timeline.now(),
+        ))
         return True
 
     # Seeding and restoring (the world file, scenario builders).
@@ -294,6 +310,7 @@ class FakeDirectory:
         attributes: Mapping[str, AttrValue] | None = None,
         usn_changed: int | None = None,
         deleted: bool = False,
+        binary: Mapping[str, tuple[bytes, ...]] | None = None,
     ) -> DirectoryEntry:
         """Put an object on every DC as already replicated (default uSNChanged: the next one).
         Raises ValueError on a bad DN, a GUID already used, a mailbox GUID that is no UUID."""
@@ -313,6 +330,7 @@ class FakeDirectory:
             protected=protected,
             attributes=dict(attributes or {}),
             deleted=deleted,
+            binary=dict(binary) if binary else NO_BINARY,
         )
         keys = None if deleted else index_keys(entry)
         for view in self._views.values():
@@ -526,28 +544,58 @@ def _tombstone(entry: DirectoryEntry, base_dn: str, now: datetime) -> DirectoryE
     )
 
 
+def _is_binary(value: object) -> bool:
+    return isinstance(value, bytes) or (
+        isinstance(value, list) and bool(value) and isinstance(value[0], bytes))
+
+
 def _changed_attributes(
-    current: DirectoryEntry, changes: Mapping[str, AttrValue | None], dc: str, operation: str
+    current: DirectoryEntry, changes: Mapping[str, WriteValue | None]
 ) -> dict[str, AttrValue] | None:
-    """The attributes after ``changes`` (existing spellings kept), or None if nothing changes."""
+    """The text attributes after ``changes`` (existing spellings kept), or None if nothing
+    changes."""
     attributes = dict(current.attributes)
     spelled = {key.lower(): key for key in attributes}
     for name, value in changes.items():
-        _check_value(name, value, current, dc, operation)
         key = spelled.get(name.lower(), name)
         if value is None or value == []:
             attributes.pop(key, None)
+        elif isinstance(value, str):
+            attributes[key] = value
+            spelled[name.lower()] = key
         else:
-            attributes[key] = value if isinstance(value, str) else list(value)
+            attributes[key] = [str(item) for item in value]
             spelled[name.lower()] = key
     return None if attributes == current.attributes else attributes
 
 
+def _changed_binary(
+    current: DirectoryEntry, changes: Mapping[str, WriteValue | None]
+) -> dict[str, tuple[bytes, ...]] | None:
+    """The binary attributes after ``changes`` (None: clear), or None if nothing changes."""
+    binary = dict(current.binary)
+    spelled = {key.lower(): key for key in binary}
+    for name, value in changes.items():
+        key = spelled.get(name.lower(), name)
+        if isinstance(value, bytes):
+            binary[key] = (value,)
+        elif isinstance(value, list) and value:
+            binary[key] = tuple(item for item in value if isinstance(item, bytes))
+        else:
+            binary.pop(key, None)
+        if key in binary:
+            spelled[name.lower()] = key
+    return None if binary == dict(current.binary) else binary
+
+
 def _check_value(name: str, value: object, entry: DirectoryEntry, dc: str, operation: str) -> None:
-    """Refuse what AD would refuse: non-text values, a msExchMailboxGuid that is no GUID."""
-    values = [value] if isinstance(value, str) else value if isinstance(value, list) else None
-    valid = value is None or (values is not None and all(isinstance(v, str) for v in values))
-    if valid and values and name.lower() == "msexchmailboxguid":
+    """Refuse what AD would refuse: mixed or non-text values, a GUID attribute that is no
+    GUID."""
+    values = [value] if isinstance(value, str | bytes) else (
+        value if isinstance(value, list) else None)
+    valid = value is None or (values is not None and (
+        all(isinstance(v, str) for v in values) or all(isinstance(v, bytes) for v in values)))
+    if valid and values and name.lower() in GUID_ATTRIBUTES:
         try:
             UUID(str(values[0]))
         except ValueError:

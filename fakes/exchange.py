@@ -1,7 +1,14 @@
 """An in-memory Exchange organisation implementing the ``Exchange`` port.
 
 Each server reads AD through its own DC: a mailbox's owner is the user whose msExchMailboxGuid
-names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly. Exchange
+names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly.
+
+The recipient policy (see :mod:`fakes.policy`) stamps addresses when a mailbox is connected
+(Exchange_Mailbox.Reconnect on 2003, Connect-Mailbox on 2007+) and on ``update_recipients``
+(Update-Recipient): only the policy's addresses, so whatever the strip removed beyond them is
+gone unless restored. On 2000/2003 ``update_recipients`` asks the operator for the Recipient
+Update Service's "Update Now"; the fake plays neither that nor the service's own schedule (a
+re-home through LDAP on Exchange 2000 gets no addresses from the fake's policy). Exchange
 2000/2003 servers also run the cleanup agent by themselves every ``cleanup_interval_s`` of virtual
 time (at multiples of it since the Unix epoch); no API triggers it there, so the port call asks
 the operator.
@@ -28,24 +35,28 @@ from uuid import UUID
 from remediate.dn import normalize
 from remediate.errors import InputError, PermanentError
 from remediate.model import (
-    EXCHANGE_ATTRIBUTES,
+    DISABLE_MAILBOX_ATTRIBUTES,
     HUB_TRANSPORT,
+    ConnectAs,
     DirectoryEntry,
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
     MailboxInfo,
+    MailboxKind,
     MailItem,
     ServiceState,
     Store,
     mailbox_list_refusal,
 )
 from remediate.ports import ManualActionRequired
+from remediate.recipient import recipient_update_instructions
 
 from .directory import FakeDirectory
 from .exports import MailSink, MemorySink
 from .faults import Faults, Gate
 from .packed import NO_ITEMS, ItemIds, PackedItems
+from .policy import policy_stamp
 from .replica import DcView
 from .timeline import Timeline
 
@@ -142,6 +153,7 @@ class FakeExchange:
         "disable_mailboxes",
         "reconnect_mailboxes",
         "reconnect_problems",
+        "update_recipients",
         "mail_export_refusal",
         "exports",
         "export_mail",
@@ -166,6 +178,9 @@ class FakeExchange:
         self._mailbox_homes: dict[UUID, tuple[str, str]] = {}  # mailbox -> (server, store key)
         self._store_homes: dict[str, str] = {}  # normalized store DN -> server
         self._cleanup_done = timeline.now()  # scheduled passes up to here have run
+        # The archive each disabled user had (GUID, name): Disable-Mailbox disconnects it with
+        # the primary mailbox, and Connect-Mailbox -Archive connects it again.
+        self._disabled_archives: dict[UUID, tuple[str, str | None]] = {}
         timeline.add_source(self)
 
     def clone(
@@ -183,6 +198,7 @@ class FakeExchange:
         twin._mailbox_homes = dict(self._mailbox_homes)
         twin._store_homes = dict(self._store_homes)
         twin._cleanup_done = self._cleanup_done
+        twin._disabled_archives = dict(self._disabled_archives)
         return twin
 
     # The Exchange port.
@@ -283,11 +299,14 @@ class FakeExchange:
 
         def action() -> None:
             host = self._server(server, operation)
-            for user in wanted:
-                self._user(host, user, operation)
-            cleared = dict.fromkeys(EXCHANGE_ATTRIBUTES)
-            for user in wanted:
-                self._directory.write(host.info.dc, user, cleared, operation=operation)
+            entries = [self._user(host, user, operation) for user in wanted]
+            cleared = dict.fromkeys(DISABLE_MAILBOX_ATTRIBUTES)
+            for entry in entries:
+                archive = entry.get("msExchArchiveGUID")
+                if archive:
+                    self._disabled_archives[entry.guid] = (
+                        archive, entry.get("msExchArchiveName"))
+                self._directory.write(host.info.dc, entry.guid, cleared, operation=operation)
 
         self._op("disable_mailboxes", server, None, (server, wanted), action)
 
@@ -312,8 +331,14 @@ class FakeExchange:
 
         return self._op("reconnect_problems", server, None, (server, wanted), action)
 
-    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
+    def reconnect_mailboxes(
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, UUID]],
+        connect_as: Mapping[UUID, ConnectAs] | None = None,
+    ) -> None:
         wanted = list(pairs)
+        how = dict(connect_as or {})
         operation = "exchange.reconnect_mailboxes"
 
         def action() -> None:
@@ -329,21 +354,40 @@ class FakeExchange:
             _refuse_repeats(wanted, server, operation)
             checked = [self._reconnectable(host, mailbox, user) for mailbox, user in wanted]
             for store, mailbox, user in checked:
-                self._directory.write(
-                    host.info.dc,
-                    user.guid,
-                    {
-                        "msExchMailboxGuid": str(mailbox.guid),
-                        "homeMDB": store.info.dn,
-                        "msExchHomeServerName": host.legacy_dn,
-                        "legacyExchangeDN": mailbox.legacy_dn,
-                        "mailNickname": user.get("mailNickname") or user.sam_account_name,
-                    },
-                    operation=operation,
-                )
+                link: dict[str, str | list[str] | None] = {
+                    "msExchMailboxGuid": str(mailbox.guid),
+                    "homeMDB": store.info.dn,
+                    "msExchHomeServerName": host.legacy_dn,
+                    "legacyExchangeDN": mailbox.legacy_dn,
+                    # The alias of a stripped user is gone: Connect-Mailbox and Reconnect()
+                    # make one from the account (Connect-Mailbox.md, -Alias).
+                    "mailNickname": user.get("mailNickname") or user.sam_account_name,
+                }
+                link |= self._connected_as(host, user, how.get(user.guid, ConnectAs()))
+                self._directory.write(host.info.dc, user.guid, link, operation=operation)
                 store.mailboxes[mailbox.guid] = replace(mailbox, disconnected_at=None)
+                self._stamp(host, user.guid, operation)
 
         self._op("reconnect_mailboxes", server, None, (server, wanted), action)
+
+    def update_recipients(self, server: str, users: Collection[UUID]) -> None:
+        wanted = list(users)
+        operation = "exchange.update_recipients"
+
+        def action() -> None:
+            host = self._server(server, operation)
+            for user in wanted:
+                self._user(host, user, operation)
+
+            if host.info.version.legacy:
+                # The run announces the operator's Update Now and goes on (it does not wait for
+                # it), so neither a rehearsal nor the fake plays it: both end as the run does.
+                raise ManualActionRequired(
+                    recipient_update_instructions(host.info.name, self._directory.domain))
+            for user in wanted:
+                self._stamp(host, user, operation)
+
+        self._op("update_recipients", server, None, (server, wanted), action)
 
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
@@ -430,7 +474,8 @@ class FakeExchange:
         organisation; a mail-enabled user without a mailbox yet gets one in its homeMDB store
         (as the store creates mailboxes on first delivery). Held on ``host`` while nothing
         delivers into the mailbox's database."""
-        user = self._directory.view(host.info.dc).by_legacy_dn(recipient)
+        view = self._directory.view(host.info.dc)
+        user = view.by_legacy_dn(recipient) or _by_x500(view, recipient)
         if user is None or user.mailbox_guid is None:
             return "undeliverable"
         home = self._mailbox_homes.get(user.mailbox_guid)
@@ -589,6 +634,40 @@ class FakeExchange:
     def records(self) -> list[FakeServer]:
         """The servers' state, for saving (read-only by convention)."""
         return list(self._servers.values())
+
+    # The recipient policy.
+
+    def _stamp(self, host: FakeServer, user: UUID, operation: str) -> None:
+        """Apply the recipient policy to ``user`` as ``host``'s DC sees it, written there."""
+        entry = self._user(host, user, operation)
+        changes = policy_stamp(entry, host.info.version, _organisation_of(host.legacy_dn),
+                               self._directory.domain)
+        if changes:
+            self._directory.write(host.info.dc, user, changes, operation=operation)
+
+    def _connected_as(
+        self, host: FakeServer, user: DirectoryEntry, how: ConnectAs
+    ) -> dict[str, str | list[str] | None]:
+        """What Connect-Mailbox's parameter set writes besides the link (2007+): the type, and
+        with -Archive the archive the user had when it was disabled."""
+        if host.info.version.legacy:
+            return {}
+        if how.archive and how.kind is not MailboxKind.USER:
+            raise PermanentError(
+                f"-Archive is a parameter of Connect-Mailbox's User set only, not {how.kind}",
+                endpoint=host.info.name, operation="exchange.reconnect_mailboxes",
+                target=str(user.guid))
+        written: dict[str, str | list[str] | None] = {
+            "msExchRecipientTypeDetails": str(how.kind.type_details)}
+        archive = self._disabled_archives.get(user.guid) if how.archive else None
+        if how.archive and archive is None:
+            raise PermanentError(
+                f"user {user.dn} has no disconnected archive to connect",
+                endpoint=host.info.name, operation="exchange.reconnect_mailboxes",
+                target=str(user.guid))
+        if archive is not None:
+            written |= {"msExchArchiveGUID": archive[0], "msExchArchiveName": archive[1]}
+        return written
 
     # Lookups and checks shared by the port calls.
 
@@ -759,6 +838,18 @@ def _info(host: FakeServer, store: FakeStore, mailbox: FakeMailbox, view: DcView
     )
 
 
+def _by_x500(view: DcView, legacy_dn: str) -> DirectoryEntry | None:
+    """The user holding ``X500:<legacy_dn>``: how Exchange resolves a reply to mail sent while
+    the user had that legacyExchangeDN (a scan: only mail to a changed DN takes it)."""
+    wanted = f"x500:{legacy_dn}".lower()
+    for entry in view.entries():
+        raw = entry.attributes.get("proxyAddresses") or []
+        if not entry.deleted and any(a.lower() == wanted for a in ([raw] if isinstance(raw, str)
+                                                                    else raw)):
+            return entry
+    return None
+
+
 def _normal(dn: str) -> str:
     try:
         return normalize(dn)
@@ -789,6 +880,15 @@ def _refuse_repeats(pairs: Sequence[tuple[UUID, UUID]], server: str, operation: 
                     target=str(pair[position]),
                 )
             seen.add(pair[position])
+
+
+def _organisation_of(legacy_dn: str) -> str:
+    """The organisation's name in a server's legacyExchangeDN (``/o=Corp/...``): what the
+    default policy's X.400 address names (``p=``)."""
+    for part in legacy_dn.split("/"):
+        if part.lower().startswith("o="):
+            return part[2:]
+    return "Exchange"
 
 
 def _administrative_group(legacy_dn: str) -> str:

@@ -20,6 +20,7 @@ Store layout by version (what ESM or the management shell would show):
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from functools import cache
 from typing import NamedTuple, TypeVar
 
 from remediate.errors import InputError
-from remediate.model import ExchangeVersion, utc
+from remediate.model import ExchangeVersion, MailboxKind, utc
+from remediate.recipient import home_mta
 
 from .exchange import FakeMailbox
 from .jsonfile import gc_paused
@@ -238,7 +240,7 @@ class _WorldBuilder:
         self._read: dict[str, list[tuple[str, FakeMailbox]]] = {}
         self._serial = 0
         self._hostile = 0
-        self._stores_used = 0
+        self.stores_used = 0
         self.topology = None if topology is None else Topology(*topology).checked()
         if self.topology is None:
             count = servers or (2 if size >= _SECOND_SERVER_FROM_SIZE else 1)
@@ -308,6 +310,7 @@ class _WorldBuilder:
         *,
         guid: str | None = None,
         protected: bool = False,
+        binary: Json | None = None,
     ) -> str:
         guid = guid or self.guid()
         entry: Json = {
@@ -318,6 +321,8 @@ class _WorldBuilder:
             "protected": protected,
             "attributes": attributes,
         }
+        if binary:
+            entry["binary"] = binary
         self._objects.append((path, entry))
         return guid
 
@@ -336,12 +341,15 @@ class _WorldBuilder:
         guid: str | None = None,
         mailbox_guid: str | None = None,
         stripped: bool = False,
+        settings: Callable[[str], tuple[Json, Json]] | None = None,
     ) -> _User:
         """A mailbox-enabled user homed on the next store (round robin over the servers);
-        ``msExchMailboxGuid`` only when ``mailbox_guid`` is given. ``stripped``: his Exchange
-        attributes removed (Exchange Tasks > Delete Mailbox), his account and names kept."""
-        store = self.stores[self._stores_used % len(self.stores)]
-        self._stores_used += 1
+        ``msExchMailboxGuid`` only when ``mailbox_guid`` is given; ``settings(alias)``: more
+        recipient attributes (they replace the defaults) and binary ones (base64). ``stripped``:
+        his Exchange attributes removed (Exchange Tasks > Delete Mailbox), his account and names
+        kept, so ``settings`` do not reach him."""
+        store = self.stores[self.stores_used % len(self.stores)]
+        self.stores_used += 1
         alias = person.sam
         legacy_dn = f"/o={ORGANISATION}/ou={store.admin_group}/cn=Recipients/cn={alias}"
         attributes: Json = {
@@ -357,11 +365,17 @@ class _WorldBuilder:
         }
         if mailbox_guid is not None:
             attributes["msExchMailboxGuid"] = mailbox_guid
+        binary: Json = {}
+        if settings is not None:
+            more, binary = settings(alias)
+            attributes |= more
         if stripped:
+            # The strip cleared every Exchange attribute, binary ones included.
             attributes = {key: attributes[key]
                           for key in ("sAMAccountName", "userPrincipalName", "displayName")}
+            binary = {}
         path = (*ou, "CN=" + escape_rdn_value(person.cn))
-        guid = self.add_object(path, "user", created, attributes, guid=guid)
+        guid = self.add_object(path, "user", created, attributes, guid=guid, binary=binary)
         return _User(guid, path, person.display_name, legacy_dn, store, created, mailbox_guid)
 
     def attributes_of(self, user: _User) -> dict[str, object]:
@@ -754,16 +768,20 @@ def _fill_kb278447(world: _WorldBuilder, cases: tuple[str, ...] = ()) -> Json:
     hired = utc(_STAFF_HIRED_FROM)
 
     affected: list[Json] = []
+    previous: str | None = None
     for index in range(size):
         original, blank = world.guid(), world.guid()
+        settings = _RecipientSettings(world, index, previous)
         user = world.add_user(
             staff,
             world.person(hostile=_hostile(index, size)),
             _spread(hired, _STAFF_HIRING_SECONDS, index, size),
             guid=original,
             mailbox_guid=blank,
+            settings=settings,
         )
-        old = _disconnected_mailbox(world, user, original)
+        previous = _dn(user.path)
+        old = _disconnected_mailbox(world, user, original, settings.original_legacy_dn)
         new = world.items(blank, world.between(1, 3), new=True)
         world.add_user_mailbox(user, blank, new)
         affected.append({
@@ -823,11 +841,90 @@ def _connected_mailbox(world: _WorldBuilder, user: _User, count: int) -> str:
     return world.add_user_mailbox(user, user.mailbox_guid, world.items(user.mailbox_guid, count))
 
 
-def _disconnected_mailbox(world: _WorldBuilder, user: _User, guid: str) -> list[Json]:
-    """A mailbox of ``user`` (his legacy DN) the failed upgrade disconnected; 5-30 old items."""
+def _disconnected_mailbox(
+    world: _WorldBuilder, user: _User, guid: str, legacy_dn: str | None = None
+) -> list[Json]:
+    """A mailbox of ``user`` (his legacy DN, or ``legacy_dn``) the failed upgrade disconnected;
+    5-30 old items."""
     items = world.items(guid, world.between(5, 30))
-    world.add_user_mailbox(user, guid, items, disconnected_at=KB278447_UPGRADED_AT)
+    world.add_mailbox(user.store, guid, legacy_dn or user.legacy_dn, user.display_name, items,
+                      disconnected_at=KB278447_UPGRADED_AT)
     return items
+
+
+# Exchange's own GUID for "exclude from every email address policy" (msExchPoliciesExcluded):
+# a user with a primary address of his own is not subject to the policy, or it would replace it.
+_NO_POLICY = "{26491cfc-9e50-4857-861b-0cb8df22b5d7}"
+# A mailbox security descriptor with one Full Access grant (a self-relative SECURITY_DESCRIPTOR
+# header and an ACE; the bytes stand for what ADUC's Mailbox Rights tab writes).
+_MAILBOX_RIGHTS = bytes.fromhex(
+    "01000480140000002000000000000000" "2c000000010100000000000512000000"
+    "01010000000000051200000002001c00" "010000000000140001000200010100000000000512000000")
+_LINKED_MASTER_SID = bytes.fromhex("010500000000000515000000a1b2c3d4e5f60718293a4b5c51040000")
+
+
+class _RecipientSettings:
+    """What a user of a failed upgrade holds beyond the policy's addresses, by ``index``: every
+    one a secondary SMTP address, an X500 of an Exchange 5.5 site and an X.400 address; in
+    turn hidden from address lists with an extension attribute, a delegate and forwarding, own
+    quotas, sender restrictions and mailbox rights, an own primary address (excluded from the
+    policy); on 2007+ a mailbox type (shared, room, equipment, linked) and on 2010+ an archive.
+    Every fifth user's original mailbox carries the Exchange 5.5 legacyExchangeDN, so the
+    reconnect changes his (replies to old mail then need an X500 of the one he had)."""
+
+    def __init__(self, world: _WorldBuilder, index: int, previous: str | None) -> None:
+        self.world, self.index, self.previous = world, index, previous
+        # add_user homes users round robin: this one goes to the next store.
+        self.store_dn = world.stores[world.stores_used % len(world.stores)].dn
+        self.original_legacy_dn: str | None = None
+
+    def __call__(self, alias: str) -> tuple[Json, Json]:
+        index, previous, version = self.index, self.previous, self.world.version
+        site55 = f"/o={ORGANISATION}/ou=Site55/cn=Recipients/cn={alias}"
+        primary = f"{alias}@{DOMAIN}"
+        attributes: Json = {}
+        binary: Json = {}
+        if index % 4 == 1:
+            primary = f"{alias}.own@{DOMAIN}"
+            attributes["msExchPoliciesExcluded"] = _NO_POLICY
+        attributes["mail"] = primary
+        if version.legacy:  # what Exchange 2000/2003 stamp on a mailbox user
+            attributes["homeMTA"] = home_mta(self.store_dn) or ""
+        attributes["proxyAddresses"] = [
+            f"SMTP:{primary}", f"smtp:{alias}@old.{DOMAIN}", f"X500:{site55}",
+            f"X400:c=US;a= ;p={ORGANISATION};o=Exchange;s={alias};",
+        ] + ([f"smtp:{alias}@{DOMAIN}"] if index % 4 == 1 else [])
+        if index % 5 == 4:
+            self.original_legacy_dn = site55
+        if index % 3 == 0:
+            attributes |= {"msExchHideFromAddressLists": "TRUE",
+                           "extensionAttribute1": f"cost centre {index}"}
+        elif index % 3 == 1 and previous is not None:
+            attributes |= {"publicDelegates": [previous], "altRecipient": previous,
+                           "deliverAndRedirect": "TRUE"}
+        elif index % 3 == 2:
+            attributes |= {"mDBUseDefaults": "FALSE", "mDBStorageQuota": "400000",
+                           "mDBOverQuotaLimit": "450000", "mDBOverHardQuotaLimit": "500000"}
+            if previous is not None:
+                attributes["authOrig"] = [previous]
+            binary["msExchMailboxSecurityDescriptor"] = [
+                base64.b64encode(_MAILBOX_RIGHTS).decode("ascii")]
+        if not version.legacy:
+            kind = self._kind()
+            attributes["msExchRecipientTypeDetails"] = str(kind.type_details)
+            if kind is MailboxKind.LINKED:
+                binary["msExchMasterAccountSid"] = [
+                    base64.b64encode(_LINKED_MASTER_SID).decode("ascii")]
+            if kind is MailboxKind.USER and version is not ExchangeVersion.E2007 \
+                    and index % 4 == 0:
+                attributes |= {"msExchArchiveGUID": self.world.guid(),
+                               "msExchArchiveName": f"Online Archive - {alias}"}
+        return attributes, binary
+
+    def _kind(self) -> MailboxKind:
+        kinds = (MailboxKind.USER, MailboxKind.USER, MailboxKind.USER, MailboxKind.SHARED,
+                 MailboxKind.ROOM, MailboxKind.EQUIPMENT, MailboxKind.LINKED)
+        return kinds[self.index % len(kinds)]
 
 
 def _ambiguous_user(world: _WorldBuilder, staff: Path, created: datetime) -> Json:

@@ -37,6 +37,8 @@ Mail items keep any key besides ``id``, ``folder`` and ``subject``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -47,6 +49,7 @@ from uuid import UUID
 
 from remediate.dn import normalize
 from remediate.model import (
+    NO_BINARY,
     AttrValue,
     DirectoryEntry,
     ExchangeVersion,
@@ -293,6 +296,7 @@ class _Reader:
             protected=flag(data, "protected", at, False),
             attributes=attributes,
             deleted=deleted,
+            binary=_binary(data, at),
         )
         if pending:
             if guid not in self.guids:
@@ -446,6 +450,23 @@ def _dn(data: Mapping[str, object], key: str, at: At) -> tuple[str, str]:
         return dn, normalize(dn)
     except ValueError as error:
         at.child(key).fail(f"not a distinguished name: {error}")
+
+
+def _binary(data: Mapping[str, object], at: At) -> Mapping[str, tuple[bytes, ...]]:
+    """``binary``: each binary attribute's values in base64 (SIDs, security descriptors)."""
+    raw = members(data, "binary", at, optional=True)
+    if not raw:
+        return NO_BINARY
+    binary: dict[str, tuple[bytes, ...]] = {}
+    for name, value in raw.items():
+        where = at.child("binary").child(name)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            where.fail(f"expected an array of base64 strings, got {kind_of(value)}")
+        try:
+            binary[name] = tuple(base64.b64decode(item, validate=True) for item in value)
+        except (binascii.Error, ValueError):
+            where.fail("not base64")
+    return binary
 
 
 def _attributes(data: Mapping[str, object], at: At) -> dict[str, AttrValue]:
@@ -636,6 +657,11 @@ def _object_json(
             k: v if isinstance(v, str) else list(v) for k, v in entry.attributes.items()
         },
     }
+    if entry.binary:
+        data["binary"] = {
+            name: [base64.b64encode(value).decode("ascii") for value in values]
+            for name, values in entry.binary.items()
+        }
     if entry.when_changed != entry.when_created:
         data["when_changed"] = format_time(entry.when_changed)
     if usn is not None:

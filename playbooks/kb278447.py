@@ -4,7 +4,8 @@ The store could not read AD and stamped each user with a random msExchMailboxGUI
 a new blank mailbox and the original, with the data, is disconnected. Per affected user: stop
 transport, export what reached the blank mailbox, strip the user's Exchange attributes, let AD
 converge and the cleanup agent disconnect the blank mailbox, reconnect the original, import the
-new items into it, start transport again.
+new items into it, give the user back the addresses and settings the strip removed, start
+transport again.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ from remediate.ports import World
 from remediate.steps.ad import RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail, ImportMail
+from remediate.steps.recipient import (
+    PolicyTarget,
+    RecipientTarget,
+    RestoreRecipient,
+    UpdateRecipient,
+    VerifyRecipient,
+    WaitForRestore,
+)
 from remediate.steps.replication import (
     Expectation,
     ReplicationTarget,
@@ -75,6 +84,7 @@ from remediate.steps.targets import (
 from .common import ServerInfo, as_dict, as_list
 from .kb278447_evidence import (
     NOT_PURGED,
+    NOT_RESTORED,
     Decision,
     History,
     Judge,
@@ -89,6 +99,14 @@ from .kb278447_evidence import (
 )
 
 FREE_BUSY_MARKER = "schedule+ free busy"
+# Why restore-recipient has nothing to put back for a repair half done by hand, and what the
+# operator does instead (the finding at discovery and the step's own no-op both say it).
+STRIPPED_BEFORE_RUN = (
+    "his Exchange attributes were removed before this run (a repair half done by hand), so no "
+    "record of his addresses and settings exists and none is invented: he keeps only what the "
+    "recipient policy stamps; put back his other proxy addresses (an X500 of his former "
+    "legacyExchangeDN among them) and settings by hand, from an AD backup made before the strip"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +175,7 @@ class Box:
 class AffectedUser:
     """A user to repair. ``blank`` is None where there is nothing to export or disconnect: the
     store never created the mailbox his msExchMailboxGuid names, or the repair was half done by
-    hand (already stripped)."""
+    hand (already stripped: ``stripped``, and then nothing records his recipient settings)."""
 
     guid: UUID
     dn: str
@@ -167,12 +185,14 @@ class AffectedUser:
     original: Box
     display_name: str = ""
     evidence: str = ""
+    stripped: bool = False
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"guid": str(self.guid), "dn": self.dn, "sam": self.sam,
                 "home_server": self.home_server, "display_name": self.display_name,
                 "blank": self.blank.to_json() if self.blank else None,
-                "original": self.original.to_json(), "evidence": self.evidence}
+                "original": self.original.to_json(), "evidence": self.evidence,
+                "stripped": self.stripped}
 
     @staticmethod
     def from_json(value: JsonValue) -> AffectedUser:
@@ -182,7 +202,8 @@ class AffectedUser:
                             str(data["home_server"]),
                             Box.from_json(blank) if blank is not None else None,
                             Box.from_json(data["original"]),
-                            str(data.get("display_name") or ""), str(data.get("evidence") or ""))
+                            str(data.get("display_name") or ""), str(data.get("evidence") or ""),
+                            data.get("stripped") is True)
 
     @staticmethod
     def of(decision: Decision, home_server: str) -> AffectedUser:
@@ -190,7 +211,7 @@ class AffectedUser:
         return AffectedUser(
             user.guid, user.dn, user.sam_account_name, home_server,
             Box.of(decision.blank) if decision.blank else None, Box.of(decision.original),
-            user.get("displayName") or "", decision.evidence)
+            user.get("displayName") or "", decision.evidence, decision.stripped)
 
     @property
     def target(self) -> UserTarget:
@@ -364,8 +385,9 @@ class Kb278447(Playbook[Params, Selection]):
         "owns a mailbox disconnected before he existed) and content (the original holds more); "
         "stops transport, exports the blank mailbox, removes the user's Exchange attributes, "
         "waits for AD and the cleanup agent, reconnects the original mailbox, imports the new "
-        "items into it and starts transport again. Users the evidence does not settle, and "
-        "users whose repair would fail, are reported, never guessed."
+        "items into it, restores the addresses and recipient settings the strip removed and "
+        "starts transport again. Users the evidence does not settle, and users whose repair "
+        "would fail, are reported, never guessed."
     )
     parameters = (
         Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
@@ -388,31 +410,40 @@ class Kb278447(Playbook[Params, Selection]):
     )
     outline = (
         StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication, RunCleanupAgent,
-        ReconnectMailbox,
+        ReconnectMailbox, UpdateRecipient,
         OutlineStep(WaitForReplication, "wait-for-replication-after-reconnect"),
         OutlineStep(RunCleanupAgent, "run-cleanup-agent-after-reconnect",
                     when="only for Exchange 2000 stores (clears the store's stale mark)"),
-        ImportMail, StartService,
+        ImportMail, RestoreRecipient,
+        OutlineStep(WaitForRestore, "wait-for-replication-after-restore"),
+        VerifyRecipient, StartService,
         OutlineStep(PurgeMailbox, when="only with -p purge_blank=true or purge_freebusy=true"),
         VerifyReconnected,
     )
     notice = (
         "Affected users are connected to a new blank mailbox now; after the run they are "
         "back on their original mailbox with the items from the blank one imported into it.",
-        "During the run: transport is stopped on the affected servers, and each affected "
-        "user has no mailbox between remove-exchange-attributes and reconnect-mailbox.",
+        "During the run: transport is stopped on the affected servers; each affected user "
+        "has no mailbox between remove-exchange-attributes and reconnect-mailbox, and only "
+        "the recipient policy's addresses (mail to any other of his addresses bounces, "
+        "forwarding and delegates are off, he may show in address lists he was hidden from) "
+        "until restore-recipient; transport starts again only after it.",
     )
     disruptions = (
         Disruption("transport stopped (no mail in or out on the affected servers)",
                    "stop-service", "start-service"),
         Disruption("users without a mailbox", "remove-exchange-attributes",
                    "reconnect-mailbox"),
+        Disruption("users with only the recipient policy's addresses (forwarding and "
+                   "delegates off, other addresses unknown to Exchange)",
+                   "reconnect-mailbox", "restore-recipient"),
     )
     rollback_order = (
         "To undo the whole run, in reverse order: start any service left stopped; remove "
         "imported items if needed; disconnect the reconnected original mailbox; reconnect "
-        "the blank mailbox (or restore the stripped attributes from the LDIF). The users "
-        "are then back where they started, with the original mailbox disconnected."
+        "the blank mailbox (or re-import the stripped attributes: `ldifde -i -f "
+        "backups/ad/remove-exchange-attributes-<...>.ldif -s <DC>`). The users are then back "
+        "where they started, with the original mailbox disconnected."
     )
 
     def parse(self, raw: Mapping[str, str]) -> Params:
@@ -443,12 +474,12 @@ class Kb278447(Playbook[Params, Selection]):
         claimed = self._judge_mail_enabled(world, params, servers, mailboxes, judge)
         self._judge_stripped(world, params, mailboxes, claimed, judge)
         judge.claimed_twice()
-        affected, left_out = self._repairable(world, servers, judge.decisions)
+        affected, unrepairable = self._repairable(world, servers, judge.decisions)
         purge, not_purged = self._purge_list(params, affected, mailboxes)
         services = self._running_delivery(world, list(world.exchange.servers()), affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
-        return Discovery(selection, tuple(judge.findings + left_out + not_purged))
+        return Discovery(selection, tuple(judge.findings + unrepairable + not_purged))
 
     def _servers(self, world: World, params: Params) -> list[ServerInfo]:
         servers = [ServerInfo.of(server) for server in world.exchange.servers()]
@@ -540,13 +571,14 @@ class Kb278447(Playbook[Params, Selection]):
         world: World, servers: Sequence[ServerInfo], decisions: Sequence[Decision]
     ) -> tuple[list[AffectedUser], list[Finding]]:
         """The users whose repair can be done; the others left out with why (one user whose
-        mail cannot be exported must not stop everyone else's repair)."""
+        mail cannot be exported must not stop everyone else's repair), and the repaired users
+        whose recipient settings cannot be restored."""
         versions = {server.name: server.version for server in servers}
         refusals = {server.name: world.exchange.mail_export_refusal(server.name)
                     for server in servers}
         homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
-        left_out: list[Finding] = []
+        findings: list[Finding] = []
         for decision in decisions:
             blank, original = decision.blank, decision.original
             home = decision.user.get("msExchHomeServerName") or homes.get(
@@ -565,10 +597,15 @@ class Kb278447(Playbook[Params, Selection]):
                         box.server, versions[box.server], [box])
             if why is None:
                 affected.append(AffectedUser.of(decision, home))
+                if decision.stripped:
+                    findings.append(Finding(NOT_RESTORED, decision.user.dn, "his original is "
+                                            "reconnected, but restore-recipient leaves his "
+                                            "recipient settings as they are: "
+                                            + STRIPPED_BEFORE_RUN))
             else:
-                left_out.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
+                findings.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
                                         f"it is left out and the others are repaired: {why}"))
-        return affected, left_out
+        return affected, findings
 
     @staticmethod
     def _purge_list(
@@ -660,11 +697,13 @@ class Kb278447(Playbook[Params, Selection]):
                                 u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server,
                                 u.for_approver())
                 for u in users]),
+            update_recipients(selection),
             WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
             RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
             ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
                                              u.original.guid, u.sam) for u in users if u.blank]),
+            *restore_recipient_steps(selection),
             StartService(services),
         ]
         if selection.purge:
@@ -711,3 +750,45 @@ class Kb278447(Playbook[Params, Selection]):
             tuple(str(dc) for dc in as_list(body["dcs"])),
             tuple(Box.from_json(box) for box in as_list(body["purge"])),
         )
+
+
+def update_recipients(selection: Selection) -> UpdateRecipient:
+    """Right after the reconnect, on the same server: Exchange applies its recipient policy to
+    the reconnected users (its writes then replicate with the reconnect's). On 2000/2003 the
+    domain's Recipient Update Service does it for all of them at once: one Update Now, asked
+    on the first of those servers."""
+
+    def policies() -> list[PolicyTarget]:
+        by_server: dict[str, list[UUID]] = {}
+        legacy = [u.original.server for u in selection.users
+                  if selection.server(u.original.server).version.legacy]
+        for user in selection.users:
+            server = user.original.server
+            if selection.server(server).version.legacy:
+                server = legacy[0]
+            by_server.setdefault(server, []).append(user.guid)
+        return [PolicyTarget(server, selection.server(server).version, tuple(guids))
+                for server, guids in by_server.items()]
+
+    return UpdateRecipient(policies)
+
+
+def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
+    """After the import: put back what the strip removed and the policy did not (last, so the
+    policy cannot demote the user's own primary address or drop one the record holds), wait
+    until every DC shows it, and verify it against the record."""
+
+    def recipients() -> list[RecipientTarget]:
+        return [RecipientTarget(u.target, u.original.server,
+                                selection.server(u.original.server).version,
+                                STRIPPED_BEFORE_RUN if u.stripped else None)
+                for u in selection.users]
+
+    return [
+        RestoreRecipient(recipients),
+        WaitForRestore(lambda: replication_targets(
+            selection.dcs, [Expectation(u.guid) for u in selection.users]),
+            step_id="wait-for-replication-after-restore"),
+        VerifyRecipient(recipients),
+    ]
+

@@ -35,6 +35,8 @@ NOT_AFFECTED = "not-affected"
 UNFINISHED = "unfinished-run"
 NOT_IMPORTED = "blank-not-imported"
 NOT_PURGED = "not-purged"
+# Repaired, but his addresses and settings cannot be put back: nothing recorded them.
+NOT_RESTORED = "recipient-not-restored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,15 @@ class History:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A user to repair: his original mailbox, the blank one (None: the store never created it,
-    or, for a repair half done by hand, it is already disconnected) and what decided."""
+    or, for a repair half done by hand, it is already disconnected) and what decided.
+    ``stripped``: his Exchange attributes were already removed (a repair half done by hand),
+    so this run's strip records nothing of them."""
 
     user: DirectoryEntry
     original: MailboxInfo
     blank: MailboxInfo | None
     evidence: str
+    stripped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +390,8 @@ class Judge:
                     "his identity")
         self.decisions.append(Decision(user, original, None,
                                        f"repair half done by hand (Exchange attributes already "
-                                       f"removed); {evidence}; identity and display name"))
+                                       f"removed); {evidence}; identity and display name",
+                                       stripped=True))
 
     @staticmethod
     def _older_and_fuller(boxes: Sequence[MailboxInfo]) -> list[MailboxInfo]:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from remediate.dn import normalize
 from remediate.model import DirectoryEntry, iso, utc
+from remediate.sids import sid_text
 
 WELL_KNOWN_RIDS_BELOW = 1000
 _BUILTIN_DOMAIN = "S-1-5-32-"
@@ -55,15 +56,30 @@ def never_selected(entry: DirectoryEntry) -> str | None:
     if (entry.get("adminCount") or "").strip() == "1":
         return ("protected by AdminSDHolder (adminCount=1): a privileged account, or one that "
                 "was, never one a migration created")
-    rid = _well_known(entry.get("objectSid"))
+    sid = _sids(entry, "objectSid")
+    rid = _well_known(sid[0] if sid else None)
     if rid is not None:
         return f"a built-in or well-known account ({rid})"
-    history = entry.attributes.get("sIDHistory") or entry.get("sIDHistory")
+    history = _sids(entry, "sIDHistory")
     if history:
-        first = history[0] if isinstance(history, list) else history
-        return (f"carries sIDHistory ({first}): an account migrated earlier (ADMT) that the "
-                "wizard matched instead of creating it")
+        return (f"carries sIDHistory ({history[0]}): an account migrated earlier (ADMT) that "
+                "the wizard matched instead of creating it")
     return None
+
+
+def _sids(entry: DirectoryEntry, name: str) -> list[str]:
+    """A SID attribute as S-1-5-...: AD (and so the ldap3 adapter) holds it as bytes, kept as
+    they are for the LDIF backups; a world file may give it as text."""
+    value = entry.attributes.get(name) or entry.get(name)
+    if value:
+        return list(value) if isinstance(value, list) else [value]
+    texts = []
+    for raw in entry.get_binary(name) or ():
+        try:
+            texts.append(sid_text(raw))
+        except ValueError:
+            texts.append(raw.hex())  # present, if unreadable: still a reason to keep the account
+    return texts
 
 
 def _well_known(sid: str | None) -> str | None:

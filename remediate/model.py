@@ -11,6 +11,22 @@ from types import MappingProxyType
 from uuid import UUID
 
 AttrValue = str | list[str]
+# A value the Directory port can write: text, or the raw bytes of a binary attribute (a SID, a
+# security descriptor) as AD holds them.
+WriteValue = str | list[str] | bytes | list[bytes]
+
+# Attributes AD holds as a 16-byte GUID that the port shows as the dashed string (objectGUID is
+# the entry's ``guid``). LDIF writes them as their bytes; the LDAP adapter converts both ways.
+GUID_ATTRIBUTES = frozenset({"msexchmailboxguid", "msexcharchiveguid"})
+# Attributes of binary syntax a user carries (lower-case): kept as bytes even where the bytes
+# happen to read as UTF-8 (a SID often does). Any other value that is not UTF-8 is kept as bytes
+# too (DirectoryEntry.binary).
+BINARY_ATTRIBUTES = frozenset({
+    "objectsid", "sidhistory", "msexchmasteraccountsid", "msexchmailboxsecuritydescriptor",
+    "usercertificate", "usersmimecertificate", "thumbnailphoto", "logonhours",
+    "msexchsafesendershash", "msexchblockedsendershash", "msexchsaferecipientshash",
+    "msds-generationid", "terminalserver", "usercert",
+})
 
 # Attributes that make a user mail-enabled (Exchange 2000/2003 "Exchange Tasks > Delete Mailbox"
 # and Exchange 2007+ Disable-Mailbox clear these).
@@ -27,6 +43,38 @@ EXCHANGE_ATTRIBUTES: tuple[str, ...] = (
     "showInAddressBook",
 )
 
+# The user's recipient settings beyond the mailbox link: Exchange 2007+ Disable-Mailbox removes
+# them with the rest ("Keep the user account, but remove the Exchange attributes from the
+# account", Connect-Mailbox.md) and the email address policy does not give them back.
+EXTENSION_ATTRIBUTES: tuple[str, ...] = tuple(f"extensionAttribute{n}" for n in range(1, 16))
+RECIPIENT_SETTINGS: tuple[str, ...] = (
+    "msExchHideFromAddressLists",
+    "altRecipient",
+    "deliverAndRedirect",
+    "publicDelegates",
+    "authOrig",
+    "unauthOrig",
+    "mDBUseDefaults",
+    "mDBStorageQuota",
+    "mDBOverQuotaLimit",
+    "mDBOverHardQuotaLimit",
+    "msExchPoliciesExcluded",
+    *EXTENSION_ATTRIBUTES,
+)
+# What the mailbox type and the archive are made of (2007+); Connect-Mailbox sets them again
+# with the matching parameter set (-Linked*, -Shared, -Room, -Equipment, -Archive).
+MAILBOX_TYPE_ATTRIBUTES: tuple[str, ...] = (
+    "msExchRecipientTypeDetails",
+    "msExchRecipientDisplayType",
+    "msExchMasterAccountSid",
+    "msExchArchiveGUID",
+    "msExchArchiveName",
+)
+# What Disable-Mailbox clears on Exchange 2007 and later.
+DISABLE_MAILBOX_ATTRIBUTES: tuple[str, ...] = (
+    *EXCHANGE_ATTRIBUTES, *RECIPIENT_SETTINGS, *MAILBOX_TYPE_ATTRIBUTES,
+)
+
 
 def utc(text: str) -> datetime:
     """Parse ISO 8601 (``Z`` allowed) into an aware UTC datetime."""
@@ -39,6 +87,9 @@ def utc(text: str) -> datetime:
 def iso(value: datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with a ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+NO_BINARY: Mapping[str, tuple[bytes, ...]] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -54,6 +105,9 @@ class DirectoryEntry:
     protected: bool = False
     attributes: dict[str, AttrValue] = field(default_factory=dict)
     deleted: bool = False
+    # Values that are not text (SIDs, security descriptors, photos), as AD holds them; by
+    # default one shared empty mapping (hundreds of thousands of entries have none).
+    binary: Mapping[str, tuple[bytes, ...]] = field(default_factory=lambda: NO_BINARY)
 
     def get(self, name: str) -> str | None:
         """A single-valued attribute, case-insensitive by name (as LDAP is)."""
@@ -67,6 +121,15 @@ class DirectoryEntry:
         if isinstance(value, list):
             return value[0] if value else None
         return value
+
+    def get_binary(self, name: str) -> tuple[bytes, ...] | None:
+        """A binary attribute's values, case-insensitive by name."""
+        lowered = name.lower()
+        return next((v for k, v in self.binary.items() if k.lower() == lowered), None)
+
+    def holds(self, name: str) -> bool:
+        """Whether the entry has a value for ``name``, text or binary."""
+        return self.get(name) is not None or bool(self.get_binary(name))
 
     @property
     def mailbox_guid(self) -> UUID | None:
@@ -136,6 +199,44 @@ _LINE_UNSAFE = re.compile(LINE_UNSAFE)
 def line_unsafe(value: str) -> bool:
     """Whether ``value`` cannot be written as one line of a line-oriented file (see above)."""
     return _LINE_UNSAFE.search(value) is not None
+
+
+class MailboxKind(StrEnum):
+    """A mailbox's type (``msExchRecipientTypeDetails``, Exchange 2007+); Connect-Mailbox has
+    a parameter set for each."""
+
+    USER = "user"
+    LINKED = "linked"
+    SHARED = "shared"
+    ROOM = "room"
+    EQUIPMENT = "equipment"
+
+    @property
+    def type_details(self) -> int:
+        """Its ``msExchRecipientTypeDetails`` value."""
+        return _TYPE_DETAILS[self]
+
+    @staticmethod
+    def of(type_details: str | None) -> MailboxKind:
+        """The kind a ``msExchRecipientTypeDetails`` value names (absent or other: user)."""
+        try:
+            number = int(type_details or "1")
+        except ValueError:
+            return MailboxKind.USER
+        return next((k for k, v in _TYPE_DETAILS.items() if v == number), MailboxKind.USER)
+
+
+_TYPE_DETAILS = {MailboxKind.USER: 1, MailboxKind.LINKED: 2, MailboxKind.SHARED: 4,
+                 MailboxKind.ROOM: 16, MailboxKind.EQUIPMENT: 32}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAs:
+    """How Connect-Mailbox connects one mailbox (2007+): its parameter set, and whether to
+    connect the user's archive too (``-Archive``, in the User set only)."""
+
+    kind: MailboxKind = MailboxKind.USER
+    archive: bool = False
 
 
 class ServiceState(StrEnum):

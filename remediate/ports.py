@@ -13,7 +13,7 @@ from uuid import UUID
 
 from remediate.clock import Clock
 from remediate.model import (
-    AttrValue,
+    ConnectAs,
     DirectoryEntry,
     ExchangeServer,
     ExportRef,
@@ -21,6 +21,7 @@ from remediate.model import (
     ServiceState,
     Store,
     UserQuery,
+    WriteValue,
 )
 
 
@@ -83,8 +84,9 @@ class Directory(Protocol):
         """Delete on the pinned DC; ``tree`` sends the Tree Delete control."""
         ...
 
-    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
-        """Replace attributes on the pinned DC; ``None`` clears one."""
+    def modify(self, guid: UUID, changes: Mapping[str, WriteValue | None]) -> None:
+        """Replace attributes on the pinned DC; ``None`` clears one; bytes are the values of a
+        binary attribute."""
         ...
 
     def forest_namesakes(
@@ -170,8 +172,21 @@ class Exchange(Protocol):
         the server's own DC."""
         ...
 
-    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
-        """Connect each (mailbox, user) pair; refused while the user is still mail-enabled."""
+    def reconnect_mailboxes(
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, UUID]],
+        connect_as: Mapping[UUID, ConnectAs] | None = None,
+    ) -> None:
+        """Connect each (mailbox, user) pair; refused while the user is still mail-enabled.
+        ``connect_as`` (by user; 2007+): the parameter set and -Archive; default a user
+        mailbox without its archive."""
+        ...
+
+    def update_recipients(self, server: str, users: Collection[UUID]) -> None:
+        """Have the recipient policy applied to these users now: Update-Recipient (2007+);
+        on 2000/2003 raises :class:`ManualActionRequired` (the Recipient Update Service's
+        "Update Now" in Exchange System Manager)."""
         ...
 
     def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
@@ -212,7 +227,7 @@ EXCHANGE_READS = frozenset({
 })
 EXCHANGE_CHANGES = frozenset({
     "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",
-    "reconnect_mailboxes", "export_mail", "import_mail",
+    "reconnect_mailboxes", "update_recipients", "export_mail", "import_mail",
 })
 
 

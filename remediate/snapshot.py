@@ -6,6 +6,8 @@ Only the ports are used, so the same code snapshots real servers (ldap3, WinRM) 
 
 from __future__ import annotations
 
+import base64
+from collections import Counter
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -20,6 +22,7 @@ from remediate.model import (
     iso,
 )
 from remediate.ports import Exchange, World
+from remediate.recipient import server_legacy_dn
 
 WORLD_FORMAT = "remediate.world/1"
 # The services the playbooks look at, beyond each version's transport services.
@@ -35,12 +38,41 @@ def snapshot(
     """The directory (users under ``base_dn``, or the whole domain, and what lies below them;
     or ``objects``, as already read from the writable DC) and the whole Exchange organisation,
     as the writable DC and each server report them."""
+    clock = iso(world.clock.now())  # when the reads began (retries move it on)
+    directory = _directory(world, base_dn, objects)
+    exchange = exchange_snapshot(world.exchange)
+    _name_servers(directory, exchange)
     return {
         "format": WORLD_FORMAT,
-        "clock": iso(world.clock.now()),
-        "directory": _directory(world, base_dn, objects),
-        "exchange": exchange_snapshot(world.exchange),
+        "clock": clock,
+        "directory": directory,
+        "exchange": exchange,
     }
+
+
+def _name_servers(directory: dict[str, JsonValue], exchange: dict[str, JsonValue]) -> None:
+    """Give each server the legacyExchangeDN its users' msExchHomeServerName name (else one
+    built from its stores' DN): what a rehearsal's reconnect writes, as the server would."""
+    homes: dict[str, Counter[str]] = {}
+    for obj in _dicts(directory.get("objects")):
+        attributes = obj.get("attributes")
+        if isinstance(attributes, dict):
+            store, home = attributes.get("homeMDB"), attributes.get("msExchHomeServerName")
+            if isinstance(store, str) and isinstance(home, str):
+                homes.setdefault(store.lower(), Counter())[home] += 1
+    for server in _dicts(exchange.get("servers")):
+        stores = [str(store.get("dn")) for store in _dicts(server.get("stores"))]
+        seen: Counter[str] = Counter()
+        for store in stores:
+            seen.update(homes.get(store.lower(), Counter()))
+        named = seen.most_common(1)[0][0] if seen else next(
+            (dn for dn in map(server_legacy_dn, stores) if dn), None)
+        if named is not None:
+            server["legacy_dn"] = named
+
+
+def _dicts(value: JsonValue) -> list[dict[str, JsonValue]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
@@ -91,6 +123,8 @@ def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
         "when_changed": iso(entry.when_changed),
         "protected": entry.protected,
         "attributes": attributes,
+        **({"binary": {name: [base64.b64encode(v).decode("ascii") for v in values]
+                       for name, values in entry.binary.items()}} if entry.binary else {}),
     }
 
 

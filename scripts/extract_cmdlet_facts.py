@@ -38,7 +38,7 @@ CMDLETS = (
     "New-MailboxExportRequest", "New-MailboxImportRequest", "New-MailboxRestoreRequest",
     "Remove-Mailbox", "Remove-MailboxExportRequest", "Remove-MailboxImportRequest",
     "Remove-StoreMailbox", "Resume-MailboxExportRequest", "Resume-MailboxImportRequest",
-    "Update-StoreMailboxState",
+    "Update-Recipient", "Update-StoreMailboxState",
 )
 
 # Only the on-premises products: "Exchange Server 2010" -> "2010", "Exchange Server SE" -> "SE".

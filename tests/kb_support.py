@@ -17,7 +17,15 @@ from ldap3.utils.dn import parse_dn  # type: ignore[import-untyped]
 from remediate import Engine, Finding, RunResult, get_playbook
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
 from remediate.fakes.scenarios import SCENARIOS
-from remediate.model import MailItem, utc
+from remediate.model import (
+    GUID_ATTRIBUTES,
+    MAILBOX_TYPE_ATTRIBUTES,
+    RECIPIENT_SETTINGS,
+    ExchangeVersion,
+    MailItem,
+    utc,
+)
+from remediate.steps.ad import cleared_attributes
 from remediate.testing import apply_confirmed
 
 Doc = dict[str, Any]
@@ -166,9 +174,14 @@ class LdifRecord:
         """Every attribute but the operational ones the backup adds, decoded."""
         result: dict[str, list[str]] = {}
         for line in self.lines[1:]:
-            if line.name not in ("objectClass", "objectGUID", "whenCreated", "whenChanged",
-                                 "uSNChanged"):
-                result.setdefault(line.name, []).append(line.raw.decode("utf-8"))
+            if line.name in ("objectClass", "objectGUID", "whenCreated", "whenChanged",
+                             "uSNChanged"):
+                continue
+            if line.name.lower() in GUID_ATTRIBUTES:  # written as AD holds it: 16 bytes
+                text = str(UUID(bytes_le=line.raw))
+            else:
+                text = line.raw.decode("utf-8")
+            result.setdefault(line.name, []).append(text)
         return result
 
 
@@ -192,14 +205,19 @@ def parse_ldif(text: str) -> list[LdifRecord]:
             logical.append(line)
     records: list[LdifRecord] = []
     current: list[LdifLine] = []
-    for line in [*logical, ""]:
+    for logical_line in [*logical, ""]:
+        line = logical_line
         if not line:
             if current:
                 records.append(LdifRecord(tuple(current)))
                 current = []
             continue
-        if line.startswith("#") or (not current and line.startswith("version:")):
+        if current and line.startswith("# "):
+            line = line[2:]  # what AD owns (objectGUID, ...): kept in a comment an import skips
+        elif line.startswith("#") or (not current and line.startswith("version:")):
             continue
+        if current and (line == "-" or line.startswith(("changetype:", "replace:"))):
+            continue  # a change record's structure; its values follow as lines
         name, sep, rest = line.partition(":")
         assert sep, f"not an LDIF line: {line!r}"
         if rest.startswith(":"):
@@ -243,6 +261,33 @@ def assert_backups_hold_the_objects(records: Sequence[LdifRecord], objects: Iter
             for name, value in entry["attributes"].items()
         }
         assert record.attributes() == original
+    assert_ldif_encodes_as_rfc_2849_requires(records)
+
+
+def assert_strip_backups_hold_what_it_cleared(
+    records: Sequence[LdifRecord], objects: Iterable[Doc], version: ExchangeVersion
+) -> None:
+    """Each stripped user backed up (first record) with its GUID and every attribute the strip
+    clears, with its values as AD holds them (GUIDs as their 16 bytes, binary as it is)."""
+    wanted = {entry["dn"]: entry for entry in objects}
+    by_dn: dict[str, LdifRecord] = {}
+    for record in records:
+        by_dn.setdefault(record.dn, record)
+    assert set(by_dn) == set(wanted)
+    for dn, entry in wanted.items():
+        record = by_dn[dn]
+        assert record.values("objectGUID") == [UUID(entry["guid"]).bytes_le]
+        binary = entry.get("binary", {})
+        for name in cleared_attributes(version):
+            value = attribute(entry, name)
+            held = [] if value is None else [value] if isinstance(value, str) else value
+            if name.lower() in GUID_ATTRIBUTES:
+                expected = [UUID(text).bytes_le for text in held]
+            else:
+                expected = [text.encode("utf-8") for text in held]
+            expected += [base64.b64decode(v) for k, vs in binary.items()
+                         if k.lower() == name.lower() for v in vs]
+            assert sorted(record.values(name)) == sorted(expected), f"{name} of {dn}"
     assert_ldif_encodes_as_rfc_2849_requires(records)
 
 
@@ -403,8 +448,10 @@ def assert_kb278447_end_state(
         old, new = old_objects[guid], new_objects[guid]
         assert new["dn"] == old["dn"]
         for name in ("sAMAccountName", "displayName", "userPrincipalName", "mailNickname",
-                     "legacyExchangeDN", "msExchHomeServerName"):
+                     "msExchHomeServerName"):
             assert attribute(new, name) == attribute(old, name), f"{name} of {old['dn']}"
+        assert attribute(new, "legacyExchangeDN") == original.box["legacy_dn"]
+        assert_recipient_restored(old, new)
         [info] = world.exchange.mailboxes(original.server, [UUID(case["original"])])
         assert info.owner == user
         assert not info.disconnected
@@ -427,12 +474,39 @@ def assert_kb278447_end_state(
     for guid in (case["blank"] for case in cases.values()):
         assert new_boxes[guid].box["disconnected_at"] is not None, f"blank {guid} connected"
 
-    assert_backups_hold_the_objects(
-        ldif_backups(run_dir(applied)), [old_objects[guid] for guid in cases]
+    assert_strip_backups_hold_what_it_cleared(
+        ldif_backups(run_dir(applied)), [old_objects[guid] for guid in cases],
+        ExchangeVersion(before["exchange"]["servers"][0]["version"]),
     )
     assert services(after) == services(before)
     if "services" in want:
         assert services(after) == want["services"]
+
+
+def values(entry: Doc, name: str) -> list[str]:
+    """An attribute's values in order (LDAP tells one value from a list of one apart no more
+    than it keeps an order)."""
+    value = attribute(entry, name)
+    return sorted([] if value is None else [value] if isinstance(value, str) else value)
+
+
+def assert_recipient_restored(old: Doc, new: Doc) -> None:
+    """The user comes back whole: his addresses (the old primary still primary, plus an X500 of
+    the legacyExchangeDN he had where the reconnect changed it), his recipient settings, mailbox
+    type and archive, and his binary attributes (mailbox rights, linked master account)."""
+    where = old["dn"]
+    addresses = list(attribute(old, "proxyAddresses") or [])
+    if attribute(new, "legacyExchangeDN") != attribute(old, "legacyExchangeDN"):
+        addresses.append(f"X500:{attribute(old, 'legacyExchangeDN')}")
+    assert sorted(attribute(new, "proxyAddresses") or []) == sorted(addresses), where
+    assert attribute(new, "mail") == attribute(old, "mail"), where
+    for name in (*RECIPIENT_SETTINGS, "showInAddressBook"):
+        assert values(new, name) == values(old, name), f"{name} of {where}"
+    # Where the world left them out, Connect-Mailbox sets a type and a 2000 re-home a homeMTA.
+    for name in (*MAILBOX_TYPE_ATTRIBUTES, "homeMTA"):
+        if values(old, name):
+            assert values(new, name) == values(old, name), f"{name} of {where}"
+    assert new.get("binary") == old.get("binary"), f"binary attributes of {where}"
 
 
 def assert_reports_ambiguous(findings: Sequence[Finding], before: Doc, want: Doc) -> None:

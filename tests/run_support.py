@@ -8,7 +8,7 @@ import copy
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -129,12 +129,33 @@ def events(run_dir: Path, name: str) -> list[Doc]:
     return [record for record in journal(run_dir) if record["event"] == name]
 
 
+# On 2000/2003 these calls only answer "do it by hand" (they change nothing): the cleanup agent
+# and the Recipient Update Service's Update Now.
+MANUAL_ON_LEGACY = frozenset({"exchange.run_cleanup_agent", "exchange.update_recipients"})
+
+
+# Update-Recipient leaves nothing a read could tell from before (it applies the policy the user
+# already has): after a lost response or a crash the engine cannot see that the call took
+# effect, and sends the idempotent call once more.
+UNOBSERVABLE = frozenset({"exchange.update_recipients"})
+
+
+def same_mutations(sent: Mapping[str, int], reference: Mapping[str, int]) -> bool:
+    """Every change sent as often as the reference run sent it; an unobservable one may have
+    been sent once more."""
+    keys = set(sent) | set(reference)
+    return all(
+        sent.get(op, 0) - reference.get(op, 0) in ((0, 1) if op in UNOBSERVABLE else (0,))
+        for op in keys
+    )
+
+
 def mutations(log: Iterable[str], case: Case) -> Counter[str]:
-    """How often each mutating operation was sent. On 2000/2003 the cleanup-agent call only
-    answers "do it by hand" (it changes nothing), so it is not counted."""
+    """How often each mutating operation was sent; on 2000/2003 the manual ones are not
+    counted."""
     return Counter(
         op for op in log
-        if op in MUTATING and not (case.legacy and op == "exchange.run_cleanup_agent")
+        if op in MUTATING and not (case.legacy and op in MANUAL_ON_LEGACY)
     )
 
 

@@ -47,6 +47,12 @@ _ATTRIBUTES = (
      "2.5.5.12", 64, "DvOEopOw0hGqBgDAT47t2A==", "isSingleValued: TRUE\nsearchFlags: 25"),
     ("ms-Exch-Home-MDB", "homeMDB", "1.2.840.113556.1.2.244", "2.5.5.1", 127,
      "h3mWv+YN0BGihQCqADBJ4g==", "isSingleValued: TRUE\nlinkID: 32\noMObjectClass:: KwwCh3McAIVK"),
+    # What the strip clears and its LDIF backup puts back (tests/test_ldif_samba.py).
+    ("ms-Exch-Home-MTA", "homeMTA", "1.2.840.113556.1.2.171", "2.5.5.1", 127,
+     "p3mWv+YN0BGihQCqADBJ4g==", "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK"),
+    ("ms-Exch-Mailbox-Security-Descriptor", "msExchMailboxSecurityDescriptor",
+     "1.2.840.113556.1.4.7000.102.80", "2.5.5.15", 66, "JulNk56w0hGqBgDAT47t2A==",
+     "isSingleValued: TRUE"),
     ("ms-Exch-Home-MDB-BL", "homeMDBBL", "1.2.840.113556.1.2.393", "2.5.5.1", 127,
      "iHmWv+YN0BGihQCqADBJ4g==",
      "isSingleValued: FALSE\nlinkID: 33\nsystemFlags: 1\noMObjectClass:: KwwCh3McAIVK"),
@@ -68,7 +74,8 @@ def schema_stages(schema_dn: str = SCHEMA_DN) -> list[str]:
         "objectClass: classSchema\ncn: ms-Exch-Mail-Storage\nlDAPDisplayName: msExchMailStorage\n"
         "governsID: 1.2.840.113556.1.5.7000.62.5\nobjectClassCategory: 3\nsubClassOf: top\n"
         "rDNAttID: cn\nschemaIDGUID:: ACBlA4Gp0hGp/wDAT47t2A==\nmayContain: msExchMailboxGuid\n"
-        "mayContain: msExchHomeServerName\nmayContain: homeMDB\nshowInAdvancedViewOnly: TRUE\n"
+        "mayContain: msExchHomeServerName\nmayContain: homeMDB\nmayContain: homeMTA\n"
+        "mayContain: msExchMailboxSecurityDescriptor\nshowInAdvancedViewOnly: TRUE\n"
     )
     wiring = (
         f"dn: CN=User,{schema_dn}\nchangetype: modify\nadd: auxiliaryClass\n"

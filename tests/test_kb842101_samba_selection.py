@@ -22,6 +22,7 @@ from remediate.adapters.world import LiveWorld
 from remediate.errors import InputError
 from remediate.model import UserQuery, iso
 from remediate.playbooks.migration_scope import never_selected
+from remediate.sids import sid_text
 
 pytestmark = pytest.mark.samba
 BUILT_IN = {"Administrator": 500, "Guest": 501, "krbtgt": 502}
@@ -43,7 +44,7 @@ def test_the_adapter_reads_the_sid_criticality_and_admin_count_of_built_in_accou
     by_name = {entry.sam_account_name: entry for entry in found}
     assert set(by_name) == set(BUILT_IN)
     for name, rid in BUILT_IN.items():
-        sid = by_name[name].get("objectSid") or ""
+        sid = sid_text((by_name[name].get_binary("objectSid") or (b"",))[0])
         assert sid.startswith("S-1-5-21-") and sid.endswith(f"-{rid}"), sid
         assert never_selected(by_name[name]) is not None
     administrator = by_name["Administrator"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 import struct
 import uuid
 
-from remediate.adapters.ldap.entries import sid_text, to_entry
+from remediate.adapters.ldap.entries import to_entry
+from remediate.playbooks.migration_scope import never_selected
+from remediate.sids import sid_text
 
 
 def binary_sid(*subs: int, authority: int = 5) -> bytes:
@@ -35,5 +37,10 @@ def test_objectsid_and_every_sidhistory_value_are_decoded_on_a_user() -> None:
 
     entry = to_entry("CN=Ann,DC=corp,DC=example", raw)
 
-    assert entry.get("objectSid") == "S-1-5-21-1004336348-1177238915-682003330-1105"
-    assert entry.attributes["sIDHistory"] == ["S-1-5-21-1-2-3-1013", "S-1-5-21-4-5-6-1014"]
+    # Kept as AD's bytes (an LDIF backup restores them byte for byte), read as Windows shows them.
+    assert [sid_text(v) for v in entry.get_binary("objectSid") or ()] == [
+        "S-1-5-21-1004336348-1177238915-682003330-1105"]
+    assert [sid_text(v) for v in entry.get_binary("sIDHistory") or ()] == [
+        "S-1-5-21-1-2-3-1013", "S-1-5-21-4-5-6-1014"]
+    reason = never_selected(entry)
+    assert reason is not None and "sIDHistory (S-1-5-21-1-2-3-1013)" in reason

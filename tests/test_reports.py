@@ -187,9 +187,11 @@ def test_kb278447_plan_is_a_change_ticket(
     assert f"purge {users} mailboxes on EXCH01" in said
     assert_tables_hold_every_change(data, found)
     risks = plain(found["Impact and risks"])
-    assert "Delivery stops on EXCH01" in risks
+    assert "Delivery stops on EXCH01" in risks  # transport by role (realservers)
     assert f"{users} user(s) lose their Exchange attributes" in risks
     assert "no mailbox" in risks
+    assert "From reconnect-mailbox until restore-recipient" in risks  # the policy's addresses
+    assert "get back, as they were before the strip" in risks  # restore-recipient's own
     assert "Findings (not acted on)" in found  # the ambiguous user
     for heading, needles in {
         "Rollback: stop-service": ("net start",),
@@ -197,6 +199,7 @@ def test_kb278447_plan_is_a_change_ticket(
             "backups/ad/remove-exchange-attributes-*.ldif", "ldifde"),
         "Rollback: reconnect-mailbox": ("Reconnect", "Connect-Mailbox"),
         "Rollback: purge-mailbox": ("New-MailboxImportRequest", "ExMerge"),
+        "Rollback: restore-recipient": ("(before)", "ldifde -i"),
         "Rollback: the whole run": ("reconnect the blank mailbox",),
     }.items():
         for needle in needles:

@@ -50,7 +50,7 @@ def render_text(
         _text_step(result.playbook, step, changes, console, rows)
     if not result.changes:
         console.print(no_changes(result))
-    for instructions in result.manual_actions:
+    for instructions in dict.fromkeys(result.manual_actions):  # two steps may ask the same
         console.print(Text.assemble(("manual action", "bold yellow"), f": {instructions}"))
     if result.run_dir:
         console.print(Text(f"Run directory: {result.run_dir}"))

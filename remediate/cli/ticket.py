@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from remediate.cli.durations import disruptions, span_text, step_durations
+from remediate.cli.fit import ELLIPSIS
 from remediate.cli.notes import in_words, risk, rollback
 from remediate.cli.results import by_step, headline, no_changes, value_text
 from remediate.engine.backups import write_durably
@@ -33,6 +34,9 @@ from remediate.playbooks import find_playbook
 # A ticket of 2,000 users listing every change was 1.7 MB: far past what a ticketing system
 # takes. Each step's table shows this many rows; the attachment lists every change.
 TICKET_ROWS_PER_STEP = 20
+# Such a table cuts each before/after value to this many characters (the strip's before lists
+# every attribute it clears, with every address: a row of it alone was over 1 KB).
+TICKET_VALUE_CHARS = 100
 TICKET_FINDINGS_PER_KIND = 20
 ATTACHMENT_COLUMNS = ("step", "target", "label", "endpoint", "impact", "action", "before",
                       "after")
@@ -273,15 +277,26 @@ def _md_changes(
         lines += [f"### {_md_cell(step)}", "",
                   f"*{changes[0].impact.value}*: {_md_cell(words)}.", "",
                   "| target | action | before | after |", "| --- | --- | --- | --- |"]
+        shown = changes[:rows]
+        cut = len(shown) < len(changes)
         lines += [
-            f"| {_md_cell(c.label)} | {_md_cell(c.action)} | {_md_cell(value_text(c.before))} | "
-            f"{_md_cell(value_text(c.after))} |"
-            for c in changes[:rows]
+            f"| {_md_cell(c.label)} | {_md_cell(c.action)} | "
+            f"{_md_cell(_cut(value_text(c.before), cut))} | "
+            f"{_md_cell(_cut(value_text(c.after), cut))} |"
+            for c in shown
         ]
-        if rows is not None and len(changes) > rows:
+        if cut:
             lines += ["", f"The first {rows} of {len(changes):,}; {_md_cell(every)}."]
         lines.append("")
     return lines
+
+
+def _cut(text: str, cut: bool) -> str:
+    """A value in a table that shows only the first rows of a step (the attachment holds every
+    change whole): its start, to at most TICKET_VALUE_CHARS characters."""
+    if not cut or len(text) <= TICKET_VALUE_CHARS:
+        return text
+    return text[:TICKET_VALUE_CHARS - 1] + ELLIPSIS
 
 
 def _md_durations(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> list[str]:

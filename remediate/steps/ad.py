@@ -9,7 +9,13 @@ from uuid import UUID
 from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import Wording
-from remediate.model import EXCHANGE_ATTRIBUTES, DirectoryEntry, ExchangeVersion
+from remediate.model import (
+    DISABLE_MAILBOX_ATTRIBUTES,
+    EXCHANGE_ATTRIBUTES,
+    DirectoryEntry,
+    ExchangeVersion,
+)
+from remediate.steps.recipient import shown, values_of
 from remediate.steps.targets import RECONNECT_BY_HAND, UserTarget
 
 
@@ -79,9 +85,14 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
             "Controls > Return deleted objects, then Modify; or `adrestore -r`).",
             "Then put back what the tombstone lost, with the LDIF as the attribute "
             "source: turn its records into `changetype: modify` / `replace:` records "
-            "(without objectGUID, whenCreated, whenChanged, uSNChanged) and import them "
-            "with `ldifde -i -f restore.ldif -s <DC>`; re-add group memberships; reset "
-            "the password and enable the account.",
+            "and import them with `ldifde -i -f restore.ldif -s <DC>`; re-add group "
+            "memberships; reset the password and enable the account.",
+            "Where no tombstone is left, re-create the objects from the LDIF as it is: "
+            "`ldifde -i -k -f backups/ad/delete-ad-user-<...>.ldif -s <DC>` adds them "
+            "parents first with every attribute they held (binary values base64, GUIDs "
+            "as their 16 bytes); the `#` lines (objectGUID, objectSid, whenCreated and "
+            "the other attributes AD owns) are not imported, so the objects get a new "
+            "objectGUID and SID: re-grant permissions given to the old SID.",
             "A reanimated user whose mailbox was not purged yet gets it back by "
             f"reconnecting it ({RECONNECT_BY_HAND}); one whose mailbox was purged gets a new "
             "mailbox and the export imported into it.",
@@ -175,6 +186,13 @@ def exchange_attributes(entry: DirectoryEntry) -> dict[str, str]:
     return present
 
 
+def cleared_attributes(version: ExchangeVersion) -> tuple[str, ...]:
+    """What the strip clears: on 2000/2003 the LDAP strip clears the mailbox link and the
+    addresses (EXCHANGE_ATTRIBUTES); on 2007+ Disable-Mailbox clears the recipient settings,
+    type and archive link too."""
+    return EXCHANGE_ATTRIBUTES if version.legacy else DISABLE_MAILBOX_ATTRIBUTES
+
+
 class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     """Exchange Tasks > Delete Mailbox: the user keeps its account, loses its mailbox link."""
 
@@ -187,21 +205,35 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
         return (
             f"**Disruptive.** {len(records)} user(s) lose their Exchange attributes (Exchange "
-            "Tasks > Delete Mailbox): from this step until reconnect-mailbox and import-mail "
-            "they have no mailbox: Outlook and OWA cannot open it, and mail to them is queued "
-            "or bounced. Plan the change window for it.")
+            "Tasks > Delete Mailbox; `Disable-Mailbox` on 2007 and later, which also clears "
+            "forwarding, delegates, sender restrictions, quotas, hidden-from-address-lists, "
+            "extension attributes, the mailbox type and the archive link): every attribute "
+            "cleared is listed, with its value, in this step's changes. From here until "
+            "reconnect-mailbox they have no mailbox: Outlook and OWA cannot open it, mail to "
+            "them is queued or bounced. From reconnect-mailbox until restore-recipient they "
+            "have only the addresses the recipient policy gives (the primary SMTP address "
+            "made from the alias, and X.400 on 2000/2003): mail to a secondary address, to "
+            "an X500 (replies to mail sent before the change, Outlook's nickname cache) or "
+            "to an X.400 address bounces, they may show in address lists they were hidden "
+            "from, forwarding is off and delegates cannot send on their behalf. Plan the "
+            "change window for it; transport stays stopped until restore-recipient is done.")
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
         return (
-            "The users' attributes were written, before the change, to "
-            "`backups/ad/remove-exchange-attributes-*.ldif` in the run directory.",
-            "Before reconnect-mailbox ran: reconnect the (blank) mailbox the user had, or "
-            "put the attributes back from the LDIF (`changetype: modify` / `replace:` "
-            "of the Exchange attributes it holds: msExchMailboxGuid, homeMDB, homeMTA, "
-            "msExchHomeServerName, legacyExchangeDN, mailNickname, mail, proxyAddresses; "
-            "imported with `ldifde -i -f restore.ldif -s <DC>`).",
+            "Before the change, each user's cleared attributes were written as "
+            "`changetype: modify` records (a `replace:` of every attribute the step "
+            "clears, with its values; binary values base64, GUIDs as their 16 bytes) to "
+            "`backups/ad/remove-exchange-attributes-*.ldif` in the run directory; "
+            "restore-recipient works from this same file.",
+            "To put the attributes back by hand (before reconnect-mailbox ran: the user "
+            "is then on the blank mailbox again): `ldifde -i -f "
+            "remove-exchange-attributes-<...>.ldif -s <DC>` (the lines starting with `#` "
+            "are what AD owns, objectGUID and the like, and are not imported). After "
+            "reconnect-mailbox ran, leave out the `replace:` blocks of msExchMailboxGuid, "
+            "homeMDB and legacyExchangeDN, or the user points at the blank mailbox again.",
         )
+
     # Disable-Mailbox writes through the Exchange server's DC; the pinned DC sees it later.
     deadline_s = 3600.0
 
@@ -234,15 +266,15 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
     def plan(self, target: StripTarget, observation: UserObservation) -> Change:
         if observation.entry is None:
             return WouldFail(target.key, "the user no longer exists")
-        present = exchange_attributes(observation.entry)
-        if not present:
+        entry = observation.entry
+        if not exchange_attributes(entry):
             return NoOp(target.key, "no Exchange attributes")
         if observation.reconnect_problem and target.reconnects:
             server, mailbox = target.reconnects
             return WouldFail(
                 target.key,
                 f"{server} says mailbox {mailbox} could not be connected to "
-                f"{observation.entry.dn} (Connect-Mailbox -ValidateOnly): "
+                f"{entry.dn} (Connect-Mailbox -ValidateOnly): "
                 f"{observation.reconnect_problem.rstrip('.')}. Nothing was changed; fix that, then "
                 "plan again",
             )
@@ -250,25 +282,27 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
             others = "; ".join(observation.namesakes)
             return WouldFail(
                 target.key,
-                f"{observation.entry.dn} and {others} share the sAMAccountName "
-                f"{observation.entry.sam_account_name!r} in the forest, and Exchange 2003 "
+                f"{entry.dn} and {others} share the sAMAccountName "
+                f"{entry.sam_account_name!r} in the forest, and Exchange 2003 "
                 "reconnects a mailbox to the first user with that name in the forest "
                 "(Exchange_Mailbox.Reconnect): it could reach the wrong user. Nothing was "
                 "changed; rename one of them (unique in the forest), then plan again",
             )
+        cleared = [name for name in cleared_attributes(target.version) if entry.holds(name)]
         return Planned(
             target.key,
             "remove-exchange-attributes",
-            before={"msExchMailboxGuid": present.get("msExchMailboxGuid"),
-                    "homeMDB": present.get("homeMDB")},
-            after={"msExchMailboxGuid": None, "homeMDB": None},
+            before={name: shown(values_of(entry, name)) for name in cleared},
+            after=dict.fromkeys(cleared),
             observed=observation,
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[StripTarget, Planned]]) -> None:
         entries = [_user_observation(change).entry for _, change in pending]
-        ctx.backups.save_directory_entries(self.id, [e for e in entries if e is not None])
         first = pending[0][0]
+        # The record restore-recipient works from, and what `ldifde -i` puts back by hand.
+        ctx.backups.save_cleared_attributes(
+            self.id, [e for e in entries if e is not None], cleared_attributes(first.version))
         if first.version.legacy:
             for target, _ in pending:
                 ctx.world.directory.modify(

@@ -9,8 +9,17 @@ from uuid import UUID
 from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import HOUR, Duration, Wording, endpoints_text
-from remediate.model import DirectoryEntry, MailboxInfo
+from remediate.model import (
+    ConnectAs,
+    DirectoryEntry,
+    ExchangeVersion,
+    MailboxInfo,
+    MailboxKind,
+    WriteValue,
+)
+from remediate.recipient import home_mta, server_legacy_dn
 from remediate.steps.coverage import export_gap
+from remediate.steps.recipient import STRIP_RECORD
 from remediate.steps.targets import (
     RECONNECT_BY_HAND,
     MailboxTarget,
@@ -194,6 +203,7 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
 class ReconnectObservation:
     mailbox: MailboxInfo | None
     user: DirectoryEntry | None  # on the pinned DC
+    recorded: DirectoryEntry | None = None  # the user before the strip (its backup)
 
 
 class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
@@ -231,9 +241,13 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         server = targets[0].server
         found = mailboxes_by_guid(ctx, server, [target.mailbox for target in targets])
         directory = ctx.world.directory
-        users = directory.read([target.user for target in targets], directory.writable_dc())
+        guids = [target.user for target in targets]
+        users = directory.read(guids, directory.writable_dc())
+        recorded = ctx.backups.recorded(STRIP_RECORD, guids)
         return {
-            t.key: ReconnectObservation(found.get(t.mailbox), users.get(t.user)) for t in targets
+            t.key: ReconnectObservation(found.get(t.mailbox), users.get(t.user),
+                                        recorded.get(t.user))
+            for t in targets
         }
 
     def plan(self, target: ReconnectTarget, observation: ReconnectObservation) -> Change:
@@ -260,24 +274,52 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         first = pending[0][0]
         if not first.rehomed_in_ad:
             ctx.world.exchange.reconnect_mailboxes(
-                first.server, [(target.mailbox, target.user) for target, _ in pending]
+                first.server, [(target.mailbox, target.user) for target, _ in pending],
+                {target.user: connect_as(observed[target.key].recorded, target.version)
+                 for target, _ in pending},
             )
             return
         for target, _ in pending:
             observation = observed[target.key]
             user, box = observation.user, observation.mailbox
             if user is not None and box is not None and user.mailbox_guid != target.mailbox:
-                ctx.world.directory.modify(target.user, rehome_attributes(target, box, user))
+                ctx.world.directory.modify(
+                    target.user, rehome_attributes(target, box, user, observation.recorded))
+
+
+def connect_as(recorded: DirectoryEntry | None, version: str) -> ConnectAs:
+    """Connect-Mailbox's parameter set for the mailbox the user had (2007+), and -Archive
+    where he had an archive (2010+, User set only). A linked mailbox is connected as a user
+    mailbox: its Linked set needs the account forest's DC (-LinkedDomainController), which AD
+    does not record; restore-recipient puts its master account back."""
+    if recorded is None:
+        return ConnectAs()
+    kind = MailboxKind.of(recorded.get("msExchRecipientTypeDetails"))
+    if kind is MailboxKind.LINKED:
+        kind = MailboxKind.USER
+    archive = (kind is MailboxKind.USER and version != ExchangeVersion.E2007
+               and bool(recorded.get("msExchArchiveGUID")))
+    return ConnectAs(kind, archive)
 
 
 def rehome_attributes(
-    target: ReconnectTarget, box: MailboxInfo, user: DirectoryEntry
-) -> dict[str, str | list[str] | None]:
-    """What MBConn writes on Exchange 2000: point the user at the mailbox and its store."""
-    return {
+    target: ReconnectTarget, box: MailboxInfo, user: DirectoryEntry,
+    recorded: DirectoryEntry | None = None,
+) -> dict[str, WriteValue | None]:
+    """What MBConn writes on Exchange 2000: point the user at the mailbox, its store, its
+    server and that server's MTA, under the alias he had before the strip (the strip cleared
+    mailNickname: the account name instead would change a policy-made address)."""
+    before = recorded if recorded is not None else user
+    changes: dict[str, WriteValue | None] = {
         "msExchMailboxGuid": str(target.mailbox),
         "homeMDB": target.store_dn,
         "legacyExchangeDN": box.legacy_dn,
-        "mailNickname": user.get("mailNickname") or user.sam_account_name,
-        "msExchHomeServerName": target.home_server,
+        "mailNickname": before.get("mailNickname") or user.sam_account_name,
+        "msExchHomeServerName": server_legacy_dn(
+            target.store_dn, before.get("msExchHomeServerName") or target.home_server)
+        or target.home_server,
     }
+    mta = home_mta(target.store_dn)
+    if mta is not None:
+        changes["homeMTA"] = mta
+    return changes

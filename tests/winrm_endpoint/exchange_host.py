@@ -24,8 +24,10 @@ from remediate.adapters.winrm.scripts.assembly import MARKER
 from remediate.errors import PermanentError, TransientError
 from remediate.fakes import FakeExchange
 from remediate.model import (
+    ConnectAs,
     ExchangeVersion,
     ExportRef,
+    MailboxKind,
     ServiceState,
     iso,
     line_unsafe,
@@ -208,7 +210,14 @@ class ExchangeHost:
 
     def reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         pairs = [(_uuid(m), _uuid(u)) for m, u in zip(p["mailboxes"], p["users"], strict=True)]
-        self.exchange.reconnect_mailboxes(self.server, pairs)
+        how = {
+            _uuid(user): ConnectAs(MailboxKind(kind), archive == "1")
+            for user, kind, archive in zip(p["users"], p["kinds"], p["archives"], strict=True)
+        }
+        self.exchange.reconnect_mailboxes(self.server, pairs, how)
+
+    def update_recipients(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
+        self.exchange.update_recipients(self.server, [_uuid(g) for g in p["users"]])
 
     def _refuse(self, message: str, target: str | None = None) -> PermanentError:
         """What the script's Stop-RemediateRefused says."""
@@ -292,6 +301,7 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
     "purge": ExchangeHost.purge,
     "disable": ExchangeHost.disable,
     "reconnect": ExchangeHost.reconnect,
+    "update_recipients": ExchangeHost.update_recipients,
     "exports": ExchangeHost.exports,
     "exmerge_prerequisites": ExchangeHost.exmerge_prerequisites,
     "validate_reconnect": ExchangeHost.validate_reconnect,

@@ -19,7 +19,7 @@ from ldap3.core.exceptions import LDAPException
 
 from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
 from remediate.errors import PermanentError, TransientError
-from remediate.model import AttrValue, DirectoryEntry, UserQuery
+from remediate.model import DirectoryEntry, UserQuery, WriteValue
 
 from . import discovery, entries, errors, filters, security
 from .connection import ConnectionSettings, TlsMode, open_connection
@@ -280,7 +280,7 @@ class LdapDirectory:
             raise
         self._seen.deleted(dc, guid, tree=tree)
 
-    def modify(self, guid: UUID, changes: Mapping[str, AttrValue | None]) -> None:
+    def modify(self, guid: UUID, changes: Mapping[str, WriteValue | None]) -> None:
         dc = self.writable_dc()
         wanted = dict(changes)
         if any(value is None or value == [] for value in wanted.values()):
@@ -291,7 +291,7 @@ class LdapDirectory:
             # lacks, like homeMTA on a DC without that Exchange schema, cannot be held).
             wanted = {
                 name: value for name, value in wanted.items()
-                if (value is not None and value != []) or current.get(name) is not None
+                if (value is not None and value != []) or current.holds(name)
             }
         if not wanted:
             return

@@ -1,7 +1,9 @@
 """LDAP search results as :class:`DirectoryEntry`, and attribute values back to LDAP.
 
 ``msExchMailboxGuid`` travels as the 16-byte GUID (``bytes_le``) and is shown as the dashed
-string; ``objectGUID`` becomes the entry's ``guid``; other binary attributes are left out.
+string; ``objectGUID`` becomes the entry's ``guid``; other binary attributes (and any value
+that is not UTF-8) are kept as bytes in ``DirectoryEntry.binary``, so a backup holds them and
+a strip clears them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from remediate.model import AttrValue, DirectoryEntry
+from remediate.model import (
+    BINARY_ATTRIBUTES,
+    GUID_ATTRIBUTES,
+    NO_BINARY,
+    AttrValue,
+    DirectoryEntry,
+    WriteValue,
+)
 
 from . import security
 
@@ -23,11 +32,6 @@ READ_ATTRIBUTES = (
 CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID", "objectClass")
 # What a search for the names below a container asks for.
 NAME_ATTRIBUTES = ("objectGUID", "parentGUID")
-GUID_ATTRIBUTES = frozenset({"msexchmailboxguid"})
-# Security identifiers travel in their binary form (MS-DTYP 2.4.2.2) and are shown, as Windows
-# does, as S-1-5-21-...: kb842101 reads an account's RID (well-known below 1000) and whether it
-# carries sIDHistory (a migrated account the Migration Wizard matched).
-SID_ATTRIBUTES = frozenset({"objectsid", "sidhistory"})
 _NOT_SHOWN = frozenset(
     {"objectguid", "ntsecuritydescriptor", "isdeleted", "whencreated", "whenchanged",
      "usnchanged", "objectclass", "parentguid"}
@@ -50,23 +54,11 @@ def _text_values(name: str, values: Sequence[bytes]) -> AttrValue | None:
     try:
         if name.lower() in GUID_ATTRIBUTES:
             texts = [str(UUID(bytes_le=value)) for value in values]
-        elif name.lower() in SID_ATTRIBUTES:
-            texts = [sid_text(value) for value in values]
         else:
             texts = [value.decode("utf-8") for value in values]
     except (UnicodeDecodeError, ValueError):
         return None  # binary (objectSid, ...): not part of the port's view
     return texts[0] if len(texts) == 1 else texts
-
-
-def sid_text(value: bytes) -> str:
-    """A binary SID as S-R-I-S...: revision (1 byte), sub-authority count (1 byte), identifier
-    authority (6 bytes, big-endian), then each sub-authority (4 bytes, little-endian)."""
-    if len(value) < 8 or value[0] != 1 or len(value) != 8 + 4 * value[1]:
-        raise ValueError("not a SID")
-    authority = int.from_bytes(value[2:8], "big")
-    subs = [int.from_bytes(value[8 + 4 * i : 12 + 4 * i], "little") for i in range(value[1])]
-    return "-".join(["S", "1", str(authority), *map(str, subs)])
 
 
 def guid_of(dn: str, raw: Mapping[str, Sequence[bytes]]) -> UUID:
@@ -93,12 +85,15 @@ def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
         for key, values in raw.items() if key.lower() == "objectclass" for value in values
     ]
     attributes: dict[str, AttrValue] = {}
+    binary: dict[str, tuple[bytes, ...]] = {}
     for key, values in raw.items():
         if key.lower() in _NOT_SHOWN or not values:
             continue
-        text = _text_values(key, values)
+        text = None if key.lower() in BINARY_ATTRIBUTES else _text_values(key, values)
         if text is not None:
             attributes[key] = text
+        else:
+            binary[key] = tuple(values)
     created = _first(raw, "whenCreated")
     changed = _first(raw, "whenChanged")
     return DirectoryEntry(
@@ -111,12 +106,18 @@ def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
         protected=security.is_protected(_first(raw, "nTSecurityDescriptor")),
         attributes=attributes,
         deleted=(_first(raw, "isDeleted") or b"").upper() == b"TRUE",
+        binary=binary or NO_BINARY,
     )
 
 
-def to_ldap(name: str, value: AttrValue) -> list[bytes] | list[str]:
-    """A port value as the values LDAP takes (a GUID attribute as its 16 bytes)."""
-    values = [value] if isinstance(value, str) else list(value)
+def to_ldap(name: str, value: WriteValue) -> list[bytes] | list[str]:
+    """A port value as the values LDAP takes (a GUID attribute as its 16 bytes, binary values
+    as they are)."""
+    if isinstance(value, bytes):
+        return [value]
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [item for item in value if isinstance(item, bytes)]
+    values = [value] if isinstance(value, str) else [str(item) for item in value]
     if name.lower() in GUID_ATTRIBUTES:
         return [UUID(text).bytes_le for text in values]
     return values

@@ -28,6 +28,7 @@ def copy_into(source: LdapDirectory, target: FakeDirectory, scope_dn: str) -> in
             protected=entry.protected,
             attributes=entry.attributes,
             usn_changed=entry.usn_changed,
+            binary=entry.binary,
         )
     return len(entries)
 

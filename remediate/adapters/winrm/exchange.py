@@ -10,6 +10,7 @@ from uuid import UUID
 
 from remediate.errors import PermanentError, Refused
 from remediate.model import (
+    ConnectAs,
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
@@ -20,6 +21,7 @@ from remediate.model import (
     utc,
 )
 from remediate.ports import ManualActionRequired
+from remediate.recipient import recipient_update_instructions
 
 from .config import ServerConfig
 from .delivery import Value
@@ -215,10 +217,18 @@ class WinRmExchange:
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
         self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
 
-    def reconnect_mailboxes(self, server: str, pairs: Sequence[tuple[UUID, UUID]]) -> None:
+    def reconnect_mailboxes(
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, UUID]],
+        connect_as: Mapping[UUID, ConnectAs] | None = None,
+    ) -> None:
+        how = dict(connect_as or {})
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "users": [str(user) for _, user in chunk],
+            "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
+            "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
         })
 
     def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
@@ -229,6 +239,13 @@ class WinRmExchange:
                                   lambda chunk: {"mailboxes": list(chunk)}):
             found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
         return found
+
+    def update_recipients(self, server: str, users: Collection[UUID]) -> None:
+        config = self._config(server, "update_recipients")
+        if config.version.legacy:
+            raise ManualActionRequired(recipient_update_instructions(server))
+        self._batched(server, "update_recipients", _strings(users),
+                      lambda chunk: {"users": list(chunk)})
 
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()

@@ -24,6 +24,7 @@ OPERATIONS = (
     "disable",
     "reconnect",
     "validate_reconnect",
+    "update_recipients",
     "exports",
     "exmerge_prerequisites",
     "export",

@@ -247,6 +247,12 @@ function Invoke-RemediateOperation {
 }
 """
 
+# One Connect-Mailbox parameter set per mailbox type (Connect-Mailbox.md; Exchange 2007:
+# aa997878): -Shared, -Room, -Equipment, or the User set, which on 2010 and later also takes
+# -Archive (the user's archive is connected with the mailbox). Written out per set, not splatted,
+# so each call names its parameters for the reader (and the documentation check).
+_CONNECT = "Connect-Mailbox -Identity $item.statistics.MailboxGuid -Database $item.statistics.Database -User $item.user"
+
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -256,10 +262,52 @@ function Invoke-RemediateOperation {
         $statistics = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
-        $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0] }
+        $kind = [string]$Parameters.kinds[$index]
+        if (@('user', 'shared', 'room', 'equipment') -notcontains $kind) {
+            Stop-RemediateRefused "no Connect-Mailbox parameter set for the mailbox kind '$kind'" $Parameters.users[$index]
+        }
+        $archive = ([string]$Parameters.archives[$index] -eq '1')
+        if ($archive -and ARCHIVE_REFUSED) {
+            Stop-RemediateRefused "Connect-Mailbox -Archive takes only a user mailbox, on Exchange 2010 and later" $Parameters.users[$index]
+        }
+        $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0]; kind = $kind; archive = $archive }
     }
     foreach ($item in $work) {
-        Connect-Mailbox -Identity $item.statistics.MailboxGuid -Database $item.statistics.Database -User $item.user -Confirm:$false
+        if ($item.kind -eq 'shared') {
+            CONNECT -Shared -Confirm:$false
+        } elseif ($item.kind -eq 'room') {
+            CONNECT -Room -Confirm:$false
+        } elseif ($item.kind -eq 'equipment') {
+            CONNECT -Equipment -Confirm:$false
+        } ARCHIVE_BRANCH else {
+            CONNECT -Confirm:$false
+        }
+    }
+    return $null
+}
+""".replace("CONNECT", _CONNECT)
+
+_ARCHIVE_BRANCH = "elseif ($item.archive) {\n            " + _CONNECT + " -Archive -Confirm:$false\n        }"
+
+
+def _reconnect(version: ExchangeVersion) -> str:
+    """The reconnect script; -Archive only where Connect-Mailbox has it (2010 and later)."""
+    if version is ExchangeVersion.E2007:
+        return _RECONNECT.replace("ARCHIVE_REFUSED", "$true").replace(" ARCHIVE_BRANCH", "")
+    return (_RECONNECT.replace("ARCHIVE_REFUSED", "$kind -ne 'user'")
+            .replace(" ARCHIVE_BRANCH", " " + _ARCHIVE_BRANCH))
+
+
+_UPDATE_RECIPIENTS = r"""
+function Invoke-RemediateOperation {
+    param($Parameters)
+    $users = @()
+    foreach ($guid in $Parameters.users) {
+        $user = Get-RemediateUserOrRefuse $guid
+        $users += [string]$user.Properties['distinguishedname'][0]
+    }
+    foreach ($dn in $users) {
+        Update-Recipient -Identity $dn -Confirm:$false
     }
     return $null
 }
@@ -492,8 +540,9 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
                                 else _REMOVE_STORE_MAILBOX) + _PURGE,
         "disable": shared.DIRECTORY + _DISABLE,
-        "reconnect": shared.DIRECTORY + _STATISTICS + _RECONNECT,
+        "reconnect": shared.DIRECTORY + _STATISTICS + _reconnect(version),
         "validate_reconnect": _STATISTICS + _VALIDATE_RECONNECT,
+        "update_recipients": shared.DIRECTORY + _UPDATE_RECIPIENTS,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,
         "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
         "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,

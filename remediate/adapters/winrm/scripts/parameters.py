@@ -16,8 +16,12 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "clean_database": (Parameter("store_dns", is_list=True),),
     "purge": (_GUIDS,),
     "disable": (Parameter("users", is_list=True),),
-    "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True)),
+    # kinds: Connect-Mailbox's parameter set per pair (user, shared, room, equipment); archives:
+    # "1" where the user's archive is connected too (-Archive). Exchange 2003 ignores both.
+    "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True),
+                  Parameter("kinds", is_list=True), Parameter("archives", is_list=True)),
     "validate_reconnect": (Parameter("mailboxes", is_list=True),),
+    "update_recipients": (Parameter("users", is_list=True),),
     "exports": (Parameter("directory"), _GUIDS),
     "exmerge_prerequisites": (Parameter("directory"),),
     "export": (Parameter("directory"), _GUIDS, Parameter("wait_s")),
