@@ -331,6 +331,14 @@ class FakeExchange:
 
         return self._op("reconnect_problems", server, None, (server, wanted), action)
 
+    def disabled_archives(self) -> dict[UUID, tuple[str, str | None]]:
+        """The archive (GUID, name) each disabled user had: part of the organisation's state a
+        saved world keeps, so a resumed run can still connect it with -Archive."""
+        return dict(self._disabled_archives)
+
+    def remember_disabled_archive(self, user: UUID, archive: str, name: str | None) -> None:
+        self._disabled_archives[user] = (archive, name)
+
     def reconnect_mailboxes(
         self,
         server: str,

@@ -180,6 +180,18 @@ def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeW
     _fill_directory(world.directory, objects, views, arrivals)
     for server in servers:
         _add_server(world, server)
+    x_at = root.child("exchange")
+    exchange = members(document, "exchange", root)
+    for a_at, value in elements(exchange, "disabled_archives", x_at, optional=True):
+        held = as_object(value, a_at)
+        try:
+            user = UUID(text(held, "user", a_at))
+        except ValueError:
+            a_at.child("user").fail("expected a GUID")
+        name = held.get("name")
+        if name is not None and not isinstance(name, str):
+            a_at.child("name").fail("expected a string or null")
+        world.exchange.remember_disabled_archive(user, text(held, "archive", a_at), name)
     return world
 
 
@@ -587,9 +599,16 @@ def world_to_json(world: FakeWorld) -> dict[str, object]:
     if world.scenario is not None:
         document["scenario"] = world.scenario
     document["directory"] = _directory_json(world.directory)
-    document["exchange"] = {
+    exchange: dict[str, object] = {
         "servers": [_server_json(world, server) for server in world.exchange.records()]
     }
+    archives = world.exchange.disabled_archives()
+    if archives:  # Disable-Mailbox left these archives disconnected: Connect-Mailbox -Archive
+        exchange["disabled_archives"] = [
+            {"user": str(user), "archive": archive, "name": name}
+            for user, (archive, name) in sorted(archives.items(), key=lambda pair: str(pair[0]))
+        ]
+    document["exchange"] = exchange
     return document
 
 
