@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import samba_dc as samba
-import samba_pair
 import structlog
 from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
 from samba_dc import SambaDC
-from samba_pair import SambaPair
+from samba_pair import SambaPair, start_pair, stop_pair
 from sentinel import leaking_files, leaking_sections
 
 from remediate import Engine
@@ -40,7 +39,7 @@ def _structlog_configuration_restored() -> Iterator[None]:
 
 
 _SAMBA = samba.BackgroundStart(samba.start, samba.stop)
-_SAMBA_PAIR = samba.BackgroundStart(samba_pair.start_pair, samba_pair.stop_pair)
+_SAMBA_PAIR = samba.BackgroundStart(start_pair, stop_pair)
 
 
 @pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselection: only what will run counts

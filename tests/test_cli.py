@@ -188,7 +188,7 @@ def test_show_lists_every_step_a_plan_can_run_and_when(run: Run, tmp_path: Path)
     # every step id of a plan that purges, on Exchange 2000 (where the cleanup agent runs
     # again after the reconnect), is listed
     world = scenario(run, tmp_path / "e2000.json", "kb278447", size=3)
-    data = world_to_json(load_world(world))
+    data: dict[str, Any] = world_to_json(load_world(world))
     for server in data["exchange"]["servers"]:
         server["version"] = "2000"
     world.write_text(json.dumps(data), encoding="utf-8")

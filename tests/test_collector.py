@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import structlog
+from kb_support import scenario_parameters
 
 from remediate.engine import collector
 from remediate.engine.collector import full_pass_threshold, paced, paced_collector
@@ -140,8 +141,7 @@ def test_plan_and_apply_run_paced_and_leave_the_collector_as_found(
 
     playbook = get_playbook(kb)
     world = scenario_world(kb, 20, 1)
-    scenario = world.scenario or {}
-    parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
+    parameters = scenario_parameters(world)
     engine = Engine(state_dir=tmp_path, subscribers=(subscriber,))
     plan = engine.plan(playbook, world, parameters)
     assert plan.changes and seen and all(seen)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from directory_backends import samba_directory
+from kb_support import json_object
 from samba_dc import SambaDC
 
 from remediate import Engine, get_playbook
@@ -76,8 +77,7 @@ def test_a_plan_on_the_users_container_never_selects_the_dcs_own_accounts(
     planned = engine.plan(get_playbook("kb842101"), world_on(directory, users),
                           {"ou": users, **window})
 
-    selected = planned.selection
-    assert isinstance(selected, dict)
+    selected = json_object(planned.selection)
     chosen = {user["sam"] for user in selected["users"]}
     assert not chosen & set(BUILT_IN)
     kept = {f.target.split(",")[0] for f in planned.findings if f.kind == "kept-existing-account"}

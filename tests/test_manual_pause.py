@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from run_support import (
     Case,
+    Doc,
     all_mailboxes,
     apply,
     comparable,
@@ -89,7 +90,7 @@ def test_resume_refuses_a_directory_that_pins_another_dc_for_writes(
         apply(engine, KB842101_2003, world, doc)
     run_dir = only_run(state_dir)
     assert load_run_state(run_dir).writable_dc == "DC1"
-    moved = world_to_json(world)
+    moved: Doc = world_to_json(world)
     moved["directory"]["writable_dc"] = "DC2"
 
     with pytest.raises(Refused, match="wrote to DC1, but the directory now pins DC2") as refused:

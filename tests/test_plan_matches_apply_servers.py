@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kb_support import scenario_parameters
 from run_support import YES, quiet_events
 
 from remediate import Engine, RunPaused, get_playbook
@@ -29,7 +30,7 @@ def _quiet() -> Iterator[None]:
 @pytest.mark.parametrize("name", KBS)
 def test_plan_matches_apply_with_two_2003_servers_at_size_400(name: str, tmp_path: Path) -> None:
     world = scenario_world(name, 400, 1, version="2003")
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
 
     applied = assert_plan_matches_apply(
         Engine(state_dir=tmp_path), get_playbook(name), world, parameters
@@ -46,7 +47,7 @@ def test_plan_matches_apply_with_two_2003_servers_reading_different_lagging_dcs(
 ) -> None:
     world = scenario_world(name, 12, 3, version="2003", topology=Topology(2, (900.0, 300.0)))
     assert {server.dc for server in world.exchange.servers()} == {"DC2", "DC3"}
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
 
     assert_plan_matches_apply(Engine(state_dir=tmp_path), get_playbook(name), world, parameters)
 
@@ -54,7 +55,7 @@ def test_plan_matches_apply_with_two_2003_servers_reading_different_lagging_dcs(
 def test_a_paused_manual_step_names_every_servers_stores_at_once(tmp_path: Path) -> None:
     world = scenario_world("kb842101", 12, 3, version="2003",
                            topology=Topology(2, (900.0, 300.0)))
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
     engine = Engine(state_dir=tmp_path, manual_deadline_s=600.0)
 
     with pytest.raises(RunPaused) as raised:

@@ -36,7 +36,7 @@ def _environment(
     yield
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:
+def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path | int) -> tuple[int, str]:
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
     return code, capsys.readouterr().out

@@ -36,7 +36,9 @@ def _environment(
     yield
 
 
-def cli_run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+def cli_run(
+    capsys: pytest.CaptureFixture[str], *argv: str | Path | int
+) -> tuple[int, str, str]:
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
     captured = capsys.readouterr()
