@@ -35,14 +35,13 @@ from remediate.recipient import home_mta
 from .exchange import FakeMailbox
 from .jsonfile import gc_paused
 from .world import FakeWorld
-from .worldfile import WorldAssembler
+from .worldfile import FORMAT, WorldAssembler
 
 Json = dict[str, object]
 M = TypeVar("M")
 Path = tuple[str, ...]
 """An object's escaped RDNs from the top of the domain down: ("OU=Staff", "CN=Ann Berg 1")."""
 
-FORMAT = "remediate.world/1"
 DOMAIN = "corp.example"
 BASE_DN = "DC=corp,DC=example"
 ORGANISATION = "Corp"

@@ -9,6 +9,7 @@ import pytest
 import samba_dc as samba
 import structlog
 from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
+from run_support import quiet_events
 from samba_dc import SambaDC
 from samba_pair import SambaPair, start_pair, stop_pair
 from sentinel import leaking_files, leaking_sections
@@ -27,6 +28,13 @@ def state_dir(tmp_path: Path) -> Path:
 def engine(state_dir: Path) -> Engine:
     """An engine keeping its runs in ``state_dir``."""
     return Engine(state_dir=state_dir)
+
+
+@pytest.fixture
+def quiet() -> Iterator[None]:
+    """Events go nowhere, for a module whose runs emit too many to keep
+    (``pytestmark = pytest.mark.usefixtures("quiet")``)."""
+    yield from quiet_events()
 
 
 @pytest.fixture(autouse=True)

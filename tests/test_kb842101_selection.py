@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kb_support import json_object
-from run_support import YES, quiet_events
+from run_support import YES
 
 from remediate import Engine, get_playbook
 from remediate.cli.main import main
@@ -33,9 +32,7 @@ Doc = dict[str, Any]
 WINDOW = {"created_after": "2026-11-01T10:00:00Z", "created_before": "2026-11-01T12:00:00Z"}
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def trapped(version: str = "2003", size: int = 4) -> Doc:

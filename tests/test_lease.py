@@ -4,12 +4,12 @@ processes: tests/test_lease_samba.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from run_support import YES, Case, apply, load, parameters, quiet_events, run_dirs
+from run_support import YES, Case, apply, load, parameters, run_dirs
 
 from remediate import PLAYBOOKS, Engine, RunPaused
 from remediate.engine.journal import JournalRecord
@@ -28,9 +28,7 @@ KB842101_2003 = Case("kb842101", "2003")
 HOUR = 3600.0
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def held(world: FakeWorld, container: str) -> LeaseRecord | None:

@@ -5,7 +5,6 @@ a resumable state; once the pass has run, ``resume`` finishes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from run_support import (
     events,
     load,
     only_run,
-    quiet_events,
     snapshot,
 )
 
@@ -32,9 +30,7 @@ HOUR = 3600.0
 NIGHTLY = 86400  # the scenario stores' cleanup schedule (the default)
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def test_a_manual_step_that_outlasts_the_wait_pauses_and_resume_finishes_after_the_pass(

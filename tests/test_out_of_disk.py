@@ -8,12 +8,11 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from run_support import Case, load, quiet_events
+from run_support import Case, load
 
 from remediate.cli import durability
 from remediate.cli import main as cli
@@ -23,9 +22,7 @@ from remediate.fakes import FakeWorld, load_world, save_world
 CASE = Case("kb278447", "2016")
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.fixture

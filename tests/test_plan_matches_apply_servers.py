@@ -8,12 +8,11 @@ change fewer than the plan listed (kb842101 size 400 seed 1: 803 planned, 802 ap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kb_support import scenario_parameters
-from run_support import YES, quiet_events
+from run_support import YES
 
 from remediate import Engine, RunPaused, get_playbook
 from remediate.fakes.scenarios import Topology, scenario_world
@@ -22,9 +21,7 @@ from remediate.testing import assert_plan_matches_apply
 KBS = ("kb842101", "kb278447")
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.mark.parametrize("name", KBS)
