@@ -1,6 +1,6 @@
 """Broken worlds for the two KB playbooks, any size, from a seed.
 
-Each builder returns a plain JSON-able ``remediate.world/1`` dict (DESIGN §6) holding the state
+Each builder returns a plain JSON-able ``remediate.world/1`` dict (a world file) holding the state
 its KB describes, plus a ``scenario`` block: the playbook parameters that select the broken
 objects and what must hold after the repair (for tests). The same ``(size, seed, version)``
 always gives the same JSON text: every random choice comes from one ``random.Random`` seeded with
