@@ -31,7 +31,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 # Top-level modules are named one by one: a new one must be placed on the page and here.
 LAYER_OF: dict[str, str] = {
     **dict.fromkeys(
-        ("errors", "model", "dn", "sids", "strictjson", "clock", "turns", "recipient", "ldif"),
+        ("errors", "model", "dn", "sids", "strictjson", "clock", "turns", "recipient", "ldif",
+         "inventoryfile"),
         "foundation",
     ),
     "ports": "ports",
