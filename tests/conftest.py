@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -35,6 +37,17 @@ def quiet() -> Iterator[None]:
     """Events go nowhere, for a module whose runs emit too many to keep
     (``pytestmark = pytest.mark.usefixtures("quiet")``)."""
     yield from quiet_events()
+
+
+@pytest.fixture
+def command_line(tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a module of command-line runs (``pytestmark = pytest.mark.usefixtures(...)``): runs
+    go to the test's state directory, from its own folder; stdin is not a terminal; output is
+    not wrapped to a width taken from the environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
 
 
 @pytest.fixture(autouse=True)

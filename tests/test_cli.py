@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,16 +77,7 @@ class Ran:
         return data
 
 
-@pytest.fixture(autouse=True)
-def _environment(
-    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Runs go to the test's state directory; stdin is not a terminal; output is unwrapped."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    yield
+pytestmark = pytest.mark.usefixtures("command_line")
 
 
 class Run(Protocol):
