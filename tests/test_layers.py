@@ -66,9 +66,8 @@ def modules() -> dict[str, Path]:
 
 
 def layer(module: str) -> str:
-    parts = module.split(".")[1:]
-    for length in range(len(parts), -1, -1):
-        key = ".".join(parts[:length])
+    parts = module.split(".")[1:]  # "" for the package itself, never a fallback for the rest
+    for key in [".".join(parts[:length]) for length in range(len(parts), 0, -1)] or [""]:
         if key in LAYER_OF:
             return LAYER_OF[key]
     raise AssertionError(f"{module} is in no layer: place it in docs/ARCHITECTURE.md and here")
