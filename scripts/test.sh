@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 . scripts/venv.sh
 python -m pip install --quiet -e '.[test]'
 ruff check .
+ruff format --check .   # the tree as `ruff format .` leaves it (pyproject [tool.ruff.format])
 # mypy cannot follow the package-dir mapping (fakes/ -> remediate.fakes) of an editable
 # install, so it checks the package as installed (a copy made for it), and the tests against
 # that copy; run from here, it reads pyproject.toml's [tool.mypy] (strict).
