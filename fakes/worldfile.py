@@ -132,7 +132,10 @@ class WorldAssembler:
         """A mailbox of the document (``mailboxes`` element shape), read and checked now."""
         self._read += 1
         at = At(source=self._source).child("mailboxes").child(self._read - 1)
-        return self._reader.mailbox(value, at)
+        mailbox = self._reader.mailbox(value, at)
+        # Read ahead without its store: unique across the world (no recovery copies here).
+        _unique(self._reader.mailboxes, mailbox.guid, at, "guid", "mailbox GUID")
+        return mailbox
 
     def world(
         self, document: object, mailboxes: Mapping[str, list[FakeMailbox]]
@@ -213,6 +216,7 @@ class _Store(NamedTuple):
     storage_group: str
     dn: str
     mailboxes: list[FakeMailbox]
+    recovery: bool
 
 
 @dataclass(slots=True)
@@ -246,6 +250,8 @@ class _Reader:
     servers: dict[str, At] = field(default_factory=dict)
     store_dns: dict[str, At] = field(default_factory=dict)
     mailboxes: dict[UUID, At] = field(default_factory=dict)
+    # Recovery and soft-deleted copies share a live mailbox's GUID: unique per store only.
+    copies: dict[tuple[str, UUID], At] = field(default_factory=dict)
     # Mailboxes read ahead (WorldAssembler), by store DN as the document spells it.
     premade: dict[str, list[FakeMailbox]] = field(default_factory=dict)
 
@@ -399,16 +405,25 @@ class _Reader:
         data = as_object(value, at)
         dn, normal = _dn(data, "dn", at)
         _unique(self.store_dns, normal, at, "dn", "store DN")
+        recovery = flag(data, "recovery", at, default=False)
         mailboxes = self.premade.pop(dn, None)
-        if mailboxes is None:
-            boxes = elements(data, "mailboxes", at)
-            mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
-        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes)
+        if mailboxes is not None:
+            return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn,
+                          mailboxes, recovery)
+        boxes = elements(data, "mailboxes", at)
+        mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
+        for index, mailbox in enumerate(mailboxes):
+            box_at = at.child("mailboxes").child(index)
+            if recovery or mailbox.soft_deleted:
+                _unique(self.copies, (normal, mailbox.guid), box_at, "guid", "mailbox GUID")
+            else:
+                _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
+        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes,
+                      recovery)
 
     def mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
         guid = uuid(data, "guid", at)
-        _unique(self.mailboxes, guid, at, "guid", "mailbox GUID")
         disconnected = optional_moment(data, "disconnected_at", at)
         if disconnected is not None:
             self.saw(disconnected)
@@ -428,7 +443,8 @@ class _Reader:
             at.child("last_logon_at").fail(
                 "is before created_at: a mailbox is logged on to only once it exists")
         return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items),
-                           created_at=created, last_logon_at=logon)
+                           created_at=created, last_logon_at=logon,
+                           soft_deleted=flag(data, "soft_deleted", at, default=False))
 
 
 def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | None:
@@ -583,7 +599,8 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
         )
     for store in server.stores:
         with _at(store.at):
-            exchange.add_store(name, store.name, store.storage_group, store.dn)
+            exchange.add_store(name, store.name, store.storage_group, store.dn,
+                               recovery=store.recovery)
             exchange.add_mailboxes(store.dn, store.mailboxes)
     for recipient, item in server.queue:
         exchange.hold(name, recipient, item)
@@ -702,6 +719,7 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
                 "name": store.info.name,
                 "storage_group": store.info.storage_group,
                 "dn": store.info.dn,
+                **({"recovery": True} if store.info.recovery else {}),
                 "mailboxes": list(_mailboxes_json(store.mailboxes.values())),
             }
             for store in server.stores.values()
@@ -736,6 +754,8 @@ def _mailboxes_json(mailboxes: Iterable[FakeMailbox]) -> Iterator[dict[str, obje
             if mailbox.disconnected_at
             else None,
         }
+        if mailbox.soft_deleted:
+            data["soft_deleted"] = True
         if mailbox.created_at is not None:
             data["created_at"] = format_time(mailbox.created_at)
         if mailbox.last_logon_at is not None:

@@ -16,6 +16,7 @@ from remediate.errors import PermanentError
 from remediate.model import (
     DirectoryEntry,
     ExchangeServer,
+    MailboxCopy,
     MailboxInfo,
     UserQuery,
     default_roles,
@@ -146,6 +147,10 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
             "name": store.name,
             "storage_group": store.storage_group,
             "dn": store.dn,
+            # A 2003 store is known to be a recovery storage group's by its mailboxes' rows.
+            **({"recovery": True} if store.recovery or any(
+                box.copy is MailboxCopy.RECOVERY for box in boxes.get(store.dn.lower(), []))
+               else {}),
             "mailboxes": [_mailbox(box) for box in boxes.get(store.dn.lower(), [])],
         }
         for store in exchange.stores(server.name)
@@ -186,6 +191,8 @@ def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
         "display_name": box.display_name,
         "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
     }
+    if box.copy is MailboxCopy.SOFT_DELETED:
+        data["soft_deleted"] = True
     # What kb278447 weighs besides the items (an offline plan must see the same evidence).
     for key, moment in (("created_at", box.created_at), ("last_logon_at", box.last_logon_at)):
         if moment is not None:

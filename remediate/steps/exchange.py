@@ -16,6 +16,7 @@ from remediate.model import (
     MailboxInfo,
     MailboxKind,
     WriteValue,
+    mailbox_key,
 )
 from remediate.recipient import home_mta, server_legacy_dn
 from remediate.steps.coverage import export_gap
@@ -35,7 +36,24 @@ MANUAL_WAIT_S = 25 * HOUR
 def mailboxes_by_guid(
     ctx: StepContext, server: str, guids: Sequence[UUID]
 ) -> dict[UUID, MailboxInfo]:
-    return {box.guid: box for box in ctx.world.exchange.mailboxes(server, guids)}
+    """The mailboxes themselves (``MailboxInfo.live``) with these GUIDs on ``server``: a recovery
+    or soft-deleted copy with the same GUID is never what a step acts on."""
+    return {box.guid: box for box in ctx.world.exchange.mailboxes(server, guids) if box.live}
+
+
+def moved(store_dn: str, box: MailboxInfo) -> str | None:
+    """Why ``box`` is not the mailbox a target saw in ``store_dn`` ("": any store): it is in
+    another store now (moved since the plan), so acting on it by GUID could be wrong."""
+    if not store_dn or mailbox_key(store_dn, box.guid) == box.key:
+        return None
+    return (f"mailbox {box.guid} is in the store {box.store_dn} now, not in {store_dn} where "
+            "the plan saw it; plan again")
+
+
+def stores_of(targets: Sequence[tuple[UUID, str]]) -> dict[UUID, str]:
+    """The store each mailbox was seen in, for the port's ``stores`` (targets without one:
+    wherever the mailbox itself is)."""
+    return {guid: store_dn for guid, store_dn in targets if store_dn}
 
 
 class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
@@ -175,6 +193,8 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
         box = observation.mailbox
         if box is None:
             return NoOp(target.key, "already purged")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if observation.export_gap is not None:
             return WouldFail(
                 target.key,
@@ -196,7 +216,9 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
-        ctx.world.exchange.purge_mailboxes(server, [target.guid for target, _ in pending])
+        ctx.world.exchange.purge_mailboxes(
+            server, [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +276,8 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         box, user = observation.mailbox, observation.user
         if box is None:
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if user is None:
             return WouldFail(target.key, f"user {target.user_dn} no longer exists")
         if box.owner == target.user and (not box.disconnected or target.rehomed_in_ad):
@@ -277,6 +301,7 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
                 first.server, [(target.mailbox, target.user) for target, _ in pending],
                 {target.user: connect_as(observed[target.key].recorded, target.version)
                  for target, _ in pending},
+                stores_of([(target.mailbox, target.store_dn) for target, _ in pending]),
             )
             return
         for target, _ in pending:

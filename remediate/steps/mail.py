@@ -10,7 +10,7 @@ from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import Wording, endpoints_text
 from remediate.model import ExportRef, MailboxInfo
 from remediate.steps.coverage import export_gap, export_problems, items_to_import
-from remediate.steps.exchange import mailboxes_by_guid
+from remediate.steps.exchange import mailboxes_by_guid, moved, stores_of
 from remediate.steps.targets import ImportTarget, MailboxTarget
 
 
@@ -61,6 +61,8 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         box, export = observation.mailbox, observation.export
         if box is None:
             return NoOp(target.key, "no mailbox (already gone)")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if not box.item_count:
             return NoOp(target.key, "no items to export")
         if export is not None and export_gap(box, export) is None:
@@ -72,7 +74,9 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
-        ctx.world.exchange.export_mail(server, [target.guid for target, _ in pending])
+        ctx.world.exchange.export_mail(
+            server, [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
 
 
 class ImportMail(Step[ImportTarget, ImportObservation]):
@@ -119,6 +123,8 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             return NoOp(target.key, "nothing was exported from the blank mailbox")
         if box is None:
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         # An import the tool reported complete stands, whatever became of the file since.
         problems = [] if box.guid in export.imported_into else export_problems(export)
         if problems:
@@ -146,4 +152,5 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             for target, _ in pending
             if (export := observed[target.key].export) is not None
         ]
-        ctx.world.exchange.import_mail(server, pairs)
+        ctx.world.exchange.import_mail(
+            server, pairs, stores_of([(target.mailbox, target.store_dn) for target, _ in pending]))
