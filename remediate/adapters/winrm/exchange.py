@@ -14,6 +14,7 @@ from remediate.model import (
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
+    MailboxCopy,
     MailboxInfo,
     ServiceState,
     Store,
@@ -114,7 +115,8 @@ class WinRmExchange:
         if server not in self._described:
             found = self._run(server, "describe", {})
             stores = tuple(
-                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
+                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]),
+                      s.get("recovery") is True)
                 for s in found["stores"]
             )
             build = found.get("admin_display_version")
@@ -125,6 +127,27 @@ class WinRmExchange:
                                                     roles, str(found.get("site") or ""),
                                                     found.get("can_export") is not False)
         return self._described[server]
+
+    def _store_keys(
+        self, server: str, guids: Sequence[UUID], stores: Mapping[UUID, str] | None
+    ) -> list[str]:
+        """The store each mailbox was seen in, as the script names it (by position): the DN on
+        2007+; "<storage group>\\<store>" on 2003 (Exchange_Mailbox has no DN); "": not given."""
+        wanted = dict(stores or {})
+        legacy = self._config(server, "stores").version.legacy
+        if not legacy or not wanted:
+            return [wanted.get(guid, "") for guid in guids]
+        by_dn = {s.dn.lower(): s for s in self._describe(server).stores}
+        keys = []
+        for guid in guids:
+            dn = wanted.get(guid, "")
+            store = by_dn.get(dn.lower())
+            if dn and store is None:
+                raise PermanentError(f"no store {dn} on {server} (mailbox {guid})",
+                                     endpoint=server, operation="exchange.stores",
+                                     target=str(guid), hint="plan again")
+            keys.append(f"{store.storage_group}\\{store.name}" if store else "")
+        return keys
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
         if row.get("store_dn"):
@@ -173,6 +196,7 @@ class WinRmExchange:
             size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
             # WMI Exchange_Mailbox.LastLogonTime (2003), Get-MailboxStatistics LastLogonTime
             last_logon_at=utc(str(row["last_logon_at"])) if row.get("last_logon_at") else None,
+            copy=MailboxCopy(str(row.get("copy") or MailboxCopy.LIVE.value)),
         )
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:
@@ -211,8 +235,11 @@ class WinRmExchange:
             stores.append(store)
         raise ManualActionRequired(_esm_instructions(server, stores))
 
-    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
-        self._batched(server, "purge", _strings(guids), lambda chunk: {"guids": list(chunk)})
+    def purge_mailboxes(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> None:
+        self._batched(server, "purge", list(guids), lambda chunk: {
+            "guids": _strings(chunk), "stores": self._store_keys(server, chunk, stores)})
 
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
         self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
@@ -222,21 +249,25 @@ class WinRmExchange:
         server: str,
         pairs: Sequence[tuple[UUID, UUID]],
         connect_as: Mapping[UUID, ConnectAs] | None = None,
+        stores: Mapping[UUID, str] | None = None,
     ) -> None:
         how = dict(connect_as or {})
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
+            "stores": self._store_keys(server, [mailbox for mailbox, _ in chunk], stores),
             "users": [str(user) for _, user in chunk],
             "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
             "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
         })
 
-    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+    def reconnect_problems(
+        self, server: str, mailboxes: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, str]:
         if self._config(server, "reconnect_problems").version.legacy or not mailboxes:
             return {}
         found: dict[UUID, str] = {}
-        for rows in self._batched(server, "validate_reconnect", _strings(mailboxes),
-                                  lambda chunk: {"mailboxes": list(chunk)}):
+        for rows in self._batched(server, "validate_reconnect", list(mailboxes), lambda chunk: {
+                "mailboxes": _strings(chunk), "stores": self._store_keys(server, chunk, stores)}):
             found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
         return found
 
@@ -284,13 +315,19 @@ class WinRmExchange:
         return config
 
     def _exports(
-        self, config: ServerConfig, operation: str, guids: Collection[UUID]
+        self, config: ServerConfig, operation: str, guids: Collection[UUID],
+        stores: Mapping[UUID, str] | None = None,
     ) -> dict[UUID, ExportRef]:
         server, directory = config.server, config.export_directory
+
+        def values(chunk: Sequence[UUID]) -> dict[str, Value]:
+            if operation != "export":
+                return {"directory": directory, "guids": _strings(chunk)}
+            return {"directory": directory, "guids": _strings(chunk), "wait_s": _wait_s(config),
+                    "stores": self._store_keys(server, chunk, stores)}
+
         refs: dict[UUID, ExportRef] = {}
-        extra = {"wait_s": _wait_s(config)} if operation == "export" else {}
-        for found in self._batched(server, operation, _strings(guids), lambda chunk: {
-                "directory": directory, "guids": list(chunk), **extra}):
+        for found in self._batched(server, operation, list(guids), values):
             for guid, row in found.items():
                 refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
@@ -298,10 +335,15 @@ class WinRmExchange:
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         return self._exports(self._config(server, "exports"), "exports", guids)
 
-    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
-        return self._exports(self._transferring(server, "export"), "export", guids)
+    def export_mail(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, ExportRef]:
+        return self._exports(self._transferring(server, "export"), "export", guids, stores)
 
-    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+    def import_mail(
+        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        stores: Mapping[UUID, str] | None = None,
+    ) -> None:
         config = self._transferring(server, "import")
         directory = config.export_directory
         self._batched(server, "import", list(pairs), lambda chunk: {
@@ -311,6 +353,7 @@ class WinRmExchange:
             "export_servers": [ref.server for _, ref in chunk],
             "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
             "locations": [ref.location for _, ref in chunk],
+            "stores": self._store_keys(server, [guid for guid, _ in chunk], stores),
         })
 
 
