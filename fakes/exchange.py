@@ -62,6 +62,8 @@ from .replica import DcView
 from .timeline import Timeline
 
 Delivery = Literal["delivered", "queued", "undeliverable"]
+# Where the fake's exports are: a run writes them to its run directory (fakes.exports).
+FAKE_EXPORT_LOCATION = "`backups/mail/{server}/` in the run directory"
 DEFAULT_CLEANUP_INTERVAL_S = 86400.0
 
 
@@ -132,6 +134,9 @@ class FakeServer:
     mail_export_refusal: str | None = None
     # service -> the services that depend on it (Windows' DependentServices); none by default
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where a real server's exports go (a snapshot of one says; export_location): a rehearsal's
+    # plan names them as apply will. None: the run directory, where the fake writes them.
+    export_location: str | None = None
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
@@ -170,6 +175,7 @@ class FakeExchange:
         "reconnect_problems",
         "update_recipients",
         "mail_export_refusal",
+        "export_location",
         "exports",
         "export_mail",
         "import_mail",
@@ -437,6 +443,13 @@ class FakeExchange:
 
         return self._op("mail_export_refusal", server, None, (server,), action)
 
+    def export_location(self, server: str) -> str:
+        def action() -> str:
+            host = self._server(server, "exchange.export_location")
+            return host.export_location or FAKE_EXPORT_LOCATION.format(server=server)
+
+        return self._op("export_location", server, None, (server,), action)
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         wanted = list(guids)
 
@@ -601,6 +614,7 @@ class FakeExchange:
         roles: Collection[str] = (),
         site: str = "",
         dependents: Mapping[str, Sequence[str]] | None = None,
+        export_location: str | None = None,
     ) -> ExchangeServer:
         """A server reading AD through ``dc``, with these ``roles`` (default: the version's,
         ``default_roles``) in AD ``site``; by default its store and the transport services of
@@ -624,6 +638,7 @@ class FakeExchange:
             dict(services),
             mail_export_refusal=mail_export_refusal,
             dependents={name: tuple(names) for name, names in (dependents or {}).items()},
+            export_location=export_location,
         )
         return info
 
@@ -680,6 +695,11 @@ class FakeExchange:
             store.mailboxes[mailbox.guid] = mailbox
             if live:  # a recovery or soft-deleted copy shares the GUID of the live mailbox
                 self._mailbox_homes[mailbox.guid] = home
+
+    def locate_exports(self, server: str, location: str) -> None:
+        """Say where ``server``'s exports are (``export_location``): a rehearsal of a real
+        server names them as the real server's export tool writes them."""
+        self._servers[server].export_location = location
 
     def hold(self, server: str, recipient_legacy_dn: str, item: MailItem) -> None:
         """Put mail in ``server``'s queue as if its transport had been stopped."""

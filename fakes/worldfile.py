@@ -230,6 +230,7 @@ class _Server:
     roles: tuple[str, ...] = ()
     site: str = ""
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    export_location: str | None = None
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -392,6 +393,8 @@ class _Reader:
             _roles(data, at),
             text(data, "site", at) if data.get("site") not in (None, "") else "",
             _dependents(data, at),
+            text(data, "export_location", at) if data.get("export_location") is not None
+            else None,
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -596,6 +599,7 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             roles=server.roles,
             site=server.site,
             dependents=server.dependents,
+            export_location=server.export_location,
         )
     for store in server.stores:
         with _at(store.at):
@@ -731,6 +735,8 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["legacy_dn"] = server.legacy_dn
     if server.mail_export_refusal is not None:
         data["mail_export_refusal"] = server.mail_export_refusal
+    if server.export_location is not None:
+        data["export_location"] = server.export_location
     if info.roles != default_roles(info.version):
         data["roles"] = sorted(info.roles)
     if info.site:

@@ -221,6 +221,12 @@ class Exchange(Protocol):
         not one safe line of ExMerge's mailbox list): either way the plan shows it up front."""
         ...
 
+    def export_location(self, server: str) -> str:
+        """Where ``export_mail`` puts this server's exports, for the operator who must find
+        them again (rollback notes, the ticket): the directory and the machine that holds it,
+        as the server's export tool writes there."""
+        ...
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         """Existing exports of these mailboxes made by this run, each with what shows it is
         complete: its item ids, or the export tool's evidence, and the imports made of it."""
@@ -243,6 +249,7 @@ class Exchange(Protocol):
 
 EXCHANGE_READS = frozenset({
     "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
+    "export_location",
     "reconnect_problems", "running_dependents",
 })
 EXCHANGE_CHANGES = frozenset({

@@ -135,6 +135,8 @@ def _server(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
     refusal = exchange.mail_export_refusal(server.name)
     if refusal is not None:
         data["mail_export_refusal"] = refusal
+    # Where its exports go: the rehearsal's plan and rollback notes name them as apply will.
+    data["export_location"] = exchange.export_location(server.name)
     return data
 
 

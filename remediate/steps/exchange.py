@@ -6,7 +6,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import (
+    Change,
+    ChangeRecord,
+    Impact,
+    JsonValue,
+    NoOp,
+    Planned,
+    WouldFail,
+)
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import HOUR, Duration, Wording, endpoints_text
 from remediate.model import (
@@ -19,7 +27,7 @@ from remediate.model import (
     mailbox_key,
 )
 from remediate.recipient import home_mta, server_legacy_dn
-from remediate.steps.coverage import export_gap
+from remediate.steps.coverage import export_gap, where_exports_are
 from remediate.steps.recipient import STRIP_RECORD
 from remediate.steps.targets import (
     RECONNECT_BY_HAND,
@@ -143,6 +151,7 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
 class PurgeObservation:
     mailbox: MailboxInfo | None
     export_gap: str | None  # why no export made by this run holds all of it (None: one does)
+    export_location: str = ""  # where its export is (Exchange.export_location)
 
 
 class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
@@ -165,8 +174,8 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
         return (
-            "The exports are in `backups/mail/<server>/<mailbox guid>.*` in the run "
-            "directory.",
+            "The exports of the purged mailboxes that held mail are in:",
+            *where_exports_are((record.before for record in records), "export"),
             "To restore a purged mailbox: mail-enable the user again (Exchange 2000/2003: "
             "Exchange Tasks > Create Mailbox; 2007 and later: `Enable-Mailbox`), then "
             "import the export: ExMerge (Exchange 2000/2003, *Import data into an "
@@ -182,11 +191,12 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
         found = mailboxes_by_guid(ctx, server, [target.guid for target in targets])
         with_items = [guid for guid, box in found.items() if box.item_count]
         exports = ctx.world.exchange.exports(server, with_items) if with_items else {}
+        location = ctx.world.exchange.export_location(server) if with_items else ""
         result: dict[str, PurgeObservation] = {}
         for target in targets:
             box = found.get(target.guid)
             gap = None if box is None else export_gap(box, exports.get(target.guid))
-            result[target.key] = PurgeObservation(box, gap)
+            result[target.key] = PurgeObservation(box, gap, location)
         return result
 
     def plan(self, target: MailboxTarget, observation: PurgeObservation) -> Change:
@@ -206,10 +216,13 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
             )
         if not box.disconnected:
             return WouldFail(target.key, "still connected; run the cleanup agent first")
+        before: dict[str, JsonValue] = {"state": "disconnected", "items": box.item_count}
+        if box.item_count:
+            before["export"] = observation.export_location
         return Planned(
             target.key,
             "purge",
-            before={"state": "disconnected", "items": box.item_count},
+            before=before,
             after="purged",
             deletes=1,
         )

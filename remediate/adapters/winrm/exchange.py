@@ -332,6 +332,9 @@ class WinRmExchange:
                 refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
 
+    def export_location(self, server: str) -> str:
+        return export_location(self._config(server, "export_location"))
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         return self._exports(self._config(server, "exports"), "exports", guids)
 
@@ -355,6 +358,25 @@ class WinRmExchange:
             "locations": [ref.location for _, ref in chunk],
             "stores": self._store_keys(server, [guid for guid, _ in chunk], stores),
         })
+
+
+def export_location(config: ServerConfig) -> str:
+    """Where the export scripts put a server's exports, in words: ExMerge (2000/2003) runs on
+    the Exchange server and writes its .pst files to ``export_directory`` there (KB174197);
+    Exchange 2007 exports nothing through remediate (Export-Mailbox -PSTFolderPath runs only on
+    a 32-bit machine with Outlook, and writes to the folder given there); 2010 SP1 and later
+    write to the ``export_directory`` share, as the Exchange Trusted Subsystem
+    (New-MailboxExportRequest -FilePath: "the network share path of the .pst file")."""
+    directory, server = config.export_directory, config.server
+    if config.version.legacy:
+        return (f"`{directory}` on {server}, the Exchange server itself (ExMerge's "
+                "`<mailbox guid>.pst`, its log and the record of each export)")
+    if config.version is ExchangeVersion.E2007:
+        return (f"none from {server}: Exchange 2007 exports only with Export-Mailbox "
+                "-PSTFolderPath on a 32-bit management workstation with Outlook, to the folder "
+                "given there, on that workstation")
+    return (f"`{directory}` (`<mailbox guid>.pst` and the record of each export of {server}'s "
+            "mailboxes; New-MailboxExportRequest writes them as the Exchange Trusted Subsystem)")
 
 
 def _wait_s(config: ServerConfig) -> str:
