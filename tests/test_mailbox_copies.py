@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 from kb_support import load, parameters, scenario
-from winrm_support import WinRmWorld, serve
+from winrm_support import WinRmWorld, serve, snapshot_world
 
 from remediate import Engine, get_playbook
 from remediate.dn import parent_dn
@@ -162,3 +162,19 @@ def test_over_winrm_the_scripts_are_given_the_store_and_leave_the_copies(
     assert sent and all(call.parameters["stores"] and all(call.parameters["stores"])
                         for call in sent)
     assert_copies_untouched(fake, copies)
+
+
+@pytest.mark.winrm
+def test_a_snapshot_keeps_the_copies_so_the_inventory_plan_reports_them(
+    engine: Engine, copied_world: tuple[FakeWorld, Copies],
+) -> None:
+    """The inventory's plan rehearses on a snapshot read through the scripts: the recovery
+    store and the soft-deleted copies survive it, and are reported, not acted on."""
+    fake, copies = copied_world
+    playbook = get_playbook("kb278447")
+    with serve(fake) as site:
+        world = snapshot_world(site)
+        rehearsal = world.rehearsal()
+        planned = engine.plan(playbook, world, {"purge_blank": "true"})
+    assert_copies_untouched(rehearsal, copies)
+    assert planned.exit_code == EXIT_PENDING and _findings(planned)
