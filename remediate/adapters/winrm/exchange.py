@@ -22,13 +22,14 @@ from remediate.model import (
     utc,
 )
 from remediate.ports import ManualActionRequired
-from remediate.recipient import recipient_update_instructions
+from remediate.recipient import email_address_policy_instructions, recipient_update_instructions
 
 from .config import ServerConfig
 from .delivery import Value
 from .evidence import export_ref
 from .runner import ScriptRunner
 from .scripts import library, mail_export_refusal, missing_operation_hint
+from .scripts.cmdlets import lacks_update_recipient
 from .scripts.legacy import EXCHANGE_2000_REFUSAL
 
 MISSING_IMPORT_EXPORT_ROLE = (
@@ -275,6 +276,10 @@ class WinRmExchange:
         config = self._config(server, "update_recipients")
         if config.version.legacy:
             raise ManualActionRequired(recipient_update_instructions(server))
+        build = (self._describe(server).admin_display_version
+                 if config.version is ExchangeVersion.E2007 else None)
+        if build and lacks_update_recipient(build):
+            raise ManualActionRequired(email_address_policy_instructions(server, build))
         self._batched(server, "update_recipients", _strings(users),
                       lambda chunk: {"users": list(chunk)})
 

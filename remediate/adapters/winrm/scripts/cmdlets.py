@@ -633,10 +633,23 @@ REFUSAL_2010_RTM = (
 )
 
 
-def lacks_mailbox_requests(admin_display_version: str) -> bool:
-    """Whether a 2010 server of this AdminDisplayVersion predates SP1 (unreadable: not known)."""
+def _predates(admin_display_version: str, build: tuple[int, int]) -> bool:
+    """Whether a server of this AdminDisplayVersion is older than ``build`` (major, minor);
+    unreadable: not known, so not older."""
     found = _ADMIN_DISPLAY_VERSION.search(admin_display_version)
-    return found is not None and (int(found[1]), int(found[2])) < (14, 1)
+    return found is not None and (int(found[1]), int(found[2])) < build
+
+
+def lacks_mailbox_requests(admin_display_version: str) -> bool:
+    """Whether a 2010 server of this AdminDisplayVersion predates SP1 (14.1)."""
+    return _predates(admin_display_version, (14, 1))
+
+
+def lacks_update_recipient(admin_display_version: str) -> bool:
+    """Whether a 2007 server of this AdminDisplayVersion predates SP1 (8.1): Update-Recipient
+    "Applies to: Exchange Server 2007 SP1, Exchange Server 2007 SP2, Exchange Server 2007 SP3"
+    (bb738148), so Exchange 2007 RTM (8.0) does not have it."""
+    return _predates(admin_display_version, (8, 1))
 
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:
