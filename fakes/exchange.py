@@ -137,10 +137,15 @@ class FakeServer:
     # Where a real server's exports go (a snapshot of one says; export_location): a rehearsal's
     # plan names them as apply will. None: the run directory, where the fake writes them.
     export_location: str | None = None
+    # The databases (normalized DNs) this server holds a passive copy of (a 2010+ DAG): not
+    # its stores, and not read here (Get-MailboxStatistics -Server without -IncludePassive
+    # returns "statistics from active database copies only"), until a switchover activates it.
+    passive: set[str] = field(default_factory=set)
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
-        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue))
+        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue),
+                       passive=set(self.passive))
 
     def running(self, name: str) -> bool:
         """Whether the service runs (one this server lacks is taken as running: world files
@@ -695,6 +700,45 @@ class FakeExchange:
             store.mailboxes[mailbox.guid] = mailbox
             if live:  # a recovery or soft-deleted copy shares the GUID of the live mailbox
                 self._mailbox_homes[mailbox.guid] = home
+
+    def add_database_copy(self, store_dn: str, server: str) -> None:
+        """A passive copy of the database ``store_dn`` on ``server`` (Add-MailboxDatabaseCopy,
+        Exchange 2010 and later: a DAG's members run one version)."""
+        key = _normal(store_dn)
+        active = self._store_homes.get(key)
+        host = self._servers.get(server)
+        if active is None or host is None:
+            raise ValueError(f"no store {store_dn!r} or no server {server!r}")
+        version = self._servers[active].info.version
+        if version.legacy or version is ExchangeVersion.E2007 or active == server:
+            raise ValueError(f"{server} cannot hold a database copy of {store_dn!r} (a DAG is "
+                             "Exchange 2010 or later, and the copy is on another server)")
+        if host.info.version is not version:
+            raise ValueError(f"{server} runs Exchange {host.info.version}, {active} {version}")
+        host.passive.add(key)
+
+    def activate_copy(self, store_dn: str, server: str) -> None:
+        """A switchover (Move-ActiveMailboxDatabase): ``server``'s passive copy becomes the
+        active one, and the server that held it keeps a passive copy."""
+        key = _normal(store_dn)
+        host = self._servers[server]
+        if key not in host.passive:
+            raise ValueError(f"{server} holds no copy of {store_dn!r}")
+        old = self._servers[self._store_homes[key]]
+        store = old.stores.pop(key)
+        store.info = replace(store.info, server=server)
+        host.stores[key] = store
+        host.passive.discard(key)
+        old.passive.add(key)
+        self._store_homes[key] = server
+        for guid in store.mailboxes:
+            if self._mailbox_homes.get(guid) == (old.info.name, key):
+                self._mailbox_homes[guid] = (server, key)
+
+    def database_copies(self, store_dn: str) -> list[str]:
+        """The servers holding a passive copy of this database."""
+        key = _normal(store_dn)
+        return [name for name, server in self._servers.items() if key in server.passive]
 
     def locate_exports(self, server: str, location: str) -> None:
         """Say where ``server``'s exports are (``export_location``): a rehearsal of a real

@@ -183,6 +183,11 @@ def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeW
     _fill_directory(world.directory, objects, views, arrivals)
     for server in servers:
         _add_server(world, server)
+    for server in servers:  # a DAG's copies name servers that may come later in the file
+        for store in server.stores:
+            for index, holder in enumerate(store.passive_copies):
+                with _at(store.at.child("passive_copies").child(index)):
+                    world.exchange.add_database_copy(store.dn, holder)
     x_at = root.child("exchange")
     exchange = members(document, "exchange", root)
     for a_at, value in elements(exchange, "disabled_archives", x_at, optional=True):
@@ -217,6 +222,7 @@ class _Store(NamedTuple):
     dn: str
     mailboxes: list[FakeMailbox]
     recovery: bool
+    passive_copies: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -409,10 +415,12 @@ class _Reader:
         dn, normal = _dn(data, "dn", at)
         _unique(self.store_dns, normal, at, "dn", "store DN")
         recovery = flag(data, "recovery", at, default=False)
+        copies = tuple(_server_name(value, copy_at)
+                       for copy_at, value in elements(data, "passive_copies", at, optional=True))
         mailboxes = self.premade.pop(dn, None)
         if mailboxes is not None:
             return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn,
-                          mailboxes, recovery)
+                          mailboxes, recovery, copies)
         boxes = elements(data, "mailboxes", at)
         mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
         for index, mailbox in enumerate(mailboxes):
@@ -422,7 +430,7 @@ class _Reader:
             else:
                 _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
         return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes,
-                      recovery)
+                      recovery, copies)
 
     def mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
@@ -457,6 +465,12 @@ def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | N
     block = members(document, "scenario", root)
     check_depth(block, root.child("scenario"))
     return block
+
+
+def _server_name(value: object, at: At) -> str:
+    if not isinstance(value, str) or not value:
+        at.fail(f"expected a server name, got {kind_of(value)}")
+    return value
 
 
 def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:
@@ -724,6 +738,8 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
                 "storage_group": store.info.storage_group,
                 "dn": store.info.dn,
                 **({"recovery": True} if store.info.recovery else {}),
+                **({"passive_copies": copies}
+                   if (copies := world.exchange.database_copies(store.info.dn)) else {}),
                 "mailboxes": list(_mailboxes_json(store.mailboxes.values())),
             }
             for store in server.stores.values()

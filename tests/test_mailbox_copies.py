@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from kb_support import load, parameters, scenario
+from kb_support import load, parameters, scenario, snapshot
 from winrm_support import WinRmWorld, serve, snapshot_world
 
 from remediate import Engine, get_playbook
 from remediate.dn import parent_dn
 from remediate.engine.runner import EXIT_DONE, EXIT_PENDING, RunResult
 from remediate.errors import PermanentError
-from remediate.fakes import FakeWorld
+from remediate.fakes import FakeWorld, world_from_json
 from remediate.fakes.exchange import FakeMailbox
 from remediate.fakes.packed import PackedItems
 from remediate.model import RECOVERY_STORAGE_GROUP, MailboxCopy, MailboxInfo, MailItem
@@ -178,3 +178,41 @@ def test_a_snapshot_keeps_the_copies_so_the_inventory_plan_reports_them(
         planned = engine.plan(playbook, world, {"purge_blank": "true"})
     assert_copies_untouched(rehearsal, copies)
     assert planned.exit_code == EXIT_PENDING and _findings(planned)
+
+
+def dag(world: FakeWorld) -> dict[str, str]:
+    """Each server's database copied to every other server (one DAG); returns each database's
+    DN by the server where its copy is active."""
+    exchange = world.exchange
+    names = [server.name for server in exchange.servers()]
+    active = {name: exchange.stores(name)[0].dn for name in names}
+    for name, dn in active.items():
+        for other in names:
+            if other != name:
+                exchange.add_database_copy(dn, other)
+    return active
+
+
+def test_a_replicated_database_is_read_once_where_its_copy_is_active(engine: Engine) -> None:
+    doc = scenario("kb842101", 6, seed=5, version="2016", servers=2)
+    world = load(doc)
+    databases = dag(world)
+    listed = [box.key for name in databases for box in world.exchange.mailboxes(name)]
+    assert len(listed) == len(set(listed))  # a passive copy is not read
+    saved = snapshot(world)
+    assert snapshot(world_from_json(saved)) == saved  # the DAG is kept
+    assert [store.get("passive_copies") for server in saved["exchange"]["servers"]
+            for store in server["stores"]] == [[name] for name in reversed(databases)]
+
+    first, second = databases
+    moved = {box.guid for box in world.exchange.mailboxes(first)}
+    world.exchange.activate_copy(databases[first], second)  # a switchover
+    assert not world.exchange.mailboxes(first)
+    assert moved <= {box.guid for box in world.exchange.mailboxes(second)}
+
+    playbook = get_playbook("kb842101")
+    planned = engine.plan(playbook, world, parameters(doc))
+    assert planned.exit_code == EXIT_PENDING
+    assert {r.endpoint for r in planned.changes if r.step == "purge-mailbox"} == {
+        f"exchange:{second}"}  # both databases are active there now
+    assert apply_confirmed(engine, playbook, world, parameters(doc)).exit_code == EXIT_DONE
