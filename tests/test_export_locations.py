@@ -11,9 +11,12 @@ from kb_support import load, scenario
 from winrm_support import EXPORT_SHARE, serve, snapshot_world
 
 from remediate import Engine, get_playbook
+from remediate.adapters.winrm import ServerConfig
 from remediate.adapters.winrm.config import LOCAL_EXPORT_DIRECTORY
+from remediate.adapters.winrm.exchange import export_location
 from remediate.cli.ticket import render_markdown
 from remediate.engine.runner import EXIT_DONE, EXIT_PENDING, RunResult
+from remediate.model import ExchangeVersion
 from remediate.steps.mail import ExportMail, ImportMail
 from remediate.testing import apply_confirmed
 
@@ -69,3 +72,16 @@ def test_a_world_file_run_names_its_run_directory(engine: Engine) -> None:
     assert _where(planned, "export-mail", "to") == {
         "`backups/mail/EXCH01/` in the run directory"}
     assert "`backups/mail/EXCH01/` in the run directory" in _rollback(planned, ExportMail)
+
+
+@pytest.mark.parametrize(("version", "directory", "said"), [
+    ("2003", "D:\\pst`s", "``D:\\pst`s`` on EXCH01, the Exchange server itself"),
+    ("2016", "\\\\fs01\\pst`s$", "``\\\\fs01\\pst`s$`` (`<mailbox guid>.pst`"),
+])
+def test_a_directory_with_a_backtick_stays_one_code_span(
+    version: str, directory: str, said: str,
+) -> None:
+    config = ServerConfig(host="exch01.corp.example", name="EXCH01",
+                          version=ExchangeVersion(version), identity="CORP\\svc",
+                          password=lambda: "unused", export_directory=directory)
+    assert export_location(config).startswith(said)

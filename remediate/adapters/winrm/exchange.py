@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from remediate.errors import PermanentError, Refused
+from remediate.markdown import code
 from remediate.model import (
     ConnectAs,
     ExchangeServer,
@@ -374,13 +375,13 @@ def export_location(config: ServerConfig) -> str:
     (New-MailboxExportRequest -FilePath: "the network share path of the .pst file")."""
     directory, server = config.export_directory, config.server
     if config.version.legacy:
-        return (f"`{directory}` on {server}, the Exchange server itself (ExMerge's "
+        return (f"{code(directory)} on {server}, the Exchange server itself (ExMerge's "
                 "`<mailbox guid>.pst`, its log and the record of each export)")
     if config.version is ExchangeVersion.E2007:
         return (f"none from {server}: Exchange 2007 exports only with Export-Mailbox "
                 "-PSTFolderPath on a 32-bit management workstation with Outlook, to the folder "
                 "given there, on that workstation")
-    return (f"`{directory}` (`<mailbox guid>.pst` and the record of each export of {server}'s "
+    return (f"{code(directory)} (`<mailbox guid>.pst` and the record of each export of {server}'s "
             "mailboxes; New-MailboxExportRequest writes them as the Exchange Trusted Subsystem)")
 
 
