@@ -32,15 +32,19 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 # Get-MailboxDatabase -Server lists every database with a copy on the server, a DAG's passive
 # copies too; its Server property is the server hosting the database (Get-MailboxDatabase.md),
 # so a database is this server's store only where that is this server (its mailboxes are read
-# where the copy is active: Get-MailboxStatistics -Server without -IncludePassive). Recovery
-# marks a recovery database.
+# where the copy is active: Get-MailboxStatistics -Server without -IncludePassive). Server is an
+# ADObjectId (its Name) in a local shell and a string (a name or FQDN) through 2010+ remoting.
+# Recovery marks a recovery database.
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $server = Get-ExchangeServer -Identity $env:COMPUTERNAME -Status
     $stores = @()
     foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
-        $holder = ([string]$database.Server).Split('.')[0]
+        $holder = [string]$database.Server.Name
+        if (-not $holder) {
+            $holder = ([string]$database.Server).Split('.')[0]
+        }
         if ($holder -and $holder -ne $env:COMPUTERNAME) {
             continue
         }
