@@ -26,7 +26,7 @@ from remediate.fakes.exchange import FakeMailbox
 from remediate.fakes.packed import PackedItems
 from remediate.model import RECOVERY_STORAGE_GROUP, MailboxCopy, MailboxInfo, MailItem
 from remediate.ports import World
-from remediate.testing import apply_confirmed
+from remediate.testing import apply_confirmed, assert_plan_matches_apply
 
 MOVED_AT = datetime(2026, 10, 20, 9, 0, tzinfo=UTC)
 COPY_LEFT_ALONE = "mailbox-copy-left-alone"
@@ -132,9 +132,9 @@ def test_kb842101_purges_the_live_mailboxes_and_verifies_despite_the_copies(
     copies = add_copies(world, soft_deleted=version != "2003")
     params = parameters(doc)
     playbook = get_playbook("kb842101")
-    planned = engine.plan(playbook, world, params)
+    planned = engine.plan(playbook, world.rehearsal(), params)
     assert planned.exit_code == EXIT_PENDING and _findings(planned)
-    applied = apply_confirmed(engine, playbook, world, params)
+    applied = assert_plan_matches_apply(engine, playbook, world, params)
     assert applied.exit_code == EXIT_DONE
     assert_copies_untouched(world, copies)
 
