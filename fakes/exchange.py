@@ -42,6 +42,7 @@ from remediate.model import (
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
+    MailboxCopy,
     MailboxInfo,
     MailboxKind,
     MailItem,
@@ -61,6 +62,8 @@ from .replica import DcView
 from .timeline import Timeline
 
 Delivery = Literal["delivered", "queued", "undeliverable"]
+# Where the fake's exports are: a run writes them to its run directory (fakes.exports).
+FAKE_EXPORT_LOCATION = "`backups/mail/{server}/` in the run directory"
 DEFAULT_CLEANUP_INTERVAL_S = 86400.0
 
 
@@ -84,6 +87,11 @@ class FakeMailbox:
     items: PackedItems = NO_ITEMS
     created_at: datetime | None = None
     last_logon_at: datetime | None = None
+    # DisconnectReason SoftDeleted (2010+): what a mailbox move leaves in its source database
+    # until the retention ends or Remove-StoreMailbox -MailboxState SoftDeleted purges it
+    # (Remove-StoreMailbox.md); Connect-Mailbox does not take it, New-MailboxRestoreRequest reads
+    # it (New-MailboxRestoreRequest.md). It keeps the moved mailbox's GUID.
+    soft_deleted: bool = False
 
     @property
     def item_ids(self) -> ItemIds:
@@ -95,6 +103,15 @@ class FakeMailbox:
 class FakeStore:
     info: Store
     mailboxes: dict[UUID, FakeMailbox] = field(default_factory=dict)
+
+    def copy_kind(self, mailbox: FakeMailbox) -> MailboxCopy:
+        """Whether ``mailbox`` here is the mailbox itself or a copy sharing its GUID: every
+        mailbox of a recovery storage group or recovery database is a restored copy (KB824126;
+        Get-MailboxStatistics -Server lists recovery databases with the rest), and a
+        soft-deleted one is a move's leftover."""
+        if self.info.recovery:
+            return MailboxCopy.RECOVERY
+        return MailboxCopy.SOFT_DELETED if mailbox.soft_deleted else MailboxCopy.LIVE
 
 
 class HeldMail(NamedTuple):
@@ -117,10 +134,18 @@ class FakeServer:
     mail_export_refusal: str | None = None
     # service -> the services that depend on it (Windows' DependentServices); none by default
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where a real server's exports go (a snapshot of one says; export_location): a rehearsal's
+    # plan names them as apply will. None: the run directory, where the fake writes them.
+    export_location: str | None = None
+    # The databases (normalized DNs) this server holds a passive copy of (a 2010+ DAG): not
+    # its stores, and not read here (Get-MailboxStatistics -Server without -IncludePassive
+    # returns "statistics from active database copies only"), until a switchover activates it.
+    passive: set[str] = field(default_factory=set)
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
-        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue))
+        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue),
+                       passive=set(self.passive))
 
     def running(self, name: str) -> bool:
         """Whether the service runs (one this server lacks is taken as running: world files
@@ -155,6 +180,7 @@ class FakeExchange:
         "reconnect_problems",
         "update_recipients",
         "mail_export_refusal",
+        "export_location",
         "exports",
         "export_mail",
         "import_mail",
@@ -225,7 +251,7 @@ class FakeExchange:
             if wanted is None:
                 found = [(s, m) for s in host.stores.values() for m in s.mailboxes.values()]
             else:
-                found = [pair for guid in wanted if (pair := self._find(host, guid)) is not None]
+                found = [pair for guid in wanted for pair in self._copies(host, guid)]
             view = self._directory.view(host.info.dc)
             return [_info(host, store, mailbox, view) for store, mailbox in found]
 
@@ -281,12 +307,16 @@ class FakeExchange:
 
         self._op("run_cleanup_agent", server, None, (server, wanted), action)
 
-    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
+    def purge_mailboxes(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> None:
         wanted = list(guids)
+        where = dict(stores or {})
 
         def action() -> None:
             host = self._server(server, "exchange.purge_mailboxes")
-            doomed = [self._disconnected(host, guid, "exchange.purge_mailboxes") for guid in wanted]
+            doomed = [self._disconnected(host, guid, "exchange.purge_mailboxes", where.get(guid))
+                      for guid in wanted]
             for store, mailbox in doomed:
                 store.mailboxes.pop(mailbox.guid, None)
                 self._mailbox_homes.pop(mailbox.guid, None)
@@ -310,11 +340,14 @@ class FakeExchange:
 
         self._op("disable_mailboxes", server, None, (server, wanted), action)
 
-    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+    def reconnect_problems(
+        self, server: str, mailboxes: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, str]:
         """Connect-Mailbox -ValidateOnly as far as the fake knows it: a mailbox that is not on
-        the server, or that a user (as the server's DC sees it) is connected to, cannot be
-        connected. What else a real server checks is unknown here."""
+        the server (in the store given), or that a user (as the server's DC sees it) is
+        connected to, cannot be connected. What else a real server checks is unknown here."""
         wanted = list(mailboxes)
+        where = dict(stores or {})
 
         def action() -> dict[UUID, str]:
             host = self._server(server, "exchange.reconnect_problems")
@@ -323,8 +356,11 @@ class FakeExchange:
             view = self._directory.view(host.info.dc)
             problems: dict[UUID, str] = {}
             for guid in wanted:
-                if self._find(host, guid) is None:
+                found = self._find(host, guid)
+                if found is None:
                     problems[guid] = f"no mailbox {guid} on {server}"
+                elif guid in where and _normal(where[guid]) != _normal(found[0].info.dn):
+                    problems[guid] = f"mailbox {guid} is not in the store {where[guid]}"
                 elif (owner := view.mailbox_owner(guid)) is not None:
                     problems[guid] = f"mailbox {guid} is connected to the user {owner}"
             return problems
@@ -344,9 +380,11 @@ class FakeExchange:
         server: str,
         pairs: Sequence[tuple[UUID, UUID]],
         connect_as: Mapping[UUID, ConnectAs] | None = None,
+        stores: Mapping[UUID, str] | None = None,
     ) -> None:
         wanted = list(pairs)
         how = dict(connect_as or {})
+        where = dict(stores or {})
         operation = "exchange.reconnect_mailboxes"
 
         def action() -> None:
@@ -360,7 +398,8 @@ class FakeExchange:
                     "homeMDB, msExchHomeServerName, legacyExchangeDN)",
                 )
             _refuse_repeats(wanted, server, operation)
-            checked = [self._reconnectable(host, mailbox, user) for mailbox, user in wanted]
+            checked = [self._reconnectable(host, mailbox, user, where.get(mailbox))
+                       for mailbox, user in wanted]
             for store, mailbox, user in checked:
                 link: dict[str, str | list[str] | None] = {
                     "msExchMailboxGuid": str(mailbox.guid),
@@ -409,6 +448,13 @@ class FakeExchange:
 
         return self._op("mail_export_refusal", server, None, (server,), action)
 
+    def export_location(self, server: str) -> str:
+        def action() -> str:
+            host = self._server(server, "exchange.export_location")
+            return host.export_location or FAKE_EXPORT_LOCATION.format(server=server)
+
+        return self._op("export_location", server, None, (server,), action)
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         wanted = list(guids)
 
@@ -419,12 +465,16 @@ class FakeExchange:
 
         return self._op("exports", server, None, (server, wanted), action)
 
-    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+    def export_mail(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, ExportRef]:
         wanted = list(guids)
+        where = dict(stores or {})
 
         def action() -> dict[UUID, ExportRef]:
             host = self._transferring(server, "exchange.export_mail")
-            mailboxes = [self._mailbox(host, guid, "exchange.export_mail")[1] for guid in wanted]
+            mailboxes = [self._in_store(host, guid, where.get(guid), "exchange.export_mail")[1]
+                         for guid in wanted]
             locations = self.sink.write(server, [(box.guid, box.items) for box in mailboxes])
             return {
                 mailbox.guid: ExportRef(server, mailbox.guid, location, mailbox.item_ids)
@@ -433,13 +483,17 @@ class FakeExchange:
 
         return self._op("export_mail", server, None, (server, wanted), action)
 
-    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+    def import_mail(
+        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        stores: Mapping[UUID, str] | None = None,
+    ) -> None:
         wanted = list(pairs)
+        where = dict(stores or {})
         operation = "exchange.import_mail"
 
         def action() -> None:
             host = self._transferring(server, operation)
-            loads = [self._importable(host, guid, ref) for guid, ref in wanted]
+            loads = [self._importable(host, guid, ref, where.get(guid)) for guid, ref in wanted]
             for guid, items in loads:
                 store, mailbox = self._mailbox(host, guid, operation)
                 store.mailboxes[guid] = _with_items(mailbox, items)
@@ -534,7 +588,11 @@ class FakeExchange:
         disconnected, and clear the mark where a user points at it again."""
         view = self._directory.view(host.info.dc)
         for store in stores:
+            if store.info.recovery:  # no user is ever connected to a recovery store
+                continue
             for mailbox in list(store.mailboxes.values()):
+                if mailbox.soft_deleted:  # a move's leftover stays soft-deleted
+                    continue
                 owned = view.mailbox_owner(mailbox.guid) is not None
                 if owned == (mailbox.disconnected_at is not None):
                     mark = None if owned else moment
@@ -561,6 +619,7 @@ class FakeExchange:
         roles: Collection[str] = (),
         site: str = "",
         dependents: Mapping[str, Sequence[str]] | None = None,
+        export_location: str | None = None,
     ) -> ExchangeServer:
         """A server reading AD through ``dc``, with these ``roles`` (default: the version's,
         ``default_roles``) in AD ``site``; by default its store and the transport services of
@@ -584,17 +643,22 @@ class FakeExchange:
             dict(services),
             mail_export_refusal=mail_export_refusal,
             dependents={name: tuple(names) for name, names in (dependents or {}).items()},
+            export_location=export_location,
         )
         return info
 
-    def add_store(self, server: str, name: str, storage_group: str, dn: str) -> Store:
+    def add_store(
+        self, server: str, name: str, storage_group: str, dn: str, *, recovery: bool = False
+    ) -> Store:
+        """A store (2000/2003) or database (2007+); ``recovery``: a recovery storage group's
+        store or a recovery database, holding restored copies of other stores' mailboxes."""
         host = self._servers.get(server)
         if host is None:
             raise ValueError(f"no server {server!r}")
         key = normalize(dn)
         if key in self._store_homes:
             raise ValueError(f"store DN {dn!r} is already used")
-        info = Store(server, name, storage_group, dn)
+        info = Store(server, name, storage_group, dn, recovery)
         host.stores[key] = FakeStore(info)
         self._store_homes[key] = server
         return info
@@ -627,13 +691,59 @@ class FakeExchange:
         store = self._servers[server].stores[key]
         home = (server, key)  # one tuple shared by the store's mailboxes
         for mailbox in mailboxes:
-            if mailbox.guid in self._mailbox_homes:
+            live = store.copy_kind(mailbox) is MailboxCopy.LIVE
+            if mailbox.guid in store.mailboxes or (live and mailbox.guid in self._mailbox_homes):
                 raise ValueError(f"mailbox GUID {mailbox.guid} is already used")
             ids = mailbox.item_ids
             if len(set(ids)) != len(ids):
                 raise ValueError(f"mailbox {mailbox.guid} holds two items with one id")
             store.mailboxes[mailbox.guid] = mailbox
-            self._mailbox_homes[mailbox.guid] = home
+            if live:  # a recovery or soft-deleted copy shares the GUID of the live mailbox
+                self._mailbox_homes[mailbox.guid] = home
+
+    def add_database_copy(self, store_dn: str, server: str) -> None:
+        """A passive copy of the database ``store_dn`` on ``server`` (Add-MailboxDatabaseCopy,
+        Exchange 2010 and later: a DAG's members run one version)."""
+        key = _normal(store_dn)
+        active = self._store_homes.get(key)
+        host = self._servers.get(server)
+        if active is None or host is None:
+            raise ValueError(f"no store {store_dn!r} or no server {server!r}")
+        version = self._servers[active].info.version
+        if version.legacy or version is ExchangeVersion.E2007 or active == server:
+            raise ValueError(f"{server} cannot hold a database copy of {store_dn!r} (a DAG is "
+                             "Exchange 2010 or later, and the copy is on another server)")
+        if host.info.version is not version:
+            raise ValueError(f"{server} runs Exchange {host.info.version}, {active} {version}")
+        host.passive.add(key)
+
+    def activate_copy(self, store_dn: str, server: str) -> None:
+        """A switchover (Move-ActiveMailboxDatabase): ``server``'s passive copy becomes the
+        active one, and the server that held it keeps a passive copy."""
+        key = _normal(store_dn)
+        host = self._servers[server]
+        if key not in host.passive:
+            raise ValueError(f"{server} holds no copy of {store_dn!r}")
+        old = self._servers[self._store_homes[key]]
+        store = old.stores.pop(key)
+        store.info = replace(store.info, server=server)
+        host.stores[key] = store
+        host.passive.discard(key)
+        old.passive.add(key)
+        self._store_homes[key] = server
+        for guid in store.mailboxes:
+            if self._mailbox_homes.get(guid) == (old.info.name, key):
+                self._mailbox_homes[guid] = (server, key)
+
+    def database_copies(self, store_dn: str) -> list[str]:
+        """The servers holding a passive copy of this database."""
+        key = _normal(store_dn)
+        return [name for name, server in self._servers.items() if key in server.passive]
+
+    def locate_exports(self, server: str, location: str) -> None:
+        """Say where ``server``'s exports are (``export_location``): a rehearsal of a real
+        server names them as the real server's export tool writes them."""
+        self._servers[server].export_location = location
 
     def hold(self, server: str, recipient_legacy_dn: str, item: MailItem) -> None:
         """Put mail in ``server``'s queue as if its transport had been stopped."""
@@ -708,11 +818,36 @@ class FakeExchange:
         return store
 
     def _find(self, host: FakeServer, guid: UUID) -> tuple[FakeStore, FakeMailbox] | None:
+        """The live mailbox ``guid`` on ``host``: what an action on it acts on."""
         home = self._mailbox_homes.get(guid)
         if home is None or home[0] != host.info.name:
             return None
         store = host.stores[home[1]]
         return store, store.mailboxes[guid]
+
+    @staticmethod
+    def _copies(host: FakeServer, guid: UUID) -> list[tuple[FakeStore, FakeMailbox]]:
+        """Every mailbox with this GUID on ``host``: the live one and its copies."""
+        return [(store, store.mailboxes[guid]) for store in host.stores.values()
+                if guid in store.mailboxes]
+
+    def _in_store(
+        self, host: FakeServer, guid: UUID, store_dn: str | None, operation: str
+    ) -> tuple[FakeStore, FakeMailbox]:
+        """The live mailbox ``guid`` where the caller saw it (``store_dn``; None: wherever it
+        is). A recovery or soft-deleted copy is never acted on: Reconnect() and Connect-Mailbox
+        do not apply to it, and a purge or export of it would not be of the user's mailbox."""
+        store, mailbox = self._mailbox(host, guid, operation)
+        if store_dn is not None and _normal(store_dn) != _normal(store.info.dn):
+            kinds = {_normal(s.info.dn): s.copy_kind(m).value for s, m in self._copies(host, guid)}
+            seen = kinds.get(_normal(store_dn))
+            what = f"only a {seen} copy of it is" if seen else "it is not"
+            raise PermanentError(
+                f"mailbox {guid} on {host.info.name}: {what} in the store {store_dn}; the "
+                f"mailbox itself is in {store.info.dn}",
+                endpoint=host.info.name, operation=operation, target=str(guid),
+                hint="plan again: the mailbox moved since the plan was made")
+        return store, mailbox
 
     def _mailbox(
         self, host: FakeServer, guid: UUID, operation: str
@@ -730,9 +865,9 @@ class FakeExchange:
         return found
 
     def _disconnected(
-        self, host: FakeServer, guid: UUID, operation: str
+        self, host: FakeServer, guid: UUID, operation: str, store_dn: str | None = None
     ) -> tuple[FakeStore, FakeMailbox]:
-        store, mailbox = self._mailbox(host, guid, operation)
+        store, mailbox = self._in_store(host, guid, store_dn, operation)
         if mailbox.disconnected_at is None:
             raise PermanentError(
                 f"mailbox {guid} ({mailbox.display_name}) on {host.info.name} is not disconnected",
@@ -759,10 +894,10 @@ class FakeExchange:
         return entry
 
     def _reconnectable(
-        self, host: FakeServer, guid: UUID, user: UUID
+        self, host: FakeServer, guid: UUID, user: UUID, store_dn: str | None = None
     ) -> tuple[FakeStore, FakeMailbox, DirectoryEntry]:
         operation = "exchange.reconnect_mailboxes"
-        store, mailbox = self._disconnected(host, guid, operation)
+        store, mailbox = self._disconnected(host, guid, operation, store_dn)
         entry = self._user(host, user, operation)
         if entry.mail_enabled:
             raise PermanentError(
@@ -802,10 +937,10 @@ class FakeExchange:
         return ExportRef(server, guid, location, tuple(item.id for item in items))
 
     def _importable(
-        self, host: FakeServer, guid: UUID, ref: ExportRef
+        self, host: FakeServer, guid: UUID, ref: ExportRef, store_dn: str | None = None
     ) -> tuple[UUID, tuple[MailItem, ...]]:
         operation = "exchange.import_mail"
-        self._mailbox(host, guid, operation)
+        self._in_store(host, guid, store_dn, operation)
         if self._owner(host, guid) is None:
             raise PermanentError(
                 f"mailbox {guid} on {host.info.name} is not connected to any user",
@@ -843,6 +978,7 @@ def _info(host: FakeServer, store: FakeStore, mailbox: FakeMailbox, view: DcView
         owner=view.mailbox_owner(mailbox.guid),
         last_logon_at=mailbox.last_logon_at,
         created_at=mailbox.created_at,
+        copy=store.copy_kind(mailbox),
     )
 
 

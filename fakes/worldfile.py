@@ -133,7 +133,10 @@ class WorldAssembler:
         """A mailbox of the document (``mailboxes`` element shape), read and checked now."""
         self._read += 1
         at = At(source=self._source).child("mailboxes").child(self._read - 1)
-        return self._reader.mailbox(value, at)
+        mailbox = self._reader.mailbox(value, at)
+        # Read ahead without its store: unique across the world (no recovery copies here).
+        _unique(self._reader.mailboxes, mailbox.guid, at, "guid", "mailbox GUID")
+        return mailbox
 
     def world(
         self, document: object, mailboxes: Mapping[str, list[FakeMailbox]]
@@ -181,6 +184,11 @@ def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeW
     _fill_directory(world.directory, objects, views, arrivals)
     for server in servers:
         _add_server(world, server)
+    for server in servers:  # a DAG's copies name servers that may come later in the file
+        for store in server.stores:
+            for index, holder in enumerate(store.passive_copies):
+                with _at(store.at.child("passive_copies").child(index)):
+                    world.exchange.add_database_copy(store.dn, holder)
     x_at = root.child("exchange")
     exchange = members(document, "exchange", root)
     for a_at, value in elements(exchange, "disabled_archives", x_at, optional=True):
@@ -214,6 +222,8 @@ class _Store(NamedTuple):
     storage_group: str
     dn: str
     mailboxes: list[FakeMailbox]
+    recovery: bool
+    passive_copies: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -227,6 +237,7 @@ class _Server:
     roles: tuple[str, ...] = ()
     site: str = ""
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    export_location: str | None = None
     stores: list[_Store] = field(default_factory=list)
     queue: list[tuple[str, MailItem]] = field(default_factory=list)
 
@@ -247,6 +258,8 @@ class _Reader:
     servers: dict[str, At] = field(default_factory=dict)
     store_dns: dict[str, At] = field(default_factory=dict)
     mailboxes: dict[UUID, At] = field(default_factory=dict)
+    # Recovery and soft-deleted copies share a live mailbox's GUID: unique per store only.
+    copies: dict[tuple[str, UUID], At] = field(default_factory=dict)
     # Mailboxes read ahead (WorldAssembler), by store DN as the document spells it.
     premade: dict[str, list[FakeMailbox]] = field(default_factory=dict)
 
@@ -387,6 +400,8 @@ class _Reader:
             _roles(data, at),
             text(data, "site", at) if data.get("site") not in (None, "") else "",
             _dependents(data, at),
+            text(data, "export_location", at) if data.get("export_location") is not None
+            else None,
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -400,16 +415,27 @@ class _Reader:
         data = as_object(value, at)
         dn, normal = _dn(data, "dn", at)
         _unique(self.store_dns, normal, at, "dn", "store DN")
+        recovery = flag(data, "recovery", at, default=False)
+        copies = tuple(_server_name(value, copy_at)
+                       for copy_at, value in elements(data, "passive_copies", at, optional=True))
         mailboxes = self.premade.pop(dn, None)
-        if mailboxes is None:
-            boxes = elements(data, "mailboxes", at)
-            mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
-        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes)
+        if mailboxes is not None:
+            return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn,
+                          mailboxes, recovery, copies)
+        boxes = elements(data, "mailboxes", at)
+        mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
+        for index, mailbox in enumerate(mailboxes):
+            box_at = at.child("mailboxes").child(index)
+            if recovery or mailbox.soft_deleted:
+                _unique(self.copies, (normal, mailbox.guid), box_at, "guid", "mailbox GUID")
+            else:
+                _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
+        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes,
+                      recovery, copies)
 
     def mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
         guid = uuid(data, "guid", at)
-        _unique(self.mailboxes, guid, at, "guid", "mailbox GUID")
         disconnected = optional_moment(data, "disconnected_at", at)
         if disconnected is not None:
             self.saw(disconnected)
@@ -429,7 +455,8 @@ class _Reader:
             at.child("last_logon_at").fail(
                 "is before created_at: a mailbox is logged on to only once it exists")
         return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items),
-                           created_at=created, last_logon_at=logon)
+                           created_at=created, last_logon_at=logon,
+                           soft_deleted=flag(data, "soft_deleted", at, default=False))
 
 
 def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | None:
@@ -439,6 +466,12 @@ def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | N
     block = members(document, "scenario", root)
     check_depth(block, root.child("scenario"))
     return block
+
+
+def _server_name(value: object, at: At) -> str:
+    if not isinstance(value, str) or not value:
+        at.fail(f"expected a server name, got {kind_of(value)}")
+    return value
 
 
 def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> None:
@@ -581,10 +614,12 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             roles=server.roles,
             site=server.site,
             dependents=server.dependents,
+            export_location=server.export_location,
         )
     for store in server.stores:
         with _at(store.at):
-            exchange.add_store(name, store.name, store.storage_group, store.dn)
+            exchange.add_store(name, store.name, store.storage_group, store.dn,
+                               recovery=store.recovery)
             exchange.add_mailboxes(store.dn, store.mailboxes)
     for recipient, item in server.queue:
         exchange.hold(name, recipient, item)
@@ -703,6 +738,9 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
                 "name": store.info.name,
                 "storage_group": store.info.storage_group,
                 "dn": store.info.dn,
+                **({"recovery": True} if store.info.recovery else {}),
+                **({"passive_copies": copies}
+                   if (copies := world.exchange.database_copies(store.info.dn)) else {}),
                 "mailboxes": list(_mailboxes_json(store.mailboxes.values())),
             }
             for store in server.stores.values()
@@ -714,6 +752,8 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         data["legacy_dn"] = server.legacy_dn
     if server.mail_export_refusal is not None:
         data["mail_export_refusal"] = server.mail_export_refusal
+    if server.export_location is not None:
+        data["export_location"] = server.export_location
     if info.roles != default_roles(info.version):
         data["roles"] = sorted(info.roles)
     if info.site:
@@ -737,6 +777,8 @@ def _mailboxes_json(mailboxes: Iterable[FakeMailbox]) -> Iterator[dict[str, obje
             if mailbox.disconnected_at
             else None,
         }
+        if mailbox.soft_deleted:
+            data["soft_deleted"] = True
         if mailbox.created_at is not None:
             data["created_at"] = format_time(mailbox.created_at)
         if mailbox.last_logon_at is not None:

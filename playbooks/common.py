@@ -6,8 +6,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import JsonValue
-from remediate.model import ExchangeServer, ExchangeVersion, MailboxInfo
+from remediate.engine.changes import Finding, JsonValue
+from remediate.model import ExchangeServer, ExchangeVersion, MailboxCopy, MailboxInfo
 from remediate.ports import Exchange
 
 
@@ -29,17 +29,49 @@ class ServerInfo:
         return ServerInfo(server.name, server.version, server.dc)
 
 
+# A recovery or soft-deleted copy sharing a mailbox's GUID: reported, never acted on.
+COPY_LEFT_ALONE = "mailbox-copy-left-alone"
+
+
 def locate_mailboxes(
     exchange: Exchange, servers: Iterable[ExchangeServer], guids: Collection[UUID]
-) -> dict[UUID, MailboxInfo]:
-    """Find these mailboxes on any server: one call per server."""
+) -> tuple[dict[UUID, MailboxInfo], list[MailboxInfo]]:
+    """Find these mailboxes on any server (one call per server): the mailboxes themselves by
+    GUID, and the recovery and soft-deleted copies that share their GUIDs."""
     found: dict[UUID, MailboxInfo] = {}
+    copies: list[MailboxInfo] = []
     if not guids:
-        return found
+        return found, copies
     for server in servers:
         for box in exchange.mailboxes(server.name, guids):
-            found.setdefault(box.guid, box)
-    return found
+            if box.live:
+                found.setdefault(box.guid, box)
+            else:
+                copies.append(box)
+    return found, copies
+
+
+def copies_left_alone(copies: Iterable[MailboxInfo], guids: Collection[UUID]) -> list[Finding]:
+    """What the operator is told about each copy of these mailboxes that the run leaves alone
+    (a recovery copy is never delivered to and cannot be reconnected; a soft-deleted one is a
+    move's leftover, read only by New-MailboxRestoreRequest)."""
+    wanted = set(guids)
+    return [
+        Finding(COPY_LEFT_ALONE, f"{box.server} {box.store_dn}",
+                f"mailbox {box.guid} ({box.display_name}, {box.item_count} items) is also in "
+                f"this store as a {box.copy.value} copy; the run acts only on the mailbox itself "
+                f"and leaves this copy as it is: {_COPY_ADVICE[box.copy]}")
+        for box in copies if box.guid in wanted and not box.live
+    ]
+
+
+_COPY_ADVICE = {
+    MailboxCopy.RECOVERY: "remove the recovery storage group or recovery database when its "
+    "restore is finished",
+    MailboxCopy.SOFT_DELETED: "Exchange purges it when the database's deleted mailbox "
+    "retention ends (or Remove-StoreMailbox -MailboxState SoftDeleted)",
+    MailboxCopy.LIVE: "",
+}
 
 
 def store_names(exchange: Exchange, servers: Iterable[ExchangeServer]) -> dict[str, str]:

@@ -81,7 +81,7 @@ from remediate.steps.targets import (
     UserTarget,
 )
 
-from .common import ServerInfo, as_dict, as_list
+from .common import ServerInfo, as_dict, as_list, copies_left_alone
 from .kb278447_evidence import (
     NOT_PURGED,
     NOT_RESTORED,
@@ -306,7 +306,7 @@ class VerifyReconnected(Step[UserTarget, str | None]):
         for server in {user.original.server for user in self.selection.users}:
             users = [u for u in self.selection.users if u.original.server == server]
             boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
-                server, [u.original.guid for u in users])}
+                server, [u.original.guid for u in users]) if box.live}
             for user in users:
                 box = boxes.get(user.original.guid)
                 if box is None or box.owner != user.guid or box.disconnected:
@@ -469,7 +469,10 @@ class Kb278447(Playbook[Params, Selection]):
         self, world: World, params: Params, history: RunHistory
     ) -> Discovery[Selection]:
         servers = self._servers(world, params)
-        mailboxes = [box for s in servers for box in world.exchange.mailboxes(s.name)]
+        every = [box for s in servers for box in world.exchange.mailboxes(s.name)]
+        # A recovery or soft-deleted copy is never a candidate: reported once the selection
+        # says which mailboxes the run acts on.
+        mailboxes = [box for box in every if box.live]
         judge = Judge(Rules(params.window, params.max_blank_items), self._history(history))
         claimed = self._judge_mail_enabled(world, params, servers, mailboxes, judge)
         self._judge_stripped(world, params, mailboxes, claimed, judge)
@@ -479,7 +482,8 @@ class Kb278447(Playbook[Params, Selection]):
         services = self._running_delivery(world, list(world.exchange.servers()), affected)
         selection = Selection(tuple(affected), tuple(services), tuple(servers),
                               tuple(world.directory.domain_controllers()), tuple(purge))
-        return Discovery(selection, tuple(judge.findings + unrepairable + not_purged))
+        copies = copies_left_alone(every, [guid for _, guid in selection.scope().mailboxes])
+        return Discovery(selection, tuple(judge.findings + unrepairable + not_purged + copies))
 
     def _servers(self, world: World, params: Params) -> list[ServerInfo]:
         servers = [ServerInfo.of(server) for server in world.exchange.servers()]
@@ -702,7 +706,8 @@ class Kb278447(Playbook[Params, Selection]):
             RunCleanupAgent(lambda: self._rehomed_stores(selection),
                             step_id="run-cleanup-agent-after-reconnect"),
             ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
-                                             u.original.guid, u.sam) for u in users if u.blank]),
+                                             u.original.guid, u.sam, u.original.store_dn)
+                                for u in users if u.blank]),
             *restore_recipient_steps(selection),
             StartService(services),
         ]
@@ -723,6 +728,7 @@ class Kb278447(Playbook[Params, Selection]):
             user.target, _home(user).server, selection.server(_home(user).server).version,
             reconnect_by_name=reconnecting is ExchangeVersion.E2003,
             reconnects=None if reconnecting.legacy else (user.original.server, user.original.guid),
+            reconnects_store=user.original.store_dn,
         )
 
     @staticmethod

@@ -37,7 +37,15 @@ from remediate.steps.mail import ExportMail
 from remediate.steps.replication import Expectation, WaitForReplication, replication_targets
 from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
 
-from .common import ServerInfo, as_dict, as_list, locate_mailboxes, opt_uuid, store_names
+from .common import (
+    ServerInfo,
+    as_dict,
+    as_list,
+    copies_left_alone,
+    locate_mailboxes,
+    opt_uuid,
+    store_names,
+)
 from .migration_scope import Window, account_key, mailbox_made_in, never_selected, unlisted
 
 
@@ -188,6 +196,8 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
         mailboxes = {user.mailbox: user for user in self.selection.with_mailbox if user.mailbox}
         for server in self.selection.servers:
             for box in ctx.world.exchange.mailboxes(server.name, list(mailboxes)):
+                if not box.live:  # a recovery or soft-deleted copy: reported by discovery
+                    continue
                 owner = mailboxes[box.guid]
                 problems[owner.target.key] = problems[owner.target.key] or (
                     f"mailbox {box.guid} still in {server.name}"
@@ -282,8 +292,9 @@ class Kb842101(Playbook[Params, Selection]):
         dc = directory.writable_dc()
         below = directory.descendants([entry.guid for entry, _, _ in picked], dc)
         servers = list(exchange.servers())
-        boxes = locate_mailboxes(exchange, servers,
-                                 [g for entry, _, _ in picked if (g := entry.mailbox_guid)])
+        guids = [g for entry, _, _ in picked if (g := entry.mailbox_guid)]
+        boxes, copies = locate_mailboxes(exchange, servers, guids)
+        findings += copies_left_alone(copies, guids)
         names = store_names(exchange, servers) if boxes else {}
         users = []
         for entry, reason, keep in picked:

@@ -10,6 +10,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from uuid import UUID
 
+from remediate.dn import normalize
+
 AttrValue = str | list[str]
 # A value the Directory port can write: text, or the raw bytes of a binary attribute (a SID, a
 # security descriptor) as AD holds them.
@@ -301,10 +303,39 @@ def transport_services(version: ExchangeVersion, roles: frozenset[str]) -> tuple
 
 @dataclass(frozen=True, slots=True)
 class Store:
+    """A mailbox store (2000/2003) or database (2007+). ``recovery``: a recovery storage group's
+    store (2003) or a recovery database (2010+), which holds restored copies of other stores'
+    mailboxes under their own GUIDs; mail is never delivered to it and no user is connected to
+    it."""
+
     server: str
     name: str
     storage_group: str
     dn: str
+    recovery: bool = False
+
+
+# The name Exchange System Manager gives the one recovery storage group a 2003 server may have
+# ("Recovery Storage Group", KB824126): WMI's Exchange_Mailbox names a mailbox's storage group
+# only by name, so this is how a 2003 script tells a recovery copy from the live mailbox.
+RECOVERY_STORAGE_GROUP = "Recovery Storage Group"
+
+
+class MailboxCopy(StrEnum):
+    """Which copy of a mailbox a store reports: a mailbox GUID is not unique on a server.
+
+    ``live``: the mailbox itself (connected, or disconnected by Disable-Mailbox or the cleanup
+    agent: DisconnectReason Disabled), the only one a repair may reconnect, export or purge.
+    ``recovery``: a copy in a recovery storage group (2003, KB824126) or a recovery database
+    (2010+, Get-MailboxStatistics -Server lists them): restored from a backup, never delivered
+    to, and neither Reconnect() nor Connect-Mailbox applies to it. ``soft-deleted``: what a
+    mailbox move leaves in its source database (DisconnectReason SoftDeleted, Remove-StoreMailbox
+    and New-MailboxRestoreRequest documentation): Connect-Mailbox does not take it (a restore
+    request reads it), and it is not the user's mailbox any more."""
+
+    LIVE = "live"
+    RECOVERY = "recovery"
+    SOFT_DELETED = "soft-deleted"
 
 
 _NO_EXTRA: Mapping[str, object] = MappingProxyType({})
@@ -322,6 +353,14 @@ class MailItem:
     extra: Mapping[str, object] = field(default_factory=lambda: _NO_EXTRA)
 
 
+def mailbox_key(store_dn: str, guid: UUID) -> tuple[str, UUID]:
+    """The key of the mailbox ``guid`` in the store ``store_dn`` (equal DNs, equal keys)."""
+    try:
+        return normalize(store_dn), guid
+    except ValueError:
+        return store_dn.lower(), guid
+
+
 @dataclass(frozen=True, slots=True)
 class MailboxInfo:
     """A mailbox as its store reports it.
@@ -333,6 +372,10 @@ class MailboxInfo:
     ``item_ids`` are the items' identities where the source can list them (the fakes); a real
     store reports only a count (``TotalItems``, ``ItemCount``) and a size, so there
     ``item_ids`` is None and ``counted_items`` holds the count.
+
+    ``copy``: whether this is the mailbox itself or a recovery or soft-deleted copy of it
+    (:class:`MailboxCopy`): the same GUID can be in several stores of one server, so a mailbox is
+    named by its store and GUID (``key``).
 
     ``last_logon_at``: when someone last logged on to it (WMI ``Exchange_Mailbox.LastLogonTime``
     on 2003, ``Get-MailboxStatistics`` ``LastLogonTime`` on 2007+); None: never, or not
@@ -352,10 +395,20 @@ class MailboxInfo:
     size_bytes: int | None = None
     last_logon_at: datetime | None = None
     created_at: datetime | None = None
+    copy: MailboxCopy = MailboxCopy.LIVE
 
     def __post_init__(self) -> None:
         if (self.item_ids is None) == (self.counted_items is None):
             raise ValueError(f"mailbox {self.guid}: give either its item ids or its item count")
+
+    @property
+    def key(self) -> tuple[str, UUID]:
+        """(store DN, GUID): what names one mailbox on a server."""
+        return mailbox_key(self.store_dn, self.guid)
+
+    @property
+    def live(self) -> bool:
+        return self.copy is MailboxCopy.LIVE
 
     @property
     def item_count(self) -> int:

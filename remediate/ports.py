@@ -146,7 +146,13 @@ class Exchange(Protocol):
 
     def mailboxes(self, server: str, guids: Collection[UUID] | None = None) -> list[MailboxInfo]:
         """Mailboxes on ``server`` (all, or only these GUIDs): one call per server. Real stores
-        report an item count and size, not item ids (``MailboxInfo.item_ids`` is None)."""
+        report an item count and size, not item ids (``MailboxInfo.item_ids`` is None).
+
+        A GUID is not unique on a server: beside the mailbox itself a recovery storage group or
+        recovery database may hold a restored copy, and a database a move's soft-deleted
+        leftover; each is listed, with its store and ``MailboxInfo.copy``. Only active database
+        copies are read (Get-MailboxStatistics without -IncludePassive), so a database
+        replicated to other servers lists its mailboxes once."""
         ...
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]: ...
@@ -163,7 +169,13 @@ class Exchange(Protocol):
         May raise :class:`ManualActionRequired` (Exchange 2000/2003)."""
         ...
 
-    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
+    # ``stores`` (the calls below that act on a mailbox): the store DN each mailbox was seen in
+    # (MailboxInfo.store_dn). Only the mailbox itself is ever acted on, never a recovery or
+    # soft-deleted copy of it; one no longer in the store given is refused (it moved since).
+
+    def purge_mailboxes(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> None:
         """Physically delete disconnected mailboxes."""
         ...
 
@@ -177,6 +189,7 @@ class Exchange(Protocol):
         server: str,
         pairs: Sequence[tuple[UUID, UUID]],
         connect_as: Mapping[UUID, ConnectAs] | None = None,
+        stores: Mapping[UUID, str] | None = None,
     ) -> None:
         """Connect each (mailbox, user) pair; refused while the user is still mail-enabled.
         ``connect_as`` (by user; 2007+): the parameter set and -Archive; default a user
@@ -189,7 +202,9 @@ class Exchange(Protocol):
         "Update Now" in Exchange System Manager)."""
         ...
 
-    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+    def reconnect_problems(
+        self, server: str, mailboxes: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, str]:
         """What would stop each of these disconnected mailboxes on ``server`` from being
         connected again, as the server itself says (Exchange 2007+: Connect-Mailbox
         -ValidateOnly); a mailbox left out has no problem. Exchange 2000/2003 have no such check:
@@ -206,16 +221,27 @@ class Exchange(Protocol):
         not one safe line of ExMerge's mailbox list): either way the plan shows it up front."""
         ...
 
+    def export_location(self, server: str) -> str:
+        """Where ``export_mail`` puts this server's exports, for the operator who must find
+        them again (rollback notes, the ticket): the directory and the machine that holds it,
+        as the server's export tool writes there."""
+        ...
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         """Existing exports of these mailboxes made by this run, each with what shows it is
         complete: its item ids, or the export tool's evidence, and the imports made of it."""
         ...
 
-    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
+    def export_mail(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, ExportRef]:
         """Export every item of these mailboxes (ExMerge / New-MailboxExportRequest)."""
         ...
 
-    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+    def import_mail(
+        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        stores: Mapping[UUID, str] | None = None,
+    ) -> None:
         """Import each export into the mailbox; where item ids are kept, items already present
         (same id) are skipped; real servers record what the import tool reported."""
         ...
@@ -223,6 +249,7 @@ class Exchange(Protocol):
 
 EXCHANGE_READS = frozenset({
     "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
+    "export_location",
     "reconnect_problems", "running_dependents",
 })
 EXCHANGE_CHANGES = frozenset({

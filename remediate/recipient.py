@@ -19,6 +19,19 @@ def recipient_update_instructions(server: str, domain: str | None = None) -> str
     )
 
 
+def email_address_policy_instructions(server: str, build: str) -> str:
+    """The operator's part on Exchange 2007 before SP1, which has no Update-Recipient
+    (bb738148 applies to SP1-SP3): apply the e-mail address policy from the console ("How to
+    Apply an E-Mail Address Policy", bb201677, applies to Exchange 2007 RTM too)."""
+    return (
+        f"{server} runs Exchange 2007 without a service pack ({build}), which has no "
+        "Update-Recipient: open the Exchange Management Console > Organization Configuration > "
+        "Hub Transport > E-Mail Address Policies, select the policy that applies to the "
+        "reconnected users, Apply > Immediately. The run goes on; restore-recipient then puts "
+        "back each user's own addresses"
+    )
+
+
 def _server_rdns(store_dn: str) -> list[str] | None:
     """The RDNs from the server object up, for an Exchange 2000-2007 store DN
     (``CN=<store>,CN=<storage group>,CN=InformationStore,CN=<server>,CN=Servers,...``); None

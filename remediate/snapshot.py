@@ -17,6 +17,7 @@ from remediate.fakes.worldfile import FORMAT as WORLD_FORMAT
 from remediate.model import (
     DirectoryEntry,
     ExchangeServer,
+    MailboxCopy,
     MailboxInfo,
     UserQuery,
     default_roles,
@@ -134,6 +135,8 @@ def _server(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonValue]:
     refusal = exchange.mail_export_refusal(server.name)
     if refusal is not None:
         data["mail_export_refusal"] = refusal
+    # Where its exports go: the rehearsal's plan and rollback notes name them as apply will.
+    data["export_location"] = exchange.export_location(server.name)
     return data
 
 
@@ -146,6 +149,10 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
             "name": store.name,
             "storage_group": store.storage_group,
             "dn": store.dn,
+            # A 2003 store is known to be a recovery storage group's by its mailboxes' rows.
+            **({"recovery": True} if store.recovery or any(
+                box.copy is MailboxCopy.RECOVERY for box in boxes.get(store.dn.lower(), []))
+               else {}),
             "mailboxes": [_mailbox(box) for box in boxes.get(store.dn.lower(), [])],
         }
         for store in exchange.stores(server.name)
@@ -186,6 +193,8 @@ def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
         "display_name": box.display_name,
         "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
     }
+    if box.copy is MailboxCopy.SOFT_DELETED:
+        data["soft_deleted"] = True
     # What kb278447 weighs besides the items (an offline plan must see the same evidence).
     for key, moment in (("created_at", box.created_at), ("last_logon_at", box.last_logon_at)):
         if moment is not None:

@@ -27,6 +27,7 @@ EXMERGE = replace(COMPLETE, tool="ExMerge", exported_items=None, estimated_items
                   status="1 mailboxes successfully processed. 0 mailboxes were not "
                   "successfully processed. 0 non-fatal errors encountered.")
 
+WHERE = "`D:\\remediate\\exports` on EXCH01"
 
 def counted(items: int = 12, size: int | None = 40_960, *, guid: UUID = BOX,
             owner: UUID | None = None, disconnected: bool = True) -> MailboxInfo:
@@ -82,18 +83,20 @@ def test_an_export_with_complete_evidence_is_not_made_again() -> None:
     target = MailboxTarget("EXCH01", "CN=Store", BOX, "jdoe")
     step = ExportMail([target])
     assert isinstance(step.plan(target, ExportObservation(counted(), export())), NoOp)
-    stale = step.plan(target, ExportObservation(counted(items=13), export()))
-    assert isinstance(stale, Planned) and stale.after == {"exported": 13}
+    stale = step.plan(target, ExportObservation(counted(items=13), export(), None, WHERE))
+    assert isinstance(stale, Planned) and stale.after == {"exported": 13, "to": WHERE}
 
 
 def test_an_import_is_done_when_the_import_tool_reported_it_into_this_mailbox() -> None:
     target = ImportTarget("EXCH01", "EXCH01", BLANK, BOX, "jdoe")
     step = ImportMail([target])
     box = counted(items=30, owner=USER, disconnected=False)
-    pending = step.plan(target, ImportObservation(box, export()))
-    assert isinstance(pending, Planned) and pending.after == {"items": 44, "imported": 14}
-    exmerge = step.plan(target, ImportObservation(box, export(EXMERGE)))
-    assert isinstance(exmerge, Planned) and exmerge.after == {"items": 42, "imported": 12}
+    pending = step.plan(target, ImportObservation(box, export(), None, WHERE))
+    assert isinstance(pending, Planned) and pending.after == {"items": 44, "imported": 14,
+                                                              "from": WHERE}
+    exmerge = step.plan(target, ImportObservation(box, export(EXMERGE), None, WHERE))
+    assert isinstance(exmerge, Planned) and exmerge.after == {"items": 42, "imported": 12,
+                                                              "from": WHERE}
     assert isinstance(step.plan(target, ImportObservation(box, export(into=(BOX,)))), NoOp)
     elsewhere = export(into=(BLANK,))
     assert items_to_import(box, elsewhere) == 14

@@ -77,8 +77,9 @@ def test_what_connect_mailbox_validateonly_reports_stops_the_strip_before_it_sta
     with serve(fake) as site:
         world = WinRmWorld(fake, site.exchange())
         assert engine.plan(playbook, world, {}).exit_code == EXIT_PENDING
-        monkeypatch.setattr(fake.exchange, "reconnect_problems", lambda server, guids: {
-            guid: "The mailbox is in a database that is dismounted." for guid in guids})
+        monkeypatch.setattr(
+            fake.exchange, "reconnect_problems", lambda server, guids, stores=None: {
+                guid: "The mailbox is in a database that is dismounted." for guid in guids})
         with pytest.raises(StepFailed) as failed:
             apply_confirmed(engine, playbook, world, {})
         calls = [c.operation for c in site.hosts["EXCH01"].calls]

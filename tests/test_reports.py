@@ -154,7 +154,7 @@ def test_kb842101_plan_is_a_change_ticket(
                    "1.2.840.113556.1.4.417", "ldifde -i -f", "the LDIF as the attribute"):
         assert needle in rollback, needle
     restore = plain(found["Rollback: purge-mailbox"])
-    for needle in ("ExMerge", "New-MailboxImportRequest", "backups/mail/<server>/"):
+    for needle in ("ExMerge", "New-MailboxImportRequest", "backups/mail/EXCH01/"):
         assert needle in restore, needle
     assert "reconnect it" in plain(found["Rollback: the whole run"])
 

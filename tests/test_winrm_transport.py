@@ -132,7 +132,7 @@ def test_a_powershell_error_becomes_a_clean_message(site: Site) -> None:
     name, _ = _only(site)
     with pytest.raises(PermanentError) as raised:
         ScriptRunner(site.configs[0]).run(library(site.configs[0].version)["purge"],
-                                          {"guids": ["not-a-guid"]})
+                                          {"guids": ["not-a-guid"], "stores": [""]})
     text = str(raised.value)
     assert name in text and 'Cannot convert value "not-a-guid" to type "System.Guid"' in text
     assert "CLIXML" not in text and "<Objs" not in text and "Preparing modules" not in text

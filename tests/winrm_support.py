@@ -108,7 +108,13 @@ class WinRmWorld:
         self.fake.attach_run(run_dir)  # the servers' exports: the fake's sink
 
     def rehearsal(self) -> World:
-        return self.fake.rehearsal()
+        """The fake's copy, its exports located where the real servers put them (as a
+        snapshot through the ports records them)."""
+        rehearsal = self.fake.rehearsal()
+        for server in rehearsal.exchange.servers():
+            rehearsal.exchange.locate_exports(
+                server.name, self._exchange.export_location(server.name))
+        return rehearsal
 
 
 def snapshot_world(site: Site) -> LiveWorld:

@@ -347,8 +347,10 @@ def _md_rollback(result: RunResult, steps: dict[str, list[ChangeRecord]]) -> lis
                   "`remediate runs` lists them)")
     lines = ["## Rollback", "",
              f"Backups: {_md_text(where)}: `backups/ad/*.ldif` (each AD object before it was "
-             "deleted or changed), `backups/mail/` (the mail exports), `journal.jsonl` (every "
-             "change, when; `remediate show-run RUN_ID`), `plan.json`.", ""]
+             "deleted or changed), `journal.jsonl` (every change, when; `remediate show-run "
+             "RUN_ID`), `plan.json`. Mail exports are where each export step's rollback note "
+             "below says (a world-file run: `backups/mail/`; real servers: the export directory "
+             "of the server or share).", ""]
     for step, changes in steps.items():
         texts = rollback(result.playbook, step, changes)
         if texts:

@@ -97,7 +97,7 @@ def _mailboxes(world: World, boxes: Collection[tuple[str, UUID]]) -> dict[str, F
         by_server.setdefault(server, []).append(guid)
     result: dict[str, Fingerprint] = {}
     for server, guids in by_server.items():
-        found = {box.guid: box for box in world.exchange.mailboxes(server, guids)}
+        found = {box.guid: box for box in world.exchange.mailboxes(server, guids) if box.live}
         for guid in guids:
             box = found.get(guid)
             result[mailbox_key(server, guid)] = (

@@ -159,6 +159,7 @@ class StripTarget(UserKeyedTarget):
     # The mailbox to connect to the user afterwards, (server, mailbox GUID): on 2007+ the server
     # is asked first whether it can be (Connect-Mailbox -ValidateOnly).
     reconnects: tuple[str, UUID] | None = None
+    reconnects_store: str = ""  # the store that mailbox is in (a GUID is not unique on a server)
 
     @property
     def endpoint(self) -> str:
@@ -245,7 +246,9 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
                 by_server.setdefault(target.reconnects[0], []).append(target)
         for server, asking in by_server.items():
             problems = ctx.world.exchange.reconnect_problems(
-                server, [target.reconnects[1] for target in asking if target.reconnects])
+                server, [target.reconnects[1] for target in asking if target.reconnects],
+                {target.reconnects[1]: target.reconnects_store for target in asking
+                 if target.reconnects and target.reconnects_store})
             for target in asking:
                 problem = problems.get(target.reconnects[1]) if target.reconnects else None
                 if problem:

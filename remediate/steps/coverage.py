@@ -9,7 +9,21 @@ counted before it started, the file is still the one it wrote, and the mailbox h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from remediate.engine.changes import JsonValue
 from remediate.model import ExportEvidence, ExportRef, MailboxInfo
+
+
+def where_exports_are(values: Iterable[JsonValue], key: str) -> tuple[str, ...]:
+    """Each place named by ``value[key]`` of these changes' before or after values (an export's
+    location, ``Exchange.export_location``), with how many mailboxes' exports are there."""
+    places: dict[str, int] = {}
+    for value in values:
+        place = value.get(key) if isinstance(value, dict) else None
+        if isinstance(place, str) and place:
+            places[place] = places.get(place, 0) + 1
+    return tuple(f"{count} mailbox(es): {place}" for place, count in places.items())
 
 
 def evidence_problems(evidence: ExportEvidence) -> list[str]:

@@ -6,7 +6,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
+from remediate.engine.changes import (
+    Change,
+    ChangeRecord,
+    Impact,
+    JsonValue,
+    NoOp,
+    Planned,
+    WouldFail,
+)
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import HOUR, Duration, Wording, endpoints_text
 from remediate.model import (
@@ -16,9 +24,10 @@ from remediate.model import (
     MailboxInfo,
     MailboxKind,
     WriteValue,
+    mailbox_key,
 )
 from remediate.recipient import home_mta, server_legacy_dn
-from remediate.steps.coverage import export_gap
+from remediate.steps.coverage import export_gap, where_exports_are
 from remediate.steps.recipient import STRIP_RECORD
 from remediate.steps.targets import (
     RECONNECT_BY_HAND,
@@ -35,7 +44,24 @@ MANUAL_WAIT_S = 25 * HOUR
 def mailboxes_by_guid(
     ctx: StepContext, server: str, guids: Sequence[UUID]
 ) -> dict[UUID, MailboxInfo]:
-    return {box.guid: box for box in ctx.world.exchange.mailboxes(server, guids)}
+    """The mailboxes themselves (``MailboxInfo.live``) with these GUIDs on ``server``: a recovery
+    or soft-deleted copy with the same GUID is never what a step acts on."""
+    return {box.guid: box for box in ctx.world.exchange.mailboxes(server, guids) if box.live}
+
+
+def moved(store_dn: str, box: MailboxInfo) -> str | None:
+    """Why ``box`` is not the mailbox a target saw in ``store_dn`` ("": any store): it is in
+    another store now (moved since the plan), so acting on it by GUID could be wrong."""
+    if not store_dn or mailbox_key(store_dn, box.guid) == box.key:
+        return None
+    return (f"mailbox {box.guid} is in the store {box.store_dn} now, not in {store_dn} where "
+            "the plan saw it; plan again")
+
+
+def stores_of(targets: Sequence[tuple[UUID, str]]) -> dict[UUID, str]:
+    """The store each mailbox was seen in, for the port's ``stores`` (targets without one:
+    wherever the mailbox itself is)."""
+    return {guid: store_dn for guid, store_dn in targets if store_dn}
 
 
 class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
@@ -125,6 +151,7 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
 class PurgeObservation:
     mailbox: MailboxInfo | None
     export_gap: str | None  # why no export made by this run holds all of it (None: one does)
+    export_location: str = ""  # where its export is (Exchange.export_location)
 
 
 class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
@@ -147,8 +174,8 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
         return (
-            "The exports are in `backups/mail/<server>/<mailbox guid>.*` in the run "
-            "directory.",
+            "The exports of the purged mailboxes that held mail are in:",
+            *where_exports_are((record.before for record in records), "export"),
             "To restore a purged mailbox: mail-enable the user again (Exchange 2000/2003: "
             "Exchange Tasks > Create Mailbox; 2007 and later: `Enable-Mailbox`), then "
             "import the export: ExMerge (Exchange 2000/2003, *Import data into an "
@@ -164,17 +191,20 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
         found = mailboxes_by_guid(ctx, server, [target.guid for target in targets])
         with_items = [guid for guid, box in found.items() if box.item_count]
         exports = ctx.world.exchange.exports(server, with_items) if with_items else {}
+        location = ctx.world.exchange.export_location(server) if with_items else ""
         result: dict[str, PurgeObservation] = {}
         for target in targets:
             box = found.get(target.guid)
             gap = None if box is None else export_gap(box, exports.get(target.guid))
-            result[target.key] = PurgeObservation(box, gap)
+            result[target.key] = PurgeObservation(box, gap, location)
         return result
 
     def plan(self, target: MailboxTarget, observation: PurgeObservation) -> Change:
         box = observation.mailbox
         if box is None:
             return NoOp(target.key, "already purged")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if observation.export_gap is not None:
             return WouldFail(
                 target.key,
@@ -186,17 +216,22 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
             )
         if not box.disconnected:
             return WouldFail(target.key, "still connected; run the cleanup agent first")
+        before: dict[str, JsonValue] = {"state": "disconnected", "items": box.item_count}
+        if box.item_count:
+            before["export"] = observation.export_location
         return Planned(
             target.key,
             "purge",
-            before={"state": "disconnected", "items": box.item_count},
+            before=before,
             after="purged",
             deletes=1,
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
-        ctx.world.exchange.purge_mailboxes(server, [target.guid for target, _ in pending])
+        ctx.world.exchange.purge_mailboxes(
+            server, [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +289,8 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         box, user = observation.mailbox, observation.user
         if box is None:
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if user is None:
             return WouldFail(target.key, f"user {target.user_dn} no longer exists")
         if box.owner == target.user and (not box.disconnected or target.rehomed_in_ad):
@@ -277,6 +314,7 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
                 first.server, [(target.mailbox, target.user) for target, _ in pending],
                 {target.user: connect_as(observed[target.key].recorded, target.version)
                  for target, _ in pending},
+                stores_of([(target.mailbox, target.store_dn) for target, _ in pending]),
             )
             return
         for target, _ in pending:

@@ -9,19 +9,26 @@ from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned
 from remediate.engine.step import Step, StepContext
 from remediate.engine.wording import Wording, endpoints_text
 from remediate.model import ExportRef, MailboxInfo
-from remediate.steps.coverage import export_gap, export_problems, items_to_import
-from remediate.steps.exchange import mailboxes_by_guid
+from remediate.steps.coverage import (
+    export_gap,
+    export_problems,
+    items_to_import,
+    where_exports_are,
+)
+from remediate.steps.exchange import mailboxes_by_guid, moved, stores_of
 from remediate.steps.targets import ImportTarget, MailboxTarget
 
 
 @dataclass(frozen=True, slots=True)
 class MailboxAndExport:
-    """A mailbox (None: not there), this run's export of the mail concerned (None: none) and
-    why the mailbox's server cannot export or import mail (None: it can)."""
+    """A mailbox (None: not there), this run's export of the mail concerned (None: none), why
+    the mailbox's server cannot export or import mail (None: it can) and where the export is
+    (``Exchange.export_location`` of the server that made it)."""
 
     mailbox: MailboxInfo | None
     export: ExportRef | None
     refusal: str | None = None
+    location: str = ""
 
 
 ExportObservation = MailboxAndExport
@@ -39,9 +46,10 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
         return (
-            f"Exports ({len(records)} mailbox(es)) go to `backups/mail/` in the run directory; "
-            "they change nothing on the server. Keep the run directory until the change "
-            "is accepted: it is the only copy of mail in purged mailboxes.",
+            f"Exports ({len(records)} mailbox(es)) change nothing on the server. They are in:",
+            *where_exports_are((record.after for record in records), "to"),
+            "Keep them until the change is accepted: they are the only copy of mail in purged "
+            "mailboxes.",
         )
 
     def observe(
@@ -52,8 +60,9 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         found = mailboxes_by_guid(ctx, server, guids)
         exports = ctx.world.exchange.exports(server, guids)
         refusal = ctx.world.exchange.mail_export_refusal(server, list(found.values()))
+        location = ctx.world.exchange.export_location(server)
         return {
-            t.key: ExportObservation(found.get(t.guid), exports.get(t.guid), refusal)
+            t.key: ExportObservation(found.get(t.guid), exports.get(t.guid), refusal, location)
             for t in targets
         }
 
@@ -61,6 +70,8 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         box, export = observation.mailbox, observation.export
         if box is None:
             return NoOp(target.key, "no mailbox (already gone)")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         if not box.item_count:
             return NoOp(target.key, "no items to export")
         if export is not None and export_gap(box, export) is None:
@@ -68,11 +79,13 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
         if observation.refusal is not None:
             return WouldFail(target.key, observation.refusal)
         return Planned(target.key, "export", before={"items": box.item_count},
-                       after={"exported": box.item_count})
+                       after={"exported": box.item_count, "to": observation.location})
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
-        ctx.world.exchange.export_mail(server, [target.guid for target, _ in pending])
+        ctx.world.exchange.export_mail(
+            server, [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
 
 
 class ImportMail(Step[ImportTarget, ImportObservation]):
@@ -94,8 +107,9 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
         return (
-            "Imported items are copies of the exports in `backups/mail/`; to undo, "
-            "delete them from the mailbox (each export lists the item ids and subjects).",
+            "Imported items are copies of the exports; to undo, delete them from the mailbox "
+            "(each export lists what it holds). The exports imported are in:",
+            *where_exports_are((record.after for record in records), "from"),
         )
 
     def observe(
@@ -104,12 +118,15 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
         server = targets[0].server
         found = mailboxes_by_guid(ctx, server, [target.mailbox for target in targets])
         exports = {}
+        locations = {}
         for source_server in {target.source_server for target in targets}:
             sources = [t.source for t in targets if t.source_server == source_server]
             exports.update(ctx.world.exchange.exports(source_server, sources))
+            locations[source_server] = ctx.world.exchange.export_location(source_server)
         refusal = ctx.world.exchange.mail_export_refusal(server, list(found.values()))
         return {
-            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source), refusal)
+            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source), refusal,
+                                     locations[t.source_server])
             for t in targets
         }
 
@@ -119,6 +136,8 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             return NoOp(target.key, "nothing was exported from the blank mailbox")
         if box is None:
             return WouldFail(target.key, f"mailbox {target.mailbox} is not on {target.server}")
+        if (elsewhere := moved(target.store_dn, box)) is not None:
+            return WouldFail(target.key, elsewhere)
         # An import the tool reported complete stands, whatever became of the file since.
         problems = [] if box.guid in export.imported_into else export_problems(export)
         if problems:
@@ -135,7 +154,8 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             target.key,
             "import",
             before={"items": box.item_count},
-            after={"items": box.item_count + missing, "imported": missing},
+            after={"items": box.item_count + missing, "imported": missing,
+                   "from": observation.location},
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[ImportTarget, Planned]]) -> None:
@@ -146,4 +166,5 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             for target, _ in pending
             if (export := observed[target.key].export) is not None
         ]
-        ctx.world.exchange.import_mail(server, pairs)
+        ctx.world.exchange.import_mail(
+            server, pairs, stores_of([(target.mailbox, target.store_dn) for target, _ in pending]))

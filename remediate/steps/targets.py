@@ -177,6 +177,7 @@ class ImportTarget:
     source: UUID
     mailbox: UUID
     owner: str
+    store_dn: str = ""  # the store ``mailbox`` is in ("": wherever the mailbox itself is)
 
     key: str = field(init=False, repr=False, compare=False)
 

@@ -160,8 +160,20 @@ class ExchangeHost:
                 "roles": ", ".join(sorted(info.roles)), "site": info.site,
                 "can_export": self.can_export}
 
+    def _stores(self, version: ExchangeVersion, guids: list[str], keys: list[str]
+                ) -> dict[UUID, str]:
+        """The scripts' store keys (by position) as the fake's store DNs: 2007+ send the DN,
+        2003 "<storage group>\\<store>" (Exchange_Mailbox's keys); "" names none."""
+        if not version.legacy:
+            return {_uuid(guid): key for guid, key in zip(guids, keys, strict=True) if key}
+        by_key = {f"{s.storage_group}\\{s.name}": s.dn for s in self.exchange.stores(self.server)}
+        return {_uuid(guid): by_key.get(key, key)
+                for guid, key in zip(guids, keys, strict=True) if key}
+
     def validate_reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        problems = self.exchange.reconnect_problems(self.server, [_uuid(g) for g in p["mailboxes"]])
+        problems = self.exchange.reconnect_problems(
+            self.server, [_uuid(g) for g in p["mailboxes"]],
+            self._stores(version, p["mailboxes"], p["stores"]))
         return {str(guid): problem for guid, problem in problems.items()}
 
     def running_dependents(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
@@ -183,6 +195,7 @@ class ExchangeHost:
                 "items": box.item_count,  # the store counts items; it cannot list them
                 "size_bytes": mailbox_bytes(box.item_ids or (), version),
                 "owner": str(box.owner) if box.owner else None,
+                "copy": box.copy.value,
             }
             if version.legacy:  # WMI names the store, it has no DN
                 row["store_name"] = stores[box.store_dn].name
@@ -203,7 +216,8 @@ class ExchangeHost:
         self.exchange.run_cleanup_agent(self.server, p["store_dns"])
 
     def purge(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        self.exchange.purge_mailboxes(self.server, [_uuid(g) for g in p["guids"]])
+        self.exchange.purge_mailboxes(self.server, [_uuid(g) for g in p["guids"]],
+                                      self._stores(version, p["guids"], p["stores"]))
 
     def disable(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self.exchange.disable_mailboxes(self.server, [_uuid(g) for g in p["users"]])
@@ -214,7 +228,8 @@ class ExchangeHost:
             _uuid(user): ConnectAs(MailboxKind(kind), archive == "1")
             for user, kind, archive in zip(p["users"], p["kinds"], p["archives"], strict=True)
         }
-        self.exchange.reconnect_mailboxes(self.server, pairs, how)
+        self.exchange.reconnect_mailboxes(self.server, pairs, how,
+                                          self._stores(version, p["mailboxes"], p["stores"]))
 
     def update_recipients(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self.exchange.update_recipients(self.server, [_uuid(g) for g in p["users"]])
@@ -244,7 +259,7 @@ class ExchangeHost:
     def _exmerge_lines(self, version: ExchangeVersion, guids: list[UUID]) -> None:
         """The ExMerge scripts' Assert-RemediateExMergeLine, for the whole batch before
         anything is written or run."""
-        boxes = self.exchange.mailboxes(self.server, guids)
+        boxes = [box for box in self.exchange.mailboxes(self.server, guids) if box.live]
         refusal = mailbox_list_refusal(self.server, version, boxes)
         if refusal is not None:
             unsafe = next(box for box in boxes if line_unsafe(box.legacy_dn))
@@ -258,9 +273,10 @@ class ExchangeHost:
         self._reach(p["directory"])
         guids = [_uuid(g) for g in p["guids"]]
         self._exmerge_lines(version, guids)
-        boxes = self.exchange.mailboxes(self.server, guids)
+        boxes = [box for box in self.exchange.mailboxes(self.server, guids) if box.live]
         before = {box.guid: box.item_ids or () for box in boxes}
-        refs = self.exchange.export_mail(self.server, guids)
+        refs = self.exchange.export_mail(self.server, guids,
+                                         self._stores(version, p["guids"], p["stores"]))
         records = {guid: self.share.record_export(self.server, version, guid, before[guid],
                                                   refs[guid].item_ids or ())
                    for guid in guids}
@@ -284,7 +300,8 @@ class ExchangeHost:
                 if ref.mailbox not in self.share.exports:
                     raise self._refuse(f"the export {ref.location} (or the name ExMerge gave "
                                        f"it) was not found from {self.server}", str(guid))
-        self.exchange.import_mail(self.server, pairs)
+        self.exchange.import_mail(self.server, pairs,
+                                  self._stores(version, p["mailboxes"], p["stores"]))
         for guid, ref in pairs:
             record = self.share.exports.get(ref.mailbox, {})
             items = record.get("exported_items") or record.get("source_items") or 0

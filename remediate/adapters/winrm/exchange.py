@@ -9,11 +9,13 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from remediate.errors import PermanentError, Refused
+from remediate.markdown import code
 from remediate.model import (
     ConnectAs,
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
+    MailboxCopy,
     MailboxInfo,
     ServiceState,
     Store,
@@ -21,13 +23,14 @@ from remediate.model import (
     utc,
 )
 from remediate.ports import ManualActionRequired
-from remediate.recipient import recipient_update_instructions
+from remediate.recipient import email_address_policy_instructions, recipient_update_instructions
 
 from .config import ServerConfig
 from .delivery import Value
 from .evidence import export_ref
 from .runner import ScriptRunner
 from .scripts import library, mail_export_refusal, missing_operation_hint
+from .scripts.cmdlets import lacks_update_recipient
 from .scripts.legacy import EXCHANGE_2000_REFUSAL
 
 MISSING_IMPORT_EXPORT_ROLE = (
@@ -114,7 +117,8 @@ class WinRmExchange:
         if server not in self._described:
             found = self._run(server, "describe", {})
             stores = tuple(
-                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
+                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]),
+                      s.get("recovery") is True)
                 for s in found["stores"]
             )
             build = found.get("admin_display_version")
@@ -125,6 +129,27 @@ class WinRmExchange:
                                                     roles, str(found.get("site") or ""),
                                                     found.get("can_export") is not False)
         return self._described[server]
+
+    def _store_keys(
+        self, server: str, guids: Sequence[UUID], stores: Mapping[UUID, str] | None
+    ) -> list[str]:
+        """The store each mailbox was seen in, as the script names it (by position): the DN on
+        2007+; "<storage group>\\<store>" on 2003 (Exchange_Mailbox has no DN); "": not given."""
+        wanted = dict(stores or {})
+        legacy = self._config(server, "stores").version.legacy
+        if not legacy or not wanted:
+            return [wanted.get(guid, "") for guid in guids]
+        by_dn = {s.dn.lower(): s for s in self._describe(server).stores}
+        keys = []
+        for guid in guids:
+            dn = wanted.get(guid, "")
+            store = by_dn.get(dn.lower())
+            if dn and store is None:
+                raise PermanentError(f"no store {dn} on {server} (mailbox {guid})",
+                                     endpoint=server, operation="exchange.stores",
+                                     target=str(guid), hint="plan again")
+            keys.append(f"{store.storage_group}\\{store.name}" if store else "")
+        return keys
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
         if row.get("store_dn"):
@@ -173,6 +198,7 @@ class WinRmExchange:
             size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
             # WMI Exchange_Mailbox.LastLogonTime (2003), Get-MailboxStatistics LastLogonTime
             last_logon_at=utc(str(row["last_logon_at"])) if row.get("last_logon_at") else None,
+            copy=MailboxCopy(str(row.get("copy") or MailboxCopy.LIVE.value)),
         )
 
     def service_states(self, server: str, names: Collection[str]) -> dict[str, ServiceState]:
@@ -211,8 +237,11 @@ class WinRmExchange:
             stores.append(store)
         raise ManualActionRequired(_esm_instructions(server, stores))
 
-    def purge_mailboxes(self, server: str, guids: Collection[UUID]) -> None:
-        self._batched(server, "purge", _strings(guids), lambda chunk: {"guids": list(chunk)})
+    def purge_mailboxes(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> None:
+        self._batched(server, "purge", list(guids), lambda chunk: {
+            "guids": _strings(chunk), "stores": self._store_keys(server, chunk, stores)})
 
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
         self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
@@ -222,21 +251,25 @@ class WinRmExchange:
         server: str,
         pairs: Sequence[tuple[UUID, UUID]],
         connect_as: Mapping[UUID, ConnectAs] | None = None,
+        stores: Mapping[UUID, str] | None = None,
     ) -> None:
         how = dict(connect_as or {})
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
+            "stores": self._store_keys(server, [mailbox for mailbox, _ in chunk], stores),
             "users": [str(user) for _, user in chunk],
             "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
             "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
         })
 
-    def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
+    def reconnect_problems(
+        self, server: str, mailboxes: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, str]:
         if self._config(server, "reconnect_problems").version.legacy or not mailboxes:
             return {}
         found: dict[UUID, str] = {}
-        for rows in self._batched(server, "validate_reconnect", _strings(mailboxes),
-                                  lambda chunk: {"mailboxes": list(chunk)}):
+        for rows in self._batched(server, "validate_reconnect", list(mailboxes), lambda chunk: {
+                "mailboxes": _strings(chunk), "stores": self._store_keys(server, chunk, stores)}):
             found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
         return found
 
@@ -244,6 +277,10 @@ class WinRmExchange:
         config = self._config(server, "update_recipients")
         if config.version.legacy:
             raise ManualActionRequired(recipient_update_instructions(server))
+        build = (self._describe(server).admin_display_version
+                 if config.version is ExchangeVersion.E2007 else None)
+        if build and lacks_update_recipient(build):
+            raise ManualActionRequired(email_address_policy_instructions(server, build))
         self._batched(server, "update_recipients", _strings(users),
                       lambda chunk: {"users": list(chunk)})
 
@@ -284,24 +321,38 @@ class WinRmExchange:
         return config
 
     def _exports(
-        self, config: ServerConfig, operation: str, guids: Collection[UUID]
+        self, config: ServerConfig, operation: str, guids: Collection[UUID],
+        stores: Mapping[UUID, str] | None = None,
     ) -> dict[UUID, ExportRef]:
         server, directory = config.server, config.export_directory
+
+        def values(chunk: Sequence[UUID]) -> dict[str, Value]:
+            if operation != "export":
+                return {"directory": directory, "guids": _strings(chunk)}
+            return {"directory": directory, "guids": _strings(chunk), "wait_s": _wait_s(config),
+                    "stores": self._store_keys(server, chunk, stores)}
+
         refs: dict[UUID, ExportRef] = {}
-        extra = {"wait_s": _wait_s(config)} if operation == "export" else {}
-        for found in self._batched(server, operation, _strings(guids), lambda chunk: {
-                "directory": directory, "guids": list(chunk), **extra}):
+        for found in self._batched(server, operation, list(guids), values):
             for guid, row in found.items():
                 refs[UUID(guid)] = export_ref(server, UUID(guid), row, operation)
         return refs
 
+    def export_location(self, server: str) -> str:
+        return export_location(self._config(server, "export_location"))
+
     def exports(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
         return self._exports(self._config(server, "exports"), "exports", guids)
 
-    def export_mail(self, server: str, guids: Collection[UUID]) -> dict[UUID, ExportRef]:
-        return self._exports(self._transferring(server, "export"), "export", guids)
+    def export_mail(
+        self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
+    ) -> dict[UUID, ExportRef]:
+        return self._exports(self._transferring(server, "export"), "export", guids, stores)
 
-    def import_mail(self, server: str, pairs: Sequence[tuple[UUID, ExportRef]]) -> None:
+    def import_mail(
+        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        stores: Mapping[UUID, str] | None = None,
+    ) -> None:
         config = self._transferring(server, "import")
         directory = config.export_directory
         self._batched(server, "import", list(pairs), lambda chunk: {
@@ -311,7 +362,27 @@ class WinRmExchange:
             "export_servers": [ref.server for _, ref in chunk],
             "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
             "locations": [ref.location for _, ref in chunk],
+            "stores": self._store_keys(server, [guid for guid, _ in chunk], stores),
         })
+
+
+def export_location(config: ServerConfig) -> str:
+    """Where the export scripts put a server's exports, in words: ExMerge (2000/2003) runs on
+    the Exchange server and writes its .pst files to ``export_directory`` there (KB174197);
+    Exchange 2007 exports nothing through remediate (Export-Mailbox -PSTFolderPath runs only on
+    a 32-bit machine with Outlook, and writes to the folder given there); 2010 SP1 and later
+    write to the ``export_directory`` share, as the Exchange Trusted Subsystem
+    (New-MailboxExportRequest -FilePath: "the network share path of the .pst file")."""
+    directory, server = config.export_directory, config.server
+    if config.version.legacy:
+        return (f"{code(directory)} on {server}, the Exchange server itself (ExMerge's "
+                "`<mailbox guid>.pst`, its log and the record of each export)")
+    if config.version is ExchangeVersion.E2007:
+        return (f"none from {server}: Exchange 2007 exports only with Export-Mailbox "
+                "-PSTFolderPath on a 32-bit management workstation with Outlook, to the folder "
+                "given there, on that workstation")
+    return (f"{code(directory)} (`<mailbox guid>.pst` and the record of each export of {server}'s "
+            "mailboxes; New-MailboxExportRequest writes them as the Exchange Trusted Subsystem)")
 
 
 def _wait_s(config: ServerConfig) -> str:

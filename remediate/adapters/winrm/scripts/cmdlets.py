@@ -29,17 +29,30 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 
 # RBAC puts in a session only the cmdlets the account's roles grant: without the Mailbox Import
 # Export role (assigned to nobody by default) New-MailboxExportRequest is not there (can_export).
+# Get-MailboxDatabase -Server lists every database with a copy on the server, a DAG's passive
+# copies too; its Server property is the server hosting the database (Get-MailboxDatabase.md),
+# so a database is this server's store only where that is this server (its mailboxes are read
+# where the copy is active: Get-MailboxStatistics -Server without -IncludePassive). Server is an
+# ADObjectId (its Name) in a local shell and a string (a name or FQDN) through 2010+ remoting.
+# Recovery marks a recovery database.
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $server = Get-ExchangeServer -Identity $env:COMPUTERNAME -Status
     $stores = @()
     foreach ($database in @(Get-MailboxDatabase -Server $env:COMPUTERNAME)) {
+        $holder = [string]$database.Server.Name
+        if (-not $holder) {
+            $holder = ([string]$database.Server).Split('.')[0]
+        }
+        if ($holder -and $holder -ne $env:COMPUTERNAME) {
+            continue
+        }
         $group = ''
         if ($database.StorageGroupName) {
             $group = [string]$database.StorageGroupName
         }
-        $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
+        $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName; recovery = [bool]$database.Recovery }
     }
     return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
 }
@@ -55,9 +68,15 @@ function ConvertTo-RemediateBytes {
 }
 
 # One enumeration of the server's mailboxes (Get-MailboxStatistics -Server) and one of its
-# databases per script, each indexed; never one per target. A mailbox GUID is not unique on a
-# server (a soft-deleted leftover of a move beside the live mailbox): a lookup that finds it
-# twice is refused, never guessed.
+# databases per script, each indexed; never one per target. -Server lists "all the mailboxes on
+# all the databases, including recovery databases" (Get-MailboxStatistics.md), and from active
+# database copies only (without -IncludePassive, which is not used): a database replicated to
+# other servers of a DAG is read once, where it is active. A GUID is still not unique: a recovery
+# database holds restored copies (Get-MailboxDatabase's Recovery property), and a move leaves a
+# soft-deleted copy in its source database (DisconnectReason SoftDeleted, Remove-StoreMailbox.md),
+# which Connect-Mailbox does not take (New-MailboxRestoreRequest reads it). A lookup names the
+# database the plan saw the mailbox in (its DN; '': the live one wherever it is) and returns only
+# a live mailbox.
 function Get-RemediateStatistics {
     return ,@(Get-MailboxStatistics -Server $env:COMPUTERNAME)
 }
@@ -77,18 +96,58 @@ function Get-RemediateStatisticsIndex {
     return $index
 }
 
-function Find-RemediateStatistics {
-    param($Index, [string]$Guid)
+function Get-RemediateCopyKind {
+    param($Statistics, $Database)
+    if ($Database.Recovery) {
+        return 'recovery'
+    }
+    if ([string]$Statistics.DisconnectReason -eq 'SoftDeleted') {
+        return 'soft-deleted'
+    }
+    return 'live'
+}
+
+# The live mailbox $Guid (in the database $Store where given), or why there is none.
+function Select-RemediateStatistics {
+    param($Index, $Databases, [string]$Guid, [string]$Store)
     $key = ([guid]$Guid).ToString()
     if (-not $Index.ContainsKey($key)) {
-        Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
+        return ('no mailbox ' + $key + ' on ' + $env:COMPUTERNAME)
     }
-    $found = @($Index[$key])
-    if ($found.Count -gt 1) {
-        $where = @($found | ForEach-Object { [string]$_.Database + ' (' + [string]$_.DisconnectReason + ')' }) -join '; '
-        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one database or state on ' + $env:COMPUTERNAME + ' (' + $where + '): remediate will not guess which; remove the leftover, then plan again') $Guid
+    $live = @()
+    $copies = @()
+    foreach ($statistics in @($Index[$key])) {
+        $database = Find-RemediateDatabase $Databases $statistics.Database $key
+        if ($Store -and [string]$database.DistinguishedName -ne $Store) {
+            continue
+        }
+        $kind = Get-RemediateCopyKind $statistics $database
+        if ($kind -eq 'live') {
+            $live += ,$statistics
+        }
+        else {
+            $copies += ([string]$database.Name + ' (' + $kind + ')')
+        }
     }
-    return $found[0]
+    if ($live.Count -eq 1) {
+        return $live[0]
+    }
+    if ($live.Count -gt 1) {
+        return ('mailbox ' + $key + ' is live in more than one database on ' + $env:COMPUTERNAME + ': remediate will not guess which; plan again')
+    }
+    if ($copies.Count -gt 0) {
+        return ('mailbox ' + $key + ' on ' + $env:COMPUTERNAME + ' is there only as a copy (' + ($copies -join '; ') + '), which is never reconnected, exported or purged')
+    }
+    return ('mailbox ' + $key + ' is no longer in the database ' + $Store + ' on ' + $env:COMPUTERNAME + ' (moved since the plan?); plan again')
+}
+
+function Find-RemediateStatistics {
+    param($Index, $Databases, [string]$Guid, [string]$Store)
+    $found = Select-RemediateStatistics $Index $Databases $Guid $Store
+    if ($found -is [string]) {
+        Stop-RemediateRefused $found $Guid
+    }
+    return $found
 }
 
 # Databases by every name a statistics object may carry for its database (deserialized through
@@ -145,6 +204,7 @@ function Invoke-RemediateOperation {
                 items = [long]$statistics.ItemCount
                 size_bytes = ConvertTo-RemediateBytes $statistics.TotalItemSize
                 owner = Get-RemediateOwner $guid
+                copy = Get-RemediateCopyKind $statistics $database
             }
         }
     }
@@ -217,9 +277,11 @@ _PURGE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $databases = Get-RemediateDatabaseIndex
     $doomed = @()
-    foreach ($guid in $Parameters.guids) {
-        $statistics = Find-RemediateStatistics $stored $guid
+    for ($index = 0; $index -lt $Parameters.guids.Length; $index++) {
+        $guid = $Parameters.guids[$index]
+        $statistics = Find-RemediateStatistics $stored $databases $guid $Parameters.stores[$index]
         if ($null -eq $statistics.DisconnectDate) {
             Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
         }
@@ -257,9 +319,10 @@ _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $databases = Get-RemediateDatabaseIndex
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $statistics = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
+        $statistics = Find-RemediateStatistics $stored $databases $Parameters.mailboxes[$index] $Parameters.stores[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $kind = [string]$Parameters.kinds[$index]
@@ -321,18 +384,17 @@ _VALIDATE_RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $databases = Get-RemediateDatabaseIndex
     $problems = @{}
     $work = @()
-    foreach ($guid in $Parameters.mailboxes) {
-        $key = ([guid]$guid).ToString()
-        if (-not $stored.ContainsKey($key)) {
-            $problems[$key] = 'no mailbox ' + $key + ' on ' + $env:COMPUTERNAME
-        }
-        elseif (@($stored[$key]).Count -gt 1) {
-            $problems[$key] = 'mailbox ' + $key + ' is in more than one database or state on ' + $env:COMPUTERNAME
+    for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
+        $key = ([guid]$Parameters.mailboxes[$index]).ToString()
+        $found = Select-RemediateStatistics $stored $databases $key $Parameters.stores[$index]
+        if ($found -is [string]) {
+            $problems[$key] = $found
         }
         else {
-            $work += @{ guid = $key; statistics = @($stored[$key])[0] }
+            $work += @{ guid = $key; statistics = $found }
         }
     }
     foreach ($item in $work) {
@@ -426,10 +488,12 @@ _EXPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $databases = Get-RemediateDatabaseIndex
     Assert-RemediateExportDirectory $Parameters.directory
     $sources = @{}
-    foreach ($guid in $Parameters.guids) {
-        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $stored $guid
+    for ($index = 0; $index -lt $Parameters.guids.Length; $index++) {
+        $guid = $Parameters.guids[$index]
+        $sources[([guid]$guid).ToString()] = Find-RemediateStatistics $stored $databases $guid $Parameters.stores[$index]
     }
     $earlier = Get-RemediateRequestIndex 'export'
     $names = @()
@@ -480,9 +544,10 @@ _IMPORT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStatisticsIndex (Get-RemediateStatistics)
+    $databases = Get-RemediateDatabaseIndex
     $pairs = @{}
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $target = Find-RemediateStatistics $stored $Parameters.mailboxes[$index]
+        $target = Find-RemediateStatistics $stored $databases $Parameters.mailboxes[$index] $Parameters.stores[$index]
         if (-not (Test-Path -LiteralPath $Parameters.locations[$index])) {
             Stop-RemediateRefused ('the export ' + $Parameters.locations[$index] + ' was not found from ' + $env:COMPUTERNAME) $Parameters.mailboxes[$index]
         }
@@ -572,10 +637,23 @@ REFUSAL_2010_RTM = (
 )
 
 
-def lacks_mailbox_requests(admin_display_version: str) -> bool:
-    """Whether a 2010 server of this AdminDisplayVersion predates SP1 (unreadable: not known)."""
+def _predates(admin_display_version: str, build: tuple[int, int]) -> bool:
+    """Whether a server of this AdminDisplayVersion is older than ``build`` (major, minor);
+    unreadable: not known, so not older."""
     found = _ADMIN_DISPLAY_VERSION.search(admin_display_version)
-    return found is not None and (int(found[1]), int(found[2])) < (14, 1)
+    return found is not None and (int(found[1]), int(found[2])) < build
+
+
+def lacks_mailbox_requests(admin_display_version: str) -> bool:
+    """Whether a 2010 server of this AdminDisplayVersion predates SP1 (14.1)."""
+    return _predates(admin_display_version, (14, 1))
+
+
+def lacks_update_recipient(admin_display_version: str) -> bool:
+    """Whether a 2007 server of this AdminDisplayVersion predates SP1 (8.1): Update-Recipient
+    "Applies to: Exchange Server 2007 SP1, Exchange Server 2007 SP2, Exchange Server 2007 SP3"
+    (bb738148), so Exchange 2007 RTM (8.0) does not have it."""
+    return _predates(admin_display_version, (8, 1))
 
 
 def scripts(version: ExchangeVersion) -> dict[str, Script]:

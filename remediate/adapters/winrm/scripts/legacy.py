@@ -8,19 +8,37 @@ it with what to do instead (``EXCHANGE_2000_REFUSAL``)."""
 
 from __future__ import annotations
 
-from remediate.model import LINE_UNSAFE, ExchangeVersion
+from remediate.model import LINE_UNSAFE, RECOVERY_STORAGE_GROUP, ExchangeVersion
 
 from . import shared
 from .assembly import Dialect, Script, assemble
 from .parameters import PARAMETERS
 
 # One enumeration of the server's mailboxes per script, indexed by GUID. A GUID is not unique on
-# a server (a recovery storage group holds copies of mailboxes with theirs): a lookup that finds
-# it twice is refused, never guessed.
+# a server: a recovery storage group holds restored copies of mailboxes under their GUIDs
+# (KB824126; Exchange_Mailbox names a mailbox by server, storage group, store and GUID, all keys
+# of the class). A server has at most one recovery storage group, and Exchange System Manager
+# names it "Recovery Storage Group" (RECOVERY_STORAGE_GROUP). A lookup names the store the plan
+# saw the mailbox in, "<storage group>\<store>" ('': the live one wherever it is), and only a
+# live mailbox is ever returned: mail is never delivered to a recovery copy, and Reconnect() and
+# Purge() of one would act on a restore, not on the user's mailbox.
 _WMI = r"""
 function Get-RemediateStoreMailboxes {
     $all = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_Mailbox'
     return @($all | Where-Object { $_.ServerName -eq $env:COMPUTERNAME })
+}
+
+function Get-RemediateCopyKind {
+    param($Mailbox)
+    if ([string]$Mailbox.StorageGroupName -eq 'RECOVERY_GROUP') {
+        return 'recovery'
+    }
+    return 'live'
+}
+
+function Get-RemediateStoreKey {
+    param($Mailbox)
+    return [string]$Mailbox.StorageGroupName + '\' + [string]$Mailbox.StoreName
 }
 
 function Get-RemediateStoreMailboxIndex {
@@ -38,19 +56,29 @@ function Get-RemediateStoreMailboxIndex {
 }
 
 function Find-RemediateStoreMailbox {
-    param($Index, [string]$Guid)
+    param($Index, [string]$Guid, [string]$Store)
     $key = ([guid]$Guid).ToString()
     if (-not $Index.ContainsKey($key)) {
         Stop-RemediateRefused ('no mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME) $Guid
     }
     $found = @($Index[$key])
-    if ($found.Count -gt 1) {
-        $where = @($found | ForEach-Object { [string]$_.StorageGroupName + '\' + [string]$_.StoreName }) -join '; '
-        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one store on ' + $env:COMPUTERNAME + ' (' + $where + '; a recovery storage group?): remediate will not guess which; dismount or remove the copy, then plan again') $Guid
+    if ($Store) {
+        $found = @($found | Where-Object { (Get-RemediateStoreKey $_) -eq $Store })
+        if ($found.Count -eq 0) {
+            Stop-RemediateRefused ('mailbox ' + $Guid + ' is no longer in ' + $Store + ' on ' + $env:COMPUTERNAME + ' (moved since the plan?); plan again') $Guid
+        }
     }
-    return $found[0]
+    $live = @($found | Where-Object { (Get-RemediateCopyKind $_) -eq 'live' })
+    if ($live.Count -eq 0) {
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' on ' + $env:COMPUTERNAME + ' is only a copy in the recovery storage group, which is never reconnected, exported or purged') $Guid
+    }
+    if ($live.Count -gt 1) {
+        $where = @($live | ForEach-Object { Get-RemediateStoreKey $_ }) -join '; '
+        Stop-RemediateRefused ('mailbox ' + $Guid + ' is in more than one store on ' + $env:COMPUTERNAME + ' (' + $where + '): remediate will not guess which; plan again') $Guid
+    }
+    return $live[0]
 }
-"""
+""".replace("RECOVERY_GROUP", RECOVERY_STORAGE_GROUP)
 
 _DESCRIBE = r"""
 function Get-RemediateStoreEntries {
@@ -109,6 +137,7 @@ function Invoke-RemediateOperation {
                 guid = $guid
                 store_name = [string]$mailbox.StoreName
                 storage_group = [string]$mailbox.StorageGroupName
+                copy = Get-RemediateCopyKind $mailbox
                 legacy_dn = [string]$mailbox.LegacyDN
                 display_name = [string]$mailbox.MailboxDisplayName
                 disconnected_at = $absent
@@ -128,8 +157,9 @@ function Invoke-RemediateOperation {
     param($Parameters)
     $stored = Get-RemediateStoreMailboxIndex
     $doomed = @()
-    foreach ($guid in $Parameters.guids) {
-        $mailbox = Find-RemediateStoreMailbox $stored $guid
+    for ($index = 0; $index -lt $Parameters.guids.Length; $index++) {
+        $guid = $Parameters.guids[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $guid $Parameters.stores[$index]
         if (-not $mailbox.DateDiscoveredAbsentInDS) {
             Stop-RemediateRefused ('mailbox ' + $guid + ' is not disconnected; run the cleanup agent first') $guid
         }
@@ -148,7 +178,7 @@ function Invoke-RemediateOperation {
     $stored = Get-RemediateStoreMailboxIndex
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index] $Parameters.stores[$index]
         $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
         Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $work += @{ mailbox = $mailbox; logon = [string]$user.Properties['samaccountname'][0] }
@@ -290,8 +320,9 @@ function Invoke-RemediateOperation {
     Assert-RemediateExportDirectory $Parameters.directory
     Assert-RemediateExMergeHost
     $mailboxes = @{}
-    foreach ($guid in $Parameters.guids) {
-        $mailboxes[$guid] = Find-RemediateStoreMailbox $stored $guid
+    for ($index = 0; $index -lt $Parameters.guids.Length; $index++) {
+        $guid = $Parameters.guids[$index]
+        $mailboxes[$guid] = Find-RemediateStoreMailbox $stored $guid $Parameters.stores[$index]
         Assert-RemediateExMergeLine ([string]$mailboxes[$guid].LegacyDN) ('the legacyExchangeDN of mailbox ' + $guid) $guid
     }
     $made = @{}
@@ -341,7 +372,7 @@ function Invoke-RemediateOperation {
     Assert-RemediateExMergeHost
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
-        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index]
+        $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index] $Parameters.stores[$index]
         Assert-RemediateExMergeLine ([string]$mailbox.LegacyDN) ('the legacyExchangeDN of mailbox ' + $Parameters.mailboxes[$index]) $Parameters.mailboxes[$index]
         $location = $Parameters.locations[$index]
         $nameFile = Get-RemediateExportPath (Split-Path $location) $Parameters.export_mailboxes[$index] '.exmerge-name.txt'

@@ -6,6 +6,9 @@ from __future__ import annotations
 from .assembly import Parameter
 
 _GUIDS = Parameter("guids", is_list=True)
+# The store each mailbox was seen in, by position (a GUID is not unique on a server): the store's
+# DN on 2007+, "<storage group>\<store>" (Exchange_Mailbox's keys) on 2003; "" where not known.
+_STORES = Parameter("stores", is_list=True)
 
 PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "describe": (),
@@ -14,17 +17,18 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "running_dependents": (Parameter("names", is_list=True),),
     "set_services": (Parameter("names", is_list=True), Parameter("state")),
     "clean_database": (Parameter("store_dns", is_list=True),),
-    "purge": (_GUIDS,),
+    "purge": (_GUIDS, _STORES),
     "disable": (Parameter("users", is_list=True),),
     # kinds: Connect-Mailbox's parameter set per pair (user, shared, room, equipment); archives:
     # "1" where the user's archive is connected too (-Archive). Exchange 2003 ignores both.
     "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True),
-                  Parameter("kinds", is_list=True), Parameter("archives", is_list=True)),
-    "validate_reconnect": (Parameter("mailboxes", is_list=True),),
+                  Parameter("kinds", is_list=True), Parameter("archives", is_list=True),
+                  _STORES),
+    "validate_reconnect": (Parameter("mailboxes", is_list=True), _STORES),
     "update_recipients": (Parameter("users", is_list=True),),
     "exports": (Parameter("directory"), _GUIDS),
     "exmerge_prerequisites": (Parameter("directory"),),
-    "export": (Parameter("directory"), _GUIDS, Parameter("wait_s")),
+    "export": (Parameter("directory"), _GUIDS, Parameter("wait_s"), _STORES),
     "import": (
         Parameter("directory"),
         Parameter("wait_s"),
@@ -32,5 +36,6 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
         Parameter("export_servers", is_list=True),
         Parameter("export_mailboxes", is_list=True),
         Parameter("locations", is_list=True),
+        _STORES,
     ),
 }
