@@ -11,6 +11,7 @@ from uuid import UUID
 from remediate.errors import PermanentError, Refused
 from remediate.model import (
     ConnectAs,
+    DirectoryEntry,
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
@@ -20,7 +21,7 @@ from remediate.model import (
     mailbox_list_refusal,
     utc,
 )
-from remediate.ports import ManualActionRequired
+from remediate.ports import ExchangeCatalog, ManualActionRequired
 from remediate.recipient import recipient_update_instructions
 
 from .config import ServerConfig
@@ -64,6 +65,13 @@ def _strings(items: Collection[object]) -> list[str]:
     return [str(item) for item in items]
 
 
+def refuse_exchange_2000(servers: Sequence[ServerConfig]) -> None:
+    """Refused before anything connects: see ``EXCHANGE_2000_REFUSAL``."""
+    for config in servers:
+        if config.version is ExchangeVersion.E2000:
+            raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server), target=config.host)
+
+
 class WinRmExchange:
     """Implements ``remediate.ports.Exchange`` for the servers of an inventory."""
 
@@ -71,11 +79,12 @@ class WinRmExchange:
         self,
         servers: Sequence[ServerConfig],
         runner: Callable[[ServerConfig], ScriptRunner] = ScriptRunner,
+        *,
+        catalog: ExchangeCatalog | None = None,
     ) -> None:
-        for config in servers:
-            if config.version is ExchangeVersion.E2000:
-                raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server),
-                              target=config.host)
+        refuse_exchange_2000(servers)
+        # Owners, stores and users are read from AD here, not by the scripts (the double hop).
+        self._catalog_port = catalog
         self._configs = {config.server: config for config in servers}
         self.runners = {name: runner(config) for name, config in self._configs.items()}
         self._described: dict[str, _Description] = {}
@@ -113,10 +122,13 @@ class WinRmExchange:
     def _describe(self, server: str) -> _Description:
         if server not in self._described:
             found = self._run(server, "describe", {})
-            stores = tuple(
-                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
-                for s in found["stores"]
-            )
+            if self._config(server, "describe").version.legacy:
+                stores = tuple(self._catalog("describe").mailbox_stores(server))
+            else:  # Get-MailboxDatabase: the Exchange shell reads AD itself
+                stores = tuple(
+                    Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]))
+                    for s in found["stores"]
+                )
             build = found.get("admin_display_version")
             roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
                               if role.strip())
@@ -125,6 +137,48 @@ class WinRmExchange:
                                                     roles, str(found.get("site") or ""),
                                                     found.get("can_export") is not False)
         return self._described[server]
+
+    def _catalog(self, operation: str) -> ExchangeCatalog:
+        if self._catalog_port is None:
+            raise PermanentError(
+                "no directory connection to read owners, stores and users from",
+                endpoint="directory", operation=f"exchange.{operation}",
+                hint="build WinRmExchange with catalog= (the inventory's [directory])",
+            )
+        return self._catalog_port
+
+    def _users(self, server: str, operation: str, users: Sequence[UUID], *,
+               unmailed: bool = False) -> dict[UUID, DirectoryEntry]:
+        """The users as the pinned DC sees them; one that is not there is refused, and with
+        ``unmailed`` one that is still mail-enabled (a reconnect would fail on it)."""
+        found = self._catalog(operation).recipients(users)
+        for guid in users:
+            entry = found.get(guid)
+            problem = ("no user with objectGUID " + str(guid) if entry is None
+                       else f"user {entry.dn} is still mail-enabled"
+                       if unmailed and entry.mail_enabled else None)
+            if problem is not None:
+                raise PermanentError(problem, endpoint=server, operation=f"exchange.{operation}",
+                                     target=str(guid))
+        return found
+
+    def _owners(self, server: str, mailboxes: Sequence[UUID]) -> dict[UUID, UUID]:
+        """Each mailbox's owner in the forest; a mailbox two users claim is refused, not
+        guessed (clear msExchMailboxGuid on the one that does not own it)."""
+        owners: dict[UUID, UUID] = {}
+        for mailbox, found in self._catalog("mailboxes").mailbox_owners(mailboxes).items():
+            if len(found) > 1:
+                claimants = "; ".join(dn for _, dn in found)
+                raise PermanentError(
+                    f"mailbox {mailbox} is claimed by {len(found)} users of the forest "
+                    f"({claimants}): remediate will not guess which owns it",
+                    endpoint=server, operation="exchange.mailboxes", target=str(mailbox),
+                    hint="clear msExchMailboxGuid on the user that does not own it, then plan "
+                    "again",
+                )
+            if found:
+                owners[mailbox] = found[0][0]
+        return owners
 
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
         if row.get("store_dn"):
@@ -155,11 +209,13 @@ class WinRmExchange:
         else:
             found = self._batched(server, "mailboxes", _strings(guids),
                                   lambda chunk: {"scope": "listed", "guids": list(chunk)})
-        return [self._mailbox(server, row) for rows in found for row in rows]
+        rows = [row for chunk in found for row in chunk]
+        owners = self._owners(server, list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)))
+        return [self._mailbox(server, row, owners) for row in rows]
 
-    def _mailbox(self, server: str, row: Mapping[str, Any]) -> MailboxInfo:
+    def _mailbox(self, server: str, row: Mapping[str, Any],
+                 owners: Mapping[UUID, UUID]) -> MailboxInfo:
         disconnected = row.get("disconnected_at")
-        owner = row.get("owner")
         return MailboxInfo(
             guid=UUID(str(row["guid"])),
             server=server,
@@ -168,7 +224,7 @@ class WinRmExchange:
             display_name=str(row["display_name"]),
             disconnected_at=utc(str(disconnected)) if disconnected else None,
             item_ids=None,  # a store counts its items; it cannot list them
-            owner=UUID(str(owner)) if owner else None,
+            owner=owners.get(UUID(str(row["guid"]))),
             counted_items=int(row["items"]),
             size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
             # WMI Exchange_Mailbox.LastLogonTime (2003), Get-MailboxStatistics LastLogonTime
@@ -215,7 +271,13 @@ class WinRmExchange:
         self._batched(server, "purge", _strings(guids), lambda chunk: {"guids": list(chunk)})
 
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
-        self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
+        self._by_user(server, "disable", list(users))
+
+    def _by_user(self, server: str, operation: str, users: Sequence[UUID]) -> None:
+        """A script over users named by GUID (targets) and by the DN read from AD."""
+        found = self._users(server, operation, users)
+        self._batched(server, operation, users, lambda chunk: {
+            "users": _strings(chunk), "user_dns": [found[user].dn for user in chunk]})
 
     def reconnect_mailboxes(
         self,
@@ -224,11 +286,14 @@ class WinRmExchange:
         connect_as: Mapping[UUID, ConnectAs] | None = None,
     ) -> None:
         how = dict(connect_as or {})
+        found = self._users(server, "reconnect", [user for _, user in pairs], unmailed=True)
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "users": [str(user) for _, user in chunk],
             "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
             "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
+            "logons": [found[user].sam_account_name for _, user in chunk],
+            "user_dns": [found[user].dn for _, user in chunk],
         })
 
     def reconnect_problems(self, server: str, mailboxes: Collection[UUID]) -> dict[UUID, str]:
@@ -244,8 +309,7 @@ class WinRmExchange:
         config = self._config(server, "update_recipients")
         if config.version.legacy:
             raise ManualActionRequired(recipient_update_instructions(server))
-        self._batched(server, "update_recipients", _strings(users),
-                      lambda chunk: {"users": list(chunk)})
+        self._by_user(server, "update_recipients", list(users))
 
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
