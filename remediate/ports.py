@@ -150,6 +150,13 @@ class ExchangeCatalog(Protocol):
         sAMAccountName a script is handed, and whether they are still mail-enabled."""
         ...
 
+    def extended_rights(self, dn: str, account: str, rights: Collection[UUID]) -> set[UUID]:
+        """Which of these extended rights (by rightsGuid) ``account`` (``DOMAIN\\name`` or
+        ``name@domain``) holds on the object ``dn``, as Windows' access check decides from the
+        object's DACL and the account's groups: ExMerge needs Send As and Receive As on the
+        mailbox store (KB292509)."""
+        ...
+
 
 # Which port methods only read and which change the servers' state: the engine retries a read
 # call by call, and sends a change again only after a fresh observe shows it did not happen.

@@ -64,3 +64,23 @@ def stores_of(server: str, rows: Iterable[tuple[str, Raw]]) -> list[Store]:
         stores.append(Store(server, name.decode("utf-8") if name else rdn_value(dn),
                             rdn_value(group) if group else "", dn))
     return sorted(stores, key=lambda store: normalize(store.dn))
+
+
+ACCOUNT_ATTRIBUTES = ("objectGUID", "objectSid")
+TOKEN_ATTRIBUTES = ("objectSid", "tokenGroups")
+
+
+def account_filter(identity: str) -> str:
+    """The user a WinRM identity names: ``DOMAIN\\name`` or a bare name by sAMAccountName, a
+    user principal name (``name@domain``) by userPrincipalName; the value escaped."""
+    if "@" in identity and "\\" not in identity:
+        return f"(&{filters.USERS}{filters.equals('userPrincipalName', identity)})"
+    name = identity.rsplit("\\", maxsplit=1)[-1]
+    return f"(&{filters.USERS}{filters.equals('sAMAccountName', name)})"
+
+
+def token_sids(raw: Raw) -> set[bytes]:
+    """The account's own SID and its groups' (tokenGroups: the transitive memberships as the DC
+    computes them for a token), binary."""
+    return {value for key, values in raw.items()
+            if key.lower() in ("objectsid", "tokengroups") for value in values}

@@ -21,7 +21,7 @@ from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
 from remediate.errors import PermanentError, TransientError
 from remediate.model import DirectoryEntry, Store, UserQuery, WriteValue
 
-from . import catalog, discovery, entries, errors, filters, security
+from . import access, catalog, discovery, entries, errors, filters, security
 from .connection import ConnectionSettings, TlsMode, open_connection
 from .discovery import DomainController
 from .seen import Seen
@@ -185,6 +185,33 @@ class LdapDirectory:
             attributes=catalog.STORE_ATTRIBUTES, operation="exchange.stores",
         )
         return catalog.stores_of(server, found)
+
+    def extended_rights(self, dn: str, account: str, rights: Collection[UUID]) -> set[UUID]:
+        """The account is found on the global catalog, its groups read from its tokenGroups on
+        the pinned DC, and the object's DACL (the SD flags control: DACL only) checked as
+        Windows would (:mod:`.access`)."""
+        dc = self.writable_dc()
+        found = self._search(GC_PREFIX + dc, "", catalog.account_filter(account),
+                             attributes=catalog.ACCOUNT_ATTRIBUTES, operation="exchange.rights")
+        if len(found) != 1:
+            raise PermanentError(
+                f"{len(found)} users of the forest match the account {account!r}",
+                endpoint=dc, operation="exchange.rights", target=account,
+                hint="set identity in the inventory to DOMAIN\\name or name@domain of one user",
+            )
+        token = self._search(dc, found[0][0], "(objectClass=*)", scope=ldap3.BASE,
+                             attributes=catalog.TOKEN_ATTRIBUTES, operation="exchange.rights")
+        target = self._search(dc, dn, "(objectClass=*)", scope=ldap3.BASE,
+                              attributes=("nTSecurityDescriptor",), operation="exchange.rights")
+        descriptor = next((v[0] for k, v in (target[0][1] if target else {}).items()
+                           if k.lower() == "ntsecuritydescriptor" and v), None)
+        if descriptor is None:
+            raise _unreadable(dn, dc)
+        sids = access.LOGON_SIDS | (catalog.token_sids(token[0][1]) if token else set())
+        try:
+            return {right for right in rights if access.holds(descriptor, sids, right)}
+        except access.MalformedDescriptor as error:
+            raise _unreadable(dn, dc, str(error)) from None
 
     def recipients(self, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
         return self.read(guids, self.writable_dc())
@@ -625,6 +652,14 @@ class LdapDirectory:
 
 def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:
     return entry.when_created, entry.guid.int
+
+
+def _unreadable(dn: str, dc: str, why: str = "not returned") -> PermanentError:
+    return PermanentError(
+        f"the security descriptor of {dn} on {dc}: {why}", endpoint=dc,
+        operation="exchange.rights", target=dn,
+        hint="the [directory] account needs to read the object's permissions (its DACL)",
+    )
 
 
 def _no_such_object(guid: UUID, dc: str, operation: str) -> PermanentError:

@@ -38,6 +38,10 @@ MISSING_IMPORT_EXPORT_ROLE = (
     "\"Mailbox Import Export\" -User {account}), then plan again"
 )
 
+# The extended rights ExMerge needs on a mailbox store (KB292509), by rightsGuid.
+STORE_RIGHTS = {UUID("ab721a54-1e2f-11d0-9819-00aa0040529b"): "Send As",
+                UUID("ab721a56-1e2f-11d0-9819-00aa0040529b"): "Receive As"}
+
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
 # result stay bounded.
@@ -334,9 +338,27 @@ class WinRmExchange:
             if config.server not in self._prerequisites:
                 found = self._run(config.server, "exmerge_prerequisites",
                                   {"directory": config.export_directory})
-                self._prerequisites[config.server] = "; ".join(str(p) for p in found or [])
+                self._prerequisites[config.server] = "; ".join(
+                    [*(str(p) for p in found or []), *self._missing_store_rights(config)])
             refusal = self._prerequisites[config.server] or None
         return refusal
+
+    def _missing_store_rights(self, config: ServerConfig) -> list[str]:
+        """ExMerge runs as the WinRM account and needs Send As and Receive As on each mailbox
+        store it works in (KB292509), read here from each store's DACL."""
+        catalog = self._catalog("exmerge_prerequisites")
+        problems = []
+        for store in catalog.mailbox_stores(config.server):
+            held = catalog.extended_rights(store.dn, config.identity, STORE_RIGHTS)
+            missing = " and ".join(name for right, name in STORE_RIGHTS.items()
+                                   if right not in held)
+            if missing:
+                problems.append(
+                    f"grant {missing} on {store.storage_group}\\{store.name} ({config.server}) "
+                    f"to {config.identity} (Exchange System Manager > the store > Properties > "
+                    "Security; on Exchange 2003 through a security group, since the built-in "
+                    "administrators inherit a Deny: KB292509)")
+        return problems
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
         """The server's config, where it can export and import mail; else refused before the

@@ -282,7 +282,8 @@ _EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
 # What ExMerge needs, checked when the plan asks whether this server can export mail:
 # exmerge.exe in Exchsrvr\bin (it is a separate download; KB174197), and an export directory that
 # is not on the system drive of the server being repaired (PSTs filling it would stop the store).
-# Send As and Receive As on the stores for the account (KB273642) are not checked here: README.
+# Send As and Receive As on the stores for the account (KB292509) are read by the adapter from each
+# store's DACL through LDAP (WinRmExchange._missing_store_rights), not here.
 _PREREQUISITES = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
