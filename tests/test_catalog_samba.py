@@ -25,16 +25,18 @@ pytestmark = pytest.mark.samba
 HOSTILE_GUIDS = (UUID(bytes_le=b"*()\\\x00*)(|" + bytes(7)), UUID(bytes_le=b"*" * 16))
 
 
-def _add(directory: LdapDirectory, dn: str, classes: list[str],
-         attributes: dict[str, object] | None = None) -> None:
-    answer = directory.connection(directory.writable_dc()).add(dn, classes, attributes or {})
+def add(directory: LdapDirectory, dn: str, classes: list[str],
+        attributes: dict[str, object] | None = None) -> None:
+    """Add an object on the pinned DC (the test fails with the DC's answer if it cannot)."""
+    answer = directory.connection(directory.writable_dc()).add(  # type: ignore[no-untyped-call]
+        dn, classes, attributes or {})
     assert answer[0], (dn, answer[1])
 
 
 def _user_with_mailbox(directory: LdapDirectory, ou: str, mailbox: UUID) -> tuple[UUID, str]:
     name = unique("owner")
     dn = f"CN={name},{ou}"
-    _add(directory, dn, ["user"], {"sAMAccountName": name, "msExchMailboxGuid": mailbox.bytes_le})
+    add(directory, dn, ["user"], {"sAMAccountName": name, "msExchMailboxGuid": mailbox.bytes_le})
     entry = directory.lookup(dn)
     assert entry is not None
     return entry.guid, entry.dn
@@ -42,7 +44,7 @@ def _user_with_mailbox(directory: LdapDirectory, ou: str, mailbox: UUID) -> tupl
 
 def _new_ou(directory: LdapDirectory, base_dn: str) -> str:
     ou = f"OU={unique('catalog-')},{base_dn}"
-    _add(directory, ou, ["organizationalUnit"])
+    add(directory, ou, ["organizationalUnit"])
     return ou
 
 
@@ -67,20 +69,20 @@ def _add_store(directory: LdapDirectory, org: str, server: str, group: str, name
     """A 2003 mailbox store under ``server``'s object, as Exchange lays it out."""
     server_dn = f"CN={escape_rdn_value(server)},CN=Servers,{org}"
     if directory.lookup(server_dn) is None:
-        _add(directory, server_dn, ["container"])
-        _add(directory, f"CN=InformationStore,{server_dn}", ["container"])
+        add(directory, server_dn, ["container"])
+        add(directory, f"CN=InformationStore,{server_dn}", ["container"])
     group_dn = f"CN={escape_rdn_value(group)},CN=InformationStore,{server_dn}"
     if directory.lookup(group_dn) is None:
-        _add(directory, group_dn, ["container"])
+        add(directory, group_dn, ["container"])
     store_dn = f"CN={escape_rdn_value(name)},{group_dn}"
-    _add(directory, store_dn, ["msExchPrivateMDB"], {"msExchOwningServer": server_dn})
+    add(directory, store_dn, ["msExchPrivateMDB"], {"msExchOwningServer": server_dn})
     return store_dn
 
 
 def _new_organisation(directory: LdapDirectory, base_dn: str) -> str:
     org = f"CN={unique('org-')},CN=Services,CN=Configuration,{base_dn}"
-    _add(directory, org, ["container"])
-    _add(directory, f"CN=Servers,{org}", ["container"])
+    add(directory, org, ["container"])
+    add(directory, f"CN=Servers,{org}", ["container"])
     return org
 
 

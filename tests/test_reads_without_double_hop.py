@@ -107,6 +107,10 @@ class RecordingCatalog:
         self.calls.append("recipients")
         return self.inner.recipients(guids)
 
+    def extended_rights(self, dn: str, account: str, rights: Collection[UUID]) -> set[UUID]:
+        self.calls.append("extended_rights")
+        return self.inner.extended_rights(dn, account, rights)
+
 
 def _exchange(site: Site, catalog: RecordingCatalog) -> WinRmExchange:
     return WinRmExchange(site.configs, catalog=catalog)

@@ -12,6 +12,7 @@ import ldap3
 import pytest
 from directory_backends import samba_directory, unique
 from samba_dc import DOMAIN, SambaDC
+from test_catalog_samba import add as _add
 from test_store_rights import CONTAINER_INHERIT, RECEIVE_AS, SEND_AS, allow, deny
 
 from remediate.adapters.ldap import security
@@ -21,12 +22,6 @@ from remediate.errors import PermanentError
 
 pytestmark = pytest.mark.samba
 GLOBAL_SECURITY_GROUP = -2147483646
-
-
-def _add(directory: LdapDirectory, dn: str, classes: list[str],
-         attributes: dict[str, object] | None = None) -> None:
-    answer = directory.connection(directory.writable_dc()).add(dn, classes, attributes or {})
-    assert answer[0], (dn, answer[1])
 
 
 def _sid_of(directory: LdapDirectory, dn: str) -> bytes:
@@ -50,8 +45,9 @@ def _dacl_first(directory: LdapDirectory, dn: str, *aces: bytes) -> None:
     acl = struct.pack("<BBHHH", max(revision, 4), 0, size + len(added), count + len(aces), 0)
     control = struct.unpack_from("<H", current, 2)[0] | security.SE_DACL_PRESENT
     written = struct.pack("<BBHIIII", 1, 0, control, 0, 0, 0, 20) + acl + added + kept
-    result = connection.modify(dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [written])]},
-                               controls=[security.dacl_control()])
+    result = connection.modify(  # type: ignore[no-untyped-call]
+        dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [written])]},
+        controls=[security.dacl_control()])
     assert result[0], result[1]
 
 

@@ -214,17 +214,18 @@ class ExchangeHost:
         otherwise only the refusals' targets, so a wrong DN or name acts on whom it names."""
         info = next(s for s in self.exchange.servers() if s.name == self.server)
         view = self.directory.view(info.dc)
-        if not version.legacy:
-            key, names = normalize, p["user_dns"]
-        elif "logons" in p:
-            key, names = str.casefold, p["logons"]
-        else:
+        by_dn = not version.legacy
+        if not by_dn and "logons" not in p:
             return [_uuid(g) for g in p["users"]]
+        names: list[str] = p["user_dns"] if by_dn else p["logons"]
+
+        def key(name: str) -> str:
+            return normalize(name) if by_dn else name.casefold()
+
         found: dict[str, UUID] = {}
         for entry in view.entries():
             if entry.object_class == "user" and not entry.deleted:
-                name = key(entry.dn if key is normalize else entry.sam_account_name)
-                found.setdefault(name, entry.guid)
+                found.setdefault(key(entry.dn if by_dn else entry.sam_account_name), entry.guid)
         missing = [name for name in names if key(name) not in found]
         if missing:
             raise self._refuse(f"no user {missing[0]!r} as {info.dc} sees it", missing[0])
