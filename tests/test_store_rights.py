@@ -15,7 +15,7 @@ from winrm_support import USER, WinRmWorld, serve
 from remediate import Engine, get_playbook
 from remediate.adapters.ldap import access
 from remediate.adapters.winrm import WinRmExchange
-from remediate.adapters.winrm.exchange import STORE_RIGHTS
+from remediate.adapters.winrm.reads import STORE_RIGHTS
 from remediate.engine.runner import EXIT_LEFT_OUT
 from remediate.fakes import FakeCatalog
 

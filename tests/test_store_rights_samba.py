@@ -17,7 +17,7 @@ from test_store_rights import CONTAINER_INHERIT, RECEIVE_AS, SEND_AS, allow, den
 
 from remediate.adapters.ldap import security
 from remediate.adapters.ldap.directory import LdapDirectory
-from remediate.adapters.winrm.exchange import STORE_RIGHTS
+from remediate.adapters.winrm.reads import STORE_RIGHTS
 from remediate.errors import PermanentError
 
 pytestmark = pytest.mark.samba

@@ -11,7 +11,6 @@ from uuid import UUID
 from remediate.errors import PermanentError, Refused
 from remediate.model import (
     ConnectAs,
-    DirectoryEntry,
     ExchangeServer,
     ExchangeVersion,
     ExportRef,
@@ -24,6 +23,7 @@ from remediate.model import (
 from remediate.ports import ExchangeCatalog, ManualActionRequired
 from remediate.recipient import recipient_update_instructions
 
+from . import reads
 from .config import ServerConfig
 from .delivery import Value
 from .evidence import export_ref
@@ -37,10 +37,6 @@ MISSING_IMPORT_EXPORT_ROLE = (
     "role (assigned to nobody by default). Assign it (New-ManagementRoleAssignment -Role "
     "\"Mailbox Import Export\" -User {account}), then plan again"
 )
-
-# The extended rights ExMerge needs on a mailbox store (KB292509), by rightsGuid.
-STORE_RIGHTS = {UUID("ab721a54-1e2f-11d0-9819-00aa0040529b"): "Send As",
-                UUID("ab721a56-1e2f-11d0-9819-00aa0040529b"): "Receive As"}
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
 # is split so that one command's run time (Exchange cmdlets take ~0.1-1 s a mailbox) and its
@@ -151,39 +147,6 @@ class WinRmExchange:
             )
         return self._catalog_port
 
-    def _users(self, server: str, operation: str, users: Sequence[UUID], *,
-               unmailed: bool = False) -> dict[UUID, DirectoryEntry]:
-        """The users as the pinned DC sees them; one that is not there is refused, and with
-        ``unmailed`` one that is still mail-enabled (a reconnect would fail on it)."""
-        found = self._catalog(operation).recipients(users)
-        for guid in users:
-            entry = found.get(guid)
-            problem = ("no user with objectGUID " + str(guid) if entry is None
-                       else f"user {entry.dn} is still mail-enabled"
-                       if unmailed and entry.mail_enabled else None)
-            if problem is not None:
-                raise PermanentError(problem, endpoint=server, operation=f"exchange.{operation}",
-                                     target=str(guid))
-        return found
-
-    def _owners(self, server: str, mailboxes: Sequence[UUID]) -> dict[UUID, UUID]:
-        """Each mailbox's owner in the forest; a mailbox two users claim is refused, not
-        guessed (clear msExchMailboxGuid on the one that does not own it)."""
-        owners: dict[UUID, UUID] = {}
-        for mailbox, found in self._catalog("mailboxes").mailbox_owners(mailboxes).items():
-            if len(found) > 1:
-                claimants = "; ".join(dn for _, dn in found)
-                raise PermanentError(
-                    f"mailbox {mailbox} is claimed by {len(found)} users of the forest "
-                    f"({claimants}): remediate will not guess which owns it",
-                    endpoint=server, operation="exchange.mailboxes", target=str(mailbox),
-                    hint="clear msExchMailboxGuid on the user that does not own it, then plan "
-                    "again",
-                )
-            if found:
-                owners[mailbox] = found[0][0]
-        return owners
-
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
         if row.get("store_dn"):
             return str(row["store_dn"])
@@ -214,7 +177,8 @@ class WinRmExchange:
             found = self._batched(server, "mailboxes", _strings(guids),
                                   lambda chunk: {"scope": "listed", "guids": list(chunk)})
         rows = [row for chunk in found for row in chunk]
-        owners = self._owners(server, list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)))
+        owners = reads.owners(self._catalog("mailboxes"), server,
+                              list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)))
         return [self._mailbox(server, row, owners) for row in rows]
 
     def _mailbox(self, server: str, row: Mapping[str, Any],
@@ -279,7 +243,7 @@ class WinRmExchange:
 
     def _by_user(self, server: str, operation: str, users: Sequence[UUID]) -> None:
         """A script over users named by GUID (targets) and by the DN read from AD."""
-        found = self._users(server, operation, users)
+        found = reads.users(self._catalog(operation), server, operation, users)
         self._batched(server, operation, users, lambda chunk: {
             "users": _strings(chunk), "user_dns": [found[user].dn for user in chunk]})
 
@@ -290,7 +254,8 @@ class WinRmExchange:
         connect_as: Mapping[UUID, ConnectAs] | None = None,
     ) -> None:
         how = dict(connect_as or {})
-        found = self._users(server, "reconnect", [user for _, user in pairs], unmailed=True)
+        found = reads.users(self._catalog("reconnect"), server, "reconnect",
+                            [user for _, user in pairs], unmailed=True)
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "users": [str(user) for _, user in chunk],
@@ -339,26 +304,10 @@ class WinRmExchange:
                 found = self._run(config.server, "exmerge_prerequisites",
                                   {"directory": config.export_directory})
                 self._prerequisites[config.server] = "; ".join(
-                    [*(str(p) for p in found or []), *self._missing_store_rights(config)])
+                    [*(str(p) for p in found or []),
+                     *reads.missing_store_rights(self._catalog("exmerge_prerequisites"), config)])
             refusal = self._prerequisites[config.server] or None
         return refusal
-
-    def _missing_store_rights(self, config: ServerConfig) -> list[str]:
-        """ExMerge runs as the WinRM account and needs Send As and Receive As on each mailbox
-        store it works in (KB292509), read here from each store's DACL."""
-        catalog = self._catalog("exmerge_prerequisites")
-        problems = []
-        for store in catalog.mailbox_stores(config.server):
-            held = catalog.extended_rights(store.dn, config.identity, STORE_RIGHTS)
-            missing = " and ".join(name for right, name in STORE_RIGHTS.items()
-                                   if right not in held)
-            if missing:
-                problems.append(
-                    f"grant {missing} on {store.storage_group}\\{store.name} ({config.server}) "
-                    f"to {config.identity} (Exchange System Manager > the store > Properties > "
-                    "Security; on Exchange 2003 through a security group, since the built-in "
-                    "administrators inherit a Deny: KB292509)")
-        return problems
 
     def _transferring(self, server: str, operation: str) -> ServerConfig:
         """The server's config, where it can export and import mail; else refused before the
