@@ -68,6 +68,7 @@ def stores_of(server: str, rows: Iterable[tuple[str, Raw]]) -> list[Store]:
 
 ACCOUNT_ATTRIBUTES = ("objectGUID", "objectSid")
 TOKEN_ATTRIBUTES = ("objectSid", "tokenGroups")
+FOREST_TOKEN_ATTRIBUTES = ("objectSid", "tokenGroupsGlobalAndUniversal")
 
 
 def account_filter(identity: str) -> str:
@@ -80,7 +81,8 @@ def account_filter(identity: str) -> str:
 
 
 def token_sids(raw: Raw) -> set[bytes]:
-    """The account's own SID and its groups' (tokenGroups: the transitive memberships as the DC
-    computes them for a token), binary."""
+    """The account's own SID and its groups' (tokenGroups, or tokenGroupsGlobalAndUniversal: the
+    transitive memberships as a DC computes them for a token), binary."""
     return {value for key, values in raw.items()
-            if key.lower() in ("objectsid", "tokengroups") for value in values}
+            if key.lower() in ("objectsid", "tokengroups", "tokengroupsglobalanduniversal")
+            for value in values}

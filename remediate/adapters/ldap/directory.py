@@ -199,19 +199,31 @@ class LdapDirectory:
                 endpoint=dc, operation="exchange.rights", target=account,
                 hint="set identity in the inventory to DOMAIN\\name or name@domain of one user",
             )
-        token = self._search(dc, found[0][0], "(objectClass=*)", scope=ldap3.BASE,
-                             attributes=catalog.TOKEN_ATTRIBUTES, operation="exchange.rights")
+        token = self._token(dc, found[0][0])
         target = self._search(dc, dn, "(objectClass=*)", scope=ldap3.BASE,
                               attributes=("nTSecurityDescriptor",), operation="exchange.rights")
         descriptor = next((v[0] for k, v in (target[0][1] if target else {}).items()
                            if k.lower() == "ntsecuritydescriptor" and v), None)
         if descriptor is None:
             raise _unreadable(dn, dc)
-        sids = access.LOGON_SIDS | (catalog.token_sids(token[0][1]) if token else set())
+        sids = access.LOGON_SIDS | token
         try:
             return {right for right in rights if access.holds(descriptor, sids, right)}
         except access.MalformedDescriptor as error:
             raise _unreadable(dn, dc, str(error)) from None
+
+    def _token(self, dc: str, account_dn: str) -> set[bytes]:
+        """The account's SID and its groups'. tokenGroups, on a DC of the account's domain, has
+        them all; for an account of another domain of the forest only the global catalog's
+        tokenGroupsGlobalAndUniversal can be asked, which leaves out that domain's local groups
+        (a right granted through one of them is reported missing)."""
+        ours = is_within_normalized(normalize(account_dn), normalize(self._base_dn))
+        found = self._search(dc if ours else GC_PREFIX + dc, account_dn, "(objectClass=*)",
+                             scope=ldap3.BASE,
+                             attributes=catalog.TOKEN_ATTRIBUTES if ours
+                             else catalog.FOREST_TOKEN_ATTRIBUTES,
+                             operation="exchange.rights")
+        return catalog.token_sids(found[0][1]) if found else set()
 
     def recipients(self, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
         return self.read(guids, self.writable_dc())
