@@ -14,7 +14,8 @@ from remediate.ports import ExchangeCatalog
 
 from .config import ServerConfig
 
-# The extended rights ExMerge needs on a mailbox store (KB292509), by rightsGuid.
+# The extended rights ExMerge needs on a mailbox store (KB273642, cited by KB278447; KB292509),
+# by rightsGuid.
 STORE_RIGHTS = {UUID("ab721a54-1e2f-11d0-9819-00aa0040529b"): "Send As",
                 UUID("ab721a56-1e2f-11d0-9819-00aa0040529b"): "Receive As"}
 
