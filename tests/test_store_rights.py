@@ -103,7 +103,8 @@ def test_inherit_only_aces_do_not_apply_to_the_object_itself() -> None:
 
 def test_control_access_for_all_rights_and_full_control_grant_every_right() -> None:
     for sd in (descriptor(allow(None, ACCOUNT)),
-               descriptor(ace(access.ACCESS_ALLOWED, 0, FULL_CONTROL, GROUP))):
+               descriptor(ace(access.ACCESS_ALLOWED, 0, FULL_CONTROL, GROUP)),
+               descriptor(ace(access.ACCESS_ALLOWED, 0, access.GENERIC_ALL, GROUP))):
         assert access.holds(sd, TOKEN, SEND_AS) and access.holds(sd, TOKEN, RECEIVE_AS)
     # Read and write property, no control access: no extended right.
     assert not access.holds(descriptor(ace(access.ACCESS_ALLOWED, 0, 0x30, ACCOUNT)), TOKEN,

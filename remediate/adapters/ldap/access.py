@@ -23,6 +23,7 @@ ACCESS_ALLOWED, ACCESS_DENIED = 0x00, 0x01
 ACCESS_ALLOWED_OBJECT, ACCESS_DENIED_OBJECT = 0x05, 0x06
 INHERIT_ONLY = 0x08
 CONTROL_ACCESS = 0x00000100  # ADS_RIGHT_DS_CONTROL_ACCESS
+GENERIC_ALL = 0x10000000  # AD maps it when it stores an ACE; an unmapped one still grants all
 OBJECT_TYPE_PRESENT, INHERITED_OBJECT_TYPE_PRESENT = 0x1, 0x2
 SE_DACL_PRESENT = 0x0004
 
@@ -110,7 +111,7 @@ def _aces(descriptor: bytes, position: int, count: int) -> Iterator[Ace]:
 
 
 def _covers(ace: Ace, right: UUID) -> bool:
-    return bool(ace.mask & CONTROL_ACCESS) and ace.object_type in (None, right)
+    return bool(ace.mask & (CONTROL_ACCESS | GENERIC_ALL)) and ace.object_type in (None, right)
 
 
 def holds(descriptor: bytes, token: Collection[bytes], right: UUID) -> bool:
