@@ -4,6 +4,7 @@ They implement the ports of :mod:`remediate.ports` as the real adapters do, so o
 suite runs on both, and plans are rehearsed on them.
 """
 
+from .catalog import FakeCatalog
 from .directory import Arrival, FakeDirectory
 from .exchange import Delivery, FakeExchange, FakeMailbox, FakeServer, FakeStore, HeldMail
 from .exports import DirectorySink, MailSink, MemorySink
@@ -18,6 +19,7 @@ __all__ = [
     "DcView",
     "Delivery",
     "DirectorySink",
+    "FakeCatalog",
     "FakeDirectory",
     "FakeExchange",
     "FakeMailbox",

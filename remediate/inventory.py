@@ -21,7 +21,7 @@ from pathlib import Path
 
 from remediate.adapters.ldap.config import DirectoryConfig, parse_directory_table
 from remediate.adapters.winrm.config import ServerConfig, parse_entry
-from remediate.adapters.winrm.exchange import WinRmExchange
+from remediate.adapters.winrm.exchange import WinRmExchange, refuse_exchange_2000
 from remediate.adapters.world import LiveWorld
 from remediate.dn import normalize
 from remediate.engine.parallel import checked_parallel
@@ -118,8 +118,11 @@ def live_world(inventory: Inventory) -> LiveWorld:
     of it read through the ports (the same reader as ``remediate snapshot``): of the directory,
     the objects discovery just read, brought up to date (see ``LdapDirectory.held_within``),
     or, when nothing was read, every user of the domain and what lies below them."""
-    exchange = WinRmExchange(list(inventory.exchange))  # refuses Exchange 2000 before connecting
+    refuse_exchange_2000(inventory.exchange)  # before asking for any password
     directory = inventory.directory.connect()
+    # Owners, stores and users are read through our own LDAP connection, not on the Exchange
+    # servers (no double hop).
+    exchange = WinRmExchange(list(inventory.exchange), catalog=directory)
     world: list[LiveWorld] = []
 
     def rehearse() -> World:

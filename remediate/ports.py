@@ -126,6 +126,38 @@ class Directory(Protocol):
         ...
 
 
+class ExchangeCatalog(Protocol):
+    """What the Exchange adapter over WinRM reads from Active Directory with our own LDAP
+    connection instead of from the Exchange server: a WinRM session authenticated by plain NTLM
+    holds no credentials the server could pass on to a DC (the double hop), so a script that
+    searched AD there would fail. The engine and the steps never see this port; the adapters
+    of real servers and the fakes implement it."""
+
+    def mailbox_owners(
+        self, mailbox_guids: Collection[UUID]
+    ) -> dict[UUID, list[tuple[UUID, str]]]:
+        """For each mailbox GUID, the objectGUID and DN of every user in the forest whose
+        msExchMailboxGuid names it (as a global catalog sees them); none: an empty list."""
+        ...
+
+    def mailbox_stores(self, server: str) -> list[Store]:
+        """The mailbox stores (Exchange 2000/2003 msExchPrivateMDB objects of the configuration
+        naming context) that ``server`` owns (msExchOwningServer)."""
+        ...
+
+    def recipients(self, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
+        """These users as the run's pinned DC sees them (absent ones left out): the DN and
+        sAMAccountName a script is handed, and whether they are still mail-enabled."""
+        ...
+
+    def extended_rights(self, dn: str, account: str, rights: Collection[UUID]) -> set[UUID]:
+        """Which of these extended rights (by rightsGuid) ``account`` (``DOMAIN\\name`` or
+        ``name@domain``) holds on the object ``dn``, as Windows' access check decides from the
+        object's DACL and the account's groups: ExMerge needs Send As and Receive As on the
+        mailbox store (KB292509)."""
+        ...
+
+
 # Which port methods only read and which change the servers' state: the engine retries a read
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({

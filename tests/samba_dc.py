@@ -57,6 +57,11 @@ _ATTRIBUTES = (
     ("ms-Exch-Home-MDB-BL", "homeMDBBL", "1.2.840.113556.1.2.393", "2.5.5.1", 127,
      "iHmWv+YN0BGihQCqADBJ4g==",
      "isSingleValued: FALSE\nlinkID: 33\nsystemFlags: 1\noMObjectClass:: KwwCh3McAIVK"),
+    # The server that owns a 2000/2003 store (what the adapter reads stores by). Its schemaIDGUID
+    # is Exchange's; the attributeID is this test DC's own (Exchange's was not at hand).
+    ("ms-Exch-Owning-Server", "msExchOwningServer", "1.2.840.113556.1.4.7000.102.99901",
+     "2.5.5.1", 127, "JAKRF5iw0hGqBgDAT47t2A==",
+     "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK"),
 )
 
 
@@ -78,6 +83,14 @@ def schema_stages(schema_dn: str = SCHEMA_DN) -> list[str]:
         "mayContain: msExchHomeServerName\nmayContain: homeMDB\nmayContain: homeMTA\n"
         "mayContain: msExchMailboxSecurityDescriptor\nshowInAdvancedViewOnly: TRUE\n"
     )
+    # A 2000/2003 mailbox store; governsID the test DC's own, schemaIDGUID Exchange's.
+    private_mdb = (
+        f"dn: CN=ms-Exch-Private-MDB,{schema_dn}\nchangetype: add\nobjectClass: top\n"
+        "objectClass: classSchema\ncn: ms-Exch-Private-MDB\nlDAPDisplayName: msExchPrivateMDB\n"
+        "governsID: 1.2.840.113556.1.5.7000.99901\nobjectClassCategory: 1\nsubClassOf: top\n"
+        "rDNAttID: cn\nschemaIDGUID:: 9FwUNoKp0hGp/wDAT47t2A==\nmayContain: msExchOwningServer\n"
+        "possSuperiors: container\nshowInAdvancedViewOnly: TRUE\n"
+    )
     wiring = (
         f"dn: CN=User,{schema_dn}\nchangetype: modify\nadd: auxiliaryClass\n"
         "auxiliaryClass: msExchMailStorage\n\n"
@@ -87,7 +100,7 @@ def schema_stages(schema_dn: str = SCHEMA_DN) -> list[str]:
         f"dn: CN=Container,{schema_dn}\nchangetype: modify\nadd: possSuperiors\n"
         "possSuperiors: user\n"
     )
-    return [attributes, mail_storage, wiring]
+    return [attributes, mail_storage + "\n" + private_mdb, wiring]
 
 
 @dataclass(frozen=True)

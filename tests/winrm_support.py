@@ -18,7 +18,7 @@ from winrm_endpoint.server import ACCOUNT, ACCOUNT_PASSWORD
 from remediate.adapters.winrm import ServerConfig, WinRmExchange
 from remediate.adapters.winrm.config import Transport, needs_unc_export_directory
 from remediate.adapters.world import LiveWorld
-from remediate.fakes import FakeDirectory, FakeWorld, world_from_json
+from remediate.fakes import FakeCatalog, FakeDirectory, FakeWorld, world_from_json
 from remediate.model import ExchangeVersion, MailboxInfo
 from remediate.ports import World
 from remediate.snapshot import snapshot
@@ -38,7 +38,8 @@ class Site:
     share: ExportShare  # the export directory every server's scripts write their records to
 
     def exchange(self) -> WinRmExchange:
-        return WinRmExchange(self.configs)
+        return WinRmExchange(self.configs,
+                             catalog=FakeCatalog(self.world.directory, self.world.exchange))
 
     def commands(self) -> int:
         return sum(endpoint.calls() for endpoint in self.endpoints.values())
@@ -73,7 +74,7 @@ def serve(world: FakeWorld, options: EndpointOptions | None = None) -> Iterator[
         stack.enter_context(ntlm_accounts(base.accounts))
         endpoints, hosts, configs, share = {}, {}, [], ExportShare()
         for server in world.exchange.servers():
-            host = ExchangeHost(world.exchange, server.name, share)
+            host = ExchangeHost(world.exchange, server.name, share, directory=world.directory)
             endpoint = Endpoint(host, replace(base, machine=server.name)).start()
             stack.callback(endpoint.stop)
             endpoints[server.name], hosts[server.name] = endpoint, host

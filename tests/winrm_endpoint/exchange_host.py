@@ -21,8 +21,9 @@ from uuid import UUID
 from remediate.adapters.winrm.delivery import BOOTSTRAP
 from remediate.adapters.winrm.scripts import Dialect, Script, library
 from remediate.adapters.winrm.scripts.assembly import MARKER
+from remediate.dn import normalize
 from remediate.errors import PermanentError, TransientError
-from remediate.fakes import FakeExchange
+from remediate.fakes import FakeDirectory, FakeExchange
 from remediate.model import (
     ConnectAs,
     ExchangeVersion,
@@ -95,8 +96,9 @@ class ExchangeHost:
     """Plays our scripts for one server of a ``FakeExchange``."""
 
     def __init__(self, exchange: FakeExchange, server: str,
-                 share: ExportShare | None = None) -> None:
+                 share: ExportShare | None = None, *, directory: FakeDirectory) -> None:
         self.exchange = exchange
+        self.directory = directory  # what the server's own DC holds, to find the users named
         self.server = server
         self.share = share if share is not None else ExportShare()
         self.calls: list[DecodedCall] = []
@@ -151,8 +153,8 @@ class ExchangeHost:
         info = next(s for s in self.exchange.servers() if s.name == self.server)
         stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
                   for s in self.exchange.stores(self.server)]
-        if version.legacy:  # Exchange_Server over WMI; the 2000/2003 script reads no build
-            return {"dc": info.dc, "stores": stores}
+        if version.legacy:  # Exchange_DSAccessDC over WMI: no build, no stores (read from AD)
+            return {"dc": info.dc}
         build = self.admin_display_version or _LATEST_BUILDS[version]
         # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
         # canonical name of the site object.
@@ -194,9 +196,8 @@ class ExchangeHost:
                 "last_logon_at": iso(box.last_logon_at) if box.last_logon_at else None,
                 "items": box.item_count,  # the store counts items; it cannot list them
                 "size_bytes": mailbox_bytes(box.item_ids or (), version),
-                "owner": str(box.owner) if box.owner else None,
                 "copy": box.copy.value,
-            }
+            }  # no owner: the scripts do not search AD, the adapter reads it from a GC
             if version.legacy:  # WMI names the store, it has no DN
                 row["store_name"] = stores[box.store_dn].name
                 row["storage_group"] = stores[box.store_dn].storage_group
@@ -219,20 +220,46 @@ class ExchangeHost:
         self.exchange.purge_mailboxes(self.server, [_uuid(g) for g in p["guids"]],
                                       self._stores(version, p["guids"], p["stores"]))
 
+    def _named(self, version: ExchangeVersion, p: dict[str, Any]) -> list[UUID]:
+        """The users a script names, found as the server finds them: the 2003 strip searches
+        by objectGUID (``users``); Exchange_Mailbox.Reconnect binds "the first userid with a
+        matching samaccountname in the forest" (Exchange 2003 SDK, Reconnect Method:
+        ``logons``); the 2007+ cmdlets take the DN (``user_dns``). The GUIDs in ``users`` are
+        otherwise only the refusals' targets, so a wrong DN or name acts on whom it names."""
+        info = next(s for s in self.exchange.servers() if s.name == self.server)
+        view = self.directory.view(info.dc)
+        by_dn = not version.legacy
+        if not by_dn and "logons" not in p:
+            return [_uuid(g) for g in p["users"]]
+        names: list[str] = p["user_dns"] if by_dn else p["logons"]
+
+        def key(name: str) -> str:
+            return normalize(name) if by_dn else name.casefold()
+
+        found: dict[str, UUID] = {}
+        for entry in view.entries():
+            if entry.object_class == "user" and not entry.deleted:
+                found.setdefault(key(entry.dn if by_dn else entry.sam_account_name), entry.guid)
+        missing = [name for name in names if key(name) not in found]
+        if missing:
+            raise self._refuse(f"no user {missing[0]!r} as {info.dc} sees it", missing[0])
+        return [found[key(name)] for name in names]
+
     def disable(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        self.exchange.disable_mailboxes(self.server, [_uuid(g) for g in p["users"]])
+        self.exchange.disable_mailboxes(self.server, self._named(version, p))
 
     def reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        pairs = [(_uuid(m), _uuid(u)) for m, u in zip(p["mailboxes"], p["users"], strict=True)]
+        users = self._named(version, p)
+        pairs = [(_uuid(m), u) for m, u in zip(p["mailboxes"], users, strict=True)]
         how = {
-            _uuid(user): ConnectAs(MailboxKind(kind), archive == "1")
-            for user, kind, archive in zip(p["users"], p["kinds"], p["archives"], strict=True)
+            user: ConnectAs(MailboxKind(kind), archive == "1")
+            for user, kind, archive in zip(users, p["kinds"], p["archives"], strict=True)
         }
         self.exchange.reconnect_mailboxes(self.server, pairs, how,
                                           self._stores(version, p["mailboxes"], p["stores"]))
 
     def update_recipients(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        self.exchange.update_recipients(self.server, [_uuid(g) for g in p["users"]])
+        self.exchange.update_recipients(self.server, self._named(version, p))
 
     def _refuse(self, message: str, target: str | None = None) -> PermanentError:
         """What the script's Stop-RemediateRefused says."""

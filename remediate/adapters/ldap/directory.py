@@ -19,9 +19,9 @@ from ldap3.core.exceptions import LDAPException
 
 from remediate.dn import is_within_normalized, normalize, parent_dn, split_rdns
 from remediate.errors import PermanentError, TransientError
-from remediate.model import DirectoryEntry, UserQuery, WriteValue
+from remediate.model import DirectoryEntry, Store, UserQuery, WriteValue
 
-from . import discovery, entries, errors, filters, security
+from . import access, catalog, discovery, entries, errors, filters, security
 from .connection import ConnectionSettings, TlsMode, open_connection
 from .discovery import DomainController
 from .seen import Seen
@@ -78,6 +78,7 @@ class LdapDirectory:
         self._page_size = page_size
         self._connections: dict[str, ldap3.Connection] = {}
         self._seen = Seen()
+        self._configuration_dn: str | None = None
         self.requests = 0
         self.requests_by_operation: Counter[str] = Counter()
 
@@ -159,6 +160,86 @@ class LdapDirectory:
                 if name is not None:
                     found[name].append((entries.guid_of(dn, raw), dn))
         return found
+
+    # What the Exchange adapter reads here rather than on its servers (ports.ExchangeCatalog).
+
+    def mailbox_owners(
+        self, mailbox_guids: Collection[UUID]
+    ) -> dict[UUID, list[tuple[UUID, str]]]:
+        """A paged search of the pinned DC's global catalog (the whole forest), 100 GUIDs to
+        a search."""
+        wanted = list(dict.fromkeys(mailbox_guids))
+        found: dict[UUID, list[tuple[UUID, str]]] = {guid: [] for guid in wanted}
+        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
+            catalog.add_owners(found, self._search(
+                GC_PREFIX + self.writable_dc(), "",
+                catalog.owners_filter(wanted[start:start + GUIDS_PER_SEARCH]),
+                attributes=catalog.OWNER_ATTRIBUTES, operation="exchange.owners",
+            ))
+        return found
+
+    def mailbox_stores(self, server: str) -> list[Store]:
+        """One paged search of the configuration naming context on the pinned DC."""
+        found = self._search(
+            self.writable_dc(), self._configuration(self.writable_dc()), catalog.STORES,
+            attributes=catalog.STORE_ATTRIBUTES, operation="exchange.stores",
+        )
+        return catalog.stores_of(server, found)
+
+    def extended_rights(self, dn: str, account: str, rights: Collection[UUID]) -> set[UUID]:
+        """The account is found on the global catalog, its groups read from its tokenGroups on
+        the pinned DC, and the object's DACL (the SD flags control: DACL only) checked as
+        Windows would (:mod:`.access`)."""
+        dc = self.writable_dc()
+        found = self._search(GC_PREFIX + dc, "", catalog.account_filter(account),
+                             attributes=catalog.ACCOUNT_ATTRIBUTES, operation="exchange.rights")
+        if len(found) != 1:
+            raise PermanentError(
+                f"{len(found)} users of the forest match the account {account!r}",
+                endpoint=dc, operation="exchange.rights", target=account,
+                hint="set identity in the inventory to DOMAIN\\name or name@domain of one user",
+            )
+        token = self._token(dc, found[0][0])
+        target = self._search(dc, dn, "(objectClass=*)", scope=ldap3.BASE,
+                              attributes=("nTSecurityDescriptor",), operation="exchange.rights")
+        descriptor = next((v[0] for k, v in (target[0][1] if target else {}).items()
+                           if k.lower() == "ntsecuritydescriptor" and v), None)
+        if descriptor is None:
+            raise _unreadable(dn, dc)
+        sids = access.LOGON_SIDS | token
+        try:
+            return {right for right in rights if access.holds(descriptor, sids, right)}
+        except access.MalformedDescriptor as error:
+            raise _unreadable(dn, dc, str(error)) from None
+
+    def _token(self, dc: str, account_dn: str) -> set[bytes]:
+        """The account's SID and its groups'. tokenGroups, on a DC of the account's domain, has
+        them all; for an account of another domain of the forest only the global catalog's
+        tokenGroupsGlobalAndUniversal can be asked, which leaves out that domain's local groups
+        (a right granted through one of them is reported missing)."""
+        ours = is_within_normalized(normalize(account_dn), normalize(self._base_dn))
+        found = self._search(dc if ours else GC_PREFIX + dc, account_dn, "(objectClass=*)",
+                             scope=ldap3.BASE,
+                             attributes=catalog.TOKEN_ATTRIBUTES if ours
+                             else catalog.FOREST_TOKEN_ATTRIBUTES,
+                             operation="exchange.rights")
+        return catalog.token_sids(found[0][1]) if found else set()
+
+    def recipients(self, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
+        return self.read(guids, self.writable_dc())
+
+    def _configuration(self, dc: str) -> str:
+        """The forest's configuration naming context, from ``dc``'s root DSE (read once)."""
+        if self._configuration_dn is None:
+            root = self._search(
+                dc, "", "(objectClass=*)", scope=ldap3.BASE,
+                attributes=("configurationNamingContext",), operation="directory.discover",
+            )
+            values = [v for k, v in (root[0][1] if root else {}).items()
+                      if k.lower() == "configurationnamingcontext" and v]
+            self._configuration_dn = (values[0][0].decode("utf-8") if values  # a forest root's:
+                                      else f"CN=Configuration,{self._base_dn}")
+        return self._configuration_dn
 
     def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
         """One base search for ``dn``: AD answers noSuchObject (32) for a name that does not
@@ -566,15 +647,7 @@ class LdapDirectory:
         return self._discover_with_configuration()[0]
 
     def _discover_with_configuration(self) -> tuple[list[DomainController], str]:
-        dc = self._bootstrap
-        root = self._search(
-            dc, "", "(objectClass=*)", scope=ldap3.BASE,
-            attributes=("configurationNamingContext",), operation="directory.discover",
-        )
-        configuration = f"CN=Configuration,{self._base_dn}"  # a forest root domain's
-        for name, values in (root[0][1] if root else {}).items():
-            if name.lower() == "configurationnamingcontext" and values:
-                configuration = values[0].decode("utf-8")
+        configuration = self._configuration(self._bootstrap)
         found = discovery.discover(
             self._discovery_search(configuration), configuration, self._base_dn
         )
@@ -591,6 +664,14 @@ class LdapDirectory:
 
 def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:
     return entry.when_created, entry.guid.int
+
+
+def _unreadable(dn: str, dc: str, why: str = "not returned") -> PermanentError:
+    return PermanentError(
+        f"the security descriptor of {dn} on {dc}: {why}", endpoint=dc,
+        operation="exchange.rights", target=dn,
+        hint="the [directory] account needs to read the object's permissions (its DACL)",
+    )
 
 
 def _no_such_object(guid: UUID, dc: str, operation: str) -> PermanentError:

@@ -22,9 +22,10 @@ from remediate.model import (
     mailbox_list_refusal,
     utc,
 )
-from remediate.ports import ManualActionRequired
+from remediate.ports import ExchangeCatalog, ManualActionRequired
 from remediate.recipient import email_address_policy_instructions, recipient_update_instructions
 
+from . import reads
 from .config import ServerConfig
 from .delivery import Value
 from .evidence import export_ref
@@ -67,6 +68,13 @@ def _strings(items: Collection[object]) -> list[str]:
     return [str(item) for item in items]
 
 
+def refuse_exchange_2000(servers: Sequence[ServerConfig]) -> None:
+    """Refused before anything connects: see ``EXCHANGE_2000_REFUSAL``."""
+    for config in servers:
+        if config.version is ExchangeVersion.E2000:
+            raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server), target=config.host)
+
+
 class WinRmExchange:
     """Implements ``remediate.ports.Exchange`` for the servers of an inventory."""
 
@@ -74,11 +82,12 @@ class WinRmExchange:
         self,
         servers: Sequence[ServerConfig],
         runner: Callable[[ServerConfig], ScriptRunner] = ScriptRunner,
+        *,
+        catalog: ExchangeCatalog | None = None,
     ) -> None:
-        for config in servers:
-            if config.version is ExchangeVersion.E2000:
-                raise Refused(EXCHANGE_2000_REFUSAL.format(server=config.server),
-                              target=config.host)
+        refuse_exchange_2000(servers)
+        # Owners, stores and users are read from AD here, not by the scripts (the double hop).
+        self._catalog_port = catalog
         self._configs = {config.server: config for config in servers}
         self.runners = {name: runner(config) for name, config in self._configs.items()}
         self._described: dict[str, _Description] = {}
@@ -116,11 +125,14 @@ class WinRmExchange:
     def _describe(self, server: str) -> _Description:
         if server not in self._described:
             found = self._run(server, "describe", {})
-            stores = tuple(
-                Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]),
-                      s.get("recovery") is True)
-                for s in found["stores"]
-            )
+            if self._config(server, "describe").version.legacy:
+                stores = tuple(self._catalog("describe").mailbox_stores(server))
+            else:  # Get-MailboxDatabase: the Exchange shell reads AD itself
+                stores = tuple(
+                    Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]),
+                          s.get("recovery") is True)
+                    for s in found["stores"]
+                )
             build = found.get("admin_display_version")
             roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
                               if role.strip())
@@ -151,6 +163,15 @@ class WinRmExchange:
             keys.append(f"{store.storage_group}\\{store.name}" if store else "")
         return keys
 
+    def _catalog(self, operation: str) -> ExchangeCatalog:
+        if self._catalog_port is None:
+            raise PermanentError(
+                "no directory connection to read owners, stores and users from",
+                endpoint="directory", operation=f"exchange.{operation}",
+                hint="build WinRmExchange with catalog= (the inventory's [directory])",
+            )
+        return self._catalog_port
+
     def _store_dn(self, server: str, row: Mapping[str, Any]) -> str:
         if row.get("store_dn"):
             return str(row["store_dn"])
@@ -180,11 +201,14 @@ class WinRmExchange:
         else:
             found = self._batched(server, "mailboxes", _strings(guids),
                                   lambda chunk: {"scope": "listed", "guids": list(chunk)})
-        return [self._mailbox(server, row) for rows in found for row in rows]
+        rows = [row for chunk in found for row in chunk]
+        owners = reads.owners(self._catalog("mailboxes"), server,
+                              list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)))
+        return [self._mailbox(server, row, owners) for row in rows]
 
-    def _mailbox(self, server: str, row: Mapping[str, Any]) -> MailboxInfo:
+    def _mailbox(self, server: str, row: Mapping[str, Any],
+                 owners: Mapping[UUID, UUID]) -> MailboxInfo:
         disconnected = row.get("disconnected_at")
-        owner = row.get("owner")
         return MailboxInfo(
             guid=UUID(str(row["guid"])),
             server=server,
@@ -193,7 +217,7 @@ class WinRmExchange:
             display_name=str(row["display_name"]),
             disconnected_at=utc(str(disconnected)) if disconnected else None,
             item_ids=None,  # a store counts its items; it cannot list them
-            owner=UUID(str(owner)) if owner else None,
+            owner=owners.get(UUID(str(row["guid"]))),
             counted_items=int(row["items"]),
             size_bytes=None if row.get("size_bytes") is None else int(row["size_bytes"]),
             # WMI Exchange_Mailbox.LastLogonTime (2003), Get-MailboxStatistics LastLogonTime
@@ -244,7 +268,13 @@ class WinRmExchange:
             "guids": _strings(chunk), "stores": self._store_keys(server, chunk, stores)})
 
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
-        self._batched(server, "disable", _strings(users), lambda chunk: {"users": list(chunk)})
+        self._by_user(server, "disable", list(users))
+
+    def _by_user(self, server: str, operation: str, users: Sequence[UUID]) -> None:
+        """A script over users named by GUID (targets) and by the DN read from AD."""
+        found = reads.users(self._catalog(operation), server, operation, users)
+        self._batched(server, operation, users, lambda chunk: {
+            "users": _strings(chunk), "user_dns": [found[user].dn for user in chunk]})
 
     def reconnect_mailboxes(
         self,
@@ -254,12 +284,16 @@ class WinRmExchange:
         stores: Mapping[UUID, str] | None = None,
     ) -> None:
         how = dict(connect_as or {})
+        found = reads.users(self._catalog("reconnect"), server, "reconnect",
+                            [user for _, user in pairs], unmailed=True)
         self._batched(server, "reconnect", list(pairs), lambda chunk: {
             "mailboxes": [str(mailbox) for mailbox, _ in chunk],
             "stores": self._store_keys(server, [mailbox for mailbox, _ in chunk], stores),
             "users": [str(user) for _, user in chunk],
             "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
             "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
+            "logons": [found[user].sam_account_name for _, user in chunk],
+            "user_dns": [found[user].dn for _, user in chunk],
         })
 
     def reconnect_problems(
@@ -281,8 +315,7 @@ class WinRmExchange:
                  if config.version is ExchangeVersion.E2007 else None)
         if build and lacks_update_recipient(build):
             raise ManualActionRequired(email_address_policy_instructions(server, build))
-        self._batched(server, "update_recipients", _strings(users),
-                      lambda chunk: {"users": list(chunk)})
+        self._by_user(server, "update_recipients", list(users))
 
     def mail_export_refusal(
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
@@ -307,7 +340,9 @@ class WinRmExchange:
             if config.server not in self._prerequisites:
                 found = self._run(config.server, "exmerge_prerequisites",
                                   {"directory": config.export_directory})
-                self._prerequisites[config.server] = "; ".join(str(p) for p in found or [])
+                self._prerequisites[config.server] = "; ".join(
+                    [*(str(p) for p in found or []),
+                     *reads.missing_store_rights(self._catalog("exmerge_prerequisites"), config)])
             refusal = self._prerequisites[config.server] or None
         return refusal
 

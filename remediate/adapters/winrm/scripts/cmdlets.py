@@ -203,7 +203,6 @@ function Invoke-RemediateOperation {
                 last_logon_at = $logon
                 items = [long]$statistics.ItemCount
                 size_bytes = ConvertTo-RemediateBytes $statistics.TotalItemSize
-                owner = Get-RemediateOwner $guid
                 copy = Get-RemediateCopyKind $statistics $database
             }
         }
@@ -294,15 +293,13 @@ function Invoke-RemediateOperation {
 }
 """
 
+# Users are named by the DN the adapter read from AD (ports.ExchangeCatalog), never by a GUID: a
+# GUID given to -Identity may also match another recipient's mailbox GUID (an upgraded 5.5
+# mailbox's is its first owner's objectGUID).
 _DISABLE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $users = @()
-    foreach ($guid in $Parameters.users) {
-        $user = Get-RemediateUserOrRefuse $guid
-        $users += [string]$user.Properties['distinguishedname'][0]
-    }
-    foreach ($dn in $users) {
+    foreach ($dn in $Parameters.user_dns) {
         Disable-Mailbox -Identity $dn -Confirm:$false
     }
     return $null
@@ -323,8 +320,6 @@ function Invoke-RemediateOperation {
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         $statistics = Find-RemediateStatistics $stored $databases $Parameters.mailboxes[$index] $Parameters.stores[$index]
-        $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
-        Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
         $kind = [string]$Parameters.kinds[$index]
         if (@('user', 'shared', 'room', 'equipment') -notcontains $kind) {
             Stop-RemediateRefused "no Connect-Mailbox parameter set for the mailbox kind '$kind'" $Parameters.users[$index]
@@ -333,7 +328,7 @@ function Invoke-RemediateOperation {
         if ($archive -and ARCHIVE_REFUSED) {
             Stop-RemediateRefused "Connect-Mailbox -Archive takes only a user mailbox, on Exchange 2010 and later" $Parameters.users[$index]
         }
-        $work += @{ statistics = $statistics; user = [string]$user.Properties['distinguishedname'][0]; kind = $kind; archive = $archive }
+        $work += @{ statistics = $statistics; user = [string]$Parameters.user_dns[$index]; kind = $kind; archive = $archive }
     }
     foreach ($item in $work) {
         if ($item.kind -eq 'shared') {
@@ -364,12 +359,7 @@ def _reconnect(version: ExchangeVersion) -> str:
 _UPDATE_RECIPIENTS = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $users = @()
-    foreach ($guid in $Parameters.users) {
-        $user = Get-RemediateUserOrRefuse $guid
-        $users += [string]$user.Properties['distinguishedname'][0]
-    }
-    foreach ($dn in $users) {
+    foreach ($dn in $Parameters.user_dns) {
         Update-Recipient -Identity $dn -Confirm:$false
     }
     return $null
@@ -597,17 +587,17 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
     old = version in (ExchangeVersion.E2007, ExchangeVersion.E2010)
     return {
         "describe": _DESCRIBE,
-        "mailboxes": shared.DIRECTORY + _STATISTICS + _MAILBOXES,
+        "mailboxes": _STATISTICS + _MAILBOXES,
         "service_states": shared.SERVICES,
         "running_dependents": shared.DEPENDENTS,
         "set_services": shared.SET_SERVICES,
         "clean_database": _STATISTICS + (_CLEAN_2007 if old else _CLEAN_2013),
         "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
                                 else _REMOVE_STORE_MAILBOX) + _PURGE,
-        "disable": shared.DIRECTORY + _DISABLE,
-        "reconnect": shared.DIRECTORY + _STATISTICS + _reconnect(version),
+        "disable": _DISABLE,
+        "reconnect": _STATISTICS + _reconnect(version),
         "validate_reconnect": _STATISTICS + _VALIDATE_RECONNECT,
-        "update_recipients": shared.DIRECTORY + _UPDATE_RECIPIENTS,
+        "update_recipients": _UPDATE_RECIPIENTS,
         "exports": shared.EXPORT_FILES + shared.EXPORTS,
         "export": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _EXPORT,
         "import": shared.EXPORT_FILES + _STATISTICS + _REQUESTS + _IMPORT,

@@ -1,5 +1,6 @@
 """Exchange 2003: WMI ``root\\MicrosoftExchangeV2`` (``Exchange_Mailbox``, ``Exchange_DSAccessDC``;
-Exchange 2003 SDK), ADSI for the directory, ExMerge in batch mode with a generated ini for mail.
+Exchange 2003 SDK), ADSI for the one directory write (the strip), ExMerge in batch mode with a
+generated ini for mail.
 PowerShell 2.0 (Windows Management Framework 2.0 brings it and WinRM to Windows Server 2003 SP2).
 
 Exchange 2000 gets no scripts: it runs on Windows 2000, for which no WinRM exists, and it has no
@@ -80,33 +81,15 @@ function Find-RemediateStoreMailbox {
 }
 """.replace("RECOVERY_GROUP", RECOVERY_STORAGE_GROUP)
 
+# The stores are not read here: the adapter reads them from the configuration naming context
+# through its own LDAP connection (ports.ExchangeCatalog), since ADSI on this server would need
+# credentials a plain NTLM session cannot pass on to a DC (the double hop). Exchange_DSAccessDC
+# is the server's own WMI.
 _DESCRIBE = r"""
-function Get-RemediateStoreEntries {
-    try {
-        $rootDse = [ADSI]'LDAP://RootDSE'
-        $searcher = New-Object System.DirectoryServices.DirectorySearcher
-        $searcher.SearchRoot = [ADSI]('LDAP://' + $rootDse.configurationNamingContext)
-        $searcher.Filter = '(objectClass=msExchPrivateMDB)'
-        return @($searcher.FindAll())
-    }
-    catch {
-        Stop-RemediateIfDoubleHop $_ 'reading the stores from Active Directory (ADSI)'
-        throw
-    }
-}
-
 function Invoke-RemediateOperation {
     param($Parameters)
-    $stores = @()
-    foreach ($entry in (Get-RemediateStoreEntries)) {
-        $owner = [string]$entry.Properties['msexchowningserver'][0]
-        if ($owner.StartsWith('CN=' + $env:COMPUTERNAME + ',')) {
-            $group = ([ADSI]$entry.GetDirectoryEntry().Parent).cn
-            $stores += @{ name = [string]$entry.Properties['cn'][0]; storage_group = [string]$group; dn = [string]$entry.Properties['distinguishedname'][0] }
-        }
-    }
     $dc = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC' | Where-Object { $_.Type -eq 1 -and $_.IsUp } | Select-Object -First 1
-    return @{ dc = [string]$dc.Name; stores = $stores }
+    return @{ dc = [string]$dc.Name }
 }
 """
 
@@ -144,7 +127,6 @@ function Invoke-RemediateOperation {
                 last_logon_at = $logon
                 items = [long]$mailbox.TotalItems
                 size_bytes = [long]$mailbox.Size
-                owner = Get-RemediateOwner $guid
             }
         }
     }
@@ -172,6 +154,9 @@ function Invoke-RemediateOperation {
 }
 """
 
+# Exchange_Mailbox.Reconnect takes a sAMAccountName only (Exchange 2003 SDK, Reconnect Method):
+# the adapter reads it from AD with its own connection and hands it over (``logons``), after
+# checking on a global catalog that no other user of the forest has it.
 _RECONNECT = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -179,14 +164,45 @@ function Invoke-RemediateOperation {
     $work = @()
     for ($index = 0; $index -lt $Parameters.mailboxes.Length; $index++) {
         $mailbox = Find-RemediateStoreMailbox $stored $Parameters.mailboxes[$index] $Parameters.stores[$index]
-        $user = Get-RemediateUserOrRefuse $Parameters.users[$index]
-        Assert-RemediateNotMailEnabled $user $Parameters.users[$index]
-        $work += @{ mailbox = $mailbox; logon = [string]$user.Properties['samaccountname'][0] }
+        $work += @{ mailbox = $mailbox; logon = [string]$Parameters.logons[$index] }
     }
     foreach ($item in $work) {
         [void]$item.mailbox.Reconnect($item.logon)
     }
     return $null
+}
+"""
+
+# The one script of Exchange 2003 that still uses ADSI on the server, and only for a write: it
+# strips the user through the server's own DC, the one its Cleanup Agent reads (the port's
+# contract). Moving it to our LDAP connection would not spare this server's writes the double hop:
+# Exchange_Mailbox.Reconnect and ExMerge reach AD as the caller too, so an Exchange 2003 server
+# needs Kerberos delegation for the repair's writes anyway (README, "The double hop").
+_DIRECTORY_WRITE = r"""
+function ConvertTo-RemediateLdapGuid {
+    param([guid]$Guid)
+    $hex = ''
+    foreach ($byte in $Guid.ToByteArray()) {
+        $hex += '\' + $byte.ToString('x2')
+    }
+    return $hex
+}
+
+function Get-RemediateUserOrRefuse {
+    param([string]$Guid)
+    $searcher = New-Object System.DirectoryServices.DirectorySearcher
+    $searcher.Filter = '(&(objectCategory=person)(objectGUID=' + (ConvertTo-RemediateLdapGuid $Guid) + '))'
+    try {
+        $user = $searcher.FindOne()
+    }
+    catch {
+        Stop-RemediateIfDoubleHop $_ 'an Active Directory search (ADSI)'
+        throw
+    }
+    if ($null -eq $user) {
+        Stop-RemediateRefused ('no user with objectGUID ' + $Guid) $Guid
+    }
+    return $user
 }
 """
 
@@ -296,7 +312,8 @@ _EXMERGE += f"\n$RemediateLineUnsafe = '{LINE_UNSAFE}'\n"
 # What ExMerge needs, checked when the plan asks whether this server can export mail:
 # exmerge.exe in Exchsrvr\bin (it is a separate download; KB174197), and an export directory that
 # is not on the system drive of the server being repaired (PSTs filling it would stop the store).
-# Send As and Receive As on the stores for the account (KB273642) are not checked here: README.
+# Send As and Receive As on the stores for the account (KB292509) are read by the adapter from each
+# store's DACL through LDAP (WinRmExchange._missing_store_rights), not here.
 _PREREQUISITES = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -409,13 +426,13 @@ function Invoke-RemediateOperation {
 
 _BODIES: dict[str, str] = {
     "describe": _DESCRIBE,
-    "mailboxes": shared.DIRECTORY + _WMI + _MAILBOXES,
+    "mailboxes": _WMI + _MAILBOXES,
     "service_states": shared.SERVICES,
     "running_dependents": shared.DEPENDENTS,
     "set_services": shared.SET_SERVICES,
     "purge": _WMI + _PURGE,
-    "disable": shared.DIRECTORY + _DISABLE,
-    "reconnect": shared.DIRECTORY + _WMI + _RECONNECT,
+    "disable": _DIRECTORY_WRITE + _DISABLE,
+    "reconnect": _WMI + _RECONNECT,
     "exports": shared.EXPORT_FILES + shared.EXPORTS,
     "exmerge_prerequisites": _EXMERGE + _PREREQUISITES,
     "export": shared.EXPORT_FILES + _WMI + _EXMERGE + _EXPORT,

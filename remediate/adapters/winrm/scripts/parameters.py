@@ -18,14 +18,17 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "set_services": (Parameter("names", is_list=True), Parameter("state")),
     "clean_database": (Parameter("store_dns", is_list=True),),
     "purge": (_GUIDS, _STORES),
-    "disable": (Parameter("users", is_list=True),),
+    # users: objectGUIDs (targets, and the 2003 strip's ADSI search); user_dns: their DNs as
+    # the adapter read them (ports.ExchangeCatalog), which the 2007+ cmdlets take as -Identity.
+    "disable": (Parameter("users", is_list=True), Parameter("user_dns", is_list=True)),
     # kinds: Connect-Mailbox's parameter set per pair (user, shared, room, equipment); archives:
     # "1" where the user's archive is connected too (-Archive). Exchange 2003 ignores both.
+    # logons: each user's sAMAccountName (Exchange_Mailbox.Reconnect on 2003); user_dns: as above.
     "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True),
                   Parameter("kinds", is_list=True), Parameter("archives", is_list=True),
-                  _STORES),
+                  _STORES, Parameter("logons", is_list=True), Parameter("user_dns", is_list=True)),
     "validate_reconnect": (Parameter("mailboxes", is_list=True), _STORES),
-    "update_recipients": (Parameter("users", is_list=True),),
+    "update_recipients": (Parameter("users", is_list=True), Parameter("user_dns", is_list=True)),
     "exports": (Parameter("directory"), _GUIDS),
     "exmerge_prerequisites": (Parameter("directory"),),
     "export": (Parameter("directory"), _GUIDS, Parameter("wait_s"), _STORES),

@@ -1,5 +1,5 @@
-"""PowerShell 2.0 pieces both families of scripts use: services, the server's domain controller,
-mail-enabled users by objectGUID or msExchMailboxGuid (ADSI), export files."""
+"""PowerShell 2.0 pieces both families of scripts use: services and export files. Nothing here
+reads Active Directory: the adapter does, with its own LDAP connection (ports.ExchangeCatalog)."""
 
 from __future__ import annotations
 
@@ -73,55 +73,6 @@ function Invoke-RemediateOperation {
         }
     }
     return $null
-}
-"""
-
-DIRECTORY = r"""
-function ConvertTo-RemediateLdapGuid {
-    param([guid]$Guid)
-    $hex = ''
-    foreach ($byte in $Guid.ToByteArray()) {
-        $hex += '\' + $byte.ToString('x2')
-    }
-    return $hex
-}
-
-function Find-RemediateUser {
-    param([string]$Attribute, [guid]$Guid)
-    $searcher = New-Object System.DirectoryServices.DirectorySearcher
-    $searcher.Filter = '(&(objectCategory=person)(' + $Attribute + '=' + (ConvertTo-RemediateLdapGuid $Guid) + '))'
-    try {
-        return $searcher.FindOne()
-    }
-    catch {
-        Stop-RemediateIfDoubleHop $_ 'an Active Directory search (ADSI)'
-        throw
-    }
-}
-
-function Get-RemediateUserOrRefuse {
-    param([string]$Guid)
-    $user = Find-RemediateUser 'objectGUID' $Guid
-    if ($null -eq $user) {
-        Stop-RemediateRefused ('no user with objectGUID ' + $Guid) $Guid
-    }
-    return $user
-}
-
-function Assert-RemediateNotMailEnabled {
-    param($User, [string]$Guid)
-    if ($User.Properties['homemdb'].Count -gt 0 -or $User.Properties['msexchmailboxguid'].Count -gt 0) {
-        Stop-RemediateRefused ('user ' + $User.Path + ' is still mail-enabled') $Guid
-    }
-}
-
-function Get-RemediateOwner {
-    param([guid]$Mailbox)
-    $found = Find-RemediateUser 'msExchMailboxGuid' $Mailbox
-    if ($null -eq $found) {
-        return $null
-    }
-    return [string](New-Object System.Guid (,$found.Properties['objectguid'][0]))
 }
 """
 
