@@ -34,7 +34,12 @@ from remediate.ports import Directory, World
 from remediate.steps.ad import DeleteAdUser, RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail
-from remediate.steps.replication import Expectation, WaitForReplication, replication_targets
+from remediate.steps.replication import (
+    DirectoryUse,
+    Expectation,
+    WaitForReplication,
+    replication_targets,
+)
 from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
 
 from .common import ServerInfo, as_dict, as_list, locate_mailboxes, opt_uuid, store_names
@@ -140,6 +145,13 @@ class Selection:
             return not own.isdisjoint(keys)
 
         return replace(self, users=tuple(u for u in self.users if not drifted(u)))
+
+    @property
+    def readers(self) -> list[DirectoryUse]:
+        """What each server holding a selected mailbox reads AD through: its cleanup agent
+        sees the deletions only there."""
+        holding = {user.server for user in self.with_mailbox}
+        return [server.use for server in self.servers if server.name in holding]
 
     @property
     def with_mailbox(self) -> list[SelectedUser]:
@@ -395,7 +407,7 @@ class Kb842101(Playbook[Params, Selection]):
             ExportMail(boxes),
             DeleteAdUser([user.target for user in selection.deleted]),
             *strip,
-            WaitForReplication(replication_targets(selection.dcs, expected)),
+            WaitForReplication(replication_targets(selection.dcs, expected, selection.readers)),
             RunCleanupAgent([
                 StoreTarget(server, store_dn, users[0].store_name or store_dn,
                             tuple(u.mailbox for u in users if u.mailbox))

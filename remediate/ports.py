@@ -76,6 +76,13 @@ class Directory(Protocol):
         With ``include_deleted`` tombstones are returned too (``deleted=True``)."""
         ...
 
+    def read_catalog(self, guids: Collection[UUID], gc: str) -> dict[UUID, DirectoryEntry]:
+        """The live objects with these GUIDs in this domain's partition as the global catalog
+        ``gc`` holds it (LDAP: its GC port, 3268/3269), absent ones left out. A GC outside the
+        domain holds a read-only partial replica: only the partial attribute set's attributes,
+        and a deleted object is simply gone from it. What an Exchange server's store sees."""
+        ...
+
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects below each of these objects (what a Tree Delete removes with it)."""
         ...
@@ -130,7 +137,7 @@ class Directory(Protocol):
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({
     "domain_controllers", "writable_dc", "replication_delays", "find_users", "lookup", "read",
-    "descendants", "forest_namesakes",
+    "read_catalog", "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
 # The lease's own calls: never part of a step, so neither retried by the executor nor planned.

@@ -1,4 +1,6 @@
-"""Wait until every DC (and so the DC each Exchange server reads) sees what this run wrote."""
+"""Wait until every DC of the domain, and every global catalog an Exchange server reads through,
+sees what this run wrote: a store's cleanup agent finds a mailbox's owner only through the
+directory servers its DSAccess uses, so it sees a change only once they hold it."""
 
 from __future__ import annotations
 
@@ -36,27 +38,85 @@ def _same(current: str | None, wanted: str | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryUse:
+    """The DCs and global catalogs one Exchange server's store reads AD through now."""
+
+    server: str
+    dcs: tuple[str, ...] = ()
+    catalogs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicationTarget:
+    """One directory server to wait for: a DC of the domain, or (``catalog``) a global catalog
+    of another domain, read on its GC port, that ``readers`` (Exchange servers) use."""
+
     dc: str
     expectations: tuple[Expectation, ...]
+    catalog: bool = False
+    readers: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        return f"dc:{self.dc}"
+        return f"{'gc' if self.catalog else 'dc'}:{self.dc}"
 
     @property
     def label(self) -> str:
-        return f"domain controller {self.dc}"
+        kind = "global catalog" if self.catalog else "domain controller"
+        used = f" (read by {', '.join(self.readers)})" if self.readers else ""
+        return f"{kind} {self.dc}{used}"
 
     @property
     def endpoint(self) -> str:
         return self.key
 
 
+def _short(name: str) -> str:
+    return name.split(".", 1)[0].casefold()
+
+
+def _one_of(name: str, whole: Mapping[str, str], short: Mapping[str, str]) -> str | None:
+    """The DC of the domain ``name`` names, if any."""
+    found = whole.get(name.casefold())
+    if found is None:
+        found = short.get(_short(name))
+        if found is not None and "." in name and "." in found:
+            return None  # two full names that differ: two hosts
+    return found
+
+
 def replication_targets(
-    dcs: Sequence[str], expectations: Sequence[Expectation]
+    dcs: Sequence[str], expectations: Sequence[Expectation], uses: Sequence[DirectoryUse] = ()
 ) -> list[ReplicationTarget]:
-    return [ReplicationTarget(dc, tuple(expectations)) for dc in dcs if expectations]
+    """Every DC of the domain, then every global catalog an Exchange server of ``uses`` reads
+    through that is not one of them; each names the servers reading through it. A name is
+    matched whole or, where one side is a short name, by its first label (DSAccess may report
+    either). A DC the servers use that is neither (a DC of another domain) holds none of this
+    domain's objects: the servers find them through their global catalogs, which are waited
+    for. A GC that is a DC of the domain serves the same database as that DC: one wait."""
+    if not expectations:
+        return []
+    whole = {dc.casefold(): dc for dc in dcs}
+    short = {_short(dc): dc for dc in dcs}
+    readers: dict[str, list[str]] = {dc: [] for dc in dcs}
+    catalogs: dict[str, tuple[str, list[str]]] = {}
+    for use in uses:
+        for name in (*use.dcs, *use.catalogs):
+            own = _one_of(name, whole, short)
+            if own is not None:
+                found = readers[own]
+            elif name in use.catalogs:
+                found = catalogs.setdefault(name.casefold(), (name, []))[1]
+            else:
+                continue
+            if use.server not in found:
+                found.append(use.server)
+    every = tuple(expectations)
+    return [
+        *(ReplicationTarget(dc, every, readers=tuple(readers[dc])) for dc in dcs),
+        *(ReplicationTarget(name, every, catalog=True, readers=tuple(servers))
+          for name, servers in catalogs.values()),
+    ]
 
 
 class WaitForReplication(Step[ReplicationTarget, int]):
@@ -88,7 +148,9 @@ class WaitForReplication(Step[ReplicationTarget, int]):
             guids = [expectation.guid for expectation in target.expectations]
             # Live objects only: a deletion shows as the object's absence (its tombstone, or
             # nothing once the tombstone lifetime passed), so tombstones need not be read.
-            entries = ctx.world.directory.read(guids, target.dc)
+            directory = ctx.world.directory
+            entries = (directory.read_catalog(guids, target.dc) if target.catalog
+                       else directory.read(guids, target.dc))
             seen[target.key] = sum(
                 1 for expectation in target.expectations
                 if expectation.met_by(entries.get(expectation.guid))
