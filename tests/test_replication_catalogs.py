@@ -11,9 +11,9 @@ import pytest
 from kb_support import Doc, assert_kb278447_end_state, expected, load, scenario, snapshot
 
 from remediate import Engine, Safety, get_playbook
-from remediate.errors import WorldFormatError
 from remediate.engine import events as ev
 from remediate.engine.journal import JournalRecord
+from remediate.errors import WorldFormatError
 from remediate.fakes import FakeWorld, world_from_json
 from remediate.fakes.worldfile import world_to_json
 from remediate.steps.replication import (

@@ -27,8 +27,8 @@ from remediate.steps.targets import (
 )
 
 __all__ = [
-    "DirectoryUse",
     "DeleteAdUser",
+    "DirectoryUse",
     "Expectation",
     "ExportMail",
     "ImportMail",
