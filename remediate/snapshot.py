@@ -13,6 +13,7 @@ from uuid import UUID
 
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
+from remediate.hosts import same_host
 from remediate.model import (
     DirectoryEntry,
     ExchangeServer,
@@ -42,6 +43,7 @@ def snapshot(
     directory = _directory(world, base_dn, objects)
     exchange = exchange_snapshot(world.exchange)
     _name_servers(directory, exchange)
+    _add_catalogs(directory, exchange)
     return {
         "format": WORLD_FORMAT,
         "clock": clock,
@@ -69,6 +71,24 @@ def _name_servers(directory: dict[str, JsonValue], exchange: dict[str, JsonValue
             (dn for dn in map(server_legacy_dn, stores) if dn), None)
         if named is not None:
             server["legacy_dn"] = named
+
+
+def _add_catalogs(directory: dict[str, JsonValue], exchange: dict[str, JsonValue]) -> None:
+    """Each server reads users through its first global catalog: one of the domain's DCs, or
+    one added as a partial replica (a GC of another domain), so the rehearsal's waits and
+    cleanup agent look where the server does. Its lag is not known here: none."""
+    dcs = _dicts(directory.get("dcs"))
+    for server in _dicts(exchange.get("servers")):
+        catalogs = server.pop("global_catalogs", None)
+        if not isinstance(catalogs, list) or not catalogs:
+            continue
+        reported = str(catalogs[0])
+        name = same_host(reported, [str(dc.get("name")) for dc in dcs])
+        if name is None:
+            name = reported
+            dcs.append({"name": name, "replication_delay_s": 0.0, "partial_replica": True})
+        server["global_catalog"] = name
+    directory["dcs"] = list[JsonValue](dcs)
 
 
 def _dicts(value: JsonValue) -> list[dict[str, JsonValue]]:
@@ -155,6 +175,8 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
+        **({"global_catalogs": list[JsonValue](server.global_catalogs)}
+           if server.global_catalogs else {}),
         "services": services,
         "stores": stores,
     }

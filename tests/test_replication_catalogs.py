@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 from kb_support import Doc, assert_kb278447_end_state, expected, load, scenario, snapshot
+from winrm_support import serve, snapshot_world
 
 from remediate import Engine, Safety, get_playbook
 from remediate.engine import events as ev
@@ -163,3 +164,23 @@ def test_a_world_file_naming_a_catalog_wrongly_is_a_one_line_error(
     with pytest.raises(WorldFormatError, match=message) as raised:
         world_from_json(doc)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.winrm
+@pytest.mark.parametrize("version", ["2003", "2016"])
+def test_each_server_reports_the_directory_servers_it_uses_over_winrm_and_the_run_waits_for_them(
+        tmp_path_factory: pytest.TempPathFactory, version: str) -> None:
+    """Exchange_DSAccessDC (2003) and Get-ExchangeServer -Status (2016) through the loopback
+    endpoint; an inventory's run (rehearsed on a snapshot of the servers) waits for the GC."""
+    world = load(with_lagging_catalog(version))
+    blanks = [UUID(case["blank"]) for case in expected(snapshot(world))["affected"]]
+    watch = OwnersWhenCleanupStarts(world, blanks)
+    with serve(world) as site:
+        (server,) = site.exchange().servers()
+        assert (server.domain_controllers, server.global_catalogs) == (("DC2",), (CATALOG,))
+
+        result = Engine(state_dir=tmp_path_factory.mktemp("state"), subscribers=(watch,)).apply(
+            get_playbook("kb278447"), snapshot_world(site), {}, safety=YES)
+
+    assert result.exit_code == 0, result.error
+    assert watch.still_owned == []

@@ -11,6 +11,7 @@ from uuid import UUID
 from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned
 from remediate.engine.step import Options, Step, StepContext
 from remediate.engine.wording import HOUR, Duration, Wording
+from remediate.hosts import same_host
 from remediate.model import DirectoryEntry
 
 
@@ -71,38 +72,22 @@ class ReplicationTarget:
         return self.key
 
 
-def _short(name: str) -> str:
-    return name.split(".", 1)[0].casefold()
-
-
-def _one_of(name: str, whole: Mapping[str, str], short: Mapping[str, str]) -> str | None:
-    """The DC of the domain ``name`` names, if any."""
-    found = whole.get(name.casefold())
-    if found is None:
-        found = short.get(_short(name))
-        if found is not None and "." in name and "." in found:
-            return None  # two full names that differ: two hosts
-    return found
-
-
 def replication_targets(
     dcs: Sequence[str], expectations: Sequence[Expectation], uses: Sequence[DirectoryUse] = ()
 ) -> list[ReplicationTarget]:
     """Every DC of the domain, then every global catalog an Exchange server of ``uses`` reads
-    through that is not one of them; each names the servers reading through it. A name is
-    matched whole or, where one side is a short name, by its first label (DSAccess may report
-    either). A DC the servers use that is neither (a DC of another domain) holds none of this
-    domain's objects: the servers find them through their global catalogs, which are waited
-    for. A GC that is a DC of the domain serves the same database as that DC: one wait."""
+    through that is not one of them; each names the servers reading through it (names match
+    as :func:`remediate.hosts.same_host` says). A DC the servers use that is neither (a DC of
+    another domain) holds none of this domain's objects: they find them through their global
+    catalogs, which are waited for. A GC that is a DC of the domain serves the same database
+    as that DC: one wait."""
     if not expectations:
         return []
-    whole = {dc.casefold(): dc for dc in dcs}
-    short = {_short(dc): dc for dc in dcs}
     readers: dict[str, list[str]] = {dc: [] for dc in dcs}
     catalogs: dict[str, tuple[str, list[str]]] = {}
     for use in uses:
         for name in (*use.dcs, *use.catalogs):
-            own = _one_of(name, whole, short)
+            own = same_host(name, dcs)
             if own is not None:
                 found = readers[own]
             elif name in use.catalogs:

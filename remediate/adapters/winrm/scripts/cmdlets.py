@@ -29,6 +29,10 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 
 # RBAC puts in a session only the cmdlets the account's roles grant: without the Mailbox Import
 # Export role (assigned to nobody by default) New-MailboxExportRequest is not there (can_export).
+# With -Status, Get-ExchangeServer adds "runtime domain controller usage" (Get-ExchangeServer.md):
+# CurrentDomainControllers, "the list of domain controllers that this server can use for
+# Directory Service Access", and CurrentGlobalCatalogs, "the list of global catalogs that the
+# server uses" (ExchangeServer members, ff324326(v=exchg.140)): the replication waits watch them.
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -41,7 +45,9 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
+    $dcs = @($server.CurrentDomainControllers | ForEach-Object { [string]$_ })
+    $gcs = @($server.CurrentGlobalCatalogs | ForEach-Object { [string]$_ })
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; dcs = $dcs; gcs = $gcs; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
 }
 """
 

@@ -52,6 +52,10 @@ function Find-RemediateStoreMailbox {
 }
 """
 
+# The directory servers DSAccess uses (Exchange_DSAccessDC, aa143708(v=exchg.65)): Type 1 "Local
+# Domain Controller" and 2 "Global Catalog" (Type Property, aa144564); Type 0, the configuration
+# DC, serves the configuration partition only. IsUp false: "not available the last time Exchange
+# attempted to access it" (aa127074), so not what the store reads through now.
 _DESCRIBE = r"""
 function Get-RemediateStoreEntries {
     try {
@@ -77,8 +81,24 @@ function Invoke-RemediateOperation {
             $stores += @{ name = [string]$entry.Properties['cn'][0]; storage_group = [string]$group; dn = [string]$entry.Properties['distinguishedname'][0] }
         }
     }
-    $dc = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC' | Where-Object { $_.Type -eq 1 -and $_.IsUp } | Select-Object -First 1
-    return @{ dc = [string]$dc.Name; stores = $stores }
+    $dcs = @()
+    $gcs = @()
+    foreach ($dc in @(Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC')) {
+        if (-not $dc.IsUp) {
+            continue
+        }
+        if ($dc.Type -eq 2) {
+            $gcs += [string]$dc.Name
+        }
+        elseif ($dc.Type -eq 1) {
+            $dcs += [string]$dc.Name
+        }
+    }
+    $first = ''
+    if ($dcs.Count -gt 0) {
+        $first = $dcs[0]
+    }
+    return @{ dc = $first; dcs = $dcs; gcs = $gcs; stores = $stores }
 }
 """
 
