@@ -70,6 +70,7 @@ from remediate.steps.replication import (
     Expectation,
     ReplicationTarget,
     WaitForReplication,
+    reachable,
     replication_targets,
 )
 from remediate.steps.services import StartService, StopService, delivering_services
@@ -305,7 +306,7 @@ class VerifyReconnected(Step[UserTarget, str | None]):
         def report(key: str, problem: str) -> None:
             problems[key] = problems[key] or problem
 
-        for dc in self.selection.dcs:
+        for dc in reachable(self.selection.dcs, ctx.options):
             seen = ctx.world.directory.read(list(by_guid), dc)
             for target in targets:
                 entry = seen.get(target.guid)

@@ -38,6 +38,7 @@ from remediate.steps.replication import (
     DirectoryUse,
     Expectation,
     WaitForReplication,
+    reachable,
     replication_targets,
 )
 from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
@@ -185,7 +186,7 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
         by_guid = {user.guid: user for user in self.selection.users}
         guids = [target.guid for target in targets]
         every = guids + [child for guid in guids for child in by_guid[guid].children]
-        for dc in self.selection.dcs:
+        for dc in reachable(self.selection.dcs, ctx.options):
             seen = ctx.world.directory.read(every, dc)
             for target in targets:
                 user = by_guid[target.guid]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned
+from remediate.engine.changes import Change, ChangeRecord, Impact, NoOp, Planned, WouldFail
 from remediate.engine.step import Options, Step, StepContext
 from remediate.engine.wording import HOUR, Duration, Wording
 from remediate.hosts import same_host
@@ -104,8 +104,24 @@ def replication_targets(
     ]
 
 
-class WaitForReplication(Step[ReplicationTarget, int]):
-    """One read per DC per poll for all pending objects; the tombstone proves a delete."""
+def reachable(dcs: Sequence[str], options: Options) -> list[str]:
+    """The DCs of ``dcs`` the operator did not leave out (--leave-out-dc: they are down)."""
+    return [dc for dc in dcs if same_host(dc, options.leave_out_dcs) is None]
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A directory server the operator left out (--leave-out-dc): what that means, and why it
+    may not be left out (an Exchange server would have nothing else to read through)."""
+
+    warning: str
+    refusal: str | None = None
+
+
+class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
+    """One read per DC per poll for all pending objects; the tombstone proves a delete. A DC
+    the operator left out (it is down) is not waited for: the run says what that means, and
+    refuses where an Exchange server reads AD through nothing else."""
 
     name = "wait-for-replication"
     impact = Impact.READ
@@ -127,7 +143,44 @@ class WaitForReplication(Step[ReplicationTarget, int]):
     def deadline(self, options: Options) -> float:
         return options.replication_timeout_s or self.deadline_s
 
-    def observe(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> Mapping[str, int]:
+    def observe(
+        self, ctx: StepContext, targets: Sequence[ReplicationTarget]
+    ) -> Mapping[str, int | LeftOut]:
+        left_out = ctx.options.leave_out_dcs
+        seen: dict[str, int | LeftOut] = {
+            target.key: self._left_out(target, left_out)
+            for target in targets if same_host(target.dc, left_out) is not None}
+        seen.update(self.visible(ctx, [t for t in targets if t.key not in seen]))
+        return seen
+
+    def _left_out(self, target: ReplicationTarget, left_out: Sequence[str]) -> LeftOut:
+        """An Exchange server reading through ``target`` switches to another directory server it
+        uses once it finds this one down (DSAccess keeps only those that answer: IsUp,
+        Exchange 2003 SDK aa127074); until then its cleanup agent may not see the change."""
+        kind = "global catalog" if target.catalog else "domain controller"
+        words = [f"{kind} {target.dc} was left out of the replication wait (--leave-out-dc): "
+                 "it gets this run's changes only once it is back and replicates, and until "
+                 "then shows the objects as they were"]
+        stranded = []
+        for server in target.readers:
+            others = [t.dc for t in self.targets if server in t.readers and t is not target
+                      and same_host(t.dc, left_out) is None]
+            if not others:
+                stranded.append(server)
+                continue
+            words.append(f"{server} reads Active Directory through it: its cleanup agent may "
+                         f"not see the change until {server} switches to "
+                         f"{' or '.join(others)}")
+        refusal = None if not stranded else (
+            f"{stranded[0]} reads Active Directory only through {target.dc}, which "
+            "--leave-out-dc leaves out: its cleanup agent would not see this run's changes. "
+            f"Bring {target.dc} back, or have {stranded[0]} use another DC (Exchange 2003: "
+            "Exchange System Manager > server Properties > Directory Access; 2007 and later: "
+            "Set-ExchangeServer -StaticDomainControllers and -StaticGlobalCatalogs)")
+        return LeftOut("; ".join(words), refusal)
+
+    def visible(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> dict[str, int]:
+        """How many expectations each target shows met now."""
         seen: dict[str, int] = {}
         for target in targets:
             guids = [expectation.guid for expectation in target.expectations]
@@ -142,7 +195,11 @@ class WaitForReplication(Step[ReplicationTarget, int]):
             )
         return seen
 
-    def plan(self, target: ReplicationTarget, observation: int) -> Change:
+    def plan(self, target: ReplicationTarget, observation: int | LeftOut) -> Change:
+        if isinstance(observation, LeftOut):
+            if observation.refusal is not None:
+                return WouldFail(target.key, observation.refusal)
+            return NoOp(target.key, "left out", warning=observation.warning)
         total = len(target.expectations)
         if observation >= total:
             return NoOp(target.key, f"{total} of {total} changes visible")
