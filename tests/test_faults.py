@@ -67,8 +67,8 @@ APPLY_READS = {
 # The operations each world's run uses: (before its safety gates, after them).
 USES: dict[Case, tuple[set[str], set[str]]] = {
     KB842101_2016: (DISCOVERY_KB842101, APPLY_READS | {
-        "directory.read_catalog", "directory.delete", "exchange.export_mail", "exchange.run_cleanup_agent",
-        "exchange.purge_mailboxes"}),
+        "directory.read_catalog", "directory.delete", "exchange.export_mail",
+        "exchange.run_cleanup_agent", "exchange.purge_mailboxes"}),
     KB278447_2003: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "directory.modify", "exchange.run_cleanup_agent", "exchange.reconnect_mailboxes",

@@ -130,7 +130,7 @@ class Executor:
         batches = [Batch(endpoint, targets)
                    for endpoint, targets in group_by_endpoint(step.targets).items()]
         jobs = [partial(self._run_batch, step, batch) for batch in batches]
-        outcomes = run_batches(self.ctx.world.clock, jobs, self.parallel)
+        outcomes = run_batches(self.ctx.world.clock, jobs, step.batches_at_once or self.parallel)
         for batch in batches:
             self.records.extend(self._planned.same_as(record) for record in batch.records)
             if batch.manual is not None:

@@ -115,6 +115,9 @@ class Step(ABC, Generic[T, ObservationT]):
     deadline_s: float = 0.0
     poll_s: float = 5.0
     poll_max_s: float = 60.0
+    # How many of its endpoint batches run at once: None, the run's --parallel (Exchange servers
+    # worked on at a time); a step that only reads sets its own bound.
+    batches_at_once: ClassVar[int | None] = None
 
     def __init__(
         self, targets: Sequence[T] | Callable[[], Iterable[T]], *, step_id: str | None = None

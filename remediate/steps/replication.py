@@ -139,6 +139,10 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
     deadline_s = 4 * 3600.0
     poll_s = 5.0
     poll_max_s = 60.0
+    # Every DC is polled at once, whatever --parallel says of Exchange servers: a poll only
+    # reads, so the wait costs the slowest DC's reads, not their sum. Bounded: one LDAP
+    # connection per DC at a time.
+    batches_at_once = 32
 
     def deadline(self, options: Options) -> float:
         return options.replication_timeout_s or self.deadline_s

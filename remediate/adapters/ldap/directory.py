@@ -8,6 +8,7 @@ the number of objects. ``requests`` counts every LDAP request sent (one per page
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
@@ -80,6 +81,9 @@ class LdapDirectory:
         self._seen = Seen()
         self.requests = 0
         self.requests_by_operation: Counter[str] = Counter()
+        # The replication wait reads several DCs at once, on threads: each DC has its own
+        # connection and its own part of what is held; only the counts are shared.
+        self._counting = threading.Lock()
 
     # The Directory port.
 
@@ -531,8 +535,9 @@ class LdapDirectory:
         after a transient one so the retry reconnects). A result code in ``expected`` is an
         answer, returned for the caller to read (the lease's entryAlreadyExists)."""
         connection = self.connection(dc)
-        self.requests += 1
-        self.requests_by_operation[operation] += 1
+        with self._counting:
+            self.requests += 1
+            self.requests_by_operation[operation] += 1
         try:
             answer = call(connection)
         except (LDAPException, OSError) as error:
