@@ -5,10 +5,20 @@ then leaves the blank connected."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from uuid import UUID
 
 import pytest
-from kb_support import Doc, assert_kb278447_end_state, expected, load, scenario, snapshot
+from kb_support import (
+    Doc,
+    assert_kb278447_end_state,
+    expected,
+    load,
+    parameters,
+    scenario,
+    snapshot,
+)
 from winrm_support import serve, snapshot_world
 
 from remediate import Engine, Safety, get_playbook
@@ -184,3 +194,30 @@ def test_each_server_reports_the_directory_servers_it_uses_over_winrm_and_the_ru
 
     assert result.exit_code == 0, result.error
     assert watch.still_owned == []
+
+
+def wait_seconds(lagging_dcs: int, parallel: int, latency_s: float) -> float:
+    """Virtual seconds kb842101's replication wait takes with this many DCs lagging 300 s
+    behind DC1 and ``latency_s`` per directory call."""
+    doc = scenario("kb842101", 20, version="2010")
+    doc["directory"]["dcs"] = [{"name": "DC1", "replication_delay_s": 0}] + [
+        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, lagging_dcs + 2)]
+    world = load(doc)
+    world.set_latency(directory_s=latency_s)
+    moments = {}
+
+    def note(record: JournalRecord) -> None:
+        if record.get("mode") == "apply" and record.get("step") == "wait-for-replication":
+            moments[record["event"]] = world.clock.now()
+
+    with tempfile.TemporaryDirectory() as state:
+        engine = Engine(state_dir=Path(state), parallel=parallel, subscribers=(note,))
+        result = engine.apply(get_playbook("kb842101"), world, parameters(doc), safety=YES)
+    assert result.exit_code == 0, result.error
+    return (moments[ev.STEP_COMPLETED] - moments[ev.STEP_STARTED]).total_seconds()
+
+
+def test_the_wait_polls_every_dc_at_once_even_one_exchange_server_at_a_time() -> None:
+    """--parallel 1 is about Exchange servers: sixteen lagging DCs cost what one does."""
+    assert wait_seconds(16, parallel=1, latency_s=10) == wait_seconds(1, parallel=1,
+                                                                      latency_s=10)
