@@ -12,6 +12,7 @@ from kb_support import Doc, load, parameters, run_dir, scenario
 
 from remediate import PLAYBOOKS, Engine, InputError, Options, Safety, get_playbook
 from remediate.cli.main import main
+from remediate.engine.runstate import load_run_state
 from remediate.errors import RemediateError
 from remediate.fakes import FakeWorld, save_world
 
@@ -124,3 +125,4 @@ def test_a_run_stopped_by_a_dead_dc_resumes_with_it_left_out(tmp_path: Path) -> 
 
     assert result.exit_code == 0, result.error
     assert any(w.startswith(f"domain controller {DEAD} was left out") for w in result.warnings)
+    assert load_run_state(run).options.leave_out_dcs == (DEAD,)  # a later resume keeps it
