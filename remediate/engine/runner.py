@@ -734,9 +734,8 @@ class Engine:
             events = self._events(run_id, playbook, journal, lease)
             if state.truncated_line is not None:
                 events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
-            left_out: dict[str, JsonValue] = (
-                {"leave_out_dcs": list[JsonValue](leave_out_dcs)} if leave_out_dcs else {})
-            events.emit(ev.RUN_RESUMED, completed=list(state.completed), **left_out)
+            events.emit(ev.RUN_RESUMED, completed=list(state.completed),
+                        leave_out_dcs=list[JsonValue](leave_out_dcs) or None)
             abandoned = self._lock_abandoned(lock, events)
             broken = self._lease_broken(lease, events)
             events.checkpoint()
