@@ -75,10 +75,13 @@ def test_the_cleanup_agent_runs_only_once_the_servers_global_catalog_shows_the_s
     watch = OwnersWhenCleanupStarts(world, blanks)
     engine = Engine(state_dir=tmp_path_factory.mktemp("state"), subscribers=(watch,))
 
+    plan = engine.plan(get_playbook("kb278447"), world, {})
     result = engine.apply(get_playbook("kb278447"), world, {}, safety=YES)
 
     assert result.exit_code == 0, result.error
     assert watch.still_owned == []
+    assert [(r.step, r.target, r.action) for r in plan.changes] == [
+        (r.step, r.target, r.action) for r in result.changes]
     waited = {record.label for record in result.changes
               if record.step == "wait-for-replication"}
     assert f"global catalog {CATALOG} (read by EXCH01)" in {str(label) for label in waited}
