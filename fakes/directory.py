@@ -164,8 +164,7 @@ class FakeDirectory:
     def replication_delays(self) -> dict[str, float]:
         return self._op(
             "replication_delays", self._writable, None, (),
-            lambda: {view.name: float(view.delay) for view in self._views.values()
-                     if view.name not in self._partial},
+            lambda: {view.name: float(view.delay) for view in self._views.values()},
         )
 
     def writable_dc(self) -> str:

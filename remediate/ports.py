@@ -57,7 +57,8 @@ class Directory(Protocol):
 
     def replication_delays(self) -> dict[str, float]:
         """How long, in seconds, a change takes to reach each DC (AD: the replication interval
-        of its site link; 0 within a site). Rehearsals and snapshots model lag with it."""
+        of its site link; 0 within a site), and each global catalog of another domain holding a
+        partial replica of this one. Rehearsals and snapshots model lag with it."""
         ...
 
     def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:

@@ -40,10 +40,11 @@ def snapshot(
     or ``objects``, as already read from the writable DC) and the whole Exchange organisation,
     as the writable DC and each server report them."""
     clock = iso(world.clock.now())  # when the reads began (retries move it on)
-    directory = _directory(world, base_dn, objects)
+    delays = world.directory.replication_delays()
+    directory = _directory(world, base_dn, objects, delays)
     exchange = exchange_snapshot(world.exchange)
     _name_servers(directory, exchange)
-    _add_catalogs(directory, exchange)
+    _add_catalogs(directory, exchange, delays)
     return {
         "format": WORLD_FORMAT,
         "clock": clock,
@@ -73,10 +74,12 @@ def _name_servers(directory: dict[str, JsonValue], exchange: dict[str, JsonValue
             server["legacy_dn"] = named
 
 
-def _add_catalogs(directory: dict[str, JsonValue], exchange: dict[str, JsonValue]) -> None:
+def _add_catalogs(
+    directory: dict[str, JsonValue], exchange: dict[str, JsonValue], delays: dict[str, float]
+) -> None:
     """Each server reads users through its first global catalog: one of the domain's DCs, or
-    one added as a partial replica (a GC of another domain), so the rehearsal's waits and
-    cleanup agent look where the server does. Its lag is not known here: none."""
+    one added as a partial replica (a GC of another domain, with its delay where the directory
+    knows it), so the rehearsal's waits and cleanup agent look where the server does."""
     dcs = _dicts(directory.get("dcs"))
     for server in _dicts(exchange.get("servers")):
         catalogs = server.pop("global_catalogs", None)
@@ -85,8 +88,10 @@ def _add_catalogs(directory: dict[str, JsonValue], exchange: dict[str, JsonValue
         reported = str(catalogs[0])
         name = same_host(reported, [str(dc.get("name")) for dc in dcs])
         if name is None:
-            name = reported
-            dcs.append({"name": name, "replication_delay_s": 0.0, "partial_replica": True})
+            known = same_host(reported, delays)
+            name = known or reported
+            dcs.append({"name": name, "replication_delay_s": delays.get(name, 0.0),
+                        "partial_replica": True})
         server["global_catalog"] = name
     directory["dcs"] = list[JsonValue](dcs)
 
@@ -102,7 +107,8 @@ def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
 
 
 def _directory(
-    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None
+    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None,
+    delays: dict[str, float],
 ) -> dict[str, JsonValue]:
     directory = world.directory
     dc = directory.writable_dc()
@@ -119,7 +125,6 @@ def _directory(
             entries.update((child.guid, child) for child in children)
     else:
         entries.update((entry.guid, entry) for entry in objects)
-    delays = directory.replication_delays()
     return {
         "domain": directory.domain,
         "base_dn": directory.base_dn,

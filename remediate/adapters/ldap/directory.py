@@ -98,7 +98,8 @@ class LdapDirectory:
     def replication_delays(self) -> dict[str, float]:
         """From the configuration partition: 0 within the writable DC's site, else the site
         links' replInterval along the cheapest path (see :func:`discovery.delays`). A DC
-        listed in the inventory but not found there gets AD's default interval (3 hours)."""
+        listed in the inventory but not found there gets AD's default interval (3 hours).
+        Global catalogs of other domains (partial replicas of this one) are listed too."""
         found, configuration = self._discover_with_configuration()
         links = discovery.site_links(self._discovery_search(configuration), configuration)
         writable = self.writable_dc()
@@ -109,12 +110,12 @@ class LdapDirectory:
         by_name.setdefault(writable.lower(), 0.0)
         return {
             dc: by_name.get(dc.lower(), discovery.DEFAULT_INTERVAL_S)
-            for dc in self.domain_controllers()
+            for dc in [*self.domain_controllers(), *(c.name for c in found if c.partial)]
         }
 
     def domain_controllers(self) -> list[str]:
         if self._dcs is None:
-            found = self._discover()
+            found = [dc for dc in self._discover() if not dc.partial]
             self._dcs = [dc.name for dc in found]
             if self._writable is None:
                 self._writable = next((dc.name for dc in found if not dc.read_only), None)
