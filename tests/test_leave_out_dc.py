@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from kb_support import Doc, load, parameters, run_dir, scenario
 
 from remediate import PLAYBOOKS, Engine, InputError, Options, Safety, get_playbook
 from remediate.cli.main import main
+from remediate.engine.backups import MemoryBackups
+from remediate.engine.changes import NoOp
 from remediate.engine.runstate import load_run_state
+from remediate.engine.step import StepContext
 from remediate.errors import RemediateError
 from remediate.fakes import FakeWorld, save_world
+from remediate.steps.replication import (
+    DirectoryUse,
+    Expectation,
+    WaitForReplication,
+    replication_targets,
+)
 
 DEAD = "DC3"
 YES = Safety(confirm=lambda text: True)
@@ -60,12 +70,13 @@ def test_an_exchange_servers_only_dc_left_out_is_refused_naming_the_server(
                                            parameters(doc), Options(leave_out_dcs=("DC2",)))
 
     assert plan.state == "refused"
-    assert "EXCH01 reads Active Directory only through DC2, which --leave-out-dc leaves " \
-        "out" in str(plan.error)
+    assert "EXCH01 looks users up only through DC2, which --leave-out-dc leaves out" \
+        in str(plan.error)
 
 
-def test_a_server_with_another_directory_server_gets_a_warning_saying_so(
+def test_a_dc_no_server_looks_users_up_through_is_left_out_with_a_plain_warning(
         tmp_path: Path) -> None:
+    """EXCH01 looks users up through its global catalog GC9, not through DC2."""
     doc = scenario("kb842101", 7, version="2003")
     doc["directory"]["dcs"].append({"name": "GC9", "replication_delay_s": 0,
                                     "partial_replica": True})
@@ -78,8 +89,28 @@ def test_a_server_with_another_directory_server_gets_a_warning_saying_so(
     assert plan.warnings == [
         "domain controller DC2 was left out of the replication wait (--leave-out-dc): it gets "
         "this run's changes only once it is back and replicates, and until then shows the "
-        "objects as they were; EXCH01 reads Active Directory through it: its cleanup agent may "
-        "not see the change until EXCH01 switches to GC9"]
+        "objects as they were"]
+
+
+def test_a_server_with_another_global_catalog_gets_a_warning_naming_it() -> None:
+    doc = scenario("kb842101", 7, version="2003")
+    doc["directory"]["dcs"] += [
+        {"name": name, "replication_delay_s": 0, "partial_replica": True}
+        for name in ("GC8", "GC9")]
+    world = load(doc)
+    step = WaitForReplication(replication_targets(
+        ["DC1", "DC2"], [Expectation(UUID(int=1), deleted=True)],
+        [DirectoryUse("EXCH01", ("DC2",), ("GC9", "GC8"))]))
+    (gc9,) = [target for target in step.targets if target.dc == "GC9"]
+    ctx = StepContext(world, MemoryBackups(), Options(leave_out_dcs=("gc9",)))
+
+    change = step.plan(gc9, step.observe(ctx, [gc9])[gc9.key])
+
+    assert change == NoOp("gc:GC9", "left out", warning=(
+        "global catalog GC9 was left out of the replication wait (--leave-out-dc): it gets "
+        "this run's changes only once it is back and replicates, and until then shows the "
+        "objects as they were; EXCH01 looks users up through it: its cleanup agent may not see "
+        "the change until EXCH01 switches to GC8"))
 
 
 @pytest.mark.parametrize(("name", "message"), [

@@ -98,8 +98,8 @@ def test_the_plan_names_per_exchange_server_the_directory_servers_it_waits_for(
 
     labels = {str(record.label) for record in plan.changes
               if record.step == "wait-for-replication"}
-    assert labels == {"domain controller DC2 (read by EXCH01)",
-                      f"global catalog {CATALOG} (read by EXCH01)"}
+    # EXCH01's store looks users up through GC9; DC2 is waited for as every DC of the domain.
+    assert labels == {"domain controller DC2", f"global catalog {CATALOG} (read by EXCH01)"}
 
 
 EXPECT = [Expectation(UUID(int=1), deleted=True)]
@@ -115,17 +115,24 @@ def test_a_catalog_that_is_a_dc_of_the_domain_is_waited_for_once_as_that_dc() ->
 
     found = replication_targets(["dc1.corp.example", "dc2.corp.example"], EXPECT, uses)
 
-    assert keys(found) == {"dc:dc1.corp.example": ("EXCH01",),
-                           "dc:dc2.corp.example": ("EXCH01", "EXCH02"),
+    assert keys(found) == {"dc:dc1.corp.example": (),
+                           "dc:dc2.corp.example": ("EXCH01",),
                            "gc:gc7.other.example": ("EXCH02",)}
 
 
 def test_a_dc_of_another_domain_holds_nothing_of_this_one_and_is_not_waited_for() -> None:
-    uses = [DirectoryUse("EXCH01", ("dc5.other.example",), ("gc5.other.example",))]
+    uses = [DirectoryUse("EXCH01", ("dc5.other.example",), ("gc5.other.example",)),
+            DirectoryUse("EXCH02", ("dc6.other.example",))]
 
     found = replication_targets(["dc1.corp.example"], EXPECT, uses)
 
     assert keys(found) == {"dc:dc1.corp.example": (), "gc:gc5.other.example": ("EXCH01",)}
+
+
+def test_a_server_that_reports_no_global_catalog_looks_users_up_through_its_dc() -> None:
+    found = replication_targets(["DC1", "DC2"], EXPECT, [DirectoryUse("EXCH01", ("DC2",))])
+
+    assert keys(found) == {"dc:DC1": (), "dc:DC2": ("EXCH01",)}
 
 
 def test_two_full_names_with_one_first_label_are_two_hosts() -> None:

@@ -40,17 +40,25 @@ def _same(current: str | None, wanted: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryUse:
-    """The DCs and global catalogs one Exchange server's store reads AD through now."""
+    """The DCs and global catalogs one Exchange server's DSAccess uses now."""
 
     server: str
     dcs: tuple[str, ...] = ()
     catalogs: tuple[str, ...] = ()
 
+    @property
+    def lookups(self) -> tuple[str, ...]:
+        """Where its store looks users up (a mailbox's owner, for the cleanup agent): its
+        global catalogs (DSAccess sends user lookups there: TechNet aa996262(v=exchg.65)),
+        else, where none was reported, its DCs."""
+        return self.catalogs or self.dcs
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicationTarget:
     """One directory server to wait for: a DC of the domain, or (``catalog``) a global catalog
-    of another domain, read on its GC port, that ``readers`` (Exchange servers) use."""
+    of another domain, read on its GC port; ``readers``: the Exchange servers whose store
+    looks users up through it."""
 
     dc: str
     expectations: tuple[Expectation, ...]
@@ -75,18 +83,17 @@ class ReplicationTarget:
 def replication_targets(
     dcs: Sequence[str], expectations: Sequence[Expectation], uses: Sequence[DirectoryUse] = ()
 ) -> list[ReplicationTarget]:
-    """Every DC of the domain, then every global catalog an Exchange server of ``uses`` reads
-    through that is not one of them; each names the servers reading through it (names match
-    as :func:`remediate.hosts.same_host` says). A DC the servers use that is neither (a DC of
-    another domain) holds none of this domain's objects: they find them through their global
-    catalogs, which are waited for. A GC that is a DC of the domain serves the same database
-    as that DC: one wait."""
+    """Every DC of the domain, then every global catalog an Exchange server of ``uses`` looks
+    users up through that is not one of them; each names the servers looking users up through
+    it (names match as :func:`remediate.hosts.same_host` says). A GC that is a DC of the domain
+    serves the same database as that DC: one wait. A DC of another domain holds none of this
+    domain's objects: nothing to wait for there."""
     if not expectations:
         return []
     readers: dict[str, list[str]] = {dc: [] for dc in dcs}
     catalogs: dict[str, tuple[str, list[str]]] = {}
     for use in uses:
-        for name in (*use.dcs, *use.catalogs):
+        for name in use.lookups:
             own = same_host(name, dcs)
             if own is not None:
                 found = readers[own]
@@ -172,12 +179,11 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
             if not others:
                 stranded.append(server)
                 continue
-            words.append(f"{server} reads Active Directory through it: its cleanup agent may "
-                         f"not see the change until {server} switches to "
-                         f"{' or '.join(others)}")
+            words.append(f"{server} looks users up through it: its cleanup agent may not see "
+                         f"the change until {server} switches to {' or '.join(others)}")
         refusal = None if not stranded else (
-            f"{stranded[0]} reads Active Directory only through {target.dc}, which "
-            "--leave-out-dc leaves out: its cleanup agent would not see this run's changes. "
+            f"{stranded[0]} looks users up only through {target.dc}, which --leave-out-dc "
+            "leaves out: its cleanup agent would not see this run's changes. "
             f"Bring {target.dc} back, or have {stranded[0]} use another DC (Exchange 2003: "
             "Exchange System Manager > server Properties > Directory Access; 2007 and later: "
             "Set-ExchangeServer -StaticDomainControllers and -StaticGlobalCatalogs)")
