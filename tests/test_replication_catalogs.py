@@ -6,6 +6,7 @@ then leaves the blank connected."""
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -217,11 +218,11 @@ def wait_seconds(lagging_dcs: int, parallel: int, latency_s: float) -> float:
         {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, lagging_dcs + 2)]
     world = load(doc)
     world.set_latency(directory_s=latency_s)
-    moments = {}
+    moments: dict[str, datetime] = {}
 
     def note(record: JournalRecord) -> None:
         if record.get("mode") == "apply" and record.get("step") == "wait-for-replication":
-            moments[record["event"]] = world.clock.now()
+            moments[str(record["event"])] = world.clock.now()
 
     with tempfile.TemporaryDirectory() as state:
         engine = Engine(state_dir=Path(state), parallel=parallel, subscribers=(note,))
