@@ -184,8 +184,8 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
         refusal = None if not stranded else (
             f"{stranded[0]} looks users up only through {target.dc}, which --leave-out-dc "
             "leaves out: its cleanup agent would not see this run's changes. "
-            f"Bring {target.dc} back, or have {stranded[0]} use another DC (Exchange 2003: "
-            "Exchange System Manager > server Properties > Directory Access; 2007 and later: "
+            f"Bring {target.dc} back, or have {stranded[0]} use another (Exchange 2003: "
+            "Exchange System Manager > server Properties > Directory Access; 2010 and later: "
             "Set-ExchangeServer -StaticDomainControllers and -StaticGlobalCatalogs)")
         return LeftOut("; ".join(words), refusal)
 
