@@ -132,8 +132,9 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
 
     name = "wait-for-replication"
     impact = Impact.READ
-    summary = "Wait until every domain controller shows the changes (tombstones for deletions)"
-    wording = Wording("wait for replication to", "domain controller", "domain controllers")
+    summary = ("Wait until every domain controller, and every global catalog the Exchange "
+               "servers look users up in, shows the changes (deletions: the objects gone)")
+    wording = Wording("wait for replication to", "directory server", "directory servers")
 
     @classmethod
     def expected_duration(
