@@ -8,11 +8,12 @@ the number of objects. ``requests`` counts every LDAP request sent (one per page
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import ldap3
@@ -45,6 +46,27 @@ GC_PREFIX = "gc:"
 
 Control = tuple[str, bool, bytes | None]
 Found = list[tuple[str, dict[str, list[bytes]]]]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_dc_call_at_a_time(
+    method: Callable[Concatenate[LdapDirectory, P], R],
+) -> Callable[Concatenate[LdapDirectory, P], R]:
+    """What is held for a DC (see :mod:`.seen`) is shared by every call to it: a call that reads
+    or writes through it holds the DC's lock (the one named by its ``dc`` argument, else the
+    pinned DC), so calls to one DC take turns while calls to different DCs run together."""
+
+    def locked(self: LdapDirectory, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        named = kwargs.get("dc", args[1] if len(args) > 1 else None)
+        dc = named if isinstance(named, str) else self.writable_dc()
+        with self.lock_for(dc):
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)
+    return locked
 
 
 class LdapDirectory:
@@ -81,9 +103,10 @@ class LdapDirectory:
         self._seen = Seen()
         self.requests = 0
         self.requests_by_operation: Counter[str] = Counter()
-        # The replication wait reads several DCs at once, on threads: each DC has its own
-        # connection and its own part of what is held; only the counts are shared.
+        # Steps run their batches on threads (the replication wait reads every DC at once):
+        # the calls to one DC take turns (see _one_dc_call_at_a_time), the counts are shared.
         self._counting = threading.Lock()
+        self._dc_locks: dict[str, threading.RLock] = {}
 
     # The Directory port.
 
@@ -175,6 +198,7 @@ class LdapDirectory:
         decoded = self._decoded(name, found)
         return decoded[0] if decoded else None
 
+    @_one_dc_call_at_a_time
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
     ) -> dict[UUID, DirectoryEntry]:
@@ -224,6 +248,7 @@ class LdapDirectory:
                 result[guid] = entry
         return result
 
+    @_one_dc_call_at_a_time
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects strictly below each live object of ``guids``, deepest first: the names
         at or below each distinct parent container of the objects (where they were last read;
@@ -287,6 +312,7 @@ class LdapDirectory:
             names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
         return names
 
+    @_one_dc_call_at_a_time
     def delete(self, guid: UUID, *, tree: bool) -> None:
         controls = [TREE_DELETE] if tree else None
         dc = self.writable_dc()
@@ -301,6 +327,7 @@ class LdapDirectory:
             raise
         self._seen.deleted(dc, guid, tree=tree)
 
+    @_one_dc_call_at_a_time
     def modify(self, guid: UUID, changes: Mapping[str, WriteValue | None]) -> None:
         dc = self.writable_dc()
         wanted = dict(changes)
@@ -472,6 +499,11 @@ class LdapDirectory:
                 hint="check that the DC is an Active Directory DC and is healthy",
             )
         return usn
+
+    def lock_for(self, dc: str) -> threading.RLock:
+        """The lock the calls to ``dc`` take turns on."""
+        with self._counting:
+            return self._dc_locks.setdefault(dc, threading.RLock())
 
     def close(self) -> None:
         """Close every connection and forget what was read (a new session reads afresh)."""
