@@ -2,6 +2,7 @@
 (target: at most one poll interval, the one in which it converged).
 
     python bench/ad_replication_wait.py [--fakes-only] [--size 20]
+    python bench/ad_replication_wait.py --concurrency [--dcs 4 16 40] [--latency 1 5]
 
 Fakes (virtual clock): kb842101 on its scenario (Exchange 2010, so no manual step), with the
 slowest DC's replication delay set to each of several values; the deletes all land at one
@@ -12,6 +13,11 @@ after the wait step starts polling, ``samba-tool drs replicate`` brings the dele
 second: it has converged when that command returns.
 Each line: when it converged and when the step finished (seconds after the wait began), the
 latency, and the poll interval in which it converged.
+
+``--concurrency`` (fakes, virtual time): kb842101 with N DCs lagging 300 s behind the writable
+one and ``--latency`` seconds per directory call; the wait step's duration with the DCs polled
+at most ``--parallel`` at a time (the engine's bound for Exchange servers: before) and all at
+once (now), at --parallel 1 and at the default, old and new alternating.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from samba_pair import BASE_DN, SambaPair, in_namespace, start_pair, stop_pair
 from remediate.adapters.ldap import ConnectionSettings, LdapDirectory
 from remediate.engine import events as ev
 from remediate.engine.journal import JournalRecord
+from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes import world_from_json
 from remediate.fakes.scenarios import SCENARIOS
 from remediate.playbooks import get_playbook
+from remediate.steps.replication import WaitForReplication
 
 WAIT = "wait-for-replication"
 
@@ -136,12 +144,62 @@ def on_samba_pair(pair: SambaPair, trigger_after_s: float, users: int) -> dict[s
     return times.report(converged[0], where="samba pair", trigger_after_s=trigger_after_s)
 
 
+def wait_with_latency(dcs: int, latency_s: float, parallel: int, size: int) -> tuple[float, float]:
+    """Virtual seconds of the wait step, and the apply's wall seconds."""
+    data = SCENARIOS["kb842101"](size, 1, version="2010")
+    directory = data["directory"]
+    assert isinstance(directory, dict)
+    directory["dcs"] = [{"name": "DC1", "replication_delay_s": 0}] + [
+        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, dcs + 2)]
+    world = world_from_json(data)
+    world.set_latency(directory_s=latency_s)
+    moments: dict[str, Any] = {}
+
+    def note(record: JournalRecord) -> None:
+        if record.get("mode") == "apply" and record.get("step") == WAIT:
+            moments[str(record["event"])] = world.clock.now()
+
+    parameters = data["scenario"]["parameters"]  # type: ignore[index]
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory() as state:
+        engine = Engine(state_dir=Path(state), parallel=parallel, subscribers=(note,))
+        result = engine.apply(get_playbook("kb842101"), world, parameters,
+                              safety=Safety(confirm=lambda _: True))
+    assert result.exit_code == 0, result.error
+    spent = moments[ev.STEP_COMPLETED] - moments[ev.STEP_STARTED]
+    return spent.total_seconds(), time.perf_counter() - wall
+
+
+def concurrency_table(dcs_counts: list[int], latencies: list[float], size: int) -> None:
+    print("| lagging DCs | latency (s) | --parallel | before (s) | now (s) "
+          "| wall before / now (s) |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- |")
+    bound = WaitForReplication.batches_at_once
+    for dcs in dcs_counts:
+        for latency in latencies:
+            for parallel in (1, DEFAULT_PARALLEL):
+                timed = {}
+                for label, limit in (("before", None), ("now", bound)):  # alternating
+                    WaitForReplication.batches_at_once = limit
+                    timed[label] = wait_with_latency(dcs, latency, parallel, size)
+                WaitForReplication.batches_at_once = bound
+                (old, old_wall), (new, new_wall) = timed["before"], timed["now"]
+                print(f"| {dcs} | {latency:g} | {parallel} | {old:,.0f} | {new:,.0f} "
+                      f"| {old_wall:.2f} / {new_wall:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fakes-only", action="store_true")
     parser.add_argument("--size", type=int, default=20)
+    parser.add_argument("--concurrency", action="store_true")
+    parser.add_argument("--dcs", type=int, nargs="+", default=[4, 16, 40])
+    parser.add_argument("--latency", type=float, nargs="+", default=[1.0, 5.0])
     args = parser.parse_args()
     quiet()
+    if args.concurrency:
+        concurrency_table(args.dcs, args.latency, args.size)
+        return
     for delay in (3.0, 30.0, 90.0, 300.0, 900.0, 3600.0):
         print(json.dumps(on_fakes(delay, args.size)), flush=True)
     if args.fakes_only:

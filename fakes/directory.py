@@ -4,6 +4,17 @@ Several DCs each hold their own view. A change lands on the DC it was made on at
 every other DC after that DC's ``replication_delay_s``. Port writes go to the pinned writable DC;
 the fake Exchange writes through its servers' own DCs with :meth:`FakeDirectory.write`.
 
+A DC may be named a *partial replica*: a global catalog of another domain of the forest, which
+holds a read-only copy of this domain's partition with the partial attribute set only ("The
+global catalog contains a partial replica of every naming context in the directory",
+learn.microsoft.com/windows/win32/ad/global-catalog; the NC is in its nTDSDSA's
+hasPartialReplicaNCs, MS-ADA1 2.290, not hasMasterNCs). It is not one of the domain's DCs, so
+``domain_controllers`` leaves it out and a write through it is refused; changes reach it
+after its replication delay like any other; an Exchange server can read recipients through it
+(``read_catalog``). The fake keeps every attribute there: those the playbooks read of a user
+(msExchMailboxGuid, homeMDB, legacyExchangeDN, proxyAddresses, mail) are all in the partial
+attribute set, since Exchange's address lookups go to global catalogs.
+
 Entries returned to callers are the stored objects, shared between DCs: treat them as read-only.
 Conflicting changes made on two DCs resolve whole-object (the later change wins everywhere; a
 deletion is final), where AD would merge attribute by attribute.
@@ -71,6 +82,7 @@ class FakeDirectory:
         "forest_namesakes",
         "lookup",
         "read",
+        "read_catalog",
         "descendants",
         "delete",
         "modify",
@@ -87,6 +99,7 @@ class FakeDirectory:
         timeline: Timeline,
         faults: Faults,
         writable_dc: str | None = None,
+        partial_replicas: Collection[str] = (),
     ) -> None:
         if not dcs:
             raise ValueError("a domain needs at least one DC")
@@ -95,9 +108,18 @@ class FakeDirectory:
             raise ValueError(f"DC names must be unique: {names}")
         if any(delay < 0 for _, delay in dcs):
             raise ValueError("replication delays must be >= 0")
-        writable = writable_dc if writable_dc is not None else names[0]
+        partial = frozenset(partial_replicas)
+        if not partial <= set(names):
+            raise ValueError(f"partial replicas {sorted(partial - set(names))} are not DCs")
+        domain_dcs = [name for name in names if name not in partial]
+        if not domain_dcs:
+            raise ValueError("a domain needs at least one DC that is not a partial replica")
+        writable = writable_dc if writable_dc is not None else domain_dcs[0]
         if writable not in names:
             raise ValueError(f"writable DC {writable!r} is not one of {names}")
+        if writable in partial:
+            raise ValueError(f"writable DC {writable!r} holds a read-only partial replica")
+        self._partial = partial
         normalize(base_dn)  # a base that does not parse fails here, not on first use
         self._domain = domain
         self._base_dn = base_dn
@@ -118,6 +140,7 @@ class FakeDirectory:
             timeline=timeline,
             faults=faults,
             writable_dc=self._writable,
+            partial_replicas=self._partial,
         )
         twin._views = {name: view.copy() for name, view in self._views.items()}
         twin._pending = list(self._pending)
@@ -135,7 +158,8 @@ class FakeDirectory:
         return self._base_dn
 
     def domain_controllers(self) -> list[str]:
-        return self._op("domain_controllers", self._writable, None, (), lambda: list(self._views))
+        return self._op("domain_controllers", self._writable, None, (),
+                        lambda: [name for name in self._views if name not in self._partial])
 
     def replication_delays(self) -> dict[str, float]:
         return self._op(
@@ -215,6 +239,18 @@ class FakeDirectory:
 
         return self._op("read", dc, None, (wanted, dc, include_deleted), action)
 
+    def read_catalog(self, guids: Collection[UUID], gc: str) -> dict[UUID, DirectoryEntry]:
+        """Every fake DC is taken to be a global catalog too; a DC of the domain serves its own
+        domain's full replica on the GC port, a partial replica the partial one."""
+        wanted = list(guids)
+
+        def action() -> dict[UUID, DirectoryEntry]:
+            view = self.view(gc, "directory.read_catalog")
+            found = {guid: view.live(guid) for guid in wanted}
+            return {guid: entry for guid, entry in found.items() if entry is not None}
+
+        return self._op("read_catalog", gc, None, (wanted, gc), action)
+
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects strictly below each live object of ``guids``, deepest first; GUIDs not
         live on ``dc`` are left out."""
@@ -269,6 +305,11 @@ class FakeDirectory:
         return list(self._views.values())
 
     @property
+    def partial_replicas(self) -> frozenset[str]:
+        """The global catalogs of other domains among the views (not DCs of this domain)."""
+        return self._partial
+
+    @property
     def writable(self) -> str:
         """The pinned writable DC, read without a backend operation."""
         return self._writable
@@ -279,6 +320,12 @@ class FakeDirectory:
         """Replace attributes of a live object on DC ``origin`` (None or [] clears one; bytes
         are a binary attribute's values). Returns False when nothing changed (then nothing
         replicates and no uSNChanged moves)."""
+        if origin in self._partial:
+            raise _ldap_error(
+                "referral (10)", f"{origin} holds a read-only partial replica of {self._domain}",
+                dc=origin, operation=operation, target=str(guid),
+                hint="write through a DC of the domain",
+            )
         current = self._live(origin, guid, operation)
         for name, value in changes.items():
             _check_value(name, value, current, origin, operation)

@@ -1,7 +1,11 @@
 """An in-memory Exchange organisation implementing the ``Exchange`` port.
 
 Each server reads AD through its own DC: a mailbox's owner is the user whose msExchMailboxGuid
-names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly.
+names it *as that DC sees it*, and the cleanup agent marks mailboxes accordingly. A server given
+a global catalog reads users through it instead (the Information Store's user lookups go through
+DSAccess, which sends them to global catalogs: TechNet aa996262(v=exchg.65), "Understanding
+Directory Access Options"), while its writes (Disable-Mailbox, Connect-Mailbox) still go to its
+DC: a GC of another domain holds a read-only partial replica.
 
 The recipient policy (see :mod:`fakes.policy`) stamps addresses when a mailbox is connected
 (Exchange_Mailbox.Reconnect on 2003, Connect-Mailbox on 2007+) and on ``update_recipients``
@@ -252,7 +256,7 @@ class FakeExchange:
                 found = [(s, m) for s in host.stores.values() for m in s.mailboxes.values()]
             else:
                 found = [pair for guid in wanted for pair in self._copies(host, guid)]
-            view = self._directory.view(host.info.dc)
+            view = self._reader(host)
             return [_info(host, store, mailbox, view) for store, mailbox in found]
 
         return self._op("mailboxes", server, None, (server, wanted), action)
@@ -353,7 +357,7 @@ class FakeExchange:
             host = self._server(server, "exchange.reconnect_problems")
             if host.info.version.legacy:
                 return {}
-            view = self._directory.view(host.info.dc)
+            view = self._reader(host)
             problems: dict[UUID, str] = {}
             for guid in wanted:
                 found = self._find(host, guid)
@@ -536,7 +540,7 @@ class FakeExchange:
         organisation; a mail-enabled user without a mailbox yet gets one in its homeMDB store
         (as the store creates mailboxes on first delivery). Held on ``host`` while nothing
         delivers into the mailbox's database."""
-        view = self._directory.view(host.info.dc)
+        view = self._reader(host)
         user = view.by_legacy_dn(recipient) or _by_x500(view, recipient)
         if user is None or user.mailbox_guid is None:
             return "undeliverable"
@@ -586,7 +590,7 @@ class FakeExchange:
     def _cleanup(self, host: FakeServer, stores: Iterable[FakeStore], moment: datetime) -> None:
         """One cleanup-agent pass: mark what no user (as the server's DC sees it) points at as
         disconnected, and clear the mark where a user points at it again."""
-        view = self._directory.view(host.info.dc)
+        view = self._reader(host)
         for store in stores:
             if store.info.recovery:  # no user is ever connected to a recovery store
                 continue
@@ -620,6 +624,7 @@ class FakeExchange:
         site: str = "",
         dependents: Mapping[str, Sequence[str]] | None = None,
         export_location: str | None = None,
+        global_catalog: str | None = None,
     ) -> ExchangeServer:
         """A server reading AD through ``dc``, with these ``roles`` (default: the version's,
         ``default_roles``) in AD ``site``; by default its store and the transport services of
@@ -629,9 +634,17 @@ class FakeExchange:
             raise ValueError(f"server name {name!r} is empty or already used")
         if dc not in {view.name for view in self._directory.views()}:
             raise ValueError(f"server {name}: DC {dc!r} is not a DC of the domain")
+        if dc in self._directory.partial_replicas:
+            raise ValueError(f"server {name}: {dc!r} holds a read-only partial replica; name "
+                             "it as the server's global_catalog and give a DC of the domain")
+        if global_catalog is not None and global_catalog not in {
+                view.name for view in self._directory.views()}:
+            raise ValueError(f"server {name}: global catalog {global_catalog!r} is not a DC")
         if not cleanup_interval_s > 0:
             raise ValueError(f"server {name}: cleanup_interval_s must be > 0")
-        info = ExchangeServer(name, ExchangeVersion(version), dc, frozenset(roles), site)
+        info = ExchangeServer(name, ExchangeVersion(version), dc, frozenset(roles), site,
+                              domain_controllers=(dc,),
+                              global_catalogs=() if global_catalog is None else (global_catalog,))
         if services is None:
             services = dict.fromkeys(
                 ("MSExchangeIS", *info.transport_services), ServiceState.RUNNING
@@ -878,8 +891,12 @@ class FakeExchange:
             )
         return store, mailbox
 
+    def _reader(self, host: FakeServer) -> DcView:
+        """What the server's store looks users up in: its global catalog, else its DC."""
+        return self._directory.view((host.info.global_catalogs or (host.info.dc,))[0])
+
     def _owner(self, host: FakeServer, mailbox: UUID) -> UUID | None:
-        return self._directory.view(host.info.dc).mailbox_owner(mailbox)
+        return self._reader(host).mailbox_owner(mailbox)
 
     def _user(self, host: FakeServer, guid: UUID, operation: str) -> DirectoryEntry:
         entry = self._directory.view(host.info.dc).live(guid)

@@ -62,12 +62,14 @@ class FakeWorld:
         now: datetime,
         writable_dc: str | None = None,
         scenario: dict[str, object] | None = None,
+        partial_replicas: Sequence[str] = (),
     ) -> FakeWorld:
         """An empty world: DCs as (name, replication delay in seconds), the clock at ``now``."""
         timeline = Timeline(VirtualClock(now))
         faults = _faults()
         directory = FakeDirectory(
-            domain, base_dn, dcs, timeline=timeline, faults=faults, writable_dc=writable_dc
+            domain, base_dn, dcs, timeline=timeline, faults=faults, writable_dc=writable_dc,
+            partial_replicas=partial_replicas,
         )
         exchange = FakeExchange(directory, timeline=timeline, faults=faults, organisation=domain)
         return cls(directory, exchange, timeline, faults, scenario)

@@ -173,14 +173,16 @@ def _world_from_json(data: object, source: str | None, reader: _Reader) -> FakeW
             members(document, "exchange", root), "servers", root.child("exchange")
         )
     ]
-    world = FakeWorld.create(
-        domain=domain,
-        base_dn=base_dn,
-        dcs=dcs,
-        now=reader.clock(document, root),
-        writable_dc=writable,
-        scenario=_scenario(document, root),
-    )
+    with _at(d_at):
+        world = FakeWorld.create(
+            domain=domain,
+            base_dn=base_dn,
+            dcs=dcs,
+            now=reader.clock(document, root),
+            writable_dc=writable,
+            partial_replicas=reader.partial,
+            scenario=_scenario(document, root),
+        )
     _fill_directory(world.directory, objects, views, arrivals)
     for server in servers:
         _add_server(world, server)
@@ -230,6 +232,7 @@ class _Store(NamedTuple):
 class _Server:
     at: At
     info: tuple[str, ExchangeVersion, str]  # name, version, DC
+    global_catalog: str | None
     services: dict[str, ServiceState]
     interval: float
     legacy_dn: str | None
@@ -251,6 +254,7 @@ class _Reader:
     """Reads one document, remembering what later parts are checked against."""
 
     dcs: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)  # GCs of another domain among the DCs
     usn: int = 0  # the highest uSNChanged so far: objects without one are numbered on
     latest: datetime | None = None  # for the default clock
     guids: dict[UUID, At] = field(default_factory=dict)
@@ -283,6 +287,8 @@ class _Reader:
                            why="seconds; a DC that has not replicated for the tombstone "
                            "lifetime, 180 days, must be rebuilt, not waited for")
             dcs.append((name, delay))
+            if flag(data, "partial_replica", dc_at, False):
+                self.partial.append(name)
         if not dcs:
             at.child("dcs").fail("expected at least one DC")
         self.dcs = [name for name, _ in dcs]
@@ -393,6 +399,7 @@ class _Reader:
         server = _Server(
             at,
             (name, ExchangeVersion(version), self.dc_name(data, "dc", at)),
+            self.dc_name(data, "global_catalog", at) if "global_catalog" in data else None,
             _services(data, at),
             interval,
             legacy_dn,
@@ -615,6 +622,7 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
             site=server.site,
             dependents=server.dependents,
             export_location=server.export_location,
+            global_catalog=server.global_catalog,
         )
     for store in server.stores:
         with _at(store.at):
@@ -670,7 +678,9 @@ def _directory_json(directory: FakeDirectory) -> dict[str, object]:
     result: dict[str, object] = {
         "domain": directory.domain,
         "base_dn": directory.base_dn,
-        "dcs": [{"name": view.name, "replication_delay_s": _number(view.delay)} for view in views],
+        "dcs": [{"name": view.name, "replication_delay_s": _number(view.delay),
+                 **({"partial_replica": True} if view.name in directory.partial_replicas else {})}
+                for view in views],
     }
     if directory.writable != views[0].name:
         result["writable_dc"] = directory.writable
@@ -732,6 +742,7 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
         "name": info.name,
         "version": info.version.value,
         "dc": info.dc,
+        **({"global_catalog": info.global_catalogs[0]} if info.global_catalogs else {}),
         "services": {name: state.value for name, state in server.services.items()},
         "stores": [
             {

@@ -9,24 +9,39 @@ from uuid import UUID
 from remediate.engine.changes import Finding, JsonValue
 from remediate.model import ExchangeServer, ExchangeVersion, MailboxCopy, MailboxInfo
 from remediate.ports import Exchange
+from remediate.steps.replication import DirectoryUse
 
 
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
+    """A server as the selection keeps it; ``dcs`` and ``catalogs``: the DCs and global catalogs
+    its store reads AD through (what the replication waits also watch)."""
+
     name: str
     version: ExchangeVersion
     dc: str
+    dcs: tuple[str, ...] = ()
+    catalogs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"name": self.name, "version": self.version.value, "dc": self.dc}
+        return {"name": self.name, "version": self.version.value, "dc": self.dc,
+                "dcs": list(self.dcs), "catalogs": list(self.catalogs)}
 
     @staticmethod
     def from_json(data: dict[str, JsonValue]) -> ServerInfo:
-        return ServerInfo(str(data["name"]), ExchangeVersion(str(data["version"])), str(data["dc"]))
+        # A selection saved before servers reported their DCs has neither list.
+        return ServerInfo(str(data["name"]), ExchangeVersion(str(data["version"])), str(data["dc"]),
+                          tuple(str(dc) for dc in as_list(data.get("dcs") or [])),
+                          tuple(str(gc) for gc in as_list(data.get("catalogs") or [])))
 
     @staticmethod
     def of(server: ExchangeServer) -> ServerInfo:
-        return ServerInfo(server.name, server.version, server.dc)
+        return ServerInfo(server.name, server.version, server.dc,
+                          server.domain_controllers, server.global_catalogs)
+
+    @property
+    def use(self) -> DirectoryUse:
+        return DirectoryUse(self.name, self.dcs or (self.dc,), self.catalogs)
 
 
 # A recovery or soft-deleted copy sharing a mailbox's GUID: reported, never acted on.

@@ -66,9 +66,11 @@ from remediate.steps.recipient import (
     WaitForRestore,
 )
 from remediate.steps.replication import (
+    DirectoryUse,
     Expectation,
     ReplicationTarget,
     WaitForReplication,
+    reachable,
     replication_targets,
 )
 from remediate.steps.services import StartService, StopService, delivering_services
@@ -277,6 +279,13 @@ class Selection:
     def server(self, name: str) -> ServerInfo:
         return next(server for server in self.servers if server.name == name)
 
+    @property
+    def readers(self) -> list[DirectoryUse]:
+        """What each server holding an affected user's mailbox reads AD through: its cleanup
+        agent and its reconnect see a change only there."""
+        holding = {box.server for u in self.users for box in (u.blank, u.original) if box}
+        return [server.use for server in self.servers if server.name in holding]
+
 
 class VerifyReconnected(Step[UserTarget, str | None]):
     """Each user connected, on every DC, to the original mailbox holding all their items."""
@@ -297,7 +306,7 @@ class VerifyReconnected(Step[UserTarget, str | None]):
         def report(key: str, problem: str) -> None:
             problems[key] = problems[key] or problem
 
-        for dc in self.selection.dcs:
+        for dc in reachable(self.selection.dcs, ctx.options):
             seen = ctx.world.directory.read(list(by_guid), dc)
             for target in targets:
                 entry = seen.get(target.guid)
@@ -672,12 +681,12 @@ class Kb278447(Playbook[Params, Selection]):
         def stripped() -> list[ReplicationTarget]:
             return replication_targets(selection.dcs, [
                 Expectation(u.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
-                for u in users])
+                for u in users], selection.readers)
 
         def reconnected() -> list[ReplicationTarget]:
             return replication_targets(selection.dcs, [
                 Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
-                for u in users])
+                for u in users], selection.readers)
 
         def blank_stores() -> list[StoreTarget]:
             blank_by_store: dict[tuple[str, str], list[UUID]] = {}
@@ -793,7 +802,7 @@ def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
     return [
         RestoreRecipient(recipients),
         WaitForRestore(lambda: replication_targets(
-            selection.dcs, [Expectation(u.guid) for u in selection.users]),
+            selection.dcs, [Expectation(u.guid) for u in selection.users], selection.readers),
             step_id="wait-for-replication-after-restore"),
         VerifyRecipient(recipients),
     ]

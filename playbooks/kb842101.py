@@ -34,7 +34,13 @@ from remediate.ports import Directory, World
 from remediate.steps.ad import DeleteAdUser, RemoveExchangeAttributes, StripTarget
 from remediate.steps.exchange import PurgeMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail
-from remediate.steps.replication import Expectation, WaitForReplication, replication_targets
+from remediate.steps.replication import (
+    DirectoryUse,
+    Expectation,
+    WaitForReplication,
+    reachable,
+    replication_targets,
+)
 from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
 
 from .common import (
@@ -150,6 +156,13 @@ class Selection:
         return replace(self, users=tuple(u for u in self.users if not drifted(u)))
 
     @property
+    def readers(self) -> list[DirectoryUse]:
+        """What each server holding a selected mailbox reads AD through: its cleanup agent
+        sees the deletions only there."""
+        holding = {user.server for user in self.with_mailbox}
+        return [server.use for server in self.servers if server.name in holding]
+
+    @property
     def with_mailbox(self) -> list[SelectedUser]:
         return [user for user in self.users if user.mailbox and user.server]
 
@@ -181,7 +194,7 @@ class VerifyCloneIsSafe(Step[UserTarget, str | None]):
         by_guid = {user.guid: user for user in self.selection.users}
         guids = [target.guid for target in targets]
         every = guids + [child for guid in guids for child in by_guid[guid].children]
-        for dc in self.selection.dcs:
+        for dc in reachable(self.selection.dcs, ctx.options):
             seen = ctx.world.directory.read(every, dc)
             for target in targets:
                 user = by_guid[target.guid]
@@ -406,7 +419,7 @@ class Kb842101(Playbook[Params, Selection]):
             ExportMail(boxes),
             DeleteAdUser([user.target for user in selection.deleted]),
             *strip,
-            WaitForReplication(replication_targets(selection.dcs, expected)),
+            WaitForReplication(replication_targets(selection.dcs, expected, selection.readers)),
             RunCleanupAgent([
                 StoreTarget(server, store_dn, users[0].store_name or store_dn,
                             tuple(u.mailbox for u in users if u.mailbox))

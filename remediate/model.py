@@ -251,13 +251,21 @@ class ExchangeServer:
     """A server as discovery read it. ``roles`` are its server roles as Get-ExchangeServer
     reports them (``ServerRole``: Mailbox, HubTransport, ClientAccess, ...), empty for the
     version's default (``default_roles``); ``site`` its Active Directory site (Exchange
-    2007/2010: the Hub Transport servers of the site deliver into its databases)."""
+    2007/2010: the Hub Transport servers of the site deliver into its databases).
+
+    ``domain_controllers`` and ``global_catalogs``: the directory servers its DSAccess uses now
+    (Exchange 2003: Exchange_DSAccessDC instances that are up, Type 1 and 2; 2007+:
+    Get-ExchangeServer -Status, CurrentDomainControllers and CurrentGlobalCatalogs). Its store
+    finds a mailbox's owner through them, so a change is seen by its cleanup agent only once
+    they hold it. Empty: not reported (only ``dc`` is known)."""
 
     name: str
     version: ExchangeVersion
     dc: str
     roles: frozenset[str] = frozenset()
     site: str = ""
+    domain_controllers: tuple[str, ...] = ()
+    global_catalogs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.roles:

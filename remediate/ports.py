@@ -57,7 +57,8 @@ class Directory(Protocol):
 
     def replication_delays(self) -> dict[str, float]:
         """How long, in seconds, a change takes to reach each DC (AD: the replication interval
-        of its site link; 0 within a site). Rehearsals and snapshots model lag with it."""
+        of its site link; 0 within a site), and each global catalog of another domain holding a
+        partial replica of this one. Rehearsals and snapshots model lag with it."""
         ...
 
     def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
@@ -74,6 +75,13 @@ class Directory(Protocol):
     ) -> dict[UUID, DirectoryEntry]:
         """The objects with these GUIDs as ``dc`` sees them; absent ones are left out.
         With ``include_deleted`` tombstones are returned too (``deleted=True``)."""
+        ...
+
+    def read_catalog(self, guids: Collection[UUID], gc: str) -> dict[UUID, DirectoryEntry]:
+        """The live objects with these GUIDs in this domain's partition as the global catalog
+        ``gc`` holds it (LDAP: its GC port, 3268/3269), absent ones left out. A GC outside the
+        domain holds a read-only partial replica: only the partial attribute set's attributes,
+        and a deleted object is simply gone from it. What an Exchange server's store sees."""
         ...
 
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
@@ -162,7 +170,7 @@ class ExchangeCatalog(Protocol):
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
 DIRECTORY_READS = frozenset({
     "domain_controllers", "writable_dc", "replication_delays", "find_users", "lookup", "read",
-    "descendants", "forest_namesakes",
+    "read_catalog", "descendants", "forest_namesakes",
 })
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
 # The lease's own calls: never part of a step, so neither retried by the executor nor planned.

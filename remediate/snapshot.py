@@ -14,6 +14,7 @@ from uuid import UUID
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
 from remediate.fakes.worldfile import FORMAT as WORLD_FORMAT
+from remediate.hosts import same_host
 from remediate.model import (
     DirectoryEntry,
     ExchangeServer,
@@ -40,9 +41,11 @@ def snapshot(
     or ``objects``, as already read from the writable DC) and the whole Exchange organisation,
     as the writable DC and each server report them."""
     clock = iso(world.clock.now())  # when the reads began (retries move it on)
-    directory = _directory(world, base_dn, objects)
+    delays = world.directory.replication_delays()
+    directory = _directory(world, base_dn, objects, delays)
     exchange = exchange_snapshot(world.exchange)
     _name_servers(directory, exchange)
+    _add_catalogs(directory, exchange, delays)
     return {
         "format": WORLD_FORMAT,
         "clock": clock,
@@ -72,6 +75,28 @@ def _name_servers(directory: dict[str, JsonValue], exchange: dict[str, JsonValue
             server["legacy_dn"] = named
 
 
+def _add_catalogs(
+    directory: dict[str, JsonValue], exchange: dict[str, JsonValue], delays: dict[str, float]
+) -> None:
+    """Each server reads users through its first global catalog: one of the domain's DCs, or
+    one added as a partial replica (a GC of another domain, with its delay where the directory
+    knows it), so the rehearsal's waits and cleanup agent look where the server does."""
+    dcs = _dicts(directory.get("dcs"))
+    for server in _dicts(exchange.get("servers")):
+        catalogs = server.pop("global_catalogs", None)
+        if not isinstance(catalogs, list) or not catalogs:
+            continue
+        reported = str(catalogs[0])
+        name = same_host(reported, [str(dc.get("name")) for dc in dcs])
+        if name is None:
+            known = same_host(reported, delays)
+            name = known or reported
+            dcs.append({"name": name, "replication_delay_s": delays.get(name, 0.0),
+                        "partial_replica": True})
+        server["global_catalog"] = name
+    directory["dcs"] = list[JsonValue](dcs)
+
+
 def _dicts(value: JsonValue) -> list[dict[str, JsonValue]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
@@ -83,7 +108,8 @@ def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
 
 
 def _directory(
-    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None
+    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None,
+    delays: dict[str, float],
 ) -> dict[str, JsonValue]:
     directory = world.directory
     dc = directory.writable_dc()
@@ -100,7 +126,6 @@ def _directory(
             entries.update((child.guid, child) for child in children)
     else:
         entries.update((entry.guid, entry) for entry in objects)
-    delays = directory.replication_delays()
     return {
         "domain": directory.domain,
         "base_dn": directory.base_dn,
@@ -162,6 +187,8 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
+        **({"global_catalogs": list[JsonValue](server.global_catalogs)}
+           if server.global_catalogs else {}),
         "services": services,
         "stores": stores,
     }

@@ -54,6 +54,8 @@ class Case:
     seed: int = 1
     cleanup_interval_s: int | None = None
     servers: int | None = None  # Exchange servers (None: the scenario's own count)
+    # A global catalog of another domain every Exchange server reads users through (None: none)
+    global_catalog: str | None = None
 
     @property
     def id(self) -> str:
@@ -71,6 +73,11 @@ class Case:
         if self.cleanup_interval_s is not None:
             for server in doc["exchange"]["servers"]:
                 server["cleanup_interval_s"] = self.cleanup_interval_s
+        if self.global_catalog is not None:
+            doc["directory"]["dcs"].append({"name": self.global_catalog,
+                                            "replication_delay_s": 60, "partial_replica": True})
+            for server in doc["exchange"]["servers"]:
+                server["global_catalog"] = self.global_catalog
         return doc
 
     @property

@@ -28,7 +28,7 @@ HOSTILE_GUIDS = (UUID(bytes_le=b"*()\\\x00*)(|" + bytes(7)), UUID(bytes_le=b"*" 
 def add(directory: LdapDirectory, dn: str, classes: list[str],
         attributes: dict[str, object] | None = None) -> None:
     """Add an object on the pinned DC (the test fails with the DC's answer if it cannot)."""
-    answer = directory.connection(directory.writable_dc()).add(  # type: ignore[no-untyped-call]
+    answer = directory.connection(directory.writable_dc()).add(
         dn, classes, attributes or {})
     assert answer[0], (dn, answer[1])
 

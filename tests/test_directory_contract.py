@@ -120,6 +120,23 @@ def test_a_deleted_user_is_a_tombstone_read_only_with_include_deleted(
     assert directory.read([unknown], backend.dc, include_deleted=True) == {}
 
 
+def test_a_global_catalog_shows_a_user_with_its_recipient_attributes_until_it_is_deleted(
+    backend: DirectoryBackend,
+) -> None:
+    """``read_catalog`` reads the DC's global catalog port: the live object with the partial
+    attribute set's values, and nothing once it is deleted."""
+    ou = new_ou(backend)
+    user = add_user(backend, ou, mail="gc@corp.example", legacyExchangeDN="/o=Corp/cn=gc")
+    directory = backend.directory
+    seen = directory.read_catalog([user.guid, uuid4()], backend.dc)
+    assert list(seen) == [user.guid]
+    assert normalize(seen[user.guid].dn) == normalize(user.dn)
+    assert (seen[user.guid].get("mail"), seen[user.guid].get("legacyExchangeDN")) == (
+        "gc@corp.example", "/o=Corp/cn=gc")
+    directory.delete(user.guid, tree=False)
+    assert directory.read_catalog([user.guid], backend.dc) == {}
+
+
 def test_descendants_deepest_first_and_tree_delete_removes_them(backend: DirectoryBackend) -> None:
     ou = new_ou(backend)
     user = add_user(backend, ou)

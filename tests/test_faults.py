@@ -46,7 +46,7 @@ def _quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield from quiet_events()
 
 
-KB842101_2016 = Case("kb842101", "2016")
+KB842101_2016 = Case("kb842101", "2016", global_catalog="GC9")
 KB278447_2003 = Case("kb278447", "2003")
 KB278447_2016 = Case("kb278447", "2016")
 
@@ -62,13 +62,13 @@ DISCOVERY_KB278447 = {
 }
 APPLY_READS = {
     "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",
-    "exchange.exports", "exchange.mail_export_refusal",
+    "exchange.exports", "exchange.mail_export_refusal", "exchange.export_location",
 }
 # The operations each world's run uses: (before its safety gates, after them).
 USES: dict[Case, tuple[set[str], set[str]]] = {
     KB842101_2016: (DISCOVERY_KB842101, APPLY_READS | {
-        "directory.delete", "exchange.export_mail", "exchange.run_cleanup_agent",
-        "exchange.purge_mailboxes"}),
+        "directory.read_catalog", "directory.delete", "exchange.export_mail",
+        "exchange.run_cleanup_agent", "exchange.purge_mailboxes"}),
     KB278447_2003: (DISCOVERY_KB278447, APPLY_READS | {
         "exchange.service_states", "exchange.set_services", "exchange.export_mail",
         "directory.modify", "exchange.run_cleanup_agent", "exchange.reconnect_mailboxes",

@@ -6,8 +6,10 @@ from __future__ import annotations
 from remediate.adapters.ldap.discovery import (
     DEFAULT_INTERVAL_S,
     DomainController,
+    Found,
     SiteLink,
     delays,
+    discover,
 )
 
 HUB, BRANCH, FAR, ALONE = "cn=hub", "cn=branch", "cn=far", "cn=alone"
@@ -42,3 +44,26 @@ def test_delays_are_counted_from_the_writable_dcs_site() -> None:
 def test_a_link_of_three_sites_joins_each_pair() -> None:
     links = [SiteLink(30 * 60.0, (HUB, BRANCH, FAR))]
     assert delays(DCS, links, "dc3")["dc4"] == 30 * 60.0
+
+
+def test_a_global_catalog_of_another_domain_is_found_as_a_partial_replica() -> None:
+    """nTDSDSA objects as the configuration partition holds them: DC1 masters the domain, GC7
+    (another domain's DC) holds it in hasPartialReplicaNCs, DC9 holds neither."""
+    domain, other = "DC=corp,DC=example", "DC=other,DC=example"
+    servers = "CN=Servers,CN=Hub,CN=Sites,CN=Configuration,DC=corp,DC=example"
+
+    def dsa(host: str, masters: str, partial: str = "") -> Found:
+        server = f"CN={host},{servers}"
+        held = {"hasPartialReplicaNCs": [partial.encode()]} if partial else {}
+        return [(server, {"objectClass": [b"server"], "dNSHostName": [f"{host}.x".encode()]}),
+                (f"CN=NTDS Settings,{server}", {"objectClass": [b"nTDSDSA"],
+                                                "hasMasterNCs": [masters.encode()], **held})]
+
+    found = [*dsa("DC1", domain), *dsa("GC7", other, domain), *dsa("DC9", other)]
+
+    assert discover(lambda base, flt, attrs: found, "CN=Configuration,DC=corp,DC=example",
+                    domain) == [
+        DomainController("DC1.x", False, "cn=hub,cn=sites,cn=configuration,dc=corp,dc=example"),
+        DomainController("GC7.x", False, "cn=hub,cn=sites,cn=configuration,dc=corp,dc=example",
+                         partial=True),
+    ]

@@ -111,3 +111,26 @@ def test_the_wait_step_polls_until_a_triggered_replication_lands(
         assert set(tombstones) == set(every)
         assert all(entry.deleted for entry in tombstones.values())
     assert len(ldif_backups(run_dir(result))) == 3
+
+
+def test_a_global_catalog_shows_a_deletion_once_it_replicated_there(
+    samba_pair: SambaPair, pair_directory: LdapDirectory
+) -> None:
+    """``read_catalog`` searches the second DC's global catalog port (LDAPS: 3269): the user
+    deleted on the first stays in its global catalog until replication brings the delete."""
+    directory = pair_directory
+    first, second = directory.domain_controllers()
+    connection = directory.connection(first)
+    name = unique("gc")
+    dn = f"CN={escape_rdn_value(name)},CN=Users,{BASE_DN}"
+    assert connection.add(dn, ["user"], {"sAMAccountName": name})[0]
+    samba_pair.replicate(1, 0)
+    (user,) = directory.find_users(UserQuery(sam_account_names=frozenset({name})), first)
+    assert set(directory.read_catalog([user.guid], second)) == {user.guid}
+
+    directory.delete(user.guid, tree=False)
+
+    assert set(directory.read_catalog([user.guid], second)) == {user.guid}
+    assert directory.read_catalog([user.guid], first) == {}
+    samba_pair.replicate(1, 0)
+    assert directory.read_catalog([user.guid], second) == {}

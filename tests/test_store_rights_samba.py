@@ -47,7 +47,7 @@ def _dacl_first(directory: LdapDirectory, dn: str, *aces: bytes) -> None:
     acl = struct.pack("<BBHHH", max(revision, 4), 0, size + len(added), count + len(aces), 0)
     control = struct.unpack_from("<H", current, 2)[0] | security.SE_DACL_PRESENT
     written = struct.pack("<BBHIIII", 1, 0, control, 0, 0, 0, 20) + acl + added + kept
-    result = connection.modify(  # type: ignore[no-untyped-call]
+    result = connection.modify(
         dn, {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [written])]},
         controls=[security.dacl_control()])
     assert result[0], result[1]

@@ -381,6 +381,9 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     if args.param:
         raise InputError("a saved plan carries its own parameters", target=args.playbook,
                          hint="drop -p, or plan again with the parameters you want")
+    if args.leave_out_dc:
+        raise InputError("a saved plan carries its own options", target=args.playbook,
+                         hint="drop --leave-out-dc, or plan again with it")
     recorded = plan.source.get("path")
     if not args.world and not args.inventory:
         if not isinstance(recorded, str) or plan.source.get("kind") not in ("world", "inventory"):
@@ -450,7 +453,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _run_and_report(args, world, run_dirs,
                            _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS,
-                                                 on_run_dir=_run_dir_noted(durable, run_dirs)))
+                                                 on_run_dir=_run_dir_noted(durable, run_dirs),
+                                                 leave_out_dcs=args.leave_out_dc or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,7 +688,14 @@ def _console_subscribers(args: argparse.Namespace) -> tuple[Subscriber, ...]:
 
 def _options(args: argparse.Namespace) -> Options:
     return Options(allow_protected=getattr(args, "allow_protected", False),
-                   replication_timeout_s=getattr(args, "replication_timeout", None))
+                   replication_timeout_s=getattr(args, "replication_timeout", None),
+                   leave_out_dcs=tuple(getattr(args, "leave_out_dc", None) or ()))
+
+
+def _leave_out_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--leave-out-dc", action="append", metavar="NAME",
+                         help="a DC (or global catalog) that is down: the replication waits "
+                         "leave it out, and the result says what that means (repeatable)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -844,6 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--replication-timeout", type=_positive_seconds, metavar="SECONDS",
                              help="how long to wait for every DC to show the changes "
                              "(default 14400)")
+        _leave_out_option(command)
         _run_options(command)
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
@@ -872,6 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = command("resume", "continue an interrupted or paused run")
     resume.add_argument("run_id")
+    _leave_out_option(resume)
     resume.add_argument("--inventory", metavar="FILE",
                         help="real endpoints (default: the inventory the run was started with)")
     resume.add_argument("--format", choices=FORMATS, default="text")

@@ -24,10 +24,12 @@ class Impact(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NoOp:
-    """Already in the desired state."""
+    """Already in the desired state, or left alone; ``warning``: what the operator must know
+    about leaving it so (it goes to the run's warnings)."""
 
     target: str
     reason: str = ""
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, JsonValue, Planned, Unknown, WouldFail
+from remediate.engine.changes import ChangeRecord, JsonValue, NoOp, Planned, Unknown, WouldFail
 from remediate.engine.events import Events
 from remediate.engine.parallel import DEFAULT_PARALLEL, run_batches
 from remediate.engine.reads import RetriedReads
@@ -108,6 +108,7 @@ class Executor:
         # the waits the fakes model (replication delays, the cleanup agent) and nothing else.
         self.elapsed_s: dict[str, float] = {}
         self.manual_steps: list[str] = []  # the steps that asked the operator to act
+        self.warnings: list[str] = []  # what steps said about targets they left alone
         self._planned = PlannedRecords(planned)
         self._in_doubt = dict(in_doubt or {})
         self.parallel = parallel
@@ -129,7 +130,7 @@ class Executor:
         batches = [Batch(endpoint, targets)
                    for endpoint, targets in group_by_endpoint(step.targets).items()]
         jobs = [partial(self._run_batch, step, batch) for batch in batches]
-        outcomes = run_batches(self.ctx.world.clock, jobs, self.parallel)
+        outcomes = run_batches(self.ctx.world.clock, jobs, step.batches_at_once or self.parallel)
         for batch in batches:
             self.records.extend(self._planned.same_as(record) for record in batch.records)
             if batch.manual is not None:
@@ -205,6 +206,9 @@ class Executor:
                 )
             if isinstance(change, Planned):
                 pending.append((target, change))
+            elif isinstance(change, NoOp) and change.warning \
+                    and change.warning not in self.warnings:
+                self.warnings.append(change.warning)
         return pending
 
     def _run_batch(self, step: AnyStep, batch: Batch) -> None:

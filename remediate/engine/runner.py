@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
 from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.lease import OrganisationLease
+from remediate.engine.leftout import check_left_out
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
@@ -299,6 +300,7 @@ class Rehearsal:
     manual_actions: list[str]
     elapsed_s: dict[str, float]  # per step id, on the rehearsal's virtual clock
     manual_steps: list[str]  # the steps that asked the operator to act
+    warnings: list[str]  # what the steps said about targets they left alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +369,7 @@ class Engine:
         """Discover and rehearse; ``fingerprint`` also records the state of everything selected
         (what a saved plan is checked against when it is applied later)."""
         params = playbook.parse(parameters)
+        check_left_out(world, (options or Options()).leave_out_dcs)
         events = Events(run_id=None, playbook=playbook.name, mode="plan",
                         subscribers=self.subscribers)
         events.emit(ev.RUN_STARTED, parameters=dict(parameters),
@@ -389,6 +392,7 @@ class Engine:
         result.manual_actions = rehearsal.manual_actions
         result.rehearsed_s = rehearsal.elapsed_s
         result.manual_steps = rehearsal.manual_steps
+        result.warnings += rehearsal.warnings
         result.state = "pending" if result.changes else "nothing-to-do"
         result.exit_code = EXIT_PENDING if result.changes else _done(result)
         events.emit(ev.RUN_FINISHED, state=result.state, changes=len(result.changes))
@@ -435,7 +439,7 @@ class Engine:
         try:
             executor.run(playbook.steps(selection))
             return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
-                             executor.manual_steps)
+                             executor.manual_steps, executor.warnings)
         finally:
             # The copy of the world is garbage now, but held in reference cycles (its backends
             # and their timeline): free it at once, or at 100,000 users it stays beside the
@@ -532,6 +536,7 @@ class Engine:
         select: Callable[[Events], Discovery[Any]],
         expect: Callable[[Sequence[ChangeRecord]], None] | None = None,
     ) -> RunResult:
+        check_left_out(world, options.leave_out_dcs)
         run_id = new_run_id(playbook.name, datetime.now(UTC))
         with self.store.lock(world.organisation, run_id) as lock, \
                 self._lease(world, run_id) as lease:
@@ -650,6 +655,7 @@ class Engine:
         finally:
             result.changes = executor.records
             result.manual_actions = executor.manual_actions
+            result.warnings += [w for w in executor.warnings if w not in result.warnings]
         result.state = "done"
         result.exit_code = _done(result)
         events.emit(ev.RUN_FINISHED, state="done", changes=len(result.changes))
@@ -694,8 +700,10 @@ class Engine:
         playbooks: Mapping[str, AnyPlaybook],
         *,
         on_run_dir: Callable[[Path], None] | None = None,
+        leave_out_dcs: Sequence[str] = (),
     ) -> RunResult:
-        """Continue a run; ``on_run_dir`` is told its directory once the lock is held."""
+        """Continue a run; ``on_run_dir`` is told its directory once the lock is held;
+        ``leave_out_dcs``: DCs found down since, left out of its waits from now on."""
         run_dir = self.store.path(run_id)
         state = load_run_state(run_dir)
         playbook = playbooks.get(state.playbook)
@@ -716,6 +724,7 @@ class Engine:
             result.state = "done"
             return result
         self._check_pinned_dc(state, world)
+        check_left_out(world, leave_out_dcs)
         with self.store.lock(world.organisation, run_id) as lock, \
                 self._lease(world, run_id) as lease:
             remove_temporary(run_dir)  # left by a killed process; this one holds the run now
@@ -725,7 +734,8 @@ class Engine:
             events = self._events(run_id, playbook, journal, lease)
             if state.truncated_line is not None:
                 events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
-            events.emit(ev.RUN_RESUMED, completed=list(state.completed))
+            events.emit(ev.RUN_RESUMED, completed=list(state.completed),
+                        leave_out_dcs=list[JsonValue](leave_out_dcs) or None)
             abandoned = self._lock_abandoned(lock, events)
             broken = self._lease_broken(lease, events)
             events.checkpoint()
@@ -740,7 +750,8 @@ class Engine:
                         f"the journal's line {state.truncated_line} was cut off mid-write (the "
                         "process died while writing it); it was dropped and the run continued "
                         "from the last complete record, re-observing what that step had done")
-                options = state.options
+                options = replace(state.options, leave_out_dcs=tuple(dict.fromkeys(
+                    (*state.options.leave_out_dcs, *leave_out_dcs))))
                 in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
                 return self._execute(playbook=playbook, world=world,
                                      selection=discovery.selection, options=options,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from remediate.engine import events as ev
@@ -57,6 +57,11 @@ def load_run_state(run_dir: Path) -> RunState:
             src = record.get("source")
             source = dict(src) if isinstance(src, dict) else {}
             started = str(record.get("ts"))
+        elif event == ev.RUN_RESUMED and isinstance(record.get("leave_out_dcs"), list):
+            # A resume that left out more DCs: the next resume leaves them out too.
+            more = [str(name) for name in record["leave_out_dcs"]]  # type: ignore[union-attr]
+            options = replace(options, leave_out_dcs=tuple(dict.fromkeys(
+                (*options.leave_out_dcs, *more))))
         elif event == ev.RUN_DISCOVERED:
             selection = record.get("selection")
             pinned = record.get("writable_dc")

@@ -35,10 +35,14 @@ class Options:
 
     allow_protected: bool = False
     replication_timeout_s: float | None = None  # None: the step's own deadline
+    # DCs (or global catalogs) the replication waits leave out, by name: they are down.
+    leave_out_dcs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JsonValue]:
         return {"allow_protected": self.allow_protected,
-                "replication_timeout_s": self.replication_timeout_s}
+                "replication_timeout_s": self.replication_timeout_s,
+                **({"leave_out_dcs": list[JsonValue](self.leave_out_dcs)}
+                   if self.leave_out_dcs else {})}
 
     @staticmethod
     def checked(data: JsonValue) -> Options:
@@ -46,7 +50,8 @@ class Options:
         them: a saved plan's options are the operator's, whatever the file was edited into."""
         if not isinstance(data, dict):
             raise ValueError("options: expected an object")
-        unknown = sorted(set(data) - {"allow_protected", "replication_timeout_s"})
+        unknown = sorted(set(data) - {"allow_protected", "replication_timeout_s",
+                                      "leave_out_dcs"})
         if unknown:
             raise ValueError(f"options.{unknown[0]}: not an option")
         allow = data.get("allow_protected", False)
@@ -59,16 +64,25 @@ class Options:
         ):
             raise ValueError("options.replication_timeout_s: expected a positive number of "
                              "seconds (as --replication-timeout) or null")
-        return Options(allow, None if timeout is None else float(timeout))
+        left_out = data.get("leave_out_dcs", [])
+        if not isinstance(left_out, list) or not all(
+                isinstance(name, str) and name.strip() for name in left_out):
+            raise ValueError("options.leave_out_dcs: expected a list of DC names "
+                             "(as --leave-out-dc)")
+        return Options(allow, None if timeout is None else float(timeout),
+                       tuple(str(name) for name in left_out))
 
     @staticmethod
     def from_json(data: JsonValue) -> Options:
         if not isinstance(data, dict):
             return Options()
         timeout = data.get("replication_timeout_s")
+        left_out = data.get("leave_out_dcs")
         return Options(
             allow_protected=bool(data.get("allow_protected")),
             replication_timeout_s=float(timeout) if isinstance(timeout, int | float) else None,
+            leave_out_dcs=tuple(str(name) for name in left_out)
+            if isinstance(left_out, list) else (),
         )
 
 
@@ -102,6 +116,9 @@ class Step(ABC, Generic[T, ObservationT]):
     deadline_s: float = 0.0
     poll_s: float = 5.0
     poll_max_s: float = 60.0
+    # How many of its endpoint batches run at once: None, the run's --parallel (Exchange servers
+    # worked on at a time); a step that only reads sets its own bound.
+    batches_at_once: ClassVar[int | None] = None
 
     def __init__(
         self, targets: Sequence[T] | Callable[[], Iterable[T]], *, step_id: str | None = None

@@ -33,13 +33,15 @@ class Duration(NamedTuple):
 
 
 def where(endpoint: str) -> str:
-    """``directory`` -> 'in Active Directory'; ``dc:DC2`` -> '(DC2)'; ``exchange:EXCH01`` ->
-    'on EXCH01'."""
+    """``directory`` -> 'in Active Directory'; ``dc:DC2`` -> '(DC2)'; ``gc:GC9`` -> '(global
+    catalog GC9)'; ``exchange:EXCH01`` -> 'on EXCH01'."""
     if endpoint == "directory":
         return "in Active Directory"
     kind, sep, name = endpoint.partition(":")
     if kind == "dc" and name:
         return f"({name})"
+    if kind == "gc" and name:
+        return f"(global catalog {name})"
     return f"on {name}" if sep and name else f"on {endpoint}" if endpoint else ""
 
 

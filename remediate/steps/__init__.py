@@ -9,6 +9,7 @@ from remediate.steps.ad import DeleteAdUser, RemoveExchangeAttributes, StripTarg
 from remediate.steps.exchange import PurgeMailbox, ReconnectMailbox, RunCleanupAgent
 from remediate.steps.mail import ExportMail, ImportMail
 from remediate.steps.replication import (
+    DirectoryUse,
     Expectation,
     ReplicationTarget,
     WaitForReplication,
@@ -27,6 +28,7 @@ from remediate.steps.targets import (
 
 __all__ = [
     "DeleteAdUser",
+    "DirectoryUse",
     "Expectation",
     "ExportMail",
     "ImportMail",

@@ -112,8 +112,8 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
         if still_owned:
             return WouldFail(
                 target.key,
-                f"mailbox {still_owned[0].guid} still belongs to a user as {target.server}'s "
-                "domain controller sees it",
+                f"mailbox {still_owned[0].guid} still belongs to a user as the directory "
+                f"servers {target.server} reads through (its DC or global catalog) see it",
             )
         connected = sum(1 for box in observation.values() if not box.disconnected)
         if not connected:

@@ -268,17 +268,24 @@ class WaitForRestore(WaitForReplication):
     # Everything a restore may write (not the whole object: lastLogon and its kind are never
     # replicated, so no two DCs ever agree on them).
     _WATCHED = (*DISABLE_MAILBOX_ATTRIBUTES, "homeMTA")
+    # What a global catalog of another domain holds of them: the partial attribute set's
+    # recipient attributes, what Exchange resolves addresses with (the rest never reach it).
+    _IN_CATALOG = ("mail", "mailNickname", "proxyAddresses", "legacyExchangeDN", "homeMDB",
+                   "msExchMailboxGuid")
 
-    def observe(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> Mapping[str, int]:
+    def visible(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> dict[str, int]:
         directory = ctx.world.directory
         guids = list(dict.fromkeys(e.guid for target in targets for e in target.expectations))
-        pinned = directory.read(guids, directory.writable_dc())
+        pinned = directory.read(guids, directory.writable_dc()) if targets else {}
         seen: dict[str, int] = {}
         for target in targets:
-            entries = directory.read([e.guid for e in target.expectations], target.dc)
+            wanted = [e.guid for e in target.expectations]
+            entries = (directory.read_catalog(wanted, target.dc) if target.catalog
+                       else directory.read(wanted, target.dc))
+            names = self._IN_CATALOG if target.catalog else self._WATCHED
             seen[target.key] = sum(
                 1 for e in target.expectations
-                if _shows(entries.get(e.guid), pinned.get(e.guid), self._WATCHED))
+                if _shows(entries.get(e.guid), pinned.get(e.guid), names))
         return seen
 
 

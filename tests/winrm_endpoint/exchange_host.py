@@ -153,12 +153,13 @@ class ExchangeHost:
         info = next(s for s in self.exchange.servers() if s.name == self.server)
         stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
                   for s in self.exchange.stores(self.server)]
+        used = {"dcs": list(info.domain_controllers), "gcs": list(info.global_catalogs)}
         if version.legacy:  # Exchange_DSAccessDC over WMI: no build, no stores (read from AD)
-            return {"dc": info.dc}
+            return {"dc": info.dc, **used}
         build = self.admin_display_version or _LATEST_BUILDS[version]
         # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
         # canonical name of the site object.
-        return {"dc": info.dc, "stores": stores, "admin_display_version": build,
+        return {"dc": info.dc, **used, "stores": stores, "admin_display_version": build,
                 "roles": ", ".join(sorted(info.roles)), "site": info.site,
                 "can_export": self.can_export}
 

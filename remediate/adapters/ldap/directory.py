@@ -8,10 +8,12 @@ the number of objects. ``requests`` counts every LDAP request sent (one per page
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import ldap3
@@ -44,6 +46,27 @@ GC_PREFIX = "gc:"
 
 Control = tuple[str, bool, bytes | None]
 Found = list[tuple[str, dict[str, list[bytes]]]]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_dc_call_at_a_time(
+    method: Callable[Concatenate[LdapDirectory, P], R],
+) -> Callable[Concatenate[LdapDirectory, P], R]:
+    """What is held for a DC (see :mod:`.seen`) is shared by every call to it: a call that reads
+    or writes through it holds the DC's lock (the one named by its ``dc`` argument, else the
+    pinned DC), so calls to one DC take turns while calls to different DCs run together."""
+
+    def locked(self: LdapDirectory, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        named = kwargs.get("dc", args[1] if len(args) > 1 else None)
+        dc = named if isinstance(named, str) else self.writable_dc()
+        with self.lock_for(dc):
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)
+    return locked
 
 
 class LdapDirectory:
@@ -81,6 +104,10 @@ class LdapDirectory:
         self._configuration_dn: str | None = None
         self.requests = 0
         self.requests_by_operation: Counter[str] = Counter()
+        # Steps run their batches on threads (the replication wait reads every DC at once):
+        # the calls to one DC take turns (see _one_dc_call_at_a_time), the counts are shared.
+        self._counting = threading.Lock()
+        self._dc_locks: dict[str, threading.RLock] = {}
 
     # The Directory port.
 
@@ -95,7 +122,8 @@ class LdapDirectory:
     def replication_delays(self) -> dict[str, float]:
         """From the configuration partition: 0 within the writable DC's site, else the site
         links' replInterval along the cheapest path (see :func:`discovery.delays`). A DC
-        listed in the inventory but not found there gets AD's default interval (3 hours)."""
+        listed in the inventory but not found there gets AD's default interval (3 hours).
+        Global catalogs of other domains (partial replicas of this one) are listed too."""
         found, configuration = self._discover_with_configuration()
         links = discovery.site_links(self._discovery_search(configuration), configuration)
         writable = self.writable_dc()
@@ -106,12 +134,12 @@ class LdapDirectory:
         by_name.setdefault(writable.lower(), 0.0)
         return {
             dc: by_name.get(dc.lower(), discovery.DEFAULT_INTERVAL_S)
-            for dc in self.domain_controllers()
+            for dc in [*self.domain_controllers(), *(c.name for c in found if c.partial)]
         }
 
     def domain_controllers(self) -> list[str]:
         if self._dcs is None:
-            found = self._discover()
+            found = [dc for dc in self._discover() if not dc.partial]
             self._dcs = [dc.name for dc in found]
             if self._writable is None:
                 self._writable = next((dc.name for dc in found if not dc.read_only), None)
@@ -251,6 +279,7 @@ class LdapDirectory:
         decoded = self._decoded(name, found)
         return decoded[0] if decoded else None
 
+    @_one_dc_call_at_a_time
     def read(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
     ) -> dict[UUID, DirectoryEntry]:
@@ -258,6 +287,22 @@ class LdapDirectory:
         anything changed there since), the rest read by GUID, 100 to a search."""
         self._refresh(dc)
         return self._read_held(guids, dc, include_deleted=include_deleted)
+
+    def read_catalog(self, guids: Collection[UUID], gc: str) -> dict[UUID, DirectoryEntry]:
+        """A search of ``gc``'s global catalog port under the domain's DN (its copy of this
+        domain's partition), 100 GUIDs to a search; nothing is held, each read is afresh. A GC
+        of another domain answers with the partial attribute set's values only."""
+        wanted = list(dict.fromkeys(guids))
+        found: dict[UUID, DirectoryEntry] = {}
+        for start in range(0, len(wanted), GUIDS_PER_SEARCH):
+            rows = self._search(
+                GC_PREFIX + gc, self._base_dn,
+                filters.guids(wanted[start:start + GUIDS_PER_SEARCH]),
+                operation="directory.read_catalog",
+            )
+            found.update((entry.guid, entry) for dn, raw in rows
+                         if not (entry := entries.to_entry(dn, raw)).deleted)
+        return found
 
     def _read_held(
         self, guids: Collection[UUID], dc: str, *, include_deleted: bool = False
@@ -284,6 +329,7 @@ class LdapDirectory:
                 result[guid] = entry
         return result
 
+    @_one_dc_call_at_a_time
     def descendants(self, guids: Collection[UUID], dc: str) -> dict[UUID, list[DirectoryEntry]]:
         """Live objects strictly below each live object of ``guids``, deepest first: the names
         at or below each distinct parent container of the objects (where they were last read;
@@ -347,6 +393,7 @@ class LdapDirectory:
             names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
         return names
 
+    @_one_dc_call_at_a_time
     def delete(self, guid: UUID, *, tree: bool) -> None:
         controls = [TREE_DELETE] if tree else None
         dc = self.writable_dc()
@@ -361,6 +408,7 @@ class LdapDirectory:
             raise
         self._seen.deleted(dc, guid, tree=tree)
 
+    @_one_dc_call_at_a_time
     def modify(self, guid: UUID, changes: Mapping[str, WriteValue | None]) -> None:
         dc = self.writable_dc()
         wanted = dict(changes)
@@ -533,6 +581,11 @@ class LdapDirectory:
             )
         return usn
 
+    def lock_for(self, dc: str) -> threading.RLock:
+        """The lock the calls to ``dc`` take turns on."""
+        with self._counting:
+            return self._dc_locks.setdefault(dc, threading.RLock())
+
     def close(self) -> None:
         """Close every connection and forget what was read (a new session reads afresh)."""
         for connection in self._connections.values():
@@ -596,8 +649,9 @@ class LdapDirectory:
         after a transient one so the retry reconnects). A result code in ``expected`` is an
         answer, returned for the caller to read (the lease's entryAlreadyExists)."""
         connection = self.connection(dc)
-        self.requests += 1
-        self.requests_by_operation[operation] += 1
+        with self._counting:
+            self.requests += 1
+            self.requests_by_operation[operation] += 1
         try:
             answer = call(connection)
         except (LDAPException, OSError) as error:

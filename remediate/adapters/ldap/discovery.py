@@ -18,6 +18,9 @@ class DomainController(NamedTuple):
     name: str
     read_only: bool
     site: str = ""  # the site object's DN, normalized
+    # A global catalog of another domain: this domain's NC is among its hasPartialReplicaNCs
+    # ("other-domain NCs that have been replicated into a global catalog", MS-ADA1 2.290).
+    partial: bool = False
 
 
 class SiteLink(NamedTuple):
@@ -37,13 +40,14 @@ def _values(raw: dict[str, list[bytes]], name: str) -> list[str]:
 
 
 def discover(search: Search, configuration_dn: str, domain_dn: str) -> list[DomainController]:
-    """DCs (sorted by name) whose nTDSDSA lists ``domain_dn`` among its naming contexts.
+    """DCs (sorted by name) whose nTDSDSA lists ``domain_dn`` among its naming contexts, and
+    global catalogs of other domains holding a partial replica of it (``partial``).
     ``search(base, filter, attributes)`` runs one paged subtree search."""
     found = search(
         f"CN=Sites,{configuration_dn}",
         "(|(objectClass=nTDSDSA)(objectClass=server))",
         ("objectClass", "dNSHostName", "hasMasterNCs", "msDS-hasMasterNCs", "msDS-isRODC",
-         "msDS-HasDomainNCs"),
+         "msDS-HasDomainNCs", "hasPartialReplicaNCs"),
     )
     host_names = {
         normalize(dn): names[0]
@@ -60,12 +64,14 @@ def discover(search: Search, configuration_dn: str, domain_dn: str) -> list[Doma
             for name in ("hasMasterNCs", "msDS-hasMasterNCs", "msDS-HasDomainNCs")
             for nc in _values(raw, name)
         }
+        partial = domain in {normalize(nc) for nc in _values(raw, "hasPartialReplicaNCs")}
         host = host_names.get(normalize(parent_dn(dn)))
-        if host and domain in contexts:
+        if host and (domain in contexts or partial):
             read_only = [v.upper() for v in _values(raw, "msDS-isRODC")] == ["TRUE"]
             # nTDSDSA < server < CN=Servers < the site
             site = parent_dn(parent_dn(parent_dn(normalize(dn))))
-            controllers.append(DomainController(host, read_only, site))
+            controllers.append(DomainController(host, read_only, site,
+                                                partial=domain not in contexts))
     return sorted(controllers)
 
 

@@ -57,11 +57,19 @@ class _Description:
     roles: frozenset[str]  # ServerRole ("Mailbox, HubTransport"); empty: the version's default
     site: str  # the AD site (Get-ExchangeServer's Site); "" for Exchange 2003
     can_export: bool  # New-MailboxExportRequest is in the session (the Mailbox Import Export role)
+    dcs: tuple[str, ...] = ()  # the DCs its DSAccess uses now
+    gcs: tuple[str, ...] = ()  # the global catalogs it uses now
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), BATCH_SIZE):
         yield items[start:start + BATCH_SIZE]
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """A script's list of host names (one name alone may come back as a string)."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(str(item) for item in items if item)
 
 
 def _strings(items: Collection[object]) -> list[str]:
@@ -136,10 +144,10 @@ class WinRmExchange:
             build = found.get("admin_display_version")
             roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
                               if role.strip())
-            self._described[server] = _Description(str(found["dc"]), stores,
-                                                    str(build) if build else None,
-                                                    roles, str(found.get("site") or ""),
-                                                    found.get("can_export") is not False)
+            self._described[server] = _Description(
+                str(found["dc"]), stores, str(build) if build else None, roles,
+                str(found.get("site") or ""), found.get("can_export") is not False,
+                _names(found.get("dcs")), _names(found.get("gcs")))
         return self._described[server]
 
     def _store_keys(
@@ -189,7 +197,7 @@ class WinRmExchange:
         for name, config in self._configs.items():
             described = self._describe(name)
             found.append(ExchangeServer(name, config.version, described.dc, described.roles,
-                                        described.site))
+                                        described.site, described.dcs, described.gcs))
         return found
 
     def stores(self, server: str) -> list[Store]:

@@ -35,6 +35,10 @@ if ($null -eq (Get-Command Get-MailboxDatabase -ErrorAction SilentlyContinue)) {
 # where the copy is active: Get-MailboxStatistics -Server without -IncludePassive). Server is an
 # ADObjectId (its Name) in a local shell and a string (a name or FQDN) through 2010+ remoting.
 # Recovery marks a recovery database.
+# With -Status, Get-ExchangeServer adds "runtime domain controller usage" (Get-ExchangeServer.md):
+# CurrentDomainControllers, "the list of domain controllers that this server can use for
+# Directory Service Access", and CurrentGlobalCatalogs, "the list of global catalogs that the
+# server uses" (ExchangeServer members, ff324326(v=exchg.140)): the replication waits watch them.
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
@@ -54,7 +58,9 @@ function Invoke-RemediateOperation {
         }
         $stores += @{ name = [string]$database.Name; storage_group = $group; dn = [string]$database.DistinguishedName; recovery = [bool]$database.Recovery }
     }
-    return @{ dc = [string]$server.CurrentDomainControllers[0]; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
+    $dcs = @($server.CurrentDomainControllers | ForEach-Object { [string]$_ })
+    $gcs = @($server.CurrentGlobalCatalogs | ForEach-Object { [string]$_ })
+    return @{ dc = [string]$server.CurrentDomainControllers[0]; dcs = $dcs; gcs = $gcs; stores = $stores; admin_display_version = [string]$server.AdminDisplayVersion; roles = [string]$server.ServerRole; site = [string]$server.Site; can_export = ($null -ne (Get-Command New-MailboxExportRequest -ErrorAction SilentlyContinue)) }
 }
 """
 

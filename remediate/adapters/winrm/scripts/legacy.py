@@ -83,13 +83,32 @@ function Find-RemediateStoreMailbox {
 
 # The stores are not read here: the adapter reads them from the configuration naming context
 # through its own LDAP connection (ports.ExchangeCatalog), since ADSI on this server would need
-# credentials a plain NTLM session cannot pass on to a DC (the double hop). Exchange_DSAccessDC
-# is the server's own WMI.
+# credentials a plain NTLM session cannot pass on to a DC (the double hop). The directory servers
+# DSAccess uses are the server's own WMI (Exchange_DSAccessDC, aa143708(v=exchg.65)): Type 1
+# "Local Domain Controller" and 2 "Global Catalog" (Type Property, aa144564); Type 0, the
+# configuration DC, serves the configuration partition only. IsUp false: "not available the last
+# time Exchange attempted to access it" (aa127074), so not what the store reads through now.
 _DESCRIBE = r"""
 function Invoke-RemediateOperation {
     param($Parameters)
-    $dc = Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC' | Where-Object { $_.Type -eq 1 -and $_.IsUp } | Select-Object -First 1
-    return @{ dc = [string]$dc.Name }
+    $dcs = @()
+    $gcs = @()
+    foreach ($dc in @(Get-WmiObject -Namespace 'root\MicrosoftExchangeV2' -Class 'Exchange_DSAccessDC')) {
+        if (-not $dc.IsUp) {
+            continue
+        }
+        if ($dc.Type -eq 2) {
+            $gcs += [string]$dc.Name
+        }
+        elseif ($dc.Type -eq 1) {
+            $dcs += [string]$dc.Name
+        }
+    }
+    $first = ''
+    if ($dcs.Count -gt 0) {
+        $first = $dcs[0]
+    }
+    return @{ dc = $first; dcs = $dcs; gcs = $gcs }
 }
 """
 
