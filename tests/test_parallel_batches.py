@@ -111,7 +111,7 @@ def test_one_server_failing_lets_the_others_finish_says_which_completed_and_resu
     engine = Engine(state_dir=tmp_path / "state", parallel=8)
 
     with pytest.raises(PermanentError) as raised:
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
 
     message = str(raised.value)
     assert "EXCH02" in message
@@ -143,7 +143,7 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     engine = Engine(state_dir=tmp_path / "state", parallel=8, manual_deadline_s=600)
 
     with pytest.raises(RunPaused) as paused:
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
 
     assert all(f"On {server} " in paused.value.instructions for server in SERVER_NAMES)
     run_dir = only_run(tmp_path / "state")

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,13 +37,12 @@ from remediate.cli.render import (
     render_markdown,
     render_text,
 )
-from remediate.cli.saved import describe_playbook, saved_result
+from remediate.cli.saved import describe_playbook
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
-from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
+from remediate.engine.changes import JsonValue
 from remediate.engine.events import Subscriber
-from remediate.engine.journal import JournalRecord, RunStore, read_journal
+from remediate.engine.journal import RunStore, read_journal
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
@@ -59,9 +58,10 @@ from remediate.engine.runner import (
     Safety,
     load_run_state,
 )
+from remediate.engine.savedresult import saved_result
 from remediate.engine.step import Options
-from remediate.engine.stopping import Interrupted, stop_on_signals
-from remediate.errors import Drifted, InputError, Refused, RemediateError, RunPaused
+from remediate.engine.stopping import stop_on_signals
+from remediate.errors import InputError, RemediateError
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
@@ -205,49 +205,6 @@ def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str]
     return ask
 
 
-@dataclass(slots=True)
-class _Recorder:
-    """Subscribed to the engine's events, it keeps what an apply or resume did, so a run that
-    stops (failed, refused, paused, interrupted) is reported as fully as one that finished."""
-
-    summary: dict[str, int] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    changes: list[ChangeRecord] = field(default_factory=list)
-    manual_actions: list[str] = field(default_factory=list)
-    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
-    approved: bool = False  # past the safety gates: changes may have been made
-
-    def __call__(self, record: JournalRecord) -> None:
-        if record.get("mode") != "apply":  # the rehearsal's events
-            return
-        event, step = record.get("event"), str(record.get("step"))
-        if event == ev.RUN_DISCOVERED:
-            summary, findings = record.get("summary"), record.get("findings")
-            if isinstance(summary, dict):
-                self.summary = {str(k): int(str(v)) for k, v in summary.items()}
-            if isinstance(findings, list):
-                self.findings = [
-                    Finding(str(f.get("kind")), str(f.get("target")), str(f.get("message")))
-                    for f in findings if isinstance(f, dict)
-                ]
-        elif event == ev.STEP_APPLYING:
-            targets = record.get("targets")
-            for target in targets if isinstance(targets, list) else []:
-                self.endpoints[(step, str(target))] = str(record.get("endpoint"))
-        elif event == ev.STEP_APPLIED:
-            target = str(record.get("target"))
-            self.changes.append(ChangeRecord(
-                step=step, target=target, label=str(record.get("label")),
-                endpoint=self.endpoints.get((step, target), ""),
-                impact=Impact(str(record.get("impact"))), action=str(record.get("action")),
-                before=record.get("before"), after=record.get("after"),
-            ))
-        elif event == ev.STEP_MANUAL:
-            self.manual_actions.append(str(record.get("instructions")))
-        elif event in (ev.RUN_APPROVED, ev.RUN_RESUMED):
-            self.approved = True
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     for playbook in PLAYBOOKS.values():
         print(f"{playbook.name}\t{playbook.title}")
@@ -263,7 +220,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             organisation=plan.organisation, date=plan.created, plan_file=args.playbook,
             plan_sha256=plan.sha256)
         path = Path(args.playbook)
-        result = saved_result(plan, args.playbook)
+        result = saved_result(plan, args.playbook, find_playbook(plan.playbook))
         if args.format == "markdown" and result.changes:
             attachment = path.with_name(path.stem + ".changes.csv")
             args.ticket = replace(args.ticket, attachment=str(attachment),
@@ -281,6 +238,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     options = _options(args)
     result = _engine(args).plan(playbook, world, parameters, options,
                                 fingerprint=bool(args.out))
+    if result.state in ("failed", "interrupted"):  # nothing discovered: nothing to show
+        print("interrupted" if result.state == "interrupted" else f"error: {result.error}",
+              file=sys.stderr)
+        return result.exit_code
     args.ticket = TicketContext(organisation=world.organisation)
     if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
         out = Path(args.out)
@@ -340,7 +301,7 @@ def _saved_plan(
     return SavedPlan(
         playbook=result.playbook, parameters=dict(result.parameters),
         options=options.to_json(), organisation=world.organisation, source=source,
-        created=datetime.now(UTC), selection=result.selection,
+        created=datetime.now(UTC), selection=result.selection_json(),
         fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
         deletes=[change.deletes for change in result.changes],
@@ -363,12 +324,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     source = _world_source(args)
     args.ticket = TicketContext(organisation=world.organisation)
     run_dirs: list[Path] = []
-    recorder = _Recorder()
     durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     return _run_and_report(
-        args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world,
+        args, world, run_dirs,
+        lambda: _engine(args, durable, world_file=args.world,
                         lease_container=_lease_container(args)).apply(
             playbook, world, parameters, options=_options(args), safety=safety, source=source,
             on_run_dir=_run_dir_noted(durable, run_dirs)),
@@ -389,7 +349,6 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
         setattr(args, str(plan.source["kind"]), recorded)
     world = _world(args)
     run_dirs: list[Path] = []
-    recorder = _Recorder()
     durable = DurableWorld(args, world)
     safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
     # The run records which plan it applied, sealed as the approver saw it.
@@ -398,8 +357,8 @@ def _apply_saved_plan(args: argparse.Namespace) -> int:
     args.ticket = TicketContext(organisation=world.organisation, plan_file=args.playbook,
                                 plan_sha256=plan.sha256)
     return _run_and_report(
-        args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world,
+        args, world, run_dirs,
+        lambda: _engine(args, durable, world_file=args.world,
                         lease_container=_lease_container(args)).apply_saved(
             plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
             max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
@@ -419,7 +378,6 @@ def _run_dir_noted(
 
 def cmd_resume(args: argparse.Namespace) -> int:
     check_writable("--save-world", args.save_world)
-    recorder = _Recorder()
     run_dir = RunStore(_state_dir(args)).path(args.run_id)
     state = load_run_state(run_dir)
     saved = run_dir / "world.json"
@@ -435,54 +393,36 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise InputError("this run has no saved world to resume against",
                          target=f"run {args.run_id}",
                          hint="runs against real endpoints resume with --inventory FILE")
-    playbook = PLAYBOOKS.get(state.playbook)
-    if playbook is not None:  # a damaged selection: the engine's resume reports it
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            recorder.summary = dict(playbook.load_selection(state.selection).summary())
     args.ticket = TicketContext(organisation=world.organisation)
     # The run's world file is written only once this resume holds the organisation's lock: a
     # resume refused because the run is still live must leave that run's files alone.
     durable, run_dirs = DurableWorld(args, world), list[Path]()
     original = recorded if state.source.get("kind") == "world" else None
-    engine = _engine(args, recorder, durable,
+    engine = _engine(args, durable,
                      world_file=original if isinstance(original, str) else None,
                      lease_container=lease_container)
     return _run_and_report(args, world, run_dirs,
-                           _Run("resume", state.playbook, state.parameters, recorder),
                            lambda: engine.resume(args.run_id, world, PLAYBOOKS,
                                                  on_run_dir=_run_dir_noted(durable, run_dirs)))
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    mode: str
-    playbook: str
-    parameters: dict[str, str]
-    recorder: _Recorder
-
-
 def _run_and_report(
-    args: argparse.Namespace, world: World, run_dirs: list[Path], run: _Run,
-    body: Callable[[], RunResult],
+    args: argparse.Namespace, world: World, run_dirs: list[Path], body: Callable[[], RunResult]
 ) -> int:
     """Run, then always save the world the run leaves (the fake servers' state) so it can be
     resumed or inspected, whatever happened. A run that stopped is reported like one that
     finished (what it changed, its id, the error) and says what to do next."""
     try:
         result = body()
-    except (RemediateError, KeyboardInterrupt, OSError) as error:
-        if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
-            raise
-        result = _stopped(run, run_dirs[-1], error)
-        _emit(result, args)
-        # the text result at a terminal ends with the error already: say it once there
-        shown = args.format == "text" and sys.stdout.isatty()
-        print(_next_step(result, error, approved=run.recorder.approved, error_shown=shown),
-              file=sys.stderr)
-        return result.exit_code
     finally:
         if isinstance(world, FakeWorld):  # real servers keep their own state
             save_left_world(args, world, run_dirs)
+    if result.stop is not None:
+        _emit(result, args)
+        # the text result at a terminal ends with the error already: say it once there
+        shown = args.format == "text" and sys.stdout.isatty()
+        print(_next_step(result, error_shown=shown), file=sys.stderr)
+        return result.exit_code
     _world_file_note(args, world, result)  # before the result: its grand total ends it
     _emit(result, args)
     return result.exit_code
@@ -499,43 +439,14 @@ def _world_file_note(args: argparse.Namespace, world: World, result: RunResult) 
                "(--save-world FILE writes it where you want)")
 
 
-def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
-    recorder = run.recorder
-    if isinstance(error, RunPaused):
-        state, code, message = "paused", EXIT_PENDING, error.message
-    elif isinstance(error, Refused):
-        state, code, message = "refused", EXIT_REFUSED, str(error)
-    elif isinstance(error, KeyboardInterrupt):
-        how = error.how if isinstance(error, Interrupted) else "Ctrl-C"
-        state, code, message = "interrupted", EXIT_ERROR, f"interrupted ({how})"
-    elif isinstance(error, OSError):  # a full disk, an unwritable run directory
-        name = error.filename2 or error.filename
-        where = f"{name}: " if name else ""
-        state, code, message = "failed", EXIT_ERROR, f"{where}{error.strerror or error}"
-    else:
-        state, code, message = "failed", EXIT_ERROR, str(error)
-    manual = list(recorder.manual_actions)
-    if isinstance(error, RunPaused) and error.instructions not in manual:
-        manual.append(error.instructions)
-    return RunResult(
-        mode=run.mode, playbook=run.playbook, state=state, parameters=dict(run.parameters),
-        selection_summary=dict(recorder.summary), findings=list(recorder.findings),
-        changes=list(recorder.changes), manual_actions=manual, run_id=run_dir.name,
-        run_dir=str(run_dir), error=message, exit_code=code,
-        drifted=list(error.drifts) if isinstance(error, Drifted) else None,
-    )
-
-
-def _next_step(
-    result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
-) -> str:
+def _next_step(result: RunResult, *, error_shown: bool) -> str:
     made = f"{len(result.changes)} change(s) made"
     stopped = services_left_stopped(Path(result.run_dir)) if result.run_dir else []
     if stopped and result.state != "refused":
         made += f"; left stopped until the run is resumed: {', '.join(stopped)}"
     resume = f"remediate resume {result.run_id}"
-    stated = "" if error_shown else f"error: {error}\n"
-    if result.state == "paused" and not approved:  # the rehearsal itself could not finish
+    stated = "" if error_shown else f"error: {result.stop}\n"
+    if result.state == "paused" and not result.approved:  # the rehearsal itself could not finish
         return (f"paused: run {result.run_id} stopped before any change: {result.error}\n"
                 "nothing was changed; when the manual action is done, run apply again")
     if result.state == "paused":
