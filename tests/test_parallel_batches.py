@@ -24,6 +24,7 @@ from run_support import (
 
 from remediate import PLAYBOOKS, Engine, PermanentError, RunPaused, RunResult
 from remediate.cli.main import _engine, build_parser
+from remediate.cli.options import CommandOptions
 from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.fakes import FakeWorld
 
@@ -33,6 +34,10 @@ NIGHTLY = 86400
 MODERN = [Case(playbook, "2016", size=8, servers=SERVERS) for playbook in ("kb842101", "kb278447")]
 LEGACY = [Case(playbook, "2003", size=8, servers=SERVERS, cleanup_interval_s=3600)
           for playbook in ("kb842101", "kb278447")]
+
+
+def parsed(argv: list[str]) -> CommandOptions:
+    return CommandOptions.from_args(build_parser().parse_args(argv))
 
 
 @pytest.fixture(autouse=True)
@@ -165,9 +170,8 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     ["resume", "20261101T000000Z-abc"],
 ])
 def test_plan_apply_and_resume_take_servers_at_a_time(command: list[str]) -> None:
-    parser = build_parser()
-    assert _engine(parser.parse_args(command)).parallel == DEFAULT_PARALLEL
-    assert _engine(parser.parse_args([*command, "--parallel", "1"])).parallel == 1
+    assert _engine(parsed(command)).parallel == DEFAULT_PARALLEL
+    assert _engine(parsed([*command, "--parallel", "1"])).parallel == 1
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "257", "9" * 5000, "many"])
