@@ -10,12 +10,19 @@ import samba_dc as samba
 import samba_pair
 import structlog
 from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
+from run_support import quiet_events
 from samba_dc import SambaDC
 from samba_pair import SambaPair
 from sentinel import leaking_files, leaking_sections
 
 from remediate import Engine
 from remediate.adapters.ldap import LdapDirectory
+
+
+@pytest.fixture
+def quiet() -> Iterator[None]:
+    """Engine events go nowhere while a test runs (a module uses it with ``pytestmark``)."""
+    yield from quiet_events()
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ exactly those the journal records as applied. Exceptions are left to bad input."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_support import YES, Case, apply, events, load, only_run, parameters, quiet_events
+from run_support import YES, Case, apply, events, load, only_run, parameters
 
 from remediate import Engine
 from remediate.engine.changes import JsonValue
@@ -18,14 +17,8 @@ from remediate.engine.runner import Safety
 from remediate.engine.stopping import Interrupted
 from remediate.errors import InputError, PermanentError, Refused, RunPaused
 
-KB842101 = Case("kb842101", "2016")
-KB842101_2003 = Case("kb842101", "2003")
-HOUR = 3600.0
-
-
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
+KB842101, KB842101_2003 = Case("kb842101", "2016"), Case("kb842101", "2003")
 
 
 def applied_in_journal(run_dir: Path) -> list[tuple[str, str, str]]:
@@ -61,7 +54,7 @@ def test_a_failed_run_carries_exactly_the_changes_the_journal_records(state_dir:
 
 def test_a_paused_run_says_what_the_operator_must_do(state_dir: Path) -> None:
     doc = KB842101_2003.document()
-    engine = Engine(state_dir=state_dir, manual_deadline_s=HOUR)
+    engine = Engine(state_dir=state_dir, manual_deadline_s=3600.0)  # before the nightly pass
     result = apply(engine, KB842101_2003, load(doc), doc)
     assert (result.state, result.exit_code) == ("paused", 2) and result.approved
     assert isinstance(result.stop, RunPaused)

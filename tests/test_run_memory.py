@@ -59,7 +59,7 @@ def test_the_selection_json_made_when_asked_is_the_selections_json(kb: str, tmp_
 def test_a_result_is_a_plain_frozen_slotted_dataclass(tmp_path: Path) -> None:
     world = scenario_world("kb842101", SIZE, 1)
     plan = Engine(state_dir=tmp_path).plan(get_playbook("kb842101"), world, parameters(world))
-    assert dataclasses.is_dataclass(plan) and not hasattr(plan, "__dict__")
+    assert dataclasses.is_dataclass(RunResult) and not hasattr(plan, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.state = "done"  # type: ignore[misc]
     again = dataclasses.replace(plan, state="done")
