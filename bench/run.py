@@ -125,7 +125,7 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
         start = time.perf_counter()
         plan = engine.plan(playbook, TimedWorld(world, plan_watch), parameters)  # type: ignore[arg-type]
         plan_s = time.perf_counter() - start
-        selection = playbook.load_selection(plan.selection)
+        selection = playbook.load_selection(plan.selection_json())
         target_steps = sum(len(step.targets) for step in playbook.steps(selection))
         del plan, selection  # what an operator's plan command would have let go by now
         apply_watch = Stopwatch()

@@ -36,9 +36,10 @@ def apply_confirmed(
 def assert_plan_matches_apply(
     engine: Engine, playbook: Playbook[Any, Any], world: World, parameters: Mapping[str, str]
 ) -> RunResult:
-    """Plan, then apply: the applied change list must equal the planned one."""
+    """Plan, then apply: the applied change list must equal the planned one. A run that
+    stops (refused, failed, paused) raises what stopped it."""
     planned = engine.plan(playbook, world, parameters)
-    applied = apply_confirmed(engine, playbook, world, parameters)
+    applied = apply_confirmed(engine, playbook, world, parameters).raise_for_stop()
     assert change_keys(planned.changes) == change_keys(applied.changes), (
         "plan and apply differ:\n"
         f"planned {len(planned.changes)}, applied {len(applied.changes)}"
@@ -49,8 +50,9 @@ def assert_plan_matches_apply(
 def assert_idempotent(
     engine: Engine, playbook: Playbook[Any, Any], world: World, parameters: Mapping[str, str]
 ) -> RunResult:
-    """Apply twice: the second apply must change nothing. Returns the first result."""
-    first = apply_confirmed(engine, playbook, world, parameters)
-    second = apply_confirmed(engine, playbook, world, parameters)
+    """Apply twice: the second apply must change nothing. Returns the first result. A run
+    that stops (refused, failed, paused) raises what stopped it."""
+    first = apply_confirmed(engine, playbook, world, parameters).raise_for_stop()
+    second = apply_confirmed(engine, playbook, world, parameters).raise_for_stop()
     assert not second.changes, f"second apply changed {change_keys(second.changes)[:5]}"
     return first

@@ -133,7 +133,7 @@ def test_retries_and_failures_are_events_with_the_common_schema(
     world.faults.fail("exchange.purge_mailboxes", "permanent")
 
     with pytest.raises(PermanentError):
-        apply_confirmed(engine, get_playbook("kb842101"), world, parameters(doc))
+        apply_confirmed(engine, get_playbook("kb842101"), world, parameters(doc)).raise_for_stop()
 
     applying = [entry for entry in logs if entry["mode"] == "apply"]
     [retried] = [e for e in applying if e["event"] == "step.retried"]

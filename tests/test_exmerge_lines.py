@@ -155,7 +155,8 @@ def test_the_plan_refuses_it_through_the_adapter_and_apply_changes_nothing(
         assert f"would fail: mailbox {doomed} on EXCH01" in str(planned.error)
         before = snapshot(site.world)
         with pytest.raises(Refused, match="nothing was changed"):
-            apply_confirmed(engine, playbook, snapshot_world(site), parameters(doc))
+            apply_confirmed(engine, playbook, snapshot_world(site),
+                            parameters(doc)).raise_for_stop()
         assert snapshot(site.world) == before
         operations = {call.operation for call in site.hosts["EXCH01"].calls}
         assert not operations & {"export", "import", "purge", "disable", "reconnect"}

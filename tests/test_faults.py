@@ -206,7 +206,7 @@ def test_permanent_fault_stops_the_run_with_a_clear_error_and_resume_finishes_it
     engine = Engine(state_dir=tmp_path / "state")
 
     with pytest.raises(PermanentError) as raised:
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
 
     error = raised.value
     run_dir = only_run(tmp_path / "state")

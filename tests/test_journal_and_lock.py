@@ -83,7 +83,7 @@ def test_apply_while_another_run_holds_the_lock_is_refused_naming_the_holder(
     world = load(doc)
 
     with pytest.raises(LockHeld) as raised:
-        apply(Engine(state_dir=state_dir), KB842101, world, doc)
+        apply(Engine(state_dir=state_dir), KB842101, world, doc).raise_for_stop()
 
     message = str(raised.value)
     assert raised.value.exit_code == 3
@@ -140,7 +140,7 @@ def interrupted_run(
 
     engine = Engine(state_dir=state_dir, subscribers=(crash_later,))
     with pytest.raises(SimulatedCrash):
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
     return Engine(state_dir=state_dir), world, only_run(state_dir)
 
 
@@ -201,13 +201,14 @@ def test_resume_of_a_run_refused_for_want_of_confirmation_is_refused_and_changes
     before = snapshot(world)
     engine = Engine(state_dir=state_dir)
     with pytest.raises(Refused, match="not confirmed") as refused:
-        engine.apply(KB842101.runbook, world, doc["scenario"]["parameters"], safety=Safety())
+        engine.apply(KB842101.runbook, world, doc["scenario"]["parameters"],
+                     safety=Safety()).raise_for_stop()
     assert refused.value.exit_code == 3
     run_dir = only_run(state_dir)
     written = (run_dir / "journal.jsonl").read_bytes()
 
     with pytest.raises(Refused) as again:
-        engine.resume(run_dir.name, world, PLAYBOOKS)
+        engine.resume(run_dir.name, world, PLAYBOOKS).raise_for_stop()
 
     message = str(again.value)
     assert again.value.exit_code == 3
@@ -424,7 +425,7 @@ def test_run_files_are_private_and_a_resume_removes_temporary_files_left_behind(
         world = load(doc)
         world.faults.fail("exchange.purge_mailboxes", kind="permanent", times=100)
         with pytest.raises(Exception, match="injected permanent fault"):
-            apply(Engine(state_dir=state_dir), KB842101, world, doc)
+            apply(Engine(state_dir=state_dir), KB842101, world, doc).raise_for_stop()
         run_dir = only_run(state_dir)
         left = [run_dir / "plan.json.tmp", run_dir / "backups" / "mail" / ".x.json.1a2b.tmp"]
         for path in left:

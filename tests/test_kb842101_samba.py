@@ -108,7 +108,8 @@ def test_kb842101_refuses_a_protected_user_on_samba_before_any_change(
     window = {"created_after": iso(first.when_created),
               "created_before": iso(guarded.when_created + timedelta(seconds=1))}
     with pytest.raises(Refused, match="protected from accidental deletion"):
-        apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": scope, **window})
+        apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": scope,
+                        **window}).raise_for_stop()
     assert set(directory.read([first.guid, guarded.guid], SAMBA_DC_NAME)) == {
         first.guid,
         guarded.guid,

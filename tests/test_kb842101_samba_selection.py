@@ -77,7 +77,7 @@ def test_a_plan_on_the_users_container_never_selects_the_dcs_own_accounts(
     planned = engine.plan(get_playbook("kb842101"), world_on(directory, users),
                           {"ou": users, **window})
 
-    selected = planned.selection
+    selected = planned.selection_json()
     assert isinstance(selected, dict)
     chosen = {user["sam"] for user in json_object(selected)["users"]}
     assert not chosen & set(BUILT_IN)

@@ -113,7 +113,7 @@ def test_mailbox_only_purges_the_mailbox_the_run_created_and_keeps_the_account(
     for guid in expected["kept_guids"]:
         assert after_objects[guid] == before_objects[guid]
     assert set(expected["kept_mailboxes"]) <= boxes(after)
-    selected = applied.selection
+    selected = applied.selection_json()
     assert isinstance(selected, dict)
     kept = [u for u in json_object(selected)["users"] if u["keep_account"]]
     assert {u["guid"] for u in kept} == set(expected["matched_guids"])
@@ -130,7 +130,7 @@ def test_users_outside_the_window_are_findings_not_targets(tmp_path: Path) -> No
 
     planned = Engine(state_dir=tmp_path).plan(get_playbook("kb842101"), world, parameters)
 
-    selected = planned.selection
+    selected = planned.selection_json()
     assert isinstance(selected, dict)
     assert [u["guid"] for u in json_object(selected)["users"]] == [inside["guid"]]
     (finding,) = [f for f in planned.findings if f.target == older["dn"]]

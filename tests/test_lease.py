@@ -79,7 +79,8 @@ def test_a_lease_in_a_container_that_does_not_exist_is_refused_naming_it() -> No
         world.directory.add_lease(lease_dn(container), "x")
     engine = Engine(state_dir=Path("/nonexistent-state"), lease_container=container)
     with pytest.raises(InputError, match="lease_container") as refused:
-        engine.apply(KB842101.runbook, world, parameters(KB842101.document()), safety=YES)
+        engine.apply(KB842101.runbook, world, parameters(KB842101.document()),
+                     safety=YES).raise_for_stop()
     assert "CN=No Such" in str(refused.value)
 
 
@@ -119,7 +120,7 @@ def test_a_second_run_is_refused_naming_the_holder_and_makes_no_run_directory(
     engine = Engine(state_dir=tmp_path, lease_container=container)
 
     with pytest.raises(LockHeld) as refused:
-        apply(engine, KB842101, world, doc)
+        apply(engine, KB842101, world, doc).raise_for_stop()
 
     message = str(refused.value)
     assert refused.value.exit_code == 3
@@ -140,7 +141,8 @@ def test_an_expired_lease_is_never_taken_silently_and_break_lease_takes_it_after
     world.directory.add_lease(lease_dn(container), holder.to_text())
 
     with pytest.raises(LockHeld, match="stopped renewing it") as refused:
-        apply(Engine(state_dir=tmp_path, lease_container=container), KB842101, world, doc)
+        apply(Engine(state_dir=tmp_path, lease_container=container), KB842101, world,
+              doc).raise_for_stop()
     assert "--break-lease" in str(refused.value)
     assert f"remediate resume {holder.run_id}" in str(refused.value)
 
@@ -148,7 +150,7 @@ def test_an_expired_lease_is_never_taken_silently_and_break_lease_takes_it_after
     with pytest.raises(Refused, match="not confirmed"):
         apply(Engine(state_dir=tmp_path, lease_container=container,
                      break_lease=answering(asked, False)),
-              KB842101, world, doc)
+              KB842101, world, doc).raise_for_stop()
     assert holder.run_id in asked[0] and "ann@ops-laptop-7" in asked[0]
     assert held(world, container) == holder
 
@@ -171,7 +173,7 @@ def test_break_lease_never_takes_a_live_runs_lease(tmp_path: Path) -> None:
                     break_lease=answering(asked, True))
 
     with pytest.raises(LockHeld, match="is alive"):
-        apply(engine, KB842101, world, doc)
+        apply(engine, KB842101, world, doc).raise_for_stop()
     assert asked == []  # not even asked
     assert held(world, container) == holder
 
@@ -182,7 +184,7 @@ def test_a_paused_run_keeps_the_lease_and_its_resume_takes_it_back(tmp_path: Pat
     container = world.directory.base_dn
     engine = Engine(state_dir=tmp_path, manual_deadline_s=HOUR, lease_container=container)
     with pytest.raises(RunPaused) as paused:
-        apply(engine, KB842101_2003, world, doc)
+        apply(engine, KB842101_2003, world, doc).raise_for_stop()
     run_id = paused.value.run_id
 
     kept = held(world, container)
@@ -212,7 +214,8 @@ def test_a_run_refused_before_any_change_releases_the_lease(tmp_path: Path) -> N
 
     engine = Engine(state_dir=tmp_path, lease_container=container, subscribers=(planned,))
     with pytest.raises(Refused, match="not confirmed"):
-        engine.apply(KB842101.runbook, world, parameters(doc))  # no confirmation: refused
+        # no confirmation: refused
+        engine.apply(KB842101.runbook, world, parameters(doc)).raise_for_stop()
     assert len(seen) == 1 and seen[0] is not None and seen[0].running  # held while planning
     assert held(world, container) is None
 
@@ -236,7 +239,7 @@ def test_a_long_run_renews_its_lease_and_stops_before_its_next_step_once_it_was_
 
     engine = Engine(state_dir=tmp_path, lease_container=container, subscribers=(meanwhile,))
     with pytest.raises(LeaseLost, match="taken over by another run"):
-        apply(engine, KB842101, world, doc)
+        apply(engine, KB842101, world, doc).raise_for_stop()
 
     assert len(set(renewals)) == len(renewals) >= 2  # a new record each time: renewed
     assert world.directory.lease(dn) == stolen  # the run left the new holder's lease alone

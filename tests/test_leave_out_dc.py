@@ -44,7 +44,7 @@ def test_today_a_dead_dc_stops_the_run_at_the_wait(tmp_path: Path) -> None:
 
     with pytest.raises(RemediateError, match=f"{DEAD} directory.read"):
         Engine(state_dir=tmp_path).apply(get_playbook("kb842101"), world, parameters(doc),
-                                         safety=YES)
+                                         safety=YES).raise_for_stop()
 
 
 def test_a_dead_dc_left_out_lets_the_run_finish_with_a_warning_naming_it(tmp_path: Path) -> None:
@@ -149,7 +149,7 @@ def test_a_run_stopped_by_a_dead_dc_resumes_with_it_left_out(tmp_path: Path) -> 
     doc, world = with_dead_dc()
     engine = Engine(state_dir=tmp_path)
     with pytest.raises(RemediateError):
-        engine.apply(get_playbook("kb842101"), world, parameters(doc), safety=YES)
+        engine.apply(get_playbook("kb842101"), world, parameters(doc), safety=YES).raise_for_stop()
     (run,) = (tmp_path / "runs").iterdir()
 
     result = engine.resume(run.name, world, PLAYBOOKS, leave_out_dcs=(DEAD,))

@@ -81,7 +81,7 @@ def test_what_connect_mailbox_validateonly_reports_stops_the_strip_before_it_sta
             fake.exchange, "reconnect_problems", lambda server, guids, stores=None: {
                 guid: "The mailbox is in a database that is dismounted." for guid in guids})
         with pytest.raises(StepFailed) as failed:
-            apply_confirmed(engine, playbook, world, {})
+            apply_confirmed(engine, playbook, world, {}).raise_for_stop()
         calls = [c.operation for c in site.hosts["EXCH01"].calls]
     assert failed.value.step == "remove-exchange-attributes"
     assert "(Connect-Mailbox -ValidateOnly): The mailbox is in a database that is dismounted. "\

@@ -46,7 +46,7 @@ def test_a_manual_step_that_outlasts_the_wait_pauses_and_resume_finishes_after_t
     engine = Engine(state_dir=state_dir, manual_deadline_s=HOUR)
 
     with pytest.raises(RunPaused) as raised:
-        apply(engine, KB842101_2003, world, doc)
+        apply(engine, KB842101_2003, world, doc).raise_for_stop()
 
     paused = raised.value
     run_dir = only_run(state_dir)
@@ -83,14 +83,14 @@ def test_resume_refuses_a_directory_that_pins_another_dc_for_writes(
     world = load(doc)
     engine = Engine(state_dir=state_dir, manual_deadline_s=HOUR)
     with pytest.raises(RunPaused):
-        apply(engine, KB842101_2003, world, doc)
+        apply(engine, KB842101_2003, world, doc).raise_for_stop()
     run_dir = only_run(state_dir)
     assert load_run_state(run_dir).writable_dc == "DC1"
     moved: Doc = world_to_json(world)
     moved["directory"]["writable_dc"] = "DC2"
 
     with pytest.raises(Refused, match="wrote to DC1, but the directory now pins DC2") as refused:
-        engine.resume(run_dir.name, world_from_json(moved), PLAYBOOKS)
+        engine.resume(run_dir.name, world_from_json(moved), PLAYBOOKS).raise_for_stop()
 
     assert 'writable_dc = "DC1"' in (refused.value.hint or "")
     assert load_run_state(run_dir).state == "paused"  # the journal is left as it was

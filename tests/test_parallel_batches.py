@@ -22,6 +22,7 @@ from run_support import (
 
 from remediate import PLAYBOOKS, Engine, PermanentError, RunPaused, RunResult
 from remediate.cli.main import _engine, build_parser
+from remediate.cli.options import CommandOptions
 from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.fakes import FakeWorld
 
@@ -34,6 +35,10 @@ LEGACY = [Case(playbook, "2003", size=8, servers=SERVERS, cleanup_interval_s=360
 
 
 pytestmark = pytest.mark.usefixtures("quiet")
+
+
+def parsed(argv: list[str]) -> CommandOptions:
+    return CommandOptions.from_args(build_parser().parse_args(argv))
 
 
 def run(case: Case, doc: Doc, state_dir: Path, parallel: int) -> tuple[RunResult, FakeWorld, float]:
@@ -107,7 +112,7 @@ def test_one_server_failing_lets_the_others_finish_says_which_completed_and_resu
     engine = Engine(state_dir=tmp_path / "state", parallel=8)
 
     with pytest.raises(PermanentError) as raised:
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
 
     message = str(raised.value)
     assert "EXCH02" in message
@@ -139,7 +144,7 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     engine = Engine(state_dir=tmp_path / "state", parallel=8, manual_deadline_s=600)
 
     with pytest.raises(RunPaused) as paused:
-        apply(engine, case, world, doc)
+        apply(engine, case, world, doc).raise_for_stop()
 
     assert all(f"On {server} " in paused.value.instructions for server in SERVER_NAMES)
     run_dir = only_run(tmp_path / "state")
@@ -161,9 +166,8 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     ["resume", "20261101T000000Z-abc"],
 ])
 def test_plan_apply_and_resume_take_servers_at_a_time(command: list[str]) -> None:
-    parser = build_parser()
-    assert _engine(parser.parse_args(command)).parallel == DEFAULT_PARALLEL
-    assert _engine(parser.parse_args([*command, "--parallel", "1"])).parallel == 1
+    assert _engine(parsed(command)).parallel == DEFAULT_PARALLEL
+    assert _engine(parsed([*command, "--parallel", "1"])).parallel == 1
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "257", "9" * 5000, "many"])

@@ -56,7 +56,7 @@ def test_a_paused_manual_step_names_every_servers_stores_at_once(tmp_path: Path)
     engine = Engine(state_dir=tmp_path, manual_deadline_s=600.0)
 
     with pytest.raises(RunPaused) as raised:
-        engine.apply(get_playbook("kb842101"), world, parameters, safety=YES)
+        engine.apply(get_playbook("kb842101"), world, parameters, safety=YES).raise_for_stop()
 
     assert "On EXCH01" in raised.value.instructions
     assert "On EXCH02" in raised.value.instructions

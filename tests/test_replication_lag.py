@@ -135,7 +135,7 @@ def test_replication_slower_than_the_deadline_fails_the_run_naming_the_dc_and_re
 
     with pytest.raises(StepFailed) as failed:
         engine.apply(get_playbook("kb842101"), world, parameters(before),
-                     safety=YES, on_run_dir=run_dirs.append)
+                     safety=YES, on_run_dir=run_dirs.append).raise_for_stop()
 
     assert failed.value.step == "wait-for-replication"
     assert LAGGING_DC in str(failed.value.target)
@@ -163,7 +163,8 @@ def test_a_lag_beyond_the_deadline_from_the_start_is_refused_before_any_change(
     engine = Engine(state_dir=state_dir)
 
     with pytest.raises(Refused) as refused:
-        engine.apply(get_playbook("kb842101"), world, parameters(before), safety=YES)
+        engine.apply(get_playbook("kb842101"), world, parameters(before),
+                     safety=YES).raise_for_stop()
     assert LAGGING_DC in str(refused.value)
     assert "--replication-timeout" in str(refused.value)
     assert snapshot(world)["directory"] == before["directory"]

@@ -9,11 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from remediate.cli.main import _engine, _retry_policy, build_parser
+from remediate.cli.options import CommandOptions
 from remediate.clock import VirtualClock
 from remediate.engine.retry import RetryPolicy
 from remediate.errors import TransientError
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def parsed(argv: list[str]) -> CommandOptions:
+    return CommandOptions.from_args(build_parser().parse_args(argv))
 
 
 def attempts_until_given_up(policy: RetryPolicy) -> tuple[int, timedelta]:
@@ -49,9 +54,8 @@ def test_a_deadline_bounds_the_retries_however_many_attempts_fit(
     ["resume", "20261101T000000Z-abc"],
 ])
 def test_plan_apply_and_resume_take_a_retry_deadline(command: list[str]) -> None:
-    parser = build_parser()
-    assert _engine(parser.parse_args(command)).retry == RetryPolicy()
-    engine = _engine(parser.parse_args([*command, "--retry-deadline", "2.5"]))
+    assert _engine(parsed(command)).retry == RetryPolicy()
+    engine = _engine(parsed([*command, "--retry-deadline", "2.5"]))
     assert engine.retry == RetryPolicy.within(2.5)
 
 
@@ -65,8 +69,7 @@ def test_a_retry_deadline_is_a_positive_number_of_seconds(
 
 
 def test_snapshot_takes_a_retry_deadline_for_its_reads() -> None:
-    parser = build_parser()
     command = ["snapshot", "--world", "w.json", "--out", "snap.json"]
-    assert _retry_policy(parser.parse_args(command)) == RetryPolicy()
-    assert _retry_policy(parser.parse_args([*command, "--retry-deadline", "7"])) == (
+    assert _retry_policy(parsed(command)) == RetryPolicy()
+    assert _retry_policy(parsed([*command, "--retry-deadline", "7"])) == (
         RetryPolicy.within(7.0))

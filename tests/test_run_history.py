@@ -19,7 +19,7 @@ def test_a_finished_run_is_read_with_its_selection_and_its_changes(engine: Engin
     done = apply_confirmed(engine, get_playbook("kb278447"), load(doc), {})
     [run] = JournalHistory(engine.store).runs("kb278447")
     assert run.run_id == done.run_id and run.finished
-    assert run.selection == done.selection
+    assert run.selection == done.selection_json()
     assert {(r.step, r.target) for r in done.changes} == set(run.applied)
     assert list(JournalHistory(engine.store).runs("kb842101")) == []
     assert list(NoHistory().runs("kb278447")) == []
@@ -43,7 +43,7 @@ def test_a_run_that_changed_nothing_is_not_history(engine: Engine) -> None:
     """A refused run (no --yes) and a run with nothing to do leave nothing to respect."""
     playbook, world = get_playbook("kb278447"), load(scenario("kb278447", 2))
     with pytest.raises(Refused):
-        engine.apply(playbook, world, {})
+        engine.apply(playbook, world, {}).raise_for_stop()
     assert list(engine.store.run_ids())  # the refused run has a journal
     assert list(JournalHistory(engine.store).runs("kb278447")) == []
     apply_confirmed(engine, playbook, world, {})

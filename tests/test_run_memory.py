@@ -4,6 +4,7 @@ records held compactly, and scenario worlds sharing repeated strings and tuples.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,16 +34,15 @@ def parameters(world: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kb", ["kb278447", "kb842101"])
-def test_the_selection_json_made_when_read_is_the_selections_json(kb: str, tmp_path: Path) -> None:
+def test_the_selection_json_made_when_asked_is_the_selections_json(kb: str, tmp_path: Path) -> None:
     playbook = get_playbook(kb)
     world = scenario_world(kb, SIZE, 1)
     engine = Engine(state_dir=tmp_path)
     plan = engine.plan(playbook, world, parameters(world))
     assert plan.selected is not None  # the object, not its JSON, is what the result holds
-    assert plan._selection is None
+    assert plan.selection is None
     expected = plan.selected.to_json()
-    assert plan.selection == expected
-    assert plan.selection is not plan.selection  # made afresh on each read, never kept
+    assert plan.selection_json() == expected
     assert plan.to_json()["selection"] == expected
     # What resume reads back from the journal is that same JSON.
     applied = engine.apply(playbook, world, parameters(world),
@@ -51,17 +51,29 @@ def test_the_selection_json_made_when_read_is_the_selections_json(kb: str, tmp_p
     discovered = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()
                   if '"run.discovered"' in line]
     assert len(discovered) == 1
-    assert discovered[0]["selection"] == applied.selection
-    assert playbook.load_selection(applied.selection).to_json() == applied.selection
+    made = applied.selection_json()
+    assert discovered[0]["selection"] == made
+    assert playbook.load_selection(made).to_json() == made
 
 
-def test_a_selection_assigned_or_given_as_json_is_kept_as_given() -> None:
+def test_a_result_is_a_plain_frozen_slotted_dataclass(tmp_path: Path) -> None:
+    world = scenario_world("kb842101", SIZE, 1)
+    plan = Engine(state_dir=tmp_path).plan(get_playbook("kb842101"), world, parameters(world))
+    assert dataclasses.is_dataclass(RunResult) and not hasattr(plan, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.state = "done"  # type: ignore[misc]
+    again = dataclasses.replace(plan, state="done")
+    assert again.state == "done" and again.selected is plan.selected
+    assert again.changes is plan.changes  # a copy shares what the run recorded
+    assert again.selection_json() == plan.selection_json()
+
+
+def test_a_selection_given_as_json_is_kept_as_given() -> None:
     result = RunResult("plan", "kb", "done", {}, selection={"users": []})
-    assert result.selection == {"users": []} and result.selected is None
-    result.selection = {"users": [1]}
-    assert result.selection == {"users": [1]}
-    assert RunResult("plan", "kb", "done", {}).selection is None
-    assert result == RunResult("plan", "kb", "done", {}, {"users": [1]})
+    assert result.selection_json() == {"users": []} and result.selected is None
+    assert result.selection_json() is result.selection
+    assert RunResult("plan", "kb", "done", {}).selection_json() is None
+    assert result == RunResult("plan", "kb", "done", {}, {"users": []})
     assert result != RunResult("plan", "kb", "done", {}, {"users": [2]})
 
 
@@ -104,7 +116,7 @@ def test_steps_made_lazily_have_the_targets_made_at_once_before(kb: str, tmp_pat
     playbook = get_playbook(kb)
     world = scenario_world(kb, SIZE, 1)
     plan = Engine(state_dir=tmp_path).plan(playbook, world, parameters(world))
-    selection = playbook.load_selection(plan.selection)
+    selection = playbook.load_selection(plan.selection_json())
     steps = playbook.steps(selection)
     keys = [[target.key for target in step.targets] for step in steps]
     assert sum(map(len, keys)) > 4 * SIZE

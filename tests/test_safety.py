@@ -38,7 +38,8 @@ def test_a_protected_object_refuses_the_apply_before_any_change(engine: Engine) 
     world, params, _ = broken_world(protect_first_selected=True)
     before = world_to_json(world)
     with pytest.raises(Refused) as refused:
-        engine.apply(PLAYBOOK, world, params, safety=Safety(confirm=lambda text: True))
+        engine.apply(PLAYBOOK, world, params,
+                     safety=Safety(confirm=lambda text: True)).raise_for_stop()
     assert refused.value.exit_code == 3
     assert "--allow-protected" in str(refused.value)
     assert world_to_json(world)["directory"] == before["directory"]
@@ -59,7 +60,7 @@ def test_a_plan_over_the_deletion_budget_is_refused_and_nothing_changes(engine: 
     before = world_to_json(world)
     with pytest.raises(Refused) as refused:
         engine.apply(PLAYBOOK, world, params,
-                     safety=Safety(max_deletions=2, confirm=lambda text: True))
+                     safety=Safety(max_deletions=2, confirm=lambda text: True)).raise_for_stop()
     assert "budget of 2" in str(refused.value)
     after = world_to_json(world)
     assert (after["directory"], after["exchange"]) == (before["directory"], before["exchange"])
@@ -69,7 +70,7 @@ def test_without_confirmation_destructive_changes_are_refused(engine: Engine) ->
     world, params, _ = broken_world()
     before = world_to_json(world)
     with pytest.raises(Refused) as refused:
-        engine.apply(PLAYBOOK, world, params)
+        engine.apply(PLAYBOOK, world, params).raise_for_stop()
     assert "delete-ad-user (destructive)" in str(refused.value)
     after = world_to_json(world)
     assert (after["directory"], after["exchange"]) == (before["directory"], before["exchange"])
@@ -87,7 +88,7 @@ def test_declining_the_confirmation_changes_nothing_and_the_prompt_names_counts(
         return False
 
     with pytest.raises(Refused):
-        engine.apply(PLAYBOOK, world, params, safety=Safety(confirm=decline))
+        engine.apply(PLAYBOOK, world, params, safety=Safety(confirm=decline)).raise_for_stop()
     assert len(asked) == 1 and "purge-mailbox (destructive)" in asked[0]
     after = world_to_json(world)
     assert (after["directory"], after["exchange"]) == (before["directory"], before["exchange"])

@@ -29,7 +29,7 @@ def saved(engine: Engine, name: str, world: FakeWorld, params: dict[str, str]) -
     return SavedPlan(
         playbook=name, parameters=params, options=Options().to_json(),
         organisation=world.organisation, source={}, created=datetime.now(UTC),
-        selection=result.selection, fingerprints=result.fingerprints,
+        selection=result.selection_json(), fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
     )
 
@@ -108,7 +108,7 @@ def test_a_drifted_target_refuses_the_plan_naming_target_and_attribute(
     before = world_to_json(world)
 
     with pytest.raises(Refused) as refused:
-        engine.apply_saved(plan, world, PLAYBOOKS, safety=YES)
+        engine.apply_saved(plan, world, PLAYBOOKS, safety=YES).raise_for_stop()
 
     message = str(refused.value)
     assert f": {attribute} was " in message
@@ -140,7 +140,7 @@ def test_an_edited_creation_time_in_the_world_file_is_drift(engine: Engine) -> N
     plan = saved(engine, "kb842101", world_from_json(doc), params)
     edited = world_from_json(move_out_of_the_window(json.loads(json.dumps(doc))))
     with pytest.raises(Refused) as refused:
-        engine.apply_saved(plan, edited, PLAYBOOKS, safety=YES)
+        engine.apply_saved(plan, edited, PLAYBOOKS, safety=YES).raise_for_stop()
     assert ": whenCreated was " in str(refused.value)
 
 

@@ -81,7 +81,8 @@ def test_the_plan_refuses_the_export_as_apply_will(name: str, engine: Engine) ->
 
         before = snapshot(site.world)
         with pytest.raises(Refused, match="nothing was changed") as refused:
-            apply_confirmed(engine, playbook, snapshot_world(site), parameters(doc))
+            apply_confirmed(engine, playbook, snapshot_world(site),
+                            parameters(doc)).raise_for_stop()
         assert str(planned.error) in str(refused.value)
         # Nothing exported, purged, deleted, disabled or stopped.
         assert snapshot(site.world) == before

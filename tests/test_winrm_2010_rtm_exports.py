@@ -103,7 +103,8 @@ def test_the_plan_refuses_as_apply_would_and_apply_changes_nothing(
             assert (planned.state, planned.exit_code) == ("refused", EXIT_REFUSED)
             assert re.search("-mail.*would fail: " + REFUSAL, str(planned.error))
             with pytest.raises(Refused, match="nothing was changed"):
-                apply_confirmed(engine, playbook, snapshot_world(site), parameters(doc))
+                apply_confirmed(engine, playbook, snapshot_world(site),
+                                parameters(doc)).raise_for_stop()
         assert snapshot(site.world) == before
         operations = {call.operation for call in site.hosts["EXCH01"].calls}
         assert not operations & {"export", "import", "purge", "disable", "reconnect",

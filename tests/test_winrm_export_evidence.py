@@ -146,7 +146,8 @@ def test_the_playbook_stops_before_any_purge_when_an_export_fails(
         world = WinRmWorld(site.world, site.exchange())
         before = {box.guid for box in fake.exchange.mailboxes(name)}
         with pytest.raises(PermanentError, match=f"{doomed} on {name}"):
-            apply_confirmed(engine, get_playbook("kb842101"), world, parameters(doc))
+            apply_confirmed(engine, get_playbook("kb842101"), world,
+                            parameters(doc)).raise_for_stop()
         assert {box.guid for box in fake.exchange.mailboxes(name)} == before  # none purged
         users = [UUID(guid) for guid in expected(doc)["deleted_guids"]]
         assert len(fake.directory.read(users, fake.directory.writable_dc())) == len(users)

@@ -4,7 +4,6 @@ change, and what a stopped run left stopped, from its journal."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -25,9 +24,9 @@ class DurableWorld:
     leaves the servers' state behind, as real servers would, and ``resume`` continues from it.
     As a subscriber it is told of ``step.completed`` before the journal records it."""
 
-    def __init__(self, args: argparse.Namespace, world: World) -> None:
-        wanted = getattr(args, "durable_world", False) and isinstance(world, FakeWorld)
-        self._world = world if wanted and isinstance(world, FakeWorld) else None
+    def __init__(self, world: World | None) -> None:
+        """``world``: the world to keep (None, or real servers: nothing to keep)."""
+        self._world = world if isinstance(world, FakeWorld) else None
         self._path: Path | None = None
 
     def attach(self, run_dir: Path) -> None:
@@ -45,11 +44,11 @@ class DurableWorld:
             self.save()
 
 
-def save_left_world(args: argparse.Namespace, world: FakeWorld, run_dirs: list[Path]) -> None:
+def save_left_world(also_at: str | None, world: FakeWorld, run_dirs: list[Path]) -> None:
     """The world the run leaves, in its run directory (what resume reads) and at --save-world;
     where one cannot be written (a full disk), to the first place that takes it, and said."""
     wanted = [run_dir / "world.json" for run_dir in run_dirs]
-    extra = [Path(args.save_world)] if getattr(args, "save_world", None) else []
+    extra = [Path(also_at)] if also_at else []  # --save-world
     fallbacks = [Path(tempfile.gettempdir()), Path.home()]
     for path in [*wanted, *extra]:
         try:

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,6 +29,7 @@ from remediate.cli.durability import (
     services_left_stopped,
 )
 from remediate.cli.logs import configure_logging, console_format
+from remediate.cli.options import CommandOptions
 from remediate.cli.prompt import prompt_text
 from remediate.cli.render import (
     FINDINGS_PER_KIND,
@@ -37,13 +38,12 @@ from remediate.cli.render import (
     render_markdown,
     render_text,
 )
-from remediate.cli.saved import describe_playbook, saved_result
+from remediate.cli.saved import describe_playbook
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
-from remediate.engine import events as ev
-from remediate.engine.changes import ChangeRecord, Finding, Impact, JsonValue
+from remediate.engine.changes import JsonValue
 from remediate.engine.events import Subscriber
-from remediate.engine.journal import JournalRecord, RunStore, read_journal
+from remediate.engine.journal import RunStore, read_journal
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
@@ -59,9 +59,10 @@ from remediate.engine.runner import (
     Safety,
     load_run_state,
 )
+from remediate.engine.savedresult import saved_result
 from remediate.engine.step import Options
-from remediate.engine.stopping import Interrupted, stop_on_signals
-from remediate.errors import Drifted, InputError, Refused, RemediateError, RunPaused
+from remediate.engine.stopping import stop_on_signals
+from remediate.errors import InputError, RemediateError
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
 from remediate.inventory import live_world, load_inventory
@@ -73,6 +74,8 @@ FORMATS = ("text", "json", "markdown")
 # At a terminal a plan shows this many rows of each step's table, an apply only its line:
 # a 2,000-user run fits on a screen or two; -v shows every row, --format json every value.
 PLAN_ROWS_AT_TERMINAL = 5
+
+Command = Callable[[CommandOptions], int]
 
 
 def _parameters(pairs: Sequence[str]) -> dict[str, str]:
@@ -105,18 +108,14 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("REMEDIATE_STATE_DIR") or ".remediate")
-
-
-def _world(args: argparse.Namespace) -> World:
-    if getattr(args, "inventory", None):
-        world: World = live_world(load_inventory(Path(args.inventory)))
-    elif not getattr(args, "world", None):
+def _world(options: CommandOptions) -> World:
+    if options.inventory:
+        world: World = live_world(load_inventory(Path(options.inventory)))
+    elif not options.world:
         raise InputError("no world given", target="command line",
                          hint="pass --world FILE; `remediate scenario` writes one")
     else:
-        world = load_world(Path(args.world))
+        world = load_world(Path(options.world))
     _freeze_heap()
     return world
 
@@ -129,14 +128,14 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _say(args: argparse.Namespace, text: str) -> None:
+def _say(options: CommandOptions, text: str) -> None:
     """A note for the operator on stderr; -q leaves it out."""
-    if args.quiet <= args.verbose:
+    if not options.quietened:
         print(text, file=sys.stderr)
 
 
 def _with_scenario_defaults(
-    args: argparse.Namespace, playbook: Playbook[Any, Any], world: World,
+    options: CommandOptions, playbook: Playbook[Any, Any], world: World,
     parameters: dict[str, str],
 ) -> dict[str, str]:
     """A world made by ``remediate scenario`` records the parameters that select its broken
@@ -149,16 +148,19 @@ def _with_scenario_defaults(
         return parameters
     chosen = {str(k): str(v) for k, v in recorded.items()}
     shown = " ".join(f"-p {k}={v}" for k, v in chosen.items())
-    _say(args, f"using the parameters recorded in the world file: {shown}")
+    _say(options, f"using the parameters recorded in the world file: {shown}")
     return chosen
 
 
-def _emit(result: RunResult, args: argparse.Namespace) -> None:
-    if args.format == "json":
+def _emit(
+    result: RunResult, options: CommandOptions, ticket: TicketContext | None = None
+) -> None:
+    """The result on stdout; ``ticket``: the change ticket's header (--format markdown)."""
+    if options.format == "json":
         print(render_json(result))
-    elif args.format == "markdown":
-        print(render_markdown(result, _ticket(result, args)))
-    elif args.verbose > 0:
+    elif options.format == "markdown":
+        print(render_markdown(result, _ticket(result, ticket or TicketContext())))
+    elif options.verbose > 0:
         render_text(result, _console(), rows=None, findings=None)
     elif sys.stdout.isatty():
         rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
@@ -167,10 +169,9 @@ def _emit(result: RunResult, args: argparse.Namespace) -> None:
         render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
 
 
-def _ticket(result: RunResult, args: argparse.Namespace) -> TicketContext:
+def _ticket(result: RunResult, ticket: TicketContext) -> TicketContext:
     """The ticket's header as the command set it up; a run's ticket gets every change as
     ``changes.csv`` in its run directory."""
-    ticket: TicketContext = getattr(args, "ticket", None) or TicketContext()
     if result.run_dir and ticket.attachment is None and result.changes:
         path = Path(result.run_dir) / "changes.csv"
         ticket = replace(ticket, attachment=str(path),
@@ -185,10 +186,10 @@ def _console() -> Console:
     return Console(highlight=False, width=100_000 if unwrapped else None)
 
 
-def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str], bool] | None:
+def _confirmer(options: CommandOptions, run_dirs: list[Path]) -> Callable[[str], bool] | None:
     """``--yes``; else, at a terminal, a prompt naming the counts (on stderr, so that
     ``--format json > file`` still shows it); else None: the run is refused."""
-    if args.yes:
+    if options.yes:
         return lambda text: True
     if not sys.stdin.isatty():
         return None
@@ -205,116 +206,78 @@ def _confirmer(args: argparse.Namespace, run_dirs: list[Path]) -> Callable[[str]
     return ask
 
 
-@dataclass(slots=True)
-class _Recorder:
-    """Subscribed to the engine's events, it keeps what an apply or resume did, so a run that
-    stops (failed, refused, paused, interrupted) is reported as fully as one that finished."""
-
-    summary: dict[str, int] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-    changes: list[ChangeRecord] = field(default_factory=list)
-    manual_actions: list[str] = field(default_factory=list)
-    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
-    approved: bool = False  # past the safety gates: changes may have been made
-
-    def __call__(self, record: JournalRecord) -> None:
-        if record.get("mode") != "apply":  # the rehearsal's events
-            return
-        event, step = record.get("event"), str(record.get("step"))
-        if event == ev.RUN_DISCOVERED:
-            summary, findings = record.get("summary"), record.get("findings")
-            if isinstance(summary, dict):
-                self.summary = {str(k): int(str(v)) for k, v in summary.items()}
-            if isinstance(findings, list):
-                self.findings = [
-                    Finding(str(f.get("kind")), str(f.get("target")), str(f.get("message")))
-                    for f in findings if isinstance(f, dict)
-                ]
-        elif event == ev.STEP_APPLYING:
-            targets = record.get("targets")
-            for target in targets if isinstance(targets, list) else []:
-                self.endpoints[(step, str(target))] = str(record.get("endpoint"))
-        elif event == ev.STEP_APPLIED:
-            target = str(record.get("target"))
-            self.changes.append(ChangeRecord(
-                step=step, target=target, label=str(record.get("label")),
-                endpoint=self.endpoints.get((step, target), ""),
-                impact=Impact(str(record.get("impact"))), action=str(record.get("action")),
-                before=record.get("before"), after=record.get("after"),
-            ))
-        elif event == ev.STEP_MANUAL:
-            self.manual_actions.append(str(record.get("instructions")))
-        elif event in (ev.RUN_APPROVED, ev.RUN_RESUMED):
-            self.approved = True
-
-
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(options: CommandOptions) -> int:
     for playbook in PLAYBOOKS.values():
         print(f"{playbook.name}\t{playbook.title}")
     return EXIT_DONE
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def cmd_show(options: CommandOptions) -> int:
     """A playbook (its parameters and every step its plans can run), or a saved plan rendered
     in any format (the change ticket with --format markdown)."""
-    if find_playbook(args.playbook) is None and Path(args.playbook).is_file():
-        plan = read_plan(Path(args.playbook))
-        args.ticket = TicketContext(
-            organisation=plan.organisation, date=plan.created, plan_file=args.playbook,
+    if find_playbook(options.playbook) is None and Path(options.playbook).is_file():
+        plan = read_plan(Path(options.playbook))
+        ticket = TicketContext(
+            organisation=plan.organisation, date=plan.created, plan_file=options.playbook,
             plan_sha256=plan.sha256)
-        path = Path(args.playbook)
-        result = saved_result(plan, args.playbook)
-        if args.format == "markdown" and result.changes:
+        path = Path(options.playbook)
+        result = saved_result(plan, options.playbook, find_playbook(plan.playbook))
+        if options.format == "markdown" and result.changes:
             attachment = path.with_name(path.stem + ".changes.csv")
-            args.ticket = replace(args.ticket, attachment=str(attachment),
-                                  attachment_sha256=write_attachment(result.changes, attachment))
-        _emit(result, args)
+            ticket = replace(ticket, attachment=str(attachment),
+                             attachment_sha256=write_attachment(result.changes, attachment))
+        _emit(result, options, ticket)
         return EXIT_DONE
-    print("\n".join(describe_playbook(get_playbook(args.playbook))))
+    print("\n".join(describe_playbook(get_playbook(options.playbook))))
     return EXIT_DONE
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    playbook = get_playbook(args.playbook)
-    world = _world(args)
-    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
-    options = _options(args)
-    result = _engine(args).plan(playbook, world, parameters, options,
-                                fingerprint=bool(args.out))
-    args.ticket = TicketContext(organisation=world.organisation)
-    if args.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
-        out = Path(args.out)
-        sealed = write_plan(_saved_plan(result, world, options, _world_source(args)), out)
+def cmd_plan(options: CommandOptions) -> int:
+    playbook = get_playbook(options.playbook)
+    world = _world(options)
+    parameters = _with_scenario_defaults(options, playbook, world, _parameters(options.param))
+    step_options = _step_options(options)
+    result = _engine(options).plan(playbook, world, parameters, step_options,
+                                   fingerprint=bool(options.out))
+    if result.state in ("failed", "interrupted"):  # nothing discovered: nothing to show
+        print("interrupted" if result.state == "interrupted" else f"error: {result.error}",
+              file=sys.stderr)
+        return result.exit_code
+    ticket = TicketContext(organisation=world.organisation)
+    if options.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
+        out = Path(options.out)
+        sealed = write_plan(
+            _saved_plan(result, world, step_options, _world_source(options)), out)
         attachment = out.with_name(out.stem + ".changes.csv")
-        args.ticket = replace(args.ticket, plan_file=str(out), plan_sha256=sealed,
-                              attachment=str(attachment),
-                              attachment_sha256=write_attachment(result.changes, attachment))
-        _say(args, f"wrote the plan to {args.out} (every change also in {attachment}): "
-                   f"apply it with `remediate apply {args.out}`")
-    _emit(result, args)
+        ticket = replace(ticket, plan_file=str(out), plan_sha256=sealed,
+                         attachment=str(attachment),
+                         attachment_sha256=write_attachment(result.changes, attachment))
+        _say(options, f"wrote the plan to {options.out} (every change also in {attachment}): "
+                      f"apply it with `remediate apply {options.out}`")
+    _emit(result, options, ticket)
     return result.exit_code
 
 
-def _world_source(args: argparse.Namespace) -> dict[str, JsonValue]:
-    if getattr(args, "inventory", None):
-        return {"kind": "inventory", "path": str(Path(args.inventory).resolve())}
-    return {"kind": "world", "path": str(Path(args.world).resolve())}
+def _world_source(options: CommandOptions) -> dict[str, JsonValue]:
+    if options.inventory:
+        return {"kind": "inventory", "path": str(Path(options.inventory).resolve())}
+    return {"kind": "world", "path": str(Path(str(options.world)).resolve())}
 
 
-def _lease_container(args: argparse.Namespace) -> str | None:
+def _lease_container(options: CommandOptions) -> str | None:
     """Runs against an inventory take the organisation's lease in its directory, so that two
     operators on two machines never repair one organisation at once."""
-    if not getattr(args, "inventory", None):
+    if not options.inventory:
         return None
-    return load_inventory(Path(args.inventory)).lease_container
+    return load_inventory(Path(options.inventory)).lease_container
 
 
-def _lease_breaker(args: argparse.Namespace) -> Callable[[str], bool] | None:
+def _lease_breaker(options: CommandOptions) -> Callable[[str], bool] | None:
     """``--break-lease``: take over the lease of a run that is gone, once confirmed (``--yes``,
     or 'yes' at the prompt naming the holder); without it a held lease always refuses."""
-    if not getattr(args, "break_lease", False):
+    if not options.break_lease:
         return None
-    if getattr(args, "yes", False):
+    if options.yes:
         return lambda text: True
     if not sys.stdin.isatty():
         return lambda text: False
@@ -327,20 +290,20 @@ def _lease_breaker(args: argparse.Namespace) -> Callable[[str], bool] | None:
     return ask
 
 
-def _budget(args: argparse.Namespace) -> int | None:
+def _budget(options: CommandOptions) -> int | None:
     """--max-deletions, else the inventory's [safety] max_deletions."""
-    if args.max_deletions is not None or not getattr(args, "inventory", None):
-        return int(args.max_deletions) if args.max_deletions is not None else None
-    return load_inventory(Path(args.inventory)).max_deletions
+    if options.max_deletions is not None or not options.inventory:
+        return int(options.max_deletions) if options.max_deletions is not None else None
+    return load_inventory(Path(options.inventory)).max_deletions
 
 
 def _saved_plan(
-    result: RunResult, world: World, options: Options, source: dict[str, JsonValue]
+    result: RunResult, world: World, step_options: Options, source: dict[str, JsonValue]
 ) -> SavedPlan:
     return SavedPlan(
         playbook=result.playbook, parameters=dict(result.parameters),
-        options=options.to_json(), organisation=world.organisation, source=source,
-        created=datetime.now(UTC), selection=result.selection,
+        options=step_options.to_json(), organisation=world.organisation, source=source,
+        created=datetime.now(UTC), selection=result.selection_json(),
         fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
         deletes=[change.deletes for change in result.changes],
@@ -350,62 +313,61 @@ def _saved_plan(
     )
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
-    check_writable("--save-world", args.save_world)
-    if args.playbook.lower() not in PLAYBOOKS and Path(args.playbook).is_file():
-        return _apply_saved_plan(args)
-    if args.skip_drifted:
+def cmd_apply(options: CommandOptions) -> int:
+    check_writable("--save-world", options.save_world)
+    if options.playbook.lower() not in PLAYBOOKS and Path(options.playbook).is_file():
+        return _apply_saved_plan(options)
+    if options.skip_drifted:
         raise InputError("--skip-drifted applies to a saved plan", target="command line",
                          hint="remediate apply PLAN_FILE --skip-drifted")
-    playbook = get_playbook(args.playbook)
-    world = _world(args)
-    parameters = _with_scenario_defaults(args, playbook, world, _parameters(args.param))
-    source = _world_source(args)
-    args.ticket = TicketContext(organisation=world.organisation)
+    playbook = get_playbook(options.playbook)
+    world = _world(options)
+    parameters = _with_scenario_defaults(options, playbook, world, _parameters(options.param))
+    source = _world_source(options)
+    ticket = TicketContext(organisation=world.organisation)
     run_dirs: list[Path] = []
-    recorder = _Recorder()
-    durable = DurableWorld(args, world)
-    safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
+    durable = DurableWorld(world if options.durable_world else None)
+    safety = Safety(max_deletions=_budget(options), confirm=_confirmer(options, run_dirs))
     return _run_and_report(
-        args, world, run_dirs, _Run("apply", playbook.name, parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world,
-                        lease_container=_lease_container(args)).apply(
-            playbook, world, parameters, options=_options(args), safety=safety, source=source,
-            on_run_dir=_run_dir_noted(durable, run_dirs)),
+        options, world, run_dirs, ticket,
+        lambda: _engine(options, durable, world_file=options.world,
+                        lease_container=_lease_container(options)).apply(
+            playbook, world, parameters, options=_step_options(options), safety=safety,
+            source=source, on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
 
-def _apply_saved_plan(args: argparse.Namespace) -> int:
+def _apply_saved_plan(options: CommandOptions) -> int:
     """``apply PLAN``: exactly what was approved, refused where the world drifted."""
-    plan = read_plan(Path(args.playbook))
-    if args.param:
-        raise InputError("a saved plan carries its own parameters", target=args.playbook,
+    plan = read_plan(Path(options.playbook))
+    if options.param:
+        raise InputError("a saved plan carries its own parameters", target=options.playbook,
                          hint="drop -p, or plan again with the parameters you want")
-    if args.leave_out_dc:
-        raise InputError("a saved plan carries its own options", target=args.playbook,
+    if options.leave_out_dc:
+        raise InputError("a saved plan carries its own options", target=options.playbook,
                          hint="drop --leave-out-dc, or plan again with it")
     recorded = plan.source.get("path")
-    if not args.world and not args.inventory:
+    if not options.world and not options.inventory:
         if not isinstance(recorded, str) or plan.source.get("kind") not in ("world", "inventory"):
-            raise InputError("the plan names no world file or inventory", target=args.playbook,
+            raise InputError("the plan names no world file or inventory", target=options.playbook,
                              hint="pass --world FILE or --inventory FILE")
-        setattr(args, str(plan.source["kind"]), recorded)
-    world = _world(args)
+        options = (replace(options, world=recorded) if plan.source["kind"] == "world"
+                   else replace(options, inventory=recorded))
+    world = _world(options)
     run_dirs: list[Path] = []
-    recorder = _Recorder()
-    durable = DurableWorld(args, world)
-    safety = Safety(max_deletions=_budget(args), confirm=_confirmer(args, run_dirs))
+    durable = DurableWorld(world if options.durable_world else None)
+    safety = Safety(max_deletions=_budget(options), confirm=_confirmer(options, run_dirs))
     # The run records which plan it applied, sealed as the approver saw it.
-    applied: dict[str, JsonValue] = {"path": str(Path(args.playbook).resolve()),
+    applied: dict[str, JsonValue] = {"path": str(Path(options.playbook).resolve()),
                                       "sha256": plan.sha256}
-    args.ticket = TicketContext(organisation=world.organisation, plan_file=args.playbook,
-                                plan_sha256=plan.sha256)
+    ticket = TicketContext(organisation=world.organisation, plan_file=options.playbook,
+                           plan_sha256=plan.sha256)
     return _run_and_report(
-        args, world, run_dirs, _Run("apply", plan.playbook, plan.parameters, recorder),
-        lambda: _engine(args, recorder, durable, world_file=args.world,
-                        lease_container=_lease_container(args)).apply_saved(
-            plan, world, PLAYBOOKS, safety=safety, skip_drifted=args.skip_drifted,
-            max_age_s=args.max_plan_age, source={**_world_source(args), "plan": applied},
+        options, world, run_dirs, ticket,
+        lambda: _engine(options, durable, world_file=options.world,
+                        lease_container=_lease_container(options)).apply_saved(
+            plan, world, PLAYBOOKS, safety=safety, skip_drifted=options.skip_drifted,
+            max_age_s=options.max_plan_age, source={**_world_source(options), "plan": applied},
             on_run_dir=_run_dir_noted(durable, run_dirs)),
     )
 
@@ -420,53 +382,40 @@ def _run_dir_noted(
     return noted
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
-    check_writable("--save-world", args.save_world)
-    recorder = _Recorder()
-    run_dir = RunStore(_state_dir(args)).path(args.run_id)
+def cmd_resume(options: CommandOptions) -> int:
+    check_writable("--save-world", options.save_world)
+    run_dir = RunStore(options.state_path()).path(options.run_id)
     state = load_run_state(run_dir)
     saved = run_dir / "world.json"
     recorded = state.source.get("path")
     world: World
     lease_container = None
     if state.source.get("kind") == "inventory" and isinstance(recorded, str):
-        inventory = load_inventory(Path(args.inventory or recorded))
+        inventory = load_inventory(Path(options.inventory or recorded))
         world, lease_container = live_world(inventory), inventory.lease_container
     elif state.source.get("kind") == "world" and saved.exists():
         world = load_world(saved)
     else:
         raise InputError("this run has no saved world to resume against",
-                         target=f"run {args.run_id}",
+                         target=f"run {options.run_id}",
                          hint="runs against real endpoints resume with --inventory FILE")
-    playbook = PLAYBOOKS.get(state.playbook)
-    if playbook is not None:  # a damaged selection: the engine's resume reports it
-        with contextlib.suppress(KeyError, TypeError, ValueError):
-            recorder.summary = dict(playbook.load_selection(state.selection).summary())
-    args.ticket = TicketContext(organisation=world.organisation)
+    ticket = TicketContext(organisation=world.organisation)
     # The run's world file is written only once this resume holds the organisation's lock: a
     # resume refused because the run is still live must leave that run's files alone.
-    durable, run_dirs = DurableWorld(args, world), list[Path]()
+    durable = DurableWorld(world if options.durable_world else None)
+    run_dirs: list[Path] = []
     original = recorded if state.source.get("kind") == "world" else None
-    engine = _engine(args, recorder, durable,
+    engine = _engine(options, durable,
                      world_file=original if isinstance(original, str) else None,
                      lease_container=lease_container)
-    return _run_and_report(args, world, run_dirs,
-                           _Run("resume", state.playbook, state.parameters, recorder),
-                           lambda: engine.resume(args.run_id, world, PLAYBOOKS,
+    return _run_and_report(options, world, run_dirs, ticket,
+                           lambda: engine.resume(options.run_id, world, PLAYBOOKS,
                                                  on_run_dir=_run_dir_noted(durable, run_dirs),
-                                                 leave_out_dcs=args.leave_out_dc or ()))
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    mode: str
-    playbook: str
-    parameters: dict[str, str]
-    recorder: _Recorder
+                                                 leave_out_dcs=options.leave_out_dc))
 
 
 def _run_and_report(
-    args: argparse.Namespace, world: World, run_dirs: list[Path], run: _Run,
+    options: CommandOptions, world: World, run_dirs: list[Path], ticket: TicketContext,
     body: Callable[[], RunResult],
 ) -> int:
     """Run, then always save the world the run leaves (the fake servers' state) so it can be
@@ -474,72 +423,39 @@ def _run_and_report(
     finished (what it changed, its id, the error) and says what to do next."""
     try:
         result = body()
-    except (RemediateError, KeyboardInterrupt, OSError) as error:
-        if not run_dirs:  # stopped before the run existed (bad parameters, lock held)
-            raise
-        result = _stopped(run, run_dirs[-1], error)
-        _emit(result, args)
-        # the text result at a terminal ends with the error already: say it once there
-        shown = args.format == "text" and sys.stdout.isatty()
-        print(_next_step(result, error, approved=run.recorder.approved, error_shown=shown),
-              file=sys.stderr)
-        return result.exit_code
     finally:
         if isinstance(world, FakeWorld):  # real servers keep their own state
-            save_left_world(args, world, run_dirs)
-    _world_file_note(args, world, result)  # before the result: its grand total ends it
-    _emit(result, args)
+            save_left_world(options.save_world, world, run_dirs)
+    if result.stop is not None:
+        _emit(result, options, ticket)
+        # the text result at a terminal ends with the error already: say it once there
+        shown = options.format == "text" and sys.stdout.isatty()
+        print(_next_step(result, error_shown=shown), file=sys.stderr)
+        return result.exit_code
+    _world_file_note(options, world, result)  # before the result: its grand total ends it
+    _emit(result, options, ticket)
     return result.exit_code
 
 
-def _world_file_note(args: argparse.Namespace, world: World, result: RunResult) -> None:
+def _world_file_note(options: CommandOptions, world: World, result: RunResult) -> None:
     """A world file stands for servers, but is not written back: say where the state the run
     left went, so nobody plans again on the unchanged file and wonders."""
-    given = getattr(args, "world", None)
-    if not given or args.save_world or not result.changes or not isinstance(world, FakeWorld):
+    given = options.world
+    if not given or options.save_world or not result.changes or not isinstance(world, FakeWorld):
         return
     left = Path(result.run_dir) / "world.json" if result.run_dir else None
-    _say(args, f"the world file {given} is unchanged; the state this run left is in {left} "
-               "(--save-world FILE writes it where you want)")
+    _say(options, f"the world file {given} is unchanged; the state this run left is in {left} "
+                  "(--save-world FILE writes it where you want)")
 
 
-def _stopped(run: _Run, run_dir: Path, error: BaseException) -> RunResult:
-    recorder = run.recorder
-    if isinstance(error, RunPaused):
-        state, code, message = "paused", EXIT_PENDING, error.message
-    elif isinstance(error, Refused):
-        state, code, message = "refused", EXIT_REFUSED, str(error)
-    elif isinstance(error, KeyboardInterrupt):
-        how = error.how if isinstance(error, Interrupted) else "Ctrl-C"
-        state, code, message = "interrupted", EXIT_ERROR, f"interrupted ({how})"
-    elif isinstance(error, OSError):  # a full disk, an unwritable run directory
-        name = error.filename2 or error.filename
-        where = f"{name}: " if name else ""
-        state, code, message = "failed", EXIT_ERROR, f"{where}{error.strerror or error}"
-    else:
-        state, code, message = "failed", EXIT_ERROR, str(error)
-    manual = list(recorder.manual_actions)
-    if isinstance(error, RunPaused) and error.instructions not in manual:
-        manual.append(error.instructions)
-    return RunResult(
-        mode=run.mode, playbook=run.playbook, state=state, parameters=dict(run.parameters),
-        selection_summary=dict(recorder.summary), findings=list(recorder.findings),
-        changes=list(recorder.changes), manual_actions=manual, run_id=run_dir.name,
-        run_dir=str(run_dir), error=message, exit_code=code,
-        drifted=list(error.drifts) if isinstance(error, Drifted) else None,
-    )
-
-
-def _next_step(
-    result: RunResult, error: BaseException, *, approved: bool, error_shown: bool
-) -> str:
+def _next_step(result: RunResult, *, error_shown: bool) -> str:
     made = f"{len(result.changes)} change(s) made"
     stopped = services_left_stopped(Path(result.run_dir)) if result.run_dir else []
     if stopped and result.state != "refused":
         made += f"; left stopped until the run is resumed: {', '.join(stopped)}"
     resume = f"remediate resume {result.run_id}"
-    stated = "" if error_shown else f"error: {error}\n"
-    if result.state == "paused" and not approved:  # the rehearsal itself could not finish
+    stated = "" if error_shown else f"error: {result.stop}\n"
+    if result.state == "paused" and not result.approved:  # the rehearsal itself could not finish
         return (f"paused: run {result.run_id} stopped before any change: {result.error}\n"
                 "nothing was changed; when the manual action is done, run apply again")
     if result.state == "paused":
@@ -556,8 +472,8 @@ def _next_step(
 RUNS_HEADER = ("run id", "playbook", "started (UTC)", "state", "changes", "source")
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+def cmd_runs(options: CommandOptions) -> int:
+    engine = _engine(options)
     rows: list[dict[str, JsonValue]] = []
     for run_id in engine.store.run_ids():
         try:
@@ -574,7 +490,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                      "completed_steps": len(state.completed), "source": dict(state.source)})
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
-    if args.format == "json":
+    if options.format == "json":
         print(json.dumps(rows, indent=2))
     elif not rows:
         print(f"no runs under {engine.store.runs_dir}")
@@ -598,15 +514,15 @@ def _source_cell(source: dict[str, JsonValue]) -> str:
     return f"{where}, plan {plan.get('path')}" if isinstance(plan, dict) else where
 
 
-def cmd_show_run(args: argparse.Namespace) -> int:
+def cmd_show_run(options: CommandOptions) -> int:
     """A run's journal as a timeline (text), or every record of it (JSON)."""
-    run_dir = RunStore(_state_dir(args)).path(args.run_id)
+    run_dir = RunStore(options.state_path()).path(options.run_id)
     state = load_run_state(run_dir)
     records = read_journal(run_dir / "journal.jsonl").records
-    if args.format == "json":
+    if options.format == "json":
         print(json.dumps(timeline_json(state, records, run_dir), indent=2, ensure_ascii=False))
     else:
-        print("\n".join(render_timeline(state, records, run_dir, every=args.all)))
+        print("\n".join(render_timeline(state, records, run_dir, every=options.all)))
     return EXIT_DONE
 
 
@@ -616,84 +532,85 @@ def _log_snapshot_retry(state: RetryCallState) -> None:
                                               error=str(error))
 
 
-def cmd_snapshot(args: argparse.Namespace) -> int:
-    world = _world(args)
-    reads = retried_reads(world, _retry_policy(args), _log_snapshot_retry)
-    data = snapshot(reads, base_dn=args.base_dn)
-    out = Path(args.out)
+def cmd_snapshot(options: CommandOptions) -> int:
+    world = _world(options)
+    reads = retried_reads(world, _retry_policy(options), _log_snapshot_retry)
+    data = snapshot(reads, base_dn=options.base_dn)
+    out = options.required_out()
     save_world(world_from_json(data, source=str(out)), out)
     directory = data["directory"]
     count = len(directory["objects"]) if isinstance(directory, dict) and isinstance(
         directory["objects"], list) else 0
-    _say(args, f"wrote {out}: {count} directory objects of {world.organisation}")
+    _say(options, f"wrote {out}: {count} directory objects of {world.organisation}")
     return EXIT_DONE
 
 
-def cmd_scenario(args: argparse.Namespace) -> int:
-    if args.name not in SCENARIOS:
-        raise InputError("no such scenario", target=args.name,
+def cmd_scenario(options: CommandOptions) -> int:
+    if options.name not in SCENARIOS:
+        raise InputError("no such scenario", target=options.name,
                          hint=f"known scenarios: {', '.join(SCENARIOS)}")
-    if args.size < 1:
+    if options.size < 1:
         raise InputError("--size must be at least 1", target="command line")
     try:
         # Built without the scenario's JSON document: only the saved one is ever in memory.
-        world = scenario_world(args.name, args.size, args.seed, version=args.version or None)
+        world = scenario_world(options.name, options.size, options.seed,
+                               version=options.version or None)
     except ValueError as error:
-        raise InputError(str(error), target=f"scenario {args.name}") from None
-    out = Path(args.out)
+        raise InputError(str(error), target=f"scenario {options.name}") from None
+    out = options.required_out()
     save_world(world, out)
-    _say(args, f"wrote {out}: scenario {args.name}, size {args.size}, seed {args.seed}")
+    _say(options, f"wrote {out}: scenario {options.name}, size {options.size}, seed {options.seed}")
     return EXIT_DONE
 
 
 def _engine(
-    args: argparse.Namespace, *subscribers: Subscriber, world_file: str | None = None,
+    options: CommandOptions, *subscribers: Subscriber, world_file: str | None = None,
     lease_container: str | None = None,
 ) -> Engine:
     """With the console's subscribers (progress bars, the run's log file) set up by main; a
     run against a world file takes the organisation's lock beside that file, one against an
     inventory its lease in the directory."""
-    console: tuple[Subscriber, ...] = getattr(args, "subscribers", ())
+    console = options.subscribers
     beside = Path(world_file).resolve() if world_file else None
-    return Engine(state_dir=_state_dir(args), retry=_retry_policy(args),
+    return Engine(state_dir=options.state_path(), retry=_retry_policy(options),
                   subscribers=subscribers + console, lock_beside=beside,
-                  parallel=_parallel(args),
-                  lease_container=lease_container, break_lease=_lease_breaker(args))
+                  parallel=_parallel(options),
+                  lease_container=lease_container, break_lease=_lease_breaker(options))
 
 
-def _retry_policy(args: argparse.Namespace) -> RetryPolicy:
-    deadline: float | None = getattr(args, "retry_deadline", None)
+def _retry_policy(options: CommandOptions) -> RetryPolicy:
+    deadline = options.retry_deadline
     return RetryPolicy() if deadline is None else RetryPolicy.within(deadline)
 
 
-def _progress_bars(args: argparse.Namespace, console: Console) -> ProgressBars | None:
+def _progress_bars(options: CommandOptions, console: Console) -> ProgressBars | None:
     """On a terminal, for people: not with JSON output or JSON events, not with -q."""
-    if getattr(args, "format", "text") == "json" or args.quiet > args.verbose:
+    if options.format == "json" or options.quietened:
         return None
-    if not sys.stderr.isatty() or (args.log_format or "console") != "console":
+    if not sys.stderr.isatty() or (options.log_format or "console") != "console":
         return None
     return ProgressBars(console)
 
 
-def _console_subscribers(args: argparse.Namespace) -> tuple[Subscriber, ...]:
+def _console_subscribers(options: CommandOptions) -> tuple[Subscriber, ...]:
     """For people (console events): the step lines, under progress bars at a terminal. One
     rich console for both, so a line printed while the bars run goes above them."""
-    if console_format(args.log_format) != "console":
+    if console_format(options.log_format) != "console":
         return ()
     console = Console(file=sys.stderr, highlight=False)
-    lines = StepLines(console, quiet=args.quiet > args.verbose)
-    progress = _progress_bars(args, console)
+    lines = StepLines(console, quiet=options.quietened)
+    progress = _progress_bars(options, console)
     return (lines, progress) if progress else (lines,)
 
 
-def _options(args: argparse.Namespace) -> Options:
-    return Options(allow_protected=getattr(args, "allow_protected", False),
-                   replication_timeout_s=getattr(args, "replication_timeout", None),
-                   leave_out_dcs=tuple(getattr(args, "leave_out_dc", None) or ()))
+def _step_options(options: CommandOptions) -> Options:
+    return Options(allow_protected=options.allow_protected,
+                   replication_timeout_s=options.replication_timeout,
+                   leave_out_dcs=options.leave_out_dc)
 
 
 def _leave_out_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--leave-out-dc", action="append", metavar="NAME",
+    command.add_argument("--leave-out-dc", action="append", default=[], metavar="NAME",
                          help="a DC (or global catalog) that is down: the replication waits "
                          "leave it out, and the result says what that means (repeatable)")
 
@@ -805,11 +722,11 @@ def _parallel_count(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _parallel(args: argparse.Namespace) -> int:
+def _parallel(options: CommandOptions) -> int:
     """--parallel, else the inventory's [safety] parallel, else the default."""
-    chosen: int | None = getattr(args, "parallel", None)
-    if chosen is None and getattr(args, "inventory", None):
-        chosen = load_inventory(Path(args.inventory)).parallel
+    chosen: int | None = options.parallel
+    if chosen is None and options.inventory:
+        chosen = load_inventory(Path(options.inventory)).parallel
     return chosen or DEFAULT_PARALLEL
 
 
@@ -910,23 +827,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (1)
         return stop.code if isinstance(stop.code, int) else EXIT_ERROR
-    run_log = RunLog(_state_dir(args) / "runs")
-    configure_logging(verbosity=args.verbose - args.quiet, fmt=args.log_format, run_log=run_log)
-    args.subscribers = (run_log, *_console_subscribers(args))
+    command: Command = args.func
+    given = CommandOptions.from_args(args)
+    run_log = RunLog(given.state_path() / "runs")
+    configure_logging(verbosity=given.verbose - given.quiet, fmt=given.log_format,
+                      run_log=run_log)
+    options = replace(given, subscribers=(run_log, *_console_subscribers(given)))
     try:
         with stop_on_signals():  # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
-            return _dispatch(args)
+            return _dispatch(command, options)
     finally:
         gc.unfreeze()
-        for subscriber in args.subscribers:
+        for subscriber in options.subscribers:
             if isinstance(subscriber, ProgressBars):
                 subscriber.stop()
         run_log.close()
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(command: Command, options: CommandOptions) -> int:
     try:
-        code: int = args.func(args)
+        code = command(options)
     except RemediateError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code if error.exit_code in (EXIT_REFUSED, EXIT_PENDING) else EXIT_ERROR

@@ -207,7 +207,7 @@ def _md_scope(result: RunResult) -> list[str]:
         lines += [f"- {name.replace('_', ' ')}: {count:,}"
                   for name, count in result.selection_summary.items()]
         lines.append("")
-    made = result.selection  # made afresh on each read: read once
+    made = result.selection_json()  # made afresh on each call: called once
     selection = made if isinstance(made, dict) else {}
     servers = selection.get("servers")
     if isinstance(servers, list) and servers:

@@ -130,11 +130,14 @@ class Executor:
         batches = [Batch(endpoint, targets)
                    for endpoint, targets in group_by_endpoint(step.targets).items()]
         jobs = [partial(self._run_batch, step, batch) for batch in batches]
-        outcomes = run_batches(self.ctx.world.clock, jobs, step.batches_at_once or self.parallel)
-        for batch in batches:
-            self.records.extend(self._planned.same_as(record) for record in batch.records)
-            if batch.manual is not None:
-                self.manual_actions.append(batch.manual)
+        try:
+            outcomes = run_batches(self.ctx.world.clock, jobs,
+                                   step.batches_at_once or self.parallel)
+        finally:  # a stop request mid-step still leaves what the batches recorded
+            for batch in batches:
+                self.records.extend(self._planned.same_as(record) for record in batch.records)
+                if batch.manual is not None:
+                    self.manual_actions.append(batch.manual)
         try:
             self._raise_first(step, batches, outcomes)
         except RunPaused:

@@ -203,6 +203,7 @@ class OrganisationLease:
         self._started = clock.now()
         self._renewed = self._started
         self.approved = False  # past the safety gates (or resuming): changes may be made
+        self.stopped = False  # the run ended short of done (set by the engine): kept for resume
         self.lost = False
         self.broke: str | None = None  # whose lease this run took over
         self.problem: str | None = None  # a release that did not reach the DC

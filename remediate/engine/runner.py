@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,11 +22,11 @@ from tenacity import RetryCallState
 
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
-from remediate.engine.changes import LEFT_OUT, ChangeRecord, Finding, JsonValue
+from remediate.engine.changes import ChangeRecord, JsonValue
 from remediate.engine.collector import paced
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
-from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
+from remediate.engine.fingerprint import drifts, fingerprints
 from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.lease import OrganisationLease
@@ -36,6 +36,17 @@ from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
 from remediate.engine.private import remove_temporary
 from remediate.engine.reads import retried_reads
+from remediate.engine.result import (
+    EXIT_DONE,
+    EXIT_ERROR,
+    EXIT_LEFT_OUT,
+    EXIT_PENDING,
+    EXIT_REFUSED,
+    Ending,
+    RunResult,
+    done_code,
+    ending,
+)
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.runstate import RunState, load_run_state, planned_records
 from remediate.engine.step import Options, StepContext
@@ -49,16 +60,13 @@ from remediate.errors import (
 )
 from remediate.ports import World
 
-__all__ = ["Engine", "RunResult", "RunState", "Safety", "load_run_state"]
+__all__ = [
+    "EXIT_DONE", "EXIT_ERROR", "EXIT_LEFT_OUT", "EXIT_PENDING", "EXIT_REFUSED", "Engine",
+    "RunResult", "RunState", "Safety", "load_run_state",
+]
 
 AnyPlaybook = Playbook[Any, Any]
 Confirm = Callable[[str], bool]
-
-EXIT_DONE = 0
-EXIT_ERROR = 1
-EXIT_PENDING = 2
-EXIT_REFUSED = 3
-EXIT_LEFT_OUT = 4  # done (or nothing else to do), but some targets were left out: see findings
 
 # How long a manual step is waited for: the 2000/2003 stores also run the cleanup agent
 # nightly by themselves, so 25 hours always covers one pass.
@@ -67,136 +75,63 @@ MANUAL_DEADLINE_S = 25 * 3600.0
 Read = TypeVar("Read")
 
 
-@dataclass(slots=True, init=False, eq=False)
-class RunResult:
-    """What a plan, apply or resume did; the same shape for all three.
-
-    ``selection`` is the selection's JSON. The engine's results keep the selection itself
-    (``selected``) and make that JSON each time it is read, never holding it: at 100,000 users
-    it would be over 100 MB for the whole run. Read it once and keep it where it is needed
-    more than once; assigning ``selection`` stores that JSON as given."""
+@dataclass(slots=True)
+class _Run:
+    """An apply or resume while it goes: what its result will say, however it ends."""
 
     mode: str
     playbook: str
-    state: str
     parameters: dict[str, str]
-    _selection: JsonValue
-    selected: Selection | None
-    selection_summary: dict[str, int]
-    findings: list[Finding]
-    changes: list[ChangeRecord]
-    planned: list[ChangeRecord]
-    manual_actions: list[str]
-    warnings: list[str]
-    skipped: list[str]  # drifted targets left out (--skip-drifted)
-    drifted: list[str]  # drifted targets that refused the run (every one)
-    fingerprints: dict[str, Fingerprint]
-    run_id: str | None
-    run_dir: str | None
-    error: str | None
-    exit_code: int
-    # plan: how long each step took in the rehearsal, on virtual time: the waits the world
-    # models (replication, the cleanup agent), for the change ticket's expected duration
-    rehearsed_s: dict[str, float]
-    manual_steps: list[str]  # plan: the steps that will ask the operator to act
+    run_id: str
+    run_dir: Path
+    discovery: Discovery[Any] | None = None
+    rehearsal: Rehearsal | None = None
+    executor: Executor | None = None
+    approved: bool = False
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
-    def __init__(  # noqa: PLR0917 - the dataclass's own signature, kept for library users
-        self,
-        mode: str,
-        playbook: str,
-        state: str,
-        parameters: dict[str, str],
-        selection: JsonValue = None,
-        selection_summary: dict[str, int] | None = None,
-        findings: list[Finding] | None = None,
-        changes: list[ChangeRecord] | None = None,
-        planned: list[ChangeRecord] | None = None,
-        manual_actions: list[str] | None = None,
-        warnings: list[str] | None = None,
-        skipped: list[str] | None = None,
-        fingerprints: dict[str, Fingerprint] | None = None,
-        run_id: str | None = None,
-        run_dir: str | None = None,
-        error: str | None = None,
-        exit_code: int = EXIT_DONE,
-        *,
-        selected: Selection | None = None,
-        drifted: list[str] | None = None,
-    ) -> None:
-        self.mode = mode
-        self.playbook = playbook
-        self.state = state
-        self.parameters = parameters
-        self._selection = selection
-        self.selected = selected if selection is None else None
-        self.selection_summary = {} if selection_summary is None else selection_summary
-        self.findings = [] if findings is None else findings
-        self.changes = [] if changes is None else changes
-        self.planned = [] if planned is None else planned
-        self.manual_actions = [] if manual_actions is None else manual_actions
-        self.warnings = [] if warnings is None else warnings
-        self.skipped = [] if skipped is None else skipped
-        self.drifted = [] if drifted is None else drifted
-        self.fingerprints = {} if fingerprints is None else fingerprints
-        self.run_id = run_id
-        self.run_dir = run_dir
-        self.error = error
-        self.exit_code = exit_code
-        self.rehearsed_s = {}
-        self.manual_steps = []
-
-    @property
-    def selection(self) -> JsonValue:
-        """The selection's JSON: as assigned, else made afresh from ``selected``."""
-        if self._selection is None and self.selected is not None:
-            return self.selected.to_json()
-        return self._selection
-
-    @selection.setter
-    def selection(self, value: JsonValue) -> None:
-        self._selection = value
-        self.selected = None
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as before
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RunResult):
-            return NotImplemented
-        return self._compared() == other._compared()
-
-    def _compared(self) -> tuple[object, ...]:
-        return (self.mode, self.playbook, self.state, self.parameters, self.selection,
-                self.selection_summary, self.findings, self.changes, self.planned,
-                self.manual_actions, self.warnings, self.skipped, self.drifted,
-                self.fingerprints,
-                self.run_id, self.run_dir, self.error, self.exit_code)
-
-    def to_json(self) -> dict[str, JsonValue]:
-        return {
-            "format": "remediate.result/1",
-            "mode": self.mode,
-            "playbook": self.playbook,
-            "state": self.state,
-            "exit_code": self.exit_code,
-            "run_id": self.run_id,
-            "run_dir": self.run_dir,
-            "parameters": dict(self.parameters),
-            "selection_summary": dict(self.selection_summary),
-            "selection": self.selection,
-            "findings": [finding.to_json() for finding in self.findings],
-            "manual_actions": list(self.manual_actions),
-            "warnings": list(self.warnings),
-            "skipped": list(self.skipped),
-            "drifted": list(self.drifted),
-            "changes": [record.to_json() for record in self.changes],
-            "error": self.error,
-        }
+    def result(self, stop: BaseException | None = None) -> RunResult:
+        """Done, or stopped by ``stop``: the state, exit code and message it earns."""
+        discovery, executor = self.discovery, self.executor
+        findings = list(discovery.findings) if discovery else []
+        manual = executor.manual_actions if executor else []
+        if stop is None:
+            state, code, error = "done", done_code(findings), None
+        else:
+            end = ending(stop)
+            state, code, error = end.state, end.exit_code, end.error
+            if isinstance(stop, RunPaused) and stop.instructions not in manual:
+                manual = [*manual, stop.instructions]
+            _forget_frames(stop)
+        rehearsal = self.rehearsal
+        return RunResult(
+            mode=self.mode, playbook=self.playbook, state=state,
+            parameters=dict(self.parameters),
+            selected=discovery.selection if discovery else None,
+            selection_summary=dict(discovery.selection.summary()) if discovery else {},
+            findings=findings, changes=executor.records if executor else [],
+            planned=rehearsal.records if rehearsal else [], manual_actions=manual,
+            warnings=[*self.warnings, *(w for w in (executor.warnings if executor else [])
+                                        if w not in self.warnings)],
+            skipped=list(self.skipped),
+            drifted=list(stop.drifts) if isinstance(stop, Drifted) else [],
+            run_id=self.run_id, run_dir=str(self.run_dir), error=error, exit_code=code,
+            rehearsed_s=rehearsal.elapsed_s if rehearsal else {},
+            manual_steps=rehearsal.manual_steps if rehearsal else [],
+            approved=self.approved, stop=stop,
+        )
 
 
-def _done(result: RunResult) -> int:
-    """A finished run's exit code: 0, or 4 where discovery left targets out."""
-    left_out = any(finding.kind == LEFT_OUT for finding in result.findings)
-    return EXIT_LEFT_OUT if left_out else EXIT_DONE
+def _forget_frames(stop: BaseException) -> None:
+    """A result outlives its run: the exception it keeps must not keep the run's frames (and
+    with them the world's copies and every record) alive through its traceback."""
+    seen: set[int] = set()
+    error: BaseException | None = stop
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exact: bool) -> None:
@@ -376,27 +311,38 @@ class Engine:
                     organisation=world.organisation)
         try:
             discovery = self._discover(playbook, world, params, events)
-        except RemediateError as error:
-            events.emit(ev.RUN_FINISHED, state="failed", error=str(error))
-            raise
-        result = self._result("plan", playbook, parameters, discovery)
-        if fingerprint:
-            result.fingerprints = fingerprints(world, discovery.selection.scope())
+        except (RemediateError, KeyboardInterrupt) as error:
+            end = ending(error)
+            events.emit(ev.RUN_FINISHED, state=end.state, error=end.error)
+            if isinstance(error, InputError):
+                raise
+            _forget_frames(error)
+            return RunResult("plan", playbook.name, end.state, dict(parameters),
+                             error=end.error, exit_code=end.exit_code, stop=error)
+        found = fingerprints(world, discovery.selection.scope()) if fingerprint else {}
+        started = RunResult(
+            "plan", playbook.name, "started", dict(parameters),
+            selection_summary=dict(discovery.selection.summary()),
+            findings=list(discovery.findings), fingerprints=found,
+            selected=discovery.selection)
         try:
             rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
-        except RemediateError as error:
-            result.state, result.error, result.exit_code = "refused", str(error), EXIT_REFUSED
-            events.emit(ev.RUN_FINISHED, state=result.state, error=result.error)
-            return result
-        result.changes = rehearsal.records
-        result.manual_actions = rehearsal.manual_actions
-        result.rehearsed_s = rehearsal.elapsed_s
-        result.manual_steps = rehearsal.manual_steps
-        result.warnings += rehearsal.warnings
-        result.state = "pending" if result.changes else "nothing-to-do"
-        result.exit_code = EXIT_PENDING if result.changes else _done(result)
-        events.emit(ev.RUN_FINISHED, state=result.state, changes=len(result.changes))
-        return result
+        except (RemediateError, KeyboardInterrupt) as error:
+            # Whatever stops a rehearsal refuses the run it previews; Ctrl-C only stops it.
+            end = ending(error) if isinstance(error, KeyboardInterrupt) else Ending(
+                "refused", EXIT_REFUSED, str(error))
+            events.emit(ev.RUN_FINISHED, state=end.state, error=end.error)
+            _forget_frames(error)
+            return replace(started, state=end.state, error=end.error, exit_code=end.exit_code,
+                           stop=error)
+        changes = rehearsal.records
+        state = "pending" if changes else "nothing-to-do"
+        events.emit(ev.RUN_FINISHED, state=state, changes=len(changes))
+        return replace(
+            started, state=state, changes=changes, manual_actions=rehearsal.manual_actions,
+            rehearsed_s=rehearsal.elapsed_s, manual_steps=rehearsal.manual_steps,
+            warnings=[*started.warnings, *rehearsal.warnings],
+            exit_code=EXIT_PENDING if changes else done_code(started.findings))
 
     def _discover(
         self, playbook: AnyPlaybook, world: World, params: Any, events: Events
@@ -514,14 +460,12 @@ class Engine:
         def expect(planned: Sequence[ChangeRecord]) -> None:
             check_against_plan(plan, planned, exact=not drifted)
 
-        result = self._run(
+        return self._run(
             playbook, world, plan.parameters, Options.from_json(plan.options),
             safety or Safety(), source=source or plan.source, on_run_dir=on_run_dir,
-            select=select, expect=expect,
+            select=select, expect=expect, warnings=warnings,
+            skipped=[str(drift) for drift in drifted],
         )
-        result.warnings = warnings
-        result.skipped = [str(drift) for drift in drifted]
-        return result
 
     def _run(
         self,
@@ -535,6 +479,8 @@ class Engine:
         on_run_dir: Callable[[Path], None] | None,
         select: Callable[[Events], Discovery[Any]],
         expect: Callable[[Sequence[ChangeRecord]], None] | None = None,
+        warnings: Sequence[str] = (),
+        skipped: Sequence[str] = (),
     ) -> RunResult:
         check_left_out(world, options.leave_out_dcs)
         run_id = new_run_id(playbook.name, datetime.now(UTC))
@@ -552,33 +498,32 @@ class Engine:
                 organisation=world.organisation,
                 source=dict(source or {}),
             )
-            abandoned = self._lock_abandoned(lock, events)
-            broken = self._lease_broken(lease, events)
+            run = _Run("apply", playbook.name, dict(parameters), run_id, run_dir,
+                       skipped=list(skipped))
+            run.warnings += [warning for warning in (
+                self._lock_abandoned(lock, events), self._lease_broken(lease, events))
+                if warning is not None]
+            run.warnings += warnings
             events.checkpoint()
-            result = self._warned(abandoned, self._warned(broken, self._guarded(
-                journal, events, lambda: self._apply_new(
-                    playbook=playbook, world=world, select=select, expect=expect,
-                    parameters=parameters, options=options, safety=safety, run_id=run_id,
-                    run_dir=run_dir, events=events))))
+            result = self._guarded(run, journal, events, lambda: self._apply_new(
+                run, playbook=playbook, world=world, select=select, expect=expect,
+                options=options, safety=safety, events=events))
+            self._keep_lease_for_resume(lease, result)
         return self._lease_problem(lease, result)
 
     def _apply_new(
         self,
+        run: _Run,
         *,
         playbook: AnyPlaybook,
         world: World,
         select: Callable[[Events], Discovery[Any]],
         expect: Callable[[Sequence[ChangeRecord]], None] | None,
-        parameters: Mapping[str, str],
         options: Options,
         safety: Safety,
-        run_id: str,
-        run_dir: Path,
         events: Events,
-    ) -> RunResult:
-        discovery = select(events)
-        result = self._result("apply", playbook, parameters, discovery,
-                              run_id=run_id, run_dir=run_dir)
+    ) -> None:
+        discovery = run.discovery = select(events)
         events.emit(
             ev.RUN_DISCOVERED,
             selection=discovery.selection.to_json(),  # made for this line only
@@ -589,9 +534,9 @@ class Engine:
         )
         events.checkpoint()
         try:
-            rehearsal = self._rehearse(
+            rehearsal = run.rehearsal = self._rehearse(
                 playbook, world, discovery.selection, options,
-                Events(run_id=run_id, playbook=playbook.name, mode="plan"),
+                Events(run_id=run.run_id, playbook=playbook.name, mode="plan"),
             )
         except StepFailed as failure:
             raise Refused(
@@ -599,20 +544,18 @@ class Engine:
                 target=f"playbook {playbook.name}",
                 hint="plan shows the details; fix the cause or narrow the scope",
             ) from failure
-        planned = result.planned = rehearsal.records
-        result.rehearsed_s = rehearsal.elapsed_s
-        result.manual_steps = rehearsal.manual_steps
+        planned = rehearsal.records
         if expect is not None:
             expect(planned)
-        write_durably(run_dir / "plan.json", plan_json_lines(planned))
+        write_durably(run.run_dir / "plan.json", plan_json_lines(planned))
         events.emit(ev.RUN_PLANNED, changes=len(planned))
-        check_free_space(run_dir)
+        check_free_space(run.run_dir)
         self._check_safety(planned, safety)
+        run.approved = True
         events.emit(ev.RUN_APPROVED, changes=len(planned))
         events.checkpoint()
-        return self._execute(playbook=playbook, world=world, selection=discovery.selection,
-                             options=options, run_dir=run_dir, events=events, result=result,
-                             completed=(), planned=planned)
+        self._execute(run, playbook=playbook, world=world, options=options, events=events,
+                      completed=(), planned=planned)
 
     def _check_safety(self, planned: Sequence[ChangeRecord], safety: Safety) -> None:
         deletions = sum(record.deletes for record in planned)
@@ -633,54 +576,49 @@ class Engine:
 
     def _execute(
         self,
+        run: _Run,
         *,
         playbook: AnyPlaybook,
         world: World,
-        selection: Selection,
         options: Options,
-        run_dir: Path,
         events: Events,
-        result: RunResult,
         completed: Sequence[str],
         planned: Sequence[ChangeRecord] = (),
         in_doubt: Mapping[tuple[str, str], ChangeRecord] | None = None,
-    ) -> RunResult:
-        world.attach_run(run_dir)
-        ctx = StepContext(world, DirectoryBackups(run_dir), options)
-        executor = Executor(ctx, events, rehearsal=False, retry=self.retry,
-                            manual_deadline_s=self.manual_deadline_s, completed=completed,
-                            planned=planned, in_doubt=in_doubt, parallel=self.parallel)
-        try:
-            executor.run(playbook.steps(selection))
-        finally:
-            result.changes = executor.records
-            result.manual_actions = executor.manual_actions
-            result.warnings += [w for w in executor.warnings if w not in result.warnings]
-        result.state = "done"
-        result.exit_code = _done(result)
-        events.emit(ev.RUN_FINISHED, state="done", changes=len(result.changes))
-        return result
+    ) -> None:
+        assert run.discovery is not None, "discovered (or read back) before anything is run"
+        world.attach_run(run.run_dir)
+        ctx = StepContext(world, DirectoryBackups(run.run_dir), options)
+        executor = run.executor = Executor(
+            ctx, events, rehearsal=False, retry=self.retry,
+            manual_deadline_s=self.manual_deadline_s, completed=completed, planned=planned,
+            in_doubt=in_doubt, parallel=self.parallel)
+        executor.run(playbook.steps(run.discovery.selection))
+        events.emit(ev.RUN_FINISHED, state="done", changes=len(executor.records))
 
+    @staticmethod
     def _guarded(
-        self, journal: Journal, events: Events, body: Callable[[], RunResult]
+        run: _Run, journal: Journal, events: Events, body: Callable[[], None]
     ) -> RunResult:
-        """Turn errors into a journaled, resumable state and an exit code. A crash (a
-        BaseException that is not Ctrl-C) leaves the journal as a real crash would."""
+        """Run ``body``; however it ends, journal that ending and return the run's result.
+        A crash (a BaseException that is not Ctrl-C) leaves the journal as a real crash would,
+        and a programming error is raised."""
         try:
-            result = body()
+            body()
         except RunPaused as paused:
             events.emit(ev.RUN_PAUSED, step=paused.step, instructions=paused.instructions)
             journal.close()
-            raise
-        except RemediateError as error:
-            state = "refused" if isinstance(error, Refused) else "failed"
-            events.emit(ev.RUN_FINISHED, state=state, error=str(error))
+            return run.result(paused)
+        except (RemediateError, KeyboardInterrupt) as error:
+            if isinstance(error, KeyboardInterrupt):
+                events.emit(ev.RUN_FINISHED, state="interrupted")
+            else:
+                events.emit(ev.RUN_FINISHED, state=ending(error).state, error=str(error))
             journal.close()
-            raise
-        except KeyboardInterrupt:
-            events.emit(ev.RUN_FINISHED, state="interrupted")
+            return run.result(error)
+        except OSError as error:  # a full disk: the journal may not take another line
             journal.close()
-            raise
+            return run.result(error)
         except Exception:
             journal.close()
             raise
@@ -688,7 +626,7 @@ class Engine:
             journal.abandon()
             raise
         journal.close()
-        return result
+        return run.result()
 
     # -- resume -------------------------------------------------------------------------------
 
@@ -717,12 +655,10 @@ class Engine:
             )
         if state.finished:
             # Nothing left to do: the servers, the run and its journal are left alone.
-            result = self._result("resume", playbook, state.parameters,
-                                  Discovery(loaded_selection(playbook, state.selection,
-                                                             f"run {run_id}")),
-                                  run_id=run_id, run_dir=run_dir)
-            result.state = "done"
-            return result
+            selection = loaded_selection(playbook, state.selection, f"run {run_id}")
+            return RunResult("resume", playbook.name, "done", dict(state.parameters),
+                             selected=selection, selection_summary=dict(selection.summary()),
+                             run_id=run_id, run_dir=str(run_dir), approved=True)
         self._check_pinned_dc(state, world)
         check_left_out(world, leave_out_dcs)
         with self.store.lock(world.organisation, run_id) as lock, \
@@ -736,30 +672,29 @@ class Engine:
                 events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
             events.emit(ev.RUN_RESUMED, completed=list(state.completed),
                         leave_out_dcs=list[JsonValue](leave_out_dcs) or None)
-            abandoned = self._lock_abandoned(lock, events)
-            broken = self._lease_broken(lease, events)
+            run = _Run("resume", playbook.name, dict(state.parameters), run_id, run_dir,
+                       approved=True)
+            run.warnings += [warning for warning in (
+                self._lock_abandoned(lock, events), self._lease_broken(lease, events))
+                if warning is not None]
             events.checkpoint()
 
-            def body() -> RunResult:
-                discovery = Discovery(loaded_selection(playbook, state.selection,
-                                                       f"run {run_id}"))
-                result = self._result("resume", playbook, state.parameters, discovery,
-                                      run_id=run_id, run_dir=run_dir)
+            def body() -> None:
+                run.discovery = Discovery(loaded_selection(playbook, state.selection,
+                                                           f"run {run_id}"))
                 if state.truncated_line is not None:
-                    result.warnings.append(
+                    run.warnings.append(
                         f"the journal's line {state.truncated_line} was cut off mid-write (the "
                         "process died while writing it); it was dropped and the run continued "
                         "from the last complete record, re-observing what that step had done")
+                in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
                 options = replace(state.options, leave_out_dcs=tuple(dict.fromkeys(
                     (*state.options.leave_out_dcs, *leave_out_dcs))))
-                in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
-                return self._execute(playbook=playbook, world=world,
-                                     selection=discovery.selection, options=options,
-                                     run_dir=run_dir, events=events, result=result,
-                                     completed=state.completed, in_doubt=in_doubt)
+                self._execute(run, playbook=playbook, world=world, options=options,
+                              events=events, completed=state.completed, in_doubt=in_doubt)
 
-            result = self._warned(abandoned, self._warned(
-                broken, self._guarded(journal, events, body)))
+            result = self._guarded(run, journal, events, body)
+            self._keep_lease_for_resume(lease, result)
         return self._lease_problem(lease, result)
 
     @staticmethod
@@ -795,7 +730,13 @@ class Engine:
         except (Exception, KeyboardInterrupt):
             lease.release(keep=lease.approved)
             raise
-        lease.release(keep=False)
+        lease.release(keep=lease.approved and lease.stopped)
+
+    @staticmethod
+    def _keep_lease_for_resume(lease: OrganisationLease | None, result: RunResult) -> None:
+        """A run that stopped (paused, failed, interrupted) keeps its lease for its resume."""
+        if lease is not None:
+            lease.stopped = result.state != "done"
 
     @staticmethod
     def _lease_broken(lease: OrganisationLease | None, events: Events) -> str | None:
@@ -808,9 +749,9 @@ class Engine:
 
     @staticmethod
     def _lease_problem(lease: OrganisationLease | None, result: RunResult) -> RunResult:
-        if lease is not None and lease.problem is not None:
-            result.warnings.append(lease.problem)
-        return result
+        if lease is None or lease.problem is None:
+            return result
+        return replace(result, warnings=[*result.warnings, lease.problem])
 
     @staticmethod
     def _lock_abandoned(lock: OrganisationLock, events: Events) -> str | None:
@@ -826,12 +767,6 @@ class Engine:
         return (f"{ended}. If it did not finish, 'remediate runs' lists it and "
                 "'remediate resume RUN_ID' continues it")
 
-    @staticmethod
-    def _warned(warning: str | None, result: RunResult) -> RunResult:
-        if warning is not None:
-            result.warnings.insert(0, warning)
-        return result
-
     def _events(
         self, run_id: str, playbook: AnyPlaybook, journal: Journal,
         lease: OrganisationLease | None = None,
@@ -840,25 +775,3 @@ class Engine:
         extra: tuple[Subscriber, ...] = (lease,) if lease is not None else ()
         return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
                       subscribers=self.subscribers + extra)
-
-    @staticmethod
-    def _result(
-        mode: str,
-        playbook: AnyPlaybook,
-        parameters: Mapping[str, str],
-        discovery: Discovery[Any],
-        *,
-        run_id: str | None = None,
-        run_dir: Path | None = None,
-    ) -> RunResult:
-        return RunResult(
-            mode=mode,
-            playbook=playbook.name,
-            state="started",
-            parameters=dict(parameters),
-            selected=discovery.selection,
-            selection_summary=dict(discovery.selection.summary()),
-            findings=list(discovery.findings),
-            run_id=run_id,
-            run_dir=str(run_dir) if run_dir else None,
-        )
