@@ -34,6 +34,7 @@ from remediate.engine.journal import JournalRecord
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes import world_from_json
 from remediate.fakes.scenarios import SCENARIOS
+from remediate.gcpolicy import program_collector
 from remediate.playbooks import get_playbook
 
 WAIT = "wait-for-replication"
@@ -155,4 +156,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

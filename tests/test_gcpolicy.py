@@ -1,8 +1,11 @@
-"""While a run goes, full passes of the cyclic collector are paced by the heap's size, so their
-cost grows with the run, not with its square; outside a run the collector is left as it was."""
+"""The collector's policy is the program's: inside ``program_collector`` full passes are paced by
+the heap's size, so their cost grows with the run, not with its square, what the program says
+lives as long as it is frozen and world building pauses the collector; everything is handed back
+at the end. The library (the engine above all) leaves the collector as its caller set it."""
 
 from __future__ import annotations
 
+import ast
 import gc
 import logging
 import sys
@@ -15,10 +18,11 @@ from typing import Any
 import pytest
 import structlog
 
-from remediate.engine import collector
-from remediate.engine.collector import full_pass_threshold, paced, paced_collector
+import remediate.engine
+from remediate import gcpolicy
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes.scenarios import scenario_world
+from remediate.gcpolicy import building, full_pass_threshold, program_collector, settled
 from remediate.playbooks import get_playbook
 
 
@@ -27,7 +31,7 @@ def _collector_left_as_found() -> Iterator[None]:
     before = gc.get_threshold()
     yield
     gc.set_threshold(*before)
-    assert collector.PACING.after_pass not in gc.callbacks
+    assert gcpolicy.POLICY.after_pass not in gc.callbacks
 
 
 def test_the_default_threshold_is_the_floor_and_a_large_heap_raises_it() -> None:
@@ -42,8 +46,8 @@ def test_the_default_threshold_is_the_floor_and_a_large_heap_raises_it() -> None
 
 def test_inside_the_threshold_follows_the_heap_and_is_restored_after() -> None:
     gc.set_threshold(700, 10, 10)
-    with paced_collector():
-        assert collector.PACING.after_pass in gc.callbacks
+    with program_collector():
+        assert gcpolicy.POLICY.after_pass in gc.callbacks
         assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(),
                                                             (700, 10, 10))
         held = [[n] for n in range(200_000)]  # the heap grows: the next full pass re-paces
@@ -53,23 +57,17 @@ def test_inside_the_threshold_follows_the_heap_and_is_restored_after() -> None:
         assert gc.get_threshold()[2] >= 10 + 200_000 // 2 // 7_000
         del held
     assert gc.get_threshold() == (700, 10, 10)
-    assert collector.PACING.after_pass not in gc.callbacks
+    assert gcpolicy.POLICY.after_pass not in gc.callbacks
 
 
 def test_nested_and_failing_uses_restore_only_at_the_outermost_end() -> None:
     gc.set_threshold(500, 5, 7)
-    with pytest.raises(RuntimeError), paced_collector():
-        with paced_collector():
+    with pytest.raises(RuntimeError), program_collector():
+        with program_collector():
             pass
-        assert collector.PACING.after_pass in gc.callbacks  # the outer one still paces
+        assert gcpolicy.POLICY.after_pass in gc.callbacks  # the outer one still paces
         raise RuntimeError("boom")
     assert gc.get_threshold() == (500, 5, 7)
-
-    @paced
-    def inner() -> bool:
-        return collector.PACING.after_pass in gc.callbacks
-
-    assert inner() and gc.get_threshold() == (500, 5, 7)
 
 
 def test_threads_each_pacing_restore_the_threshold_once_all_are_done() -> None:
@@ -77,7 +75,7 @@ def test_threads_each_pacing_restore_the_threshold_once_all_are_done() -> None:
     inside, leave = threading.Barrier(3), threading.Event()
 
     def run() -> None:
-        with paced_collector():
+        with program_collector():
             inside.wait()
             leave.wait()
 
@@ -85,7 +83,7 @@ def test_threads_each_pacing_restore_the_threshold_once_all_are_done() -> None:
     for thread in threads:
         thread.start()
     inside.wait()
-    assert gc.callbacks.count(collector.PACING.after_pass) == 1
+    assert gc.callbacks.count(gcpolicy.POLICY.after_pass) == 1
     leave.set()
     for thread in threads:
         thread.join()
@@ -105,7 +103,7 @@ def _full_passes(batches: int, *, paced_run: bool) -> int:
     gc.collect()
     gc.callbacks.append(count)
     try:
-        with paced_collector() if paced_run else nullcontext():
+        with program_collector() if paced_run else nullcontext():
             for _ in range(batches):
                 batch = [[n] for n in range(30_000)]
                 del batch
@@ -127,16 +125,42 @@ def test_batches_living_into_the_oldest_generation_no_longer_force_a_full_pass_e
     assert paced_passes <= unpaced // 4
 
 
+def test_settled_freezes_what_exists_only_inside_and_it_is_handed_back_at_the_end() -> None:
+    assert gc.get_freeze_count() == 0
+    settled()  # a library caller's collector is not the library's to change
+    assert gc.get_freeze_count() == 0
+    with program_collector():
+        world = [[n] for n in range(10_000)]
+        settled()
+        assert gc.get_freeze_count() >= len(world)
+    assert gc.get_freeze_count() == 0
+
+
+def test_building_pauses_the_collector_only_inside_and_only_if_it_ran() -> None:
+    with building():
+        assert gc.isenabled()  # outside a program's policy: left alone
+    with program_collector():
+        with building():
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            with building():
+                assert not gc.isenabled()
+            assert not gc.isenabled()  # a collector the program switched off stays off
+        finally:
+            gc.enable()
+
+
 @pytest.mark.parametrize("kb", ["kb278447", "kb842101"])
-def test_plan_and_apply_run_paced_and_leave_the_collector_as_found(
-    kb: str, tmp_path: Path
-) -> None:
+def test_plan_and_apply_leave_a_library_callers_collector_alone(kb: str, tmp_path: Path) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     gc.set_threshold(700, 10, 10)
-    seen: list[bool] = []
+    seen: set[tuple[tuple[int, int, int], bool, int]] = set()
 
     def subscriber(record: Any) -> None:
-        seen.append(collector.PACING.after_pass in gc.callbacks)
+        seen.add((gc.get_threshold(), gcpolicy.POLICY.after_pass in gc.callbacks,
+                  gc.get_freeze_count()))
 
     playbook = get_playbook(kb)
     world = scenario_world(kb, 20, 1)
@@ -144,9 +168,33 @@ def test_plan_and_apply_run_paced_and_leave_the_collector_as_found(
     parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
     engine = Engine(state_dir=tmp_path, subscribers=(subscriber,))
     plan = engine.plan(playbook, world, parameters)
-    assert plan.changes and seen and all(seen)
-    assert gc.get_threshold() == (700, 10, 10) and collector.PACING.after_pass not in gc.callbacks
-    seen.clear()
     applied = engine.apply(playbook, world, parameters, safety=Safety(confirm=lambda _: True))
-    assert applied.state == "done" and seen and all(seen)
-    assert gc.get_threshold() == (700, 10, 10) and collector.PACING.after_pass not in gc.callbacks
+    assert plan.changes and applied.state == "done"
+    assert seen == {((700, 10, 10), False, 0)}
+
+
+def _uses_gc(tree: ast.AST) -> list[str]:
+    """Where a module imports the collector (or the program's policy) or names it."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "gc"
+                      or a.name == "remediate.gcpolicy"]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module in ("gc", "remediate.gcpolicy") or (
+                    module == "remediate" and any(a.name == "gcpolicy" for a in node.names)):
+                found.append(f"from {module} import ...")
+        elif isinstance(node, ast.Name) and node.id == "gc":
+            found.append(f"line {node.lineno}: gc")
+    return found
+
+
+def test_the_engine_has_no_collector_code() -> None:
+    engine = Path(remediate.engine.__file__).parent
+    modules = sorted(engine.rglob("*.py"))
+    assert len(modules) > 10
+    uses = {str(m.relative_to(engine)): _uses_gc(ast.parse(m.read_text(encoding="utf-8")))
+            for m in modules}
+    assert {name: found for name, found in uses.items() if found} == {}
+    assert _uses_gc(ast.parse("import gc\ngc.collect()"))  # the check sees what it looks for
