@@ -61,8 +61,9 @@ def test_a_runs_records_hold_their_labels_as_text(tmp_path: Path) -> None:
     was recorded, never the target itself."""
     playbook = get_playbook("kb278447")
     world = scenario_world("kb278447", 6, 1)
-    parameters = {str(k): str(v) for k, v in dict(
-        (world.scenario or {}).get("parameters") or {}).items()}
+    given = (world.scenario or {}).get("parameters")
+    assert isinstance(given, dict)
+    parameters = {str(k): str(v) for k, v in given.items()}
     plan = Engine(state_dir=tmp_path).plan(playbook, world, parameters)
     assert plan.changes
     for made in plan.changes:

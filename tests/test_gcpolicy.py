@@ -164,8 +164,9 @@ def test_plan_and_apply_leave_a_library_callers_collector_alone(kb: str, tmp_pat
 
     playbook = get_playbook(kb)
     world = scenario_world(kb, 20, 1)
-    scenario = world.scenario or {}
-    parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
+    given = (world.scenario or {}).get("parameters")
+    assert isinstance(given, dict)
+    parameters = {str(k): str(v) for k, v in given.items()}
     engine = Engine(state_dir=tmp_path, subscribers=(subscriber,))
     plan = engine.plan(playbook, world, parameters)
     applied = engine.apply(playbook, world, parameters, safety=Safety(confirm=lambda _: True))
@@ -175,7 +176,7 @@ def test_plan_and_apply_leave_a_library_callers_collector_alone(kb: str, tmp_pat
 
 def _uses_gc(tree: ast.AST) -> list[str]:
     """Where a module imports the collector (or the program's policy) or names it."""
-    found = []
+    found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.split(".")[0] == "gc"
