@@ -12,11 +12,15 @@ collector, so a caller of ``Engine.plan`` keeps the collector it set up. Inside
   full pass scans everything the run holds (its selection, targets, records, the rehearsal's
   copy of the world). Together the passes would cost the square of the run's size. Paced, a
   full pass waits until the young generations have taken in, net, :data:`HEAP_FRACTION` of the
-  heap's allocated blocks (measured again after each full pass): the guard's own rule, counted
-  in objects allocated rather than in objects that reached generation 2. Small programs are
-  paced as by default (the default threshold is the floor).
+  heap a full pass scans (allocated blocks, less those frozen; measured again after each full
+  pass): the guard's own rule, counted in objects allocated rather than in objects that
+  reached generation 2. Small programs are paced as by default (the default threshold is the
+  floor).
 - :func:`settled` says that what exists now lives as long as the program (its world): it is
-  collected once and frozen out of the collector, so no pass scans it again.
+  collected once and frozen out of the collector, so no pass scans it again. Pacing then
+  follows the rest of the heap: a rehearsal's copy of the world, held in reference cycles once
+  the rehearsal is over, is freed by the next full pass, which must not wait for the run to
+  allocate half the world again.
 - :func:`building` pauses the collector while many long-lived objects are made (a world read
   from its file or built from a scenario), which each pass would otherwise scan again.
 
@@ -38,8 +42,8 @@ HEAP_FRACTION = 0.5
 
 
 def full_pass_threshold(allocated_blocks: int, threshold: tuple[int, int, int]) -> int:
-    """The third threshold (middle-generation passes between full passes) for a heap of
-    ``allocated_blocks``, given the thresholds to keep (never below their third)."""
+    """The third threshold (middle-generation passes between full passes) for a scanned heap
+    of ``allocated_blocks``, given the thresholds to keep (never below their third)."""
     young, middle, full = threshold
     per_middle_pass = max(young, 1) * max(middle, 1)  # objects taken in per middle pass
     return max(full, int(allocated_blocks * HEAP_FRACTION) // per_middle_pass)
@@ -53,6 +57,7 @@ class _Policy:
         self._lock = threading.Lock()
         self._depth = 0
         self._saved: tuple[int, int, int] | None = None
+        self.frozen_blocks = 0  # the heap frozen by settled(): no pass scans it
 
     @property
     def active(self) -> bool:
@@ -74,6 +79,7 @@ class _Policy:
             if self.after_pass in gc.callbacks:
                 gc.callbacks.remove(self.after_pass)
             gc.unfreeze()
+            self.frozen_blocks = 0
             saved, self._saved = self._saved, None
             if saved is not None:
                 young, middle, _ = gc.get_threshold()
@@ -83,7 +89,8 @@ class _Policy:
         saved = self._saved
         if saved is not None:
             young, middle, _ = gc.get_threshold()
-            gc.set_threshold(young, middle, full_pass_threshold(sys.getallocatedblocks(), saved))
+            scanned = max(0, sys.getallocatedblocks() - self.frozen_blocks)
+            gc.set_threshold(young, middle, full_pass_threshold(scanned, saved))
 
     def after_pass(self, phase: str, info: dict[str, int]) -> None:
         if phase == "stop" and info.get("generation") == 2:
@@ -109,6 +116,8 @@ def settled() -> None:
     if POLICY.active:
         gc.collect()
         gc.freeze()
+        POLICY.frozen_blocks = sys.getallocatedblocks()
+        POLICY.repace()
 
 
 @contextmanager

@@ -136,6 +136,22 @@ def test_settled_freezes_what_exists_only_inside_and_it_is_handed_back_at_the_en
     assert gc.get_freeze_count() == 0
 
 
+def test_once_settled_full_passes_are_paced_by_the_heap_they_scan() -> None:
+    gc.set_threshold(700, 10, 10)
+    with program_collector():
+        world = [[n] for n in range(300_000)]
+        unfrozen = full_pass_threshold(sys.getallocatedblocks(), (700, 10, 10))
+        settled()  # the world is no longer scanned: it no longer delays a full pass
+        scanned = sys.getallocatedblocks() - gcpolicy.POLICY.frozen_blocks
+        assert gc.get_threshold()[2] == full_pass_threshold(scanned, (700, 10, 10))
+        assert gc.get_threshold()[2] < unfrozen // 2
+        gc.collect()
+        assert gc.get_threshold()[2] == full_pass_threshold(
+            sys.getallocatedblocks() - gcpolicy.POLICY.frozen_blocks, (700, 10, 10))
+        del world
+    assert gcpolicy.POLICY.frozen_blocks == 0
+
+
 def test_building_pauses_the_collector_only_inside_and_only_if_it_ran() -> None:
     with building():
         assert gc.isenabled()  # outside a program's policy: left alone
