@@ -182,7 +182,7 @@ class FakeDirectory:
 
     def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
         """The live object named ``dn``. A world file may list objects without the containers
-        they lie in (DESIGN §6's minimum shape lists users only), but in AD every object's
+        they lie in (the minimum shape of a world file lists users only), but in AD every object's
         parents exist: a name above a live object is answered with a stand-in container
         (class from its RDN, GUID from its name, as old as the oldest object below it)."""
         name = self._writable if dc is None else dc

@@ -1,6 +1,6 @@
 """Broken worlds for the two KB playbooks, any size, from a seed.
 
-Each builder returns a plain JSON-able ``remediate.world/1`` dict (DESIGN §6) holding the state
+Each builder returns a plain JSON-able ``remediate.world/1`` dict (a world file) holding the state
 its KB describes, plus a ``scenario`` block: the playbook parameters that select the broken
 objects and what must hold after the repair (for tests). The same ``(size, seed, version)``
 always gives the same JSON text: every random choice comes from one ``random.Random`` seeded with
@@ -35,14 +35,13 @@ from remediate.recipient import home_mta
 
 from .exchange import FakeMailbox
 from .world import FakeWorld
-from .worldfile import WorldAssembler
+from .worldfile import FORMAT, WorldAssembler
 
 Json = dict[str, object]
 M = TypeVar("M")
 Path = tuple[str, ...]
 """An object's escaped RDNs from the top of the domain down: ("OU=Staff", "CN=Ann Berg 1")."""
 
-FORMAT = "remediate.world/1"
 DOMAIN = "corp.example"
 BASE_DN = "DC=corp,DC=example"
 ORGANISATION = "Corp"

@@ -1,4 +1,5 @@
-"""World files: a fake world saved as JSON, ``"format": "remediate.world/1"`` (DESIGN §6).
+"""World files: a fake world saved as JSON, ``"format": "remediate.world/1"``
+(docs/ARCHITECTURE.md, World files).
 
 Every malformed part is reported as a :class:`~remediate.errors.WorldFormatError` naming its JSON
 path (``$.exchange.servers[0].stores[1].mailboxes[3].guid``) and what is expected.

@@ -16,7 +16,6 @@ Secrets are never in the file: each section names an environment variable or ask
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from remediate.dn import normalize
 from remediate.engine.parallel import checked_parallel
 from remediate.errors import InputError
 from remediate.fakes import world_from_json
+from remediate.inventoryfile import read_inventory
 from remediate.ports import World
 from remediate.snapshot import snapshot
 
@@ -47,17 +47,7 @@ class Inventory:
 
 def load_inventory(path: Path) -> Inventory:
     """Read and check an inventory; every error names the file, the key and what is expected."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the inventory: {error}", target=str(path)) from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"not valid TOML: {error}", target=str(path),
-                         hint="fix the syntax at that line") from None
-    except ValueError as error:  # int(): a number of more than 4,300 digits
-        raise InputError(f"a number too large to read ({str(error).split(':')[0]})",
-                         target=str(path),
-                         hint="no setting of an inventory is that large") from None
+    document = read_inventory(path)
     unknown = sorted(set(document) - set(TOP_LEVEL))
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}", target=str(path),

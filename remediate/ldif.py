@@ -122,10 +122,6 @@ def parents_first(entries: Iterable[DirectoryEntry]) -> list[DirectoryEntry]:
     return sorted(entries, key=_depth)
 
 
-def entries_to_ldif(entries: Iterable[DirectoryEntry]) -> str:
-    return "".join(ldif_pieces(entries))
-
-
 def ldif_pieces(entries: Iterable[DirectoryEntry]) -> Iterator[str]:
     """The content records of ``entries`` (parents first) a piece at a time, so a backup of a
     batch of 100,000 users is never one string (nor a list of them) in memory."""

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from remediate.engine.changes import JsonValue
 from remediate.errors import PermanentError
+from remediate.fakes.worldfile import FORMAT as WORLD_FORMAT
 from remediate.model import (
     DirectoryEntry,
     ExchangeServer,
@@ -24,7 +25,6 @@ from remediate.model import (
 from remediate.ports import Exchange, World
 from remediate.recipient import server_legacy_dn
 
-WORLD_FORMAT = "remediate.world/1"
 # The services the playbooks look at, beyond each version's transport services.
 EXTRA_SERVICES = ("MSExchangeIS",)
 

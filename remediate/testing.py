@@ -1,6 +1,6 @@
 """Helpers for people who write playbooks (and for our own tests).
 
->>> result = assert_idempotent(get_playbook("kb842101"), world, params, engine)  # doctest: +SKIP
+>>> result = assert_idempotent(engine, get_playbook("kb842101"), world, params)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 import samba_dc as samba
-import samba_pair
 import structlog
 from directory_backends import DirectoryBackend, FakeBackend, SambaBackend, samba_directory
+from run_support import quiet_events
 from samba_dc import SambaDC
-from samba_pair import SambaPair
+from samba_pair import SambaPair, start_pair, stop_pair
 from sentinel import leaking_files, leaking_sections
 
 from remediate import Engine
@@ -30,6 +32,24 @@ def engine(state_dir: Path) -> Engine:
     return Engine(state_dir=state_dir)
 
 
+@pytest.fixture
+def quiet() -> Iterator[None]:
+    """Events go nowhere, for a module whose runs emit too many to keep
+    (``pytestmark = pytest.mark.usefixtures("quiet")``)."""
+    yield from quiet_events()
+
+
+@pytest.fixture
+def command_line(tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a module of command-line runs (``pytestmark = pytest.mark.usefixtures(...)``): runs
+    go to the test's state directory, from its own folder; stdin is not a terminal; output is
+    not wrapped to a width taken from the environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+
 @pytest.fixture(autouse=True)
 def _structlog_configuration_restored() -> Iterator[None]:
     """A test that configures structlog (the command line does) must not leave it writing to
@@ -40,7 +60,7 @@ def _structlog_configuration_restored() -> Iterator[None]:
 
 
 _SAMBA = samba.BackgroundStart(samba.start, samba.stop)
-_SAMBA_PAIR = samba.BackgroundStart(samba_pair.start_pair, samba_pair.stop_pair)
+_SAMBA_PAIR = samba.BackgroundStart(start_pair, stop_pair)
 
 
 @pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselection: only what will run counts

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from ldap3.utils.dn import parse_dn  # type: ignore[import-untyped]
+from ldap3.utils.dn import parse_dn
 
 from remediate import Engine, Finding, RunResult, get_playbook
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
@@ -59,8 +59,20 @@ def snapshot(world: FakeWorld) -> Doc:
     return doc
 
 
+def json_object(value: object) -> Doc:
+    """A JSON object whose shape the test knows, to read by key: the library types documents
+    as JSON values, which a test would otherwise narrow at every step."""
+    assert isinstance(value, dict), f"not a JSON object: {value!r}"
+    return value
+
+
 def parameters(doc: Doc) -> dict[str, str]:
     return {str(k): str(v) for k, v in doc["scenario"]["parameters"].items()}
+
+
+def scenario_parameters(world: FakeWorld) -> dict[str, str]:
+    """The parameters the scenario builder that made the world chose."""
+    return parameters({"scenario": json_object(world.scenario)})
 
 
 def expected(doc: Doc) -> Doc:
@@ -524,4 +536,4 @@ def assert_mail_reaches_the_original_mailbox(world: FakeWorld, before: Doc, want
         item = MailItem(f"after-repair-{case['user']}", "Inbox", "after the repair")
         assert world.deliver(server, legacy, item) == "delivered"
         [info] = world.exchange.mailboxes(server, [UUID(case["original"])])
-        assert item.id in info.item_ids
+        assert info.item_ids is not None and item.id in info.item_ids

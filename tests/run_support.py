@@ -20,7 +20,9 @@ from remediate import PLAYBOOKS, Engine, RunResult, Safety
 from remediate.engine.playbook import Playbook
 from remediate.fakes import FakeWorld, world_from_json, world_to_json
 from remediate.fakes.scenarios import SCENARIOS
-from remediate.fakes.world import MUTATIONS as MUTATING
+from remediate.fakes.world import MUTATIONS
+
+MUTATING = MUTATIONS  # the operations that change the world (test modules import it from here)
 
 Doc = dict[str, Any]
 YES = Safety(confirm=lambda text: True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import ldap3
+from ldap3.core.exceptions import LDAPException
 from sentinel import sentinel
 
 REALM = "SAMDOM.TEST"
@@ -241,7 +242,7 @@ def wait_ready(pid_file: Path, log: Path, address: str = ADDRESS) -> int:
                 with socket.create_connection((address, 636), timeout=2):
                     return int(pid_file.read_text().split()[0])
             last_error = f"rootDSE says isSynchronized={answer.get('isSynchronized')}"
-        except (OSError, ldap3.core.exceptions.LDAPException, ValueError) as error:
+        except (OSError, LDAPException, ValueError) as error:
             last_error = str(error)
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"

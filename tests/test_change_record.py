@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from kb_support import scenario_parameters
 
 from remediate.engine.changes import ChangeRecord, Impact, JsonValue
 from remediate.engine.runner import Engine
@@ -61,9 +62,7 @@ def test_a_runs_records_hold_their_labels_as_text(tmp_path: Path) -> None:
     was recorded, never the target itself."""
     playbook = get_playbook("kb278447")
     world = scenario_world("kb278447", 6, 1)
-    given = (world.scenario or {}).get("parameters")
-    assert isinstance(given, dict)
-    parameters = {str(k): str(v) for k, v in given.items()}
+    parameters = scenario_parameters(world)
     plan = Engine(state_dir=tmp_path).plan(playbook, world, parameters)
     assert plan.changes
     for made in plan.changes:

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,16 +77,7 @@ class Ran:
         return data
 
 
-@pytest.fixture(autouse=True)
-def _environment(
-    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Runs go to the test's state directory; stdin is not a terminal; output is unwrapped."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    yield
+pytestmark = pytest.mark.usefixtures("command_line")
 
 
 class Run(Protocol):
@@ -188,7 +178,7 @@ def test_show_lists_every_step_a_plan_can_run_and_when(run: Run, tmp_path: Path)
     # every step id of a plan that purges, on Exchange 2000 (where the cleanup agent runs
     # again after the reconnect), is listed
     world = scenario(run, tmp_path / "e2000.json", "kb278447", size=3)
-    data = world_to_json(load_world(world))
+    data: dict[str, Any] = world_to_json(load_world(world))
     for server in data["exchange"]["servers"]:
         server["version"] = "2000"
     world.write_text(json.dumps(data), encoding="utf-8")

@@ -37,7 +37,8 @@ def test_absent_or_null_times_are_unknown_and_not_written() -> None:
     world = world_from_json(with_times(created_at=None))
     [box] = world.exchange.mailboxes("EXCH01", [UUID(MAILBOX_GUID)])
     assert (box.created_at, box.last_logon_at) == (None, None)
-    [saved] = [b for b in world_to_json(world)["exchange"]["servers"][0]["stores"][0]["mailboxes"]
+    saved_world: dict[str, Any] = world_to_json(world)
+    [saved] = [b for b in saved_world["exchange"]["servers"][0]["stores"][0]["mailboxes"]
                if b["guid"] == MAILBOX_GUID]
     assert "created_at" not in saved and "last_logon_at" not in saved
 

@@ -30,7 +30,7 @@ ANN_LEGACY_DN = "/o=Corp/ou=First Administrative Group/cn=Recipients/cn=alee"
 
 
 def minimum_document() -> dict[str, Any]:
-    """The minimum shape of DESIGN §6, filled in."""
+    """The minimum shape of a world file (docs/ARCHITECTURE.md, World files), filled in."""
     staff = {
         "dn": "OU=Staff,DC=corp,DC=example",
         "object_class": "organizationalUnit",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
+from kb_support import scenario_parameters
 
 import remediate.engine
 from remediate import gcpolicy
@@ -180,9 +181,7 @@ def test_plan_and_apply_leave_a_library_callers_collector_alone(kb: str, tmp_pat
 
     playbook = get_playbook(kb)
     world = scenario_world(kb, 20, 1)
-    given = (world.scenario or {}).get("parameters")
-    assert isinstance(given, dict)
-    parameters = {str(k): str(v) for k, v in given.items()}
+    parameters = scenario_parameters(world)
     engine = Engine(state_dir=tmp_path, subscribers=(subscriber,))
     plan = engine.plan(playbook, world, parameters)
     applied = engine.apply(playbook, world, parameters, safety=Safety(confirm=lambda _: True))

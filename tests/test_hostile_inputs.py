@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from run_support import Case, load, quiet_events
+from run_support import Case, load
 
 from remediate.cli.main import main
 from remediate.engine.planfile import seal
@@ -20,9 +20,7 @@ from remediate.fakes import save_world
 CASE = Case("kb842101", "2016")
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.fixture

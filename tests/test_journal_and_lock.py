@@ -26,7 +26,6 @@ from run_support import (
     journal,
     load,
     only_run,
-    quiet_events,
     run_dirs,
     snapshot,
 )
@@ -51,9 +50,7 @@ time.sleep(120)
 """
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.fixture

@@ -85,7 +85,8 @@ def test_no_run_takes_a_mailbox_that_is_not_his_or_an_item_out_of_his_reach(tria
             assert set().union(*held_before.values()) <= set().union(*held_after.values())
             for user, mailbox in was.items():
                 if mailbox in held_before:  # his mail follows him to the mailbox he is on now
-                    assert now[user] in held_after, (number, user)
-                    assert held_before[mailbox] <= held_after[now[user]], (number, user)
+                    home = now[user]
+                    assert home in held_after, (number, user)
+                    assert held_before[mailbox] <= held_after[home], (number, user)
             if number:
                 assert (result.exit_code, result.changes) == (EXIT_DONE, []), number

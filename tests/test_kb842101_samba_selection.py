@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from directory_backends import samba_directory
+from kb_support import json_object
 from samba_dc import SambaDC
 
 from remediate import Engine, get_playbook
@@ -78,7 +79,7 @@ def test_a_plan_on_the_users_container_never_selects_the_dcs_own_accounts(
 
     selected = planned.selection
     assert isinstance(selected, dict)
-    chosen = {user["sam"] for user in selected["users"]}
+    chosen = {user["sam"] for user in json_object(selected)["users"]}
     assert not chosen & set(BUILT_IN)
     kept = {f.target.split(",")[0] for f in planned.findings if f.kind == "kept-existing-account"}
     assert {f"CN={name}" for name in BUILT_IN} <= kept

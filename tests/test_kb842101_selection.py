@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -17,7 +16,8 @@ from uuid import uuid4
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from run_support import YES, quiet_events
+from kb_support import json_object
+from run_support import YES
 
 from remediate import Engine, get_playbook
 from remediate.cli.main import main
@@ -32,9 +32,7 @@ Doc = dict[str, Any]
 WINDOW = {"created_after": "2026-11-01T10:00:00Z", "created_before": "2026-11-01T12:00:00Z"}
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def trapped(version: str = "2003", size: int = 4) -> Doc:
@@ -117,13 +115,13 @@ def test_mailbox_only_purges_the_mailbox_the_run_created_and_keeps_the_account(
     assert set(expected["kept_mailboxes"]) <= boxes(after)
     selected = applied.selection
     assert isinstance(selected, dict)
-    kept = [u for u in selected["users"] if u["keep_account"]]
+    kept = [u for u in json_object(selected)["users"] if u["keep_account"]]
     assert {u["guid"] for u in kept} == set(expected["matched_guids"])
     assert all("mailbox_only" in u["reason"] for u in kept)
 
 
 def test_users_outside_the_window_are_findings_not_targets(tmp_path: Path) -> None:
-    doc = kb842101(4, 5)
+    doc: Doc = kb842101(4, 5)
     everyone = [e for e in objects(doc).values() if e["object_class"] == "user"]
     inside = next(e for e in everyone if e["guid"] in doc["scenario"]["expected"]["deleted_guids"])
     older = next(e for e in everyone if e["when_created"].startswith("2025-"))
@@ -134,7 +132,7 @@ def test_users_outside_the_window_are_findings_not_targets(tmp_path: Path) -> No
 
     selected = planned.selection
     assert isinstance(selected, dict)
-    assert [u["guid"] for u in selected["users"]] == [inside["guid"]]
+    assert [u["guid"] for u in json_object(selected)["users"]] == [inside["guid"]]
     (finding,) = [f for f in planned.findings if f.target == older["dn"]]
     assert finding.kind == "outside-window"
     assert older["when_created"] in finding.message
@@ -181,8 +179,9 @@ def test_a_mistyped_ou_is_an_error_naming_it(
 def test_users_that_match_nothing_are_an_error_naming_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = sam(next(e for e in objects(kb842101(4, 5)).values()
-                    if e["guid"] in kb842101(4, 5)["scenario"]["expected"]["deleted_guids"]
+    doc: Doc = kb842101(4, 5)
+    real = sam(next(e for e in objects(doc).values()
+                    if e["guid"] in doc["scenario"]["expected"]["deleted_guids"]
                     and e["object_class"] == "user"))
     window = [f"-p{key}={value}" for key, value in WINDOW.items()]
     code, lines = run_cli(tmp_path, capsys, monkeypatch, f"-pusers={real},nobody,ghost", *window)
@@ -191,7 +190,7 @@ def test_users_that_match_nothing_are_an_error_naming_them(
 
 
 def test_the_wizards_account_list_is_compared_with_the_selection(tmp_path: Path) -> None:
-    doc = kb842101(4, 5)
+    doc: Doc = kb842101(4, 5)
     deleted = doc["scenario"]["expected"]["deleted_guids"]
     users = [e for e in objects(doc).values() if e["guid"] in deleted
              and e["object_class"] == "user"]
@@ -224,7 +223,7 @@ def test_an_unreadable_account_list_is_one_line_naming_the_file(
 def test_the_markdown_ticket_shows_when_each_user_was_created_and_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    doc = kb842101(3, 5)
+    doc: Doc = kb842101(3, 5)
     world = tmp_path / "world.json"
     world.write_text(json.dumps(doc), encoding="utf-8")
     monkeypatch.setenv("REMEDIATE_STATE_DIR", str(tmp_path / "state"))
@@ -262,7 +261,7 @@ def test_the_well_known_rid_rule_reads_the_rid(sid: str, kept: bool) -> None:
 def test_on_any_trapped_world_plan_equals_apply_and_no_existing_account_is_deleted(
     size: int, seed: int, version: str, mailbox_only: bool
 ) -> None:
-    doc = kb842101(size, seed, version=version, traps=True)
+    doc: Doc = kb842101(size, seed, version=version, traps=True)
     expected = doc["scenario"]["expected"]
     world = load(doc)
     before = objects(world_to_json(world))
@@ -285,7 +284,7 @@ def test_on_any_trapped_world_plan_equals_apply_and_no_existing_account_is_delet
 def test_an_ou_holding_users_exists_even_where_the_world_file_leaves_it_out(
     tmp_path: Path,
 ) -> None:
-    doc = kb842101(3, 5)
+    doc: Doc = kb842101(3, 5)
     doc["directory"]["objects"] = [e for e in doc["directory"]["objects"]
                                    if e["object_class"] != "organizationalUnit"]
 

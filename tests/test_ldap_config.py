@@ -89,7 +89,12 @@ def test_the_password_comes_from_the_named_variable_or_a_prompt(
     )
     asked: list[str] = []
     config = load_directory_config(inventory(tmp_path, prompted))
-    assert config.password(lambda text: asked.append(text) or "typed") == "typed"
+
+    def typed(text: str) -> str:
+        asked.append(text)
+        return "typed"
+
+    assert config.password(typed) == "typed"
     assert asked == ["Password for svc@corp.example: "]
 
 

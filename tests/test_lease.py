@@ -4,12 +4,12 @@ processes: tests/test_lease_samba.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from run_support import YES, Case, apply, load, parameters, quiet_events, run_dirs
+from run_support import YES, Case, apply, load, parameters, run_dirs
 
 from remediate import PLAYBOOKS, Engine, RunPaused
 from remediate.engine.journal import JournalRecord
@@ -28,9 +28,7 @@ KB842101_2003 = Case("kb842101", "2003")
 HOUR = 3600.0
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def held(world: FakeWorld, container: str) -> LeaseRecord | None:
@@ -44,7 +42,17 @@ def other_holder(world: FakeWorld, **changes: object) -> LeaseRecord:
         "run_id": "20261201T100000Z-kb842101-abcdef", "holder": "ann@ops-laptop-7",
         "pid": 4242, "started": now, "renewed": now, "state": "running"}
     fields.update(changes)
-    return LeaseRecord(**fields)  # type: ignore[arg-type]
+    return LeaseRecord(**fields)  # type: ignore[arg-type]  # each change is the field's own type
+
+
+def answering(asked: list[str], answer: bool) -> Callable[[str], bool]:
+    """An operator asked whether to break a lease: what was asked is kept."""
+
+    def confirm(text: str) -> bool:
+        asked.append(text)
+        return answer
+
+    return confirm
 
 
 def test_the_fake_directory_adds_a_lease_once_and_swaps_and_removes_only_its_record() -> None:
@@ -139,7 +147,7 @@ def test_an_expired_lease_is_never_taken_silently_and_break_lease_takes_it_after
     asked: list[str] = []
     with pytest.raises(Refused, match="not confirmed"):
         apply(Engine(state_dir=tmp_path, lease_container=container,
-                     break_lease=lambda text: asked.append(text) is not None),
+                     break_lease=answering(asked, False)),
               KB842101, world, doc)
     assert holder.run_id in asked[0] and "ann@ops-laptop-7" in asked[0]
     assert held(world, container) == holder
@@ -160,7 +168,7 @@ def test_break_lease_never_takes_a_live_runs_lease(tmp_path: Path) -> None:
     world.directory.add_lease(lease_dn(container), holder.to_text())
     asked: list[str] = []
     engine = Engine(state_dir=tmp_path, lease_container=container,
-                    break_lease=lambda text: asked.append(text) is None)
+                    break_lease=answering(asked, True))
 
     with pytest.raises(LockHeld, match="is alive"):
         apply(engine, KB842101, world, doc)

@@ -5,19 +5,18 @@ a resumable state; once the pass has run, ``resume`` finishes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from run_support import (
     Case,
+    Doc,
     all_mailboxes,
     apply,
     comparable,
     events,
     load,
     only_run,
-    quiet_events,
     snapshot,
 )
 
@@ -31,9 +30,7 @@ HOUR = 3600.0
 NIGHTLY = 86400  # the scenario stores' cleanup schedule (the default)
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def test_a_manual_step_that_outlasts_the_wait_pauses_and_resume_finishes_after_the_pass(
@@ -89,7 +86,7 @@ def test_resume_refuses_a_directory_that_pins_another_dc_for_writes(
         apply(engine, KB842101_2003, world, doc)
     run_dir = only_run(state_dir)
     assert load_run_state(run_dir).writable_dc == "DC1"
-    moved = world_to_json(world)
+    moved: Doc = world_to_json(world)
     moved["directory"]["writable_dc"] = "DC2"
 
     with pytest.raises(Refused, match="wrote to DC1, but the directory now pins DC2") as refused:

@@ -8,24 +8,21 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from run_support import Case, load, quiet_events
+from run_support import Case, load
 
 from remediate.cli import durability
 from remediate.cli import main as cli
-from remediate.engine import backups, runner
+from remediate.engine import backups
 from remediate.fakes import FakeWorld, load_world, save_world
 
 CASE = Case("kb278447", "2016")
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ def test_too_little_space_for_the_journal_and_backups_is_refused_before_the_firs
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(runner.shutil, "disk_usage",
+    monkeypatch.setattr("remediate.engine.runner.shutil.disk_usage",
                         lambda path: usage._replace(free=1024 * 1024))
 
     code, out, _ = apply(capsys, tmp_path, world_file)
@@ -78,7 +75,7 @@ def test_a_disk_that_fills_mid_run_stops_it_naming_run_state_and_resume_and_save
     def full(path: Path, text: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    real_save = durability.save_world
+    real_save = save_world
 
     def save(world: FakeWorld, path: Path | str) -> None:
         if Path(path).name == "world.json":  # the run directory's copy: the disk is full

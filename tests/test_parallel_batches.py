@@ -4,7 +4,6 @@ each batch and ``resume`` stay as they are when the servers are worked on one by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from run_support import (
     journal,
     load,
     only_run,
-    quiet_events,
     snapshot,
 )
 
@@ -35,9 +33,7 @@ LEGACY = [Case(playbook, "2003", size=8, servers=SERVERS, cleanup_interval_s=360
           for playbook in ("kb842101", "kb278447")]
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def run(case: Case, doc: Doc, state_dir: Path, parallel: int) -> tuple[RunResult, FakeWorld, float]:

@@ -8,11 +8,11 @@ change fewer than the plan listed (kb842101 size 400 seed 1: 803 planned, 802 ap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_support import YES, quiet_events
+from kb_support import scenario_parameters
+from run_support import YES
 
 from remediate import Engine, RunPaused, get_playbook
 from remediate.fakes.scenarios import Topology, scenario_world
@@ -21,15 +21,13 @@ from remediate.testing import assert_plan_matches_apply
 KBS = ("kb842101", "kb278447")
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    yield from quiet_events()
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.mark.parametrize("name", KBS)
 def test_plan_matches_apply_with_two_2003_servers_at_size_400(name: str, tmp_path: Path) -> None:
     world = scenario_world(name, 400, 1, version="2003")
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
 
     applied = assert_plan_matches_apply(
         Engine(state_dir=tmp_path), get_playbook(name), world, parameters
@@ -46,7 +44,7 @@ def test_plan_matches_apply_with_two_2003_servers_reading_different_lagging_dcs(
 ) -> None:
     world = scenario_world(name, 12, 3, version="2003", topology=Topology(2, (900.0, 300.0)))
     assert {server.dc for server in world.exchange.servers()} == {"DC2", "DC3"}
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
 
     assert_plan_matches_apply(Engine(state_dir=tmp_path), get_playbook(name), world, parameters)
 
@@ -54,7 +52,7 @@ def test_plan_matches_apply_with_two_2003_servers_reading_different_lagging_dcs(
 def test_a_paused_manual_step_names_every_servers_stores_at_once(tmp_path: Path) -> None:
     world = scenario_world("kb842101", 12, 3, version="2003",
                            topology=Topology(2, (900.0, 300.0)))
-    parameters = {str(k): str(v) for k, v in world.scenario["parameters"].items()}
+    parameters = scenario_parameters(world)
     engine = Engine(state_dir=tmp_path, manual_deadline_s=600.0)
 
     with pytest.raises(RunPaused) as raised:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ def stopped_world(path: Path, env: dict[str, str]) -> Path:
         [sys.executable, "-m", "remediate", "scenario", "kb278447", "--size", "3", "--out",
          str(path)], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert made.returncode == 0, made.stderr
-    data = world_to_json(load_world(path))
+    data: dict[str, Any] = world_to_json(load_world(path))
     for server in data["exchange"]["servers"]:
         server["services"] = dict.fromkeys(server["services"], "stopped")
     path.write_text(json.dumps(data), encoding="utf-8")

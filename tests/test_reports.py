@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +23,10 @@ from remediate.engine.runner import RunResult
 SIZE = 9
 
 
-@pytest.fixture(autouse=True)
-def _environment(
-    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
-    monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    yield
+pytestmark = pytest.mark.usefixtures("command_line")
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str]:
+def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path | int) -> tuple[int, str]:
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
     return code, capsys.readouterr().out

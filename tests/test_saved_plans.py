@@ -211,7 +211,7 @@ def test_cli_plan_out_then_apply_plan_refuses_drift_and_applies_the_clean_world(
 def test_a_drift_refusal_is_short_and_lists_every_drifted_target_in_json_and_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = kb842101(12, 21)
+    doc: Doc = kb842101(12, 21)
     world_file, plan_file = tmp_path / "world.json", tmp_path / "plan.json"
     world_file.write_text(json.dumps(doc))
     state = ["--state-dir", str(tmp_path / "state")]

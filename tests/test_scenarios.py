@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ldap3.utils.dn import parse_dn  # type: ignore[import-untyped]
+from ldap3.utils.dn import parse_dn
 
 from remediate.fakes import world_from_json, world_to_json
 from remediate.fakes.scenarios import (

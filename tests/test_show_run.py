@@ -4,11 +4,8 @@ errors, manual actions), and as versioned JSON holding every journal record."""
 from __future__ import annotations
 
 import functools
-import io
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +23,12 @@ KB842101_STEPS = ["export-mail", "delete-ad-user", "wait-for-replication", "run-
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})  (\S+)\s+(\S+)\s+(.*)$")
 
 
-@pytest.fixture(autouse=True)
-def _environment(
-    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    yield
+pytestmark = pytest.mark.usefixtures("command_line")
 
 
-def cli_run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+def cli_run(
+    capsys: pytest.CaptureFixture[str], *argv: str | Path | int
+) -> tuple[int, str, str]:
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
     captured = capsys.readouterr()

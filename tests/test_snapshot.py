@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_a_snapshot_gives_the_same_plan_as_the_source(
     name: str, version: str, engine: Engine
 ) -> None:
     builder = kb842101 if name == "kb842101" else kb278447
-    doc = builder(9, 3, version=version)
+    doc: dict[str, Any] = builder(9, 3, version=version)
     params = {str(k): str(v) for k, v in doc["scenario"]["parameters"].items()}
     source = world_from_json(doc)
     copy = world_from_json(json.loads(json.dumps(snapshot(source))))
@@ -108,11 +109,11 @@ def test_a_snapshot_gives_up_on_a_server_that_never_answers_at_the_deadline() ->
 def test_a_snapshot_keeps_the_running_dependents_so_the_rehearsal_stops_them_too(
     engine: Engine,
 ) -> None:
-    doc = kb278447(3, 4, version="2016")
+    doc: dict[str, Any] = kb278447(3, 4, version="2016")
     for server in doc["exchange"]["servers"]:
         server["services"]["ExampleDependent"] = "running"
         server["dependents"] = {"MSExchangeDelivery": ["ExampleDependent"]}
-    copied = snapshot(world_from_json(doc))
+    copied: dict[str, Any] = snapshot(world_from_json(doc))
     [server] = copied["exchange"]["servers"]
     assert server["dependents"] == {"MSExchangeDelivery": ["ExampleDependent"]}
     assert server["services"]["ExampleDependent"] == "running"

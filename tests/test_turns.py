@@ -34,7 +34,7 @@ def sleeper(clock: VirtualClock, seconds: float, log: list[str], name: str) -> C
 
 
 def test_concurrent_waits_take_as_long_as_the_longest_and_end_in_time_order() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
     jobs = [sleeper(clock, 20, log, "a"), sleeper(clock, 10, log, "b")]
 
     outcomes = run_batches(clock, jobs, limit=8)
@@ -45,19 +45,19 @@ def test_concurrent_waits_take_as_long_as_the_longest_and_end_in_time_order() ->
 
 
 def test_at_most_limit_jobs_run_at_once() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
     run_batches(clock, [sleeper(clock, 10, log, str(n)) for n in range(4)], limit=2)
     assert (clock.now() - START).total_seconds() == 20
 
 
 def test_one_at_a_time_waits_add_up() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
     run_batches(clock, [sleeper(clock, 10, log, str(n)) for n in range(3)], limit=1)
     assert (clock.now() - START).total_seconds() == 30
 
 
 def test_a_failure_lets_the_jobs_in_flight_end_and_starts_no_more() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
 
     def fails() -> None:
         clock.sleep(1)
@@ -72,7 +72,7 @@ def test_a_failure_lets_the_jobs_in_flight_end_and_starts_no_more() -> None:
 
 
 def test_a_crash_in_one_job_abandons_the_others_where_they_wait() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
 
     def crashes() -> None:
         clock.sleep(1)
@@ -85,14 +85,14 @@ def test_a_crash_in_one_job_abandons_the_others_where_they_wait() -> None:
 
 
 def test_ties_go_to_the_job_waiting_longest_unless_a_chooser_says_otherwise() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
     clock.choose = lambda candidates: candidates[-1]
     run_batches(clock, [sleeper(clock, 0, log, "a"), sleeper(clock, 0, log, "b")], limit=2)
     assert log[0] == "b starts"
 
 
 def test_a_crash_abandons_a_job_that_was_started_but_never_had_a_turn() -> None:
-    clock, log = VirtualClock(START), []
+    clock, log = VirtualClock(START), list[str]()
 
     def crashes() -> None:
         raise Crash

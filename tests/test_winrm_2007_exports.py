@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
-from kb_support import expected, load, parameters, scenario
+from kb_support import Doc, expected, load, parameters, scenario
 from winrm_support import Site, serve, snapshot_world
 
 from remediate import Engine, get_playbook
@@ -40,8 +40,8 @@ def test_the_adapter_says_why_and_the_snapshot_records_it(site: Site) -> None:
     refusal = exchange.mail_export_refusal("EXCH01")
     assert refusal is not None
     assert site.commands() == 0  # a capability of the version: no WinRM call
-    document = snapshot(snapshot_world(site))
-    (server,) = document["exchange"]["servers"]  # type: ignore[index]
+    document: Doc = snapshot(snapshot_world(site))
+    (server,) = document["exchange"]["servers"]
     assert server["mail_export_refusal"] == refusal
     rebuilt = world_from_json(document)
     assert rebuilt.exchange.mail_export_refusal("EXCH01") == refusal

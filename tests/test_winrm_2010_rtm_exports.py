@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from uuid import UUID
 
 import pytest
-from kb_support import load, parameters, scenario
+from kb_support import Doc, load, parameters, scenario
 from winrm_support import Site, serve, snapshot_world
 
 from remediate import Engine, get_playbook
@@ -74,8 +74,8 @@ def test_sp1_and_later_export() -> None:
 
 def test_the_snapshot_records_it_and_a_plan_on_the_fake_refuses(rtm: Site, engine: Engine
                                                                  ) -> None:
-    document = snapshot(snapshot_world(rtm))
-    (server,) = document["exchange"]["servers"]  # type: ignore[index]
+    document: Doc = snapshot(snapshot_world(rtm))
+    (server,) = document["exchange"]["servers"]
     assert re.search(REFUSAL, server["mail_export_refusal"])
     offline = world_from_json(document)  # the world file an operator plans on, offline
     doc = scenario("kb842101", 3, seed=3, version="2010")

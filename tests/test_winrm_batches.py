@@ -117,7 +117,8 @@ def test_every_step_sends_one_command_per_server_for_500_targets(site: Site) -> 
     assert calls == expected
     boxes = {box.guid: box for box in site.world.exchange.mailboxes("EXCH01")}
     assert set(boxes) == set(orphans)
-    assert all(len(box.item_ids) == 2 and box.owner for box in boxes.values())
+    assert all(box.item_ids is not None and len(box.item_ids) == 2 and box.owner
+               for box in boxes.values())
 
 
 def test_past_the_batch_size_a_step_is_split(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:

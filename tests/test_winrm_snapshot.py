@@ -36,7 +36,7 @@ def comparable(exchange: dict[str, Any]) -> list[dict[str, Any]]:
 def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
     world = load(scenario("kb278447", 7, seed=7, version=version))
     with serve(world) as site:
-        read = exchange_snapshot(site.exchange())
+        read: dict[str, Any] = exchange_snapshot(site.exchange())
         # describe, mailboxes, services, their running dependents; on 2003 also ExMerge's
         # prerequisites (can it export?)
         per_server = 5 if version == "2003" else 4
@@ -56,10 +56,10 @@ def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
 def test_snapshot_reads_each_mailboxs_last_logon(version: str) -> None:
     """WMI Exchange_Mailbox.LastLogonTime on 2003, Get-MailboxStatistics LastLogonTime on
     2007+: what kb278447 shows an approver beside the items; a creation time no store reports."""
-    doc = kb278447(2, 7, version=version, cases=("half-done",))
+    doc: dict[str, Any] = kb278447(2, 7, version=version, cases=("half-done",))
     world = load(doc)
     with serve(world) as site:
-        read = exchange_snapshot(site.exchange())
+        read: dict[str, Any] = exchange_snapshot(site.exchange())
     boxes = {box["guid"]: box for server in read["servers"] for store in server["stores"]
              for box in store["mailboxes"]}
     original = doc["scenario"]["expected"]["cases"]["half-done"]["original"]

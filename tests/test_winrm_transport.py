@@ -25,6 +25,7 @@ from winrm_support import PASSWORD, USER, Site, as_read, serve, server_config
 
 from remediate.adapters.winrm import ScriptRunner, WinRmExchange
 from remediate.adapters.winrm.clixml import clean
+from remediate.adapters.winrm.config import Transport
 from remediate.adapters.winrm.scripts import library
 from remediate.errors import PermanentError, Refused, TransientError
 from remediate.model import ServiceState
@@ -226,7 +227,7 @@ def pki_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.security
 @pytest.mark.parametrize("transport", ["ntlm", "basic"])
-def test_https_with_the_test_ca(pki_files: dict[str, Path], transport: str) -> None:
+def test_https_with_the_test_ca(pki_files: dict[str, Path], transport: Transport) -> None:
     world = load(scenario("kb278447", 1, seed=3, version="2016"))
     tls = (pki_files["cert"].read_bytes(), pki_files["key"].read_bytes())
     options = EndpointOptions(auth="basic" if transport == "basic" else "ntlm", tls=tls)

@@ -58,7 +58,7 @@ LIBRARY_LOGGER.addHandler(logging.NullHandler())
 
 
 class Subscriber(Protocol):
-    def __call__(self, record: JournalRecord) -> None: ...
+    def __call__(self, record: JournalRecord, /) -> None: ...
 
 
 class Events:

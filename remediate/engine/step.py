@@ -1,4 +1,5 @@
-"""The step contract (DESIGN §3): observe, plan, apply, on all targets of one endpoint at once."""
+"""The step contract (docs/ARCHITECTURE.md, The step contract): observe, plan, apply, on all
+targets of one endpoint at once."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from uuid import UUID
 
+from remediate.model import ExchangeVersion
+
 DIRECTORY_ENDPOINT = "directory"
 
 # How to reconnect a mailbox by hand, on every version (rollback texts share it).
@@ -42,6 +44,28 @@ class UserTarget:
     @property
     def endpoint(self) -> str:
         return DIRECTORY_ENDPOINT
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeyedTarget:
+    """A step's work on one user, whose mailbox is on ``server``: keyed, labelled and (unless a
+    subclass says otherwise) batched as the user, so that a step acts once per user."""
+
+    user: UserTarget
+    server: str
+    version: ExchangeVersion
+
+    @property
+    def key(self) -> str:
+        return self.user.key
+
+    @property
+    def label(self) -> str:
+        return self.user.label
+
+    @property
+    def endpoint(self) -> str:
+        return self.user.endpoint
 
 
 @dataclass(frozen=True, slots=True)

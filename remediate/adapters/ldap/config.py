@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from remediate.dn import normalize
 from remediate.errors import InputError
+from remediate.inventoryfile import read_inventory
 
 from .connection import ConnectionSettings, TlsMode
 from .directory import LdapDirectory
@@ -125,14 +125,7 @@ class _Reader:
 
 def load_directory_config(path: Path) -> DirectoryConfig:
     """Read and check the ``[directory]`` table of the inventory at ``path``."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(
-            f"cannot read the inventory: {error}", target=str(path),
-            hint="give a readable TOML file",
-        ) from None
-    table = document.get("directory")
+    table = read_inventory(path).get("directory")
     if not isinstance(table, dict):
         raise InputError("no [directory] table", target=str(path),
                          hint="add a [directory] table (see the README)")

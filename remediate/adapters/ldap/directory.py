@@ -273,7 +273,7 @@ class LdapDirectory:
         try:
             self._send(
                 dc, "directory.delete", str(guid),
-                lambda c: c.delete(filters.guid_dn(guid), controls=controls),  # type: ignore[no-untyped-call]
+                lambda c: c.delete(filters.guid_dn(guid), controls=controls),
             )
         except Exception:
             self._seen.unsure(dc, guid)
@@ -309,7 +309,7 @@ class LdapDirectory:
             ) from None
         self._send(
             dc, "directory.modify", str(guid),
-            lambda c: c.modify(filters.guid_dn(guid), ldap_changes),  # type: ignore[no-untyped-call]
+            lambda c: c.modify(filters.guid_dn(guid), ldap_changes),
         )
 
     def unprotect(self, guid: UUID) -> None:
@@ -330,7 +330,7 @@ class LdapDirectory:
         self._seen.changed(dc, guid)
         self._send(
             dc, "directory.unprotect", str(guid),
-            lambda c: c.modify(  # type: ignore[no-untyped-call]
+            lambda c: c.modify(
                 filters.guid_dn(guid),
                 {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [changed])]},
                 controls=[security.dacl_control()],
@@ -350,7 +350,7 @@ class LdapDirectory:
     def add_lease(self, dn: str, record: str) -> bool:
         result, _ = self._send(
             self.writable_dc(), "directory.add_lease", dn,
-            lambda c: c.add(dn, ["top", "container"], {"description": record}),  # type: ignore[no-untyped-call]
+            lambda c: c.add(dn, ["top", "container"], {"description": record}),
             expected={ENTRY_ALREADY_EXISTS},
         )
         return result.get("result") == SUCCESS
@@ -361,7 +361,7 @@ class LdapDirectory:
         changes = {"description": [(ldap3.MODIFY_DELETE, [old]), (ldap3.MODIFY_ADD, [new])]}
         result, _ = self._send(
             self.writable_dc(), "directory.swap_lease", dn,
-            lambda c: c.modify(dn, changes),  # type: ignore[no-untyped-call]
+            lambda c: c.modify(dn, changes),
             expected={NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT},
         )
         return result.get("result") == SUCCESS
@@ -373,7 +373,7 @@ class LdapDirectory:
             return False
         result, _ = self._send(
             self.writable_dc(), "directory.remove_lease", dn,
-            lambda c: c.delete(dn),  # type: ignore[no-untyped-call]
+            lambda c: c.delete(dn),
             expected={NO_SUCH_OBJECT},
         )
         return result.get("result") == SUCCESS

@@ -30,13 +30,13 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
 from remediate.errors import InputError
+from remediate.inventoryfile import read_inventory
 from remediate.model import ExchangeVersion, line_unsafe
 
 Transport = Literal["ntlm", "kerberos", "credssp", "basic"]
@@ -94,14 +94,7 @@ class ServerConfig:
 
 def load_exchange_servers(path: Path) -> list[ServerConfig]:
     """Every ``[[exchange]]`` entry of an inventory file, validated."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the inventory: {error}", target=str(path)) from None
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"not valid TOML: {error}", target=str(path),
-                         hint="fix the syntax at that line") from None
-    entries = document.get("exchange", [])
+    entries = read_inventory(path).get("exchange", [])
     if not isinstance(entries, list):
         raise _bad(path, "exchange", "an array of tables: [[exchange]]")
     return [parse_entry(entry, path, index) for index, entry in enumerate(entries)]
