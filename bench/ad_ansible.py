@@ -41,6 +41,7 @@ from ad_support import (
 )
 
 from remediate.engine.runner import Engine
+from remediate.gcpolicy import program_collector
 
 VENV = Path("/tmp/remediate-bench-ansible")
 PLAYBOOK = """\
@@ -163,4 +164,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

@@ -34,6 +34,7 @@ from directory_backends import window_parameters
 
 from remediate.adapters.ldap import LdapDirectory
 from remediate.engine.runner import Engine
+from remediate.gcpolicy import program_collector
 from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

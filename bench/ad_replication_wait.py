@@ -41,6 +41,7 @@ from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes import world_from_json
 from remediate.fakes.scenarios import SCENARIOS
+from remediate.gcpolicy import program_collector
 from remediate.playbooks import get_playbook
 from remediate.steps.replication import WaitForReplication
 
@@ -213,4 +214,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

@@ -35,6 +35,7 @@ from remediate import Engine, get_playbook
 from remediate.engine import events as ev
 from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.fakes import FakeWorld
+from remediate.gcpolicy import program_collector
 from remediate.testing import apply_confirmed
 
 DISCOVERY = "(discovery)"
@@ -116,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

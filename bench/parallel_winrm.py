@@ -34,6 +34,7 @@ from remediate.adapters.world import LiveWorld
 from remediate.clock import SystemClock
 from remediate.engine import events as ev
 from remediate.engine.parallel import DEFAULT_PARALLEL
+from remediate.gcpolicy import program_collector
 from remediate.testing import apply_confirmed
 
 
@@ -95,4 +96,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

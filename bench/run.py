@@ -12,7 +12,8 @@ Peak RSS is reported for the whole process (``peak_rss_mb``) and split in two: b
 world from the scenario (``world_peak_mb``; ``scenario_world``, which reads each mailbox into the
 world as it is made, never holding the scenario's whole JSON document) and the plan plus apply
 that follow (``run_peak_mb``; Linux: the high-water mark is reset in between). Once built, the
-world is frozen out of the cyclic garbage collector (``gc.freeze``), as the command line does
+world is frozen out of the cyclic garbage collector (``remediate.gcpolicy.settled``), and the
+whole measurement runs in the program's collector policy, as the command line does
 (``--no-gc-freeze`` to compare).
 Targets: <= 0.2 ms per target-step, <= 1 GB peak.
 """
@@ -20,7 +21,6 @@ Targets: <= 0.2 ms per target-step, <= 1 GB peak.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -37,6 +37,7 @@ import structlog
 from remediate.engine.runner import Engine, Safety
 from remediate.fakes import FakeWorld
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
+from remediate.gcpolicy import program_collector, settled
 from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
@@ -110,9 +111,8 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
     world = scenario_world(kb, size, seed, version=version)
     scenario = world.scenario or {}
     parameters = {str(k): str(v) for k, v in dict(scenario.get("parameters") or {}).items()}
-    gc.collect()
     if freeze:  # as the command line does once the world is loaded
-        gc.freeze()
+        settled()
     world_peak_mb = rss_peak_mb()
     # "At N users" means users in the directory: a KB's scenario size counts its affected users
     # (kb278447 adds half as many healthy ones, kb842101 some outside the OU).
@@ -196,4 +196,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

@@ -28,6 +28,7 @@ from winrm_endpoint.exchange_host import DecodedCall
 from winrm_support import WinRmWorld, serve
 
 from remediate import Engine, get_playbook
+from remediate.gcpolicy import program_collector
 from remediate.testing import apply_confirmed
 
 WRITES = frozenset(
@@ -106,4 +107,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with program_collector():  # as the command line runs
+        main()

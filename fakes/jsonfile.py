@@ -6,13 +6,11 @@ Files are laid out one record per line: readable, diffable, and written by the C
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -260,19 +258,6 @@ def _short_path(frames: list[list[str | int | None]], shown: int = 8) -> str:
     for (key,) in frames[:shown]:
         at = at.child(key if key is not None else "")
     return f"{at}…" if len(frames) > shown else str(at)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many long-lived objects are built: each
-    collection would scan all of them again (loading 100,000 users takes half the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def dumps(data: object) -> str:

@@ -29,11 +29,11 @@ from functools import cache
 from typing import NamedTuple, TypeVar
 
 from remediate.errors import InputError
+from remediate.gcpolicy import building
 from remediate.model import ExchangeVersion, MailboxKind, utc
 from remediate.recipient import home_mta
 
 from .exchange import FakeMailbox
-from .jsonfile import gc_paused
 from .world import FakeWorld
 from .worldfile import FORMAT, WorldAssembler
 
@@ -581,7 +581,7 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
     return block
 
 
-@gc_paused()
+@building()
 def kb842101(
     size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None,
     traps: bool = False, servers: int | None = None,
@@ -737,7 +737,7 @@ def _add_kb842101_traps(
     return {key: sorted(values) for key, values in block.items()}
 
 
-@gc_paused()
+@building()
 def kb278447(
     size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = (),
     topology: Topology | None = None, servers: int | None = None,
@@ -1039,7 +1039,7 @@ _FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {  # each with 
 }
 
 
-@gc_paused()
+@building()
 def scenario_world(
     name: str, size: int, seed: int, *, version: str | None = None,
     topology: Topology | None = None,

@@ -49,6 +49,7 @@ from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 from remediate.dn import normalize
+from remediate.gcpolicy import building
 from remediate.model import (
     NO_BINARY,
     AttrValue,
@@ -70,7 +71,6 @@ from .jsonfile import (
     elements,
     flag,
     format_time,
-    gc_paused,
     kind_of,
     members,
     moment,
@@ -103,19 +103,19 @@ K = TypeVar("K", bound=Hashable)
 
 def load_world(path: Path | str) -> FakeWorld:
     path = Path(path)
-    with gc_paused():
+    with building():
         return world_from_json(read_json(path), source=str(path))
 
 
 def save_world(world: FakeWorld, path: Path | str) -> None:
     """Write the world atomically (what is due by now is processed first)."""
-    with gc_paused():
+    with building():
         write_json(Path(path), world_to_json(world))
 
 
 def world_from_json(data: object, source: str | None = None) -> FakeWorld:
     """The world a parsed world file describes; WorldFormatError names what is wrong where."""
-    with gc_paused():
+    with building():
         return _world_from_json(data, source, _Reader())
 
 
@@ -144,7 +144,7 @@ class WorldAssembler:
         """The world ``document`` describes, each store holding ``mailboxes[its dn]`` (read by
         :meth:`mailbox`) instead of its own ``mailboxes`` array."""
         self._reader.premade = dict(mailboxes)
-        with gc_paused():
+        with building():
             return _world_from_json(document, self._source, self._reader)
 
 

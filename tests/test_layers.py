@@ -32,7 +32,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 LAYER_OF: dict[str, str] = {
     **dict.fromkeys(
         ("errors", "model", "dn", "sids", "strictjson", "clock", "turns", "recipient", "ldif",
-         "inventoryfile", "markdown", "hosts"),
+         "inventoryfile", "markdown", "hosts", "gcpolicy"),
         "foundation",
     ),
     "ports": "ports",

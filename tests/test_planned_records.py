@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from remediate.engine.changes import ChangeRecord, Impact
 from remediate.engine.execute import PlannedRecords
 
@@ -12,7 +14,7 @@ def record(step: str, target: str) -> ChangeRecord:
 
 
 def copy_of(original: ChangeRecord) -> ChangeRecord:
-    return original.replace(before={"items": 1})  # equal, not the same object
+    return replace(original, before={"items": 1})  # equal, not the same object
 
 
 def test_applied_records_equal_to_the_planned_ones_are_the_planned_objects() -> None:

@@ -1,6 +1,6 @@
 """What the run holds less of at 100,000 users, pinned to behave as before: the selection's JSON
-made only when read, each step's targets made when it starts and let go when it ends, change
-records held compactly, and scenario worlds sharing repeated strings and tuples."""
+made only when read, each step's targets made when it starts and let go when it ends, and
+scenario worlds sharing repeated strings and tuples."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 
 from remediate.engine.backups import MemoryBackups
-from remediate.engine.changes import ChangeRecord, Impact
+from remediate.engine.changes import Impact
 from remediate.engine.events import Events
 from remediate.engine.execute import Executor
 from remediate.engine.retry import RetryPolicy
@@ -23,7 +23,7 @@ from remediate.engine.step import Step, StepContext
 from remediate.fakes import world_to_json
 from remediate.fakes.scenarios import scenario_world
 from remediate.playbooks import get_playbook
-from remediate.steps.targets import ImportTarget, UserTarget
+from remediate.steps.targets import UserTarget
 
 SIZE = 40
 
@@ -134,46 +134,9 @@ def test_steps_made_lazily_have_the_targets_made_at_once_before(kb: str, tmp_pat
     assert all(step._targets is None for step in held if step._make_targets is not None)
 
 
-def record(before: Any, after: Any, label: Any = "CN=x") -> ChangeRecord:
-    return ChangeRecord("import-mail", "import:EXCH01/a->b", label, "exchange:EXCH01",
-                        Impact.REVERSIBLE, "import", before, after)
-
-
-def test_a_compact_change_record_reads_and_compares_as_the_dataclass_did() -> None:
-    flat = record({"items": 3}, {"items": 5, "imported": 2})
-    assert flat.before == {"items": 3} and flat.after == {"items": 5, "imported": 2}
-    assert list(flat.after) == ["items", "imported"]  # key order kept
-    flat.before["items"] = 99  # a new dict each read: the record stays
-    assert flat.before == {"items": 3}
-    nested = record({"attributes": {"mail": ["a"]}}, None)
-    assert nested.before == {"attributes": {"mail": ["a"]}} and nested.after is None
-    assert record({"items": 3}, {"items": 5, "imported": 2}) == flat
-    assert hash(record({"items": 3}, {"items": 5, "imported": 2})) == hash(flat)
-    assert record({"items": 4}, {"items": 5, "imported": 2}) != flat
-    assert record({"items": 3}, {"imported": 2, "items": 5}) == flat  # as dicts compare
-    assert record({"items": 3}, {"items": 5}) != flat
-    assert record({"items": 3}, {"items": 5, "imported": 2}, "CN=y") != flat
-    assert flat.replace(before={"items": 4}).before == {"items": 4}
-    assert flat.replace(before={"items": 3}) == flat
-    with pytest.raises(AttributeError):
-        flat.step = "other"
-    assert flat.to_json() == {
-        "step": "import-mail", "target": "import:EXCH01/a->b", "label": "CN=x",
-        "endpoint": "exchange:EXCH01", "impact": "reversible", "action": "import",
-        "before": {"items": 3}, "after": {"items": 5, "imported": 2}}
-
-
-def test_a_record_labelled_by_its_target_reads_the_targets_label() -> None:
-    target = ImportTarget("EXCH01", "EXCH02", UUID(int=1), UUID(int=2), "jdoe")
-    by_target = record({"items": 3}, {"items": 5}, target)
-    assert by_target.label == target.label
-    assert by_target == record({"items": 3}, {"items": 5}, target.label)
-    assert by_target.to_json()["label"] == target.label
-
-
 @pytest.mark.parametrize("kb", ["kb278447", "kb842101"])
 def test_plan_and_apply_records_are_as_json_what_they_were(kb: str, tmp_path: Path) -> None:
-    """The records made with compact storage give the JSON that the plan file holds."""
+    """The records of a run give the JSON that the plan file holds."""
     playbook = get_playbook(kb)
     world = scenario_world(kb, SIZE, 1)
     engine = Engine(state_dir=tmp_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -65,6 +64,7 @@ from remediate.engine.stopping import stop_on_signals
 from remediate.errors import InputError, RemediateError
 from remediate.fakes import FakeWorld, load_world, save_world, world_from_json
 from remediate.fakes.scenarios import SCENARIOS, scenario_world
+from remediate.gcpolicy import program_collector, settled
 from remediate.inventory import live_world, load_inventory
 from remediate.playbooks import PLAYBOOKS, find_playbook, get_playbook
 from remediate.ports import World
@@ -116,16 +116,8 @@ def _world(options: CommandOptions) -> World:
                          hint="pass --world FILE; `remediate scenario` writes one")
     else:
         world = load_world(Path(options.world))
-    _freeze_heap()
+    settled()  # the world lives as long as the command
     return world
-
-
-def _freeze_heap() -> None:
-    """The world lives as long as the command: spare it the cyclic collector's passes, which
-    would scan all of it again and again (a quarter of kb278447's CPU time at 3,000 users).
-    :func:`main` hands it back at the end (tests call main() many times in one process)."""
-    gc.collect()
-    gc.freeze()
 
 
 def _say(options: CommandOptions, text: str) -> None:
@@ -834,10 +826,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       run_log=run_log)
     options = replace(given, subscribers=(run_log, *_console_subscribers(given)))
     try:
-        with stop_on_signals():  # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
+        # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
+        with program_collector(), stop_on_signals():
             return _dispatch(command, options)
     finally:
-        gc.unfreeze()
         for subscriber in options.subscribers:
             if isinstance(subscriber, ProgressBars):
                 subscriber.stop()

@@ -31,18 +31,6 @@ def group_by_endpoint(targets: Iterable[Target]) -> dict[str, list[Target]]:
     return groups
 
 
-_FORMATS_LABEL: dict[type, bool] = {}
-
-
-def _formats_label(target: Target) -> bool:
-    """Whether this kind of target makes its label anew on each read (asked once per kind)."""
-    kind = type(target)
-    known = _FORMATS_LABEL.get(kind)
-    if known is None:
-        known = _FORMATS_LABEL[kind] = target.label is not target.label
-    return known
-
-
 class PlannedRecords:
     """The rehearsal's records, in order. An applied change equal to the next planned one is
     recorded as that same object, so a run holds each change once, not twice. A few planned
@@ -389,9 +377,7 @@ class Executor:
         return ChangeRecord(
             step=step.id,
             target=target.key,
-            # A label the target keeps (a DN) is held as it is; one it formats each time is
-            # formatted again when read, from the target, rather than held as text.
-            label=target if _formats_label(target) else target.label,
+            label=target.label,
             endpoint=target.endpoint,
             impact=step.impact,
             action=change.action,

@@ -8,7 +8,6 @@ gate (WouldFail, budget, confirmation) is passed before the first real change.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import shutil
@@ -23,7 +22,6 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
 from remediate.engine.changes import ChangeRecord, JsonValue
-from remediate.engine.collector import paced
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import drifts, fingerprints
@@ -291,7 +289,6 @@ class Engine:
 
     # -- plan ---------------------------------------------------------------------------------
 
-    @paced
     def plan(
         self,
         playbook: AnyPlaybook,
@@ -382,20 +379,12 @@ class Engine:
         # short operator deadline pauses the real run, never the rehearsal.
         executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
                             manual_deadline_s=self.manual_deadline_s, parallel=self.parallel)
-        try:
-            executor.run(playbook.steps(selection))
-            return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
-                             executor.manual_steps, executor.warnings)
-        finally:
-            # The copy of the world is garbage now, but held in reference cycles (its backends
-            # and their timeline): free it at once, or at 100,000 users it stays beside the
-            # world (and the next rehearsal's copy) until the collector's next full pass.
-            del executor, ctx, copy
-            gc.collect()
+        executor.run(playbook.steps(selection))
+        return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
+                         executor.manual_steps, executor.warnings)
 
     # -- apply --------------------------------------------------------------------------------
 
-    @paced
     def apply(
         self,
         playbook: AnyPlaybook,
@@ -416,7 +405,6 @@ class Engine:
             select=lambda events: self._discover(playbook, world, params, events),
         )
 
-    @paced
     def apply_saved(
         self,
         plan: SavedPlan,
@@ -630,7 +618,6 @@ class Engine:
 
     # -- resume -------------------------------------------------------------------------------
 
-    @paced
     def resume(
         self,
         run_id: str,

@@ -1,7 +1,7 @@
 """The things steps act on. ``key`` is stable across runs; ``endpoint`` batches them.
 
 ``key`` is made once per target: the engine looks it up several times per target and step, and
-formatting a GUID each time was a fifth of the engine's own time at 10,000 users."""
+formatting a GUID each time was a large part of the engine's own time (docs/PERFORMANCE.md)."""
 
 from __future__ import annotations
 
