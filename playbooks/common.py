@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from remediate.engine.changes import JsonValue
+from remediate.engine.concurrent_reads import read_each
 from remediate.model import ExchangeServer, ExchangeVersion, MailboxInfo
-from remediate.ports import Exchange
+from remediate.ports import World
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,23 +31,26 @@ class ServerInfo:
 
 
 def locate_mailboxes(
-    exchange: Exchange, servers: Iterable[ExchangeServer], guids: Collection[UUID]
+    world: World, servers: Sequence[ExchangeServer], guids: Collection[UUID]
 ) -> dict[UUID, MailboxInfo]:
-    """Find these mailboxes on any server: one call per server."""
+    """Find these mailboxes on any server: one call per server, the servers read concurrently;
+    a mailbox two servers report is the first server's."""
     found: dict[UUID, MailboxInfo] = {}
     if not guids:
         return found
-    for server in servers:
-        for box in exchange.mailboxes(server.name, guids):
+    for boxes in read_each(world.clock, servers,
+                           lambda server: world.exchange.mailboxes(server.name, guids)):
+        for box in boxes:
             found.setdefault(box.guid, box)
     return found
 
 
-def store_names(exchange: Exchange, servers: Iterable[ExchangeServer]) -> dict[str, str]:
+def store_names(world: World, servers: Sequence[ExchangeServer]) -> dict[str, str]:
     """Store DN (lower-cased) -> store name, for people."""
-    return {
-        store.dn.lower(): store.name for server in servers for store in exchange.stores(server.name)
-    }
+    return {store.dn.lower(): store.name
+            for stores in read_each(world.clock, servers,
+                                    lambda server: world.exchange.stores(server.name))
+            for store in stores}
 
 
 def as_dict(value: JsonValue) -> dict[str, JsonValue]:

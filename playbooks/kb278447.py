@@ -26,6 +26,7 @@ from remediate.engine.changes import (
     NoOp,
     WouldFail,
 )
+from remediate.engine.concurrent_reads import read_each
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
 from remediate.engine.history import NoHistory, RunHistory
 from remediate.engine.playbook import (
@@ -469,7 +470,9 @@ class Kb278447(Playbook[Params, Selection]):
         self, world: World, params: Params, history: RunHistory
     ) -> Discovery[Selection]:
         servers = self._servers(world, params)
-        mailboxes = [box for s in servers for box in world.exchange.mailboxes(s.name)]
+        mailboxes = [box for boxes in read_each(world.clock, servers,
+                                                lambda s: world.exchange.mailboxes(s.name))
+                     for box in boxes]
         judge = Judge(Rules(params.window, params.max_blank_items), self._history(history))
         claimed = self._judge_mail_enabled(world, params, servers, mailboxes, judge)
         self._judge_stripped(world, params, mailboxes, claimed, judge)
@@ -519,7 +522,10 @@ class Kb278447(Playbook[Params, Selection]):
         """Judge each mail-enabled user with a candidate; returns the mailboxes they claim."""
         by_legacy = legacy_dn_index(mailboxes)
         by_guid = {box.guid: box for box in mailboxes}
-        stores = {_normal(store.dn) for s in servers for store in world.exchange.stores(s.name)}
+        stores = {_normal(store.dn)
+                  for found in read_each(world.clock, servers,
+                                         lambda s: world.exchange.stores(s.name))
+                  for store in found}
         users = world.directory.find_users(
             UserQuery(sam_account_names=params.users, mail_enabled_only=True))
         claimed: set[UUID] = set()
@@ -574,8 +580,11 @@ class Kb278447(Playbook[Params, Selection]):
         mail cannot be exported must not stop everyone else's repair), and the repaired users
         whose recipient settings cannot be restored."""
         versions = {server.name: server.version for server in servers}
-        refusals = {server.name: world.exchange.mail_export_refusal(server.name)
-                    for server in servers}
+        refusals = dict(zip(
+            [server.name for server in servers],
+            read_each(world.clock, servers,
+                      lambda server: world.exchange.mail_export_refusal(server.name)),
+            strict=True))
         homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
         findings: list[Finding] = []
@@ -644,13 +653,18 @@ class Kb278447(Playbook[Params, Selection]):
                 for server, service in delivering_services(home, organisation):
                     if service not in wanted.setdefault(server, []):
                         wanted[server].append(service)
-        running: list[tuple[str, str]] = []
-        for server, names in wanted.items():
+        def read(server: str) -> tuple[list[str], dict[str, list[str]]]:
+            names = wanted[server]
             states = world.exchange.service_states(server, names)
             stopping = [n for n in names if states.get(n) is ServiceState.RUNNING]
             # Stop-Service -Force stops what depends on them too: listed first (stopped before
             # them), so it is recorded and started again with them.
-            dependents = world.exchange.running_dependents(server, stopping) if stopping else {}
+            return stopping, (world.exchange.running_dependents(server, stopping)
+                              if stopping else {})
+
+        running: list[tuple[str, str]] = []
+        for server, (stopping, dependents) in zip(
+                wanted, read_each(world.clock, list(wanted), read), strict=True):
             for name in stopping:
                 running += [(server, d) for d in dependents.get(name, [])
                             if (server, d) not in running and d not in stopping]

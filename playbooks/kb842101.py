@@ -282,9 +282,9 @@ class Kb842101(Playbook[Params, Selection]):
         dc = directory.writable_dc()
         below = directory.descendants([entry.guid for entry, _, _ in picked], dc)
         servers = list(exchange.servers())
-        boxes = locate_mailboxes(exchange, servers,
+        boxes = locate_mailboxes(world, servers,
                                  [g for entry, _, _ in picked if (g := entry.mailbox_guid)])
-        names = store_names(exchange, servers) if boxes else {}
+        names = store_names(world, servers) if boxes else {}
         users = []
         for entry, reason, keep in picked:
             box = boxes.get(entry.mailbox_guid) if entry.mailbox_guid else None

@@ -24,6 +24,7 @@ from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
 from remediate.engine.changes import LEFT_OUT, ChangeRecord, Finding, JsonValue
 from remediate.engine.collector import paced
+from remediate.engine.concurrent_reads import reads_at_most
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import Fingerprint, drifts, fingerprints
@@ -399,7 +400,8 @@ class Engine:
     ) -> Discovery[Any]:
         """Discovery only reads, so each read is simply sent again after a transient error."""
         reads = retried_reads(world, self.retry, self._on_discovery_retry(events))
-        return playbook.discover_with_history(reads, params, JournalHistory(self.store))
+        with reads_at_most(self.parallel):
+            return playbook.discover_with_history(reads, params, JournalHistory(self.store))
 
     def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
         """A read of the discovery phase, run again after a transient error."""
