@@ -79,6 +79,7 @@ from remediate.steps.targets import (
     ReconnectTarget,
     ServiceTarget,
     StoreTarget,
+    UserOnServer,
     UserTarget,
 )
 
@@ -279,8 +280,10 @@ class Selection:
         return next(server for server in self.servers if server.name == name)
 
 
-class VerifyReconnected(Step[UserTarget, str | None]):
-    """Each user connected, on every DC, to the original mailbox holding all their items."""
+class VerifyReconnected(Step[UserOnServer, str | None]):
+    """Each user connected, on every DC, to the original mailbox holding all their items. A
+    batch per server (the users whose original mailbox is there): the servers are read
+    concurrently."""
 
     name = "verify"
     impact = Impact.READ
@@ -288,27 +291,32 @@ class VerifyReconnected(Step[UserTarget, str | None]):
     wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__(lambda: [user.target for user in selection.users])
+        super().__init__(lambda: [UserOnServer(user.target, user.original.server)
+                                  for user in selection.users])
         self.selection = selection
 
-    def observe(self, ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, str | None]:
+    def observe(
+        self, ctx: StepContext, targets: Sequence[UserOnServer]
+    ) -> Mapping[str, str | None]:
         by_guid = {user.guid: user for user in self.selection.users}
+        users = [by_guid[target.user.guid] for target in targets]
         problems: dict[str, str | None] = {target.key: None for target in targets}
 
         def report(key: str, problem: str) -> None:
             problems[key] = problems[key] or problem
 
         for dc in self.selection.dcs:
-            seen = ctx.world.directory.read(list(by_guid), dc)
-            for target in targets:
-                entry = seen.get(target.guid)
-                if entry is None or entry.mailbox_guid != by_guid[target.guid].original.guid:
-                    report(target.key, f"{dc} does not show the user on the original mailbox")
-        for server in {user.original.server for user in self.selection.users}:
-            users = [u for u in self.selection.users if u.original.server == server]
-            boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
-                server, [u.original.guid for u in users])}
+            seen = ctx.world.directory.read([user.guid for user in users], dc)
             for user in users:
+                entry = seen.get(user.guid)
+                if entry is None or entry.mailbox_guid != user.original.guid:
+                    report(user.target.key, f"{dc} does not show the user on the original mailbox")
+        # One server per batch; any set of targets is observed right all the same.
+        for server in sorted({user.original.server for user in users}):
+            on_server = [u for u in users if u.original.server == server]
+            boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
+                server, [u.original.guid for u in on_server])}
+            for user in on_server:
                 box = boxes.get(user.original.guid)
                 if box is None or box.owner != user.guid or box.disconnected:
                     report(user.target.key, f"original mailbox on {server} is not connected")
@@ -317,10 +325,10 @@ class VerifyReconnected(Step[UserTarget, str | None]):
                            f"expected at least {user.items_expected}")
         return problems
 
-    def plan(self, target: UserTarget, observation: str | None) -> Change:
+    def plan(self, target: UserOnServer, observation: str | None) -> Change:
         return NoOp(target.key) if observation is None else WouldFail(target.key, observation)
 
-    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Any]]) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserOnServer, Any]]) -> None:
         """Verification changes nothing."""
 
 

@@ -45,6 +45,28 @@ class UserTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class UserOnServer:
+    """A user, checked on the Exchange server his mailbox is (was) on, in that server's batch;
+    without a server (no mailbox), on the directory. Its key is the user's: a plan's records
+    name the user as before."""
+
+    user: UserTarget
+    server: str | None
+
+    @property
+    def key(self) -> str:
+        return self.user.key
+
+    @property
+    def label(self) -> str:
+        return self.user.label
+
+    @property
+    def endpoint(self) -> str:
+        return self.user.endpoint if self.server is None else exchange_endpoint(self.server)
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxTarget:
     server: str
     store_dn: str
