@@ -38,6 +38,7 @@ from remediate.cli.render import (
     render_text,
 )
 from remediate.cli.saved import describe_playbook, saved_result
+from remediate.cli.scenario_options import add_scenario_options, chosen_cases
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine import events as ev
@@ -633,7 +634,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise InputError("--size must be at least 1", target="command line")
     try:
         # Built without the scenario's JSON document: only the saved one is ever in memory.
-        world = scenario_world(args.name, args.size, args.seed, version=args.version or None)
+        world = scenario_world(args.name, args.size, args.seed, version=args.version or None,
+                               servers=args.servers,
+                               cases=chosen_cases(args.name, args.case))
     except ValueError as error:
         raise InputError(str(error), target=f"scenario {args.name}") from None
     out = Path(args.out)
@@ -742,6 +745,7 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
                           help="the same seed gives the same file (default 1)")
     scenario.add_argument("--version", help="Exchange version of the servers")
     scenario.add_argument("--out", required=True, metavar="FILE")
+    add_scenario_options(scenario)
     scenario.set_defaults(func=cmd_scenario)
 
     snap = command("snapshot", "read an organisation into a world file, to rehearse offline")
