@@ -89,10 +89,10 @@ def main() -> None:
     parser.add_argument("new")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the worktrees and copies")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="after --: the benchmark and its arguments")
-    args = parser.parse_args()
-    command = [part for part in args.command if part != "--"]
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    command = argv[split + 1:]  # the benchmark and its arguments
     if not command:
         parser.error("give the benchmark to run after --, e.g. -- bench/run.py --size 10000")
     work = Path(tempfile.mkdtemp(prefix="remediate-compare-"))
