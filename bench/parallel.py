@@ -88,14 +88,19 @@ def apply_once(
     return (world.clock.now() - started).total_seconds(), wall, calls
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The worlds to measure (bench/discovery_verify.py takes the same), events silenced."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 4, 16, 40])
     parser.add_argument("--users-per-server", type=int, default=5)
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--kb", nargs="+", default=["kb278447", "kb842101"])
-    args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0])
 
     print(f"| playbook | servers | Exchange calls | --parallel 1 (s) | --parallel "
           f"{DEFAULT_PARALLEL} (s) | all at once (s) | limit (s) | default / limit "

@@ -16,7 +16,7 @@ from remediate.model import (
     ExchangeVersion,
 )
 from remediate.steps.recipient import shown, values_of
-from remediate.steps.targets import RECONNECT_BY_HAND, UserTarget
+from remediate.steps.targets import RECONNECT_BY_HAND, ForUser, UserTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +150,7 @@ def _user_observation(change: Planned) -> UserObservation:
 
 
 @dataclass(frozen=True, slots=True)
-class StripTarget:
+class StripTarget(ForUser):
     """A user to strip of Exchange attributes; ``version``/``server`` pick the method."""
 
     user: UserTarget
@@ -162,14 +162,6 @@ class StripTarget:
     # The mailbox to connect to the user afterwards, (server, mailbox GUID): on 2007+ the server
     # is asked first whether it can be (Connect-Mailbox -ValidateOnly).
     reconnects: tuple[str, UUID] | None = None
-
-    @property
-    def key(self) -> str:
-        return self.user.key
-
-    @property
-    def label(self) -> str:
-        return self.user.label
 
     @property
     def endpoint(self) -> str:

@@ -38,7 +38,7 @@ from remediate.model import (
 from remediate.ports import ManualActionRequired
 from remediate.recipient import home_mta, x500
 from remediate.steps.replication import ReplicationTarget, WaitForReplication
-from remediate.steps.targets import UserTarget, exchange_endpoint
+from remediate.steps.targets import ForUser, UserTarget, exchange_endpoint
 
 # The strip's step id: its backups are the record of each user before the strip.
 STRIP_RECORD = "remove-exchange-attributes"
@@ -60,7 +60,7 @@ Values = tuple[str | bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class RecipientTarget:
+class RecipientTarget(ForUser):
     """A repaired user, and the Exchange server its mailbox is on now. ``unrecorded``: why no
     record of him from before the strip can exist (his Exchange attributes were removed before
     this run, so its strip had nothing to back up); the restore then has nothing to put back
@@ -70,14 +70,6 @@ class RecipientTarget:
     server: str
     version: ExchangeVersion
     unrecorded: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.user.key
-
-    @property
-    def label(self) -> str:
-        return self.user.label
 
     @property
     def endpoint(self) -> str:

@@ -44,14 +44,12 @@ class UserTarget:
         return DIRECTORY_ENDPOINT
 
 
-@dataclass(frozen=True, slots=True)
-class UserOnServer:
-    """A user, checked on the Exchange server his mailbox is (was) on, in that server's batch;
-    without a server (no mailbox), on the directory. Its key is the user's: a plan's records
-    name the user as before."""
+class ForUser:
+    """A target that stands for ``user`` in a step that reaches him some other way (on an
+    Exchange server, with more to know): his key and label, so records name him as usual."""
 
+    __slots__ = ()
     user: UserTarget
-    server: str | None
 
     @property
     def key(self) -> str:
@@ -60,6 +58,15 @@ class UserOnServer:
     @property
     def label(self) -> str:
         return self.user.label
+
+
+@dataclass(frozen=True, slots=True)
+class UserOnServer(ForUser):
+    """A user, checked on the Exchange server his mailbox is (was) on, in that server's batch;
+    without a server (no mailbox), on the directory."""
+
+    user: UserTarget
+    server: str | None
 
     @property
     def endpoint(self) -> str:
