@@ -9,9 +9,9 @@ would cost on servers answering after that delay), at ``--parallel 1``, at the d
 with every server at once; wall time is printed beside it.
 
 The limit is what no schedule of the steps can beat: the time that is not Exchange latency
-(replication waits, directory calls), plus discovery's Exchange calls (discovery reads the
-servers one after another: not a step, not run in parallel), plus, for each step, the latency of
-the one server with the most calls in that step (counted in the one-by-one run).
+(replication waits, directory calls), plus, for discovery and for each step, the latency of the
+one server with the most calls in it (counted in the one-by-one run; discovery reads the
+servers concurrently too).
 """
 
 from __future__ import annotations
@@ -60,14 +60,10 @@ class CallsPerStep:
         if record["event"] == ev.STEP_STARTED:
             self.step = str(record["step"])
 
-    def discovery(self) -> int:
-        return sum(count for (step, _), count in self.calls.items() if step == DISCOVERY)
-
     def slowest_per_step(self) -> int:
         most: dict[str, int] = {}
         for (step, _), count in self.calls.items():
-            if step != DISCOVERY:
-                most[step] = max(most.get(step, 0), count)
+            most[step] = max(most.get(step, 0), count)
         return sum(most.values())
 
 
@@ -112,7 +108,7 @@ def main() -> None:
             one, wall_one, calls = apply_once(kb, doc, 1, args.latency, counter=True)
             assert calls is not None
             total = sum(calls.calls.values())
-            limit = one - args.latency * (total - calls.discovery() - calls.slowest_per_step())
+            limit = one - args.latency * (total - calls.slowest_per_step())
             default, wall_default, _ = apply_once(kb, doc, DEFAULT_PARALLEL, args.latency)
             every, wall_every, _ = apply_once(kb, doc, max(servers, 1), args.latency)
             print(f"| {kb} | {servers} | {total} | {one:,.0f} | {default:,.0f} | {every:,.0f} "
