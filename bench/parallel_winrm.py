@@ -37,6 +37,8 @@ from remediate.engine.parallel import DEFAULT_PARALLEL
 from remediate.gcpolicy import program_collector
 from remediate.testing import apply_confirmed
 
+DISCOVERY = "(discovery)"
+
 
 class StepClock:
     """Each step's wall time, and the commands each endpoint answered during it."""
@@ -48,10 +50,13 @@ class StepClock:
         self._started: dict[str, tuple[datetime, Counter[str]]] = {}
 
     def follow(self, record: dict[str, Any]) -> None:
-        step, at = str(record["step"]), datetime.fromisoformat(str(record["ts"]))
-        if record["event"] == ev.STEP_STARTED:
+        event, at = record["event"], datetime.fromisoformat(str(record["ts"]))
+        # Discovery, from the run's start to its selection, counts as a step of its own.
+        step = DISCOVERY if event in (ev.RUN_STARTED, ev.RUN_DISCOVERED) else str(
+            record.get("step"))
+        if event in (ev.STEP_STARTED, ev.RUN_STARTED):
             self._started[step] = (at, self._count())
-        elif record["event"] == ev.STEP_COMPLETED and step in self._started:
+        elif event in (ev.STEP_COMPLETED, ev.RUN_DISCOVERED) and step in self._started:
             began, before = self._started.pop(step)
             self.seconds[step] = (at - began).total_seconds()
             self.commands[step] = self._count() - before

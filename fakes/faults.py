@@ -101,16 +101,20 @@ class Faults:
         # Seconds each call of a port ("exchange", "directory") takes, slept on ``sleep`` (the
         # world's clock) before the call: the round trip to a remote server, made measurable.
         self.latency: dict[str, float] = {}
+        # A server's own round trip, instead of its port's (a remote site, a busy server).
+        self.endpoint_latency: dict[str, float] = {}
         # One operation at a time, whole: batches taking turns on virtual time never overlap,
         # but a world served to real threads (the loopback WinRM endpoint's handlers, an apply
         # on the system clock) would. Never held across a sleep, so turns cannot deadlock on it.
         self.lock = threading.RLock()
         self.sleep: Callable[[float], None] = lambda seconds: None
 
-    def pace(self, port: str) -> None:
-        """A call of ``port`` travels: sleep its latency. Always a sleep, even of no time, so
-        that jobs taking turns on virtual time (``remediate.turns``) switch at every call."""
-        self.sleep(self.latency.get(port, 0.0))
+    def pace(self, port: str, endpoint: str) -> None:
+        """A call of ``port`` to ``endpoint`` travels: sleep its latency. Always a sleep, even of
+        no time, so that jobs taking turns on virtual time (``remediate.turns``) switch at every
+        call."""
+        latency = self.endpoint_latency.get(endpoint)
+        self.sleep(self.latency.get(port, 0.0) if latency is None else latency)
 
     @property
     def count(self) -> int:
@@ -234,7 +238,7 @@ class Gate:
         arguments: object,
         action: Callable[[], T],
     ) -> T:
-        self._faults.pace(self._prefix)
+        self._faults.pace(self._prefix, endpoint)
         with self._faults.lock:
             self._before()
             name = self._names.get(method)

@@ -751,13 +751,9 @@ def kb278447(
 
     ``cases`` (of :data:`KB278447_CASES`) add, each with its own users, what decides by evidence
     (see :func:`_add_kb278447_case`); their expectations are in ``expected["cases"]``."""
-    unknown = sorted(set(cases) - set(KB278447_CASES))
-    if unknown:
-        raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(KB278447_CASES)}")
     world = _WorldBuilder("kb278447", size, seed, version, topology=topology,
                            servers=servers)
-    return world.document(_fill_kb278447(world, cases))
+    return world.document(_fill_kb278447(world, _known_cases(cases)))
 
 
 def _fill_kb278447(world: _WorldBuilder, cases: tuple[str, ...] = ()) -> Json:
@@ -1042,16 +1038,29 @@ _FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {  # each with 
 @building()
 def scenario_world(
     name: str, size: int, seed: int, *, version: str | None = None,
-    topology: Topology | None = None,
+    topology: Topology | None = None, servers: int | None = None, cases: tuple[str, ...] = (),
 ) -> FakeWorld:
-    """The world ``SCENARIOS[name](size, seed, version=version)`` describes (the same state, the
-    same scenario block), built without that document: each mailbox is read into the world as
-    it is made. ``version`` None: the builder's default."""
+    """The world ``SCENARIOS[name](size, seed, version=version, servers=servers, cases=cases)``
+    describes (the same state, the same scenario block), built without that document: each
+    mailbox is read into the world as it is made. ``version`` None: the builder's default;
+    ``cases``: kb278447's only."""
     if name not in _FILLS:
         raise ScenarioError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if cases and name != "kb278447":
+        raise ScenarioError(f"{name} has no evidence cases (kb278447 has)")
     fill, default_version = _FILLS[name]
     assembler = WorldAssembler(source="scenario")
     world = _WorldBuilder(
-        name, size, seed, version or default_version, assembler, topology=topology
+        name, size, seed, version or default_version, assembler, topology=topology,
+        servers=servers,
     )
-    return world.fake_world(fill(world))
+    return world.fake_world(_fill_kb278447(world, _known_cases(cases)) if cases
+                            else fill(world))
+
+
+def _known_cases(cases: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(cases) - set(KB278447_CASES))
+    if unknown:
+        raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(KB278447_CASES)}")
+    return cases

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -125,15 +125,23 @@ class FakeWorld:
         faults = _faults()
         directory = self._directory.clone(timeline=timeline, faults=faults)
         exchange = self._exchange.clone(directory, timeline=timeline, faults=faults)
-        faults.latency = dict(self._faults.latency)  # the rehearsal takes the same time
+        # The rehearsal takes the same time.
+        faults.latency = dict(self._faults.latency)
+        faults.endpoint_latency = dict(self._faults.endpoint_latency)
         return FakeWorld(directory, exchange, timeline, faults, self.scenario)
 
-    def set_latency(self, *, exchange_s: float = 0.0, directory_s: float = 0.0) -> None:
-        """Make each Exchange (directory) call take this many seconds of virtual time."""
-        for port, seconds in (("exchange", exchange_s), ("directory", directory_s)):
+    def set_latency(
+        self, *, exchange_s: float = 0.0, directory_s: float = 0.0,
+        servers: Mapping[str, float] | None = None,
+    ) -> None:
+        """Make each Exchange (directory) call take this many seconds of virtual time;
+        ``servers``: each call to one of these endpoints takes its own time instead."""
+        ports = {"exchange": exchange_s, "directory": directory_s}
+        for where, seconds in [*ports.items(), *(servers or {}).items()]:
             if not seconds >= 0 or seconds == float("inf"):
-                raise ValueError(f"{port} latency: expected seconds >= 0, not {seconds}")
-            self._faults.latency[port] = seconds
+                raise ValueError(f"{where} latency: expected seconds >= 0, not {seconds}")
+        self._faults.latency.update(ports)
+        self._faults.endpoint_latency = dict(servers or {})
 
     def catch_up(self) -> None:
         """Process what is due by now (backend operations do this by themselves)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from remediate.engine.changes import Finding, JsonValue
+from remediate.engine.concurrent_reads import read_each
 from remediate.model import ExchangeServer, ExchangeVersion, MailboxCopy, MailboxInfo
-from remediate.ports import Exchange
+from remediate.ports import World
 from remediate.steps.replication import DirectoryUse
 
 
@@ -49,16 +50,18 @@ COPY_LEFT_ALONE = "mailbox-copy-left-alone"
 
 
 def locate_mailboxes(
-    exchange: Exchange, servers: Iterable[ExchangeServer], guids: Collection[UUID]
+    world: World, servers: Sequence[ExchangeServer], guids: Collection[UUID]
 ) -> tuple[dict[UUID, MailboxInfo], list[MailboxInfo]]:
-    """Find these mailboxes on any server (one call per server): the mailboxes themselves by
-    GUID, and the recovery and soft-deleted copies that share their GUIDs."""
+    """Find these mailboxes on any server (one call per server, the servers read
+    concurrently): the mailboxes themselves by GUID (a mailbox two servers report is the first
+    server's), and the recovery and soft-deleted copies that share their GUIDs."""
     found: dict[UUID, MailboxInfo] = {}
     copies: list[MailboxInfo] = []
     if not guids:
         return found, copies
-    for server in servers:
-        for box in exchange.mailboxes(server.name, guids):
+    for boxes in read_each(world.clock, servers,
+                           lambda server: world.exchange.mailboxes(server.name, guids)):
+        for box in boxes:
             if box.live:
                 found.setdefault(box.guid, box)
             else:
@@ -89,11 +92,12 @@ _COPY_ADVICE = {
 }
 
 
-def store_names(exchange: Exchange, servers: Iterable[ExchangeServer]) -> dict[str, str]:
+def store_names(world: World, servers: Sequence[ExchangeServer]) -> dict[str, str]:
     """Store DN (lower-cased) -> store name, for people."""
-    return {
-        store.dn.lower(): store.name for server in servers for store in exchange.stores(server.name)
-    }
+    return {store.dn.lower(): store.name
+            for stores in read_each(world.clock, servers,
+                                    lambda server: world.exchange.stores(server.name))
+            for store in stores}
 
 
 def as_dict(value: JsonValue) -> dict[str, JsonValue]:

@@ -26,6 +26,7 @@ from remediate.engine.changes import (
     NoOp,
     WouldFail,
 )
+from remediate.engine.concurrent_reads import read_each
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
 from remediate.engine.history import NoHistory, RunHistory
 from remediate.engine.playbook import (
@@ -80,6 +81,7 @@ from remediate.steps.targets import (
     ReconnectTarget,
     ServiceTarget,
     StoreTarget,
+    UserOnServer,
     UserTarget,
 )
 
@@ -287,8 +289,10 @@ class Selection:
         return [server.use for server in self.servers if server.name in holding]
 
 
-class VerifyReconnected(Step[UserTarget, str | None]):
-    """Each user connected, on every DC, to the original mailbox holding all their items."""
+class VerifyReconnected(Step[UserOnServer, str | None]):
+    """Each user connected, on every DC, to the original mailbox holding all their items. A
+    batch per server (the users whose original mailbox is there): the servers are read
+    concurrently."""
 
     name = "verify"
     impact = Impact.READ
@@ -296,27 +300,32 @@ class VerifyReconnected(Step[UserTarget, str | None]):
     wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__(lambda: [user.target for user in selection.users])
+        super().__init__(lambda: [UserOnServer(user.target, user.original.server)
+                                  for user in selection.users])
         self.selection = selection
 
-    def observe(self, ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, str | None]:
+    def observe(
+        self, ctx: StepContext, targets: Sequence[UserOnServer]
+    ) -> Mapping[str, str | None]:
         by_guid = {user.guid: user for user in self.selection.users}
+        users = [by_guid[target.user.guid] for target in targets]
         problems: dict[str, str | None] = {target.key: None for target in targets}
 
         def report(key: str, problem: str) -> None:
             problems[key] = problems[key] or problem
 
         for dc in reachable(self.selection.dcs, ctx.options):
-            seen = ctx.world.directory.read(list(by_guid), dc)
-            for target in targets:
-                entry = seen.get(target.guid)
-                if entry is None or entry.mailbox_guid != by_guid[target.guid].original.guid:
-                    report(target.key, f"{dc} does not show the user on the original mailbox")
-        for server in {user.original.server for user in self.selection.users}:
-            users = [u for u in self.selection.users if u.original.server == server]
-            boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
-                server, [u.original.guid for u in users]) if box.live}
+            seen = ctx.world.directory.read([user.guid for user in users], dc)
             for user in users:
+                entry = seen.get(user.guid)
+                if entry is None or entry.mailbox_guid != user.original.guid:
+                    report(user.target.key, f"{dc} does not show the user on the original mailbox")
+        # One server per batch; any set of targets is observed right all the same.
+        for server in sorted({user.original.server for user in users}):
+            on_server = [u for u in users if u.original.server == server]
+            boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
+                server, [u.original.guid for u in on_server]) if box.live}
+            for user in on_server:
                 box = boxes.get(user.original.guid)
                 if box is None or box.owner != user.guid or box.disconnected:
                     report(user.target.key, f"original mailbox on {server} is not connected")
@@ -325,10 +334,10 @@ class VerifyReconnected(Step[UserTarget, str | None]):
                            f"expected at least {user.items_expected}")
         return problems
 
-    def plan(self, target: UserTarget, observation: str | None) -> Change:
+    def plan(self, target: UserOnServer, observation: str | None) -> Change:
         return NoOp(target.key) if observation is None else WouldFail(target.key, observation)
 
-    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Any]]) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserOnServer, Any]]) -> None:
         """Verification changes nothing."""
 
 
@@ -478,7 +487,9 @@ class Kb278447(Playbook[Params, Selection]):
         self, world: World, params: Params, history: RunHistory
     ) -> Discovery[Selection]:
         servers = self._servers(world, params)
-        every = [box for s in servers for box in world.exchange.mailboxes(s.name)]
+        every = [box for boxes in read_each(world.clock, servers,
+                                            lambda s: world.exchange.mailboxes(s.name))
+                 for box in boxes]
         # A recovery or soft-deleted copy is never a candidate: reported once the selection
         # says which mailboxes the run acts on.
         mailboxes = [box for box in every if box.live]
@@ -532,7 +543,10 @@ class Kb278447(Playbook[Params, Selection]):
         """Judge each mail-enabled user with a candidate; returns the mailboxes they claim."""
         by_legacy = legacy_dn_index(mailboxes)
         by_guid = {box.guid: box for box in mailboxes}
-        stores = {_normal(store.dn) for s in servers for store in world.exchange.stores(s.name)}
+        stores = {_normal(store.dn)
+                  for found in read_each(world.clock, servers,
+                                         lambda s: world.exchange.stores(s.name))
+                  for store in found}
         users = world.directory.find_users(
             UserQuery(sam_account_names=params.users, mail_enabled_only=True))
         claimed: set[UUID] = set()
@@ -587,8 +601,11 @@ class Kb278447(Playbook[Params, Selection]):
         mail cannot be exported must not stop everyone else's repair), and the repaired users
         whose recipient settings cannot be restored."""
         versions = {server.name: server.version for server in servers}
-        refusals = {server.name: world.exchange.mail_export_refusal(server.name)
-                    for server in servers}
+        refusals = dict(zip(
+            [server.name for server in servers],
+            read_each(world.clock, servers,
+                      lambda server: world.exchange.mail_export_refusal(server.name)),
+            strict=True))
         homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
         findings: list[Finding] = []
@@ -657,13 +674,18 @@ class Kb278447(Playbook[Params, Selection]):
                 for server, service in delivering_services(home, organisation):
                     if service not in wanted.setdefault(server, []):
                         wanted[server].append(service)
-        running: list[tuple[str, str]] = []
-        for server, names in wanted.items():
+        def read(server: str) -> tuple[list[str], dict[str, list[str]]]:
+            names = wanted[server]
             states = world.exchange.service_states(server, names)
             stopping = [n for n in names if states.get(n) is ServiceState.RUNNING]
             # Stop-Service -Force stops what depends on them too: listed first (stopped before
             # them), so it is recorded and started again with them.
-            dependents = world.exchange.running_dependents(server, stopping) if stopping else {}
+            return stopping, (world.exchange.running_dependents(server, stopping)
+                              if stopping else {})
+
+        running: list[tuple[str, str]] = []
+        for server, (stopping, dependents) in zip(
+                wanted, read_each(world.clock, list(wanted), read), strict=True):
             for name in stopping:
                 running += [(server, d) for d in dependents.get(name, [])
                             if (server, d) not in running and d not in stopping]

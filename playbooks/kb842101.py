@@ -41,7 +41,7 @@ from remediate.steps.replication import (
     reachable,
     replication_targets,
 )
-from remediate.steps.targets import MailboxTarget, StoreTarget, UserTarget
+from remediate.steps.targets import MailboxTarget, StoreTarget, UserOnServer, UserTarget
 
 from .common import (
     ServerInfo,
@@ -177,50 +177,54 @@ class Selection:
         return [user for user in self.users if user.keep_account]
 
 
-class VerifyCloneIsSafe(Step[UserTarget, str | None]):
-    """No selected object left on any DC, no mailbox of theirs in any store."""
+class VerifyCloneIsSafe(Step[UserOnServer, str | None]):
+    """No selected object left on any DC, no mailbox of theirs left in its store. A batch per
+    server (the users whose mailbox was there), so the servers are read concurrently."""
 
     name = "verify"
     impact = Impact.READ
-    summary = "Verify: no selected object on any DC and no mailbox of theirs in any store"
+    summary = "Verify: no selected object on any DC and no mailbox of theirs in its store"
     wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__([user.target for user in selection.users])
+        super().__init__([UserOnServer(user.target, user.server if user.mailbox else None)
+                          for user in selection.users])
         self.selection = selection
 
-    def observe(self, ctx: StepContext, targets: Sequence[UserTarget]) -> Mapping[str, str | None]:
+    def observe(
+        self, ctx: StepContext, targets: Sequence[UserOnServer]
+    ) -> Mapping[str, str | None]:
         problems: dict[str, str | None] = {target.key: None for target in targets}
         by_guid = {user.guid: user for user in self.selection.users}
-        guids = [target.guid for target in targets]
-        every = guids + [child for guid in guids for child in by_guid[guid].children]
+        users = [by_guid[target.user.guid] for target in targets]
+        every = [user.guid for user in users] + [c for user in users for c in user.children]
         for dc in reachable(self.selection.dcs, ctx.options):
             seen = ctx.world.directory.read(every, dc)
-            for target in targets:
-                user = by_guid[target.guid]
+            for user in users:
                 if user.keep_account:
-                    entry = seen.get(target.guid)
+                    entry = seen.get(user.guid)
                     problem = (f"{dc} no longer shows the account" if entry is None else
                                f"{dc} still shows it mail-enabled" if entry.mail_enabled else None)
                 else:
-                    left = [g for g in (target.guid, *user.children) if g in seen]
+                    left = [g for g in (user.guid, *user.children) if g in seen]
                     problem = f"{dc} still shows {len(left)} object(s)" if left else None
-                problems[target.key] = problems[target.key] or problem
-        mailboxes = {user.mailbox: user for user in self.selection.with_mailbox if user.mailbox}
-        for server in self.selection.servers:
-            for box in ctx.world.exchange.mailboxes(server.name, list(mailboxes)):
+                problems[user.target.key] = problems[user.target.key] or problem
+        # One server per batch; any set of targets is observed right all the same.
+        mailboxes = {user.mailbox: user for user in users if user.mailbox}
+        for server in sorted({t.server for t in targets if t.server is not None}):
+            for box in ctx.world.exchange.mailboxes(server, list(mailboxes)):
                 if not box.live:  # a recovery or soft-deleted copy: reported by discovery
                     continue
                 owner = mailboxes[box.guid]
                 problems[owner.target.key] = problems[owner.target.key] or (
-                    f"mailbox {box.guid} still in {server.name}"
+                    f"mailbox {box.guid} still in {server}"
                 )
         return problems
 
-    def plan(self, target: UserTarget, observation: str | None) -> Change:
+    def plan(self, target: UserOnServer, observation: str | None) -> Change:
         return NoOp(target.key) if observation is None else WouldFail(target.key, observation)
 
-    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserTarget, Any]]) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[UserOnServer, Any]]) -> None:
         """Verification changes nothing."""
 
 
@@ -306,9 +310,9 @@ class Kb842101(Playbook[Params, Selection]):
         below = directory.descendants([entry.guid for entry, _, _ in picked], dc)
         servers = list(exchange.servers())
         guids = [g for entry, _, _ in picked if (g := entry.mailbox_guid)]
-        boxes, copies = locate_mailboxes(exchange, servers, guids)
+        boxes, copies = locate_mailboxes(world, servers, guids)
         findings += copies_left_alone(copies, guids)
-        names = store_names(exchange, servers) if boxes else {}
+        names = store_names(world, servers) if boxes else {}
         users = []
         for entry, reason, keep in picked:
             box = boxes.get(entry.mailbox_guid) if entry.mailbox_guid else None

@@ -12,6 +12,7 @@ them nothing was changed, ``resume`` refuses, and a fresh apply does the whole r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,31 @@ def every_case() -> list[Case]:
     ]
 
 
+def first_case_on_the_same_route(case: Case, log: Sequence[str], work: Path) -> Case:
+    """The first case of ``every_case()`` whose uninterrupted apply performs exactly ``log``'s
+    backend operations in that order (``case`` itself when none comes before it).
+
+    A crash point is an operation of that sequence, so two cases on one route have the same
+    crash points, each reached by the same engine code: the fakes' versions differ there in
+    what a call carries (cmdlet, service names), never in whether or when a run is journalled,
+    stopped or resumed. ``work`` holds the earlier cases' rehearsal runs."""
+    for earlier in every_case():
+        if earlier == case:
+            return case
+        if earlier.playbook == case.playbook and _operations(earlier, work) == tuple(log):
+            return earlier
+    raise ValueError(f"{case.id} is not one of every_case()")
+
+
+def _operations(case: Case, work: Path) -> tuple[str, ...]:
+    if case not in _ROUTES:
+        _ROUTES[case] = uninterrupted(case, case.document(), work / case.id).log
+    return _ROUTES[case]
+
+
+_ROUTES: dict[Case, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True)
 class Reference:
     """What an uninterrupted apply did."""
@@ -65,6 +91,7 @@ class Reference:
     operations: int  # backend operations, failed ones included
     effective: int  # operations that took effect (crash_after counts these)
     mutations: dict[str, int]
+    log: tuple[str, ...]  # the backend operations, in order
 
 
 def uninterrupted(case: Case, doc: Doc, state_dir: Path) -> Reference:
@@ -77,7 +104,7 @@ def uninterrupted(case: Case, doc: Doc, state_dir: Path) -> Reference:
     # without taking effect.
     manual = sum(log.count(op) for op in MANUAL_ON_LEGACY) if case.legacy else 0
     return Reference(before, snapshot(world), len(log), len(log) - manual,
-                     dict(mutations(log, case)))
+                     dict(mutations(log, case)), tuple(log))
 
 
 def promised_end_state(case: Case, doc: Doc, after: Doc) -> list[str]:
@@ -178,11 +205,12 @@ class Sweep:
         return len(self.refused) + len(self.resumed)
 
 
-def sweep(case: Case, work: Path) -> Sweep:
-    """Crash after every operation of ``case`` (run directories under ``work``)."""
+def sweep(case: Case, work: Path, reference: Reference | None = None) -> Sweep:
+    """Crash after every operation of ``case`` (run directories under ``work``); ``reference``:
+    its uninterrupted apply, if already made."""
     started = time.perf_counter()
     doc = case.document()
-    result = Sweep(case, uninterrupted(case, doc, work / "reference"))
+    result = Sweep(case, reference or uninterrupted(case, doc, work / "reference"))
     for n in range(1, result.reference.effective + 1):
         crash_and_continue(result, doc, n, work / f"crash-{n}")
     result.seconds = time.perf_counter() - started

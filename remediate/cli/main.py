@@ -38,6 +38,7 @@ from remediate.cli.render import (
     render_text,
 )
 from remediate.cli.saved import describe_playbook
+from remediate.cli.scenario_options import add_scenario_options, chosen_cases
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine.changes import JsonValue
@@ -546,7 +547,8 @@ def cmd_scenario(options: CommandOptions) -> int:
     try:
         # Built without the scenario's JSON document: only the saved one is ever in memory.
         world = scenario_world(options.name, options.size, options.seed,
-                               version=options.version or None)
+                               version=options.version or None, servers=options.servers,
+                               cases=chosen_cases(options.name, list(options.case)))
     except ValueError as error:
         raise InputError(str(error), target=f"scenario {options.name}") from None
     out = options.required_out()
@@ -662,6 +664,7 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
                           help="the same seed gives the same file (default 1)")
     scenario.add_argument("--version", help="Exchange version of the servers")
     scenario.add_argument("--out", required=True, metavar="FILE")
+    add_scenario_options(scenario)
     scenario.set_defaults(func=cmd_scenario)
 
     snap = command("snapshot", "read an organisation into a world file, to rehearse offline")

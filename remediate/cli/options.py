@@ -58,6 +58,8 @@ class CommandOptions:
     size: int = 20
     seed: int = 1
     version: str | None = None
+    servers: int | None = None  # scenario
+    case: tuple[str, ...] = ()  # scenario --case
     # set by main, not by an option: the console's subscribers (step lines, progress bars)
     subscribers: tuple[Subscriber, ...] = ()
 

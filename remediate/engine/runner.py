@@ -22,6 +22,7 @@ from tenacity import RetryCallState
 from remediate.engine import events as ev
 from remediate.engine.backups import DirectoryBackups, MemoryBackups, write_durably
 from remediate.engine.changes import ChangeRecord, JsonValue
+from remediate.engine.concurrent_reads import reads_at_most
 from remediate.engine.events import Events, Subscriber
 from remediate.engine.execute import Executor
 from remediate.engine.fingerprint import drifts, fingerprints
@@ -346,7 +347,8 @@ class Engine:
     ) -> Discovery[Any]:
         """Discovery only reads, so each read is simply sent again after a transient error."""
         reads = retried_reads(world, self.retry, self._on_discovery_retry(events))
-        return playbook.discover_with_history(reads, params, JournalHistory(self.store))
+        with reads_at_most(self.parallel):
+            return playbook.discover_with_history(reads, params, JournalHistory(self.store))
 
     def _read_retried(self, world: World, events: Events, read: Callable[[], Read]) -> Read:
         """A read of the discovery phase, run again after a transient error."""

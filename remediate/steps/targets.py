@@ -46,14 +46,12 @@ class UserTarget:
         return DIRECTORY_ENDPOINT
 
 
-@dataclass(frozen=True, slots=True)
-class UserKeyedTarget:
-    """A step's work on one user, whose mailbox is on ``server``: keyed, labelled and (unless a
-    subclass says otherwise) batched as the user, so that a step acts once per user."""
+class ForUser:
+    """A target that stands for ``user`` in a step that reaches him some other way (on an
+    Exchange server, with more to know): his key and label, so records name him as usual."""
 
+    __slots__ = ()
     user: UserTarget
-    server: str
-    version: ExchangeVersion
 
     @property
     def key(self) -> str:
@@ -62,6 +60,29 @@ class UserKeyedTarget:
     @property
     def label(self) -> str:
         return self.user.label
+
+
+@dataclass(frozen=True, slots=True)
+class UserOnServer(ForUser):
+    """A user, checked on the Exchange server his mailbox is (was) on, in that server's batch;
+    without a server (no mailbox), on the directory."""
+
+    user: UserTarget
+    server: str | None
+
+    @property
+    def endpoint(self) -> str:
+        return self.user.endpoint if self.server is None else exchange_endpoint(self.server)
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeyedTarget(ForUser):
+    """A step's work on one user, whose mailbox is on ``server``: keyed, labelled and (unless a
+    subclass says otherwise) batched as the user, so that a step acts once per user."""
+
+    user: UserTarget
+    server: str
+    version: ExchangeVersion
 
     @property
     def endpoint(self) -> str:
