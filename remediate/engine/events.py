@@ -1,7 +1,8 @@
 """Structured events, one schema for plan and apply.
 
 Every event carries ``run_id``, ``playbook``, ``mode``, ``step`` and ``target`` (None where it does
-not apply). They go to the run's journal, to any subscriber (progress bars), and to structlog once
+not apply). They go to the run's listeners (``engine.listener``: typed hooks, e.g. progress bars),
+to the run's journal, the one place they are written down as JSON, and to structlog once
 an application has configured it (the command line does); otherwise to the standard library's
 ``logging.getLogger("remediate")``, which shows nothing unless the application configures
 logging: a library prints nothing of its own accord.
@@ -12,14 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
 
-from remediate.engine.changes import JsonValue
+from remediate.engine.changes import ChangeRecord, JsonValue
 from remediate.engine.journal import Journal, JournalRecord
+from remediate.engine.listener import RunInfo, RunListener
 
 RUN_STARTED = "run.started"
 RUN_DISCOVERED = "run.discovered"
@@ -58,11 +60,16 @@ LIBRARY_LOGGER.addHandler(logging.NullHandler())
 
 
 class Subscriber(Protocol):
+    """Transitional: a callable given each event's journal record (a dict). Tests and benches
+    that count events still use it; a program listens with a ``RunListener`` instead."""
+
     def __call__(self, record: JournalRecord, /) -> None: ...
 
 
 class Events:
-    """Emit events to structlog, the journal (if any) and subscribers."""
+    """Emit events to listeners, subscribers, the journal (if any) and structlog. An event a
+    listener may act on has a method of its own, which calls the listeners with typed values;
+    ``emit`` writes down the rest."""
 
     def __init__(
         self,
@@ -71,6 +78,7 @@ class Events:
         playbook: str,
         mode: str,
         journal: Journal | None = None,
+        listeners: tuple[RunListener, ...] = (),
         subscribers: tuple[Subscriber, ...] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -78,7 +86,9 @@ class Events:
         self.playbook = playbook
         self.mode = mode
         self.journal = journal
+        self.listeners = listeners
         self.subscribers = subscribers
+        self._opened = False
         self._now = now
         # structlog's defaults print every event to stdout: only an application that set it
         # up (structlog.configure) gets events through it.
@@ -101,6 +111,7 @@ class Events:
     def _emit(
         self, event: str, step: str | None, target: str | None, fields: dict[str, JsonValue]
     ) -> None:
+        self._open()
         record: JournalRecord = {
             "event": event,
             "ts": self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -111,8 +122,9 @@ class Events:
             "target": target,
         }
         record.update(fields)
-        # Subscribers first: one that keeps state beside the journal (a world file saved when
-        # a step completes) has it on disk before the journal can say the step is done.
+        # Listeners (``_notify``) and subscribers first: one that keeps state beside the journal
+        # (a world file saved when a step completes) has it on disk before the journal can say
+        # the step is done.
         for subscriber in self.subscribers:
             subscriber(record)
         if self.journal is not None:
@@ -124,6 +136,124 @@ class Events:
         elif LIBRARY_LOGGER.isEnabledFor(level):
             LIBRARY_LOGGER.log(level, "%s %s", event,
                                json.dumps(log_fields, ensure_ascii=False, default=str))
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            run = RunInfo(self.run_id, self.playbook, self.mode)
+            for listener in self.listeners:
+                listener.on_run_opened(run)
+
+    def _notify(self, call: Callable[[RunListener], None]) -> None:
+        self._open()
+        for listener in self.listeners:
+            call(listener)
+
+    # -- the events listeners hear, each with its typed values --------------------------------
+
+    def run_started(self, **fields: JsonValue) -> None:
+        with self._lock:
+            run = RunInfo(self.run_id, self.playbook, self.mode)
+            self._notify(lambda listener: listener.on_run_started(run))
+            self._emit(RUN_STARTED, None, None, fields)
+
+    def discovered(
+        self, summary: Mapping[str, int], *, selection: JsonValue, findings: JsonValue,
+        writable_dc: str,
+    ) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_discovered(summary))
+            self.emit(RUN_DISCOVERED, selection=selection, summary=dict(summary),
+                      findings=findings, writable_dc=writable_dc)
+
+    def planned(self, changes: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_planned(changes))
+            self.emit(RUN_PLANNED, changes=changes)
+
+    def approved(self, changes: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_approved(changes))
+            self.emit(RUN_APPROVED, changes=changes)
+
+    def resumed(self, completed: Sequence[str], leave_out_dcs: Sequence[str]) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_resumed(completed))
+            self.emit(RUN_RESUMED, completed=list[JsonValue](completed),
+                      leave_out_dcs=list[JsonValue](leave_out_dcs) or None)
+
+    def journal_truncated(self, line: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_journal_truncated(line))
+            self.emit(RUN_JOURNAL_TRUNCATED, line=line)
+
+    def lock_abandoned(self, left_by: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_lock_abandoned(left_by))
+            self.emit(RUN_LOCK_ABANDONED, left_by=left_by)
+
+    def step_started(self, step: str, targets: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_step_started(step, targets))
+            self.emit(STEP_STARTED, step=step, targets=targets)
+
+    def change(self, record: ChangeRecord, *, applied: bool, settled: bool = False) -> None:
+        """A change planned (``applied`` False) or that took effect; ``settled``: one an
+        earlier process made without recording it, found done by a resume."""
+        extra: dict[str, JsonValue] = {"settled": True} if settled else {}
+        with self._lock:
+            self._notify(lambda listener: listener.on_change(record))
+            self.emit(STEP_APPLIED if applied else STEP_PLANNED, step=record.step,
+                      target=record.target, label=record.label, endpoint=record.endpoint,
+                      action=record.action, impact=record.impact.value, before=record.before,
+                      after=record.after, **extra)
+
+    def waiting(self, step: str, endpoint: str, outstanding: int, polls: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_waiting(step, endpoint, outstanding))
+            self.emit(STEP_WAITING, step=step, endpoint=endpoint, outstanding=outstanding,
+                      polls=polls)
+
+    def batch_finished(self, step: str, endpoint: str, changes: int) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_batch_finished(step, endpoint, changes))
+            self.emit(STEP_VERIFIED, step=step, endpoint=endpoint, changes=changes)
+
+    def retried(self, step: str, phase: str, attempt: int, error: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_retry(step, phase, attempt, error))
+            self.emit(STEP_RETRIED, step=step, phase=phase, attempt=attempt, error=error)
+
+    def manual_action(self, step: str, instructions: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_manual_action(step, instructions))
+            self.emit(STEP_MANUAL, step=step, instructions=instructions)
+
+    def step_failed(self, step: str, target: str | None, error: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_step_failed(step, error))
+            self.emit(STEP_FAILED, step=step, target=target, error=error)
+
+    def step_completed(self, step: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_step_completed(step))
+            self.emit(STEP_COMPLETED, step=step)
+
+    def paused(self, step: str, instructions: str) -> None:
+        with self._lock:
+            self._notify(lambda listener: listener.on_paused(step, instructions))
+            self.emit(RUN_PAUSED, step=step, instructions=instructions)
+
+    def run_finished(
+        self, state: str, *, error: str | None = None, changes: int | None = None
+    ) -> None:
+        """The journal line carries ``error`` and ``changes`` only where they are known."""
+        known: dict[str, JsonValue] = {
+            key: value for key, value in (("error", error), ("changes", changes))
+            if value is not None}
+        with self._lock:
+            self._notify(lambda listener: listener.on_run_finished(state, error))
+            self._emit(RUN_FINISHED, None, None, {"state": state, **known})
 
     def _level(self, event: str) -> int:
         if event in _DEBUG_EVENTS:
