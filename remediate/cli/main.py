@@ -42,8 +42,8 @@ from remediate.cli.saved import describe_playbook
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine.changes import JsonValue
-from remediate.engine.events import Subscriber
 from remediate.engine.journal import RunStore, read_journal
+from remediate.engine.listener import RunListener
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
@@ -564,16 +564,16 @@ def cmd_scenario(options: CommandOptions) -> int:
 
 
 def _engine(
-    options: CommandOptions, *subscribers: Subscriber, world_file: str | None = None,
+    options: CommandOptions, *listeners: RunListener, world_file: str | None = None,
     lease_container: str | None = None,
 ) -> Engine:
-    """With the console's subscribers (progress bars, the run's log file) set up by main; a
+    """With the console's listeners (progress bars, the run's log file) set up by main; a
     run against a world file takes the organisation's lock beside that file, one against an
     inventory its lease in the directory."""
-    console = options.subscribers
+    console = options.listeners
     beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=options.state_path(), retry=_retry_policy(options),
-                  subscribers=subscribers + console, lock_beside=beside,
+                  listeners=listeners + console, lock_beside=beside,
                   parallel=_parallel(options),
                   lease_container=lease_container, break_lease=_lease_breaker(options))
 
@@ -592,7 +592,7 @@ def _progress_bars(options: CommandOptions, console: Console) -> ProgressBars | 
     return ProgressBars(console)
 
 
-def _console_subscribers(options: CommandOptions) -> tuple[Subscriber, ...]:
+def _console_listeners(options: CommandOptions) -> tuple[RunListener, ...]:
     """For people (console events): the step lines, under progress bars at a terminal. One
     rich console for both, so a line printed while the bars run goes above them."""
     if console_format(options.log_format) != "console":
@@ -832,15 +832,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_log = RunLog(given.state_path() / "runs")
     configure_logging(verbosity=given.verbose - given.quiet, fmt=given.log_format,
                       run_log=run_log)
-    options = replace(given, subscribers=(run_log, *_console_subscribers(given)))
+    options = replace(given, listeners=(run_log, *_console_listeners(given)))
     try:
         with stop_on_signals():  # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
             return _dispatch(command, options)
     finally:
         gc.unfreeze()
-        for subscriber in options.subscribers:
-            if isinstance(subscriber, ProgressBars):
-                subscriber.stop()
+        for listener in options.listeners:
+            if isinstance(listener, ProgressBars):
+                listener.stop()
         run_log.close()
 
 
