@@ -7,7 +7,7 @@ resume and audit.
 >>> plan = Engine().plan(get_playbook("kb842101"), world, {"users": "jdoe"})  # doctest: +SKIP
 
 Importing it configures no logging and prints nothing: the engine's events go to the journal,
-to subscribers, and to structlog or ``logging.getLogger("remediate")`` once the application
+to listeners (``RunListener``), and to structlog or ``logging.getLogger("remediate")`` once the application
 sets either up.
 """
 
@@ -37,6 +37,7 @@ from remediate.engine.playbook import (
     parse_seconds,
     parse_text,
 )
+from remediate.engine.listener import RunInfo, RunListener
 from remediate.engine.runner import Engine, RunResult, Safety
 from remediate.engine.step import Options, Step, StepContext, Target
 from remediate.engine.wording import Duration, Wording
@@ -94,6 +95,8 @@ __all__ = [
     "Playbook",
     "Refused",
     "RemediateError",
+    "RunInfo",
+    "RunListener",
     "RunPaused",
     "RunResult",
     "Safety",
