@@ -7,8 +7,8 @@ resume and audit.
 >>> plan = Engine().plan(get_playbook("kb842101"), world, {"users": "jdoe"})  # doctest: +SKIP
 
 Importing it configures no logging and prints nothing: the engine's events go to the journal,
-to listeners (``RunListener``), and to structlog or ``logging.getLogger("remediate")`` once the application
-sets either up.
+to listeners (``RunListener``), and to structlog or ``logging.getLogger("remediate")`` once the
+application sets either up.
 """
 
 from remediate.engine.changes import (
@@ -22,6 +22,7 @@ from remediate.engine.changes import (
     WouldFail,
 )
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
+from remediate.engine.listener import RunInfo, RunListener
 from remediate.engine.playbook import (
     Discovery,
     Disruption,
@@ -37,7 +38,6 @@ from remediate.engine.playbook import (
     parse_seconds,
     parse_text,
 )
-from remediate.engine.listener import RunInfo, RunListener
 from remediate.engine.runner import Engine, RunResult, Safety
 from remediate.engine.step import Options, Step, StepContext, Target
 from remediate.engine.wording import Duration, Wording
