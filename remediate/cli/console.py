@@ -172,10 +172,12 @@ class _StepTally:
 class StepLines(RunListener):
     """The human view of a plan, apply or resume on stderr: one line per step as it completes
     (``export-mail  2,000 exported ... (reversible) 2.1s``), and each warning or error as it
-    happens. ``quiet``: the warnings and errors only."""
+    happens. ``quiet``: the warnings and errors only. ``manual_actions``: the instructions it
+    printed, which the result's summary need not print again on the same screen."""
 
     console: Console
     quiet: bool = False
+    manual_actions: list[str] = field(default_factory=list)
     _planned: bool = False
     _steps: dict[str, _StepTally] = field(default_factory=dict)
 
@@ -217,6 +219,7 @@ class StepLines(RunListener):
     def on_manual_action(self, step: str, instructions: str) -> None:
         if not self._planned:  # a rehearsal plays it
             self._warn(f"{step}: manual action needed: {instructions}")
+            self.manual_actions.append(instructions)
 
     def on_paused(self, step: str, instructions: str) -> None:
         self._warn(f"{step}: the run pauses until the manual action is done")

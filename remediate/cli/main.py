@@ -161,12 +161,25 @@ def _emit(
     elif options.format == "markdown":
         print(render_markdown(result, _ticket(result, ticket or TicketContext())))
     elif options.verbose > 0:
-        render_text(result, _console(), rows=None, findings=None)
+        render_text(_not_shown_again(result, options), _console(), rows=None, findings=None)
     elif sys.stdout.isatty():
         rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
-        render_text(result, _console(), rows=rows, findings=FINDINGS_PER_KIND)
+        render_text(_not_shown_again(result, options), _console(), rows=rows,
+                    findings=FINDINGS_PER_KIND)
     else:
         render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
+
+
+def _not_shown_again(result: RunResult, options: CommandOptions) -> RunResult:
+    """The result to summarise, less the manual actions the step lines printed (stderr) as
+    they came where the summary (stdout) goes to the same terminal: there each is read once.
+    Into a file, the summary keeps them all."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return result
+    shown = {instructions for listener in options.listeners
+             if isinstance(listener, StepLines) for instructions in listener.manual_actions}
+    return replace(result, manual_actions=[
+        instructions for instructions in result.manual_actions if instructions not in shown])
 
 
 def _ticket(result: RunResult, ticket: TicketContext) -> TicketContext:
