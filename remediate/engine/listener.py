@@ -37,6 +37,10 @@ class RunListener:
     def on_run_opened(self, run: RunInfo) -> None:
         """Before the first event of a plan, an apply or a resume."""
 
+    def on_event(self, kind: str) -> None:
+        """Every event (``step.completed``), before its own hook: for what acts on any event
+        alike, such as a lease renewed while the run lives."""
+
     def on_run_started(self, run: RunInfo) -> None:
         """A plan or an apply begins discovering (a resume does not: ``on_resumed``)."""
 

@@ -772,6 +772,6 @@ class Engine:
         lease: OrganisationLease | None = None,
     ) -> Events:
         # The lease renews itself on the run's events (and stops the run if it was lost).
-        extra: tuple[Subscriber, ...] = (lease,) if lease is not None else ()
+        extra: tuple[RunListener, ...] = (lease,) if lease is not None else ()
         return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
-                      listeners=self.listeners, subscribers=self.subscribers + extra)
+                      listeners=self.listeners + extra, subscribers=self.subscribers)
