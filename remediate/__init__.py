@@ -7,8 +7,8 @@ resume and audit.
 >>> plan = Engine().plan(get_playbook("kb842101"), world, {"users": "jdoe"})  # doctest: +SKIP
 
 Importing it configures no logging and prints nothing: the engine's events go to the journal,
-to subscribers, and to structlog or ``logging.getLogger("remediate")`` once the application
-sets either up.
+to listeners (``RunListener``), and to structlog or ``logging.getLogger("remediate")`` once the
+application sets either up.
 """
 
 from remediate.engine.changes import (
@@ -22,6 +22,7 @@ from remediate.engine.changes import (
     WouldFail,
 )
 from remediate.engine.fingerprint import Scope, mailbox_key, object_key, service_key
+from remediate.engine.listener import RunInfo, RunListener
 from remediate.engine.playbook import (
     Discovery,
     Disruption,
@@ -94,6 +95,8 @@ __all__ = [
     "Playbook",
     "Refused",
     "RemediateError",
+    "RunInfo",
+    "RunListener",
     "RunPaused",
     "RunResult",
     "Safety",

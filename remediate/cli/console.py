@@ -1,4 +1,5 @@
-"""What a run shows and keeps besides its result, driven by the engine's events (subscribers):
+"""What a run shows and keeps besides its result, driven by the engine's listener hooks
+(``remediate.engine.listener``):
 
 - ``ProgressBars``: rich progress bars on stderr, for discovery and for each step over its
   targets, when stderr is a terminal and the output is for people (not JSON, not ``-q``).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -28,27 +30,26 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from remediate.engine import events as ev
-from remediate.engine.journal import JournalRecord
+from remediate.engine.changes import ChangeRecord
+from remediate.engine.listener import RunInfo, RunListener
 from remediate.engine.private import open_private
 
 LOG_NAME = "log.jsonl"
 
 
-class RunLog:
-    """Subscribed to the engine's events, it opens ``<run dir>/log.jsonl`` when a run (apply or
-    resume) starts; as a structlog processor it appends every event to it as a JSON line."""
+class RunLog(RunListener):
+    """A listener that opens ``<run dir>/log.jsonl`` when a run (apply or resume) opens; as a
+    structlog processor it appends every event to it as a JSON line."""
 
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = runs_dir
         self.path: Path | None = None
         self._file: IO[str] | None = None
 
-    def __call__(self, record: JournalRecord) -> None:
-        run_id = record.get("run_id")
-        if self._file is not None or record.get("mode") != "apply" or not run_id:
+    def on_run_opened(self, run: RunInfo) -> None:
+        if self._file is not None or run.planned or not run.run_id:
             return
-        run_dir = self.runs_dir / str(run_id)
+        run_dir = self.runs_dir / run.run_id
         if run_dir.is_dir():
             self.path = run_dir / LOG_NAME
             self._file = open_private(self.path, "a")
@@ -65,10 +66,10 @@ class RunLog:
             self._file = None
 
 
-class ProgressBars:
+class ProgressBars(RunListener):
     """Progress bars on a terminal: discovery (and, for apply, the rehearsal), then a bar for
     the running step over its targets. They stop before the confirmation prompt
-    (``run.planned``) and start again once the run is approved or resumed."""
+    (``on_planned``) and start again once the run is approved or resumed."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -104,44 +105,55 @@ class ProgressBars:
             self._progress.update(self._discovery, total=1, completed=1, description=text)
             self._discovery = None
 
-    def __call__(self, record: JournalRecord) -> None:
-        event, step = record.get("event"), str(record.get("step") or "")
-        if event == ev.RUN_STARTED:
-            self._discovery = self._start().add_task(
-                f"discover ({record.get('playbook')})", total=None, unit="")
-        elif event == ev.RUN_DISCOVERED:
-            summary = record.get("summary")
-            counts = (", ".join(f"{v} {str(k).replace('_', ' ')}" for k, v in summary.items())
-                      if isinstance(summary, dict) else "")
-            self._discovered(f"discovered: {counts}")
-            self._discovery = self._start().add_task("rehearse (plan)", total=None, unit="")
-        elif event == ev.RUN_PLANNED:
-            self._discovered(f"rehearsed: {record.get('changes')} change(s)")
-            self.stop()  # a confirmation prompt may follow
-        elif event in (ev.RUN_APPROVED, ev.RUN_RESUMED):
-            self._start()
-        elif event == ev.STEP_STARTED:
-            self._discovered("discovered")
-            targets = record.get("targets")
-            total = targets if isinstance(targets, int) else 0
-            self._steps[step] = self._start().add_task(step, total=total, unit="targets")
-        elif event in (ev.STEP_PLANNED, ev.STEP_APPLIED) and step in self._steps:
-            self._start().advance(self._steps[step])
-        elif event == ev.STEP_WAITING and step in self._steps:
+    def on_run_started(self, run: RunInfo) -> None:
+        self._discovery = self._start().add_task(
+            f"discover ({run.playbook})", total=None, unit="")
+
+    def on_discovered(self, summary: Mapping[str, int]) -> None:
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items())
+        self._discovered(f"discovered: {counts}")
+        self._discovery = self._start().add_task("rehearse (plan)", total=None, unit="")
+
+    def on_planned(self, changes: int) -> None:
+        self._discovered(f"rehearsed: {changes} change(s)")
+        self.stop()  # a confirmation prompt may follow
+
+    def on_approved(self, changes: int) -> None:
+        self._start()
+
+    def on_resumed(self, completed: Sequence[str]) -> None:
+        self._start()
+
+    def on_step_started(self, step: str, targets: int) -> None:
+        self._discovered("discovered")
+        self._steps[step] = self._start().add_task(step, total=targets, unit="targets")
+
+    def on_change(self, record: ChangeRecord) -> None:
+        if record.step in self._steps:
+            self._start().advance(self._steps[record.step])
+
+    def on_waiting(self, step: str, endpoint: str, outstanding: int) -> None:
+        if step in self._steps:
             self._start().update(self._steps[step], description=(
-                f"{step}: waiting for {record.get('outstanding')} on {record.get('endpoint')}"))
-        elif event == ev.STEP_COMPLETED and step in self._steps:
-            task = self._steps[step]
-            progress = self._start()
-            size = next(t.total for t in progress.tasks if t.id == task)
-            progress.update(task, completed=size, description=step)
-            # Drawn full once, then the step's line (StepLines) stands for it: the bars on
-            # screen are the running step's, whatever the number of steps.
-            progress.refresh()
-            progress.remove_task(task)
-            del self._steps[step]
-        elif event in (ev.RUN_FINISHED, ev.RUN_PAUSED):
-            self.stop()
+                f"{step}: waiting for {outstanding} on {endpoint}"))
+
+    def on_step_completed(self, step: str) -> None:
+        if step not in self._steps:
+            return
+        task = self._steps.pop(step)
+        progress = self._start()
+        size = next(t.total for t in progress.tasks if t.id == task)
+        progress.update(task, completed=size, description=step)
+        # Drawn full once, then the step's line (StepLines) stands for it: the bars on
+        # screen are the running step's, whatever the number of steps.
+        progress.refresh()
+        progress.remove_task(task)
+
+    def on_paused(self, step: str, instructions: str) -> None:
+        self.stop()
+
+    def on_run_finished(self, state: str, error: str | None) -> None:
+        self.stop()
 
 
 # How each impact is marked at a terminal (rich styles; NO_COLOR leaves only the words).
@@ -157,31 +169,39 @@ class _StepTally:
 
 
 @dataclass(slots=True)
-class StepLines:
+class StepLines(RunListener):
     """The human view of a plan, apply or resume on stderr: one line per step as it completes
     (``export-mail  2,000 exported ... (reversible) 2.1s``), and each warning or error as it
-    happens. ``quiet``: the warnings and errors only."""
+    happens. ``quiet``: the warnings and errors only. ``manual_actions``: the instructions it
+    printed, which the result's summary need not print again on the same screen."""
 
     console: Console
     quiet: bool = False
+    manual_actions: list[str] = field(default_factory=list)
+    _planned: bool = False
     _steps: dict[str, _StepTally] = field(default_factory=dict)
 
-    def __call__(self, record: JournalRecord) -> None:
-        event, step = record.get("event"), str(record.get("step") or "")
-        if event == ev.STEP_STARTED:
-            self._steps[step] = _StepTally(time.monotonic())
-        elif event in (ev.STEP_PLANNED, ev.STEP_APPLIED) and step in self._steps:
-            self._steps[step].impact = str(record.get("impact") or "")
-        elif event == ev.STEP_VERIFIED and step in self._steps:
-            changes = record.get("changes")
-            self._steps[step].changes += changes if isinstance(changes, int) else 0
-        elif event == ev.STEP_COMPLETED and step in self._steps and not self.quiet:
-            self._completed(step, self._steps.pop(step), record.get("mode") == "plan")
-        else:
-            self._warning(event, step, record)
+    def on_run_opened(self, run: RunInfo) -> None:
+        self._planned = run.planned
 
-    def _completed(self, step: str, tally: _StepTally, planned: bool) -> None:
+    def on_step_started(self, step: str, targets: int) -> None:
+        self._steps[step] = _StepTally(time.monotonic())
+
+    def on_change(self, record: ChangeRecord) -> None:
+        if record.step in self._steps:
+            self._steps[record.step].impact = record.impact.value
+
+    def on_batch_finished(self, step: str, endpoint: str, changes: int) -> None:
+        if step in self._steps:
+            self._steps[step].changes += changes
+
+    def on_step_completed(self, step: str) -> None:
+        if step in self._steps and not self.quiet:
+            self._completed(step, self._steps.pop(step))
+
+    def _completed(self, step: str, tally: _StepTally) -> None:
         seconds = time.monotonic() - tally.started
+        planned = self._planned
         if tally.changes:
             what = f"{tally.changes:,} to change" if planned else f"{tally.changes:,} changed"
         else:
@@ -193,21 +213,25 @@ class StepLines:
         line.append(f"  {seconds:.1f}s", style="dim")
         self.console.print(line)
 
-    def _warning(self, event: object, step: str, record: JournalRecord) -> None:
-        if event == ev.STEP_RETRIED:
-            text = (f"{step}: {record.get('phase')} retried (attempt {record.get('attempt')}) "
-                    f"after: {record.get('error')}")
-        elif event == ev.STEP_MANUAL and record.get("mode") != "plan":  # a rehearsal plays it
-            text = f"{step}: manual action needed: {record.get('instructions')}"
-        elif event == ev.RUN_PAUSED:
-            text = f"{step}: the run pauses until the manual action is done"
-        elif event == ev.RUN_LOCK_ABANDONED:
-            text = f"the organisation's lock was left by a run that ended: {record.get('left_by')}"
-        elif event == ev.RUN_JOURNAL_TRUNCATED:
-            text = f"the journal's last line (line {record.get('line')}) was cut off and is ignored"
-        elif event == ev.STEP_FAILED:
-            self.console.print(Text(f"  ✗ {step}: {record.get('error')}", style="bold red"))
-            return
-        else:
-            return
+    def on_retry(self, step: str, phase: str, attempt: int, error: str) -> None:
+        self._warn(f"{step}: {phase} retried (attempt {attempt}) after: {error}")
+
+    def on_manual_action(self, step: str, instructions: str) -> None:
+        if not self._planned:  # a rehearsal plays it
+            self._warn(f"{step}: manual action needed: {instructions}")
+            self.manual_actions.append(instructions)
+
+    def on_paused(self, step: str, instructions: str) -> None:
+        self._warn(f"{step}: the run pauses until the manual action is done")
+
+    def on_lock_abandoned(self, left_by: str) -> None:
+        self._warn(f"the organisation's lock was left by a run that ended: {left_by}")
+
+    def on_journal_truncated(self, line: int) -> None:
+        self._warn(f"the journal's last line (line {line}) was cut off and is ignored")
+
+    def on_step_failed(self, step: str, error: str) -> None:
+        self.console.print(Text(f"  ✗ {step}: {error}", style="bold red"))
+
+    def _warn(self, text: str) -> None:
         self.console.print(Text(f"  ! {text}", style="yellow"))

@@ -11,23 +11,25 @@ import tempfile
 from pathlib import Path
 
 from remediate.engine import events as ev
-from remediate.engine.journal import JournalRecord, read_journal
+from remediate.engine.journal import read_journal
+from remediate.engine.listener import RunInfo, RunListener
 from remediate.errors import InputError
 from remediate.fakes import FakeWorld, save_world
 from remediate.ports import World
 
 
-class DurableWorld:
+class DurableWorld(RunListener):
     """--durable-world: the fake world is saved in the run directory now, after every change
     that takes effect, and whenever a step completes (a wait moves only the virtual clock and
     replication, which the next step relies on), so a killed process (SIGKILL, power loss)
     leaves the servers' state behind, as real servers would, and ``resume`` continues from it.
-    As a subscriber it is told of ``step.completed`` before the journal records it."""
+    As a listener it is told a step completed before the journal records it."""
 
     def __init__(self, world: World | None) -> None:
         """``world``: the world to keep (None, or real servers: nothing to keep)."""
         self._world = world if isinstance(world, FakeWorld) else None
         self._path: Path | None = None
+        self._applying = False
 
     def attach(self, run_dir: Path) -> None:
         if self._world is not None:
@@ -39,8 +41,11 @@ class DurableWorld:
         if self._world is not None and self._path is not None:
             save_world(self._world, self._path)
 
-    def __call__(self, record: JournalRecord) -> None:
-        if record.get("event") == ev.STEP_COMPLETED and record.get("mode") == "apply":
+    def on_run_opened(self, run: RunInfo) -> None:
+        self._applying = not run.planned
+
+    def on_step_completed(self, step: str) -> None:
+        if self._applying:
             self.save()
 
 

@@ -42,8 +42,8 @@ from remediate.cli.scenario_options import add_scenario_options, chosen_cases
 from remediate.cli.ticket import TicketContext, write_attachment
 from remediate.cli.timeline import render_timeline, timeline_json
 from remediate.engine.changes import JsonValue
-from remediate.engine.events import Subscriber
 from remediate.engine.journal import RunStore, read_journal
+from remediate.engine.listener import RunListener
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan, read_plan, write_plan
 from remediate.engine.playbook import Playbook
@@ -154,12 +154,25 @@ def _emit(
     elif options.format == "markdown":
         print(render_markdown(result, _ticket(result, ticket or TicketContext())))
     elif options.verbose > 0:
-        render_text(result, _console(), rows=None, findings=None)
+        render_text(_not_shown_again(result, options), _console(), rows=None, findings=None)
     elif sys.stdout.isatty():
         rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
-        render_text(result, _console(), rows=rows, findings=FINDINGS_PER_KIND)
+        render_text(_not_shown_again(result, options), _console(), rows=rows,
+                    findings=FINDINGS_PER_KIND)
     else:
         render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
+
+
+def _not_shown_again(result: RunResult, options: CommandOptions) -> RunResult:
+    """The result to summarise, less the manual actions the step lines printed (stderr) as
+    they came where the summary (stdout) goes to the same terminal: there each is read once.
+    Into a file, the summary keeps them all."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return result
+    shown = {instructions for listener in options.listeners
+             if isinstance(listener, StepLines) for instructions in listener.manual_actions}
+    return replace(result, manual_actions=[
+        instructions for instructions in result.manual_actions if instructions not in shown])
 
 
 def _ticket(result: RunResult, ticket: TicketContext) -> TicketContext:
@@ -558,16 +571,16 @@ def cmd_scenario(options: CommandOptions) -> int:
 
 
 def _engine(
-    options: CommandOptions, *subscribers: Subscriber, world_file: str | None = None,
+    options: CommandOptions, *listeners: RunListener, world_file: str | None = None,
     lease_container: str | None = None,
 ) -> Engine:
-    """With the console's subscribers (progress bars, the run's log file) set up by main; a
+    """With the console's listeners (progress bars, the run's log file) set up by main; a
     run against a world file takes the organisation's lock beside that file, one against an
     inventory its lease in the directory."""
-    console = options.subscribers
+    console = options.listeners
     beside = Path(world_file).resolve() if world_file else None
     return Engine(state_dir=options.state_path(), retry=_retry_policy(options),
-                  subscribers=subscribers + console, lock_beside=beside,
+                  listeners=listeners + console, lock_beside=beside,
                   parallel=_parallel(options),
                   lease_container=lease_container, break_lease=_lease_breaker(options))
 
@@ -586,7 +599,7 @@ def _progress_bars(options: CommandOptions, console: Console) -> ProgressBars | 
     return ProgressBars(console)
 
 
-def _console_subscribers(options: CommandOptions) -> tuple[Subscriber, ...]:
+def _console_listeners(options: CommandOptions) -> tuple[RunListener, ...]:
     """For people (console events): the step lines, under progress bars at a terminal. One
     rich console for both, so a line printed while the bars run goes above them."""
     if console_format(options.log_format) != "console":
@@ -827,15 +840,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_log = RunLog(given.state_path() / "runs")
     configure_logging(verbosity=given.verbose - given.quiet, fmt=given.log_format,
                       run_log=run_log)
-    options = replace(given, subscribers=(run_log, *_console_subscribers(given)))
+    options = replace(given, listeners=(run_log, *_console_listeners(given)))
     try:
         # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
         with program_collector(), stop_on_signals():
             return _dispatch(command, options)
     finally:
-        for subscriber in options.subscribers:
-            if isinstance(subscriber, ProgressBars):
-                subscriber.stop()
+        for listener in options.listeners:
+            if isinstance(listener, ProgressBars):
+                listener.stop()
         run_log.close()
 
 

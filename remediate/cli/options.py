@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from remediate.engine.events import Subscriber
+from remediate.engine.listener import RunListener
 from remediate.errors import InputError
 
 
@@ -60,8 +60,8 @@ class CommandOptions:
     version: str | None = None
     servers: int | None = None  # scenario
     case: tuple[str, ...] = ()  # scenario --case
-    # set by main, not by an option: the console's subscribers (step lines, progress bars)
-    subscribers: tuple[Subscriber, ...] = ()
+    # set by main, not by an option: the console's listeners (step lines, progress bars)
+    listeners: tuple[RunListener, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommandOptions:

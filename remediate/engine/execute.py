@@ -114,7 +114,7 @@ class Executor:
     def run_step(self, step: AnyStep) -> None:
         clock = self.ctx.world.clock
         started = clock.now()
-        self.events.emit(ev.STEP_STARTED, step=step.id, targets=len(step.targets))
+        self.events.step_started(step.id, len(step.targets))
         batches = [Batch(endpoint, targets)
                    for endpoint, targets in group_by_endpoint(step.targets).items()]
         jobs = [partial(self._run_batch, step, batch) for batch in batches]
@@ -131,12 +131,12 @@ class Executor:
         except RunPaused:
             raise
         except RemediateError as error:
-            self.events.emit(ev.STEP_FAILED, step=step.id, target=error.target, error=str(error))
+            self.events.step_failed(step.id, error.target, str(error))
             self.events.checkpoint()
             raise
         self.completed.add(step.id)
         self.elapsed_s[step.id] = (clock.now() - started).total_seconds()
-        self.events.emit(ev.STEP_COMPLETED, step=step.id)
+        self.events.step_completed(step.id)
         self.events.checkpoint()
 
     def _raise_first(
@@ -230,28 +230,15 @@ class Executor:
                     step, batch, records, [target for target, _ in pending])
             raise
         self._record_applied(step, batch, records)
-        self.events.emit(ev.STEP_VERIFIED, step=step.id, endpoint=endpoint, changes=len(records))
+        self.events.batch_finished(step.id, endpoint, len(records))
         self.events.checkpoint()
 
     def _record_applied(
         self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord], *,
         settled: bool = False,
     ) -> None:
-        done_event = ev.STEP_PLANNED if self.rehearsal else ev.STEP_APPLIED
-        extra: dict[str, JsonValue] = {"settled": True} if settled else {}
         for record in records:
-            self.events.emit(
-                done_event,
-                step=step.id,
-                target=record.target,
-                label=record.label,
-                endpoint=record.endpoint,
-                action=record.action,
-                impact=record.impact.value,
-                before=record.before,
-                after=record.after,
-                **extra,
-            )
+            self.events.change(record, applied=not self.rehearsal, settled=settled)
         batch.records.extend(records)
 
     def _record_what_took_effect(
@@ -321,7 +308,7 @@ class Executor:
     def _announce_manual(self, step: AnyStep, instructions: str) -> None:
         if step.id not in self.manual_steps:
             self.manual_steps.append(step.id)
-        self.events.emit(ev.STEP_MANUAL, step=step.id, instructions=instructions)
+        self.events.manual_action(step.id, instructions)
         self.events.checkpoint()
 
     def _verify(
@@ -339,13 +326,7 @@ class Executor:
             return not targets
 
         def on_poll(state: RetryCallState) -> None:
-            self.events.emit(
-                ev.STEP_WAITING,
-                step=step.id,
-                endpoint=endpoint,
-                outstanding=outstanding[0],
-                polls=state.attempt_number,
-            )
+            self.events.waiting(step.id, endpoint, outstanding[0], state.attempt_number)
 
         clock = self.ctx.world.clock
         waiting = until_converged(
@@ -389,12 +370,6 @@ class Executor:
     def _on_retry(self, step: AnyStep, phase: str) -> Callable[[RetryCallState], None]:
         def emit(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            self.events.emit(
-                ev.STEP_RETRIED,
-                step=step.id,
-                phase=phase,
-                attempt=state.attempt_number,
-                error=str(error),
-            )
+            self.events.retried(step.id, phase, state.attempt_number, str(error))
 
         return emit

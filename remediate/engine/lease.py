@@ -46,7 +46,7 @@ from typing import TypeVar
 from remediate.clock import Clock
 from remediate.dn import escape_rdn_value, normalize
 from remediate.engine import events as ev
-from remediate.engine.journal import JournalRecord
+from remediate.engine.listener import RunListener
 from remediate.engine.retry import RetryPolicy
 from remediate.engine.stopping import operation
 from remediate.errors import (
@@ -177,8 +177,8 @@ def _holder() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-class OrganisationLease:
-    """The lease of one run: :meth:`acquire`, renewed as a subscriber of the run's events,
+class OrganisationLease(RunListener):
+    """The lease of one run: :meth:`acquire`, renewed as a listener of the run's events,
     then :meth:`release` (or kept, stopped, for the run's resume)."""
 
     def __init__(
@@ -285,17 +285,18 @@ class OrganisationLease:
 
     # -- while the run lives ------------------------------------------------------------------
 
-    def __call__(self, record: JournalRecord) -> None:
-        """A subscriber of the run's events: renews the lease once a minute; a lost lease stops
-        the run where stopping is safe, before a step starts."""
-        event = record.get("event")
-        if event in (ev.RUN_APPROVED, ev.RUN_RESUMED):
+    def on_event(self, kind: str) -> None:
+        """Renews the lease once a minute, on whichever event comes."""
+        if kind in (ev.RUN_APPROVED, ev.RUN_RESUMED):
             self.approved = True
         if self._held is None:
             return
         if (self._clock.now() - self._renewed).total_seconds() >= RENEW_AFTER_S:
             self.renew()
-        if self.lost and event == ev.STEP_STARTED:
+
+    def on_step_started(self, step: str, targets: int) -> None:
+        """A lost lease stops the run where stopping is safe, before a step starts."""
+        if self._held is not None and self.lost:
             raise LeaseLost(
                 f"this run's lease {self.dn} was taken over by another run (--break-lease) "
                 "while it ran; it stopped before its next step",

@@ -30,6 +30,7 @@ from remediate.engine.history import JournalHistory
 from remediate.engine.journal import Journal, OrganisationLock, RunStore, new_run_id
 from remediate.engine.lease import OrganisationLease
 from remediate.engine.leftout import check_left_out
+from remediate.engine.listener import RunListener
 from remediate.engine.parallel import DEFAULT_PARALLEL, checked_parallel
 from remediate.engine.planfile import SavedPlan
 from remediate.engine.playbook import Discovery, Playbook, Selection
@@ -268,13 +269,16 @@ class Engine:
         state_dir: str | os.PathLike[str] = ".remediate",
         retry: RetryPolicy | None = None,
         manual_deadline_s: float = MANUAL_DEADLINE_S,
+        listeners: tuple[RunListener, ...] = (),
         subscribers: tuple[Subscriber, ...] = (),
         lock_beside: Path | None = None,
         parallel: int = DEFAULT_PARALLEL,
         lease_container: str | None = None,
         break_lease: Confirm | None = None,
     ) -> None:
-        """``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
+        """``listeners``: told of the run as it happens (``engine.listener``); ``subscribers``
+        (transitional, for tests and benches): given each event's journal record.
+        ``lock_beside``: a world file; the organisation's lock is kept beside it, so runs
         against it from any state directory exclude each other. ``parallel``: how many of a
         step's endpoints (Exchange servers) are worked on at a time. ``lease_container``: a
         container of the directory where each apply and resume also takes the organisation's
@@ -285,6 +289,7 @@ class Engine:
         self.break_lease = break_lease
         self.retry = retry or RetryPolicy()
         self.manual_deadline_s = manual_deadline_s
+        self.listeners = listeners
         self.subscribers = subscribers
         self.parallel = checked_parallel(parallel, "parallel")
 
@@ -304,14 +309,13 @@ class Engine:
         params = playbook.parse(parameters)
         check_left_out(world, (options or Options()).leave_out_dcs)
         events = Events(run_id=None, playbook=playbook.name, mode="plan",
-                        subscribers=self.subscribers)
-        events.emit(ev.RUN_STARTED, parameters=dict(parameters),
-                    organisation=world.organisation)
+                        listeners=self.listeners, subscribers=self.subscribers)
+        events.run_started(parameters=dict(parameters), organisation=world.organisation)
         try:
             discovery = self._discover(playbook, world, params, events)
         except (RemediateError, KeyboardInterrupt) as error:
             end = ending(error)
-            events.emit(ev.RUN_FINISHED, state=end.state, error=end.error)
+            events.run_finished(end.state, error=end.error)
             if isinstance(error, InputError):
                 raise
             _forget_frames(error)
@@ -329,13 +333,13 @@ class Engine:
             # Whatever stops a rehearsal refuses the run it previews; Ctrl-C only stops it.
             end = ending(error) if isinstance(error, KeyboardInterrupt) else Ending(
                 "refused", EXIT_REFUSED, str(error))
-            events.emit(ev.RUN_FINISHED, state=end.state, error=end.error)
+            events.run_finished(end.state, error=end.error)
             _forget_frames(error)
             return replace(started, state=end.state, error=end.error, exit_code=end.exit_code,
                            stop=error)
         changes = rehearsal.records
         state = "pending" if changes else "nothing-to-do"
-        events.emit(ev.RUN_FINISHED, state=state, changes=len(changes))
+        events.run_finished(state, changes=len(changes))
         return replace(
             started, state=state, changes=changes, manual_actions=rehearsal.manual_actions,
             rehearsed_s=rehearsal.elapsed_s, manual_steps=rehearsal.manual_steps,
@@ -361,8 +365,7 @@ class Engine:
     def _on_discovery_retry(events: Events) -> Callable[[RetryCallState], None]:
         def on_retry(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            events.emit(ev.STEP_RETRIED, step="discover", phase="discover",
-                        attempt=state.attempt_number, error=str(error))
+            events.retried("discover", "discover", state.attempt_number, str(error))
 
         return on_retry
 
@@ -481,8 +484,7 @@ class Engine:
                 on_run_dir(run_dir)
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal, lease)
-            events.emit(
-                ev.RUN_STARTED,
+            events.run_started(
                 parameters=dict(parameters),
                 options=options.to_json(),
                 organisation=world.organisation,
@@ -514,10 +516,9 @@ class Engine:
         events: Events,
     ) -> None:
         discovery = run.discovery = select(events)
-        events.emit(
-            ev.RUN_DISCOVERED,
+        events.discovered(
+            discovery.selection.summary(),
             selection=discovery.selection.to_json(),  # made for this line only
-            summary=dict(discovery.selection.summary()),
             findings=[finding.to_json() for finding in discovery.findings],
             # Every write of this run goes to this DC.
             writable_dc=self._read_retried(world, events, world.directory.writable_dc),
@@ -538,11 +539,11 @@ class Engine:
         if expect is not None:
             expect(planned)
         write_durably(run.run_dir / "plan.json", plan_json_lines(planned))
-        events.emit(ev.RUN_PLANNED, changes=len(planned))
+        events.planned(len(planned))
         check_free_space(run.run_dir)
         self._check_safety(planned, safety)
         run.approved = True
-        events.emit(ev.RUN_APPROVED, changes=len(planned))
+        events.approved(len(planned))
         events.checkpoint()
         self._execute(run, playbook=playbook, world=world, options=options, events=events,
                       completed=(), planned=planned)
@@ -584,7 +585,7 @@ class Engine:
             manual_deadline_s=self.manual_deadline_s, completed=completed, planned=planned,
             in_doubt=in_doubt, parallel=self.parallel)
         executor.run(playbook.steps(run.discovery.selection))
-        events.emit(ev.RUN_FINISHED, state="done", changes=len(executor.records))
+        events.run_finished("done", changes=len(executor.records))
 
     @staticmethod
     def _guarded(
@@ -596,14 +597,14 @@ class Engine:
         try:
             body()
         except RunPaused as paused:
-            events.emit(ev.RUN_PAUSED, step=paused.step, instructions=paused.instructions)
+            events.paused(paused.step, paused.instructions)
             journal.close()
             return run.result(paused)
         except (RemediateError, KeyboardInterrupt) as error:
             if isinstance(error, KeyboardInterrupt):
-                events.emit(ev.RUN_FINISHED, state="interrupted")
+                events.run_finished("interrupted")
             else:
-                events.emit(ev.RUN_FINISHED, state=ending(error).state, error=str(error))
+                events.run_finished(ending(error).state, error=str(error))
             journal.close()
             return run.result(error)
         except OSError as error:  # a full disk: the journal may not take another line
@@ -658,9 +659,8 @@ class Engine:
             journal = Journal(run_dir / "journal.jsonl")
             events = self._events(run_id, playbook, journal, lease)
             if state.truncated_line is not None:
-                events.emit(ev.RUN_JOURNAL_TRUNCATED, line=state.truncated_line)
-            events.emit(ev.RUN_RESUMED, completed=list(state.completed),
-                        leave_out_dcs=list[JsonValue](leave_out_dcs) or None)
+                events.journal_truncated(state.truncated_line)
+            events.resumed(state.completed, leave_out_dcs)
             run = _Run("resume", playbook.name, dict(state.parameters), run_id, run_dir,
                        approved=True)
             run.warnings += [warning for warning in (
@@ -748,7 +748,7 @@ class Engine:
         (the kernel released it; the file still names that run), else None."""
         if lock.left_by is None:
             return None
-        events.emit(ev.RUN_LOCK_ABANDONED, left_by=lock.left_by)
+        events.lock_abandoned(lock.left_by)
         ended = (f"the previous holder of organisation {lock.organisation}'s lock "
                  f"({lock.left_by}) ended without releasing it: it crashed or was killed")
         if f"run {lock.run_id}," in lock.left_by:
@@ -761,6 +761,6 @@ class Engine:
         lease: OrganisationLease | None = None,
     ) -> Events:
         # The lease renews itself on the run's events (and stops the run if it was lost).
-        extra: tuple[Subscriber, ...] = (lease,) if lease is not None else ()
+        extra: tuple[RunListener, ...] = (lease,) if lease is not None else ()
         return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
-                      subscribers=self.subscribers + extra)
+                      listeners=self.listeners + extra, subscribers=self.subscribers)
