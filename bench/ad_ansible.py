@@ -64,8 +64,9 @@ PLAYBOOK = """\
 def run(command: list[str], what: str, **kwargs: object) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if done.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {done.returncode}):\n"
-                           f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{what} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
 
 
 def ensure_ansible() -> Path:
@@ -76,8 +77,11 @@ def ensure_ansible() -> Path:
         return python
     if not Path("/usr/include/lber.h").exists():
         run(["apt-get", "update", "-qq"], "apt-get update")
-        run(["apt-get", "install", "-y", "-qq", "libldap2-dev", "libsasl2-dev", "gcc"],
-            "apt-get install", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(
+            ["apt-get", "install", "-y", "-qq", "libldap2-dev", "libsasl2-dev", "gcc"],
+            "apt-get install",
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     if not python.exists():
         run([sys.executable, "-m", "venv", str(VENV)], "python -m venv")
     run([str(python), "-m", "pip", "install", "-q", "ansible", "python-ldap"], "pip install")
@@ -88,21 +92,39 @@ def ensure_ansible() -> Path:
 def with_ansible(python: Path, dc: samba_dc.SambaDC, dns: list[str], work: Path) -> float:
     """Seconds for ansible-playbook deleting ``dns``, one ldap_entry call per DN."""
     (work / "dns.json").write_text(json.dumps(dns))
-    (work / "delete.yml").write_text(PLAYBOOK % {
-        "server": dc.server_name.lower(), "bind_dn": dc.bind_user, "ca_file": dc.ca_file,
-        "dns": work / "dns.json",
-    })
+    (work / "delete.yml").write_text(
+        PLAYBOOK
+        % {
+            "server": dc.server_name.lower(),
+            "bind_dn": dc.bind_user,
+            "ca_file": dc.ca_file,
+            "dns": work / "dns.json",
+        }
+    )
     (work / "inventory").write_text(
         f"localhost ansible_connection=local ansible_python_interpreter={python}\n"
     )
     hosts = work / "hosts"
     hosts.write_text(Path("/etc/hosts").read_text() + f"\n{dc.host} {dc.server_name.lower()}\n")
-    env = {**os.environ, "BENCH_LDAP_PASSWORD": dc.password, "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_PIPELINING": "1"}
+    env = {
+        **os.environ,
+        "BENCH_LDAP_PASSWORD": dc.password,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+        "ANSIBLE_PIPELINING": "1",
+    }
     command = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c",
-        'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
-        str(python.parent / "ansible-playbook"), "-i", str(work / "inventory"),
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"',
+        str(hosts),
+        str(python.parent / "ansible-playbook"),
+        "-i",
+        str(work / "inventory"),
         str(work / "delete.yml"),
     ]
     start = time.perf_counter()
@@ -148,16 +170,21 @@ def main() -> None:
             one["speedup"] = round(float(one["ansible_s"]) / float(one["playbook_s"]), 1)
         playbook_s, ansible_s = total(rounds, "playbook"), total(rounds, "ansible")
         deleted = args.users * args.rounds
-        print(json.dumps({
-            "users_per_round": args.users,
-            "users_deleted_each_way": deleted,
-            "rounds": args.rounds,
-            "playbook_s": playbook_s,
-            "ansible_ldap_entry_s": ansible_s,
-            "ansible_per_user_ms": round(1000 * ansible_s / deleted, 1),
-            "speedup": round(ansible_s / playbook_s, 1),
-            "each_round": rounds,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "users_per_round": args.users,
+                    "users_deleted_each_way": deleted,
+                    "rounds": args.rounds,
+                    "playbook_s": playbook_s,
+                    "ansible_ldap_entry_s": ansible_s,
+                    "ansible_per_user_ms": round(1000 * ansible_s / deleted, 1),
+                    "speedup": round(ansible_s / playbook_s, 1),
+                    "each_round": rounds,
+                },
+                indent=1,
+            )
+        )
     finally:
         samba_dc.stop(dc)
         shutil.rmtree(work, ignore_errors=True)

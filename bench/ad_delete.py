@@ -44,8 +44,11 @@ def with_plain_loop(directory: LdapDirectory, ou: str) -> float:
     start = time.perf_counter()
     connection = directory.connection(SAMBA_DC_NAME)
     entries = connection.extend.standard.paged_search(
-        ou, "(&(objectCategory=person)(objectClass=user))", attributes=["objectGUID"],
-        paged_size=500, generator=False,
+        ou,
+        "(&(objectCategory=person)(objectClass=user))",
+        attributes=["objectGUID"],
+        paged_size=500,
+        generator=False,
     )
     for entry in entries:
         if entry.get("type") == "searchResEntry":
@@ -68,7 +71,8 @@ def main() -> None:
 
             def playbook(number: int) -> float:
                 seconds, requests = with_playbook(
-                    directory, engine, populate(setup, dc.base_dn, f"kb{number}", args.users))
+                    directory, engine, populate(setup, dc.base_dn, f"kb{number}", args.users)
+                )
                 discovery.append(requests)
                 return seconds
 
@@ -89,29 +93,35 @@ def main() -> None:
         by_operation = dict(directory.requests_by_operation)
         kb842101 = get_playbook("kb842101")
         world = live_world(directory, everyone)
-        selected = kb842101.discover(
-            world, kb842101.parse({"ou": everyone, **window_parameters()}))
+        selected = kb842101.discover(world, kb842101.parse({"ou": everyone, **window_parameters()}))
         discover_by_operation = {
             operation: count - by_operation.get(operation, 0)
             for operation, count in directory.requests_by_operation.items()
             if count != by_operation.get(operation, 0)
         }
-        print(json.dumps({
-            "users_per_round": args.users,
-            "users_deleted_each_way": args.users * args.rounds,
-            "rounds": args.rounds,
-            "playbook_s": round(playbook_s, 2),
-            "plain_ldap3_loop_s": round(plain_s, 2),
-            "ratio": round(playbook_s / plain_s, 2),
-            "each_round": rounds,
-            "discovery_requests_per_round": discovery,
-            "discovery_of_all_users": {
-                "users": len(found), "page_size": 1000, "find_users_requests": users_requests,
-                "kb842101_discover_requests": directory.requests - before,
-                "kb842101_discover_requests_by_operation": discover_by_operation,
-                "kb842101_selected": len(selected.selection.users),
-            },
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "users_per_round": args.users,
+                    "users_deleted_each_way": args.users * args.rounds,
+                    "rounds": args.rounds,
+                    "playbook_s": round(playbook_s, 2),
+                    "plain_ldap3_loop_s": round(plain_s, 2),
+                    "ratio": round(playbook_s / plain_s, 2),
+                    "each_round": rounds,
+                    "discovery_requests_per_round": discovery,
+                    "discovery_of_all_users": {
+                        "users": len(found),
+                        "page_size": 1000,
+                        "find_users_requests": users_requests,
+                        "kb842101_discover_requests": directory.requests - before,
+                        "kb842101_discover_requests_by_operation": discover_by_operation,
+                        "kb842101_selected": len(selected.selection.users),
+                    },
+                },
+                indent=1,
+            )
+        )
     finally:
         samba_dc.stop(dc)
 

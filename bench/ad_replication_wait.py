@@ -102,15 +102,19 @@ def on_fakes(delay_s: float, size: int) -> dict[str, Any]:
     deleted_at: list[float] = []
 
     def deletes(record: JournalRecord) -> None:
-        if record["event"] == ev.STEP_APPLIED and record.get("mode") == "apply" and \
-                str(record.get("step")).startswith("delete-ad-user"):
+        if (
+            record["event"] == ev.STEP_APPLIED
+            and record.get("mode") == "apply"
+            and str(record.get("step")).startswith("delete-ad-user")
+        ):
             deleted_at.append(seconds())
 
     parameters = data["scenario"]["parameters"]  # type: ignore[index]
     with tempfile.TemporaryDirectory() as state:
         engine = Engine(state_dir=Path(state), subscribers=(times, deletes))
-        result = engine.apply(get_playbook("kb842101"), world, parameters,
-                              safety=Safety(confirm=lambda _: True))
+        result = engine.apply(
+            get_playbook("kb842101"), world, parameters, safety=Safety(confirm=lambda _: True)
+        )
     assert result.exit_code == 0, result.error
     return times.report(max(deleted_at) + delay_s, where="fakes", delay_s=delay_s)
 
@@ -118,7 +122,9 @@ def on_fakes(delay_s: float, size: int) -> dict[str, Any]:
 def on_samba_pair(pair: SambaPair, trigger_after_s: float, users: int) -> dict[str, Any]:
     names = [name.lower() for name in pair.names]
     settings = ConnectionSettings(
-        bind_user=pair.bind_user, password=pair.password, ca_file=pair.ca_file,
+        bind_user=pair.bind_user,
+        password=pair.password,
+        ca_file=pair.ca_file,
         addresses=dict(zip(names, pair.addresses, strict=True)),
     )
     converged: list[float] = []
@@ -136,8 +142,11 @@ def on_samba_pair(pair: SambaPair, trigger_after_s: float, users: int) -> dict[s
         connection = directory.connection(first)
         connection.add(ou, ["organizationalUnit"])
         for number in range(users):
-            connection.add(f"CN=wait user {number},{ou}", ["user"],
-                           {"sAMAccountName": f"w{int(time.time())}-{number}"})
+            connection.add(
+                f"CN=wait user {number},{ou}",
+                ["user"],
+                {"sAMAccountName": f"w{int(time.time())}-{number}"},
+            )
         pair.replicate(1, 0)  # both DCs hold the users before the run
         engine = Engine(state_dir=Path(state), subscribers=(times,))
         with_playbook(directory, engine, ou)
@@ -151,7 +160,8 @@ def wait_with_latency(dcs: int, latency_s: float, parallel: int, size: int) -> t
     directory = data["directory"]
     assert isinstance(directory, dict)
     directory["dcs"] = [{"name": "DC1", "replication_delay_s": 0}] + [
-        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, dcs + 2)]
+        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, dcs + 2)
+    ]
     world = world_from_json(data)
     world.set_latency(directory_s=latency_s)
     moments: dict[str, Any] = {}
@@ -164,16 +174,18 @@ def wait_with_latency(dcs: int, latency_s: float, parallel: int, size: int) -> t
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory() as state:
         engine = Engine(state_dir=Path(state), parallel=parallel, subscribers=(note,))
-        result = engine.apply(get_playbook("kb842101"), world, parameters,
-                              safety=Safety(confirm=lambda _: True))
+        result = engine.apply(
+            get_playbook("kb842101"), world, parameters, safety=Safety(confirm=lambda _: True)
+        )
     assert result.exit_code == 0, result.error
     spent = moments[ev.STEP_COMPLETED] - moments[ev.STEP_STARTED]
     return spent.total_seconds(), time.perf_counter() - wall
 
 
 def concurrency_table(dcs_counts: list[int], latencies: list[float], size: int) -> None:
-    print("| lagging DCs | latency (s) | --parallel | before (s) | now (s) "
-          "| wall before / now (s) |")
+    print(
+        "| lagging DCs | latency (s) | --parallel | before (s) | now (s) | wall before / now (s) |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | --- |")
     bound = WaitForReplication.batches_at_once
     for dcs in dcs_counts:
@@ -185,8 +197,11 @@ def concurrency_table(dcs_counts: list[int], latencies: list[float], size: int) 
                     timed[label] = wait_with_latency(dcs, latency, parallel, size)
                 WaitForReplication.batches_at_once = bound
                 (old, old_wall), (new, new_wall) = timed["before"], timed["now"]
-                print(f"| {dcs} | {latency:g} | {parallel} | {old:,.0f} | {new:,.0f} "
-                      f"| {old_wall:.2f} / {new_wall:.2f} |", flush=True)
+                print(
+                    f"| {dcs} | {latency:g} | {parallel} | {old:,.0f} | {new:,.0f} "
+                    f"| {old_wall:.2f} / {new_wall:.2f} |",
+                    flush=True,
+                )
 
 
 def main() -> None:

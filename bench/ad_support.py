@@ -29,8 +29,18 @@ from remediate.model import UserQuery
 from remediate.playbooks import get_playbook
 
 # The test suite's DC, shared with the benchmarks (tests/ is not a package).
-__all__ = ["SAMBA_DC_NAME", "alternate", "live_world", "populate", "quiet", "round_arguments",
-           "samba_dc", "samba_directory", "total", "with_playbook"]
+__all__ = [
+    "SAMBA_DC_NAME",
+    "alternate",
+    "live_world",
+    "populate",
+    "quiet",
+    "round_arguments",
+    "samba_dc",
+    "samba_directory",
+    "total",
+    "with_playbook",
+]
 
 Round = dict[str, str | float]
 
@@ -39,10 +49,15 @@ def round_arguments(description: str, *, rounds: int) -> argparse.Namespace:
     """``--users`` and ``--rounds``, one meaning for every Samba benchmark: each round, each side
     deletes ``--users`` users (the playbook in one apply)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--users", type=int, default=1000,
-                        help="users each side deletes in a round (default 1000)")
-    parser.add_argument("--rounds", type=int, default=rounds,
-                        help=f"rounds, the order of the sides swapped each time (default {rounds})")
+    parser.add_argument(
+        "--users", type=int, default=1000, help="users each side deletes in a round (default 1000)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=rounds,
+        help=f"rounds, the order of the sides swapped each time (default {rounds})",
+    )
     args = parser.parse_args()
     if args.users < 1 or args.rounds < 1:
         parser.error("--users and --rounds must be at least 1")
@@ -58,11 +73,11 @@ def alternate(rounds: int, sides: Mapping[str, Callable[[int], float]]) -> list[
     for number in range(rounds):
         order = names if number % 2 == 0 else names[::-1]
         seconds = {name: sides[name](number) for name in order}
-        each.append({"first": order[0],
-                     **{f"{name}_s": round(seconds[name], 2) for name in names}})
+        each.append({"first": order[0], **{f"{name}_s": round(seconds[name], 2) for name in names}})
         # As it happens, so a later failure (or a long run stopped) loses no round.
-        print(f"round {number + 1} of {rounds}: {json.dumps(each[-1])}", file=sys.stderr,
-              flush=True)
+        print(
+            f"round {number + 1} of {rounds}: {json.dumps(each[-1])}", file=sys.stderr, flush=True
+        )
     return each
 
 
@@ -90,7 +105,9 @@ def populate(connection: ldap3.Connection, base_dn: str, name: str, count: int) 
 def live_world(directory: LdapDirectory, ou: str) -> LiveWorld:
     """The DC, an Exchange organisation without servers, rehearsals of ``ou``."""
     no_servers = FakeWorld.create(
-        domain=directory.domain, base_dn=directory.base_dn, dcs=[(SAMBA_DC_NAME, 0.0)],
+        domain=directory.domain,
+        base_dn=directory.base_dn,
+        dcs=[(SAMBA_DC_NAME, 0.0)],
         now=datetime.now(UTC),
     ).exchange
     return LiveWorld(directory, no_servers, rehearse=lambda: rehearsal_world(directory, ou))
@@ -108,7 +125,9 @@ def with_playbook(directory: LdapDirectory, engine: Engine, ou: str) -> tuple[fl
     world = live_world(directory, ou)
     start = time.perf_counter()
     result = engine.apply(
-        get_playbook("kb842101"), world, {"ou": ou, **window_parameters()},
+        get_playbook("kb842101"),
+        world,
+        {"ou": ou, **window_parameters()},
         safety=Safety(confirm=lambda _: True),
     )
     seconds = time.perf_counter() - start

@@ -39,15 +39,34 @@ def installed(commit: str, work: Path) -> tuple[str, Path, Path]:
     site = work / sha
     if not site.exists():
         shutil.rmtree(tree / "build", ignore_errors=True)  # setuptools reuses it across builds
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                        "--no-compile", "--target", str(site), str(tree)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-compile",
+                "--target",
+                str(site),
+                str(tree),
+            ],
+            check=True,
+        )
     return sha, tree, site
 
 
 def run_once(command: list[str], site: Path) -> list[dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    output = subprocess.run([sys.executable, *command], cwd=CHECKOUT, env=env, check=True,
-                            capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, *command],
+        cwd=CHECKOUT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
@@ -60,14 +79,19 @@ def summary(results: dict[str, list[dict[str, Any]]], old: str, new: str) -> lis
             for key, value in line.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     values[(row, key, sha)].append(float(value))
-    lines = [f"| row | measure | {old} median (min-max) | {new} median (min-max) | new / old |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    lines = [
+        f"| row | measure | {old} median (min-max) | {new} median (min-max) | new / old |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for row, key in dict.fromkeys((row, key) for row, key, _ in values):
         before, after = values.get((row, key, old), []), values.get((row, key, new), [])
         if not before or not after:
             continue
-        ratio = statistics.median(after) / statistics.median(before) if statistics.median(
-            before) else float("nan")
+        ratio = (
+            statistics.median(after) / statistics.median(before)
+            if statistics.median(before)
+            else float("nan")
+        )
         name = " ".join(f"{k}={v}" for k, v in row)
         lines.append(f"| {name} | {key} | {_spread(before)} | {_spread(after)} | {ratio:.3f} |")
     return lines
@@ -78,13 +102,15 @@ def _spread(numbers: list[float]) -> str:
 
 
 def _git(*argv: str) -> str:
-    return subprocess.run(["git", *argv], cwd=CHECKOUT, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *argv], cwd=CHECKOUT, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--rounds", type=int, default=3)
@@ -92,7 +118,7 @@ def main() -> None:
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
-    command = argv[split + 1:]  # the benchmark and its arguments
+    command = argv[split + 1 :]  # the benchmark and its arguments
     if not command:
         parser.error("give the benchmark to run after --, e.g. -- bench/run.py --size 10000")
     work = Path(tempfile.mkdtemp(prefix="remediate-compare-"))
@@ -103,8 +129,11 @@ def main() -> None:
             for sha, _, site in commits:
                 lines = run_once(command, site)
                 results[sha] += lines
-                print(json.dumps({"round": number, "commit": sha, "results": lines}),
-                      file=sys.stderr, flush=True)
+                print(
+                    json.dumps({"round": number, "commit": sha, "results": lines}),
+                    file=sys.stderr,
+                    flush=True,
+                )
         print("\n".join(summary(results, commits[0][0], commits[1][0])))
     finally:
         if not args.keep:

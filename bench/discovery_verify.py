@@ -48,8 +48,10 @@ def measure(kb: str, doc: dict[str, Any], parallel: int, latency: float) -> dict
     moments: dict[str, datetime] = {}
 
     def follow(record: dict[str, Any]) -> None:
-        if record.get("step") == "verify" and record["event"] in (ev.STEP_STARTED,
-                                                                   ev.STEP_COMPLETED):
+        if record.get("step") == "verify" and record["event"] in (
+            ev.STEP_STARTED,
+            ev.STEP_COMPLETED,
+        ):
             moments[record["event"]] = world.clock.now()
 
     with tempfile.TemporaryDirectory() as state:
@@ -57,8 +59,11 @@ def measure(kb: str, doc: dict[str, Any], parallel: int, latency: float) -> dict
         result = apply_confirmed(engine, playbook, world, parameters(doc))
     assert result.state == "done", result.error
     verify = (moments[ev.STEP_COMPLETED] - moments[ev.STEP_STARTED]).total_seconds()
-    return {"discovery_s": discovery, "verify_s": verify,
-            "wall_s": round(time.perf_counter() - wall, 2)}
+    return {
+        "discovery_s": discovery,
+        "verify_s": verify,
+        "wall_s": round(time.perf_counter() - wall, 2),
+    }
 
 
 def main() -> None:
@@ -66,10 +71,22 @@ def main() -> None:
     for kb in args.kb:
         for servers in args.servers:
             doc = scenario(kb, servers * args.users_per_server, version="2016", servers=servers)
-            for name, parallel in (("1", 1), ("default", DEFAULT_PARALLEL),
-                                   ("all", max(servers, 1))):
-                print(json.dumps({"kb": kb, "servers": f"{servers:02d}", "parallel": name,
-                                  **measure(kb, doc, parallel, args.latency)}), flush=True)
+            for name, parallel in (
+                ("1", 1),
+                ("default", DEFAULT_PARALLEL),
+                ("all", max(servers, 1)),
+            ):
+                print(
+                    json.dumps(
+                        {
+                            "kb": kb,
+                            "servers": f"{servers:02d}",
+                            "parallel": name,
+                            **measure(kb, doc, parallel, args.latency),
+                        }
+                    ),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

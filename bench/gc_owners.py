@@ -25,9 +25,11 @@ def main() -> None:
         connection.add(ou, ["organizationalUnit"])
         mailboxes = [uuid.uuid4() for _ in range(arguments.users)]
         for number, mailbox in enumerate(mailboxes):
-            connection.add(f"CN=owner {number},{ou}", ["user"],
-                           {"sAMAccountName": f"gco-{number}",
-                            "msExchMailboxGuid": mailbox.bytes_le})
+            connection.add(
+                f"CN=owner {number},{ou}",
+                ["user"],
+                {"sAMAccountName": f"gco-{number}", "msExchMailboxGuid": mailbox.bytes_le},
+            )
         rounds = []
         for _ in range(arguments.rounds):
             before = directory.requests
@@ -35,8 +37,9 @@ def main() -> None:
             found = directory.mailbox_owners(mailboxes)
             seconds = time.perf_counter() - started
             assert all(len(owners) == 1 for owners in found.values())
-            rounds.append({"seconds": round(seconds, 3),
-                           "ldap_requests": directory.requests - before})
+            rounds.append(
+                {"seconds": round(seconds, 3), "ldap_requests": directory.requests - before}
+            )
         print(json.dumps({"mailboxes": arguments.users, "rounds": rounds}, indent=2))
         directory.close()
     finally:

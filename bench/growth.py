@@ -36,21 +36,24 @@ def summary(kb: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for phase in ("plan_s", "apply_s"):
         seconds = [float(row[phase]) for row in rows]
         name = phase.removesuffix("_s")
-        result[f"{name}_ms_per_user"] = [round(1000 * s / n, 3) for s, n in zip(seconds, sizes,
-                                                                               strict=True)]
+        result[f"{name}_ms_per_user"] = [
+            round(1000 * s / n, 3) for s, n in zip(seconds, sizes, strict=True)
+        ]
         result[f"{name}_exponent"] = round(fitted_exponent(sizes, seconds), 3)
     if all("cpu_s" in row for row in rows):  # plan + apply in CPU time: load distorts it less
         cpu = [float(row["cpu_s"]) for row in rows]
-        result["cpu_ms_per_user"] = [round(1000 * s / n, 3) for s, n in zip(cpu, sizes,
-                                                                           strict=True)]
+        result["cpu_ms_per_user"] = [
+            round(1000 * s / n, 3) for s, n in zip(cpu, sizes, strict=True)
+        ]
         result["cpu_exponent"] = round(fitted_exponent(sizes, cpu), 3)
     result["peak_rss_mb"] = [row["peak_rss_mb"] for row in rows]
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000, 30000, 100000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--version", default=None)

@@ -99,9 +99,11 @@ def arguments(description: str) -> argparse.Namespace:
 def main() -> None:
     args = arguments(__doc__.split("\n")[0])
 
-    print(f"| playbook | servers | Exchange calls | --parallel 1 (s) | --parallel "
-          f"{DEFAULT_PARALLEL} (s) | all at once (s) | limit (s) | default / limit "
-          f"| all / limit | wall 1 / {DEFAULT_PARALLEL} / all (s) |")
+    print(
+        f"| playbook | servers | Exchange calls | --parallel 1 (s) | --parallel "
+        f"{DEFAULT_PARALLEL} (s) | all at once (s) | limit (s) | default / limit "
+        f"| all / limit | wall 1 / {DEFAULT_PARALLEL} / all (s) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for kb in args.kb:
         for servers in args.servers:
@@ -112,9 +114,12 @@ def main() -> None:
             limit = one - args.latency * (total - calls.slowest_per_step())
             default, wall_default, _ = apply_once(kb, doc, DEFAULT_PARALLEL, args.latency)
             every, wall_every, _ = apply_once(kb, doc, max(servers, 1), args.latency)
-            print(f"| {kb} | {servers} | {total} | {one:,.0f} | {default:,.0f} | {every:,.0f} "
-                  f"| {limit:,.0f} | {default / limit:.2f} | {every / limit:.2f} "
-                  f"| {wall_one:.2f} / {wall_default:.2f} / {wall_every:.2f} |", flush=True)
+            print(
+                f"| {kb} | {servers} | {total} | {one:,.0f} | {default:,.0f} | {every:,.0f} "
+                f"| {limit:,.0f} | {default / limit:.2f} | {every / limit:.2f} "
+                f"| {wall_one:.2f} / {wall_default:.2f} / {wall_every:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ class StepClock:
     def follow(self, record: dict[str, Any]) -> None:
         event, at = record["event"], datetime.fromisoformat(str(record["ts"]))
         # Discovery, from the run's start to its selection, counts as a step of its own.
-        step = DISCOVERY if event in (ev.RUN_STARTED, ev.RUN_DISCOVERED) else str(
-            record.get("step"))
+        step = (
+            DISCOVERY if event in (ev.RUN_STARTED, ev.RUN_DISCOVERED) else str(record.get("step"))
+        )
         if event in (ev.STEP_STARTED, ev.RUN_STARTED):
             self._started[step] = (at, self._count())
         elif event in (ev.STEP_COMPLETED, ev.RUN_DISCOVERED) and step in self._started:
@@ -66,8 +67,13 @@ def apply_once(doc: dict[str, Any], parallel: int, delay: float) -> StepClock:
     world = load(doc)
     with serve(world, EndpointOptions(command_delay_s=delay)) as site:
         steps = StepClock(lambda: Counter({n: e.calls() for n, e in site.endpoints.items()}))
-        live = LiveWorld(world.directory, site.exchange(), rehearse=world.rehearsal,
-                         clock=SystemClock(), organisation=world.organisation)
+        live = LiveWorld(
+            world.directory,
+            site.exchange(),
+            rehearse=world.rehearsal,
+            clock=SystemClock(),
+            organisation=world.organisation,
+        )
         with tempfile.TemporaryDirectory() as state:
             engine = Engine(state_dir=Path(state), parallel=parallel, subscribers=(steps.follow,))
             result = apply_confirmed(engine, get_playbook("kb278447"), live, parameters(doc))
@@ -82,22 +88,28 @@ def main() -> None:
     parser.add_argument("--users-per-server", type=int, default=2)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    doc = scenario("kb278447", args.servers * args.users_per_server, version="2016",
-                   servers=args.servers)
+    doc = scenario(
+        "kb278447", args.servers * args.users_per_server, version="2016", servers=args.servers
+    )
     for dc in doc["directory"]["dcs"]:
         dc["replication_delay_s"] = 0
     one = apply_once(doc, 1, args.delay)
     many = apply_once(doc, DEFAULT_PARALLEL, args.delay)
-    print(f"| step | commands | slowest endpoint's (s) | --parallel 1 (s) | --parallel "
-          f"{DEFAULT_PARALLEL} (s) | {DEFAULT_PARALLEL} / slowest |")
+    print(
+        f"| step | commands | slowest endpoint's (s) | --parallel 1 (s) | --parallel "
+        f"{DEFAULT_PARALLEL} (s) | {DEFAULT_PARALLEL} / slowest |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for step, seconds in one.seconds.items():
         commands = one.commands[step]
         if not commands.total():
             continue
         slowest = max(commands.values()) * args.delay
-        print(f"| {step} | {commands.total()} | {slowest:.1f} | {seconds:.1f} "
-              f"| {many.seconds[step]:.1f} | {many.seconds[step] / slowest:.2f} |", flush=True)
+        print(
+            f"| {step} | {commands.total()} | {slowest:.1f} | {seconds:.1f} "
+            f"| {many.seconds[step]:.1f} | {many.seconds[step] / slowest:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,31 +32,46 @@ from schedule_support import MAX_IN_A_ROW, RATE, run_with_random_faults
 
 
 def crash_table() -> bool:
-    print("| playbook | version | crash points | refused, then a fresh apply | resumed | converged "
-          "| mail items lost | objects touched outside the scope | seconds |")
+    print(
+        "| playbook | version | crash points | refused, then a fresh apply | resumed | converged "
+        "| mail items lost | objects touched outside the scope | seconds |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     total, ok = Counter[str](), True
     for case in every_case():
         with tempfile.TemporaryDirectory() as work:
             result = sweep(case, Path(work))
         ok &= not result.failures
-        print(f"| {case.playbook} | {case.version} | {result.crash_points} | "
-              f"{len(result.refused)} | {len(result.resumed)} | {result.converged} | "
-              f"{result.lost} | {result.outside} | {result.seconds:.1f} |", flush=True)
-        total.update(points=result.crash_points, converged=result.converged, lost=result.lost,
-                     outside=result.outside)
+        print(
+            f"| {case.playbook} | {case.version} | {result.crash_points} | "
+            f"{len(result.refused)} | {len(result.resumed)} | {result.converged} | "
+            f"{result.lost} | {result.outside} | {result.seconds:.1f} |",
+            flush=True,
+        )
+        total.update(
+            points=result.crash_points,
+            converged=result.converged,
+            lost=result.lost,
+            outside=result.outside,
+        )
         for failure in result.failures[:5]:
             print(f"  FAILED: {failure}", file=sys.stderr)
-    print(f"| **all** | | **{total['points']}** | | | **{total['converged']}** | "
-          f"**{total['lost']}** | **{total['outside']}** | |\n")
+    print(
+        f"| **all** | | **{total['points']}** | | | **{total['converged']}** | "
+        f"**{total['lost']}** | **{total['outside']}** | |\n"
+    )
     return ok
 
 
 def fault_table(runs: int) -> bool:
-    print(f"{runs} runs per case, {RATE:.0%} of every operation kind's calls fail "
-          f"(at most {MAX_IN_A_ROW} in a row), seeds 0..{runs - 1}\n")
-    print("| playbook | version | runs | converged | operations (mean) | faults injected "
-          "| retries | most retries in one run |")
+    print(
+        f"{runs} runs per case, {RATE:.0%} of every operation kind's calls fail "
+        f"(at most {MAX_IN_A_ROW} in a row), seeds 0..{runs - 1}\n"
+    )
+    print(
+        "| playbook | version | runs | converged | operations (mean) | faults injected "
+        "| retries | most retries in one run |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     injected, retried, ok = Counter[str](), Counter[str](), True
     for case in every_case():
@@ -76,9 +91,11 @@ def fault_table(runs: int) -> bool:
             case_retried += run.retried.total()
             most = max(most, run.retried.total())
         ok &= converged == runs
-        print(f"| {case.playbook} | {case.version} | {runs} | {converged} | "
-              f"{operations / runs:.0f} | {case_injected} | {case_retried} | {most} |",
-              flush=True)
+        print(
+            f"| {case.playbook} | {case.version} | {runs} | {converged} | "
+            f"{operations / runs:.0f} | {case_injected} | {case_retried} | {most} |",
+            flush=True,
+        )
     print("\n| operation | faults injected | retries |\n| --- | ---: | ---: |")
     for operation in sorted(injected | retried):
         print(f"| {operation} | {injected[operation]} | {retried[operation]} |")

@@ -106,8 +106,9 @@ def reset_rss_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
 
 
-def measure(kb: str, size: int, seed: int, version: str | None, *,
-            freeze: bool = True) -> dict[str, Any]:
+def measure(
+    kb: str, size: int, seed: int, version: str | None, *, freeze: bool = True
+) -> dict[str, Any]:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     playbook = get_playbook(kb)
     world = scenario_world(kb, size, seed, version=version)
@@ -132,8 +133,12 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
         del plan, selection  # what an operator's plan command would have let go by now
         apply_watch = Stopwatch()
         start = time.perf_counter()
-        applied = engine.apply(playbook, TimedWorld(world, apply_watch), parameters,  # type: ignore[arg-type]
-                               safety=Safety(confirm=lambda text: True))
+        applied = engine.apply(
+            playbook,
+            TimedWorld(world, apply_watch),
+            parameters,  # type: ignore[arg-type]
+            safety=Safety(confirm=lambda text: True),
+        )
         apply_s = time.perf_counter() - start
         cpu_s = time.process_time() - cpu_start
         times = os.times()
@@ -166,35 +171,46 @@ def measure(kb: str, size: int, seed: int, version: str | None, *,
     }
 
 
-def measure_apart(kb: str, size: int, seed: int, version: str | None, *,
-                  freeze: bool = True) -> dict[str, Any]:
+def measure_apart(
+    kb: str, size: int, seed: int, version: str | None, *, freeze: bool = True
+) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter, so its peak memory is that run's alone."""
-    command = [sys.executable, __file__, "--one", "--kb", kb, "--size", str(size),
-               "--seed", str(seed)] + (["--version", version] if version else []) + (
-               [] if freeze else ["--no-gc-freeze"])
+    command = (
+        [sys.executable, __file__, "--one", "--kb", kb, "--size", str(size), "--seed", str(seed)]
+        + (["--version", version] if version else [])
+        + ([] if freeze else ["--no-gc-freeze"])
+    )
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--version", default=None)
     parser.add_argument("--kb", nargs="+", default=sorted(SCENARIOS))
-    parser.add_argument("--no-gc-freeze", dest="freeze", action="store_false",
-                        help="leave the world to the cyclic garbage collector (to compare)")
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="freeze",
+        action="store_false",
+        help="leave the world to the cyclic garbage collector (to compare)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.kb[0], args.size, args.seed, args.version,
-                                 freeze=args.freeze)))
+        print(
+            json.dumps(measure(args.kb[0], args.size, args.seed, args.version, freeze=args.freeze))
+        )
         return
     for kb in args.kb:
-        print(json.dumps(measure_apart(kb, args.size, args.seed, args.version,
-                                       freeze=args.freeze)), flush=True)
+        print(
+            json.dumps(measure_apart(kb, args.size, args.seed, args.version, freeze=args.freeze)),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def measure(kb: str, size: int, version: str) -> CallCounter:
         for server, host in site.hosts.items():
             host.before_run = lambda call, server=server: counter.count(server, call)
         engine = Engine(state_dir=Path(state), subscribers=(counter.follow,))
-        applied = apply_confirmed(engine, get_playbook(kb), WinRmWorld(fake, site.exchange()),
-                                  parameters(doc))
+        applied = apply_confirmed(
+            engine, get_playbook(kb), WinRmWorld(fake, site.exchange()), parameters(doc)
+        )
     if applied.state != "done":
         raise SystemExit(f"{kb} {version}: the apply ended {applied.state}: {applied.error}")
     return counter
@@ -88,15 +89,17 @@ def print_table(kb: str, size: int, version: str, counter: CallCounter) -> None:
     rows = sorted(set(counter.writes) | set(counter.reads))
     for step, server in rows:
         row = (step, server)
-        print(f"  {step:38} {server:7} {counter.batch.get(row, 0):5} {counter.writes[row]:6} "
-              f"{counter.reads[row]:5}  {', '.join(sorted(counter.operations[row]))}")
-    print(f"  max writes per (step, server): {max(counter.writes.values(), default=0)}",
-          flush=True)
+        print(
+            f"  {step:38} {server:7} {counter.batch.get(row, 0):5} {counter.writes[row]:6} "
+            f"{counter.reads[row]:5}  {', '.join(sorted(counter.operations[row]))}"
+        )
+    print(f"  max writes per (step, server): {max(counter.writes.values(), default=0)}", flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=1700)
     parser.add_argument("--versions", nargs="+", default=["2003", "2016"])
     parser.add_argument("--kb", nargs="+", default=["kb842101", "kb278447"])

@@ -35,9 +35,7 @@ class FakeCatalog:
         withheld = self._withheld.get((normalize(dn), account.casefold()), set())
         return {right for right in rights if right not in withheld}
 
-    def mailbox_owners(
-        self, mailbox_guids: Collection[UUID]
-    ) -> dict[UUID, list[tuple[UUID, str]]]:
+    def mailbox_owners(self, mailbox_guids: Collection[UUID]) -> dict[UUID, list[tuple[UUID, str]]]:
         view = self._directory.view(self._directory.writable, "exchange.owners")
         found: dict[UUID, list[tuple[UUID, str]]] = {}
         for mailbox in mailbox_guids:

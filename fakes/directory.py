@@ -158,12 +158,20 @@ class FakeDirectory:
         return self._base_dn
 
     def domain_controllers(self) -> list[str]:
-        return self._op("domain_controllers", self._writable, None, (),
-                        lambda: [name for name in self._views if name not in self._partial])
+        return self._op(
+            "domain_controllers",
+            self._writable,
+            None,
+            (),
+            lambda: [name for name in self._views if name not in self._partial],
+        )
 
     def replication_delays(self) -> dict[str, float]:
         return self._op(
-            "replication_delays", self._writable, None, (),
+            "replication_delays",
+            self._writable,
+            None,
+            (),
             lambda: {view.name: float(view.delay) for view in self._views.values()},
         )
 
@@ -322,8 +330,11 @@ class FakeDirectory:
         replicates and no uSNChanged moves)."""
         if origin in self._partial:
             raise _ldap_error(
-                "referral (10)", f"{origin} holds a read-only partial replica of {self._domain}",
-                dc=origin, operation=operation, target=str(guid),
+                "referral (10)",
+                f"{origin} holds a read-only partial replica of {self._domain}",
+                dc=origin,
+                operation=operation,
+                target=str(guid),
                 hint="write through a DC of the domain",
             )
         current = self._live(origin, guid, operation)
@@ -335,12 +346,15 @@ class FakeDirectory:
         binary = _changed_binary(current, blobs)
         if attributes is None and binary is None:
             return False
-        self._commit(origin, replace(
-            current,
-            attributes=current.attributes if attributes is None else attributes,
-            binary=current.binary if binary is None else binary,
-            when_changed=self._timeline.now(),
-        ))
+        self._commit(
+            origin,
+            replace(
+                current,
+                attributes=current.attributes if attributes is None else attributes,
+                binary=current.binary if binary is None else binary,
+                when_changed=self._timeline.now(),
+            ),
+        )
         return True
 
     # Seeding and restoring (the world file, scenario builders).
@@ -516,13 +530,27 @@ class FakeDirectory:
             if container != normalize(self._base_dn) and not any(
                 normalize(entry.dn) == container for entry in view.within(container)
             ):
-                raise _ldap_error("noSuchObject (32)", f"no container {container} for {dn}",
-                                  dc=self._writable, operation=operation, target=dn,
-                                  hint="create the container first")
+                raise _ldap_error(
+                    "noSuchObject (32)",
+                    f"no container {container} for {dn}",
+                    dc=self._writable,
+                    operation=operation,
+                    target=dn,
+                    hint="create the container first",
+                )
             now = self._timeline.now()
-            self._commit(self._writable, DirectoryEntry(
-                guid=uuid4(), dn=dn, object_class="container", when_created=now,
-                when_changed=now, usn_changed=0, attributes={"description": record}))
+            self._commit(
+                self._writable,
+                DirectoryEntry(
+                    guid=uuid4(),
+                    dn=dn,
+                    object_class="container",
+                    when_created=now,
+                    when_changed=now,
+                    usn_changed=0,
+                    attributes={"description": record},
+                ),
+            )
             return True
 
         return self._op("add_lease", self._writable, dn, (dn, record), action)
@@ -532,8 +560,9 @@ class FakeDirectory:
             entry = self._lease_entry(dn, "directory.swap_lease")
             if entry is None or entry.get("description") != old:
                 return False  # noSuchObject (32) or noSuchAttribute (16)
-            return self.write(self._writable, entry.guid, {"description": new},
-                              operation="directory.swap_lease")
+            return self.write(
+                self._writable, entry.guid, {"description": new}, operation="directory.swap_lease"
+            )
 
         return self._op("swap_lease", self._writable, dn, (dn, old, new), action)
 
@@ -550,16 +579,19 @@ class FakeDirectory:
     def _lease_entry(self, dn: str, operation: str) -> DirectoryEntry | None:
         wanted = self._normal(dn, self._writable, operation)
         view = self.view(self._writable, operation)
-        return next((entry for entry in view.within(wanted) if normalize(entry.dn) == wanted),
-                    None)
+        return next((entry for entry in view.within(wanted) if normalize(entry.dn) == wanted), None)
 
 
 def _implied_container(dn: str, below: Sequence[DirectoryEntry]) -> DirectoryEntry:
     oldest = min(entry.when_created for entry in below)
     kind = "organizationalUnit" if rdn_type(dn).lower() == "ou" else "container"
     return DirectoryEntry(
-        guid=uuid5(NAMESPACE_URL, f"ldap:///{normalize(dn)}"), dn=dn, object_class=kind,
-        when_created=oldest, when_changed=oldest, usn_changed=0,
+        guid=uuid5(NAMESPACE_URL, f"ldap:///{normalize(dn)}"),
+        dn=dn,
+        object_class=kind,
+        when_created=oldest,
+        when_changed=oldest,
+        usn_changed=0,
     )
 
 
@@ -593,7 +625,8 @@ def _tombstone(entry: DirectoryEntry, base_dn: str, now: datetime) -> DirectoryE
 
 def _is_binary(value: object) -> bool:
     return isinstance(value, bytes) or (
-        isinstance(value, list) and bool(value) and isinstance(value[0], bytes))
+        isinstance(value, list) and bool(value) and isinstance(value[0], bytes)
+    )
 
 
 def _changed_attributes(
@@ -638,10 +671,13 @@ def _changed_binary(
 def _check_value(name: str, value: object, entry: DirectoryEntry, dc: str, operation: str) -> None:
     """Refuse what AD would refuse: mixed or non-text values, a GUID attribute that is no
     GUID."""
-    values = [value] if isinstance(value, str | bytes) else (
-        value if isinstance(value, list) else None)
-    valid = value is None or (values is not None and (
-        all(isinstance(v, str) for v in values) or all(isinstance(v, bytes) for v in values)))
+    values = (
+        [value] if isinstance(value, str | bytes) else (value if isinstance(value, list) else None)
+    )
+    valid = value is None or (
+        values is not None
+        and (all(isinstance(v, str) for v in values) or all(isinstance(v, bytes) for v in values))
+    )
     if valid and values and name.lower() in GUID_ATTRIBUTES:
         try:
             UUID(str(values[0]))

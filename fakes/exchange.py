@@ -148,8 +148,13 @@ class FakeServer:
 
     def copy(self) -> FakeServer:
         stores = {key: FakeStore(s.info, dict(s.mailboxes)) for key, s in self.stores.items()}
-        return replace(self, services=dict(self.services), stores=stores, queue=list(self.queue),
-                       passive=set(self.passive))
+        return replace(
+            self,
+            services=dict(self.services),
+            stores=stores,
+            queue=list(self.queue),
+            passive=set(self.passive),
+        )
 
     def running(self, name: str) -> bool:
         """Whether the service runs (one this server lacks is taken as running: world files
@@ -277,8 +282,10 @@ class FakeExchange:
         def action() -> dict[str, list[str]]:
             host = self._server(server, "exchange.running_dependents")
             self._check_services(host, wanted, "exchange.running_dependents")
-            return {name: [d for d in host.dependents.get(name, ()) if host.running(d)]
-                    for name in wanted}
+            return {
+                name: [d for d in host.dependents.get(name, ()) if host.running(d)]
+                for name in wanted
+            }
 
         return self._op("running_dependents", server, None, (server, wanted), action)
 
@@ -319,8 +326,10 @@ class FakeExchange:
 
         def action() -> None:
             host = self._server(server, "exchange.purge_mailboxes")
-            doomed = [self._disconnected(host, guid, "exchange.purge_mailboxes", where.get(guid))
-                      for guid in wanted]
+            doomed = [
+                self._disconnected(host, guid, "exchange.purge_mailboxes", where.get(guid))
+                for guid in wanted
+            ]
             for store, mailbox in doomed:
                 store.mailboxes.pop(mailbox.guid, None)
                 self._mailbox_homes.pop(mailbox.guid, None)
@@ -338,8 +347,7 @@ class FakeExchange:
             for entry in entries:
                 archive = entry.get("msExchArchiveGUID")
                 if archive:
-                    self._disabled_archives[entry.guid] = (
-                        archive, entry.get("msExchArchiveName"))
+                    self._disabled_archives[entry.guid] = (archive, entry.get("msExchArchiveName"))
                 self._directory.write(host.info.dc, entry.guid, cleared, operation=operation)
 
         self._op("disable_mailboxes", server, None, (server, wanted), action)
@@ -402,8 +410,10 @@ class FakeExchange:
                     "homeMDB, msExchHomeServerName, legacyExchangeDN)",
                 )
             _refuse_repeats(wanted, server, operation)
-            checked = [self._reconnectable(host, mailbox, user, where.get(mailbox))
-                       for mailbox, user in wanted]
+            checked = [
+                self._reconnectable(host, mailbox, user, where.get(mailbox))
+                for mailbox, user in wanted
+            ]
             for store, mailbox, user in checked:
                 link: dict[str, str | list[str] | None] = {
                     "msExchMailboxGuid": str(mailbox.guid),
@@ -434,7 +444,8 @@ class FakeExchange:
                 # The run announces the operator's Update Now and goes on (it does not wait for
                 # it), so neither a rehearsal nor the fake plays it: both end as the run does.
                 raise ManualActionRequired(
-                    recipient_update_instructions(host.info.name, self._directory.domain))
+                    recipient_update_instructions(host.info.name, self._directory.domain)
+                )
             for user in wanted:
                 self._stamp(host, user, operation)
 
@@ -448,7 +459,8 @@ class FakeExchange:
         def action() -> str | None:
             host = self._server(server, "exchange.mail_export_refusal")
             return host.mail_export_refusal or mailbox_list_refusal(
-                server, host.info.version, boxes)
+                server, host.info.version, boxes
+            )
 
         return self._op("mail_export_refusal", server, None, (server,), action)
 
@@ -477,8 +489,10 @@ class FakeExchange:
 
         def action() -> dict[UUID, ExportRef]:
             host = self._transferring(server, "exchange.export_mail")
-            mailboxes = [self._in_store(host, guid, where.get(guid), "exchange.export_mail")[1]
-                         for guid in wanted]
+            mailboxes = [
+                self._in_store(host, guid, where.get(guid), "exchange.export_mail")[1]
+                for guid in wanted
+            ]
             locations = self.sink.write(server, [(box.guid, box.items) for box in mailboxes])
             return {
                 mailbox.guid: ExportRef(server, mailbox.guid, location, mailbox.item_ids)
@@ -488,7 +502,9 @@ class FakeExchange:
         return self._op("export_mail", server, None, (server, wanted), action)
 
     def import_mail(
-        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, ExportRef]],
         stores: Mapping[UUID, str] | None = None,
     ) -> None:
         wanted = list(pairs)
@@ -529,8 +545,10 @@ class FakeExchange:
             return home.transport_running
         if version in (ExchangeVersion.E2007, ExchangeVersion.E2010):
             return any(
-                HUB_TRANSPORT in server.info.roles and server.info.site == home.info.site
-                and server.info.version is version and server.running("MSExchangeTransport")
+                HUB_TRANSPORT in server.info.roles
+                and server.info.site == home.info.site
+                and server.info.version is version
+                and server.running("MSExchangeTransport")
                 for server in self._servers.values()
             )
         return home.running("MSExchangeDelivery")
@@ -555,7 +573,10 @@ class FakeExchange:
         if home is None:
             name = user.get("displayName") or user.sam_account_name
             self.add_mailbox(
-                store_dn or "", user.mailbox_guid, user.get("legacyExchangeDN") or recipient, name,
+                store_dn or "",
+                user.mailbox_guid,
+                user.get("legacyExchangeDN") or recipient,
+                name,
                 created_at=self._timeline.now(),
             )
             home = self._mailbox_homes[user.mailbox_guid]
@@ -635,16 +656,25 @@ class FakeExchange:
         if dc not in {view.name for view in self._directory.views()}:
             raise ValueError(f"server {name}: DC {dc!r} is not a DC of the domain")
         if dc in self._directory.partial_replicas:
-            raise ValueError(f"server {name}: {dc!r} holds a read-only partial replica; name "
-                             "it as the server's global_catalog and give a DC of the domain")
+            raise ValueError(
+                f"server {name}: {dc!r} holds a read-only partial replica; name "
+                "it as the server's global_catalog and give a DC of the domain"
+            )
         if global_catalog is not None and global_catalog not in {
-                view.name for view in self._directory.views()}:
+            view.name for view in self._directory.views()
+        }:
             raise ValueError(f"server {name}: global catalog {global_catalog!r} is not a DC")
         if not cleanup_interval_s > 0:
             raise ValueError(f"server {name}: cleanup_interval_s must be > 0")
-        info = ExchangeServer(name, ExchangeVersion(version), dc, frozenset(roles), site,
-                              domain_controllers=(dc,),
-                              global_catalogs=() if global_catalog is None else (global_catalog,))
+        info = ExchangeServer(
+            name,
+            ExchangeVersion(version),
+            dc,
+            frozenset(roles),
+            site,
+            domain_controllers=(dc,),
+            global_catalogs=() if global_catalog is None else (global_catalog,),
+        )
         if services is None:
             services = dict.fromkeys(
                 ("MSExchangeIS", *info.transport_services), ServiceState.RUNNING
@@ -689,8 +719,14 @@ class FakeExchange:
         last_logon_at: datetime | None = None,
     ) -> None:
         mailbox = _with_items(
-            FakeMailbox(guid, legacy_dn, display_name, disconnected_at,
-                        created_at=created_at, last_logon_at=last_logon_at),
+            FakeMailbox(
+                guid,
+                legacy_dn,
+                display_name,
+                disconnected_at,
+                created_at=created_at,
+                last_logon_at=last_logon_at,
+            ),
             items,
         )
         self.add_mailboxes(store_dn, [mailbox])
@@ -724,8 +760,10 @@ class FakeExchange:
             raise ValueError(f"no store {store_dn!r} or no server {server!r}")
         version = self._servers[active].info.version
         if version.legacy or version is ExchangeVersion.E2007 or active == server:
-            raise ValueError(f"{server} cannot hold a database copy of {store_dn!r} (a DAG is "
-                             "Exchange 2010 or later, and the copy is on another server)")
+            raise ValueError(
+                f"{server} cannot hold a database copy of {store_dn!r} (a DAG is "
+                "Exchange 2010 or later, and the copy is on another server)"
+            )
         if host.info.version is not version:
             raise ValueError(f"{server} runs Exchange {host.info.version}, {active} {version}")
         host.passive.add(key)
@@ -771,8 +809,9 @@ class FakeExchange:
     def _stamp(self, host: FakeServer, user: UUID, operation: str) -> None:
         """Apply the recipient policy to ``user`` as ``host``'s DC sees it, written there."""
         entry = self._user(host, user, operation)
-        changes = policy_stamp(entry, host.info.version, _organisation_of(host.legacy_dn),
-                               self._directory.domain)
+        changes = policy_stamp(
+            entry, host.info.version, _organisation_of(host.legacy_dn), self._directory.domain
+        )
         if changes:
             self._directory.write(host.info.dc, user, changes, operation=operation)
 
@@ -786,16 +825,21 @@ class FakeExchange:
         if how.archive and how.kind is not MailboxKind.USER:
             raise PermanentError(
                 f"-Archive is a parameter of Connect-Mailbox's User set only, not {how.kind}",
-                endpoint=host.info.name, operation="exchange.reconnect_mailboxes",
-                target=str(user.guid))
+                endpoint=host.info.name,
+                operation="exchange.reconnect_mailboxes",
+                target=str(user.guid),
+            )
         written: dict[str, str | list[str] | None] = {
-            "msExchRecipientTypeDetails": str(how.kind.type_details)}
+            "msExchRecipientTypeDetails": str(how.kind.type_details)
+        }
         archive = self._disabled_archives.get(user.guid) if how.archive else None
         if how.archive and archive is None:
             raise PermanentError(
                 f"user {user.dn} has no disconnected archive to connect",
-                endpoint=host.info.name, operation="exchange.reconnect_mailboxes",
-                target=str(user.guid))
+                endpoint=host.info.name,
+                operation="exchange.reconnect_mailboxes",
+                target=str(user.guid),
+            )
         if archive is not None:
             written |= {"msExchArchiveGUID": archive[0], "msExchArchiveName": archive[1]}
         return written
@@ -841,8 +885,11 @@ class FakeExchange:
     @staticmethod
     def _copies(host: FakeServer, guid: UUID) -> list[tuple[FakeStore, FakeMailbox]]:
         """Every mailbox with this GUID on ``host``: the live one and its copies."""
-        return [(store, store.mailboxes[guid]) for store in host.stores.values()
-                if guid in store.mailboxes]
+        return [
+            (store, store.mailboxes[guid])
+            for store in host.stores.values()
+            if guid in store.mailboxes
+        ]
 
     def _in_store(
         self, host: FakeServer, guid: UUID, store_dn: str | None, operation: str
@@ -858,8 +905,11 @@ class FakeExchange:
             raise PermanentError(
                 f"mailbox {guid} on {host.info.name}: {what} in the store {store_dn}; the "
                 f"mailbox itself is in {store.info.dn}",
-                endpoint=host.info.name, operation=operation, target=str(guid),
-                hint="plan again: the mailbox moved since the plan was made")
+                endpoint=host.info.name,
+                operation=operation,
+                target=str(guid),
+                hint="plan again: the mailbox moved since the plan was made",
+            )
         return store, mailbox
 
     def _mailbox(
@@ -1005,8 +1055,9 @@ def _by_x500(view: DcView, legacy_dn: str) -> DirectoryEntry | None:
     wanted = f"x500:{legacy_dn}".lower()
     for entry in view.entries():
         raw = entry.attributes.get("proxyAddresses") or []
-        if not entry.deleted and any(a.lower() == wanted for a in ([raw] if isinstance(raw, str)
-                                                                    else raw)):
+        if not entry.deleted and any(
+            a.lower() == wanted for a in ([raw] if isinstance(raw, str) else raw)
+        ):
             return entry
     return None
 

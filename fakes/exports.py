@@ -108,12 +108,15 @@ class DirectorySink:
             for mailbox, items in exports:
                 path = self._path(server, mailbox)
                 written.append(str(path))
-                yield path, {
-                    "format": EXPORT_FORMAT,
-                    "server": server,
-                    "mailbox": str(mailbox),
-                    "items": [item_to_json(item) for item in items],
-                }
+                yield (
+                    path,
+                    {
+                        "format": EXPORT_FORMAT,
+                        "server": server,
+                        "mailbox": str(mailbox),
+                        "items": [item_to_json(item) for item in items],
+                    },
+                )
 
         write_json_files(documents())
         return written

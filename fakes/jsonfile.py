@@ -102,8 +102,14 @@ def flag(data: Mapping[str, object], key: str, at: At, default: bool | None = No
 
 
 def number(
-    data: Mapping[str, object], key: str, at: At, default: float | None = None,
-    *, low: float, high: float, why: str,
+    data: Mapping[str, object],
+    key: str,
+    at: At,
+    default: float | None = None,
+    *,
+    low: float,
+    high: float,
+    why: str,
 ) -> float:
     """A number field within ``[low, high]``: Python's JSON reader also takes NaN, Infinity
     and 1e300, which no duration of a world can be (``why`` says where the bounds come from)."""
@@ -113,8 +119,9 @@ def number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         at.child(key).fail(f"expected a number, got {kind_of(value)}")
     if not low <= value <= high:  # False for NaN too
-        at.child(key).fail(f"expected a number from {low:,g} to {high:,.0f} ({why}), "
-                           f"got {_ENCODER.encode(value)}")
+        at.child(key).fail(
+            f"expected a number from {low:,g} to {high:,.0f} ({why}), got {_ENCODER.encode(value)}"
+        )
     return value
 
 
@@ -202,8 +209,9 @@ def read_json(path: Path) -> object:
     except strictjson.JsonProblem as problem:  # a key twice, a lone surrogate, not JSON
         if problem.where.startswith("$"):
             raise WorldFormatError(problem.where, problem.message, source=str(path)) from None
-        raise WorldFormatError("$", f"{problem.message} at {problem.where}",
-                               source=str(path)) from None
+        raise WorldFormatError(
+            "$", f"{problem.message} at {problem.where}", source=str(path)
+        ) from None
     except RecursionError:
         raise _too_deep(path) from None
 
@@ -236,8 +244,10 @@ def _too_deep(path: Path) -> WorldFormatError:
         if mark in ("{", "["):
             if len(frames) >= MAX_DEPTH:
                 return WorldFormatError(
-                    _short_path(frames), f"nested more than {MAX_DEPTH} arrays or objects deep "
-                    "(a world file needs a dozen)", source=str(path),
+                    _short_path(frames),
+                    f"nested more than {MAX_DEPTH} arrays or objects deep "
+                    "(a world file needs a dozen)",
+                    source=str(path),
                 )
             frames.append([None] if mark == "{" else [0])
         elif mark in ("}", "]"):

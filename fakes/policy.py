@@ -25,8 +25,9 @@ from __future__ import annotations
 from remediate.model import DirectoryEntry, ExchangeVersion
 
 
-def policy_addresses(alias: str, version: ExchangeVersion, organisation: str,
-                     domain: str) -> list[str]:
+def policy_addresses(
+    alias: str, version: ExchangeVersion, organisation: str, domain: str
+) -> list[str]:
     """The default policy's addresses for ``alias``, primary form."""
     addresses = [f"SMTP:{alias}@{domain}"]
     if version.legacy:
@@ -52,8 +53,11 @@ def policy_stamp(
         has_primary = any(a.startswith(kind + ":") for a in result)
         if governed:
             # The policy's address becomes the primary of its type, the others secondary.
-            result = [_secondary(a) if a.startswith(kind + ":") else a
-                      for a in result if a.lower() != address.lower()] + [address]
+            result = [
+                _secondary(a) if a.startswith(kind + ":") else a
+                for a in result
+                if a.lower() != address.lower()
+            ] + [address]
         elif not present:
             result.append(f"{kind.lower()}:{value}" if has_primary else address)
     primary = next((a.partition(":")[2] for a in result if a.startswith("SMTP:")), None)

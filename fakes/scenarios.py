@@ -53,11 +53,21 @@ KB842101_CREATED_AFTER = "2026-11-01T10:00:00Z"
 KB842101_CREATED_BEFORE = "2026-11-01T12:00:00Z"
 KB278447_UPGRADED_AT = "2026-10-31T22:00:00Z"
 # The failed upgrade's window as an operator would give it (-p disconnected_after/before).
-KB278447_WINDOW = {"disconnected_after": "2026-10-31T20:00:00Z",
-                   "disconnected_before": "2026-11-01T06:00:00Z"}
+KB278447_WINDOW = {
+    "disconnected_after": "2026-10-31T20:00:00Z",
+    "disconnected_before": "2026-11-01T06:00:00Z",
+}
 # The evidence cases kb278447(cases=...) can add (see _add_kb278447_case).
-KB278447_CASES = ("departed", "conflict", "never-created", "half-done", "repaired",
-                  "big-blank", "empty-blank", "free-busy-items")
+KB278447_CASES = (
+    "departed",
+    "conflict",
+    "never-created",
+    "half-done",
+    "repaired",
+    "big-blank",
+    "empty-blank",
+    "free-busy-items",
+)
 _DEPARTED_AT = "2026-10-20T16:00:00Z"  # a leaver's account deleted: his mailbox disconnected
 _REHIRED_AT = "2026-10-26T09:00:00Z"  # the new hire who re-uses his alias
 _LAST_SEEN_BEFORE_UPGRADE = "2026-10-31T17:30:00Z"
@@ -144,8 +154,10 @@ class Topology(NamedTuple):
     lags: tuple[float, ...]
 
     def checked(self) -> Topology:
-        if isinstance(self.servers, bool) or not isinstance(self.servers, int) or not (
-            1 <= self.servers <= 99
+        if (
+            isinstance(self.servers, bool)
+            or not isinstance(self.servers, int)
+            or not (1 <= self.servers <= 99)
         ):
             raise ScenarioError(f"topology: servers must be 1..99, got {self.servers!r}")
         for lag in self.lags:
@@ -215,19 +227,27 @@ class _WorldBuilder:
     With an ``assembler`` each mailbox is read into a ``FakeMailbox`` as soon as it is made."""
 
     def __init__(
-        self, name: str, size: int, seed: int, version: str,
-        assembler: WorldAssembler | None = None, *, topology: Topology | None = None,
+        self,
+        name: str,
+        size: int,
+        seed: int,
+        version: str,
+        assembler: WorldAssembler | None = None,
+        *,
+        topology: Topology | None = None,
         servers: int | None = None,
     ) -> None:
         self.version = _checked_version(version)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ScenarioError(f"{name}: size must be an integer >= 1, got {size!r}")
         if servers is not None and (
-            isinstance(servers, bool) or not isinstance(servers, int)
+            isinstance(servers, bool)
+            or not isinstance(servers, int)
             or not 1 <= servers <= _MOST_SERVERS
         ):
-            raise ScenarioError(f"{name}: servers must be an integer from 1 to {_MOST_SERVERS}, "
-                                f"got {servers!r}")
+            raise ScenarioError(
+                f"{name}: servers must be an integer from 1 to {_MOST_SERVERS}, got {servers!r}"
+            )
         self.servers = servers
         self.name, self.size, self.seed = name, size, seed
         self.rng = random.Random(f"{name}:{seed}")
@@ -370,8 +390,10 @@ class _WorldBuilder:
             attributes |= more
         if stripped:
             # The strip cleared every Exchange attribute, binary ones included.
-            attributes = {key: attributes[key]
-                          for key in ("sAMAccountName", "userPrincipalName", "displayName")}
+            attributes = {
+                key: attributes[key]
+                for key in ("sAMAccountName", "userPrincipalName", "displayName")
+            }
             binary = {}
         path = (*ou, "CN=" + escape_rdn_value(person.cn))
         guid = self.add_object(path, "user", created, attributes, guid=guid, binary=binary)
@@ -437,8 +459,14 @@ class _WorldBuilder:
         return guid
 
     def add_user_mailbox(
-        self, user: _User, guid: str, items: list[Json], *, disconnected_at: str | None = None,
-        created_at: str | None = None, last_logon_at: str | None = None,
+        self,
+        user: _User,
+        guid: str,
+        items: list[Json],
+        *,
+        disconnected_at: str | None = None,
+        created_at: str | None = None,
+        last_logon_at: str | None = None,
     ) -> str:
         """A mailbox the store made for ``user``: his legacy DN and display name."""
         return self.add_mailbox(
@@ -539,8 +567,6 @@ def _checked_version(version: str) -> ExchangeVersion:
         ) from None
 
 
-
-
 def _hostile(index: int, count: int) -> bool:
     """Whether the ``index``-th of ``count`` users gets a hostile name: the first user, then
     every other one in a small group, one of each spread through a large one."""
@@ -583,8 +609,13 @@ def _scenario(world: _WorldBuilder, parameters: dict[str, str], expected: Json) 
 
 @building()
 def kb842101(
-    size: int, seed: int, *, version: str = _KB842101_VERSION, topology: Topology | None = None,
-    traps: bool = False, servers: int | None = None,
+    size: int,
+    seed: int,
+    *,
+    version: str = _KB842101_VERSION,
+    topology: Topology | None = None,
+    traps: bool = False,
+    servers: int | None = None,
 ) -> Json:
     """A cancelled Migration Wizard run: ``size`` users it created in ``OU=Migrated`` inside the
     window (about 40% initialized with mail, 20% initialized but empty, the rest never
@@ -596,8 +627,7 @@ def kb842101(
     first access); on 2007 and later it has one (set when the mailbox is enabled) but the store
     holds no mailbox for it yet.
     """
-    world = _WorldBuilder("kb842101", size, seed, version, topology=topology,
-                           servers=servers)
+    world = _WorldBuilder("kb842101", size, seed, version, topology=topology, servers=servers)
     return world.document(_fill_kb842101(world, traps=traps))
 
 
@@ -674,9 +704,11 @@ def _fill_kb842101(world: _WorldBuilder, *, traps: bool = False) -> Json:
         trapped = _add_kb842101_traps(world, migrated, inside)
         expected.update(trapped)
         expected["untouched_guids"] = sorted(
-            [*untouched, *trapped["kept_guids"], *trapped["matched_guids"]])
+            [*untouched, *trapped["kept_guids"], *trapped["matched_guids"]]
+        )
         expected["untouched_mailboxes"] = sorted(
-            [*untouched_mailboxes, *trapped["kept_mailboxes"], *trapped["matched_mailboxes"]])
+            [*untouched_mailboxes, *trapped["kept_mailboxes"], *trapped["matched_mailboxes"]]
+        )
     return _scenario(world, parameters, expected)
 
 
@@ -714,15 +746,25 @@ def _add_kb842101_traps(
         ("kept", {"adminCount": "1"}, inside),
         ("kept", {"objectSid": f"{DOMAIN_SID}-501"}, inside),
         ("matched", {"msExchWhenMailboxCreated": window_mailbox}, utc(_STAFF_HIRED_FROM)),
-        ("matched", {"msExchWhenMailboxCreated": window_mailbox,
-                     "proxyAddresses": ["smtp:former.contact@partner.example"]},
-         utc(_STAFF_HIRED_FROM) + timedelta(days=30)),
+        (
+            "matched",
+            {
+                "msExchWhenMailboxCreated": window_mailbox,
+                "proxyAddresses": ["smtp:former.contact@partner.example"],
+            },
+            utc(_STAFF_HIRED_FROM) + timedelta(days=30),
+        ),
     ]
     block: dict[str, list[str]] = {
-        "kept_guids": [], "matched_guids": [], "kept_mailboxes": [], "matched_mailboxes": []}
+        "kept_guids": [],
+        "matched_guids": [],
+        "kept_mailboxes": [],
+        "matched_mailboxes": [],
+    }
     for kind, extra, created in traps:
-        user = world.add_user(migrated, world.person(hostile=False), created,
-                              mailbox_guid=world.guid())
+        user = world.add_user(
+            migrated, world.person(hostile=False), created, mailbox_guid=world.guid()
+        )
         attributes = world.attributes_of(user)
         attributes.setdefault("objectSid", f"{DOMAIN_SID}-{next(rid)}")
         for name, value in extra.items():
@@ -739,8 +781,13 @@ def _add_kb842101_traps(
 
 @building()
 def kb278447(
-    size: int, seed: int, *, version: str = _KB278447_VERSION, cases: tuple[str, ...] = (),
-    topology: Topology | None = None, servers: int | None = None,
+    size: int,
+    seed: int,
+    *,
+    version: str = _KB278447_VERSION,
+    cases: tuple[str, ...] = (),
+    topology: Topology | None = None,
+    servers: int | None = None,
 ) -> Json:
     """A failed 5.5 -> 2000 upgrade: ``size`` users stamped with a random ``msExchMailboxGuid``,
     connected to a new blank mailbox (1-3 new items) while their original (GUID == objectGUID,
@@ -751,8 +798,7 @@ def kb278447(
 
     ``cases`` (of :data:`KB278447_CASES`) add, each with its own users, what decides by evidence
     (see :func:`_add_kb278447_case`); their expectations are in ``expected["cases"]``."""
-    world = _WorldBuilder("kb278447", size, seed, version, topology=topology,
-                           servers=servers)
+    world = _WorldBuilder("kb278447", size, seed, version, topology=topology, servers=servers)
     return world.document(_fill_kb278447(world, _known_cases(cases)))
 
 
@@ -842,8 +888,14 @@ def _disconnected_mailbox(
     """A mailbox of ``user`` (his legacy DN, or ``legacy_dn``) the failed upgrade disconnected;
     5-30 old items."""
     items = world.items(guid, world.between(5, 30))
-    world.add_mailbox(user.store, guid, legacy_dn or user.legacy_dn, user.display_name, items,
-                      disconnected_at=KB278447_UPGRADED_AT)
+    world.add_mailbox(
+        user.store,
+        guid,
+        legacy_dn or user.legacy_dn,
+        user.display_name,
+        items,
+        disconnected_at=KB278447_UPGRADED_AT,
+    )
     return items
 
 
@@ -853,8 +905,11 @@ _NO_POLICY = "{26491cfc-9e50-4857-861b-0cb8df22b5d7}"
 # A mailbox security descriptor with one Full Access grant (a self-relative SECURITY_DESCRIPTOR
 # header and an ACE; the bytes stand for what ADUC's Mailbox Rights tab writes).
 _MAILBOX_RIGHTS = bytes.fromhex(
-    "01000480140000002000000000000000" "2c000000010100000000000512000000"
-    "01010000000000051200000002001c00" "010000000000140001000200010100000000000512000000")
+    "01000480140000002000000000000000"
+    "2c000000010100000000000512000000"
+    "01010000000000051200000002001c00"
+    "010000000000140001000200010100000000000512000000"
+)
 _LINKED_MASTER_SID = bytes.fromhex("010500000000000515000000a1b2c3d4e5f60718293a4b5c51040000")
 
 
@@ -886,39 +941,60 @@ class _RecipientSettings:
         if version.legacy:  # what Exchange 2000/2003 stamp on a mailbox user
             attributes["homeMTA"] = home_mta(self.store_dn) or ""
         attributes["proxyAddresses"] = [
-            f"SMTP:{primary}", f"smtp:{alias}@old.{DOMAIN}", f"X500:{site55}",
+            f"SMTP:{primary}",
+            f"smtp:{alias}@old.{DOMAIN}",
+            f"X500:{site55}",
             f"X400:c=US;a= ;p={ORGANISATION};o=Exchange;s={alias};",
         ] + ([f"smtp:{alias}@{DOMAIN}"] if index % 4 == 1 else [])
         if index % 5 == 4:
             self.original_legacy_dn = site55
         if index % 3 == 0:
-            attributes |= {"msExchHideFromAddressLists": "TRUE",
-                           "extensionAttribute1": f"cost centre {index}"}
+            attributes |= {
+                "msExchHideFromAddressLists": "TRUE",
+                "extensionAttribute1": f"cost centre {index}",
+            }
         elif index % 3 == 1 and previous is not None:
-            attributes |= {"publicDelegates": [previous], "altRecipient": previous,
-                           "deliverAndRedirect": "TRUE"}
+            attributes |= {
+                "publicDelegates": [previous],
+                "altRecipient": previous,
+                "deliverAndRedirect": "TRUE",
+            }
         elif index % 3 == 2:
-            attributes |= {"mDBUseDefaults": "FALSE", "mDBStorageQuota": "400000",
-                           "mDBOverQuotaLimit": "450000", "mDBOverHardQuotaLimit": "500000"}
+            attributes |= {
+                "mDBUseDefaults": "FALSE",
+                "mDBStorageQuota": "400000",
+                "mDBOverQuotaLimit": "450000",
+                "mDBOverHardQuotaLimit": "500000",
+            }
             if previous is not None:
                 attributes["authOrig"] = [previous]
             binary["msExchMailboxSecurityDescriptor"] = [
-                base64.b64encode(_MAILBOX_RIGHTS).decode("ascii")]
+                base64.b64encode(_MAILBOX_RIGHTS).decode("ascii")
+            ]
         if not version.legacy:
             kind = self._kind()
             attributes["msExchRecipientTypeDetails"] = str(kind.type_details)
             if kind is MailboxKind.LINKED:
                 binary["msExchMasterAccountSid"] = [
-                    base64.b64encode(_LINKED_MASTER_SID).decode("ascii")]
-            if kind is MailboxKind.USER and version is not ExchangeVersion.E2007 \
-                    and index % 4 == 0:
-                attributes |= {"msExchArchiveGUID": self.world.guid(),
-                               "msExchArchiveName": f"Online Archive - {alias}"}
+                    base64.b64encode(_LINKED_MASTER_SID).decode("ascii")
+                ]
+            if kind is MailboxKind.USER and version is not ExchangeVersion.E2007 and index % 4 == 0:
+                attributes |= {
+                    "msExchArchiveGUID": self.world.guid(),
+                    "msExchArchiveName": f"Online Archive - {alias}",
+                }
         return attributes, binary
 
     def _kind(self) -> MailboxKind:
-        kinds = (MailboxKind.USER, MailboxKind.USER, MailboxKind.USER, MailboxKind.SHARED,
-                 MailboxKind.ROOM, MailboxKind.EQUIPMENT, MailboxKind.LINKED)
+        kinds = (
+            MailboxKind.USER,
+            MailboxKind.USER,
+            MailboxKind.USER,
+            MailboxKind.SHARED,
+            MailboxKind.ROOM,
+            MailboxKind.EQUIPMENT,
+            MailboxKind.LINKED,
+        )
         return kinds[self.index % len(kinds)]
 
 
@@ -946,13 +1022,20 @@ def _add_kb278447_case(world: _WorldBuilder, staff: Path, case: str) -> Json:
         # A leaver's account was deleted (his mailbox disconnected, in retention); his alias and
         # name went to a new hire created after that, on a new, small mailbox of his own.
         mailbox, departed = world.guid(), world.guid()
-        rehired = world.add_user(staff, world.person(hostile=False), utc(_REHIRED_AT),
-                                 mailbox_guid=mailbox)
-        world.add_user_mailbox(rehired, mailbox, world.items(mailbox, 2, new=True),
-                               created_at=_REHIRED_AT)
+        rehired = world.add_user(
+            staff, world.person(hostile=False), utc(_REHIRED_AT), mailbox_guid=mailbox
+        )
+        world.add_user_mailbox(
+            rehired, mailbox, world.items(mailbox, 2, new=True), created_at=_REHIRED_AT
+        )
         world.add_user_mailbox(  # the leaver's: the same alias and name, the same legacy DN
-            rehired, departed, world.items(departed, world.between(5, 30)),
-            disconnected_at=_DEPARTED_AT, created_at=_iso(hired), last_logon_at=_DEPARTED_AT)
+            rehired,
+            departed,
+            world.items(departed, world.between(5, 30)),
+            disconnected_at=_DEPARTED_AT,
+            created_at=_iso(hired),
+            last_logon_at=_DEPARTED_AT,
+        )
         return {"user": rehired.guid, "mailbox": mailbox, "departed_mailbox": departed}
     if case == "conflict":
         # His legacy DN names one disconnected mailbox, his objectGUID another (moved from an
@@ -960,45 +1043,57 @@ def _add_kb278447_case(world: _WorldBuilder, staff: Path, case: str) -> Json:
         blank = world.guid()
         user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=blank)
         world.add_user_mailbox(user, blank, world.items(blank, 1, new=True))
-        by_dn = world.add_user_mailbox(user, world.guid(), world.items(user.guid, 8),
-                                       disconnected_at=KB278447_UPGRADED_AT)
+        by_dn = world.add_user_mailbox(
+            user, world.guid(), world.items(user.guid, 8), disconnected_at=KB278447_UPGRADED_AT
+        )
         by_guid = world.add_mailbox(
-            user.store, user.guid, user.legacy_dn.replace("/ou=", "/ou=Old Site ", 1),
-            user.display_name, world.items(user.guid + "-old", 9),
-            disconnected_at=KB278447_UPGRADED_AT)
+            user.store,
+            user.guid,
+            user.legacy_dn.replace("/ou=", "/ou=Old Site ", 1),
+            user.display_name,
+            world.items(user.guid + "-old", 9),
+            disconnected_at=KB278447_UPGRADED_AT,
+        )
         return {"user": user.guid, "blank": blank, "candidates": sorted([by_dn, by_guid])}
     if case == "never-created":
         # Stamped with a random GUID, but no logon or mail since: the store never made the
         # blank mailbox; his original waits, disconnected.
-        user = world.add_user(staff, world.person(hostile=False), hired,
-                              mailbox_guid=world.guid())
+        user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=world.guid())
         items = world.items(user.guid, world.between(5, 30))
-        world.add_user_mailbox(user, user.guid, items, disconnected_at=KB278447_UPGRADED_AT,
-                               **seen)
+        world.add_user_mailbox(user, user.guid, items, disconnected_at=KB278447_UPGRADED_AT, **seen)
         return {"user": user.guid, "original": user.guid, "old_items": len(items)}
     if case == "half-done":
         # Someone stripped him by hand (the blank then disconnected too) and stopped there.
         original, blank = world.guid(), world.guid()
-        user = world.add_user(staff, world.person(hostile=False), hired, guid=original,
-                              stripped=True)
+        user = world.add_user(
+            staff, world.person(hostile=False), hired, guid=original, stripped=True
+        )
         old = world.items(original, world.between(5, 30))
-        world.add_user_mailbox(user, original, old, disconnected_at=KB278447_UPGRADED_AT,
-                               **seen)
+        world.add_user_mailbox(user, original, old, disconnected_at=KB278447_UPGRADED_AT, **seen)
         new = world.items(blank, world.between(1, 3), new=True)
-        world.add_user_mailbox(user, blank, new, disconnected_at=_STRIPPED_BY_HAND_AT,
-                               created_at=_BLANK_CREATED_AT)
-        return {"user": user.guid, "original": original, "blank": blank,
-                "old_items": len(old), "new_items": len(new)}
+        world.add_user_mailbox(
+            user, blank, new, disconnected_at=_STRIPPED_BY_HAND_AT, created_at=_BLANK_CREATED_AT
+        )
+        return {
+            "user": user.guid,
+            "original": original,
+            "blank": blank,
+            "old_items": len(old),
+            "new_items": len(new),
+        }
     if case == "repaired":
         # Repaired by hand before this tool: on his original (a 5.5 GUID), the old blank
         # disconnected with the few items it held.
         original = world.guid()
         user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=original)
-        world.add_user_mailbox(user, original, world.items(original, world.between(5, 30)),
-                               **seen)
-        blank = world.add_user_mailbox(user, world.guid(), [],
-                                       disconnected_at=_REPAIRED_BY_HAND_AT,
-                                       created_at=_BLANK_CREATED_AT)
+        world.add_user_mailbox(user, original, world.items(original, world.between(5, 30)), **seen)
+        blank = world.add_user_mailbox(
+            user,
+            world.guid(),
+            [],
+            disconnected_at=_REPAIRED_BY_HAND_AT,
+            created_at=_BLANK_CREATED_AT,
+        )
         return {"user": user.guid, "original": original, "old_blank": blank}
     if case in ("big-blank", "empty-blank"):
         # big: weeks of mail reached the blank mailbox and the original (a 5.5 GUID) holds
@@ -1007,14 +1102,26 @@ def _add_kb278447_case(world: _WorldBuilder, staff: Path, case: str) -> Json:
         original, blank = world.guid(), world.guid()
         user = world.add_user(staff, world.person(hostile=False), hired, mailbox_guid=blank)
         old = world.items(original, world.between(2, 4) if case == "big-blank" else 6)
-        world.add_user_mailbox(user, original, old, disconnected_at=KB278447_UPGRADED_AT,
-                               created_at=_iso(hired), **seen)
+        world.add_user_mailbox(
+            user,
+            original,
+            old,
+            disconnected_at=KB278447_UPGRADED_AT,
+            created_at=_iso(hired),
+            **seen,
+        )
         count = world.between(40, 150) if case == "big-blank" else 0
         new = world.items(blank, count, new=True)
-        world.add_user_mailbox(user, blank, new, created_at=_BLANK_CREATED_AT,
-                               last_logon_at=_BLANK_CREATED_AT)
-        return {"user": user.guid, "original": original, "blank": blank,
-                "old_items": len(old), "new_items": len(new)}
+        world.add_user_mailbox(
+            user, blank, new, created_at=_BLANK_CREATED_AT, last_logon_at=_BLANK_CREATED_AT
+        )
+        return {
+            "user": user.guid,
+            "original": original,
+            "blank": blank,
+            "old_items": len(old),
+            "new_items": len(new),
+        }
     return {}  # free-busy-items: the Free/Busy mailbox of the world holds items
 
 
@@ -1037,8 +1144,14 @@ _FILLS: dict[str, tuple[Callable[[_WorldBuilder], Json], str]] = {  # each with 
 
 @building()
 def scenario_world(
-    name: str, size: int, seed: int, *, version: str | None = None,
-    topology: Topology | None = None, servers: int | None = None, cases: tuple[str, ...] = (),
+    name: str,
+    size: int,
+    seed: int,
+    *,
+    version: str | None = None,
+    topology: Topology | None = None,
+    servers: int | None = None,
+    cases: tuple[str, ...] = (),
 ) -> FakeWorld:
     """The world ``SCENARIOS[name](size, seed, version=version, servers=servers, cases=cases)``
     describes (the same state, the same scenario block), built without that document: each
@@ -1051,16 +1164,21 @@ def scenario_world(
     fill, default_version = _FILLS[name]
     assembler = WorldAssembler(source="scenario")
     world = _WorldBuilder(
-        name, size, seed, version or default_version, assembler, topology=topology,
+        name,
+        size,
+        seed,
+        version or default_version,
+        assembler,
+        topology=topology,
         servers=servers,
     )
-    return world.fake_world(_fill_kb278447(world, _known_cases(cases)) if cases
-                            else fill(world))
+    return world.fake_world(_fill_kb278447(world, _known_cases(cases)) if cases else fill(world))
 
 
 def _known_cases(cases: tuple[str, ...]) -> tuple[str, ...]:
     unknown = sorted(set(cases) - set(KB278447_CASES))
     if unknown:
-        raise ScenarioError(f"unknown kb278447 case(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(KB278447_CASES)}")
+        raise ScenarioError(
+            f"unknown kb278447 case(s) {', '.join(unknown)}; known: {', '.join(KB278447_CASES)}"
+        )
     return cases

@@ -68,7 +68,12 @@ class FakeWorld:
         timeline = Timeline(VirtualClock(now))
         faults = _faults()
         directory = FakeDirectory(
-            domain, base_dn, dcs, timeline=timeline, faults=faults, writable_dc=writable_dc,
+            domain,
+            base_dn,
+            dcs,
+            timeline=timeline,
+            faults=faults,
+            writable_dc=writable_dc,
             partial_replicas=partial_replicas,
         )
         exchange = FakeExchange(directory, timeline=timeline, faults=faults, organisation=domain)
@@ -131,7 +136,10 @@ class FakeWorld:
         return FakeWorld(directory, exchange, timeline, faults, self.scenario)
 
     def set_latency(
-        self, *, exchange_s: float = 0.0, directory_s: float = 0.0,
+        self,
+        *,
+        exchange_s: float = 0.0,
+        directory_s: float = 0.0,
         servers: Mapping[str, float] | None = None,
     ) -> None:
         """Make each Exchange (directory) call take this many seconds of virtual time;

@@ -138,9 +138,7 @@ class WorldAssembler:
         _unique(self._reader.mailboxes, mailbox.guid, at, "guid", "mailbox GUID")
         return mailbox
 
-    def world(
-        self, document: object, mailboxes: Mapping[str, list[FakeMailbox]]
-    ) -> FakeWorld:
+    def world(self, document: object, mailboxes: Mapping[str, list[FakeMailbox]]) -> FakeWorld:
         """The world ``document`` describes, each store holding ``mailboxes[its dn]`` (read by
         :meth:`mailbox`) instead of its own ``mailboxes`` array."""
         self._reader.premade = dict(mailboxes)
@@ -283,9 +281,16 @@ class _Reader:
             data = as_object(value, dc_at)
             name = text(data, "name", dc_at)
             _unique(names, name, dc_at, "name", "DC name")
-            delay = number(data, "replication_delay_s", dc_at, 0.0, low=0, high=MAX_LAG_S,
-                           why="seconds; a DC that has not replicated for the tombstone "
-                           "lifetime, 180 days, must be rebuilt, not waited for")
+            delay = number(
+                data,
+                "replication_delay_s",
+                dc_at,
+                0.0,
+                low=0,
+                high=MAX_LAG_S,
+                why="seconds; a DC that has not replicated for the tombstone "
+                "lifetime, 180 days, must be rebuilt, not waited for",
+            )
             dcs.append((name, delay))
             if flag(data, "partial_replica", dc_at, False):
                 self.partial.append(name)
@@ -388,14 +393,23 @@ class _Reader:
         version = text(data, "version", at)
         if version not in ExchangeVersion._value2member_map_:
             at.child("version").fail(f"unknown Exchange version {version!r}; valid: {_VERSIONS}")
-        interval = number(data, "cleanup_interval_s", at, DEFAULT_CLEANUP_INTERVAL_S,
-                          low=0, high=MAX_CLEANUP_INTERVAL_S,
-                          why="seconds; ESM schedules a store's maintenance within a week")
+        interval = number(
+            data,
+            "cleanup_interval_s",
+            at,
+            DEFAULT_CLEANUP_INTERVAL_S,
+            low=0,
+            high=MAX_CLEANUP_INTERVAL_S,
+            why="seconds; ESM schedules a store's maintenance within a week",
+        )
         if interval <= 0:
             at.child("cleanup_interval_s").fail("expected a number of seconds > 0")
         legacy_dn = text(data, "legacy_dn", at) if "legacy_dn" in data else None
-        refusal = (text(data, "mail_export_refusal", at)
-                   if data.get("mail_export_refusal") is not None else None)
+        refusal = (
+            text(data, "mail_export_refusal", at)
+            if data.get("mail_export_refusal") is not None
+            else None
+        )
         server = _Server(
             at,
             (name, ExchangeVersion(version), self.dc_name(data, "dc", at)),
@@ -407,8 +421,7 @@ class _Reader:
             _roles(data, at),
             text(data, "site", at) if data.get("site") not in (None, "") else "",
             _dependents(data, at),
-            text(data, "export_location", at) if data.get("export_location") is not None
-            else None,
+            text(data, "export_location", at) if data.get("export_location") is not None else None,
         )
         for store_at, store in elements(data, "stores", at):
             server.stores.append(self._store(store, store_at))
@@ -423,12 +436,21 @@ class _Reader:
         dn, normal = _dn(data, "dn", at)
         _unique(self.store_dns, normal, at, "dn", "store DN")
         recovery = flag(data, "recovery", at, default=False)
-        copies = tuple(_server_name(value, copy_at)
-                       for copy_at, value in elements(data, "passive_copies", at, optional=True))
+        copies = tuple(
+            _server_name(value, copy_at)
+            for copy_at, value in elements(data, "passive_copies", at, optional=True)
+        )
         mailboxes = self.premade.pop(dn, None)
         if mailboxes is not None:
-            return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn,
-                          mailboxes, recovery, copies)
+            return _Store(
+                at,
+                text(data, "name", at),
+                text(data, "storage_group", at),
+                dn,
+                mailboxes,
+                recovery,
+                copies,
+            )
         boxes = elements(data, "mailboxes", at)
         mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
         for index, mailbox in enumerate(mailboxes):
@@ -437,8 +459,15 @@ class _Reader:
                 _unique(self.copies, (normal, mailbox.guid), box_at, "guid", "mailbox GUID")
             else:
                 _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
-        return _Store(at, text(data, "name", at), text(data, "storage_group", at), dn, mailboxes,
-                      recovery, copies)
+        return _Store(
+            at,
+            text(data, "name", at),
+            text(data, "storage_group", at),
+            dn,
+            mailboxes,
+            recovery,
+            copies,
+        )
 
     def mailbox(self, value: object, at: At) -> FakeMailbox:
         data = as_object(value, at)
@@ -460,10 +489,18 @@ class _Reader:
                 self.saw(seen)
         if created is not None and logon is not None and logon < created:
             at.child("last_logon_at").fail(
-                "is before created_at: a mailbox is logged on to only once it exists")
-        return FakeMailbox(guid, legacy_dn, display_name, disconnected, PackedItems(items),
-                           created_at=created, last_logon_at=logon,
-                           soft_deleted=flag(data, "soft_deleted", at, default=False))
+                "is before created_at: a mailbox is logged on to only once it exists"
+            )
+        return FakeMailbox(
+            guid,
+            legacy_dn,
+            display_name,
+            disconnected,
+            PackedItems(items),
+            created_at=created,
+            last_logon_at=logon,
+            soft_deleted=flag(data, "soft_deleted", at, default=False),
+        )
 
 
 def _scenario(document: Mapping[str, object], root: At) -> dict[str, object] | None:
@@ -491,8 +528,10 @@ def _unique(seen: dict[K, At], key: K, at: At, field_name: str, what: str) -> No
 def _count(data: Mapping[str, object], key: str, at: At) -> int:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_USN:
-        at.child(key).fail(f"expected a whole number from 0 to {_MAX_USN} (AD's update "
-                           f"sequence numbers are 64-bit), got {value!r}")
+        at.child(key).fail(
+            f"expected a whole number from 0 to {_MAX_USN} (AD's update "
+            f"sequence numbers are 64-bit), got {value!r}"
+        )
     return value
 
 
@@ -555,8 +594,9 @@ def _dependents(data: Mapping[str, object], at: At) -> dict[str, tuple[str, ...]
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(
-            isinstance(names, list) and all(isinstance(n, str) and n for n in names)
-            for names in raw.values()):
+        isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+        for names in raw.values()
+    ):
         at.child("dependents").fail('expected {"<service>": ["<dependent service>", ...]}')
     return {str(name): tuple(names) for name, names in raw.items()}
 
@@ -565,8 +605,11 @@ def _roles(data: Mapping[str, object], at: At) -> tuple[str, ...]:
     raw = data.get("roles")
     if raw is None:
         return ()
-    if not isinstance(raw, list) or not raw or not all(
-            isinstance(role, str) and role.strip() for role in raw):
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(role, str) and role.strip() for role in raw)
+    ):
         at.child("roles").fail('expected a non-empty list of role names, e.g. ["Mailbox"]')
     return tuple(str(role) for role in raw)
 
@@ -626,8 +669,9 @@ def _add_server(world: FakeWorld, server: _Server) -> None:
         )
     for store in server.stores:
         with _at(store.at):
-            exchange.add_store(name, store.name, store.storage_group, store.dn,
-                               recovery=store.recovery)
+            exchange.add_store(
+                name, store.name, store.storage_group, store.dn, recovery=store.recovery
+            )
             exchange.add_mailboxes(store.dn, store.mailboxes)
     for recipient, item in server.queue:
         exchange.hold(name, recipient, item)
@@ -678,9 +722,14 @@ def _directory_json(directory: FakeDirectory) -> dict[str, object]:
     result: dict[str, object] = {
         "domain": directory.domain,
         "base_dn": directory.base_dn,
-        "dcs": [{"name": view.name, "replication_delay_s": _number(view.delay),
-                 **({"partial_replica": True} if view.name in directory.partial_replicas else {})}
-                for view in views],
+        "dcs": [
+            {
+                "name": view.name,
+                "replication_delay_s": _number(view.delay),
+                **({"partial_replica": True} if view.name in directory.partial_replicas else {}),
+            }
+            for view in views
+        ],
     }
     if directory.writable != views[0].name:
         result["writable_dc"] = directory.writable
@@ -750,8 +799,11 @@ def _server_json(world: FakeWorld, server: FakeServer) -> dict[str, object]:
                 "storage_group": store.info.storage_group,
                 "dn": store.info.dn,
                 **({"recovery": True} if store.info.recovery else {}),
-                **({"passive_copies": copies}
-                   if (copies := world.exchange.database_copies(store.info.dn)) else {}),
+                **(
+                    {"passive_copies": copies}
+                    if (copies := world.exchange.database_copies(store.info.dn))
+                    else {}
+                ),
                 "mailboxes": list(_mailboxes_json(store.mailboxes.values())),
             }
             for store in server.stores.values()

@@ -37,11 +37,17 @@ def _plugin(entry: EntryPoint) -> AnyPlaybook:
         loaded = entry.load()
         playbook = loaded() if isinstance(loaded, type) else loaded
     except Exception as error:  # a broken plugin must not look like a crash of ours
-        raise InputError(f"the playbook plugin cannot be loaded: {error}", target=where,
-                         hint="fix or uninstall the package that declares it") from None
+        raise InputError(
+            f"the playbook plugin cannot be loaded: {error}",
+            target=where,
+            hint="fix or uninstall the package that declares it",
+        ) from None
     if not isinstance(playbook, Playbook):
-        raise InputError("is not a remediate Playbook (or a subclass of it)", target=where,
-                         hint="point the entry point at a Playbook subclass")
+        raise InputError(
+            "is not a remediate Playbook (or a subclass of it)",
+            target=where,
+            hint="point the entry point at a Playbook subclass",
+        )
     return playbook
 
 
@@ -66,12 +72,17 @@ class Registry(Mapping[str, AnyPlaybook]):
         name = getattr(playbook, "name", None)
         where = f"playbook class {type(playbook).__module__}.{type(playbook).__qualname__}"
         if not isinstance(name, str) or not VALID_NAME.match(name):
-            raise InputError(f"has the name {name!r}", target=where,
-                             hint="name it in lower case: letters, digits, '-', '_', '.'")
+            raise InputError(
+                f"has the name {name!r}",
+                target=where,
+                hint="name it in lower case: letters, digits, '-', '_', '.'",
+            )
         if name in found and type(found[name]) is not type(playbook):
-            raise InputError(f"two playbooks are named {name!r}", target=where,
-                             hint=f"uninstall one, or rename it (the other is "
-                                  f"{type(found[name]).__module__})")
+            raise InputError(
+                f"two playbooks are named {name!r}",
+                target=where,
+                hint=f"uninstall one, or rename it (the other is {type(found[name]).__module__})",
+            )
         found[name] = playbook
 
     def reload(self) -> None:
@@ -98,9 +109,10 @@ def get_playbook(name: str) -> AnyPlaybook:
     playbook = find_playbook(name)
     if playbook is None:
         raise InputError(
-            "no such playbook", target=name,
+            "no such playbook",
+            target=name,
             hint=f"known playbooks: {', '.join(PLAYBOOKS)} (`remediate list`); a plugin's "
-                 f"package declares an entry point in the group {ENTRY_POINT_GROUP}",
+            f"package declares an entry point in the group {ENTRY_POINT_GROUP}",
         )
     return playbook
 

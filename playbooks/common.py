@@ -25,20 +25,34 @@ class ServerInfo:
     catalogs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"name": self.name, "version": self.version.value, "dc": self.dc,
-                "dcs": list(self.dcs), "catalogs": list(self.catalogs)}
+        return {
+            "name": self.name,
+            "version": self.version.value,
+            "dc": self.dc,
+            "dcs": list(self.dcs),
+            "catalogs": list(self.catalogs),
+        }
 
     @staticmethod
     def from_json(data: dict[str, JsonValue]) -> ServerInfo:
         # A selection saved before servers reported their DCs has neither list.
-        return ServerInfo(str(data["name"]), ExchangeVersion(str(data["version"])), str(data["dc"]),
-                          tuple(str(dc) for dc in as_list(data.get("dcs") or [])),
-                          tuple(str(gc) for gc in as_list(data.get("catalogs") or [])))
+        return ServerInfo(
+            str(data["name"]),
+            ExchangeVersion(str(data["version"])),
+            str(data["dc"]),
+            tuple(str(dc) for dc in as_list(data.get("dcs") or [])),
+            tuple(str(gc) for gc in as_list(data.get("catalogs") or [])),
+        )
 
     @staticmethod
     def of(server: ExchangeServer) -> ServerInfo:
-        return ServerInfo(server.name, server.version, server.dc,
-                          server.domain_controllers, server.global_catalogs)
+        return ServerInfo(
+            server.name,
+            server.version,
+            server.dc,
+            server.domain_controllers,
+            server.global_catalogs,
+        )
 
     @property
     def use(self) -> DirectoryUse:
@@ -59,8 +73,9 @@ def locate_mailboxes(
     copies: list[MailboxInfo] = []
     if not guids:
         return found, copies
-    for boxes in read_each(world.clock, servers,
-                           lambda server: world.exchange.mailboxes(server.name, guids)):
+    for boxes in read_each(
+        world.clock, servers, lambda server: world.exchange.mailboxes(server.name, guids)
+    ):
         for box in boxes:
             if box.live:
                 found.setdefault(box.guid, box)
@@ -75,11 +90,15 @@ def copies_left_alone(copies: Iterable[MailboxInfo], guids: Collection[UUID]) ->
     move's leftover, read only by New-MailboxRestoreRequest)."""
     wanted = set(guids)
     return [
-        Finding(COPY_LEFT_ALONE, f"{box.server} {box.store_dn}",
-                f"mailbox {box.guid} ({box.display_name}, {box.item_count} items) is also in "
-                f"this store as a {box.copy.value} copy; the run acts only on the mailbox itself "
-                f"and leaves this copy as it is: {_COPY_ADVICE[box.copy]}")
-        for box in copies if box.guid in wanted and not box.live
+        Finding(
+            COPY_LEFT_ALONE,
+            f"{box.server} {box.store_dn}",
+            f"mailbox {box.guid} ({box.display_name}, {box.item_count} items) is also in "
+            f"this store as a {box.copy.value} copy; the run acts only on the mailbox itself "
+            f"and leaves this copy as it is: {_COPY_ADVICE[box.copy]}",
+        )
+        for box in copies
+        if box.guid in wanted and not box.live
     ]
 
 
@@ -94,10 +113,13 @@ _COPY_ADVICE = {
 
 def store_names(world: World, servers: Sequence[ExchangeServer]) -> dict[str, str]:
     """Store DN (lower-cased) -> store name, for people."""
-    return {store.dn.lower(): store.name
-            for stores in read_each(world.clock, servers,
-                                    lambda server: world.exchange.stores(server.name))
-            for store in stores}
+    return {
+        store.dn.lower(): store.name
+        for stores in read_each(
+            world.clock, servers, lambda server: world.exchange.stores(server.name)
+        )
+        for store in stores
+    }
 
 
 def as_dict(value: JsonValue) -> dict[str, JsonValue]:

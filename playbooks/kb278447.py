@@ -149,30 +149,58 @@ class Box:
         def time(value: datetime | None) -> JsonValue:
             return iso(value) if value else None
 
-        return {"guid": str(self.guid), "server": self.server, "store_dn": self.store_dn,
-                "items": self.items, "display_name": self.display_name,
-                "size_bytes": self.size_bytes, "disconnected_at": time(self.disconnected_at),
-                "last_logon_at": time(self.last_logon_at), "created_at": time(self.created_at)}
+        return {
+            "guid": str(self.guid),
+            "server": self.server,
+            "store_dn": self.store_dn,
+            "items": self.items,
+            "display_name": self.display_name,
+            "size_bytes": self.size_bytes,
+            "disconnected_at": time(self.disconnected_at),
+            "last_logon_at": time(self.last_logon_at),
+            "created_at": time(self.created_at),
+        }
 
     @staticmethod
     def from_json(value: JsonValue) -> Box:
         # Selections journaled before the descriptive fields existed lack them.
         data = as_dict(value)
-        return Box(UUID(str(data["guid"])), str(data["server"]), str(data["store_dn"]),
-                   int(str(data["items"])), str(data.get("display_name") or ""),
-                   _opt_int(data.get("size_bytes")), _opt_time(data.get("disconnected_at")),
-                   _opt_time(data.get("last_logon_at")), _opt_time(data.get("created_at")))
+        return Box(
+            UUID(str(data["guid"])),
+            str(data["server"]),
+            str(data["store_dn"]),
+            int(str(data["items"])),
+            str(data.get("display_name") or ""),
+            _opt_int(data.get("size_bytes")),
+            _opt_time(data.get("disconnected_at")),
+            _opt_time(data.get("last_logon_at")),
+            _opt_time(data.get("created_at")),
+        )
 
     @staticmethod
     def of(info: MailboxInfo) -> Box:
-        return Box(info.guid, info.server, info.store_dn, info.item_count, info.display_name,
-                   info.size_bytes, info.disconnected_at, info.last_logon_at, info.created_at)
+        return Box(
+            info.guid,
+            info.server,
+            info.store_dn,
+            info.item_count,
+            info.display_name,
+            info.size_bytes,
+            info.disconnected_at,
+            info.last_logon_at,
+            info.created_at,
+        )
 
     def describe(self) -> str:
-        return describe_mailbox(self.guid, self.display_name, self.items,
-                                size_bytes=self.size_bytes, created_at=self.created_at,
-                                last_logon_at=self.last_logon_at,
-                                disconnected_at=self.disconnected_at)
+        return describe_mailbox(
+            self.guid,
+            self.display_name,
+            self.items,
+            size_bytes=self.size_bytes,
+            created_at=self.created_at,
+            last_logon_at=self.last_logon_at,
+            disconnected_at=self.disconnected_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,30 +220,48 @@ class AffectedUser:
     stripped: bool = False
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"guid": str(self.guid), "dn": self.dn, "sam": self.sam,
-                "home_server": self.home_server, "display_name": self.display_name,
-                "blank": self.blank.to_json() if self.blank else None,
-                "original": self.original.to_json(), "evidence": self.evidence,
-                "stripped": self.stripped}
+        return {
+            "guid": str(self.guid),
+            "dn": self.dn,
+            "sam": self.sam,
+            "home_server": self.home_server,
+            "display_name": self.display_name,
+            "blank": self.blank.to_json() if self.blank else None,
+            "original": self.original.to_json(),
+            "evidence": self.evidence,
+            "stripped": self.stripped,
+        }
 
     @staticmethod
     def from_json(value: JsonValue) -> AffectedUser:
         data = as_dict(value)
         blank = data.get("blank")
-        return AffectedUser(UUID(str(data["guid"])), str(data["dn"]), str(data["sam"]),
-                            str(data["home_server"]),
-                            Box.from_json(blank) if blank is not None else None,
-                            Box.from_json(data["original"]),
-                            str(data.get("display_name") or ""), str(data.get("evidence") or ""),
-                            data.get("stripped") is True)
+        return AffectedUser(
+            UUID(str(data["guid"])),
+            str(data["dn"]),
+            str(data["sam"]),
+            str(data["home_server"]),
+            Box.from_json(blank) if blank is not None else None,
+            Box.from_json(data["original"]),
+            str(data.get("display_name") or ""),
+            str(data.get("evidence") or ""),
+            data.get("stripped") is True,
+        )
 
     @staticmethod
     def of(decision: Decision, home_server: str) -> AffectedUser:
         user = decision.user
         return AffectedUser(
-            user.guid, user.dn, user.sam_account_name, home_server,
-            Box.of(decision.blank) if decision.blank else None, Box.of(decision.original),
-            user.get("displayName") or "", decision.evidence, decision.stripped)
+            user.guid,
+            user.dn,
+            user.sam_account_name,
+            home_server,
+            Box.of(decision.blank) if decision.blank else None,
+            Box.of(decision.original),
+            user.get("displayName") or "",
+            decision.evidence,
+            decision.stripped,
+        )
 
     @property
     def target(self) -> UserTarget:
@@ -228,8 +274,10 @@ class AffectedUser:
     def for_approver(self) -> str:
         """Who, which two mailboxes, and why: what catches a wrong pairing."""
         blank = self.blank.describe() if self.blank else "none (never created, or gone)"
-        return (f"user {self.display_name!r}; original {self.original.describe()}; blank "
-                f"{blank}; decided by {self.evidence}")
+        return (
+            f"user {self.display_name!r}; original {self.original.describe()}; blank "
+            f"{blank}; decided by {self.evidence}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +298,21 @@ class Selection:
         }
 
     def summary(self) -> dict[str, int]:
-        return {"users": len(self.users), "services": len(self.services),
-                "mailboxes_to_purge": len(self.purge)}
+        return {
+            "users": len(self.users),
+            "services": len(self.services),
+            "mailboxes_to_purge": len(self.purge),
+        }
 
     def scope(self) -> Scope:
         boxes = [(u.blank.server, u.blank.guid) for u in self.users if u.blank]
         boxes += [(u.original.server, u.original.guid) for u in self.users]
         boxes += [(box.server, box.guid) for box in self.purge]
-        return Scope(objects=tuple(u.guid for u in self.users),
-                     mailboxes=tuple(dict.fromkeys(boxes)), services=self.services)
+        return Scope(
+            objects=tuple(u.guid for u in self.users),
+            mailboxes=tuple(dict.fromkeys(boxes)),
+            services=self.services,
+        )
 
     def without(self, keys: Collection[str]) -> Selection:
         def drifted(user: AffectedUser) -> bool:
@@ -274,8 +328,12 @@ class Selection:
             self,
             users=users,
             services=tuple(s for s in self.services if service_key(*s) not in keys),
-            purge=tuple(b for b in self.purge if mailbox_key(b.server, b.guid) not in keys
-                        and (b.guid in kept or b.guid not in blanks)),
+            purge=tuple(
+                b
+                for b in self.purge
+                if mailbox_key(b.server, b.guid) not in keys
+                and (b.guid in kept or b.guid not in blanks)
+            ),
         )
 
     def server(self, name: str) -> ServerInfo:
@@ -300,8 +358,9 @@ class VerifyReconnected(Step[UserOnServer, str | None]):
     wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__(lambda: [UserOnServer(user.target, user.original.server)
-                                  for user in selection.users])
+        super().__init__(
+            lambda: [UserOnServer(user.target, user.original.server) for user in selection.users]
+        )
         self.selection = selection
 
     def observe(
@@ -323,15 +382,23 @@ class VerifyReconnected(Step[UserOnServer, str | None]):
         # One server per batch; any set of targets is observed right all the same.
         for server in sorted({user.original.server for user in users}):
             on_server = [u for u in users if u.original.server == server]
-            boxes = {box.guid: box for box in ctx.world.exchange.mailboxes(
-                server, [u.original.guid for u in on_server]) if box.live}
+            boxes = {
+                box.guid: box
+                for box in ctx.world.exchange.mailboxes(
+                    server, [u.original.guid for u in on_server]
+                )
+                if box.live
+            }
             for user in on_server:
                 box = boxes.get(user.original.guid)
                 if box is None or box.owner != user.guid or box.disconnected:
                     report(user.target.key, f"original mailbox on {server} is not connected")
                 elif box.item_count < user.items_expected:
-                    report(user.target.key, f"original mailbox holds {box.item_count} items, "
-                           f"expected at least {user.items_expected}")
+                    report(
+                        user.target.key,
+                        f"original mailbox holds {box.item_count} items, "
+                        f"expected at least {user.items_expected}",
+                    )
         return problems
 
     def plan(self, target: UserOnServer, observation: str | None) -> Change:
@@ -353,8 +420,11 @@ def _home_servers(
     """Store DN (normalized) -> the msExchHomeServerName its users carry, read only where an
     Exchange 2000 user to re-home in AD has lost his (a repair half done by hand): Exchange
     2000 has no Reconnect, and the re-home writes that value (MBConn's way)."""
-    if not any(versions[d.original.server] is ExchangeVersion.E2000
-               and not d.user.get("msExchHomeServerName") for d in decisions):
+    if not any(
+        versions[d.original.server] is ExchangeVersion.E2000
+        and not d.user.get("msExchHomeServerName")
+        for d in decisions
+    ):
         return {}
     homes: dict[str, str] = {}
     for user in world.directory.find_users(UserQuery(mail_enabled_only=True)):
@@ -408,33 +478,76 @@ class Kb278447(Playbook[Params, Selection]):
         "would fail, are reported, never guessed."
     )
     parameters = (
-        Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
-                  "EXCH01", default="every server"),
-        Parameter("users", "only these sAMAccountNames (comma-separated)", parse_names,
-                  "jdoe,asmith", default="every affected user"),
-        Parameter("disconnected_after", "the failed upgrade began (ISO 8601): only a mailbox "
-                  "the store marked disconnected inside the window can be an original",
-                  parse_datetime, "2026-10-31T20:00:00Z",
-                  default="none: decided without the window"),
-        Parameter("disconnected_before", "the failed upgrade's window ended (ISO 8601, "
-                  "inclusive)", parse_datetime, "2026-11-01T06:00:00Z",
-                  default="none: decided without the window"),
-        Parameter("purge_blank", "purge the blank mailboxes once empty of use (true/false)",
-                  parse_bool, "false", default="false"),
-        Parameter("purge_freebusy", "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
-                  parse_bool, "false", default="false"),
-        Parameter("max_blank_items", "without a window, a connected mailbox with more items is "
-                  "never taken for the blank", _positive_int, "100", default="100"),
+        Parameter(
+            "servers",
+            "only these Exchange servers (comma-separated)",
+            parse_names,
+            "EXCH01",
+            default="every server",
+        ),
+        Parameter(
+            "users",
+            "only these sAMAccountNames (comma-separated)",
+            parse_names,
+            "jdoe,asmith",
+            default="every affected user",
+        ),
+        Parameter(
+            "disconnected_after",
+            "the failed upgrade began (ISO 8601): only a mailbox "
+            "the store marked disconnected inside the window can be an original",
+            parse_datetime,
+            "2026-10-31T20:00:00Z",
+            default="none: decided without the window",
+        ),
+        Parameter(
+            "disconnected_before",
+            "the failed upgrade's window ended (ISO 8601, inclusive)",
+            parse_datetime,
+            "2026-11-01T06:00:00Z",
+            default="none: decided without the window",
+        ),
+        Parameter(
+            "purge_blank",
+            "purge the blank mailboxes once empty of use (true/false)",
+            parse_bool,
+            "false",
+            default="false",
+        ),
+        Parameter(
+            "purge_freebusy",
+            "purge the legacy SCHEDULE+ FREE BUSY mailbox (true/false)",
+            parse_bool,
+            "false",
+            default="false",
+        ),
+        Parameter(
+            "max_blank_items",
+            "without a window, a connected mailbox with more items is never taken for the blank",
+            _positive_int,
+            "100",
+            default="100",
+        ),
     )
     outline = (
-        StopService, ExportMail, RemoveExchangeAttributes, WaitForReplication, RunCleanupAgent,
-        ReconnectMailbox, UpdateRecipient,
+        StopService,
+        ExportMail,
+        RemoveExchangeAttributes,
+        WaitForReplication,
+        RunCleanupAgent,
+        ReconnectMailbox,
+        UpdateRecipient,
         OutlineStep(WaitForReplication, "wait-for-replication-after-reconnect"),
-        OutlineStep(RunCleanupAgent, "run-cleanup-agent-after-reconnect",
-                    when="only for Exchange 2000 stores (clears the store's stale mark)"),
-        ImportMail, RestoreRecipient,
+        OutlineStep(
+            RunCleanupAgent,
+            "run-cleanup-agent-after-reconnect",
+            when="only for Exchange 2000 stores (clears the store's stale mark)",
+        ),
+        ImportMail,
+        RestoreRecipient,
         OutlineStep(WaitForRestore, "wait-for-replication-after-restore"),
-        VerifyRecipient, StartService,
+        VerifyRecipient,
+        StartService,
         OutlineStep(PurgeMailbox, when="only with -p purge_blank=true or purge_freebusy=true"),
         VerifyReconnected,
     )
@@ -448,13 +561,18 @@ class Kb278447(Playbook[Params, Selection]):
         "until restore-recipient; transport starts again only after it.",
     )
     disruptions = (
-        Disruption("transport stopped (no mail in or out on the affected servers)",
-                   "stop-service", "start-service"),
-        Disruption("users without a mailbox", "remove-exchange-attributes",
-                   "reconnect-mailbox"),
-        Disruption("users with only the recipient policy's addresses (forwarding and "
-                   "delegates off, other addresses unknown to Exchange)",
-                   "reconnect-mailbox", "restore-recipient"),
+        Disruption(
+            "transport stopped (no mail in or out on the affected servers)",
+            "stop-service",
+            "start-service",
+        ),
+        Disruption("users without a mailbox", "remove-exchange-attributes", "reconnect-mailbox"),
+        Disruption(
+            "users with only the recipient policy's addresses (forwarding and "
+            "delegates off, other addresses unknown to Exchange)",
+            "reconnect-mailbox",
+            "restore-recipient",
+        ),
     )
     rollback_order = (
         "To undo the whole run, in reverse order: start any service left stopped; remove "
@@ -475,10 +593,14 @@ class Kb278447(Playbook[Params, Selection]):
                 hint="give the failed upgrade's start as disconnected_after and its end as "
                 "disconnected_before",
             )
-        return Params(values.get("servers"), values.get("users"),
-                      bool(values.get("purge_blank", False)),
-                      bool(values.get("purge_freebusy", False)),
-                      int(values.get("max_blank_items", 100)), window)
+        return Params(
+            values.get("servers"),
+            values.get("users"),
+            bool(values.get("purge_blank", False)),
+            bool(values.get("purge_freebusy", False)),
+            int(values.get("max_blank_items", 100)),
+            window,
+        )
 
     def discover(self, world: World, params: Params) -> Discovery[Selection]:
         return self.discover_with_history(world, params, NoHistory())
@@ -487,9 +609,11 @@ class Kb278447(Playbook[Params, Selection]):
         self, world: World, params: Params, history: RunHistory
     ) -> Discovery[Selection]:
         servers = self._servers(world, params)
-        every = [box for boxes in read_each(world.clock, servers,
-                                            lambda s: world.exchange.mailboxes(s.name))
-                 for box in boxes]
+        every = [
+            box
+            for boxes in read_each(world.clock, servers, lambda s: world.exchange.mailboxes(s.name))
+            for box in boxes
+        ]
         # A recovery or soft-deleted copy is never a candidate: reported once the selection
         # says which mailboxes the run acts on.
         mailboxes = [box for box in every if box.live]
@@ -500,8 +624,13 @@ class Kb278447(Playbook[Params, Selection]):
         affected, unrepairable = self._repairable(world, servers, judge.decisions)
         purge, not_purged = self._purge_list(params, affected, mailboxes)
         services = self._running_delivery(world, list(world.exchange.servers()), affected)
-        selection = Selection(tuple(affected), tuple(services), tuple(servers),
-                              tuple(world.directory.domain_controllers()), tuple(purge))
+        selection = Selection(
+            tuple(affected),
+            tuple(services),
+            tuple(servers),
+            tuple(world.directory.domain_controllers()),
+            tuple(purge),
+        )
         copies = copies_left_alone(every, [guid for _, guid in selection.scope().mailboxes])
         return Discovery(selection, tuple(judge.findings + unrepairable + not_purged + copies))
 
@@ -530,25 +659,36 @@ class Kb278447(Playbook[Params, Selection]):
             except (ValueError, KeyError, TypeError):
                 continue  # a run stopped before discovery recorded its selection
             for user in selection.users:
-                known.add(Pairing(user.guid, user.original.guid,
-                                  user.blank.guid if user.blank else None, run.run_id),
-                          finished=run.finished)
+                known.add(
+                    Pairing(
+                        user.guid,
+                        user.original.guid,
+                        user.blank.guid if user.blank else None,
+                        run.run_id,
+                    ),
+                    finished=run.finished,
+                )
         return known
 
     @staticmethod
     def _judge_mail_enabled(
-        world: World, params: Params, servers: Sequence[ServerInfo],
-        mailboxes: Sequence[MailboxInfo], judge: Judge,
+        world: World,
+        params: Params,
+        servers: Sequence[ServerInfo],
+        mailboxes: Sequence[MailboxInfo],
+        judge: Judge,
     ) -> set[UUID]:
         """Judge each mail-enabled user with a candidate; returns the mailboxes they claim."""
         by_legacy = legacy_dn_index(mailboxes)
         by_guid = {box.guid: box for box in mailboxes}
-        stores = {_normal(store.dn)
-                  for found in read_each(world.clock, servers,
-                                         lambda s: world.exchange.stores(s.name))
-                  for store in found}
+        stores = {
+            _normal(store.dn)
+            for found in read_each(world.clock, servers, lambda s: world.exchange.stores(s.name))
+            for store in found
+        }
         users = world.directory.find_users(
-            UserQuery(sam_account_names=params.users, mail_enabled_only=True))
+            UserQuery(sam_account_names=params.users, mail_enabled_only=True)
+        )
         claimed: set[UUID] = set()
         for user in sorted(users, key=lambda entry: entry.dn.lower()):
             current = by_guid.get(user.mailbox_guid) if user.mailbox_guid else None
@@ -566,14 +706,23 @@ class Kb278447(Playbook[Params, Selection]):
 
     @staticmethod
     def _judge_stripped(
-        world: World, params: Params, mailboxes: Sequence[MailboxInfo], claimed: set[UUID],
+        world: World,
+        params: Params,
+        mailboxes: Sequence[MailboxInfo],
+        claimed: set[UUID],
         judge: Judge,
     ) -> None:
         """Repairs half done by hand: disconnected mailboxes no mail-enabled user claims, whose
         objectGUID or alias names a user without Exchange attributes."""
-        orphans = [box for box in mailboxes if box.disconnected and box.owner is None
-                   and box.guid not in claimed and box.guid not in judge.history.old_blanks
-                   and not _is_free_busy(box)]
+        orphans = [
+            box
+            for box in mailboxes
+            if box.disconnected
+            and box.owner is None
+            and box.guid not in claimed
+            and box.guid not in judge.history.old_blanks
+            and not _is_free_busy(box)
+        ]
         if not orphans:
             return
         directory = world.directory
@@ -582,12 +731,19 @@ class Kb278447(Playbook[Params, Selection]):
 
         def in_scope(user: DirectoryEntry) -> bool:
             return user.object_class == "user" and (
-                wanted is None or user.sam_account_name.lower() in wanted)
+                wanted is None or user.sam_account_name.lower() in wanted
+            )
 
         aliases = frozenset(a for box in orphans if (a := alias_of(box.legacy_dn)) is not None)
-        by_sam = {user.sam_account_name.lower(): user
-                  for user in directory.find_users(UserQuery(sam_account_names=aliases))
-                  if in_scope(user)} if aliases else {}
+        by_sam = (
+            {
+                user.sam_account_name.lower(): user
+                for user in directory.find_users(UserQuery(sam_account_names=aliases))
+                if in_scope(user)
+            }
+            if aliases
+            else {}
+        )
         by_guid = {guid: user for guid, user in found.items() if in_scope(user)}
         owners = stripped_owners(orphans, by_guid, by_sam)
         for user, boxes in sorted(owners.values(), key=lambda pair: pair[0].dn.lower()):
@@ -601,40 +757,65 @@ class Kb278447(Playbook[Params, Selection]):
         mail cannot be exported must not stop everyone else's repair), and the repaired users
         whose recipient settings cannot be restored."""
         versions = {server.name: server.version for server in servers}
-        refusals = dict(zip(
-            [server.name for server in servers],
-            read_each(world.clock, servers,
-                      lambda server: world.exchange.mail_export_refusal(server.name)),
-            strict=True))
+        refusals = dict(
+            zip(
+                [server.name for server in servers],
+                read_each(
+                    world.clock,
+                    servers,
+                    lambda server: world.exchange.mail_export_refusal(server.name),
+                ),
+                strict=True,
+            )
+        )
         homes = _home_servers(world, versions, decisions)
         affected: list[AffectedUser] = []
         findings: list[Finding] = []
         for decision in decisions:
             blank, original = decision.blank, decision.original
             home = decision.user.get("msExchHomeServerName") or homes.get(
-                _normal(original.store_dn), "")
+                _normal(original.store_dn), ""
+            )
             why = None
             if not home and versions[original.server] is ExchangeVersion.E2000:
-                why = (f"Exchange 2000 has no Reconnect: the user is re-homed in AD, which needs "
-                       f"the msExchHomeServerName of {original.server}, and neither he (his "
-                       "Exchange attributes were removed) nor any user of that store has one")
+                why = (
+                    f"Exchange 2000 has no Reconnect: the user is re-homed in AD, which needs "
+                    f"the msExchHomeServerName of {original.server}, and neither he (his "
+                    "Exchange attributes were removed) nor any user of that store has one"
+                )
             if original.owner not in (None, decision.user.guid):
-                why = (f"his original mailbox {original.guid} on {original.server} is linked to "
-                       f"another user ({original.owner}) as that server's DC sees it")
+                why = (
+                    f"his original mailbox {original.guid} on {original.server} is linked to "
+                    f"another user ({original.owner}) as that server's DC sees it"
+                )
             if blank is not None and blank.item_count:
                 for box in (blank, original):
-                    why = why or refusals.get(box.server) or mailbox_list_refusal(
-                        box.server, versions[box.server], [box])
+                    why = (
+                        why
+                        or refusals.get(box.server)
+                        or mailbox_list_refusal(box.server, versions[box.server], [box])
+                    )
             if why is None:
                 affected.append(AffectedUser.of(decision, home))
                 if decision.stripped:
-                    findings.append(Finding(NOT_RESTORED, decision.user.dn, "his original is "
-                                            "reconnected, but restore-recipient leaves his "
-                                            "recipient settings as they are: "
-                                            + STRIPPED_BEFORE_RUN))
+                    findings.append(
+                        Finding(
+                            NOT_RESTORED,
+                            decision.user.dn,
+                            "his original is "
+                            "reconnected, but restore-recipient leaves his "
+                            "recipient settings as they are: " + STRIPPED_BEFORE_RUN,
+                        )
+                    )
             else:
-                findings.append(Finding(LEFT_OUT, decision.user.dn, f"its repair would fail, so "
-                                        f"it is left out and the others are repaired: {why}"))
+                findings.append(
+                    Finding(
+                        LEFT_OUT,
+                        decision.user.dn,
+                        f"its repair would fail, so "
+                        f"it is left out and the others are repaired: {why}",
+                    )
+                )
         return affected, findings
 
     @staticmethod
@@ -653,11 +834,17 @@ class Kb278447(Playbook[Params, Selection]):
                 # No export tool opens a disconnected mailbox (ExMerge and
                 # New-MailboxExportRequest find a mailbox through its user), and nothing is
                 # purged here without an export: kept, and the run goes on.
-                kept.append(Finding(NOT_PURGED, box.display_name, f"the legacy Free/Busy "
-                                    f"mailbox {describe(box)} on {box.server} holds items and is "
-                                    "disconnected, so no export tool can copy them first: not "
-                                    "purged; reconnect it to a helper account and export it, "
-                                    "then purge it by hand"))
+                kept.append(
+                    Finding(
+                        NOT_PURGED,
+                        box.display_name,
+                        f"the legacy Free/Busy "
+                        f"mailbox {describe(box)} on {box.server} holds items and is "
+                        "disconnected, so no export tool can copy them first: not "
+                        "purged; reconnect it to a helper account and export it, "
+                        "then purge it by hand",
+                    )
+                )
         return purge, kept
 
     @staticmethod
@@ -674,21 +861,27 @@ class Kb278447(Playbook[Params, Selection]):
                 for server, service in delivering_services(home, organisation):
                     if service not in wanted.setdefault(server, []):
                         wanted[server].append(service)
+
         def read(server: str) -> tuple[list[str], dict[str, list[str]]]:
             names = wanted[server]
             states = world.exchange.service_states(server, names)
             stopping = [n for n in names if states.get(n) is ServiceState.RUNNING]
             # Stop-Service -Force stops what depends on them too: listed first (stopped before
             # them), so it is recorded and started again with them.
-            return stopping, (world.exchange.running_dependents(server, stopping)
-                              if stopping else {})
+            return stopping, (
+                world.exchange.running_dependents(server, stopping) if stopping else {}
+            )
 
         running: list[tuple[str, str]] = []
         for server, (stopping, dependents) in zip(
-                wanted, read_each(world.clock, list(wanted), read), strict=True):
+            wanted, read_each(world.clock, list(wanted), read), strict=True
+        ):
             for name in stopping:
-                running += [(server, d) for d in dependents.get(name, [])
-                            if (server, d) not in running and d not in stopping]
+                running += [
+                    (server, d)
+                    for d in dependents.get(name, [])
+                    if (server, d) not in running and d not in stopping
+                ]
                 running.append((server, name))
         return running
 
@@ -701,51 +894,95 @@ class Kb278447(Playbook[Params, Selection]):
             return [ServiceTarget(server, service) for server, service in selection.services]
 
         def stripped() -> list[ReplicationTarget]:
-            return replication_targets(selection.dcs, [
-                Expectation(u.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
-                for u in users], selection.readers)
+            return replication_targets(
+                selection.dcs,
+                [
+                    Expectation(u.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
+                    for u in users
+                ],
+                selection.readers,
+            )
 
         def reconnected() -> list[ReplicationTarget]:
-            return replication_targets(selection.dcs, [
-                Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
-                for u in users], selection.readers)
+            return replication_targets(
+                selection.dcs,
+                [
+                    Expectation(u.guid, attributes=(("msExchMailboxGuid", str(u.original.guid)),))
+                    for u in users
+                ],
+                selection.readers,
+            )
 
         def blank_stores() -> list[StoreTarget]:
             blank_by_store: dict[tuple[str, str], list[UUID]] = {}
             for user in users:
                 if user.blank:
-                    blank_by_store.setdefault((user.blank.server, user.blank.store_dn),
-                                              []).append(user.blank.guid)
-            return [StoreTarget(server, store, _store_label(store), tuple(guids))
-                    for (server, store), guids in blank_by_store.items()]
+                    blank_by_store.setdefault((user.blank.server, user.blank.store_dn), []).append(
+                        user.blank.guid
+                    )
+            return [
+                StoreTarget(server, store, _store_label(store), tuple(guids))
+                for (server, store), guids in blank_by_store.items()
+            ]
 
         steps: list[Step[Any, Any]] = [
             StopService(services),
-            ExportMail(lambda: [MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid,
-                                              u.sam) for u in users if u.blank]),
+            ExportMail(
+                lambda: [
+                    MailboxTarget(u.blank.server, u.blank.store_dn, u.blank.guid, u.sam)
+                    for u in users
+                    if u.blank
+                ]
+            ),
             RemoveExchangeAttributes(lambda: [self._strip_target(selection, u) for u in users]),
             WaitForReplication(stripped),
             RunCleanupAgent(blank_stores),
-            ReconnectMailbox(lambda: [
-                ReconnectTarget(u.original.server,
-                                selection.server(u.original.server).version.value,
-                                u.original.store_dn, u.original.guid, u.guid, u.dn, u.home_server,
-                                u.for_approver())
-                for u in users]),
+            ReconnectMailbox(
+                lambda: [
+                    ReconnectTarget(
+                        u.original.server,
+                        selection.server(u.original.server).version.value,
+                        u.original.store_dn,
+                        u.original.guid,
+                        u.guid,
+                        u.dn,
+                        u.home_server,
+                        u.for_approver(),
+                    )
+                    for u in users
+                ]
+            ),
             update_recipients(selection),
             WaitForReplication(reconnected, step_id="wait-for-replication-after-reconnect"),
-            RunCleanupAgent(lambda: self._rehomed_stores(selection),
-                            step_id="run-cleanup-agent-after-reconnect"),
-            ImportMail(lambda: [ImportTarget(u.original.server, u.blank.server, u.blank.guid,
-                                             u.original.guid, u.sam, u.original.store_dn)
-                                for u in users if u.blank]),
+            RunCleanupAgent(
+                lambda: self._rehomed_stores(selection), step_id="run-cleanup-agent-after-reconnect"
+            ),
+            ImportMail(
+                lambda: [
+                    ImportTarget(
+                        u.original.server,
+                        u.blank.server,
+                        u.blank.guid,
+                        u.original.guid,
+                        u.sam,
+                        u.original.store_dn,
+                    )
+                    for u in users
+                    if u.blank
+                ]
+            ),
             *restore_recipient_steps(selection),
             StartService(services),
         ]
         if selection.purge:
-            steps.append(PurgeMailbox(lambda: [
-                MailboxTarget(box.server, box.store_dn, box.guid, "blank")
-                for box in selection.purge]))
+            steps.append(
+                PurgeMailbox(
+                    lambda: [
+                        MailboxTarget(box.server, box.store_dn, box.guid, "blank")
+                        for box in selection.purge
+                    ]
+                )
+            )
         steps.append(VerifyReconnected(selection))
         return steps
 
@@ -756,7 +993,9 @@ class Kb278447(Playbook[Params, Selection]):
         are asked (Connect-Mailbox -ValidateOnly)."""
         reconnecting = selection.server(user.original.server).version
         return StripTarget(
-            user.target, _home(user).server, selection.server(_home(user).server).version,
+            user.target,
+            _home(user).server,
+            selection.server(_home(user).server).version,
             reconnect_by_name=reconnecting is ExchangeVersion.E2003,
             reconnects=None if reconnecting.legacy else (user.original.server, user.original.guid),
             reconnects_store=user.original.store_dn,
@@ -771,8 +1010,10 @@ class Kb278447(Playbook[Params, Selection]):
             if selection.server(user.original.server).version is ExchangeVersion.E2000:
                 key = (user.original.server, user.original.store_dn)
                 stores.setdefault(key, []).append(user.original.guid)
-        return [StoreTarget(server, store, _store_label(store), tuple(guids), reassociate=True)
-                for (server, store), guids in stores.items()]
+        return [
+            StoreTarget(server, store, _store_label(store), tuple(guids), reassociate=True)
+            for (server, store), guids in stores.items()
+        ]
 
     def load_selection(self, data: JsonValue) -> Selection:
         body = as_dict(data)
@@ -797,15 +1038,20 @@ def update_recipients(selection: Selection) -> UpdateRecipient:
 
     def policies() -> list[PolicyTarget]:
         by_server: dict[str, list[UUID]] = {}
-        legacy = [u.original.server for u in selection.users
-                  if selection.server(u.original.server).version.legacy]
+        legacy = [
+            u.original.server
+            for u in selection.users
+            if selection.server(u.original.server).version.legacy
+        ]
         for user in selection.users:
             server = user.original.server
             if selection.server(server).version.legacy:
                 server = legacy[0]
             by_server.setdefault(server, []).append(user.guid)
-        return [PolicyTarget(server, selection.server(server).version, tuple(guids))
-                for server, guids in by_server.items()]
+        return [
+            PolicyTarget(server, selection.server(server).version, tuple(guids))
+            for server, guids in by_server.items()
+        ]
 
     return UpdateRecipient(policies)
 
@@ -816,16 +1062,23 @@ def restore_recipient_steps(selection: Selection) -> list[Step[Any, Any]]:
     until every DC shows it, and verify it against the record."""
 
     def recipients() -> list[RecipientTarget]:
-        return [RecipientTarget(u.target, u.original.server,
-                                selection.server(u.original.server).version,
-                                STRIPPED_BEFORE_RUN if u.stripped else None)
-                for u in selection.users]
+        return [
+            RecipientTarget(
+                u.target,
+                u.original.server,
+                selection.server(u.original.server).version,
+                STRIPPED_BEFORE_RUN if u.stripped else None,
+            )
+            for u in selection.users
+        ]
 
     return [
         RestoreRecipient(recipients),
-        WaitForRestore(lambda: replication_targets(
-            selection.dcs, [Expectation(u.guid) for u in selection.users], selection.readers),
-            step_id="wait-for-replication-after-restore"),
+        WaitForRestore(
+            lambda: replication_targets(
+                selection.dcs, [Expectation(u.guid) for u in selection.users], selection.readers
+            ),
+            step_id="wait-for-replication-after-restore",
+        ),
         VerifyRecipient(recipients),
     ]
-

@@ -54,7 +54,8 @@ class Window:
         if moment is None:
             return False
         return (self.after is None or moment >= self.after) and (
-            self.before is None or moment <= self.before)
+            self.before is None or moment <= self.before
+        )
 
     def __str__(self) -> str:
         start = iso(self.after) if self.after else "the beginning"
@@ -112,25 +113,39 @@ class Rules:
 
 
 def describe_mailbox(
-    guid: UUID, display_name: str, items: int, *, size_bytes: int | None,
-    created_at: datetime | None, last_logon_at: datetime | None,
+    guid: UUID,
+    display_name: str,
+    items: int,
+    *,
+    size_bytes: int | None,
+    created_at: datetime | None,
+    last_logon_at: datetime | None,
     disconnected_at: datetime | None,
 ) -> str:
     """A mailbox as an approver needs to see it to catch a wrong pairing."""
     parts = [f"{guid} {display_name!r}", f"{items} items"]
     if size_bytes is not None:
         parts.append(f"{size_bytes} bytes")
-    for word, moment in (("created", created_at), ("last logon", last_logon_at),
-                         ("disconnected", disconnected_at)):
+    for word, moment in (
+        ("created", created_at),
+        ("last logon", last_logon_at),
+        ("disconnected", disconnected_at),
+    ):
         if moment is not None:
             parts.append(f"{word} {iso(moment)}")
     return ", ".join(parts)
 
 
 def describe(box: MailboxInfo) -> str:
-    return describe_mailbox(box.guid, box.display_name, box.item_count,
-                            size_bytes=box.size_bytes, created_at=box.created_at,
-                            last_logon_at=box.last_logon_at, disconnected_at=box.disconnected_at)
+    return describe_mailbox(
+        box.guid,
+        box.display_name,
+        box.item_count,
+        size_bytes=box.size_bytes,
+        created_at=box.created_at,
+        last_logon_at=box.last_logon_at,
+        disconnected_at=box.disconnected_at,
+    )
 
 
 def _same_name(left: str, right: str) -> bool:
@@ -170,8 +185,11 @@ def _created_before(current: MailboxInfo, candidate: MailboxInfo) -> bool:
     """Where both creation times are known (world files; no store reports one for a
     disconnected mailbox): the connected mailbox is the older one. After a failed upgrade the
     blank is made after the original; after a repair the connected original is the older."""
-    return (current.created_at is not None and candidate.created_at is not None
-            and current.created_at < candidate.created_at)
+    return (
+        current.created_at is not None
+        and candidate.created_at is not None
+        and current.created_at < candidate.created_at
+    )
 
 
 def _disconnected(box: MailboxInfo) -> str:
@@ -179,8 +197,10 @@ def _disconnected(box: MailboxInfo) -> str:
 
 
 def _window_hint(box: MailboxInfo) -> str:
-    return (f"if {box.guid} is the original (disconnected {_disconnected(box)}), give the "
-            "failed upgrade's window: -p disconnected_after=... -p disconnected_before=...")
+    return (
+        f"if {box.guid} is the original (disconnected {_disconnected(box)}), give the "
+        "failed upgrade's window: -p disconnected_after=... -p disconnected_before=..."
+    )
 
 
 class Judge:
@@ -201,14 +221,22 @@ class Judge:
         to be weighed (restricted by :meth:`_allowed` where a pairing is known)."""
         run_id = self.history.unfinished.get(user.guid)
         if run_id is not None:
-            self.report(UNFINISHED, user, f"run {run_id} selected this user, changed the "
-                        f"organisation and did not finish: continue it with 'remediate resume "
-                        f"{run_id}'; not touched here")
+            self.report(
+                UNFINISHED,
+                user,
+                f"run {run_id} selected this user, changed the "
+                f"organisation and did not finish: continue it with 'remediate resume "
+                f"{run_id}'; not touched here",
+            )
             return True
         pairing = self.history.completed.get(user.guid)
         if pairing is not None and current is not None and current.guid == pairing.original:
-            self.report(ALREADY_REPAIRED, user, f"run {pairing.run_id} reconnected this user to "
-                        f"his original mailbox {describe(current)}; not touched")
+            self.report(
+                ALREADY_REPAIRED,
+                user,
+                f"run {pairing.run_id} reconnected this user to "
+                f"his original mailbox {describe(current)}; not touched",
+            )
             return True
         return False
 
@@ -224,10 +252,14 @@ class Judge:
         allowed = [box for box in candidates if box.guid == pairing.original]
         if not allowed:
             now = describe(current) if current else "no mailbox"
-            self.report(ALREADY_REPAIRED, user, f"run {pairing.run_id} reconnected this user to "
-                        f"mailbox {pairing.original}; he is now on {now} and that mailbox is not "
-                        "disconnected here: changed since by someone else; never reversed or "
-                        "paired anew here, check it by hand")
+            self.report(
+                ALREADY_REPAIRED,
+                user,
+                f"run {pairing.run_id} reconnected this user to "
+                f"mailbox {pairing.original}; he is now on {now} and that mailbox is not "
+                "disconnected here: changed since by someone else; never reversed or "
+                "paired anew here, check it by hand",
+            )
         return allowed
 
     def _admissible(
@@ -240,47 +272,71 @@ class Judge:
         for box in candidates:
             earlier = self.history.old_blanks.get(box.guid)
             if earlier is not None:
-                reasons.append(f"{box.guid} is the blank mailbox run {earlier.run_id} "
-                               "disconnected in its repair")
+                reasons.append(
+                    f"{box.guid} is the blank mailbox run {earlier.run_id} "
+                    "disconnected in its repair"
+                )
             elif box.disconnected_at is not None and box.disconnected_at < user.when_created:
-                reasons.append(f"{describe(box)}: disconnected before this user was created "
-                               f"({iso(user.when_created)}), so another person's mailbox")
+                reasons.append(
+                    f"{describe(box)}: disconnected before this user was created "
+                    f"({iso(user.when_created)}), so another person's mailbox"
+                )
             elif window.given and not window.holds(box.disconnected_at):
-                reasons.append(f"{describe(box)}: not disconnected inside the failed upgrade's "
-                               f"window {window}")
+                reasons.append(
+                    f"{describe(box)}: not disconnected inside the failed upgrade's window {window}"
+                )
             else:
                 kept.append(box)
         return kept, reasons
 
     def _one_original(
-        self, user: DirectoryEntry, kept: Sequence[MailboxInfo], reasons: Sequence[str],
-        *, conflict: bool = False,
+        self,
+        user: DirectoryEntry,
+        kept: Sequence[MailboxInfo],
+        reasons: Sequence[str],
+        *,
+        conflict: bool = False,
     ) -> MailboxInfo | None:
         """The single admissible candidate whose display name is the user's; else reported."""
         if not kept:
             if reasons:
-                self.report(NOT_AFFECTED, user, "no disconnected mailbox can be his original: "
-                            + "; ".join(reasons) + "; not touched")
+                self.report(
+                    NOT_AFFECTED,
+                    user,
+                    "no disconnected mailbox can be his original: "
+                    + "; ".join(reasons)
+                    + "; not touched",
+                )
             return None
         if len(kept) > 1:
-            why = " (his legacy DN and his objectGUID name different mailboxes)" if conflict \
-                else ""
-            self.report(AMBIGUOUS, user, f"{len(kept)} disconnected mailboxes could be his{why}: "
-                        + "; ".join(describe(box) for box in kept)
-                        + "; not touched: reconnect the right one by hand or narrow with "
-                        "-p users= / the window")
+            why = " (his legacy DN and his objectGUID name different mailboxes)" if conflict else ""
+            self.report(
+                AMBIGUOUS,
+                user,
+                f"{len(kept)} disconnected mailboxes could be his{why}: "
+                + "; ".join(describe(box) for box in kept)
+                + "; not touched: reconnect the right one by hand or narrow with "
+                "-p users= / the window",
+            )
             return None
         original = kept[0]
         name = user_name(user)
         if not named_alike(user, original):
-            self.report(AMBIGUOUS, user, f"the user's display name is {name!r}, the candidate "
-                        f"mailbox's {describe(original)}: another person's, or renamed; not "
-                        "touched: reconnect it by hand if it is his")
+            self.report(
+                AMBIGUOUS,
+                user,
+                f"the user's display name is {name!r}, the candidate "
+                f"mailbox's {describe(original)}: another person's, or renamed; not "
+                "touched: reconnect it by hand if it is his",
+            )
             return None
         return original
 
     def mail_enabled(
-        self, user: DirectoryEntry, current: MailboxInfo | None, by_legacy_dn: list[MailboxInfo],
+        self,
+        user: DirectoryEntry,
+        current: MailboxInfo | None,
+        by_legacy_dn: list[MailboxInfo],
         by_guid: MailboxInfo | None,
     ) -> None:
         """A user still mail-enabled: connected to ``current`` (None: the mailbox his
@@ -298,13 +354,21 @@ class Judge:
         if not candidates:
             return
         if current is not None and current.guid == user.guid:
-            self.report(NOT_AFFECTED, user, f"connected to the mailbox whose GUID is his "
-                        f"objectGUID ({describe(current)}); the disconnected "
-                        + ", ".join(str(box.guid) for box in candidates) + " left alone")
+            self.report(
+                NOT_AFFECTED,
+                user,
+                f"connected to the mailbox whose GUID is his "
+                f"objectGUID ({describe(current)}); the disconnected "
+                + ", ".join(str(box.guid) for box in candidates)
+                + " left alone",
+            )
             return
         kept, reasons = self._admissible(user, candidates)
-        conflict = by_guid is not None and by_guid in kept and any(
-            box in kept for box in by_legacy_dn if box is not by_guid)
+        conflict = (
+            by_guid is not None
+            and by_guid in kept
+            and any(box in kept for box in by_legacy_dn if box is not by_guid)
+        )
         original = self._one_original(user, kept, reasons, conflict=conflict)
         if original is None:
             return
@@ -316,27 +380,38 @@ class Judge:
         self, user: DirectoryEntry, current: MailboxInfo | None, original: MailboxInfo
     ) -> str | None:
         """Why ``current`` is the blank and ``original`` the user's (None: it is not shown)."""
-        identity = ("objectGUID" if original.guid == user.guid else "legacyExchangeDN") + \
-            " and display name"
+        identity = (
+            "objectGUID" if original.guid == user.guid else "legacyExchangeDN"
+        ) + " and display name"
         if current is None:
-            return (f"identity ({identity}); the mailbox his msExchMailboxGuid names was never "
-                    "created (no logon or mail since), so nothing to export")
+            return (
+                f"identity ({identity}); the mailbox his msExchMailboxGuid names was never "
+                "created (no logon or mail since), so nothing to export"
+            )
         if self.rules.window.given:
-            return (f"window: disconnected {_disconnected(original)} inside "
-                    f"{self.rules.window}; identity ({identity})")
+            return (
+                f"window: disconnected {_disconnected(original)} inside "
+                f"{self.rules.window}; identity ({identity})"
+            )
         limit = self.rules.max_blank_items
         older = _created_before(current, original)
         if _holds_less(current, original) and current.item_count <= limit and not older:
-            return (f"content: the connected mailbox holds less ({current.item_count} items) "
-                    f"than the candidate ({original.item_count}); identity ({identity})")
+            return (
+                f"content: the connected mailbox holds less ({current.item_count} items) "
+                f"than the candidate ({original.item_count}); identity ({identity})"
+            )
         if current.item_count > limit:
             why = f"holds more than max_blank_items={limit}"
         elif older:
             why = "was created before the candidate (the older mailbox holds the history)"
         else:
             why = "does not hold fewer items and less data than the candidate"
-        self.report(NOT_AFFECTED, user, f"the connected mailbox {describe(current)} {why} "
-                    f"({describe(original)}); {_window_hint(original)}; not touched")
+        self.report(
+            NOT_AFFECTED,
+            user,
+            f"the connected mailbox {describe(current)} {why} "
+            f"({describe(original)}); {_window_hint(original)}; not touched",
+        )
         return None
 
     def stripped(self, user: DirectoryEntry, boxes: Sequence[MailboxInfo]) -> None:
@@ -351,47 +426,73 @@ class Judge:
         kept, reasons = self._admissible(user, boxes)
         name = user_name(user)
         named = [box for box in kept if named_alike(user, box)]
-        reasons += [f"{describe(box)}: display name is not the user's {name!r}"
-                    for box in kept if box not in named]
+        reasons += [
+            f"{describe(box)}: display name is not the user's {name!r}"
+            for box in kept
+            if box not in named
+        ]
         if self.rules.window.given:
             originals = named  # only those disconnected inside the window were kept
         elif len(named) == 1:
-            self.report(AMBIGUOUS, user, "not mail-enabled (Exchange attributes removed) and "
-                        f"one disconnected mailbox carries his identity ({describe(named[0])}): "
-                        "a repair half done by hand, or a mailbox disabled on purpose; not "
-                        "touched: give the failed upgrade's window (-p disconnected_after=... "
-                        "-p disconnected_before=...) if it is the first")
+            self.report(
+                AMBIGUOUS,
+                user,
+                "not mail-enabled (Exchange attributes removed) and "
+                f"one disconnected mailbox carries his identity ({describe(named[0])}): "
+                "a repair half done by hand, or a mailbox disabled on purpose; not "
+                "touched: give the failed upgrade's window (-p disconnected_after=... "
+                "-p disconnected_before=...) if it is the first",
+            )
             return
         else:
             originals = self._older_and_fuller(named)
         if len(originals) != 1:
             if originals or reasons:
                 what = "; ".join(describe(box) for box in originals) or "none"
-                self.report(AMBIGUOUS if originals else NOT_AFFECTED, user,
-                            "not mail-enabled (Exchange attributes removed) and no single "
-                            f"original among the disconnected mailboxes carrying his identity "
-                            f"(candidates: {what}"
-                            + ("; " + "; ".join(reasons) if reasons else "")
-                            + "); a repair half done by hand, or a mailbox disabled on purpose: "
-                            "not touched; give the failed upgrade's window if it is the first")
+                self.report(
+                    AMBIGUOUS if originals else NOT_AFFECTED,
+                    user,
+                    "not mail-enabled (Exchange attributes removed) and no single "
+                    f"original among the disconnected mailboxes carrying his identity "
+                    f"(candidates: {what}"
+                    + ("; " + "; ".join(reasons) if reasons else "")
+                    + "); a repair half done by hand, or a mailbox disabled on purpose: "
+                    "not touched; give the failed upgrade's window if it is the first",
+                )
             return
         original = originals[0]
-        leftovers = [box for box in boxes if box is not original and box.item_count
-                     and box.guid not in self.history.old_blanks]
+        leftovers = [
+            box
+            for box in boxes
+            if box is not original and box.item_count and box.guid not in self.history.old_blanks
+        ]
         if leftovers:
-            self.report(NOT_IMPORTED, user, "the blank " + "; ".join(map(describe, leftovers))
-                        + " is already disconnected and no export tool opens a disconnected "
-                        "mailbox: its items stay in it (never purged by this run); to bring "
-                        "them over, reconnect it to a helper account and export it, or on "
-                        "2010 SP1+ New-MailboxRestoreRequest it into his mailbox")
-        evidence = (f"window: disconnected {_disconnected(original)} inside "
-                    f"{self.rules.window}" if self.rules.window.given else
-                    "content: disconnected first and holds more than the other mailbox carrying "
-                    "his identity")
-        self.decisions.append(Decision(user, original, None,
-                                       f"repair half done by hand (Exchange attributes already "
-                                       f"removed); {evidence}; identity and display name",
-                                       stripped=True))
+            self.report(
+                NOT_IMPORTED,
+                user,
+                "the blank "
+                + "; ".join(map(describe, leftovers))
+                + " is already disconnected and no export tool opens a disconnected "
+                "mailbox: its items stay in it (never purged by this run); to bring "
+                "them over, reconnect it to a helper account and export it, or on "
+                "2010 SP1+ New-MailboxRestoreRequest it into his mailbox",
+            )
+        evidence = (
+            f"window: disconnected {_disconnected(original)} inside {self.rules.window}"
+            if self.rules.window.given
+            else "content: disconnected first and holds more than the other mailbox carrying "
+            "his identity"
+        )
+        self.decisions.append(
+            Decision(
+                user,
+                original,
+                None,
+                f"repair half done by hand (Exchange attributes already "
+                f"removed); {evidence}; identity and display name",
+                stripped=True,
+            )
+        )
 
     @staticmethod
     def _older_and_fuller(boxes: Sequence[MailboxInfo]) -> list[MailboxInfo]:
@@ -401,9 +502,12 @@ class Judge:
         if len(boxes) != 2:
             return list(boxes)
         first, second = sorted(boxes, key=lambda box: box.disconnected_at or datetime.max)
-        if (first.disconnected_at is not None and second.disconnected_at is not None
-                and first.disconnected_at < second.disconnected_at
-                and _holds_less(second, first)):
+        if (
+            first.disconnected_at is not None
+            and second.disconnected_at is not None
+            and first.disconnected_at < second.disconnected_at
+            and _holds_less(second, first)
+        ):
             return [first]
         return list(boxes)
 
@@ -417,8 +521,12 @@ class Judge:
                 continue
             names = ", ".join(d.user.dn for d in claimants)
             for decision in claimants:
-                self.report(AMBIGUOUS, decision.user, f"mailbox {guid} could be the original of "
-                            f"{len(claimants)} users ({names}); not touched")
+                self.report(
+                    AMBIGUOUS,
+                    decision.user,
+                    f"mailbox {guid} could be the original of "
+                    f"{len(claimants)} users ({names}); not touched",
+                )
         self.decisions = [d for d in self.decisions if len(claims[d.original.guid]) == 1]
 
 
@@ -438,7 +546,8 @@ def alias_of(legacy_dn: str) -> str | None:
 
 
 def stripped_owners(
-    orphans: Sequence[MailboxInfo], by_guid: Mapping[UUID, DirectoryEntry],
+    orphans: Sequence[MailboxInfo],
+    by_guid: Mapping[UUID, DirectoryEntry],
     by_sam: Mapping[str, DirectoryEntry],
 ) -> dict[UUID, tuple[DirectoryEntry, list[MailboxInfo]]]:
     """Users without Exchange attributes that unclaimed disconnected mailboxes name: by

@@ -87,19 +87,27 @@ class SelectedUser:
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
-            "guid": str(self.guid), "dn": self.dn, "sam": self.sam,
+            "guid": str(self.guid),
+            "dn": self.dn,
+            "sam": self.sam,
             "when_created": iso(self.when_created),
             "children": [str(child) for child in self.children],
             "mailbox": str(self.mailbox) if self.mailbox else None,
-            "server": self.server, "store_dn": self.store_dn, "store_name": self.store_name,
-            "items": self.items, "reason": self.reason, "keep_account": self.keep_account,
+            "server": self.server,
+            "store_dn": self.store_dn,
+            "store_name": self.store_name,
+            "items": self.items,
+            "reason": self.reason,
+            "keep_account": self.keep_account,
         }
 
     @staticmethod
     def from_json(value: JsonValue) -> SelectedUser:
         data = as_dict(value)
         return SelectedUser(
-            guid=UUID(str(data["guid"])), dn=str(data["dn"]), sam=str(data["sam"]),
+            guid=UUID(str(data["guid"])),
+            dn=str(data["dn"]),
+            sam=str(data["sam"]),
             when_created=utc(str(data["when_created"])),
             children=tuple(UUID(str(c)) for c in as_list(data["children"])),
             mailbox=opt_uuid(data["mailbox"]),
@@ -142,8 +150,9 @@ class Selection:
     def scope(self) -> Scope:
         return Scope(
             objects=tuple(g for user in self.users for g in (user.guid, *user.children)),
-            mailboxes=tuple((u.server, u.mailbox) for u in self.with_mailbox
-                            if u.server and u.mailbox),
+            mailboxes=tuple(
+                (u.server, u.mailbox) for u in self.with_mailbox if u.server and u.mailbox
+            ),
         )
 
     def without(self, keys: Collection[str]) -> Selection:
@@ -187,8 +196,12 @@ class VerifyCloneIsSafe(Step[UserOnServer, str | None]):
     wording = Wording("verify", "user", "users")
 
     def __init__(self, selection: Selection) -> None:
-        super().__init__([UserOnServer(user.target, user.server if user.mailbox else None)
-                          for user in selection.users])
+        super().__init__(
+            [
+                UserOnServer(user.target, user.server if user.mailbox else None)
+                for user in selection.users
+            ]
+        )
         self.selection = selection
 
     def observe(
@@ -203,8 +216,13 @@ class VerifyCloneIsSafe(Step[UserOnServer, str | None]):
             for user in users:
                 if user.keep_account:
                     entry = seen.get(user.guid)
-                    problem = (f"{dc} no longer shows the account" if entry is None else
-                               f"{dc} still shows it mail-enabled" if entry.mail_enabled else None)
+                    problem = (
+                        f"{dc} no longer shows the account"
+                        if entry is None
+                        else f"{dc} still shows it mail-enabled"
+                        if entry.mail_enabled
+                        else None
+                    )
                 else:
                     left = [g for g in (user.guid, *user.children) if g in seen]
                     problem = f"{dc} still shows {len(left)} object(s)" if left else None
@@ -241,26 +259,61 @@ class Kb842101(Playbook[Params, Selection]):
         "window) are reported, never deleted. Then clone mode is safe again."
     )
     parameters = (
-        Parameter("ou", "the container the cancelled run created users in (subtree)",
-                  parse_dn, "OU=Migrated,DC=corp,DC=example", required="ou or users"),
-        Parameter("created_after", "the cancelled run's start: only users created at "
-                  "or after it (ISO 8601)", parse_datetime, "2026-11-01T10:00:00Z",
-                  required="always"),
-        Parameter("created_before", "the cancelled run's end: only users created at "
-                  "or before it (ISO 8601)", parse_datetime, "2026-11-01T12:00:00Z",
-                  required="always"),
-        Parameter("users", "comma-separated sAMAccountNames", parse_names, "jdoe,asmith",
-                  required="ou or users"),
-        Parameter("mailbox_only", "for existing accounts the run gave a mailbox (created before "
-                  "the window, mailbox created in it): purge that mailbox, keep the account",
-                  parse_bool, "true", default="false"),
-        Parameter("account_list", "the cancelled run's own account list (one sAMAccountName or "
-                  "DN a line, as its account page and log show them): the plan reports how it "
-                  "differs from what the scope selects", parse_path, "wizard-accounts.txt",
-                  default="none"),
+        Parameter(
+            "ou",
+            "the container the cancelled run created users in (subtree)",
+            parse_dn,
+            "OU=Migrated,DC=corp,DC=example",
+            required="ou or users",
+        ),
+        Parameter(
+            "created_after",
+            "the cancelled run's start: only users created at or after it (ISO 8601)",
+            parse_datetime,
+            "2026-11-01T10:00:00Z",
+            required="always",
+        ),
+        Parameter(
+            "created_before",
+            "the cancelled run's end: only users created at or before it (ISO 8601)",
+            parse_datetime,
+            "2026-11-01T12:00:00Z",
+            required="always",
+        ),
+        Parameter(
+            "users",
+            "comma-separated sAMAccountNames",
+            parse_names,
+            "jdoe,asmith",
+            required="ou or users",
+        ),
+        Parameter(
+            "mailbox_only",
+            "for existing accounts the run gave a mailbox (created before "
+            "the window, mailbox created in it): purge that mailbox, keep the account",
+            parse_bool,
+            "true",
+            default="false",
+        ),
+        Parameter(
+            "account_list",
+            "the cancelled run's own account list (one sAMAccountName or "
+            "DN a line, as its account page and log show them): the plan reports how it "
+            "differs from what the scope selects",
+            parse_path,
+            "wizard-accounts.txt",
+            default="none",
+        ),
     )
-    outline = (ExportMail, DeleteAdUser, RemoveExchangeAttributes, WaitForReplication,
-               RunCleanupAgent, PurgeMailbox, VerifyCloneIsSafe)
+    outline = (
+        ExportMail,
+        DeleteAdUser,
+        RemoveExchangeAttributes,
+        WaitForReplication,
+        RunCleanupAgent,
+        PurgeMailbox,
+        VerifyCloneIsSafe,
+    )
     notice = (
         "The deleted users are the destination accounts the cancelled Migration Wizard run "
         "created; their source accounts are not touched. A user who already logged on to a "
@@ -283,25 +336,36 @@ class Kb842101(Playbook[Params, Selection]):
         if values.get("ou") is None and values.get("users") is None:
             raise InputError(
                 "needs a scope: an OU and/or a list of users, with a whenCreated window",
-                target=where, hint=f"e.g. {_SCOPE_EXAMPLE}",
+                target=where,
+                hint=f"e.g. {_SCOPE_EXAMPLE}",
             )
         after, before = values.get("created_after"), values.get("created_before")
         if after is None or before is None:
-            missing = " and ".join(name for name, value in (("created_after", after),
-                                                             ("created_before", before))
-                                   if value is None)
+            missing = " and ".join(
+                name
+                for name, value in (("created_after", after), ("created_before", before))
+                if value is None
+            )
             raise InputError(
                 f"needs the cancelled run's whenCreated window: {missing} missing (without it "
                 "the scope also takes accounts that existed before the migration)",
-                target=where, hint=f"e.g. {_SCOPE_EXAMPLE}",
+                target=where,
+                hint=f"e.g. {_SCOPE_EXAMPLE}",
             )
         if after > before:
-            raise InputError("created_after is later than created_before",
-                             target=where, hint="swap the two times")
+            raise InputError(
+                "created_after is later than created_before",
+                target=where,
+                hint="swap the two times",
+            )
         listed = values.get("account_list")
-        return Params(values.get("ou"), Window(after, before), values.get("users"),
-                      bool(values.get("mailbox_only", False)),
-                      None if listed is None else read_account_list(listed))
+        return Params(
+            values.get("ou"),
+            Window(after, before),
+            values.get("users"),
+            bool(values.get("mailbox_only", False)),
+            None if listed is None else read_account_list(listed),
+        )
 
     def discover(self, world: World, params: Params) -> Discovery[Selection]:
         directory, exchange = world.directory, world.exchange
@@ -316,21 +380,29 @@ class Kb842101(Playbook[Params, Selection]):
         users = []
         for entry, reason, keep in picked:
             box = boxes.get(entry.mailbox_guid) if entry.mailbox_guid else None
-            users.append(SelectedUser(
-                guid=entry.guid, dn=entry.dn, sam=entry.sam_account_name,
-                when_created=entry.when_created,
-                children=() if keep else tuple(c.guid for c in below.get(entry.guid, [])),
-                mailbox=entry.mailbox_guid,
-                server=box.server if box else None,
-                store_dn=box.store_dn if box else None,
-                store_name=names.get(box.store_dn.lower()) if box else None,
-                items=box.item_count if box else 0,
-                reason=reason, keep_account=keep,
-            ))
+            users.append(
+                SelectedUser(
+                    guid=entry.guid,
+                    dn=entry.dn,
+                    sam=entry.sam_account_name,
+                    when_created=entry.when_created,
+                    children=() if keep else tuple(c.guid for c in below.get(entry.guid, [])),
+                    mailbox=entry.mailbox_guid,
+                    server=box.server if box else None,
+                    store_dn=box.store_dn if box else None,
+                    store_name=names.get(box.store_dn.lower()) if box else None,
+                    items=box.item_count if box else 0,
+                    reason=reason,
+                    keep_account=keep,
+                )
+            )
         if params.account_list is not None:
             findings += _list_differences(params.account_list, users)
-        selection = Selection(tuple(users), tuple(directory.domain_controllers()),
-                              tuple(ServerInfo.of(server) for server in servers))
+        selection = Selection(
+            tuple(users),
+            tuple(directory.domain_controllers()),
+            tuple(ServerInfo.of(server) for server in servers),
+        )
         return Discovery(selection, tuple(findings))
 
     def _scope(
@@ -348,18 +420,29 @@ class Kb842101(Playbook[Params, Selection]):
                 "OU's Attribute Editor), then plan again",
             )
         where = f"in {params.ou}" if params.ou else "in the domain"
-        found = directory.find_users(UserQuery(base_dn=params.ou,
-                                               created_after=window.after,
-                                               created_before=window.before,
-                                               sam_account_names=params.users))
-        older = directory.find_users(UserQuery(base_dn=params.ou, created_before=window.after,
-                                               sam_account_names=params.users,
-                                               mail_enabled_only=params.users is None))
+        found = directory.find_users(
+            UserQuery(
+                base_dn=params.ou,
+                created_after=window.after,
+                created_before=window.before,
+                sam_account_names=params.users,
+            )
+        )
+        older = directory.find_users(
+            UserQuery(
+                base_dn=params.ou,
+                created_before=window.after,
+                sam_account_names=params.users,
+                mail_enabled_only=params.users is None,
+            )
+        )
         named = found + older
         if params.users is not None:
-            named += directory.find_users(UserQuery(base_dn=params.ou,
-                                                    created_after=window.before,
-                                                    sam_account_names=params.users))
+            named += directory.find_users(
+                UserQuery(
+                    base_dn=params.ou, created_after=window.before, sam_account_names=params.users
+                )
+            )
             _require_every_name(params.users, named, where, self.name)
         picked: list[tuple[DirectoryEntry, str, bool]] = []
         findings: list[Finding] = []
@@ -371,32 +454,50 @@ class Kb842101(Playbook[Params, Selection]):
             kept = never_selected(entry)
             made = mailbox_made_in(entry, window)
             created = iso(entry.when_created)
-            in_scope = (params.users is not None or made is not None
-                        or window.holds(entry.when_created))
+            in_scope = (
+                params.users is not None or made is not None or window.holds(entry.when_created)
+            )
             if not in_scope:
                 continue  # an older account of the OU the run did not touch
             if kept is not None:
-                findings.append(Finding("kept-existing-account", entry.dn,
-                                        f"created {created}; not deleted: {kept}"))
+                findings.append(
+                    Finding(
+                        "kept-existing-account", entry.dn, f"created {created}; not deleted: {kept}"
+                    )
+                )
             elif window.holds(entry.when_created):
                 how = "named in users=" if params.users is not None else f"below {params.ou}"
                 picked.append((entry, f"created {created}, inside the window; {how}", False))
             elif made is not None and params.mailbox_only:
-                picked.append((entry, f"created {created}, before the window; its mailbox was "
-                               f"created {iso(made)}, inside it: the account stays, the "
-                               "mailbox goes (mailbox_only)", True))
+                picked.append(
+                    (
+                        entry,
+                        f"created {created}, before the window; its mailbox was "
+                        f"created {iso(made)}, inside it: the account stays, the "
+                        "mailbox goes (mailbox_only)",
+                        True,
+                    )
+                )
             elif made is not None:
-                findings.append(Finding(
-                    "matched-account", entry.dn,
-                    f"created {created}, before the window, but its mailbox was created "
-                    f"{iso(made)}, inside it: an existing account the wizard matched, not "
-                    "deleted. To remove only the mailbox the cancelled run created, plan "
-                    "again with -p mailbox_only=true"))
+                findings.append(
+                    Finding(
+                        "matched-account",
+                        entry.dn,
+                        f"created {created}, before the window, but its mailbox was created "
+                        f"{iso(made)}, inside it: an existing account the wizard matched, not "
+                        "deleted. To remove only the mailbox the cancelled run created, plan "
+                        "again with -p mailbox_only=true",
+                    )
+                )
             elif params.users is not None:
-                findings.append(Finding(
-                    "outside-window", entry.dn,
-                    f"named in users= but created {created}, outside the window {window}: "
-                    "not created by the cancelled run, not deleted"))
+                findings.append(
+                    Finding(
+                        "outside-window",
+                        entry.dn,
+                        f"named in users= but created {created}, outside the window {window}: "
+                        "not created by the cancelled run, not deleted",
+                    )
+                )
         return picked, findings
 
     def steps(self, selection: Selection) -> list[Step[Any, Any]]:
@@ -410,25 +511,42 @@ class Kb842101(Playbook[Params, Selection]):
             stores.setdefault((user.server or "", user.store_dn or ""), []).append(user)
         expected = [
             Expectation(guid, deleted=True)
-            for user in selection.deleted for guid in (user.guid, *user.children)
+            for user in selection.deleted
+            for guid in (user.guid, *user.children)
         ] + [
             Expectation(user.guid, attributes=(("msExchMailboxGuid", None), ("homeMDB", None)))
             for user in selection.kept
         ]
-        strip: list[Step[Any, Any]] = [] if not selection.kept else [RemoveExchangeAttributes([
-            StripTarget(user.target, user.server or "", _version(selection, user.server))
-            for user in selection.kept
-        ])]
+        strip: list[Step[Any, Any]] = (
+            []
+            if not selection.kept
+            else [
+                RemoveExchangeAttributes(
+                    [
+                        StripTarget(
+                            user.target, user.server or "", _version(selection, user.server)
+                        )
+                        for user in selection.kept
+                    ]
+                )
+            ]
+        )
         return [
             ExportMail(boxes),
             DeleteAdUser([user.target for user in selection.deleted]),
             *strip,
             WaitForReplication(replication_targets(selection.dcs, expected, selection.readers)),
-            RunCleanupAgent([
-                StoreTarget(server, store_dn, users[0].store_name or store_dn,
-                            tuple(u.mailbox for u in users if u.mailbox))
-                for (server, store_dn), users in stores.items()
-            ]),
+            RunCleanupAgent(
+                [
+                    StoreTarget(
+                        server,
+                        store_dn,
+                        users[0].store_name or store_dn,
+                        tuple(u.mailbox for u in users if u.mailbox),
+                    )
+                    for (server, store_dn), users in stores.items()
+                ]
+            ),
             PurgeMailbox(boxes),
             VerifyCloneIsSafe(selection),
         ]
@@ -476,8 +594,11 @@ def read_account_list(path: Path) -> tuple[str, ...]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise InputError(f"cannot read the account list: {reason}", target=str(path),
-                         hint="give a text file, one sAMAccountName or DN a line") from None
+        raise InputError(
+            f"cannot read the account list: {reason}",
+            target=str(path),
+            hint="give a text file, one sAMAccountName or DN a line",
+        ) from None
     names = [line.strip() for line in text.splitlines()]
     return tuple(name for name in names if name and not name.startswith("#"))
 
@@ -487,14 +608,23 @@ def _list_differences(listed: Sequence[str], users: Sequence[SelectedUser]) -> l
     anything is deleted."""
     chosen = [(user.sam, user.dn) for user in users]
     findings = [
-        Finding("listed-not-selected", name, "in the wizard's account list but not selected "
-                "(not found in the scope, outside the window, or kept: see the other findings)")
+        Finding(
+            "listed-not-selected",
+            name,
+            "in the wizard's account list but not selected "
+            "(not found in the scope, outside the window, or kept: see the other findings)",
+        )
         for name in unlisted(listed, chosen)
     ]
     keys = {account_key(name) for name in listed}
     findings += [
-        Finding("selected-not-listed", user.dn, "selected by the scope but not in the wizard's "
-                "account list: check it was created by the cancelled run")
-        for user in users if not keys & {account_key(user.sam), account_key(user.dn)}
+        Finding(
+            "selected-not-listed",
+            user.dn,
+            "selected by the scope but not in the wizard's "
+            "account list: check it was created by the cancelled run",
+        )
+        for user in users
+        if not keys & {account_key(user.sam), account_key(user.dn)}
     ]
     return findings

@@ -54,16 +54,20 @@ def never_selected(entry: DirectoryEntry) -> str | None:
     if (entry.get("isCriticalSystemObject") or "").upper() == "TRUE":
         return "a critical system object (isCriticalSystemObject=TRUE): one of the DC's own"
     if (entry.get("adminCount") or "").strip() == "1":
-        return ("protected by AdminSDHolder (adminCount=1): a privileged account, or one that "
-                "was, never one a migration created")
+        return (
+            "protected by AdminSDHolder (adminCount=1): a privileged account, or one that "
+            "was, never one a migration created"
+        )
     sid = _sids(entry, "objectSid")
     rid = _well_known(sid[0] if sid else None)
     if rid is not None:
         return f"a built-in or well-known account ({rid})"
     history = _sids(entry, "sIDHistory")
     if history:
-        return (f"carries sIDHistory ({history[0]}): an account migrated earlier (ADMT) that "
-                "the wizard matched instead of creating it")
+        return (
+            f"carries sIDHistory ({history[0]}): an account migrated earlier (ADMT) that "
+            "the wizard matched instead of creating it"
+        )
     return None
 
 

@@ -19,7 +19,8 @@ def same_host(reported: str, hosts: Iterable[str]) -> str | None:
         if host.casefold() == reported.casefold():
             return host
     for host in candidates:
-        if _first_label(host) == _first_label(reported) and ("." not in host
-                                                             or "." not in reported):
+        if _first_label(host) == _first_label(reported) and (
+            "." not in host or "." not in reported
+        ):
             return host
     return None

@@ -50,12 +50,18 @@ def load_inventory(path: Path) -> Inventory:
     document = read_inventory(path)
     unknown = sorted(set(document) - set(TOP_LEVEL))
     if unknown:
-        raise InputError(f"unknown key {unknown[0]!r}", target=str(path),
-                         hint=f"the inventory has only: [{'], ['.join(TOP_LEVEL)}]")
+        raise InputError(
+            f"unknown key {unknown[0]!r}",
+            target=str(path),
+            hint=f"the inventory has only: [{'], ['.join(TOP_LEVEL)}]",
+        )
     table = document.get("directory")
     if not isinstance(table, dict):
-        raise InputError("no [directory] table", target=str(path),
-                         hint="add a [directory] table (see the README)")
+        raise InputError(
+            "no [directory] table",
+            target=str(path),
+            hint="add a [directory] table (see the README)",
+        )
     entries = document.get("exchange", [])
     if not isinstance(entries, list):
         raise InputError("exchange: expected an array of tables: [[exchange]]", target=str(path))
@@ -76,8 +82,11 @@ def _max_deletions(table: object, path: Path) -> int | None:
         raise InputError("safety: expected a table: [safety]", target=str(path))
     unknown = sorted(set(table) - {"max_deletions", "parallel", "lease_container"})
     if unknown:
-        raise InputError(f"[safety] {unknown[0]}: unknown key", target=str(path),
-                         hint="[safety] has only max_deletions, parallel and lease_container")
+        raise InputError(
+            f"[safety] {unknown[0]}: unknown key",
+            target=str(path),
+            hint="[safety] has only max_deletions, parallel and lease_container",
+        )
     value = table.get("max_deletions")
     if value is None:
         return None
@@ -107,9 +116,12 @@ def _lease_container(table: dict[str, object], path: Path, base_dn: str) -> str:
         except ValueError:
             problem = "is not a DN"
     if problem is not None:
-        raise InputError(f"[safety] lease_container: {problem} ({value!r})", target=str(path),
-                         hint='name an existing container, e.g. "CN=remediate,CN=Program '
-                              'Data,DC=corp,DC=example", or leave it out for CN=Program Data')
+        raise InputError(
+            f"[safety] lease_container: {problem} ({value!r})",
+            target=str(path),
+            hint='name an existing container, e.g. "CN=remediate,CN=Program '
+            'Data,DC=corp,DC=example", or leave it out for CN=Program Data',
+        )
     return str(value)
 
 
@@ -127,8 +139,9 @@ def live_world(inventory: Inventory) -> LiveWorld:
 
     def rehearse() -> World:
         held = directory.held_within(directory.base_dn)
-        return world_from_json(snapshot(world[0], objects=held or None),
-                               source=f"snapshot of {inventory.source}")
+        return world_from_json(
+            snapshot(world[0], objects=held or None), source=f"snapshot of {inventory.source}"
+        )
 
     world.append(LiveWorld(directory, exchange, rehearse=rehearse))
     return world[0]

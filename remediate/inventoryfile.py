@@ -17,9 +17,12 @@ def read_inventory(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read the inventory: {error}", target=str(path)) from None
     except tomllib.TOMLDecodeError as error:
-        raise InputError(f"not valid TOML: {error}", target=str(path),
-                         hint="fix the syntax at that line") from None
+        raise InputError(
+            f"not valid TOML: {error}", target=str(path), hint="fix the syntax at that line"
+        ) from None
     except ValueError as error:  # int(): a number of more than 4,300 digits
-        raise InputError(f"a number too large to read ({str(error).split(':')[0]})",
-                         target=str(path),
-                         hint="no setting of an inventory is that large") from None
+        raise InputError(
+            f"a number too large to read ({str(error).split(':')[0]})",
+            target=str(path),
+            hint="no setting of an inventory is that large",
+        ) from None

@@ -33,15 +33,35 @@ _SAFE_INIT = set(range(0x01, 0x80)) - {0x0A, 0x0D, 0x20, 0x3A, 0x3C}
 _SAFE = set(range(0x01, 0x80)) - {0x0A, 0x0D}
 # Attributes AD maintains itself: an add or modify that names them is refused, so the backup
 # keeps them as comments (lower-case).
-SYSTEM_OWNED = frozenset({
-    "objectguid", "objectsid", "whencreated", "whenchanged", "usncreated", "usnchanged",
-    "distinguishedname", "name", "instancetype", "samaccounttype", "dscorepropagationdata",
-    "memberof", "lastlogon", "lastlogoff", "lastlogontimestamp", "logoncount", "badpwdcount",
-    "badpasswordtime", "pwdlastset", "iscriticalsystemobject", "objectcategory",
-    "replpropertymetadata", "msds-revealeddsas",
-    # settable only after the add (an add takes the default, Domain Users)
-    "primarygroupid",
-})
+SYSTEM_OWNED = frozenset(
+    {
+        "objectguid",
+        "objectsid",
+        "whencreated",
+        "whenchanged",
+        "usncreated",
+        "usnchanged",
+        "distinguishedname",
+        "name",
+        "instancetype",
+        "samaccounttype",
+        "dscorepropagationdata",
+        "memberof",
+        "lastlogon",
+        "lastlogoff",
+        "lastlogontimestamp",
+        "logoncount",
+        "badpwdcount",
+        "badpasswordtime",
+        "pwdlastset",
+        "iscriticalsystemobject",
+        "objectcategory",
+        "replpropertymetadata",
+        "msds-revealeddsas",
+        # settable only after the add (an add takes the default, Domain Users)
+        "primarygroupid",
+    }
+)
 
 
 class LdifError(ValueError):
@@ -194,11 +214,14 @@ class _Record:
             else:
                 attributes[name] = texts[0] if len(texts) == 1 else texts
         return DirectoryEntry(
-            guid=UUID(bytes_le=guid), dn=self.dn, object_class=self.object_class,
+            guid=UUID(bytes_le=guid),
+            dn=self.dn,
+            object_class=self.object_class,
             when_created=_time(self.identity.get("whencreated")),
             when_changed=_time(self.identity.get("whenchanged")),
             usn_changed=int(self.identity.get("usnchanged") or b"0"),
-            attributes=attributes, binary=binary or NO_BINARY,
+            attributes=attributes,
+            binary=binary or NO_BINARY,
         )
 
 

@@ -23,12 +23,24 @@ GUID_ATTRIBUTES = frozenset({"msexchmailboxguid", "msexcharchiveguid"})
 # Attributes of binary syntax a user carries (lower-case): kept as bytes even where the bytes
 # happen to read as UTF-8 (a SID often does). Any other value that is not UTF-8 is kept as bytes
 # too (DirectoryEntry.binary).
-BINARY_ATTRIBUTES = frozenset({
-    "objectsid", "sidhistory", "msexchmasteraccountsid", "msexchmailboxsecuritydescriptor",
-    "usercertificate", "usersmimecertificate", "thumbnailphoto", "logonhours",
-    "msexchsafesendershash", "msexchblockedsendershash", "msexchsaferecipientshash",
-    "msds-generationid", "terminalserver", "usercert",
-})
+BINARY_ATTRIBUTES = frozenset(
+    {
+        "objectsid",
+        "sidhistory",
+        "msexchmasteraccountsid",
+        "msexchmailboxsecuritydescriptor",
+        "usercertificate",
+        "usersmimecertificate",
+        "thumbnailphoto",
+        "logonhours",
+        "msexchsafesendershash",
+        "msexchblockedsendershash",
+        "msexchsaferecipientshash",
+        "msds-generationid",
+        "terminalserver",
+        "usercert",
+    }
+)
 
 # Attributes that make a user mail-enabled (Exchange 2000/2003 "Exchange Tasks > Delete Mailbox"
 # and Exchange 2007+ Disable-Mailbox clear these).
@@ -74,7 +86,9 @@ MAILBOX_TYPE_ATTRIBUTES: tuple[str, ...] = (
 )
 # What Disable-Mailbox clears on Exchange 2007 and later.
 DISABLE_MAILBOX_ATTRIBUTES: tuple[str, ...] = (
-    *EXCHANGE_ATTRIBUTES, *RECIPIENT_SETTINGS, *MAILBOX_TYPE_ATTRIBUTES,
+    *EXCHANGE_ATTRIBUTES,
+    *RECIPIENT_SETTINGS,
+    *MAILBOX_TYPE_ATTRIBUTES,
 )
 
 
@@ -228,8 +242,13 @@ class MailboxKind(StrEnum):
         return next((k for k, v in _TYPE_DETAILS.items() if v == number), MailboxKind.USER)
 
 
-_TYPE_DETAILS = {MailboxKind.USER: 1, MailboxKind.LINKED: 2, MailboxKind.SHARED: 4,
-                 MailboxKind.ROOM: 16, MailboxKind.EQUIPMENT: 32}
+_TYPE_DETAILS = {
+    MailboxKind.USER: 1,
+    MailboxKind.LINKED: 2,
+    MailboxKind.SHARED: 4,
+    MailboxKind.ROOM: 16,
+    MailboxKind.EQUIPMENT: 32,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +302,11 @@ MAILBOX, HUB_TRANSPORT, CLIENT_ACCESS = "Mailbox", "HubTransport", "ClientAccess
 def default_roles(version: ExchangeVersion) -> frozenset[str]:
     """The roles assumed where none are given: a typical single server of the version (2016
     and later have no separate Client Access role)."""
-    if version.legacy or version in (ExchangeVersion.E2016, ExchangeVersion.E2019,
-                                     ExchangeVersion.SE):
+    if version.legacy or version in (
+        ExchangeVersion.E2016,
+        ExchangeVersion.E2019,
+        ExchangeVersion.SE,
+    ):
         return frozenset({MAILBOX})
     if version is ExchangeVersion.E2013:
         return frozenset({MAILBOX, CLIENT_ACCESS})

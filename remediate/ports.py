@@ -141,9 +141,7 @@ class ExchangeCatalog(Protocol):
     searched AD there would fail. The engine and the steps never see this port; the adapters
     of real servers and the fakes implement it."""
 
-    def mailbox_owners(
-        self, mailbox_guids: Collection[UUID]
-    ) -> dict[UUID, list[tuple[UUID, str]]]:
+    def mailbox_owners(self, mailbox_guids: Collection[UUID]) -> dict[UUID, list[tuple[UUID, str]]]:
         """For each mailbox GUID, the objectGUID and DN of every user in the forest whose
         msExchMailboxGuid names it (as a global catalog sees them); none: an empty list."""
         ...
@@ -168,10 +166,19 @@ class ExchangeCatalog(Protocol):
 
 # Which port methods only read and which change the servers' state: the engine retries a read
 # call by call, and sends a change again only after a fresh observe shows it did not happen.
-DIRECTORY_READS = frozenset({
-    "domain_controllers", "writable_dc", "replication_delays", "find_users", "lookup", "read",
-    "read_catalog", "descendants", "forest_namesakes",
-})
+DIRECTORY_READS = frozenset(
+    {
+        "domain_controllers",
+        "writable_dc",
+        "replication_delays",
+        "find_users",
+        "lookup",
+        "read",
+        "read_catalog",
+        "descendants",
+        "forest_namesakes",
+    }
+)
 DIRECTORY_CHANGES = frozenset({"delete", "modify", "unprotect"})
 # The lease's own calls: never part of a step, so neither retried by the executor nor planned.
 DIRECTORY_LEASE = frozenset({"lease", "add_lease", "swap_lease", "remove_lease"})
@@ -279,7 +286,9 @@ class Exchange(Protocol):
         ...
 
     def import_mail(
-        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, ExportRef]],
         stores: Mapping[UUID, str] | None = None,
     ) -> None:
         """Import each export into the mailbox; where item ids are kept, items already present
@@ -287,15 +296,31 @@ class Exchange(Protocol):
         ...
 
 
-EXCHANGE_READS = frozenset({
-    "servers", "stores", "mailboxes", "service_states", "mail_export_refusal", "exports",
-    "export_location",
-    "reconnect_problems", "running_dependents",
-})
-EXCHANGE_CHANGES = frozenset({
-    "set_services", "run_cleanup_agent", "purge_mailboxes", "disable_mailboxes",
-    "reconnect_mailboxes", "update_recipients", "export_mail", "import_mail",
-})
+EXCHANGE_READS = frozenset(
+    {
+        "servers",
+        "stores",
+        "mailboxes",
+        "service_states",
+        "mail_export_refusal",
+        "exports",
+        "export_location",
+        "reconnect_problems",
+        "running_dependents",
+    }
+)
+EXCHANGE_CHANGES = frozenset(
+    {
+        "set_services",
+        "run_cleanup_agent",
+        "purge_mailboxes",
+        "disable_mailboxes",
+        "reconnect_mailboxes",
+        "update_recipients",
+        "export_mail",
+        "import_mail",
+    }
+)
 
 
 class World(Protocol):

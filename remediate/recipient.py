@@ -39,7 +39,7 @@ def _server_rdns(store_dn: str) -> list[str] | None:
     rdns = split_rdns(store_dn)
     for index, rdn in enumerate(rdns):
         if rdn.lower() == "cn=informationstore" and index + 1 < len(rdns):
-            return rdns[index + 1:]
+            return rdns[index + 1 :]
     return None
 
 
@@ -59,8 +59,9 @@ def server_legacy_dn(store_dn: str, known: str | None = None) -> str | None:
     rdns = _server_rdns(store_dn)
     if rdns is None or len(rdns) < 6:
         return known
-    server, group, org = (unescape_value(rdn.partition("=")[2]) for rdn in
-                          (rdns[0], rdns[2], rdns[4]))
+    server, group, org = (
+        unescape_value(rdn.partition("=")[2]) for rdn in (rdns[0], rdns[2], rdns[4])
+    )
     if known and known.lower().rstrip("/").endswith(f"/cn={server.lower()}"):
         return known
     return f"/o={org}/ou={group}/cn=Configuration/cn=Servers/cn={server}"

@@ -69,8 +69,11 @@ def _name_servers(directory: dict[str, JsonValue], exchange: dict[str, JsonValue
         seen: Counter[str] = Counter()
         for store in stores:
             seen.update(homes.get(store.lower(), Counter()))
-        named = seen.most_common(1)[0][0] if seen else next(
-            (dn for dn in map(server_legacy_dn, stores) if dn), None)
+        named = (
+            seen.most_common(1)[0][0]
+            if seen
+            else next((dn for dn in map(server_legacy_dn, stores) if dn), None)
+        )
         if named is not None:
             server["legacy_dn"] = named
 
@@ -91,8 +94,13 @@ def _add_catalogs(
         if name is None:
             known = same_host(reported, delays)
             name = known or reported
-            dcs.append({"name": name, "replication_delay_s": delays.get(name, 0.0),
-                        "partial_replica": True})
+            dcs.append(
+                {
+                    "name": name,
+                    "replication_delay_s": delays.get(name, 0.0),
+                    "partial_replica": True,
+                }
+            )
         server["global_catalog"] = name
     directory["dcs"] = list[JsonValue](dcs)
 
@@ -108,7 +116,9 @@ def exchange_snapshot(exchange: Exchange) -> dict[str, JsonValue]:
 
 
 def _directory(
-    world: World, base_dn: str | None, objects: Sequence[DirectoryEntry] | None,
+    world: World,
+    base_dn: str | None,
+    objects: Sequence[DirectoryEntry] | None,
     delays: dict[str, float],
 ) -> dict[str, JsonValue]:
     directory = world.directory
@@ -130,8 +140,10 @@ def _directory(
         "domain": directory.domain,
         "base_dn": directory.base_dn,
         "writable_dc": dc,
-        "dcs": [{"name": name, "replication_delay_s": delays.get(name, 0.0)}
-                for name in directory.domain_controllers()],
+        "dcs": [
+            {"name": name, "replication_delay_s": delays.get(name, 0.0)}
+            for name in directory.domain_controllers()
+        ],
         "objects": [_object(entry) for entry in entries.values()],
     }
 
@@ -149,8 +161,16 @@ def _object(entry: DirectoryEntry) -> dict[str, JsonValue]:
         "when_changed": iso(entry.when_changed),
         "protected": entry.protected,
         "attributes": attributes,
-        **({"binary": {name: [base64.b64encode(v).decode("ascii") for v in values]
-                       for name, values in entry.binary.items()}} if entry.binary else {}),
+        **(
+            {
+                "binary": {
+                    name: [base64.b64encode(v).decode("ascii") for v in values]
+                    for name, values in entry.binary.items()
+                }
+            }
+            if entry.binary
+            else {}
+        ),
     }
 
 
@@ -175,9 +195,12 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
             "storage_group": store.storage_group,
             "dn": store.dn,
             # A 2003 store is known to be a recovery storage group's by its mailboxes' rows.
-            **({"recovery": True} if store.recovery or any(
-                box.copy is MailboxCopy.RECOVERY for box in boxes.get(store.dn.lower(), []))
-               else {}),
+            **(
+                {"recovery": True}
+                if store.recovery
+                or any(box.copy is MailboxCopy.RECOVERY for box in boxes.get(store.dn.lower(), []))
+                else {}
+            ),
             "mailboxes": [_mailbox(box) for box in boxes.get(store.dn.lower(), [])],
         }
         for store in exchange.stores(server.name)
@@ -187,17 +210,24 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
         "name": server.name,
         "version": server.version.value,
         "dc": server.dc,
-        **({"global_catalogs": list[JsonValue](server.global_catalogs)}
-           if server.global_catalogs else {}),
+        **(
+            {"global_catalogs": list[JsonValue](server.global_catalogs)}
+            if server.global_catalogs
+            else {}
+        ),
         "services": services,
         "stores": stores,
     }
     # What runs and depends on a transport service (Stop-Service -Force stops it too): the
     # rehearsal must know it to stop and start it as apply will.
     running = [name for name in server.transport_services if services.get(name) == "running"]
-    dependents = {name: found_ for name, found_ in
-                  (exchange.running_dependents(server.name, running) if running else {}).items()
-                  if found_}
+    dependents = {
+        name: found_
+        for name, found_ in (
+            exchange.running_dependents(server.name, running) if running else {}
+        ).items()
+        if found_
+    }
     if dependents:
         for name in (d for names in dependents.values() for d in names):
             services[name] = "running"
@@ -212,8 +242,11 @@ def _server_state(exchange: Exchange, server: ExchangeServer) -> dict[str, JsonV
 def _mailbox(box: MailboxInfo) -> dict[str, JsonValue]:
     # Folders and subjects stay on the server. A real store reports a count, not ids: the
     # rehearsal gets as many stand-ins, named after the mailbox so none repeats.
-    ids = box.item_ids if box.item_ids is not None else tuple(
-        f"{box.guid}/{n}" for n in range(box.item_count))
+    ids = (
+        box.item_ids
+        if box.item_ids is not None
+        else tuple(f"{box.guid}/{n}" for n in range(box.item_count))
+    )
     data: dict[str, JsonValue] = {
         "guid": str(box.guid),
         "legacy_dn": box.legacy_dn,

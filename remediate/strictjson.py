@@ -48,20 +48,27 @@ def loads(text: str) -> object:
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise JsonProblem(f"not valid JSON: {error.msg}",
-                          f"line {error.lineno} column {error.colno}") from None
+        raise JsonProblem(
+            f"not valid JSON: {error.msg}", f"line {error.lineno} column {error.colno}"
+        ) from None
     except _Duplicate as duplicate:
         raise JsonProblem(
             f"the key {json.dumps(duplicate.key, ensure_ascii=False)} is given twice in one "
-            "object (which one was meant?)", _line_of_second(text, duplicate.key)) from None
+            "object (which one was meant?)",
+            _line_of_second(text, duplicate.key),
+        ) from None
     except ValueError as error:  # int(): a number of more than 4,300 digits
-        raise JsonProblem(f"a number too large to read ({error.args[0].split(':')[0]})",
-                          "$") from None
+        raise JsonProblem(
+            f"a number too large to read ({error.args[0].split(':')[0]})", "$"
+        ) from None
     if _SURROGATE_ESCAPE.search(text):
         path = _lone_surrogate(value, "$")
         if path is not None:
-            raise JsonProblem("a lone UTF-16 surrogate escape (\\ud800-\\udfff): not text "
-                              "any file or server can hold", path)
+            raise JsonProblem(
+                "a lone UTF-16 surrogate escape (\\ud800-\\udfff): not text "
+                "any file or server can hold",
+                path,
+            )
     return value
 
 

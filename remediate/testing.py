@@ -41,8 +41,7 @@ def assert_plan_matches_apply(
     planned = engine.plan(playbook, world, parameters)
     applied = apply_confirmed(engine, playbook, world, parameters).raise_for_stop()
     assert change_keys(planned.changes) == change_keys(applied.changes), (
-        "plan and apply differ:\n"
-        f"planned {len(planned.changes)}, applied {len(applied.changes)}"
+        f"plan and apply differ:\nplanned {len(planned.changes)}, applied {len(applied.changes)}"
     )
     return applied
 

@@ -83,8 +83,9 @@ class Turns:
         def start(index: int) -> None:
             outcomes[index].started = True
             self._due[index] = (self._clock.now(), next(self._order))
-            thread = threading.Thread(target=body, args=(index,), daemon=True,
-                                      name=f"remediate-batch-{index}")
+            thread = threading.Thread(
+                target=body, args=(index,), daemon=True, name=f"remediate-batch-{index}"
+            )
             threads.append(thread)
             thread.start()
 
@@ -141,9 +142,13 @@ class Turns:
             self._turn = None
         else:
             earliest = min(self._due.values())[0]
-            candidates = [i for i, _ in sorted(
-                ((i, order) for i, (moment, order) in self._due.items() if moment == earliest),
-                key=lambda pair: pair[1])]
+            candidates = [
+                i
+                for i, _ in sorted(
+                    ((i, order) for i, (moment, order) in self._due.items() if moment == earliest),
+                    key=lambda pair: pair[1],
+                )
+            ]
             chosen = self._choose(candidates)
             self._clock.advance_to(earliest)
             self._turn = chosen if chosen in candidates else candidates[0]

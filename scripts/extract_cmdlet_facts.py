@@ -31,14 +31,29 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "tests" / "facts" / "exch
 
 # Every cmdlet the scripts use or a fix may use (the test fails on an Exchange cmdlet missing here).
 CMDLETS = (
-    "Clean-MailboxDatabase", "Connect-Mailbox", "Disable-Mailbox", "Get-ExchangeServer",
-    "Get-Mailbox", "Get-MailboxDatabase", "Get-MailboxExportRequest",
-    "Get-MailboxExportRequestStatistics", "Get-MailboxImportRequest",
-    "Get-MailboxImportRequestStatistics", "Get-MailboxStatistics", "Get-ManagementRoleAssignment",
-    "New-MailboxExportRequest", "New-MailboxImportRequest", "New-MailboxRestoreRequest",
-    "Remove-Mailbox", "Remove-MailboxExportRequest", "Remove-MailboxImportRequest",
-    "Remove-StoreMailbox", "Resume-MailboxExportRequest", "Resume-MailboxImportRequest",
-    "Update-Recipient", "Update-StoreMailboxState",
+    "Clean-MailboxDatabase",
+    "Connect-Mailbox",
+    "Disable-Mailbox",
+    "Get-ExchangeServer",
+    "Get-Mailbox",
+    "Get-MailboxDatabase",
+    "Get-MailboxExportRequest",
+    "Get-MailboxExportRequestStatistics",
+    "Get-MailboxImportRequest",
+    "Get-MailboxImportRequestStatistics",
+    "Get-MailboxStatistics",
+    "Get-ManagementRoleAssignment",
+    "New-MailboxExportRequest",
+    "New-MailboxImportRequest",
+    "New-MailboxRestoreRequest",
+    "Remove-Mailbox",
+    "Remove-MailboxExportRequest",
+    "Remove-MailboxImportRequest",
+    "Remove-StoreMailbox",
+    "Resume-MailboxExportRequest",
+    "Resume-MailboxImportRequest",
+    "Update-Recipient",
+    "Update-StoreMailboxState",
 )
 
 # Only the on-premises products: "Exchange Server 2010" -> "2010", "Exchange Server SE" -> "SE".
@@ -80,8 +95,9 @@ def versions(text: str) -> list[str]:
 def _sections(markdown: str) -> dict[str, str]:
     heads = list(_SECTION.finditer(markdown))
     return {
-        head[1].strip().upper(): markdown[head.end():heads[i + 1].start() if i + 1 < len(heads)
-                                         else len(markdown)]
+        head[1].strip().upper(): markdown[
+            head.end() : heads[i + 1].start() if i + 1 < len(heads) else len(markdown)
+        ]
         for i, head in enumerate(heads)
     }
 
@@ -107,7 +123,7 @@ def parameter_set(cmdlet: str, text: str) -> dict[str, dict[str, bool]]:
     if not body.startswith(cmdlet + " ") and body != cmdlet:
         raise DocsError(f"a syntax block of {cmdlet} does not start with its name: {body[:60]!r}")
     parameters: dict[str, dict[str, bool]] = {}
-    for match in _ELEMENT.finditer(body[len(cmdlet):]):
+    for match in _ELEMENT.finditer(body[len(cmdlet) :]):
         kind = match.lastgroup
         assert kind is not None
         parameters[match[kind]] = {
@@ -125,7 +141,7 @@ def parameter_versions(parameters_section: str) -> dict[str, dict[str, Any]]:
     heads = list(_PARAMETER_HEADING.finditer(parameters_section))
     for i, head in enumerate(heads):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(parameters_section)
-        chunk = parameters_section[head.end():end]
+        chunk = parameters_section[head.end() : end]
         applicable = _APPLICABLE_LINE.search(chunk)
         kind = _YAML_TYPE.search(chunk)
         found[head[1]] = {
@@ -143,8 +159,10 @@ def cmdlet_facts(cmdlet: str, markdown: str) -> dict[str, Any]:
     sections = _sections(markdown)
     if "SYNTAX" not in sections or "PARAMETERS" not in sections:
         raise DocsError(f"{cmdlet}: no SYNTAX or PARAMETERS section")
-    sets = [{"name": name, "parameters": parameter_set(cmdlet, text)}
-            for name, text in _syntax_sets(sections["SYNTAX"])]
+    sets = [
+        {"name": name, "parameters": parameter_set(cmdlet, text)}
+        for name, text in _syntax_sets(sections["SYNTAX"])
+    ]
     if not sets:
         raise DocsError(f"{cmdlet}: no syntax block")
     return {
@@ -158,11 +176,13 @@ def _reader(source: Path, revision: str) -> tuple[Callable[[str], str], str]:
     """How to read one cmdlet's file, and the commit (or directory) it comes from."""
     checkout = source / DOCS_PATH
     if checkout.is_dir():
+
         def read_file(cmdlet: str) -> str:
             path = checkout / f"{cmdlet}.md"
             if not path.is_file():
                 raise DocsError(f"{path} does not exist")
             return path.read_text(encoding="utf-8")
+
         return read_file, _git(source, "rev-parse", "HEAD") or str(source)
     commit = _git(source, "rev-parse", revision)
     if not commit:
@@ -173,12 +193,17 @@ def _reader(source: Path, revision: str) -> tuple[Callable[[str], str], str]:
         if text is None:
             raise DocsError(f"{DOCS_PATH}/{cmdlet}.md is not in {commit}")
         return text
+
     return read_blob, commit
 
 
 def _git(where: Path, *arguments: str) -> str | None:
-    done = subprocess.run(["git", "--git-dir" if not (where / ".git").exists() else "-C",
-                           str(where), *arguments], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["git", "--git-dir" if not (where / ".git").exists() else "-C", str(where), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.stdout.strip() if done.returncode == 0 else None
 
 

@@ -118,8 +118,9 @@ def backend(request: pytest.FixtureRequest) -> DirectoryBackend:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A test whose captured stdout, stderr or log holds a sentinel password fails."""
     report = yield
     leaked = leaking_sections(report.sections)

@@ -103,8 +103,9 @@ def uninterrupted(case: Case, doc: Doc, state_dir: Path) -> Reference:
     # On 2000/2003 the cleanup-agent and recipient-policy calls answer "do it by hand"
     # without taking effect.
     manual = sum(log.count(op) for op in MANUAL_ON_LEGACY) if case.legacy else 0
-    return Reference(before, snapshot(world), len(log), len(log) - manual,
-                     dict(mutations(log, case)), tuple(log))
+    return Reference(
+        before, snapshot(world), len(log), len(log) - manual, dict(mutations(log, case)), tuple(log)
+    )
 
 
 def promised_end_state(case: Case, doc: Doc, after: Doc) -> list[str]:
@@ -148,10 +149,14 @@ def touched_outside(case: Case, doc: Doc, before: Doc, after: Doc) -> list[str]:
     for kind, key in (("objects", "guid"), ("mailboxes", "guid")):
         old = {entry[key]: entry for entry in left[kind]}
         new = {entry[key]: entry for entry in right[kind]}
-        touched += [f"{kind[:-1]} {name}" for name in sorted(set(old) | set(new))
-                    if old.get(name) != new.get(name)]
-    touched += [f"server {a[0]}" for a, b in zip(left["servers"], right["servers"], strict=True)
-                if a != b]
+        touched += [
+            f"{kind[:-1]} {name}"
+            for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name)
+        ]
+    touched += [
+        f"server {a[0]}" for a, b in zip(left["servers"], right["servers"], strict=True) if a != b
+    ]
     return touched
 
 
@@ -169,13 +174,22 @@ class Verdict:
 
 
 def judge(
-    case: Case, doc: Doc, reference: Reference, *, world: FakeWorld, result: RunResult,
-    run_dir: Path, any_order: bool = False,
+    case: Case,
+    doc: Doc,
+    reference: Reference,
+    *,
+    world: FakeWorld,
+    result: RunResult,
+    run_dir: Path,
+    any_order: bool = False,
 ) -> Verdict:
     """``any_order``: the run's batches took turns in another order than the reference's."""
     after = snapshot(world)
-    problems = [] if result.state == "done" and result.exit_code == 0 else [
-        f"ended {result.state} (exit {result.exit_code}): {result.error}"]
+    problems = (
+        []
+        if result.state == "done" and result.exit_code == 0
+        else [f"ended {result.state} (exit {result.exit_code}): {result.error}"]
+    )
     same = comparable_in_any_order if any_order else comparable
     problems += differences(same(reference.after), same(after))
     lost = lost_items(reference.before, after, run_dir)
@@ -250,8 +264,15 @@ def crash_and_continue(
             problems.append("resume made a run of its own")
         if not events(run_dir, "run.resumed"):
             problems.append("resume left no run.resumed record")
-    verdict = judge(case, doc, reference, world=world, result=result, run_dir=run_dir,
-                    any_order=choose is not None)
+    verdict = judge(
+        case,
+        doc,
+        reference,
+        world=world,
+        result=result,
+        run_dir=run_dir,
+        any_order=choose is not None,
+    )
     sent = dict(mutations(world.faults.log, case))
     if not same_mutations(sent, reference.mutations):  # a change sent twice, or never sent
         problems.append(f"mutations sent {sent}, uninterrupted run sent {reference.mutations}")

@@ -30,14 +30,17 @@ def window_parameters(days: int = 1) -> dict[str, str]:
     """kb842101's whenCreated window around objects a test makes now on the test DC (its clock
     is this machine's)."""
     now = datetime.now(UTC)
-    return {"created_after": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "created_before": (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "created_after": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_before": (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def window_around_now(days: int = 1) -> list[str]:
     """:func:`window_parameters` as command-line ``-p`` arguments."""
-    return [part for key, value in window_parameters(days).items()
-            for part in ("-p", f"{key}={value}")]
+    return [
+        part for key, value in window_parameters(days).items() for part in ("-p", f"{key}={value}")
+    ]
 
 
 def directory_section(
@@ -197,7 +200,10 @@ class SambaBackend:
         connection = self._connection()
         control = [security.dacl_control()]
         _, _, response, _ = connection.search(
-            dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"],
+            dn,
+            "(objectClass=*)",
+            ldap3.BASE,
+            attributes=["nTSecurityDescriptor"],
             controls=control,
         )
         descriptor = response[0]["raw_attributes"]["nTSecurityDescriptor"][0]

@@ -25,27 +25,69 @@ _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_pwsh.language()))
 
 # PowerShell's common parameters (about_CommonParameters) and the risk-mitigation switches, which
 # every cmdlet accepts whether or not its syntax block lists them.
-COMMON = frozenset({
-    "Debug", "ErrorAction", "ErrorVariable", "OutBuffer", "OutVariable", "PipelineVariable",
-    "Verbose", "WarningAction", "WarningVariable",
-})
+COMMON = frozenset(
+    {
+        "Debug",
+        "ErrorAction",
+        "ErrorVariable",
+        "OutBuffer",
+        "OutVariable",
+        "PipelineVariable",
+        "Verbose",
+        "WarningAction",
+        "WarningVariable",
+    }
+)
 # The Windows PowerShell 2.0 cmdlets our scripts use (Microsoft.PowerShell.* modules), and the
 # one function the Exchange 2010+ shell's RemoteExchange.ps1 defines.
-POWERSHELL = frozenset({
-    "Add-PSSnapin", "Copy-Item", "ForEach-Object", "Get-ChildItem", "Get-Command",
-    "Get-Content", "Get-Date", "Get-Item", "Get-ItemProperty", "Get-Service", "Get-WmiObject",
-    "Join-Path", "Move-Item", "New-Item", "New-Object", "Out-Null", "Remove-Item",
-    "Select-Object", "Split-Path", "Start-Service", "Start-Sleep", "Stop-Service", "Test-Path",
-    "Where-Object", "Write-Error", "ConvertFrom-Json", "ConvertTo-Json", "Connect-ExchangeServer",
-})
+POWERSHELL = frozenset(
+    {
+        "Add-PSSnapin",
+        "Copy-Item",
+        "ForEach-Object",
+        "Get-ChildItem",
+        "Get-Command",
+        "Get-Content",
+        "Get-Date",
+        "Get-Item",
+        "Get-ItemProperty",
+        "Get-Service",
+        "Get-WmiObject",
+        "Join-Path",
+        "Move-Item",
+        "New-Item",
+        "New-Object",
+        "Out-Null",
+        "Remove-Item",
+        "Select-Object",
+        "Split-Path",
+        "Start-Service",
+        "Start-Sleep",
+        "Stop-Service",
+        "Test-Path",
+        "Where-Object",
+        "Write-Error",
+        "ConvertFrom-Json",
+        "ConvertTo-Json",
+        "Connect-ExchangeServer",
+    }
+)
 _PLAIN_NAME = re.compile(r"^[A-Za-z][\w-]*$")
 # Loops over targets (a while loop polls: one enumeration per poll is the point of it).
 LOOPS = frozenset({"foreach_statement", "for_statement"})
 # Cmdlets that list a whole server or store: once per script, never once per target.
-ENUMERATIONS = frozenset({
-    "Get-WmiObject", "Get-MailboxStatistics", "Get-MailboxDatabase", "Get-ExchangeServer",
-    "Get-Service", "Get-Mailbox", "Get-User", "Get-Recipient",
-})
+ENUMERATIONS = frozenset(
+    {
+        "Get-WmiObject",
+        "Get-MailboxStatistics",
+        "Get-MailboxDatabase",
+        "Get-ExchangeServer",
+        "Get-Service",
+        "Get-Mailbox",
+        "Get-User",
+        "Get-Recipient",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +160,8 @@ def calls(text: str) -> list[Call]:
         if node.type != "command":
             continue
         name_node = node.child_by_field_name("command_name") or next(
-            (c for c in node.children if c.type == "command_name"), None)
+            (c for c in node.children if c.type == "command_name"), None
+        )
         if name_node is None:
             continue
         name = _text(name_node)
@@ -142,10 +185,22 @@ def calls(text: str) -> list[Call]:
                 expecting_value = False
             else:
                 arguments += 1
-        piped = node.prev_named_sibling is not None and node.parent is not None \
+        piped = (
+            node.prev_named_sibling is not None
+            and node.parent is not None
             and node.parent.type == "pipeline_chain"
-        found.append(Call(name, tuple(parameters), arguments, node.start_point[0] + 1, depth,
-                          piped, _function_of(node)))
+        )
+        found.append(
+            Call(
+                name,
+                tuple(parameters),
+                arguments,
+                node.start_point[0] + 1,
+                depth,
+                piped,
+                _function_of(node),
+            )
+        )
     return found
 
 
@@ -153,8 +208,11 @@ def functions(text: str) -> frozenset[str]:
     """The names of the functions ``text`` defines."""
     tree = _PARSER.parse(text.encode("utf-8"))
     return frozenset(
-        _text(child) for node, _ in _nodes(tree.root_node) if node.type == "function_statement"
-        for child in node.children if child.type == "function_name"
+        _text(child)
+        for node, _ in _nodes(tree.root_node)
+        if node.type == "function_statement"
+        for child in node.children
+        if child.type == "function_name"
     )
 
 
@@ -172,8 +230,9 @@ def check_cmdlet(call: Call, version: ExchangeVersion) -> list[str]:
     facts = cmdlet_facts()[cmdlet]["by_version"].get(version.value)
     if facts is None:
         documented = ", ".join(sorted(cmdlet_facts()[cmdlet]["by_version"]))
-        return [f"{where}: not documented for Exchange {version.value} (documented for "
-                f"{documented})"]
+        return [
+            f"{where}: not documented for Exchange {version.value} (documented for {documented})"
+        ]
     problems = []
     named = [p for p in call.parameters if p not in COMMON]
     for parameter in named:
@@ -181,30 +240,44 @@ def check_cmdlet(call: Call, version: ExchangeVersion) -> list[str]:
         if known is None:
             problems.append(f"{where} -{parameter}: no such parameter in the reference")
         elif version.value not in facts["parameters"][known]["applicable"]:
-            problems.append(f"{where} -{parameter}: documented only for Exchange "
-                            f"{', '.join(facts['parameters'][known]['applicable'])}")
+            problems.append(
+                f"{where} -{parameter}: documented only for Exchange "
+                f"{', '.join(facts['parameters'][known]['applicable'])}"
+            )
     if problems:
         return problems
-    piped = frozenset(name for name, parameter in facts["parameters"].items()
-                      if call.piped and parameter.get("pipeline"))
-    if not any(_set_allows(parameter_set["parameters"], named, call.arguments, piped)
-               for parameter_set in facts["parameter_sets"]):
+    piped = frozenset(
+        name
+        for name, parameter in facts["parameters"].items()
+        if call.piped and parameter.get("pipeline")
+    )
+    if not any(
+        _set_allows(parameter_set["parameters"], named, call.arguments, piped)
+        for parameter_set in facts["parameter_sets"]
+    ):
         sets = "; ".join(parameter_set["name"] for parameter_set in facts["parameter_sets"])
-        problems.append(f"{where} -{' -'.join(named)} (+{call.arguments} positional): no "
-                        f"parameter set allows this combination (sets: {sets})")
+        problems.append(
+            f"{where} -{' -'.join(named)} (+{call.arguments} positional): no "
+            f"parameter set allows this combination (sets: {sets})"
+        )
     return problems
 
 
-def _set_allows(parameters: Mapping[str, Mapping[str, bool]], named: list[str],
-                arguments: int, piped: frozenset[str]) -> bool:
+def _set_allows(
+    parameters: Mapping[str, Mapping[str, bool]],
+    named: list[str],
+    arguments: int,
+    piped: frozenset[str],
+) -> bool:
     given = set(piped)
     for name in named:
         known = _canonical(name, parameters)
         if known is None:
             return False
         given.add(known)
-    positional = [name for name, facts in parameters.items()
-                  if facts["positional"] and name not in given]
+    positional = [
+        name for name, facts in parameters.items() if facts["positional"] and name not in given
+    ]
     if arguments > len(positional):
         return False
     given.update(positional[:arguments])
@@ -213,8 +286,11 @@ def _set_allows(parameters: Mapping[str, Mapping[str, bool]], named: list[str],
 
 # Which variables hold which WMI class in the Exchange 2000/2003 scripts: the scripts keep to
 # these names so that every member they read can be checked against the SDK.
-WMI_HOLDERS = {"$mailbox": "Exchange_Mailbox", "$item.mailbox": "Exchange_Mailbox",
-               "$dc": "Exchange_DSAccessDC"}
+WMI_HOLDERS = {
+    "$mailbox": "Exchange_Mailbox",
+    "$item.mailbox": "Exchange_Mailbox",
+    "$dc": "Exchange_DSAccessDC",
+}
 
 
 def wmi_classes(text: str) -> list[tuple[int, str]]:
@@ -255,9 +331,11 @@ def check_wmi(text: str, version: ExchangeVersion) -> list[str]:
         if known is None:
             problems.append(f"line {line}: WMI class {name} is not in the Exchange 2003 SDK facts")
         elif version.value not in known["versions"]:
-            problems.append(f"line {line}: WMI class {name} does not exist on Exchange "
-                            f"{version.value} (provider {known['provider']}: "
-                            f"{', '.join(known['versions'])})")
+            problems.append(
+                f"line {line}: WMI class {name} does not exist on Exchange "
+                f"{version.value} (provider {known['provider']}: "
+                f"{', '.join(known['versions'])})"
+            )
     for line, name, member in wmi_members(text):
         known = classes[name]
         if member not in known["properties"] and member not in known["methods"]:
@@ -269,15 +347,21 @@ def enumerations_in_loops(text: str) -> list[str]:
     """Calls inside a loop over targets to an enumeration cmdlet, or to one of the script's
     functions that (directly or through others) runs one."""
     found = calls(text)
-    enumerating = {call.function for call in found
-                   if call.name in ENUMERATIONS and call.function is not None}
+    enumerating = {
+        call.function for call in found if call.name in ENUMERATIONS and call.function is not None
+    }
     while True:
-        more = {call.function for call in found
-                if call.name in enumerating and call.function is not None} - enumerating
+        more = {
+            call.function
+            for call in found
+            if call.name in enumerating and call.function is not None
+        } - enumerating
         if not more:
             break
         enumerating |= more
-    return [f"line {call.line}: {call.name} inside a loop"
-            + ("" if call.name in ENUMERATIONS else " (it enumerates)")
-            for call in found
-            if call.loop_depth > 0 and (call.name in ENUMERATIONS or call.name in enumerating)]
+    return [
+        f"line {call.line}: {call.name} inside a loop"
+        + ("" if call.name in ENUMERATIONS else " (it enumerates)")
+        for call in found
+        if call.loop_depth > 0 and (call.name in ENUMERATIONS or call.name in enumerating)
+    ]

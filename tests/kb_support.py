@@ -186,8 +186,13 @@ class LdifRecord:
         """Every attribute but the operational ones the backup adds, decoded."""
         result: dict[str, list[str]] = {}
         for line in self.lines[1:]:
-            if line.name in ("objectClass", "objectGUID", "whenCreated", "whenChanged",
-                             "uSNChanged"):
+            if line.name in (
+                "objectClass",
+                "objectGUID",
+                "whenCreated",
+                "whenChanged",
+                "uSNChanged",
+            ):
                 continue
             if line.name.lower() in GUID_ATTRIBUTES:  # written as AD holds it: 16 bytes
                 text = str(UUID(bytes_le=line.raw))
@@ -297,8 +302,12 @@ def assert_strip_backups_hold_what_it_cleared(
                 expected = [UUID(text).bytes_le for text in held]
             else:
                 expected = [text.encode("utf-8") for text in held]
-            expected += [base64.b64decode(v) for k, vs in binary.items()
-                         if k.lower() == name.lower() for v in vs]
+            expected += [
+                base64.b64decode(v)
+                for k, vs in binary.items()
+                if k.lower() == name.lower()
+                for v in vs
+            ]
             assert sorted(record.values(name)) == sorted(expected), f"{name} of {dn}"
     assert_ldif_encodes_as_rfc_2849_requires(records)
 
@@ -333,8 +342,9 @@ def kb842101_selection(doc: Doc, params: Mapping[str, str]) -> set[str]:
     """What the parameters select, read from the world itself: the users, and every object below
     them."""
     objects = live_objects(doc).values()
-    wanted = {name.strip().lower() for name in params["users"].split(",")} if "users" in params \
-        else None
+    wanted = (
+        {name.strip().lower() for name in params["users"].split(",")} if "users" in params else None
+    )
     after = utc(params["created_after"]) if "created_after" in params else None
     before = utc(params["created_before"]) if "created_before" in params else None
     users = []
@@ -417,8 +427,10 @@ def kb278447_matches(doc: Doc, max_blank_items: int = 100) -> tuple[dict[str, st
             continue
         legacy = str(attribute(user, "legacyExchangeDN") or "").lower()
         candidates = [
-            guid for guid, home in boxes.items()
-            if home.box["disconnected_at"] is not None and legacy
+            guid
+            for guid, home in boxes.items()
+            if home.box["disconnected_at"] is not None
+            and legacy
             and home.box["legacy_dn"].lower() == legacy
         ]
         own = boxes.get(user["guid"])
@@ -433,9 +445,7 @@ def kb278447_matches(doc: Doc, max_blank_items: int = 100) -> tuple[dict[str, st
     return affected, ambiguous
 
 
-def assert_kb278447_end_state(
-    before: Doc, world: FakeWorld, applied: RunResult, want: Doc
-) -> None:
+def assert_kb278447_end_state(before: Doc, world: FakeWorld, applied: RunResult, want: Doc) -> None:
     """Each affected user connected on every DC to his original mailbox, which holds his old
     items and the ones that reached the blank mailbox; everyone and everything else untouched;
     services as they were."""
@@ -459,8 +469,13 @@ def assert_kb278447_end_state(
             assert entry.get("homeMDB") == original.store_dn
         old, new = old_objects[guid], new_objects[guid]
         assert new["dn"] == old["dn"]
-        for name in ("sAMAccountName", "displayName", "userPrincipalName", "mailNickname",
-                     "msExchHomeServerName"):
+        for name in (
+            "sAMAccountName",
+            "displayName",
+            "userPrincipalName",
+            "mailNickname",
+            "msExchHomeServerName",
+        ):
             assert attribute(new, name) == attribute(old, name), f"{name} of {old['dn']}"
         assert attribute(new, "legacyExchangeDN") == original.box["legacy_dn"]
         assert_recipient_restored(old, new)
@@ -487,7 +502,8 @@ def assert_kb278447_end_state(
         assert new_boxes[guid].box["disconnected_at"] is not None, f"blank {guid} connected"
 
     assert_strip_backups_hold_what_it_cleared(
-        ldif_backups(run_dir(applied)), [old_objects[guid] for guid in cases],
+        ldif_backups(run_dir(applied)),
+        [old_objects[guid] for guid in cases],
         ExchangeVersion(before["exchange"]["servers"][0]["version"]),
     )
     assert services(after) == services(before)

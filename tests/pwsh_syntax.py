@@ -25,13 +25,37 @@ PS7_TEXT = (
 )
 # Cmdlets and parameters that PowerShell 2.0 lacks (3.0: JSON, web, CIM, workflows, ...).
 PS3_PLUS = (
-    "ConvertFrom-Json", "ConvertTo-Json", "Invoke-RestMethod", "Invoke-WebRequest",
-    "Get-CimInstance", "Invoke-CimMethod", "New-CimSession", "Set-CimInstance",
-    "Remove-CimInstance", "Get-CimClass", "Register-CimIndicationEvent", "Show-Command",
-    "Unblock-File", "Get-FileHash", "New-TemporaryFile", "Get-Clipboard", "Set-Clipboard",
-    "ConvertFrom-String", "Format-Hex", "Expand-Archive", "Compress-Archive",
-    "Get-Uptime", "Test-Json", "Get-Error", "Join-String", "ForEach-Object -Parallel",
-    "[pscustomobject]", "[ordered]", "-NoNewline", "$PSItem", "Where-Object -Property",
+    "ConvertFrom-Json",
+    "ConvertTo-Json",
+    "Invoke-RestMethod",
+    "Invoke-WebRequest",
+    "Get-CimInstance",
+    "Invoke-CimMethod",
+    "New-CimSession",
+    "Set-CimInstance",
+    "Remove-CimInstance",
+    "Get-CimClass",
+    "Register-CimIndicationEvent",
+    "Show-Command",
+    "Unblock-File",
+    "Get-FileHash",
+    "New-TemporaryFile",
+    "Get-Clipboard",
+    "Set-Clipboard",
+    "ConvertFrom-String",
+    "Format-Hex",
+    "Expand-Archive",
+    "Compress-Archive",
+    "Get-Uptime",
+    "Test-Json",
+    "Get-Error",
+    "Join-String",
+    "ForEach-Object -Parallel",
+    "[pscustomobject]",
+    "[ordered]",
+    "-NoNewline",
+    "$PSItem",
+    "Where-Object -Property",
 )
 
 
@@ -48,18 +72,19 @@ def problems(text: str, *, powershell_2: bool = False) -> list[str]:
     for node in _nodes(tree.root_node):
         line = node.start_point[0] + 1
         if node.is_error or node.is_missing:
-            found.append(f"line {line}: {'missing' if node.is_missing else 'syntax error'} "
-                         f"{node.type}")
+            found.append(
+                f"line {line}: {'missing' if node.is_missing else 'syntax error'} {node.type}"
+            )
         elif node.type in PS7_NODE_TYPES:
             found.append(f"line {line}: PowerShell 7-only {node.type}")
         elif node.type == "assignment_operator" and node.text == b"??=":
             found.append(f"line {line}: PowerShell 7-only ??=")
     for pattern, what in PS7_TEXT:
         for match in pattern.finditer(text):
-            found.append(f"line {text.count(chr(10), 0, match.start()) + 1}: PowerShell 7-only "
-                         f"{what}")
+            found.append(
+                f"line {text.count(chr(10), 0, match.start()) + 1}: PowerShell 7-only {what}"
+            )
     if powershell_2:
         lowered = text.lower()
-        found.extend(f"PowerShell 3+ only: {name}" for name in PS3_PLUS
-                     if name.lower() in lowered)
+        found.extend(f"PowerShell 3+ only: {name}" for name in PS3_PLUS if name.lower() in lowered)
     return found

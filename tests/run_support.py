@@ -69,13 +69,15 @@ class Case:
     def document(self) -> Doc:
         """A fresh copy of the broken world's document."""
         doc: Doc = json.loads(
-            _scenario_text(self.playbook, self.size, self.seed, self.version, self.servers))
+            _scenario_text(self.playbook, self.size, self.seed, self.version, self.servers)
+        )
         if self.cleanup_interval_s is not None:
             for server in doc["exchange"]["servers"]:
                 server["cleanup_interval_s"] = self.cleanup_interval_s
         if self.global_catalog is not None:
-            doc["directory"]["dcs"].append({"name": self.global_catalog,
-                                            "replication_delay_s": 60, "partial_replica": True})
+            doc["directory"]["dcs"].append(
+                {"name": self.global_catalog, "replication_delay_s": 60, "partial_replica": True}
+            )
             for server in doc["exchange"]["servers"]:
                 server["global_catalog"] = self.global_catalog
         return doc
@@ -163,8 +165,7 @@ def mutations(log: Iterable[str], case: Case) -> Counter[str]:
     """How often each mutating operation was sent; on 2000/2003 the manual ones are not
     counted."""
     return Counter(
-        op for op in log
-        if op in MUTATING and not (case.legacy and op in MANUAL_ON_LEGACY)
+        op for op in log if op in MUTATING and not (case.legacy and op in MANUAL_ON_LEGACY)
     )
 
 

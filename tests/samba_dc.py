@@ -38,30 +38,81 @@ Started = TypeVar("Started")
 
 # (cn, lDAPDisplayName, attributeID, syntax, oMSyntax, schemaIDGUID base64, extra lines)
 _ATTRIBUTES = (
-    ("ms-Exch-Mail-Nickname", "mailNickname", "1.2.840.113556.1.2.447", "2.5.5.12", 64,
-     "s3mWv+YN0BGihQCqADBJ4g==", "isSingleValued: TRUE\nrangeLower: 1\nrangeUpper: 64\n"
-     "searchFlags: 5"),
-    ("ms-Exch-Mailbox-Guid", "msExchMailboxGuid", "1.2.840.113556.1.4.7000.102.11058",
-     "2.5.5.10", 4, "SK8zk56w0hGqBgDAT47t2A==",
-     "isSingleValued: TRUE\nrangeLower: 16\nrangeUpper: 16\nsearchFlags: 9"),
-    ("ms-Exch-Home-Server-Name", "msExchHomeServerName", "1.2.840.113556.1.4.7000.102.47",
-     "2.5.5.12", 64, "DvOEopOw0hGqBgDAT47t2A==", "isSingleValued: TRUE\nsearchFlags: 25"),
-    ("ms-Exch-Home-MDB", "homeMDB", "1.2.840.113556.1.2.244", "2.5.5.1", 127,
-     "h3mWv+YN0BGihQCqADBJ4g==", "isSingleValued: TRUE\nlinkID: 32\noMObjectClass:: KwwCh3McAIVK"),
+    (
+        "ms-Exch-Mail-Nickname",
+        "mailNickname",
+        "1.2.840.113556.1.2.447",
+        "2.5.5.12",
+        64,
+        "s3mWv+YN0BGihQCqADBJ4g==",
+        "isSingleValued: TRUE\nrangeLower: 1\nrangeUpper: 64\nsearchFlags: 5",
+    ),
+    (
+        "ms-Exch-Mailbox-Guid",
+        "msExchMailboxGuid",
+        "1.2.840.113556.1.4.7000.102.11058",
+        "2.5.5.10",
+        4,
+        "SK8zk56w0hGqBgDAT47t2A==",
+        "isSingleValued: TRUE\nrangeLower: 16\nrangeUpper: 16\nsearchFlags: 9",
+    ),
+    (
+        "ms-Exch-Home-Server-Name",
+        "msExchHomeServerName",
+        "1.2.840.113556.1.4.7000.102.47",
+        "2.5.5.12",
+        64,
+        "DvOEopOw0hGqBgDAT47t2A==",
+        "isSingleValued: TRUE\nsearchFlags: 25",
+    ),
+    (
+        "ms-Exch-Home-MDB",
+        "homeMDB",
+        "1.2.840.113556.1.2.244",
+        "2.5.5.1",
+        127,
+        "h3mWv+YN0BGihQCqADBJ4g==",
+        "isSingleValued: TRUE\nlinkID: 32\noMObjectClass:: KwwCh3McAIVK",
+    ),
     # What the strip clears and its LDIF backup puts back (tests/test_ldif_samba.py).
-    ("ms-Exch-Home-MTA", "homeMTA", "1.2.840.113556.1.2.171", "2.5.5.1", 127,
-     "p3mWv+YN0BGihQCqADBJ4g==", "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK"),
-    ("ms-Exch-Mailbox-Security-Descriptor", "msExchMailboxSecurityDescriptor",
-     "1.2.840.113556.1.4.7000.102.80", "2.5.5.15", 66, "JulNk56w0hGqBgDAT47t2A==",
-     "isSingleValued: TRUE"),
-    ("ms-Exch-Home-MDB-BL", "homeMDBBL", "1.2.840.113556.1.2.393", "2.5.5.1", 127,
-     "iHmWv+YN0BGihQCqADBJ4g==",
-     "isSingleValued: FALSE\nlinkID: 33\nsystemFlags: 1\noMObjectClass:: KwwCh3McAIVK"),
+    (
+        "ms-Exch-Home-MTA",
+        "homeMTA",
+        "1.2.840.113556.1.2.171",
+        "2.5.5.1",
+        127,
+        "p3mWv+YN0BGihQCqADBJ4g==",
+        "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK",
+    ),
+    (
+        "ms-Exch-Mailbox-Security-Descriptor",
+        "msExchMailboxSecurityDescriptor",
+        "1.2.840.113556.1.4.7000.102.80",
+        "2.5.5.15",
+        66,
+        "JulNk56w0hGqBgDAT47t2A==",
+        "isSingleValued: TRUE",
+    ),
+    (
+        "ms-Exch-Home-MDB-BL",
+        "homeMDBBL",
+        "1.2.840.113556.1.2.393",
+        "2.5.5.1",
+        127,
+        "iHmWv+YN0BGihQCqADBJ4g==",
+        "isSingleValued: FALSE\nlinkID: 33\nsystemFlags: 1\noMObjectClass:: KwwCh3McAIVK",
+    ),
     # The server that owns a 2000/2003 store (what the adapter reads stores by). Its schemaIDGUID
     # is Exchange's; the attributeID is this test DC's own (Exchange's was not at hand).
-    ("ms-Exch-Owning-Server", "msExchOwningServer", "1.2.840.113556.1.4.7000.102.99901",
-     "2.5.5.1", 127, "JAKRF5iw0hGqBgDAT47t2A==",
-     "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK"),
+    (
+        "ms-Exch-Owning-Server",
+        "msExchOwningServer",
+        "1.2.840.113556.1.4.7000.102.99901",
+        "2.5.5.1",
+        127,
+        "JAKRF5iw0hGqBgDAT47t2A==",
+        "isSingleValued: TRUE\noMObjectClass:: KwwCh3McAIVK",
+    ),
 )
 
 
@@ -186,8 +237,13 @@ def extend_schema(base: Path, target: Path, schema_dn: str = SCHEMA_DN) -> None:
         ldif = base / f"{target.name}-exchange-schema-{number}.ldif"
         ldif.write_text(stage)
         run_checked(
-            ["ldbmodify", "-H", str(target / "private" / "sam.ldb"),
-             "--option=dsdb:schema update allowed=true", str(ldif)],
+            [
+                "ldbmodify",
+                "-H",
+                str(target / "private" / "sam.ldb"),
+                "--option=dsdb:schema update allowed=true",
+                str(ldif),
+            ],
             f"Exchange schema stage {number}",
         )
 
@@ -223,9 +279,18 @@ def provision(base: Path, password: str) -> Path:
     options = dc_options(target, "lo")
     options["ldap server require strong auth"] = "yes"
     command = [
-        "samba-tool", "domain", "provision", "-s", str(empty), "--use-rfc2307",
-        f"--realm={REALM}", f"--domain={DOMAIN}", "--server-role=dc",
-        "--dns-backend=SAMBA_INTERNAL", f"--adminpass={password}", f"--host-name={HOST_NAME}",
+        "samba-tool",
+        "domain",
+        "provision",
+        "-s",
+        str(empty),
+        "--use-rfc2307",
+        f"--realm={REALM}",
+        f"--domain={DOMAIN}",
+        "--server-role=dc",
+        "--dns-backend=SAMBA_INTERNAL",
+        f"--adminpass={password}",
+        f"--host-name={HOST_NAME}",
         f"--targetdir={target}",
         *(f"--option={key}={value}" for key, value in options.items()),
     ]

@@ -49,9 +49,17 @@ class SambaPair:
         """``samba-tool drs replicate`` run on the destination DC's namespace."""
         _in_ns(
             NAMESPACES[destination],
-            ["samba-tool", "drs", "replicate", HOSTS[destination].upper(), HOSTS[source].upper(),
-             nc, "-s", str(self.smb_conf(destination)),
-             f"-U{DOMAIN}\\Administrator%{self.password}"],
+            [
+                "samba-tool",
+                "drs",
+                "replicate",
+                HOSTS[destination].upper(),
+                HOSTS[source].upper(),
+                nc,
+                "-s",
+                str(self.smb_conf(destination)),
+                f"-U{DOMAIN}\\Administrator%{self.password}",
+            ],
             f"drs replicate {HOSTS[destination]} <- {HOSTS[source]} {nc}",
         )
 
@@ -85,8 +93,10 @@ def _networks() -> None:
     for index, namespace in enumerate(NAMESPACES):
         device = f"vsdc{index + 1}"
         _run(["ip", "link", "set", device, "netns", namespace], f"move {device}")
-        _run(["ip", "-n", namespace, "addr", "add", f"{ADDRESSES[index]}/24", "dev", device],
-             "address")
+        _run(
+            ["ip", "-n", namespace, "addr", "add", f"{ADDRESSES[index]}/24", "dev", device],
+            "address",
+        )
         for link in ("lo", device):
             _run(["ip", "-n", namespace, "link", "set", link, "up"], f"{link} up")
         _in_ns(namespace, ["sysctl", "-q", "-w", f"net.ipv6.conf.{device}.disable_ipv6=1"], "v6")
@@ -111,7 +121,8 @@ def _options(target: Path, device: str) -> list[str]:
 def _after_provision(target: Path) -> Path:
     smb_conf = target / "etc" / "smb.conf"
     kept = [
-        line for line in smb_conf.read_text().splitlines()
+        line
+        for line in smb_conf.read_text().splitlines()
         if not line.strip().lower().startswith("dns forwarder")
     ]
     smb_conf.write_text("\n".join(kept) + "\n")
@@ -148,30 +159,61 @@ def _start_pair(base: Path, started: list[int]) -> SambaPair:
     empty.write_text("")
     _networks()
     dc1, dc2 = base / HOSTS[0], base / HOSTS[1]
-    _in_ns(NAMESPACES[0], [
-        "samba-tool", "domain", "provision", "-s", str(empty), "--use-rfc2307",
-        f"--realm={REALM}", f"--domain={DOMAIN}", "--server-role=dc",
-        "--dns-backend=SAMBA_INTERNAL", f"--adminpass={password}", f"--host-name={HOSTS[0]}",
-        f"--host-ip={ADDRESSES[0]}", f"--targetdir={dc1}", *_options(dc1, "vsdc1"),
-    ], "provision ndc1")
+    _in_ns(
+        NAMESPACES[0],
+        [
+            "samba-tool",
+            "domain",
+            "provision",
+            "-s",
+            str(empty),
+            "--use-rfc2307",
+            f"--realm={REALM}",
+            f"--domain={DOMAIN}",
+            "--server-role=dc",
+            "--dns-backend=SAMBA_INTERNAL",
+            f"--adminpass={password}",
+            f"--host-name={HOSTS[0]}",
+            f"--host-ip={ADDRESSES[0]}",
+            f"--targetdir={dc1}",
+            *_options(dc1, "vsdc1"),
+        ],
+        "provision ndc1",
+    )
     conf1 = _after_provision(dc1)
     samba_dc.extend_schema(base, dc1, f"CN=Schema,CN=Configuration,{BASE_DN}")
     _in_ns(NAMESPACES[0], ["samba_spnupdate", "-s", str(conf1)], "samba_spnupdate ndc1")
     started.append(_start_in(0, conf1, dc1))
-    _in_ns(NAMESPACES[1], [
-        "samba-tool", "domain", "join", REALM.lower(), "DC",
-        f"-U{DOMAIN}\\Administrator%{password}", f"--server={ADDRESSES[0]}",
-        f"--targetdir={dc2}", "--dns-backend=SAMBA_INTERNAL", "-s", str(empty),
-        f"--option=netbios name={HOSTS[1].upper()}", *_options(dc2, "vsdc2"),
-    ], "join ndc2")
+    _in_ns(
+        NAMESPACES[1],
+        [
+            "samba-tool",
+            "domain",
+            "join",
+            REALM.lower(),
+            "DC",
+            f"-U{DOMAIN}\\Administrator%{password}",
+            f"--server={ADDRESSES[0]}",
+            f"--targetdir={dc2}",
+            "--dns-backend=SAMBA_INTERNAL",
+            "-s",
+            str(empty),
+            f"--option=netbios name={HOSTS[1].upper()}",
+            *_options(dc2, "vsdc2"),
+        ],
+        "join ndc2",
+    )
     conf2 = _after_provision(dc2)
     started.append(_start_in(1, conf2, dc2))
     ca_file = base / "cas.pem"
-    ca_file.write_text("".join(
-        (base / host / "private" / "tls" / "ca.pem").read_text() for host in HOSTS
-    ))
+    ca_file.write_text(
+        "".join((base / host / "private" / "tls" / "ca.pem").read_text() for host in HOSTS)
+    )
     pair = SambaPair(
-        base, password, ca_file, (started[0], started[1]),
+        base,
+        password,
+        ca_file,
+        (started[0], started[1]),
         (f"{HOSTS[0].upper()}.{REALM.lower()}", f"{HOSTS[1].upper()}.{REALM.lower()}"),
         ADDRESSES,
     )

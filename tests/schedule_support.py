@@ -41,4 +41,3 @@ def run_with_random_faults(
         retried[named.group(0) if named else "?"] += 1
     verdict = judge(case, doc, reference, world=world, result=result, run_dir=run_dir)
     return ScheduledRun(verdict, world.faults.count, Counter(world.faults.injected), retried)
-

@@ -32,7 +32,7 @@ def _base64_forms(raw: bytes) -> list[bytes]:
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + raw)
         whole = (shift + len(raw)) // 3 * 4  # complete groups
-        forms.append(encoded[4 if shift else 0:whole])
+        forms.append(encoded[4 if shift else 0 : whole])
     return forms
 
 
@@ -126,7 +126,11 @@ class ProcessWatch:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join()

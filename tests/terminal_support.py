@@ -25,9 +25,24 @@ def scenario_world(
 ) -> Path:
     """A broken world file written by ``python -m remediate scenario``."""
     made = subprocess.run(
-        [sys.executable, "-m", "remediate", "scenario", kb, "--size", str(size),
-         "--seed", str(seed), "--out", str(path)],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "scenario",
+            kb,
+            "--size",
+            str(size),
+            "--seed",
+            str(seed),
+            "--out",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert made.returncode == 0, made.stderr
     return path
@@ -38,6 +53,11 @@ def spawn_cli(
 ) -> pexpect.spawn[str]:
     """``python -m remediate ARGV`` at a terminal of ``dimensions`` (rows, columns)."""
     return pexpect.spawn(
-        sys.executable, ["-m", "remediate", *map(str, argv)], env=env, cwd=str(cwd),
-        encoding="utf-8", timeout=TIMEOUT, dimensions=dimensions,
+        sys.executable,
+        ["-m", "remediate", *map(str, argv)],
+        env=env,
+        cwd=str(cwd),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=dimensions,
     )

@@ -25,11 +25,14 @@ pytestmark = pytest.mark.samba
 HOSTILE_GUIDS = (UUID(bytes_le=b"*()\\\x00*)(|" + bytes(7)), UUID(bytes_le=b"*" * 16))
 
 
-def add(directory: LdapDirectory, dn: str, classes: list[str],
-        attributes: dict[str, object] | None = None) -> None:
+def add(
+    directory: LdapDirectory,
+    dn: str,
+    classes: list[str],
+    attributes: dict[str, object] | None = None,
+) -> None:
     """Add an object on the pinned DC (the test fails with the DC's answer if it cannot)."""
-    answer = directory.connection(directory.writable_dc()).add(
-        dn, classes, attributes or {})
+    answer = directory.connection(directory.writable_dc()).add(dn, classes, attributes or {})
     assert answer[0], (dn, answer[1])
 
 
@@ -91,13 +94,16 @@ def test_2003_stores_are_read_from_the_configuration_naming_context(samba_dc: Sa
     try:
         org = _new_organisation(directory, samba_dc.base_dn)
         mine, other = unique("EXCH,"), unique("x*)(cn=")
-        made = [_add_store(directory, org, mine, "First Storage Group", f"Mailbox Store ({mine})"),
-                _add_store(directory, org, mine, "SG 2; O'Brien", "Store #2")]
+        made = [
+            _add_store(directory, org, mine, "First Storage Group", f"Mailbox Store ({mine})"),
+            _add_store(directory, org, mine, "SG 2; O'Brien", "Store #2"),
+        ]
         _add_store(directory, org, other, "First Storage Group", "Not mine")
         stores = directory.mailbox_stores(mine.upper())  # computer names compare without case
         assert {(s.server, s.name, s.storage_group) for s in stores} == {
             (mine.upper(), f"Mailbox Store ({mine})", "First Storage Group"),
-            (mine.upper(), "Store #2", "SG 2; O'Brien")}
+            (mine.upper(), "Store #2", "SG 2; O'Brien"),
+        }
         assert {normalize(s.dn) for s in stores} == {normalize(dn) for dn in made}
         assert stores == sorted(stores, key=lambda s: normalize(s.dn))
         assert directory.mailbox_stores(unique("nobody")) == []
@@ -116,15 +122,22 @@ def test_2003_stores_and_owners_end_to_end_through_winrm_and_the_samba_dc(
     directory = samba_directory(samba_dc)
     try:
         org = _new_organisation(directory, samba_dc.base_dn)
-        dns = {(store.name, store.storage_group):
-               _add_store(directory, org, server, store.storage_group, store.name)
-               for store in world.exchange.stores(server)}
+        dns = {
+            (store.name, store.storage_group): _add_store(
+                directory, org, server, store.storage_group, store.name
+            )
+            for store in world.exchange.stores(server)
+        }
         ou = _new_ou(directory, samba_dc.base_dn)
         boxes = world.exchange.mailboxes(server)
-        owned = {box.guid: _user_with_mailbox(directory, ou, box.guid)[0]
-                 for box in boxes if box.owner is not None}
-        by_dn = {store.dn: (store.name, store.storage_group)
-                 for store in world.exchange.stores(server)}
+        owned = {
+            box.guid: _user_with_mailbox(directory, ou, box.guid)[0]
+            for box in boxes
+            if box.owner is not None
+        }
+        by_dn = {
+            store.dn: (store.name, store.storage_group) for store in world.exchange.stores(server)
+        }
         with serve(world) as site:
             exchange = WinRmExchange(site.configs, catalog=directory)
             stores = exchange.stores(server)
@@ -135,4 +148,3 @@ def test_2003_stores_and_owners_end_to_end_through_winrm_and_the_samba_dc(
             assert normalize(read[box.guid].store_dn) == normalize(dns[by_dn[box.store_dn]])
     finally:
         directory.close()
-

@@ -14,13 +14,20 @@ from remediate.engine.runner import Engine
 from remediate.fakes.scenarios import scenario_world
 from remediate.playbooks import get_playbook
 
-FIELDS = ["step", "target", "label", "endpoint", "impact", "action", "before", "after",
-          "deletes"]
+FIELDS = ["step", "target", "label", "endpoint", "impact", "action", "before", "after", "deletes"]
 
 
 def record(before: JsonValue, after: JsonValue, label: str = "CN=x") -> ChangeRecord:
-    return ChangeRecord("import-mail", "import:EXCH01/a->b", label, "exchange:EXCH01",
-                        Impact.REVERSIBLE, "import", before, after)
+    return ChangeRecord(
+        "import-mail",
+        "import:EXCH01/a->b",
+        label,
+        "exchange:EXCH01",
+        Impact.REVERSIBLE,
+        "import",
+        before,
+        after,
+    )
 
 
 def test_a_record_is_a_frozen_slotted_dataclass_with_its_fields_in_order() -> None:
@@ -52,9 +59,15 @@ def test_records_compare_by_every_field_and_hash_by_what_names_the_change() -> N
     assert record({"items": 3}, {"items": 5, "imported": 2}, "CN=y") != flat
     assert len({flat, record({"items": 3}, {"items": 5, "imported": 2})}) == 1
     assert flat.to_json() == {
-        "step": "import-mail", "target": "import:EXCH01/a->b", "label": "CN=x",
-        "endpoint": "exchange:EXCH01", "impact": "reversible", "action": "import",
-        "before": {"items": 3}, "after": {"items": 5, "imported": 2}}
+        "step": "import-mail",
+        "target": "import:EXCH01/a->b",
+        "label": "CN=x",
+        "endpoint": "exchange:EXCH01",
+        "impact": "reversible",
+        "action": "import",
+        "before": {"items": 3},
+        "after": {"items": 5, "imported": 2},
+    }
 
 
 def test_a_runs_records_hold_their_labels_as_text(tmp_path: Path) -> None:

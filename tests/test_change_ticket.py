@@ -31,11 +31,13 @@ def _state(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> None:
     monkeypatch.setenv("REMEDIATE_OPERATOR", r"CORP\jdoe (change 4711)")
 
 
-def scenario(capsys: pytest.CaptureFixture[str], path: Path, kb: str, size: int,
-             version: str | None = None) -> Path:
+def scenario(
+    capsys: pytest.CaptureFixture[str], path: Path, kb: str, size: int, version: str | None = None
+) -> Path:
     extra = ["--version", version] if version else []
-    code, _, err = cli(capsys, "scenario", kb, "--size", str(size), "--seed", "4",
-                       "--out", path, *extra)
+    code, _, err = cli(
+        capsys, "scenario", kb, "--size", str(size), "--seed", "4", "--out", path, *extra
+    )
     assert code == 0, err
     return path
 
@@ -51,8 +53,9 @@ def test_the_header_names_organisation_date_plan_sha256_operator_and_duration(
 ) -> None:
     world = scenario(capsys, tmp_path / "w.json", "kb278447", 6)
     plan = tmp_path / "plan.json"
-    code, ticket, _ = cli(capsys, "-q", "plan", "kb278447", "--world", world, "--out", plan,
-                          "--format", "markdown")
+    code, ticket, _ = cli(
+        capsys, "-q", "plan", "kb278447", "--world", world, "--out", plan, "--format", "markdown"
+    )
     assert code == 2
     head = header(ticket)
     sealed = json.loads(plan.read_text(encoding="utf-8"))["sha256"]
@@ -66,16 +69,17 @@ def test_the_header_names_organisation_date_plan_sha256_operator_and_duration(
     durations = ticket.split("## Expected duration", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"\| wait-for-replication \| 15 min \| 4 h \|", durations), durations
     assert re.search(r"\| run-cleanup-agent \| [^|]+ \| 25 h \| a manual action", durations)
-    assert "- transport stopped (no mail in or out on the affected servers) (stop-service " \
+    assert (
+        "- transport stopped (no mail in or out on the affected servers) (stop-service "
         "to start-service): about " in durations
+    )
 
 
 def test_on_exchange_2013_the_cleanup_agent_is_not_a_day_long_wait(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     world = scenario(capsys, tmp_path / "w.json", "kb842101", 4, version="2013")
-    _, ticket, _ = cli(capsys, "-q", "plan", "kb842101", "--world", world,
-                       "--format", "markdown")
+    _, ticket, _ = cli(capsys, "-q", "plan", "kb842101", "--world", world, "--format", "markdown")
     durations = ticket.split("## Expected duration", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"\| run-cleanup-agent \| [^|]+ \| - \| - \|", durations), durations
     assert "25 h" not in durations
@@ -86,8 +90,9 @@ def test_a_large_ticket_stays_small_and_attaches_every_change(
 ) -> None:
     world = scenario(capsys, tmp_path / "w.json", "kb278447", 300)
     plan = tmp_path / "plan.json"
-    code, ticket, err = cli(capsys, "-q", "plan", "kb278447", "--world", world, "--out", plan,
-                            "--format", "markdown")
+    code, ticket, err = cli(
+        capsys, "-q", "plan", "kb278447", "--world", world, "--out", plan, "--format", "markdown"
+    )
     assert code == 2, err
     # Each step's table shows 20 rows with values cut short, so the size does not grow with the
     # users; it grows with the steps: 40 KB before kb278447 gained restore-recipient (20 more
@@ -112,8 +117,9 @@ def test_show_renders_a_saved_plan_in_every_format(
 ) -> None:
     world = scenario(capsys, tmp_path / "w.json", "kb842101", 5)
     plan = tmp_path / "plan.json"
-    _, planned, _ = cli(capsys, "-q", "plan", "kb842101", "--world", world, "--out", plan,
-                        "--format", "json")
+    _, planned, _ = cli(
+        capsys, "-q", "plan", "kb842101", "--world", world, "--out", plan, "--format", "json"
+    )
     code, ticket, err = cli(capsys, "show", plan, "--format", "markdown")
     assert code == 0, err
     head = header(ticket)
@@ -134,8 +140,9 @@ def test_show_refuses_an_edited_plan_in_one_line(
     world = scenario(capsys, tmp_path / "w.json", "kb842101", 3)
     plan = tmp_path / "plan.json"
     cli(capsys, "-q", "plan", "kb842101", "--world", world, "--out", plan)
-    plan.write_text(plan.read_text(encoding="utf-8").replace('"users"', '"Users"', 1),
-                    encoding="utf-8")
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace('"users"', '"Users"', 1), encoding="utf-8"
+    )
     code, out, err = cli(capsys, "show", plan, "--format", "markdown")
     assert (code, out) == (3, "")
     assert err.count("\n") == 1 and str(plan) in err and "sha256" in err
@@ -154,5 +161,4 @@ def test_a_run_records_the_plan_it_applied_and_show_run_says_it(
     code, timeline, _ = cli(capsys, "show-run", run_id)
     assert f"applied the saved plan {plan.resolve()} (sha256 {sealed})" in timeline
     code, recorded, _ = cli(capsys, "show-run", run_id, "--format", "json")
-    assert json.loads(recorded)["source"]["plan"] == {"path": str(plan.resolve()),
-                                                      "sha256": sealed}
+    assert json.loads(recorded)["source"]["plan"] == {"path": str(plan.resolve()), "sha256": sealed}

@@ -95,8 +95,9 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
     return run
 
 
-def scenario(run: Run, out: Path, name: str = "kb842101", size: int = SIZE,
-             seed: int = SEED) -> Path:
+def scenario(
+    run: Run, out: Path, name: str = "kb842101", size: int = SIZE, seed: int = SEED
+) -> Path:
     ran = run("scenario", name, "--size", str(size), "--seed", str(seed), "--out", out)
     assert ran.code == 0, ran.err
     assert f"wrote {out}" in ran.err
@@ -156,15 +157,25 @@ def test_show_lists_parameters_and_steps_with_impacts(run: Run) -> None:
     assert ran.code == 0
     assert ran.out.startswith("kb842101: ")
     assert "https://support.microsoft.com/kb/842101" in ran.out
-    parameters = re.findall(r"^\s+-p (\w+)=\S+\n\s+(.+) \((.+)\)$", ran.out,
-                            flags=re.MULTILINE)
+    parameters = re.findall(r"^\s+-p (\w+)=\S+\n\s+(.+) \((.+)\)$", ran.out, flags=re.MULTILINE)
     assert [name for name, _, _ in parameters] == [
-        "ou", "created_after", "created_before", "users", "mailbox_only", "account_list"]
+        "ou",
+        "created_after",
+        "created_before",
+        "users",
+        "mailbox_only",
+        "account_list",
+    ]
     assert all(help_text.strip() for _, help_text, _ in parameters)
     # which are required, and what applies when one is not given
     assert [need for _, _, need in parameters] == [
-        "required: ou or users", "required: always", "required: always",
-        "required: ou or users", "default: false", "default: none"]
+        "required: ou or users",
+        "required: always",
+        "required: always",
+        "required: ou or users",
+        "default: false",
+        "default: none",
+    ]
     steps = re.findall(r"^\s+(\d+)\. (\S+) \[(\w+)\] \S", ran.out, flags=re.MULTILINE)
     assert [(name, impact) for _, name, impact in steps] == KB842101_STEPS
     assert [int(number) for number, _, _ in steps] == list(range(1, len(KB842101_STEPS) + 1))
@@ -201,9 +212,7 @@ def test_show_unknown_playbook_names_the_known_ones(run: Run) -> None:
 # -- scenario -----------------------------------------------------------------------------------
 
 
-def test_scenario_writes_a_loadable_world_recording_its_parameters(
-    run: Run, broken: Path
-) -> None:
+def test_scenario_writes_a_loadable_world_recording_its_parameters(run: Run, broken: Path) -> None:
     world = load_world(broken)
     assert isinstance(world, FakeWorld)
     assert world.scenario is not None
@@ -215,8 +224,11 @@ def test_scenario_writes_a_loadable_world_recording_its_parameters(
         "created_after": KB842101_CREATED_AFTER,
         "created_before": KB842101_CREATED_BEFORE,
     }
-    users = [e for e in world_json_dict(broken)["directory"]["objects"]
-             if e["object_class"] == "user" and e["dn"].endswith("," + KB842101_OU)]
+    users = [
+        e
+        for e in world_json_dict(broken)["directory"]["objects"]
+        if e["object_class"] == "user" and e["dn"].endswith("," + KB842101_OU)
+    ]
     assert len(users) >= SIZE
 
 
@@ -264,9 +276,7 @@ def test_scenario_bad_input_exits_1_and_writes_nothing(
     assert "Traceback" not in ran.err
 
 
-def test_scenario_out_not_writable_is_an_error_naming_the_file(
-    run: Run, tmp_path: Path
-) -> None:
+def test_scenario_out_not_writable_is_an_error_naming_the_file(run: Run, tmp_path: Path) -> None:
     ran = run("scenario", "kb842101", "--size", "2", "--out", tmp_path)  # a directory
     assert ran.code == 1
     assert ran.err.strip() == f"error: {tmp_path}: Is a directory"
@@ -328,11 +338,11 @@ def test_plan_text_shows_each_change_on_one_line(run: Run, broken: Path) -> None
     for step, count in Counter(change["step"] for change in changes).items():
         impact = dict(KB842101_STEPS)[step]
         assert any(line.startswith(f"{step} ({impact}): {count} change(s)") for line in lines)
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]]
-            for line in lines if line.startswith("│")]
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")
+    ]
     assert rows == [
-        [c["label"], c["action"], value_text(c["before"]), value_text(c["after"])]
-        for c in changes
+        [c["label"], c["action"], value_text(c["before"]), value_text(c["after"])] for c in changes
     ]
     assert "manual action: On EXCH01 open Exchange System Manager" in ran.out
 
@@ -353,8 +363,9 @@ def test_plan_markdown_renders_every_value_as_it_is(run: Run, tmp_path: Path) ->
     assert summary[0] == ["step", "impact", "changes"]
     selected = tables.pop("Scope")  # per user: when created, why selected
     assert selected[0] == ["user", "created", "why selected"]
-    assert selected[1:] == [[user["dn"], user["when_created"], user["reason"]]
-                            for user in data["selection"]["users"]]
+    assert selected[1:] == [
+        [user["dn"], user["when_created"], user["reason"]] for user in data["selection"]["users"]
+    ]
     counts = Counter(change["step"] for change in data["changes"])
     impacts = {change["step"]: change["impact"] for change in data["changes"]}
     assert summary[1:] == [[step, impacts[step], str(count)] for step, count in counts.items()]
@@ -363,11 +374,19 @@ def test_plan_markdown_renders_every_value_as_it_is(run: Run, tmp_path: Path) ->
         assert rows[0] == ["target", "action", "before", "after"]
         assert rows[1:] == [
             [c["label"], c["action"], value_text(c["before"]), value_text(c["after"])]
-            for c in data["changes"] if c["step"] == step
+            for c in data["changes"]
+            if c["step"] == step
         ]
     labels = "".join(change["label"] for change in data["changes"])
-    for hostile in ("*()\\", "`whoami`", "\\#Hash\\+", "\\<Angle\\>", "$(whoami)", "O'Brien\\,",
-                    '\\"Smitty\\"'):
+    for hostile in (
+        "*()\\",
+        "`whoami`",
+        "\\#Hash\\+",
+        "\\<Angle\\>",
+        "$(whoami)",
+        "O'Brien\\,",
+        '\\"Smitty\\"',
+    ):
         assert hostile in labels
     headings = markdown_headings(ran.out)
     assert headings[0] == "Plan kb842101: pending"
@@ -416,23 +435,45 @@ def markdown_tables(text: str) -> dict[str, list[list[str]]]:
 def test_render_never_reads_names_as_markup() -> None:
     """Square brackets are legal in AD names: rich must not eat ``[bold]`` or choke on
     ``[/]``; Markdown must not read ``*``, ``_``, ``<b>`` or ``|``."""
-    labels = ["CN=Contractor [bold]x[/bold],DC=corp", "CN=a[/]b,DC=corp",
-              "CN=*stars* _under_ <b>html</b> a|b &amp; ~~s~~ ![i](x)#,DC=corp"]
+    labels = [
+        "CN=Contractor [bold]x[/bold],DC=corp",
+        "CN=a[/]b,DC=corp",
+        "CN=*stars* _under_ <b>html</b> a|b &amp; ~~s~~ ![i](x)#,DC=corp",
+    ]
     result = RunResult(
-        mode="plan", playbook="kb842101", state="pending", parameters={},
+        mode="plan",
+        playbook="kb842101",
+        state="pending",
+        parameters={},
         findings=[Finding("ambiguous", "CN=[red]x[/]", "message [/] *here*")],
-        changes=[ChangeRecord("delete-ad-user", f"t{i}", label, "directory",
-                              Impact.DESTRUCTIVE, "delete", {"note": "[/]"}, "deleted")
-                 for i, label in enumerate(labels)],
-        manual_actions=["click [OK] then [/]"], error="CN=[/]: failed [x]", exit_code=2,
+        changes=[
+            ChangeRecord(
+                "delete-ad-user",
+                f"t{i}",
+                label,
+                "directory",
+                Impact.DESTRUCTIVE,
+                "delete",
+                {"note": "[/]"},
+                "deleted",
+            )
+            for i, label in enumerate(labels)
+        ],
+        manual_actions=["click [OK] then [/]"],
+        error="CN=[/]: failed [x]",
+        exit_code=2,
     )
     stream = io.StringIO()
     render_text(result, Console(file=stream, width=10_000, highlight=False))
     text = stream.getvalue()
     for label in labels:
         assert label in text
-    for literal in ("ambiguous CN=[red]x[/]: message [/] *here*", "note=[/]",
-                    "manual action: click [OK] then [/]", "CN=[/]: failed [x]"):
+    for literal in (
+        "ambiguous CN=[red]x[/]: message [/] *here*",
+        "note=[/]",
+        "manual action: click [OK] then [/]",
+        "CN=[/]: failed [x]",
+    ):
         assert literal in text
     tables = markdown_tables(render_markdown(result))
     assert [row[0] for row in tables["delete-ad-user"][1:]] == labels
@@ -441,8 +482,10 @@ def test_render_never_reads_names_as_markup() -> None:
 
 def test_plan_on_a_repaired_world_exits_0(run: Run, broken: Path, tmp_path: Path) -> None:
     repaired = tmp_path / "repaired.json"
-    assert run("-q", "apply", "kb842101", "--world", broken, "--yes",
-               "--save-world", repaired).code == 0
+    assert (
+        run("-q", "apply", "kb842101", "--world", broken, "--yes", "--save-world", repaired).code
+        == 0
+    )
     ran = run("-q", "plan", "kb842101", "--world", repaired)
     assert ran.code == 0
     assert ran.out.splitlines()[0] == "Plan kb842101: nothing-to-do"
@@ -457,8 +500,7 @@ def test_plan_on_a_repaired_world_exits_0(run: Run, broken: Path, tmp_path: Path
 def test_plan_of_kb278447_reports_the_ambiguous_user(run: Run, tmp_path: Path) -> None:
     world = scenario(run, tmp_path / "k.json", "kb278447", size=3)
     (ambiguous,) = world_json_dict(world)["scenario"]["expected"]["ambiguous_guids"]
-    (user,) = [e for e in world_json_dict(world)["directory"]["objects"]
-               if e["guid"] == ambiguous]
+    (user,) = [e for e in world_json_dict(world)["directory"]["objects"] if e["guid"] == ambiguous]
     ran = run("-q", "plan", "kb278447", "--world", world, "--format", "json")
     assert ran.code == 2
     data = ran.json()
@@ -479,8 +521,18 @@ def test_apply_json_makes_the_planned_changes_then_nothing(
 ) -> None:
     planned = plan_json(run, broken)
     out = tmp_path / "out.json"
-    ran = run("-q", "apply", "kb842101", "--world", broken, "--yes", "--save-world", out,
-              "--format", "json")
+    ran = run(
+        "-q",
+        "apply",
+        "kb842101",
+        "--world",
+        broken,
+        "--yes",
+        "--save-world",
+        out,
+        "--format",
+        "json",
+    )
     assert ran.code == 0, ran.err
     applied = ran.json()
     assert set(applied) == RESULT_KEYS
@@ -527,14 +579,24 @@ def test_unknown_parameter_lists_the_valid_ones(run: Run, broken: Path) -> None:
         assert ran.out == ""
         (message,) = error_lines(ran.err)
         assert "unknown parameter 'bogus'" in message
-        assert ("valid parameters: account_list, created_after, created_before, mailbox_only, "
-                "ou, users") in message
+        assert (
+            "valid parameters: account_list, created_after, created_before, mailbox_only, ou, users"
+        ) in message
     assert runs_json(run) == []
 
 
 def test_bad_value_names_the_key(run: Run, broken: Path) -> None:
-    ran = run("-q", "plan", "kb842101", "--world", broken, "-p", f"ou={KB842101_OU}",
-              "-p", "created_after=yesterday")
+    ran = run(
+        "-q",
+        "plan",
+        "kb842101",
+        "--world",
+        broken,
+        "-p",
+        f"ou={KB842101_OU}",
+        "-p",
+        "created_after=yesterday",
+    )
     assert ran.code == 1
     (message,) = error_lines(ran.err)
     assert message.startswith("error: ")
@@ -593,8 +655,9 @@ def test_scenario_parameters_are_used_when_none_are_given_and_said_so(
     assert quiet.err == ""
     assert quiet.json()["parameters"] == ran.json()["parameters"]
     # given parameters win, and nothing is said (users= alone lacks the window: an error)
-    given = run("-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody",
-                "--format", "json")
+    given = run(
+        "-q", "plan", "kb842101", "--world", broken, "-p", "users=nobody", "--format", "json"
+    )
     assert given.code == 1
     assert "recorded" not in given.err
     assert "whenCreated window" in given.err
@@ -631,8 +694,10 @@ def test_world_and_inventory_exclude_each_other(run: Run, broken: Path) -> None:
     ("edit", "path"),
     [
         (lambda d: d["exchange"]["servers"][0].update(dc="DC9"), "$.exchange.servers[0].dc"),
-        (lambda d: d["directory"]["objects"][3].update(guid="not-a-guid"),
-         "$.directory.objects[3].guid"),
+        (
+            lambda d: d["directory"]["objects"][3].update(guid="not-a-guid"),
+            "$.directory.objects[3].guid",
+        ),
         (lambda d: d.update(format="remediate.world/0"), "$.format"),
         (lambda d: d["directory"].pop("dcs"), "$.directory.dcs"),
     ],
@@ -672,8 +737,7 @@ def test_apply_without_yes_and_without_a_terminal_is_refused(
 ) -> None:
     before = broken.read_bytes()
     out = tmp_path / "out.json"
-    ran = run("-q", "apply", "kb842101", "--world", broken, "--save-world", out,
-              "--format", "json")
+    ran = run("-q", "apply", "kb842101", "--world", broken, "--save-world", out, "--format", "json")
     assert ran.code == 3
     data = ran.json()
     assert (data["state"], data["exit_code"], data["changes"]) == ("refused", 3, [])
@@ -707,16 +771,29 @@ def test_max_deletions_refuses_a_larger_plan(run: Run, broken: Path, tmp_path: P
     summary = plan_json(run, broken)["selection_summary"]
     deletions = summary["users"] + summary["child_objects"] + summary["mailboxes"]
     out = tmp_path / "out.json"
-    ran = run("-q", "apply", "kb842101", "--world", broken, "--yes", "--max-deletions", "1",
-              "--save-world", out, "--format", "json")
+    ran = run(
+        "-q",
+        "apply",
+        "kb842101",
+        "--world",
+        broken,
+        "--yes",
+        "--max-deletions",
+        "1",
+        "--save-world",
+        out,
+        "--format",
+        "json",
+    )
     assert ran.code == 3
     data = ran.json()
     assert (data["state"], data["changes"]) == ("refused", [])
     assert f"deletes {deletions} objects or mailboxes, over the budget of 1" in data["error"]
     assert world_json(out) == world_json(broken)
     # a budget that fits lets it through
-    exact = run("-q", "apply", "kb842101", "--world", broken, "--yes",
-                "--max-deletions", str(deletions))
+    exact = run(
+        "-q", "apply", "kb842101", "--world", broken, "--yes", "--max-deletions", str(deletions)
+    )
     assert exact.code == 0, exact.err
 
 
@@ -740,14 +817,27 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     refused = run("-q", "apply", "kb842101", "--world", broken, "--format", "json").json()
     rows = runs_json(run)
     assert [(r["run_id"], r["playbook"], r["state"]) for r in rows] == [
-        (done["run_id"], "kb842101", "done"), (refused["run_id"], "kb842101", "refused"),
+        (done["run_id"], "kb842101", "done"),
+        (refused["run_id"], "kb842101", "refused"),
     ]
     assert rows[0]["applied"] == len(done["changes"])
     assert rows[0]["completed_steps"] == len(KB842101_STEPS) - 1  # no account kept
     assert rows[1]["applied"] == 0
-    assert all(set(r) == {"run_id", "playbook", "started", "state", "applied", "failed",
-                          "in_doubt",
-                          "completed_steps", "source"} for r in rows)
+    assert all(
+        set(r)
+        == {
+            "run_id",
+            "playbook",
+            "started",
+            "state",
+            "applied",
+            "failed",
+            "in_doubt",
+            "completed_steps",
+            "source",
+        }
+        for r in rows
+    )
     source = f"world {broken.resolve()}"
     assert rows[0]["source"] == {"kind": "world", "path": str(broken.resolve())}
     assert [r["failed"] for r in rows] == [0, 0]
@@ -756,8 +846,7 @@ def test_runs_lists_the_runs(run: Run, broken: Path, state_dir: Path) -> None:
     text = run("runs")
     assert text.out.splitlines() == [
         "run id\tplaybook\tstarted (UTC)\tstate\tchanges\tsource",
-        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)\t"
-        f"{source}",
+        f"{done['run_id']}\tkb842101\t{when[0]}\tdone\t{len(done['changes'])} change(s)\t{source}",
         f"{refused['run_id']}\tkb842101\t{when[1]}\trefused\t0 change(s)\t{source}",
     ]
 
@@ -790,8 +879,18 @@ def test_resume_completes_a_run_that_failed_midway(
     planned = plan_json(run, broken)["changes"]
     loaded = fail_purges_once(monkeypatch)
     failed_out = tmp_path / "failed.json"
-    ran = run("-q", "apply", "kb842101", "--world", broken, "--yes", "--format", "json",
-              "--save-world", failed_out)
+    ran = run(
+        "-q",
+        "apply",
+        "kb842101",
+        "--world",
+        broken,
+        "--yes",
+        "--format",
+        "json",
+        "--save-world",
+        failed_out,
+    )
     assert ran.code == 1
     failed = ran.json()
     run_id, run_dir = failed["run_id"], Path(failed["run_dir"])
@@ -853,8 +952,10 @@ def test_resume_after_ctrl_c(
     assert (stopped["state"], stopped["exit_code"]) == ("interrupted", 1)
     assert stopped["changes"] == [c for c in planned if c["step"] == "export-mail"]
     run_id = stopped["run_id"]
-    assert f"interrupted: run {run_id} stopped ({len(stopped['changes'])} change(s) made); " \
+    assert (
+        f"interrupted: run {run_id} stopped ({len(stopped['changes'])} change(s) made); "
         f"continue with: remediate resume {run_id}" in ran.err
+    )
     assert [(r["run_id"], r["state"]) for r in runs_json(run)] == [(run_id, "interrupted")]
     out = tmp_path / "out.json"
     resumed = run("-q", "resume", run_id, "--format", "json", "--save-world", out)
@@ -901,12 +1002,12 @@ def test_a_failed_run_in_text_shows_what_it_did(
     (row,) = runs_json(run)
     lines = ran.out.splitlines()
     assert lines[0] == f"Apply kb842101 run {row['run_id']}: failed"
-    assert any(line.startswith(f"delete-ad-user (destructive): {SIZE} change(s)")
-               for line in lines)
+    assert any(line.startswith(f"delete-ad-user (destructive): {SIZE} change(s)") for line in lines)
     assert not any(line.startswith("purge-mailbox") for line in lines)
     assert "injected permanent fault" in lines[-2]
-    assert re.match(rf"Apply failed: \d+ changes before it stopped \({SIZE} destructive, ",
-                    lines[-1]), lines[-1]
+    assert re.match(
+        rf"Apply failed: \d+ changes before it stopped \({SIZE} destructive, ", lines[-1]
+    ), lines[-1]
     assert f"remediate resume {row['run_id']}" in ran.err
 
 
@@ -929,12 +1030,22 @@ def test_help_exits_0(run: Run) -> None:
     assert "exit codes" in ran.out
 
 
-def test_global_options_work_after_the_command(
-    run: Run, broken: Path, tmp_path: Path
-) -> None:
+def test_global_options_work_after_the_command(run: Run, broken: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
-    ran = run("apply", "kb842101", "--world", broken, "--yes", "-q", "--state-dir", elsewhere,
-              "--log-format", "json", "--format", "json")
+    ran = run(
+        "apply",
+        "kb842101",
+        "--world",
+        broken,
+        "--yes",
+        "-q",
+        "--state-dir",
+        elsewhere,
+        "--log-format",
+        "json",
+        "--format",
+        "json",
+    )
     assert ran.code == 0, ran.err
     assert Path(ran.json()["run_dir"]).parent == elsewhere / "runs"
     assert "step.started" not in ran.err  # -q: warnings and errors only
@@ -966,8 +1077,14 @@ def test_python_dash_m_remediate(tmp_path: Path, state_dir: Path) -> None:
 
     def remediate(*argv: str | Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "remediate", "-q", *map(str, argv)], env=env, cwd=tmp_path,
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+            [sys.executable, "-m", "remediate", "-q", *map(str, argv)],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     made = remediate("scenario", "kb842101", "--size", "4", "--out", world)
@@ -980,8 +1097,17 @@ def test_python_dash_m_remediate(tmp_path: Path, state_dir: Path) -> None:
     assert "not confirmed" in refused.stderr
     assert world.read_bytes() == before
     assert world_json(tmp_path / "r.json") == world_json(world)
-    applied = remediate("apply", "kb842101", "--world", world, "--yes", "--format", "json",
-                        "--save-world", "out.json")
+    applied = remediate(
+        "apply",
+        "kb842101",
+        "--world",
+        world,
+        "--yes",
+        "--format",
+        "json",
+        "--save-world",
+        "out.json",
+    )
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["changes"] == json.loads(planned.stdout)["changes"]
     again = remediate("plan", "kb842101", "--world", "out.json")
@@ -994,14 +1120,28 @@ def test_python_dash_m_remediate(tmp_path: Path, state_dir: Path) -> None:
 def test_console_script(tmp_path: Path, state_dir: Path) -> None:
     script = shutil.which("remediate", path=str(Path(sys.executable).parent))
     assert script is not None, "the remediate console script is not installed"
-    ran = subprocess.run([script, "list"], env=subprocess_env(state_dir), cwd=tmp_path,
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                         check=False)
+    ran = subprocess.run(
+        [script, "list"],
+        env=subprocess_env(state_dir),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.startswith("kb842101\t")
-    runs = subprocess.run([script, "runs", "--format", "json"], env=subprocess_env(state_dir),
-                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=60, check=False)
+    runs = subprocess.run(
+        [script, "runs", "--format", "json"],
+        env=subprocess_env(state_dir),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert runs.returncode == 0
     assert json.loads(runs.stdout) == []
 
@@ -1009,15 +1149,35 @@ def test_console_script(tmp_path: Path, state_dir: Path) -> None:
 def test_plan_output_into_a_closed_pipe_is_quiet(tmp_path: Path, state_dir: Path) -> None:
     world = tmp_path / "w.json"
     env = subprocess_env(state_dir)
-    made = subprocess.run([sys.executable, "-m", "remediate", "scenario", "kb842101",
-                           "--size", "300", "--out", str(world)], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "scenario",
+            "kb842101",
+            "--size",
+            "300",
+            "--out",
+            str(world),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     pipeline = subprocess.run(
         f"{sys.executable} -m remediate -q plan kb842101 --world {world} --format json"
         " | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}",
-        shell=True, executable="/bin/bash", env=env, capture_output=True, text=True,
-        timeout=120, check=False,
+        shell=True,
+        executable="/bin/bash",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert "Traceback" not in pipeline.stderr
     assert "BrokenPipe" not in pipeline.stderr

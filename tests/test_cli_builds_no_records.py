@@ -16,15 +16,22 @@ def record_constructions(path: Path) -> list[str]:
     """Where ``path`` calls ChangeRecord (by any name it is imported as), as 'file:line'."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {"ChangeRecord"} | {
-        alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-        for alias in node.names if alias.name == "ChangeRecord" and alias.asname}
+        alias.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name == "ChangeRecord" and alias.asname
+    }
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         called = node.func
-        name = called.id if isinstance(called, ast.Name) else (
-            called.attr if isinstance(called, ast.Attribute) else None)
+        name = (
+            called.id
+            if isinstance(called, ast.Name)
+            else (called.attr if isinstance(called, ast.Attribute) else None)
+        )
         if name in names:
             found.append(f"{path.name}:{node.lineno}")
     return found

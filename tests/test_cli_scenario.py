@@ -30,8 +30,19 @@ def test_servers_spreads_the_users_over_that_many_exchange_servers(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out = tmp_path / "w.json"
-    code, _, err = run(capsys, "scenario", "kb842101", "--size", "6", "--servers", "3",
-                       "--version", "2016", "--out", out)
+    code, _, err = run(
+        capsys,
+        "scenario",
+        "kb842101",
+        "--size",
+        "6",
+        "--servers",
+        "3",
+        "--version",
+        "2016",
+        "--out",
+        out,
+    )
 
     assert code == 0, err
     servers = written(out)["exchange"]["servers"]
@@ -43,9 +54,23 @@ def test_cases_by_their_operators_names_give_the_builders_world(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out = tmp_path / "w.json"
-    code, _, err = run(capsys, "scenario", "kb278447", "--size", "3", "--seed", "4",
-                       "--servers", "2", "--case", "stripped-by-hand", "--case", "blank-bigger",
-                       "--out", out)
+    code, _, err = run(
+        capsys,
+        "scenario",
+        "kb278447",
+        "--size",
+        "3",
+        "--seed",
+        "4",
+        "--servers",
+        "2",
+        "--case",
+        "stripped-by-hand",
+        "--case",
+        "blank-bigger",
+        "--out",
+        out,
+    )
 
     assert code == 0, err
     expected = kb278447(3, 4, servers=2, cases=("half-done", "big-blank"))["scenario"]
@@ -56,14 +81,35 @@ def test_case_all_adds_every_case_and_the_world_plans_with_the_window(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     out = tmp_path / "w.json"
-    code, _, err = run(capsys, "scenario", "kb278447", "--size", "2", "--case", "all",
-                       "--version", "2016", "--out", out)
+    code, _, err = run(
+        capsys,
+        "scenario",
+        "kb278447",
+        "--size",
+        "2",
+        "--case",
+        "all",
+        "--version",
+        "2016",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert set(written(out)["scenario"]["expected"]["cases"]) == set(KB278447_CASES)
 
     window = [arg for key, value in KB278447_WINDOW.items() for arg in ("-p", f"{key}={value}")]
-    code, _, err = run(capsys, "--state-dir", tmp_path / "state", "plan", "kb278447",
-                       "--world", out, *window, "--format", "json")
+    code, _, err = run(
+        capsys,
+        "--state-dir",
+        tmp_path / "state",
+        "plan",
+        "kb278447",
+        "--world",
+        out,
+        *window,
+        "--format",
+        "json",
+    )
     assert code == 2, err  # changes pending
 
 

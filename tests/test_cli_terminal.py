@@ -41,8 +41,22 @@ def spawn(env: dict[str, str], cwd: Path, *argv: str | Path) -> pexpect.spawn[st
 def mailboxes(world: Path, env: dict[str, str]) -> int:
     """How many mailboxes the plan purges."""
     planned = subprocess.run(
-        [sys.executable, "-m", "remediate", "-q", "plan", "kb842101", "--world", str(world),
-         "--format", "json"], env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "-q",
+            "plan",
+            "kb842101",
+            "--world",
+            str(world),
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
         check=False,
     )
     assert planned.returncode == 2, planned.stderr
@@ -58,11 +72,11 @@ def expect_prompt(child: pexpect.spawn[str], mailboxes: int) -> str:
     shown = str(child.before)
     gated = "  <- needs confirmation"
     assert f"delete-ad-user (destructive): {SIZE} target(s) on directory{gated}" in shown
-    assert f"purge-mailbox (destructive): {mailboxes} target(s) on exchange:EXCH01{gated}" \
-        in shown
+    assert f"purge-mailbox (destructive): {mailboxes} target(s) on exchange:EXCH01{gated}" in shown
     # every change is counted; what is reversible needs no confirmation
-    assert re.search(r"export-mail \(reversible\): \d+ target\(s\) on exchange:EXCH01\r?\n",
-                     shown), shown
+    assert re.search(
+        r"export-mail \(reversible\): \d+ target\(s\) on exchange:EXCH01\r?\n", shown
+    ), shown
     assert "wait-for-replication (read): " in shown
     assert "plan.json" in shown  # where every planned change can be read
     return shown
@@ -122,7 +136,11 @@ def test_answering_yes_applies(
     assert world_state(out) != world_state(world)
     again = subprocess.run(
         [sys.executable, "-m", "remediate", "-q", "plan", "kb842101", "--world", str(out)],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
 
@@ -133,12 +151,29 @@ def test_the_prompt_shows_when_stdout_is_a_file(
     """``apply ... --format json > result.json`` at a terminal: the prompt is on the terminal,
     the file holds only the result."""
     result = tmp_path / "result.json"
-    command = " ".join(shlex.quote(part) for part in [
-        sys.executable, "-m", "remediate", "-q", "--log-format", "json", "apply", "kb842101",
-        "--world", str(world), "--format", "json",
-    ]) + f" > {shlex.quote(str(result))}"
-    child = pexpect.spawn("/bin/bash", ["-c", command], env=env, cwd=str(tmp_path),
-                          encoding="utf-8", timeout=TIMEOUT)
+    command = (
+        " ".join(
+            shlex.quote(part)
+            for part in [
+                sys.executable,
+                "-m",
+                "remediate",
+                "-q",
+                "--log-format",
+                "json",
+                "apply",
+                "kb842101",
+                "--world",
+                str(world),
+                "--format",
+                "json",
+            ]
+        )
+        + f" > {shlex.quote(str(result))}"
+    )
+    child = pexpect.spawn(
+        "/bin/bash", ["-c", command], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=TIMEOUT
+    )
     expect_prompt(child, mailboxes)
     child.sendline("yes")
     code, rest = finish(child)

@@ -33,7 +33,8 @@ def test_every_option_of_every_command_has_a_field() -> None:
 
 def test_options_are_read_once_typed_and_frozen() -> None:
     args = build_parser().parse_args(
-        ["apply", "kb842101", "-p", "users=a", "-p", "ou=b", "--yes", "--parallel", "2"])
+        ["apply", "kb842101", "-p", "users=a", "-p", "ou=b", "--yes", "--parallel", "2"]
+    )
     options = CommandOptions.from_args(args)
     assert options.param == ("users=a", "ou=b") and options.yes and options.parallel == 2
     assert options.save_world is None and options.run_id == ""  # not given: the default

@@ -27,8 +27,9 @@ def _quiet() -> Iterator[None]:
     yield from quiet_events()
 
 
-def plan(case: Case, doc: Doc, state_dir: Path, parallel: int,
-         latency: float | dict[str, float]) -> tuple[str, float, FakeWorld]:
+def plan(
+    case: Case, doc: Doc, state_dir: Path, parallel: int, latency: float | dict[str, float]
+) -> tuple[str, float, FakeWorld]:
     """The plan's JSON, the virtual seconds its discovery took (the rehearsal runs on a copy
     of the world, with its own clock), and the world. ``latency``: of every Exchange call, or
     of each server's."""
@@ -39,7 +40,8 @@ def plan(case: Case, doc: Doc, state_dir: Path, parallel: int,
         world.set_latency(exchange_s=latency)
     started = world.clock.now()
     result = Engine(state_dir=state_dir, parallel=parallel).plan(
-        case.runbook, world, parameters(doc))
+        case.runbook, world, parameters(doc)
+    )
     assert result.state == "pending", result.error
     text = json.dumps(result.to_json(), indent=1)
     return text, (world.clock.now() - started).total_seconds(), world
@@ -62,11 +64,19 @@ def test_discovery_reads_every_server_at_once_and_plans_as_one_by_one(
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-@settings(max_examples=6, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(latency=st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.0]),
-                        min_size=SERVERS, max_size=SERVERS),
-       parallel=st.integers(2, SERVERS + 1))
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    latency=st.lists(
+        st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.0]), min_size=SERVERS, max_size=SERVERS
+    ),
+    parallel=st.integers(2, SERVERS + 1),
+)
 def test_a_plan_is_byte_identical_whatever_order_the_servers_answer_in(
     case: Case, latency: list[float], parallel: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -104,4 +114,5 @@ def test_a_server_that_cannot_be_read_fails_discovery_naming_it(tmp_path: Path) 
 
     with pytest.raises(PermanentError, match="EXCH03"):
         Engine(state_dir=tmp_path, parallel=SERVERS).plan(
-            case.runbook, world, parameters(doc)).raise_for_stop()
+            case.runbook, world, parameters(doc)
+        ).raise_for_stop()

@@ -23,8 +23,9 @@ def _quiet() -> Iterator[None]:
     yield from quiet_events()
 
 
-def applied(case: Case, state_dir: Path, parallel: int,
-            latency: dict[str, float]) -> tuple[RunResult, float]:
+def applied(
+    case: Case, state_dir: Path, parallel: int, latency: dict[str, float]
+) -> tuple[RunResult, float]:
     """Apply, each server answering after its own ``latency``: the result, and the virtual
     seconds ``verify`` took."""
     doc = case.document()
@@ -33,8 +34,10 @@ def applied(case: Case, state_dir: Path, parallel: int,
     moments: dict[str, datetime] = {}
 
     def follow(record: JournalRecord) -> None:
-        if record.get("step") == "verify" and record["event"] in (ev.STEP_STARTED,
-                                                                   ev.STEP_COMPLETED):
+        if record.get("step") == "verify" and record["event"] in (
+            ev.STEP_STARTED,
+            ev.STEP_COMPLETED,
+        ):
             moments[str(record["event"])] = world.clock.now()
 
     engine = Engine(state_dir=state_dir, parallel=parallel, subscribers=(follow,))
@@ -45,9 +48,7 @@ def applied(case: Case, state_dir: Path, parallel: int,
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_verify_reads_its_servers_concurrently_in_a_batch_each(
-    case: Case, tmp_path: Path
-) -> None:
+def test_verify_reads_its_servers_concurrently_in_a_batch_each(case: Case, tmp_path: Path) -> None:
     names = [f"EXCH{n:02d}" for n in range(1, SERVERS + 1)]
     one, one_s = applied(case, tmp_path / "one", 1, dict.fromkeys(names, 1.0))
     many, many_s = applied(case, tmp_path / "many", SERVERS, dict.fromkeys(names, 1.0))

@@ -101,10 +101,16 @@ LONG_DN = "CN=Ann Costa 3001,OU=Migrated,OU=Staff,OU=Europe,OU=Corp,DC=corp,DC=e
 
 
 def change(number: int, impact: Impact = Impact.DESTRUCTIVE) -> ChangeRecord:
-    return ChangeRecord(step="delete-ad-user", target=f"user:{number}",
-                        label=f"{LONG_DN}{number}", endpoint="directory", impact=impact,
-                        action="delete", before={"dn": f"{LONG_DN}{number}"},
-                        after={"deleted": True})
+    return ChangeRecord(
+        step="delete-ad-user",
+        target=f"user:{number}",
+        label=f"{LONG_DN}{number}",
+        endpoint="directory",
+        impact=impact,
+        action="delete",
+        before={"dn": f"{LONG_DN}{number}"},
+        after={"deleted": True},
+    )
 
 
 def rendered(result: RunResult, width: int, **detail: int | None) -> list[str]:
@@ -114,8 +120,9 @@ def rendered(result: RunResult, width: int, **detail: int | None) -> list[str]:
 
 
 def plan_of(changes: list[ChangeRecord], findings: list[Finding] | None = None) -> RunResult:
-    return RunResult("plan", "kb842101", "pending", {}, changes=changes,
-                     findings=findings or [], exit_code=2)
+    return RunResult(
+        "plan", "kb842101", "pending", {}, changes=changes, findings=findings or [], exit_code=2
+    )
 
 
 def test_a_table_at_80_columns_keeps_one_line_per_row_shortened_in_the_middle() -> None:
@@ -142,8 +149,9 @@ def test_rows_per_step_and_every_row_with_none() -> None:
 
 
 def test_findings_are_grouped_by_kind_with_counts() -> None:
-    findings = ([Finding("not-affected", f"CN=u{n}", "fine") for n in range(2001)]
-                + [Finding("ambiguous", "CN=x", "two mailboxes match")])
+    findings = [Finding("not-affected", f"CN=u{n}", "fine") for n in range(2001)] + [
+        Finding("ambiguous", "CN=x", "two mailboxes match")
+    ]
     lines = rendered(plan_of([change(1)], findings), 120)
     assert "Findings (not acted on): 2,001 not-affected, 1 ambiguous" in lines
     assert sum("not-affected CN=u" in line for line in lines) == 5
@@ -156,14 +164,15 @@ def test_findings_are_grouped_by_kind_with_counts() -> None:
 def test_the_grand_total_counts_changes_by_impact() -> None:
     changes = [change(1), change(2), change(3, Impact.REVERSIBLE), change(4, Impact.READ)]
     assert grand_total(plan_of(changes)) == (
-        "Plan: 4 changes (2 destructive, 1 reversible, 1 read-only).")
+        "Plan: 4 changes (2 destructive, 1 reversible, 1 read-only)."
+    )
     assert grand_total(plan_of([])) == "Plan: no changes; nothing to do."
     done = RunResult("apply", "kb842101", "done", {}, changes=changes)
-    assert grand_total(done) == "Apply complete: 4 changes (2 destructive, 1 reversible, " \
-        "1 read-only)."
+    assert (
+        grand_total(done) == "Apply complete: 4 changes (2 destructive, 1 reversible, 1 read-only)."
+    )
     failed = RunResult("resume", "kb842101", "failed", {}, changes=changes[:1])
-    assert grand_total(failed) == (
-        "Resume failed: 1 changes before it stopped (1 destructive).")
+    assert grand_total(failed) == ("Resume failed: 1 changes before it stopped (1 destructive).")
     assert rendered(plan_of(changes), 200)[-1] == grand_total(plan_of(changes))
 
 

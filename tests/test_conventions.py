@@ -33,10 +33,23 @@ def complete(line: str, tmp_path: Path, state_dir: Path) -> list[str]:
     """What bash completion offers for ``line`` (argcomplete's protocol, as its bash hook
     drives it)."""
     out = tmp_path / "completions"
-    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
-           "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "REMEDIATE_STATE_DIR": str(state_dir)}
-    ran = subprocess.run([sys.executable, "-m", "remediate"], env=env, capture_output=True,
-                         text=True, timeout=60, check=False, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+        "REMEDIATE_STATE_DIR": str(state_dir),
+    }
+    ran = subprocess.run(
+        [sys.executable, "-m", "remediate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0, ran.stderr
     return [word.strip() for word in out.read_text(encoding="utf-8").split("\013")]
 
@@ -47,7 +60,9 @@ def test_shell_completion_offers_commands_playbooks_options_and_runs(
     assert complete("remediate pl", tmp_path, state_dir) == ["plan"]
     assert complete("remediate show kb2", tmp_path, state_dir) == ["kb278447"]
     assert set(complete("remediate apply --max-", tmp_path, state_dir)) == {
-        "--max-plan-age", "--max-deletions"}
+        "--max-plan-age",
+        "--max-deletions",
+    }
     run_id = "20261207T151503Z-kb842101-4770dd"
     (state_dir / "runs" / run_id).mkdir(parents=True)
     (state_dir / "runs" / run_id / "journal.jsonl").write_text("", encoding="utf-8")
@@ -55,7 +70,9 @@ def test_shell_completion_offers_commands_playbooks_options_and_runs(
 
 
 def test_apply_says_the_world_file_is_not_written_back(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    state_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
@@ -63,16 +80,19 @@ def test_apply_says_the_world_file_is_not_written_back(
     assert main(["scenario", "kb842101", "--size", "3", "--out", str(world)]) == 0
     before = world.read_bytes()
     capsys.readouterr()
-    assert main(["--log-format", "json", "-q", "apply", "kb842101", "--world", str(world),
-                 "--yes"]) == 0
+    assert (
+        main(["--log-format", "json", "-q", "apply", "kb842101", "--world", str(world), "--yes"])
+        == 0
+    )
     assert main(["apply", "kb842101", "--world", str(world), "--yes", "--format", "json"]) == 0
     err = capsys.readouterr().err
     assert world.read_bytes() == before
     assert f"the world file {world} is unchanged; the state this run left is in " in err
     assert "--save-world FILE" in err
     saved = tmp_path / "after.json"
-    assert main(["apply", "kb842101", "--world", str(world), "--yes", "--save-world",
-                 str(saved)]) == 0
+    assert (
+        main(["apply", "kb842101", "--world", str(world), "--yes", "--save-world", str(saved)]) == 0
+    )
     assert "is unchanged" not in capsys.readouterr().err
 
 

@@ -77,8 +77,13 @@ _REFERENCES: dict[Case, Reference] = {}
 
 
 @pytest.mark.parametrize("case", CONCURRENT, ids=lambda case: case.id)
-@settings(max_examples=20, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_a_crash_amid_concurrent_batches_in_any_operation_order_resumes_to_the_same_end_state(
     case: Case, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
@@ -91,7 +96,6 @@ def test_a_crash_amid_concurrent_batches_in_any_operation_order_resumes_to_the_s
     order = random.Random(data.draw(st.integers(0, 2**32 - 1), label="operation order"))
     result = Sweep(case, reference)
 
-    crash_and_continue(result, doc, n, tmp_path_factory.mktemp("crash"),
-                       choose=order.choice)
+    crash_and_continue(result, doc, n, tmp_path_factory.mktemp("crash"), choose=order.choice)
 
     assert result.failures == []

@@ -132,7 +132,9 @@ def test_a_global_catalog_shows_a_user_with_its_recipient_attributes_until_it_is
     assert list(seen) == [user.guid]
     assert normalize(seen[user.guid].dn) == normalize(user.dn)
     assert (seen[user.guid].get("mail"), seen[user.guid].get("legacyExchangeDN")) == (
-        "gc@corp.example", "/o=Corp/cn=gc")
+        "gc@corp.example",
+        "/o=Corp/cn=gc",
+    )
     directory.delete(user.guid, tree=False)
     assert directory.read_catalog([user.guid], backend.dc) == {}
 

@@ -35,8 +35,10 @@ def _script_problems(version: ExchangeVersion) -> list[str]:
             if call.name in own or call.name in POWERSHELL:
                 continue
             if version.legacy:
-                problems.append(f"{script.id} line {call.line}: {call.name} is not a Windows "
-                                "PowerShell 2.0 cmdlet (Exchange 2000/2003 have no cmdlets)")
+                problems.append(
+                    f"{script.id} line {call.line}: {call.name} is not a Windows "
+                    "PowerShell 2.0 cmdlet (Exchange 2000/2003 have no cmdlets)"
+                )
                 continue
             problems.extend(f"{script.id} {problem}" for problem in check_cmdlet(call, version))
         if version.legacy:
@@ -46,31 +48,39 @@ def _script_problems(version: ExchangeVersion) -> list[str]:
 
 @pytest.mark.parametrize("version", CMDLET_VERSIONS, ids=str)
 def test_every_cmdlet_script_uses_only_what_the_reference_documents_for_its_version(
-        version: ExchangeVersion) -> None:
+    version: ExchangeVersion,
+) -> None:
     assert _script_problems(version) == []
 
 
 @pytest.mark.parametrize("version", LEGACY_VERSIONS, ids=str)
 def test_every_legacy_script_uses_only_sdk_documented_wmi_classes_and_members(
-        version: ExchangeVersion) -> None:
+    version: ExchangeVersion,
+) -> None:
     assert _script_problems(version) == []
 
 
 def test_the_checker_finds_an_undocumented_parameter_and_a_forbidden_combination() -> None:
     undocumented = Call("Remove-StoreMailbox", ("Database", "Identity", "Permanent"), 0, 1, 0)
-    assert any("-Permanent: no such parameter" in p
-               for p in check_cmdlet(undocumented, ExchangeVersion.E2016))
+    assert any(
+        "-Permanent: no such parameter" in p
+        for p in check_cmdlet(undocumented, ExchangeVersion.E2016)
+    )
     # -ValidateOnly has a parameter set of its own, which takes no -User.
-    combination = Call("Connect-Mailbox", ("Identity", "Database", "User", "ValidateOnly"),
-                       0, 1, 0)
-    assert any("no parameter set allows" in p
-               for p in check_cmdlet(combination, ExchangeVersion.E2016))
+    combination = Call("Connect-Mailbox", ("Identity", "Database", "User", "ValidateOnly"), 0, 1, 0)
+    assert any(
+        "no parameter set allows" in p for p in check_cmdlet(combination, ExchangeVersion.E2016)
+    )
     too_old = Call("Remove-StoreMailbox", ("Database", "Identity", "MailboxState"), 0, 1, 0)
-    assert any("not documented for Exchange 2007" in p
-               for p in check_cmdlet(too_old, ExchangeVersion.E2007))
+    assert any(
+        "not documented for Exchange 2007" in p
+        for p in check_cmdlet(too_old, ExchangeVersion.E2007)
+    )
     filtered = Call("Get-MailboxStatistics", ("Database", "Filter"), 0, 1, 0)
-    assert any("documented only for Exchange 2013" in p
-               for p in check_cmdlet(filtered, ExchangeVersion.E2010))
+    assert any(
+        "documented only for Exchange 2013" in p
+        for p in check_cmdlet(filtered, ExchangeVersion.E2010)
+    )
 
 
 def test_the_checker_reads_positional_arguments_and_values_from_the_tree() -> None:
@@ -81,10 +91,13 @@ def test_the_checker_reads_positional_arguments_and_values_from_the_tree() -> No
 
 def test_the_wmi_checker_finds_a_member_the_sdk_does_not_list() -> None:
     text = "$mailbox = $null\n$x = $mailbox.TotalItemCount\n[void]$mailbox.Purge()\n"
-    assert wmi_members(text) == [(2, "Exchange_Mailbox", "TotalItemCount"),
-                                 (3, "Exchange_Mailbox", "Purge")]
+    assert wmi_members(text) == [
+        (2, "Exchange_Mailbox", "TotalItemCount"),
+        (3, "Exchange_Mailbox", "Purge"),
+    ]
     assert check_wmi(text, ExchangeVersion.E2003) == [
-        "line 2: Exchange_Mailbox has no member TotalItemCount in the SDK"]
+        "line 2: Exchange_Mailbox has no member TotalItemCount in the SDK"
+    ]
 
 
 def test_the_legacy_scripts_keep_to_the_variable_names_the_wmi_check_reads() -> None:
@@ -105,13 +118,18 @@ def test_the_facts_come_from_a_recorded_source_and_cover_every_version() -> None
 def test_no_script_enumerates_inside_a_loop_over_its_targets(version: ExchangeVersion) -> None:
     """A 1,000-mailbox batch must not list the server's mailboxes (or services, databases)
     1,000 times: each script enumerates once, into a hashtable, and looks up in that."""
-    found = {script.id: problems for script in library(version).values()
-             if (problems := enumerations_in_loops(script.text))}
+    found = {
+        script.id: problems
+        for script in library(version).values()
+        if (problems := enumerations_in_loops(script.text))
+    }
     assert found == {}
 
 
 def test_the_loop_check_follows_the_scripts_own_functions() -> None:
-    text = ("function Get-All {\n    return @(Get-Service)\n}\n"
-            "function Find-One {\n    param($n)\n    return Get-All\n}\n"
-            "foreach ($n in $names) {\n    Find-One $n\n}\n")
+    text = (
+        "function Get-All {\n    return @(Get-Service)\n}\n"
+        "function Find-One {\n    param($n)\n    return Get-All\n}\n"
+        "foreach ($n in $names) {\n    Find-One $n\n}\n"
+    )
     assert enumerations_in_loops(text) == ["line 9: Find-One inside a loop (it enumerates)"]

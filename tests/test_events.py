@@ -26,8 +26,10 @@ PER_TARGET = {"step.planned": "step.applied", "step.applied": "step.planned"}
 def logs() -> Iterator[list[EventDict]]:
     """Every event structlog sees, whatever level or renderer another test configured."""
     saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-                        cache_logger_on_first_use=False)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
     try:
         with capture_logs() as captured:
             yield captured
@@ -50,8 +52,11 @@ def names(entries: list[EventDict]) -> list[str]:
 
 
 def per_target(entries: list[EventDict], event: str) -> list[tuple[Any, ...]]:
-    return [(e["step"], e["target"], e["action"], e["before"], e["after"])
-            for e in entries if e["event"] == event]
+    return [
+        (e["step"], e["target"], e["action"], e["before"], e["after"])
+        for e in entries
+        if e["event"] == event
+    ]
 
 
 def assert_one_schema(entries: Sequence[Mapping[str, Any]], mode: str, run_id: str | None) -> None:

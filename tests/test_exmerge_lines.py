@@ -28,17 +28,31 @@ from remediate.testing import apply_confirmed
 pytestmark = pytest.mark.security
 
 # Beyond the corpus: the separators .NET or ExMerge might split on that it lacks.
-UNSAFE = sorted({v for v in HOSTILE if line_unsafe(v)}
-                | {"a\u2028b", "a\u2029b", "a\x85b", "a\x0bb", "a\x0cb", "a\x1eb", "a\x7fb",
-                   "/o=Org/cn=jdoe\r\n/o=Org/cn=ceo", "/o=Org/cn=ceo\x00/cn=jdoe"})
+UNSAFE = sorted(
+    {v for v in HOSTILE if line_unsafe(v)}
+    | {
+        "a\u2028b",
+        "a\u2029b",
+        "a\x85b",
+        "a\x0bb",
+        "a\x0cb",
+        "a\x1eb",
+        "a\x7fb",
+        "/o=Org/cn=jdoe\r\n/o=Org/cn=ceo",
+        "/o=Org/cn=ceo\x00/cn=jdoe",
+    }
+)
 SAFE = [v for v in HOSTILE if v and not line_unsafe(v)]
 
 
 def one_safe_line(value: str) -> bool:
     """An oracle apart from the pattern: one line for Python's splitlines (which knows every
     Unicode line boundary), no blank at either end, no control character."""
-    return (value.splitlines() == ([value] if value else []) and value == value.strip()
-            and not any(ord(c) < 32 or c == "\x7f" for c in value))
+    return (
+        value.splitlines() == ([value] if value else [])
+        and value == value.strip()
+        and not any(ord(c) < 32 or c == "\x7f" for c in value)
+    )
 
 
 def test_the_pattern_refuses_exactly_the_values_that_are_not_one_safe_line() -> None:
@@ -54,14 +68,22 @@ def test_the_script_checks_every_line_of_the_batch_before_it_writes_or_runs_anyt
 ) -> None:
     text = library(ExchangeVersion(version))[operation].text
     assert f"$RemediateLineUnsafe = '{LINE_UNSAFE}'" in text  # the one pattern, as Python's
-    body = text[text.index("function Invoke-RemediateOperation"):]
-    first_write = min(body.index(call) for call in (
-        "Move-RemediateEarlierExport", "New-RemediateWorkDirectory", "Invoke-RemediateExMerge")
-        if call in body)
+    body = text[text.index("function Invoke-RemediateOperation") :]
+    first_write = min(
+        body.index(call)
+        for call in (
+            "Move-RemediateEarlierExport",
+            "New-RemediateWorkDirectory",
+            "Invoke-RemediateExMerge",
+        )
+        if call in body
+    )
     checks = [m.start() for m in re.finditer(r"Assert-RemediateExMerge(Line|Host)\b", body)]
     assert checks and max(checks) < first_write
-    assert re.search(r"Assert-RemediateExMergeLine \(\[string\]\$\w+(\[\$guid\])?\.LegacyDN\)",
-                     body[:first_write])
+    assert re.search(
+        r"Assert-RemediateExMergeLine \(\[string\]\$\w+(\[\$guid\])?\.LegacyDN\)",
+        body[:first_write],
+    )
 
 
 # -- through the loopback WS-Management endpoint (Exchange 2003)
@@ -80,8 +102,13 @@ def add_mailboxes(site: Site, legacy_dns: list[str]) -> list[UUID]:
     guids = []
     for index, legacy_dn in enumerate(legacy_dns):
         guids.append(uuid4())
-        fake.add_mailbox(store.dn, guids[-1], legacy_dn, f"box {index}",
-                         items=[MailItem(f"item-{index}", "Inbox", "hello")])
+        fake.add_mailbox(
+            store.dn,
+            guids[-1],
+            legacy_dn,
+            f"box {index}",
+            items=[MailItem(f"item-{index}", "Inbox", "hello")],
+        )
     return guids
 
 
@@ -94,7 +121,9 @@ def test_the_server_refuses_the_whole_batch_and_writes_nothing(site: Site) -> No
             exchange.export_mail("EXCH01", [good, guid])  # the bad one last: all refused
     # ExMerge's prerequisites are asked once, then every batch is refused by the server itself
     assert [call.operation for call in site.hosts["EXCH01"].calls] == [
-        "exmerge_prerequisites", *["export"] * len(hostile)]
+        "exmerge_prerequisites",
+        *["export"] * len(hostile),
+    ]
     assert site.share.exports == {} and fake.exports("EXCH01", [good, *hostile]) == {}
 
     ref = exchange.export_mail("EXCH01", [good])[good]
@@ -127,14 +156,18 @@ def with_hostile_legacy_dn(version: str, legacy_dn: str) -> tuple[Doc, UUID]:
     return doc, UUID(doomed)
 
 
-@pytest.mark.parametrize("legacy_dn", ["/o=Org/cn=jdoe\n/o=Org/cn=ceo", "/o=Org/cn=jdoe\x00",
-                                       "/o=Org/cn=jdoe "])
+@pytest.mark.parametrize(
+    "legacy_dn", ["/o=Org/cn=jdoe\n/o=Org/cn=ceo", "/o=Org/cn=jdoe\x00", "/o=Org/cn=jdoe "]
+)
 def test_the_plan_refuses_the_mailbox_on_the_fakes(engine: Engine, legacy_dn: str) -> None:
     doc, doomed = with_hostile_legacy_dn("2003", legacy_dn)
     planned = engine.plan(get_playbook("kb842101"), load(doc), parameters(doc))
     assert (planned.state, planned.exit_code) == ("refused", EXIT_REFUSED)
-    assert re.search(f"export-mail.*would fail: mailbox {doomed} on EXCH01: its "
-                     "legacyExchangeDN .* line break.*plan again", str(planned.error))
+    assert re.search(
+        f"export-mail.*would fail: mailbox {doomed} on EXCH01: its "
+        "legacyExchangeDN .* line break.*plan again",
+        str(planned.error),
+    )
 
 
 def test_a_version_that_exports_by_guid_is_not_concerned(engine: Engine) -> None:
@@ -155,8 +188,9 @@ def test_the_plan_refuses_it_through_the_adapter_and_apply_changes_nothing(
         assert f"would fail: mailbox {doomed} on EXCH01" in str(planned.error)
         before = snapshot(site.world)
         with pytest.raises(Refused, match="nothing was changed"):
-            apply_confirmed(engine, playbook, snapshot_world(site),
-                            parameters(doc)).raise_for_stop()
+            apply_confirmed(
+                engine, playbook, snapshot_world(site), parameters(doc)
+            ).raise_for_stop()
         assert snapshot(site.world) == before
         operations = {call.operation for call in site.hosts["EXCH01"].calls}
         assert not operations & {"export", "import", "purge", "disable", "reconnect"}

@@ -22,8 +22,11 @@ from remediate.testing import apply_confirmed
 
 
 def _where(result: RunResult, step: str, key: str) -> set[object]:
-    return {record.after.get(key) for record in result.changes
-            if record.step == step and isinstance(record.after, dict)}
+    return {
+        record.after.get(key)
+        for record in result.changes
+        if record.step == step and isinstance(record.after, dict)
+    }
 
 
 def _rollback(result: RunResult, step: type[ExportMail] | type[ImportMail]) -> str:
@@ -31,13 +34,18 @@ def _rollback(result: RunResult, step: type[ExportMail] | type[ImportMail]) -> s
 
 
 @pytest.mark.winrm
-@pytest.mark.parametrize(("version", "location"), [
-    ("2003", f"`{LOCAL_EXPORT_DIRECTORY}` on EXCH01, the Exchange server itself"),
-    ("2010", f"`{EXPORT_SHARE}` ("),
-    ("2016", f"`{EXPORT_SHARE}` ("),
-])
+@pytest.mark.parametrize(
+    ("version", "location"),
+    [
+        ("2003", f"`{LOCAL_EXPORT_DIRECTORY}` on EXCH01, the Exchange server itself"),
+        ("2010", f"`{EXPORT_SHARE}` ("),
+        ("2016", f"`{EXPORT_SHARE}` ("),
+    ],
+)
 def test_the_plan_and_the_ticket_name_the_servers_export_directory(
-    engine: Engine, version: str, location: str,
+    engine: Engine,
+    version: str,
+    location: str,
 ) -> None:
     fake = load(scenario("kb278447", 3, seed=2, version=version))
     playbook = get_playbook("kb278447")
@@ -69,19 +77,28 @@ def test_exchange_2007_says_its_exports_are_made_on_a_management_workstation() -
 def test_a_world_file_run_names_its_run_directory(engine: Engine) -> None:
     world = load(scenario("kb278447", 3, seed=2, version="2003"))
     planned = engine.plan(get_playbook("kb278447"), world, {})
-    assert _where(planned, "export-mail", "to") == {
-        "`backups/mail/EXCH01/` in the run directory"}
+    assert _where(planned, "export-mail", "to") == {"`backups/mail/EXCH01/` in the run directory"}
     assert "`backups/mail/EXCH01/` in the run directory" in _rollback(planned, ExportMail)
 
 
-@pytest.mark.parametrize(("version", "directory", "said"), [
-    ("2003", "D:\\pst`s", "``D:\\pst`s`` on EXCH01, the Exchange server itself"),
-    ("2016", "\\\\fs01\\pst`s$", "``\\\\fs01\\pst`s$`` (`<mailbox guid>.pst`"),
-])
+@pytest.mark.parametrize(
+    ("version", "directory", "said"),
+    [
+        ("2003", "D:\\pst`s", "``D:\\pst`s`` on EXCH01, the Exchange server itself"),
+        ("2016", "\\\\fs01\\pst`s$", "``\\\\fs01\\pst`s$`` (`<mailbox guid>.pst`"),
+    ],
+)
 def test_a_directory_with_a_backtick_stays_one_code_span(
-    version: str, directory: str, said: str,
+    version: str,
+    directory: str,
+    said: str,
 ) -> None:
-    config = ServerConfig(host="exch01.corp.example", name="EXCH01",
-                          version=ExchangeVersion(version), identity="CORP\\svc",
-                          password=lambda: "unused", export_directory=directory)
+    config = ServerConfig(
+        host="exch01.corp.example",
+        name="EXCH01",
+        version=ExchangeVersion(version),
+        identity="CORP\\svc",
+        password=lambda: "unused",
+        export_directory=directory,
+    )
     assert export_location(config).startswith(said)

@@ -85,9 +85,15 @@ def test_a_page_becomes_facts() -> None:
         "Note": {"required": False, "positional": True, "takes_value": True},
     }
     assert second["parameters"]["Quick"] == {
-        "required": False, "positional": False, "takes_value": False}
+        "required": False,
+        "positional": False,
+        "takes_value": False,
+    }
     assert facts["parameters"]["Identity"] == {
-        "applicable": ["2013", "2016"], "type": "ExampleIdParameter", "pipeline": True}
+        "applicable": ["2013", "2016"],
+        "type": "ExampleIdParameter",
+        "pipeline": True,
+    }
     assert facts["parameters"]["Quick"]["applicable"] == ["2016"]
 
 
@@ -104,12 +110,20 @@ def test_the_script_reads_a_checkout_and_writes_the_data_file(tmp_path: Path) ->
     for cmdlet in module.CMDLETS:
         (docs / f"{cmdlet}.md").write_text(PAGE.replace("Set-Example", cmdlet))
     out = tmp_path / "facts.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "docs"), "--out", str(out)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "docs"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     facts = json.loads(out.read_text())
     assert facts["format"] == "remediate.cmdlet-facts/1"
     assert set(facts["cmdlets"]) == set(module.CMDLETS)
-    missing = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nowhere")],
-                             capture_output=True, text=True, check=False)
+    missing = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1

@@ -38,8 +38,11 @@ def test_absent_or_null_times_are_unknown_and_not_written() -> None:
     [box] = world.exchange.mailboxes("EXCH01", [UUID(MAILBOX_GUID)])
     assert (box.created_at, box.last_logon_at) == (None, None)
     saved_world: dict[str, Any] = world_to_json(world)
-    [saved] = [b for b in saved_world["exchange"]["servers"][0]["stores"][0]["mailboxes"]
-               if b["guid"] == MAILBOX_GUID]
+    [saved] = [
+        b
+        for b in saved_world["exchange"]["servers"][0]["stores"][0]["mailboxes"]
+        if b["guid"] == MAILBOX_GUID
+    ]
     assert "created_at" not in saved and "last_logon_at" not in saved
 
 
@@ -48,8 +51,11 @@ def test_absent_or_null_times_are_unknown_and_not_written() -> None:
     [
         ({"created_at": "yesterday"}, f"{BOX}.created_at", "ISO 8601"),
         ({"last_logon_at": 7}, f"{BOX}.last_logon_at", "expected a string"),
-        ({"created_at": "2026-10-02T00:00:00Z", "last_logon_at": "2026-10-01T00:00:00Z"},
-         f"{BOX}.last_logon_at", "before created_at"),
+        (
+            {"created_at": "2026-10-02T00:00:00Z", "last_logon_at": "2026-10-01T00:00:00Z"},
+            f"{BOX}.last_logon_at",
+            "before created_at",
+        ),
     ],
 )
 def test_a_bad_time_names_its_place_and_what_is_expected(
@@ -67,7 +73,13 @@ def test_the_store_stamps_the_creation_of_a_mailbox_it_makes_on_first_delivery()
     world = world_from_json(document)
     world.advance(2 * 3600)
     now = world.clock.now()
-    assert world.deliver("EXCH01", document["directory"]["objects"][1]["attributes"][
-        "legacyExchangeDN"], MailItem("m-9", "Inbox", "first")) == "delivered"
+    assert (
+        world.deliver(
+            "EXCH01",
+            document["directory"]["objects"][1]["attributes"]["legacyExchangeDN"],
+            MailItem("m-9", "Inbox", "first"),
+        )
+        == "delivered"
+    )
     [box] = world.exchange.mailboxes("EXCH01", [UUID(MAILBOX_GUID)])
     assert box.created_at == now and box.last_logon_at is None

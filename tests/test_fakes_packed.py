@@ -12,8 +12,9 @@ from remediate.model import MailItem
 # Ids as mailboxes number them (runs of prefix + 001, 002, ...), broken runs, and others.
 _PREFIXES = st.sampled_from(["msg-a-", "msg-b-", "", "x0", "m-0"])
 _RUNS = st.lists(st.tuples(_PREFIXES, st.integers(1, 12), st.integers(1, 12)), max_size=4)
-_OTHERS = st.lists(st.sampled_from(["001", "x", "msg-a-002", "msg-a-001", "a1000", "0010"]),
-                   max_size=3)
+_OTHERS = st.lists(
+    st.sampled_from(["001", "x", "msg-a-002", "msg-a-001", "a1000", "0010"]), max_size=3
+)
 
 
 @st.composite
@@ -26,8 +27,7 @@ def id_sequences(draw: st.DrawFn) -> list[str]:
 
 
 def items(ids: list[str]) -> list[MailItem]:
-    return [MailItem(item_id, "Inbox", f"subject {index % 3}") for index, item_id in
-            enumerate(ids)]
+    return [MailItem(item_id, "Inbox", f"subject {index % 3}") for index, item_id in enumerate(ids)]
 
 
 @given(id_sequences())

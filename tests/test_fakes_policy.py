@@ -19,9 +19,12 @@ from remediate.model import (
 )
 from remediate.ports import ManualActionRequired
 
-CUSTOM = ["SMTP:ann.own@corp.example", "smtp:annlee@old.corp.example",
-          "X500:/o=Corp/ou=Site55/cn=Recipients/cn=annlee",
-          "X400:c=US;a= ;p=Corp;o=Exchange;s=annlee;"]
+CUSTOM = [
+    "SMTP:ann.own@corp.example",
+    "smtp:annlee@old.corp.example",
+    "X500:/o=Corp/ou=Site55/cn=Recipients/cn=annlee",
+    "X400:c=US;a= ;p=Corp;o=Exchange;s=annlee;",
+]
 
 
 def _stripped_and_reconnected(
@@ -31,8 +34,9 @@ def _stripped_and_reconnected(
     original = add_user(world, "Original")
     user = add_user(world, "Ann Lee")
     assert original.mailbox
-    world.directory.modify(user.guid, {"proxyAddresses": CUSTOM, "mail": "ann.own@corp.example",
-                                       **extra})
+    world.directory.modify(
+        user.guid, {"proxyAddresses": CUSTOM, "mail": "ann.own@corp.example", **extra}
+    )
     world.directory.modify(original.guid, {"msExchMailboxGuid": None})
     if version.legacy:
         world.advance(86400)  # the nightly cleanup agent disconnects the original
@@ -40,16 +44,22 @@ def _stripped_and_reconnected(
     else:
         world.exchange.run_cleanup_agent("EXCH01", [STORE_DN])
         world.exchange.disable_mailboxes("EXCH01", [user.guid])
-    world.exchange.reconnect_mailboxes("EXCH01", [(original.mailbox, user.guid)],
-                                       None if how is None else {user.guid: how})
+    world.exchange.reconnect_mailboxes(
+        "EXCH01", [(original.mailbox, user.guid)], None if how is None else {user.guid: how}
+    )
     return world, user.guid
 
 
-@pytest.mark.parametrize(("version", "stamped"), [
-    (ExchangeVersion.E2003, ["SMTP:annlee@corp.example",
-                             "X400:c=US;a= ;p=corp.example;o=Exchange;s=annlee;"]),
-    (ExchangeVersion.E2016, ["SMTP:annlee@corp.example"]),
-])
+@pytest.mark.parametrize(
+    ("version", "stamped"),
+    [
+        (
+            ExchangeVersion.E2003,
+            ["SMTP:annlee@corp.example", "X400:c=US;a= ;p=corp.example;o=Exchange;s=annlee;"],
+        ),
+        (ExchangeVersion.E2016, ["SMTP:annlee@corp.example"]),
+    ],
+)
 def test_a_reconnect_gets_only_the_policys_addresses(
     version: ExchangeVersion, stamped: list[str]
 ) -> None:
@@ -59,12 +69,16 @@ def test_a_reconnect_gets_only_the_policys_addresses(
     assert entry.get("mail") == "annlee@corp.example"
 
 
-def test_disable_mailbox_clears_the_recipient_settings_and_the_archive_comes_back_with_archive(
-) -> None:
+def test_disable_mailbox_clears_recipient_settings_and_the_archive_comes_back_with_archive() -> (
+    None
+):
     world, user = _stripped_and_reconnected(
-        ExchangeVersion.E2016, ConnectAs(MailboxKind.USER, archive=True),
-        msExchHideFromAddressLists="TRUE", msExchArchiveGUID="6f1c1c4e-7d7e-4b52-9a55-0d0f4b1a2c3d",
-        msExchArchiveName="Online Archive - annlee")
+        ExchangeVersion.E2016,
+        ConnectAs(MailboxKind.USER, archive=True),
+        msExchHideFromAddressLists="TRUE",
+        msExchArchiveGUID="6f1c1c4e-7d7e-4b52-9a55-0d0f4b1a2c3d",
+        msExchArchiveName="Online Archive - annlee",
+    )
     entry = world.directory.read([user], "DC1")[user]
     assert entry.get("msExchHideFromAddressLists") is None  # cleared by Disable-Mailbox
     assert entry.get("msExchArchiveGUID") == "6f1c1c4e-7d7e-4b52-9a55-0d0f4b1a2c3d"
@@ -81,13 +95,20 @@ def test_connect_mailbox_takes_the_room_parameter_set_but_archive_only_with_a_us
 
 def test_update_recipient_keeps_the_primary_of_a_user_excluded_from_the_policy() -> None:
     world, user = _stripped_and_reconnected(ExchangeVersion.E2016)
-    world.directory.modify(user, {"proxyAddresses": CUSTOM, "mail": "ann.own@corp.example",
-                                  "msExchPoliciesExcluded": "{26491cfc}"})
+    world.directory.modify(
+        user,
+        {
+            "proxyAddresses": CUSTOM,
+            "mail": "ann.own@corp.example",
+            "msExchPoliciesExcluded": "{26491cfc}",
+        },
+    )
     world.exchange.update_recipients("EXCH01", [user])
     entry = world.directory.read([user], "DC1")[user]
     assert entry.get("mail") == "ann.own@corp.example"
     assert sorted(entry.attributes["proxyAddresses"]) == sorted(
-        [*CUSTOM, "smtp:annlee@corp.example"])
+        [*CUSTOM, "smtp:annlee@corp.example"]
+    )
 
 
 def test_update_recipient_makes_the_policys_address_primary_for_a_governed_user() -> None:

@@ -76,15 +76,19 @@ def test_every_operation_is_either_a_read_retried_per_call_or_a_mutation() -> No
     assert reads | MUTATIONS == operations
 
 
-@pytest.mark.parametrize(("port", "reads", "changes", "lease"), [
-    (Directory, DIRECTORY_READS, DIRECTORY_CHANGES, DIRECTORY_LEASE),
-    (Exchange, EXCHANGE_READS, EXCHANGE_CHANGES, frozenset()),
-])
+@pytest.mark.parametrize(
+    ("port", "reads", "changes", "lease"),
+    [
+        (Directory, DIRECTORY_READS, DIRECTORY_CHANGES, DIRECTORY_LEASE),
+        (Exchange, EXCHANGE_READS, EXCHANGE_CHANGES, frozenset()),
+    ],
+)
 def test_every_port_method_is_classed_once(
     port: type, reads: frozenset[str], changes: frozenset[str], lease: frozenset[str]
 ) -> None:
     methods = {
-        name for name, member in vars(port).items()
+        name
+        for name, member in vars(port).items()
         if not name.startswith("_") and inspect.isfunction(member)
     }
     assert reads.isdisjoint(changes) and lease.isdisjoint(reads | changes)

@@ -51,33 +51,79 @@ KB278447_2003 = Case("kb278447", "2003")
 KB278447_2016 = Case("kb278447", "2016")
 
 DISCOVERY_KB842101 = {
-    "directory.lookup", "directory.find_users", "directory.writable_dc", "directory.descendants",
-    "directory.domain_controllers", "exchange.servers", "exchange.mailboxes", "exchange.stores",
+    "directory.lookup",
+    "directory.find_users",
+    "directory.writable_dc",
+    "directory.descendants",
+    "directory.domain_controllers",
+    "exchange.servers",
+    "exchange.mailboxes",
+    "exchange.stores",
 }
 DISCOVERY_KB278447 = {
-    "directory.find_users", "directory.domain_controllers", "directory.writable_dc",
-    "exchange.servers", "exchange.stores",
-    "exchange.mailboxes", "exchange.service_states", "exchange.mail_export_refusal",
+    "directory.find_users",
+    "directory.domain_controllers",
+    "directory.writable_dc",
+    "exchange.servers",
+    "exchange.stores",
+    "exchange.mailboxes",
+    "exchange.service_states",
+    "exchange.mail_export_refusal",
     "exchange.running_dependents",
 }
 APPLY_READS = {
-    "directory.writable_dc", "directory.read", "directory.descendants", "exchange.mailboxes",
-    "exchange.exports", "exchange.mail_export_refusal", "exchange.export_location",
+    "directory.writable_dc",
+    "directory.read",
+    "directory.descendants",
+    "exchange.mailboxes",
+    "exchange.exports",
+    "exchange.mail_export_refusal",
+    "exchange.export_location",
 }
 # The operations each world's run uses: (before its safety gates, after them).
 USES: dict[Case, tuple[set[str], set[str]]] = {
-    KB842101_2016: (DISCOVERY_KB842101, APPLY_READS | {
-        "directory.read_catalog", "directory.delete", "exchange.export_mail",
-        "exchange.run_cleanup_agent", "exchange.purge_mailboxes"}),
-    KB278447_2003: (DISCOVERY_KB278447, APPLY_READS | {
-        "exchange.service_states", "exchange.set_services", "exchange.export_mail",
-        "directory.modify", "exchange.run_cleanup_agent", "exchange.reconnect_mailboxes",
-        "exchange.update_recipients", "exchange.import_mail", "directory.forest_namesakes"}),
-    KB278447_2016: (DISCOVERY_KB278447, APPLY_READS | {
-        "exchange.service_states", "exchange.set_services", "exchange.export_mail",
-        "exchange.disable_mailboxes", "exchange.run_cleanup_agent",
-        "exchange.reconnect_mailboxes", "exchange.update_recipients", "exchange.import_mail",
-        "exchange.reconnect_problems", "directory.modify"}),
+    KB842101_2016: (
+        DISCOVERY_KB842101,
+        APPLY_READS
+        | {
+            "directory.read_catalog",
+            "directory.delete",
+            "exchange.export_mail",
+            "exchange.run_cleanup_agent",
+            "exchange.purge_mailboxes",
+        },
+    ),
+    KB278447_2003: (
+        DISCOVERY_KB278447,
+        APPLY_READS
+        | {
+            "exchange.service_states",
+            "exchange.set_services",
+            "exchange.export_mail",
+            "directory.modify",
+            "exchange.run_cleanup_agent",
+            "exchange.reconnect_mailboxes",
+            "exchange.update_recipients",
+            "exchange.import_mail",
+            "directory.forest_namesakes",
+        },
+    ),
+    KB278447_2016: (
+        DISCOVERY_KB278447,
+        APPLY_READS
+        | {
+            "exchange.service_states",
+            "exchange.set_services",
+            "exchange.export_mail",
+            "exchange.disable_mailboxes",
+            "exchange.run_cleanup_agent",
+            "exchange.reconnect_mailboxes",
+            "exchange.update_recipients",
+            "exchange.import_mail",
+            "exchange.reconnect_problems",
+            "directory.modify",
+        },
+    ),
 }
 
 
@@ -95,8 +141,10 @@ class Fault:
 def transient_faults() -> list[Fault]:
     faults = []
     for case, (discovery, applying) in USES.items():
-        for armed, operations in (("from the start", discovery | applying),
-                                  ("after approval", applying)):
+        for armed, operations in (
+            ("from the start", discovery | applying),
+            ("after approval", applying),
+        ):
             for operation in sorted(operations):
                 whens: tuple[FaultWhen, ...] = ("before", "after")
                 for when in whens:
@@ -133,8 +181,7 @@ def run(case: Case, doc: Doc, state_dir: Path, fault: Fault | None = None) -> Ru
     engine = Engine(state_dir=state_dir, subscribers=(on_event,))
     result = apply(engine, case, world, doc)
     assert result.state == "done" and result.exit_code == 0, result.error
-    return Run(world, list(world.faults.log), approved_at[0], snapshot(world),
-               only_run(state_dir))
+    return Run(world, list(world.faults.log), approved_at[0], snapshot(world), only_run(state_dir))
 
 
 _references: dict[Case, Run] = {}
@@ -150,7 +197,7 @@ def test_the_fault_cases_cover_every_operation_the_playbooks_use(tmp_path: Path)
     for case, (discovery, applying) in USES.items():
         ref = reference(case, case.document(), tmp_path / case.id)
         assert set(ref.log[: ref.approved_at]) == discovery, case.id
-        assert set(ref.log[ref.approved_at:]) == applying, case.id
+        assert set(ref.log[ref.approved_at :]) == applying, case.id
     used = {op for discovery, applying in USES.values() for op in discovery | applying}
     every = {f"directory.{op}" for op in FakeDirectory.OPERATIONS}
     every |= {f"exchange.{op}" for op in FakeExchange.OPERATIONS}
@@ -184,7 +231,7 @@ def test_transient_fault_is_retried_and_the_run_reaches_the_same_end_state(
     assert dict(mutations(faulty.log, case)) == expected_sent
     if fault.when == "after" and not unobservable:
         # The response was lost after the change was made: the engine reads before anything.
-        assert faulty.log[hit + 1] not in MUTATING, faulty.log[hit: hit + 3]
+        assert faulty.log[hit + 1] not in MUTATING, faulty.log[hit : hit + 3]
 
 
 @pytest.mark.parametrize(

@@ -49,12 +49,10 @@ def test_inside_the_threshold_follows_the_heap_and_is_restored_after() -> None:
     gc.set_threshold(700, 10, 10)
     with program_collector():
         assert gcpolicy.POLICY.after_pass in gc.callbacks
-        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(),
-                                                            (700, 10, 10))
+        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(), (700, 10, 10))
         held = [[n] for n in range(200_000)]  # the heap grows: the next full pass re-paces
         gc.collect()
-        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(),
-                                                            (700, 10, 10))
+        assert gc.get_threshold()[2] == full_pass_threshold(sys.getallocatedblocks(), (700, 10, 10))
         assert gc.get_threshold()[2] >= 10 + 200_000 // 2 // 7_000
         del held
     assert gc.get_threshold() == (700, 10, 10)
@@ -148,7 +146,8 @@ def test_once_settled_full_passes_are_paced_by_the_heap_they_scan() -> None:
         assert gc.get_threshold()[2] < unfrozen // 2
         gc.collect()
         assert gc.get_threshold()[2] == full_pass_threshold(
-            sys.getallocatedblocks() - gcpolicy.POLICY.frozen_blocks, (700, 10, 10))
+            sys.getallocatedblocks() - gcpolicy.POLICY.frozen_blocks, (700, 10, 10)
+        )
         del world
     assert gcpolicy.POLICY.frozen_blocks == 0
 
@@ -176,8 +175,9 @@ def test_plan_and_apply_leave_a_library_callers_collector_alone(kb: str, tmp_pat
     seen: set[tuple[tuple[int, int, int], bool, int]] = set()
 
     def subscriber(record: Any) -> None:
-        seen.add((gc.get_threshold(), gcpolicy.POLICY.after_pass in gc.callbacks,
-                  gc.get_freeze_count()))
+        seen.add(
+            (gc.get_threshold(), gcpolicy.POLICY.after_pass in gc.callbacks, gc.get_freeze_count())
+        )
 
     playbook = get_playbook(kb)
     world = scenario_world(kb, 20, 1)
@@ -194,12 +194,16 @@ def _uses_gc(tree: ast.AST) -> list[str]:
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] == "gc"
-                      or a.name == "remediate.gcpolicy"]
+            found += [
+                a.name
+                for a in node.names
+                if a.name.split(".")[0] == "gc" or a.name == "remediate.gcpolicy"
+            ]
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if module in ("gc", "remediate.gcpolicy") or (
-                    module == "remediate" and any(a.name == "gcpolicy" for a in node.names)):
+                module == "remediate" and any(a.name == "gcpolicy" for a in node.names)
+            ):
                 found.append(f"from {module} import ...")
         elif isinstance(node, ast.Name) and node.id == "gc":
             found.append(f"line {node.lineno}: gc")
@@ -210,7 +214,9 @@ def test_the_engine_has_no_collector_code() -> None:
     engine = Path(remediate.engine.__file__).parent
     modules = sorted(engine.rglob("*.py"))
     assert len(modules) > 10
-    uses = {str(m.relative_to(engine)): _uses_gc(ast.parse(m.read_text(encoding="utf-8")))
-            for m in modules}
+    uses = {
+        str(m.relative_to(engine)): _uses_gc(ast.parse(m.read_text(encoding="utf-8")))
+        for m in modules
+    }
     assert {name: found for name, found in uses.items() if found} == {}
     assert _uses_gc(ast.parse("import gc\ngc.collect()"))  # the check sees what it looks for

@@ -40,8 +40,15 @@ class Placed:
     as_name: bool  # False: the directory refused the value as a name; it is only an attribute
 
 
-def place(backend: DirectoryBackend, parent: str, index: int, value: str, *,
-          refused: Counter[str], suffix: str = "") -> Placed | None:
+def place(
+    backend: DirectoryBackend,
+    parent: str,
+    index: int,
+    value: str,
+    *,
+    refused: Counter[str],
+    suffix: str = "",
+) -> Placed | None:
     """The value as the user's CN, displayName and legacyExchangeDN; else (the name refused)
     as its legacyExchangeDN only; else counted in ``refused`` by reason."""
     sam = unique(f"h{index}-")
@@ -64,8 +71,9 @@ def up_to_nul(value: str) -> str:
     return value.split("\x00", 1)[0]
 
 
-def assert_found_exactly(backend: DirectoryBackend, placed: Placed, legacy: dict[UUID, str],
-                         quirks: Counter[str]) -> None:
+def assert_found_exactly(
+    backend: DirectoryBackend, placed: Placed, legacy: dict[UUID, str], quirks: Counter[str]
+) -> None:
     """``legacy``: every user placed (targets and look-alikes) and its legacyExchangeDN."""
     directory, guid = backend.directory, placed.entry.guid
     [read] = directory.read([guid], backend.dc).values()  # by objectGUID: a binary filter
@@ -75,8 +83,7 @@ def assert_found_exactly(backend: DirectoryBackend, placed: Placed, legacy: dict
         assert rdn_value(read.dn) == placed.value
         assert read.get("displayName") == placed.value
     wanted = legacy_dn(placed.value)
-    by_filter = directory.find_users(UserQuery(legacy_exchange_dns=frozenset({wanted})),
-                                     backend.dc)
+    by_filter = directory.find_users(UserQuery(legacy_exchange_dns=frozenset({wanted})), backend.dc)
     expected = {guid}
     if isinstance(backend, SambaBackend):
         # Samba stores and returns a NUL exactly, but its matching stops at the first NUL on
@@ -96,25 +103,34 @@ def test_every_hostile_value_is_found_exactly_and_deleted_alone(
     look_alike = backend.add(scope, LOOK_ALIKE_OU, "organizationalUnit").dn
     refused: Counter[str] = Counter()
     placed = [place(backend, target, i, value, refused=refused) for i, value in enumerate(HOSTILE)]
-    decoys = [place(backend, look_alike, i, value, refused=Counter(), suffix=" (decoy)")
-              for i, value in enumerate(HOSTILE)]
+    decoys = [
+        place(backend, look_alike, i, value, refused=Counter(), suffix=" (decoy)")
+        for i, value in enumerate(HOSTILE)
+    ]
     targets = [p for p in placed if p is not None]
     kept = {p.entry.guid: p.entry for p in decoys if p is not None}
 
     quirks: Counter[str] = Counter()
-    legacy = {p.entry.guid: str(p.entry.get("legacyExchangeDN")) for p in (*targets, *decoys)
-              if p is not None}
+    legacy = {
+        p.entry.guid: str(p.entry.get("legacyExchangeDN"))
+        for p in (*targets, *decoys)
+        if p is not None
+    }
     for one in targets:
         assert_found_exactly(backend, one, legacy, quirks)
     everyone = frozenset(legacy_dn(p.value) for p in targets)  # one OR filter of them all
-    found = backend.directory.find_users(UserQuery(base_dn=target, legacy_exchange_dns=everyone),
-                                         backend.dc)
+    found = backend.directory.find_users(
+        UserQuery(base_dn=target, legacy_exchange_dns=everyone), backend.dc
+    )
     assert sorted(e.guid for e in found) == sorted(p.entry.guid for p in targets)
 
     playbook, world = get_playbook("kb842101"), backend.world(scope)
     made = [p.entry.when_created for p in targets]
-    parameters = {"ou": target, "created_after": iso(min(made)),
-                  "created_before": iso(max(made) + timedelta(seconds=1))}
+    parameters = {
+        "ou": target,
+        "created_after": iso(min(made)),
+        "created_before": iso(max(made) + timedelta(seconds=1)),
+    }
     planned = engine.plan(playbook, world, parameters)
     applied = apply_confirmed(engine, playbook, world, parameters)
     assert applied.exit_code == EXIT_DONE, applied.error
@@ -127,9 +143,11 @@ def test_every_hostile_value_is_found_exactly_and_deleted_alone(
     assert backend.directory.read(list(kept), backend.dc) == kept  # untouched, every attribute
 
     as_name = sum(p.as_name for p in targets)
-    print(f"hostile corpus on {type(backend).__name__}: {len(HOSTILE)} values, "
-          f"{as_name} created as names (and attributes), {len(targets) - as_name} as attribute "
-          f"values only, {len(HOSTILE) - len(targets)} refused entirely; refusals: "
-          f"{dict(sorted(refused.items()))}; {len(kept)} look-alikes untouched; quirks: "
-          f"{dict(quirks)}")
+    print(
+        f"hostile corpus on {type(backend).__name__}: {len(HOSTILE)} values, "
+        f"{as_name} created as names (and attributes), {len(targets) - as_name} as attribute "
+        f"values only, {len(HOSTILE) - len(targets)} refused entirely; refusals: "
+        f"{dict(sorted(refused.items()))}; {len(kept)} look-alikes untouched; quirks: "
+        f"{dict(quirks)}"
+    )
     assert len(targets) >= 100

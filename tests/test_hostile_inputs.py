@@ -51,16 +51,31 @@ def one_line_error(err: str, *names: str) -> str:
 def two_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path) -> list[Path]:
     state = str(tmp_path / "state")
     for _ in range(2):
-        assert run(capsys, "--state-dir", state, "apply", "kb842101", "--world",
-                   str(world_file), "--yes")[0] == 0
+        assert (
+            run(
+                capsys,
+                "--state-dir",
+                state,
+                "apply",
+                "kb842101",
+                "--world",
+                str(world_file),
+                "--yes",
+            )[0]
+            == 0
+        )
     return sorted((tmp_path / "state" / "runs").iterdir())
 
 
-@pytest.mark.parametrize("damage", [
-    b"\xff\xfe not utf-8 \x80\n",
-    b'{"event": "step.applied", "event": "run.finished"}\n',
-    b'{"event": "step.applied", "label": "\\ud800"}\n',
-], ids=["invalid-utf8", "duplicate-key", "lone-surrogate"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"\xff\xfe not utf-8 \x80\n",
+        b'{"event": "step.applied", "event": "run.finished"}\n',
+        b'{"event": "step.applied", "label": "\\ud800"}\n',
+    ],
+    ids=["invalid-utf8", "duplicate-key", "lone-surrogate"],
+)
 def test_a_journal_damaged_in_the_middle_is_named_and_runs_still_lists_every_run(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path, damage: bytes
 ) -> None:
@@ -84,25 +99,50 @@ def test_a_journal_damaged_in_the_middle_is_named_and_runs_still_lists_every_run
 # -- world files ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("edit", "where"), [
-    (lambda text: text.replace('"protected": false', '"protected": true, "protected": false', 1),
-     "line "),
-    (lambda text: text.replace('"displayName": "', '"displayName": "\\ud800', 1),
-     ".attributes.displayName"),
-    (lambda text: text.replace('"replication_delay_s": 0', '"replication_delay_s": '
-                               + "9" * 5000, 1), "$"),
-], ids=["duplicate-key", "lone-surrogate", "huge-integer"])
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (
+            lambda text: text.replace(
+                '"protected": false', '"protected": true, "protected": false', 1
+            ),
+            "line ",
+        ),
+        (
+            lambda text: text.replace('"displayName": "', '"displayName": "\\ud800', 1),
+            ".attributes.displayName",
+        ),
+        (
+            lambda text: text.replace(
+                '"replication_delay_s": 0', '"replication_delay_s": ' + "9" * 5000, 1
+            ),
+            "$",
+        ),
+    ],
+    ids=["duplicate-key", "lone-surrogate", "huge-integer"],
+)
 def test_a_hostile_world_file_is_refused_naming_the_file_and_the_place(
-    capsys: pytest.CaptureFixture[str], world_file: Path, tmp_path: Path,
-    edit: Callable[[str], str], where: str,
+    capsys: pytest.CaptureFixture[str],
+    world_file: Path,
+    tmp_path: Path,
+    edit: Callable[[str], str],
+    where: str,
 ) -> None:
     text = world_file.read_text("utf-8")
     changed = edit(text)
     assert changed != text
     world_file.write_text(changed, "utf-8")
 
-    code, _, err = run(capsys, "--state-dir", str(tmp_path / "state"), "apply", "kb842101",
-                       "--world", str(world_file), "--yes")
+    code, _, err = run(
+        capsys,
+        "--state-dir",
+        str(tmp_path / "state"),
+        "apply",
+        "kb842101",
+        "--world",
+        str(world_file),
+        "--yes",
+    )
 
     assert code == 1
     one_line_error(err, str(world_file), where)
@@ -114,8 +154,20 @@ def test_a_hostile_world_file_is_refused_naming_the_file_and_the_place(
 
 def saved_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path) -> Path:
     plan = tmp_path / "plan.json"
-    assert run(capsys, "--state-dir", str(tmp_path / "state"), "plan", "kb842101", "--world",
-               str(world_file), "--out", str(plan))[0] == 2
+    assert (
+        run(
+            capsys,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "plan",
+            "kb842101",
+            "--world",
+            str(world_file),
+            "--out",
+            str(plan),
+        )[0]
+        == 2
+    )
     return plan
 
 
@@ -131,25 +183,41 @@ def resealed(plan: Path, edit: Callable[[dict[str, object]], None]) -> None:
     plan.write_text(json.dumps(sealed), "utf-8")
 
 
-@pytest.mark.parametrize(("edit", "named"), [
-    (lambda plan: plan.update(playbook="kb278447"), "playbook kb278447"),
-    (lambda plan: plan.update(selection={"users": "everyone"}), "selection"),
-    (lambda plan: plan.update(options={"allow_protected": False, "replication_timeout_s": -5}),
-     "options.replication_timeout_s"),
-    (lambda plan: plan.update(options={"allow_protected": "yes"}), "options.allow_protected"),
-    (lambda plan: plan.update(parameters={"ou": 5}), "parameters.ou"),
-    (lambda plan: plan.update(changes="all"), "changes"),
-], ids=["switched-playbook", "mangled-selection", "negative-timeout", "option-not-bool",
-        "parameter-not-text", "changes-not-a-list"])
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda plan: plan.update(playbook="kb278447"), "playbook kb278447"),
+        (lambda plan: plan.update(selection={"users": "everyone"}), "selection"),
+        (
+            lambda plan: plan.update(
+                options={"allow_protected": False, "replication_timeout_s": -5}
+            ),
+            "options.replication_timeout_s",
+        ),
+        (lambda plan: plan.update(options={"allow_protected": "yes"}), "options.allow_protected"),
+        (lambda plan: plan.update(parameters={"ou": 5}), "parameters.ou"),
+        (lambda plan: plan.update(changes="all"), "changes"),
+    ],
+    ids=[
+        "switched-playbook",
+        "mangled-selection",
+        "negative-timeout",
+        "option-not-bool",
+        "parameter-not-text",
+        "changes-not-a-list",
+    ],
+)
 def test_a_plan_edited_and_resealed_is_refused_naming_what_is_wrong(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
-    edit: Callable[[dict[str, object]], None], named: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    world_file: Path,
+    edit: Callable[[dict[str, object]], None],
+    named: str,
 ) -> None:
     plan = saved_plan(capsys, tmp_path, world_file)
     resealed(plan, edit)
 
-    code, _, err = run(capsys, "--state-dir", str(tmp_path / "state"), "apply", str(plan),
-                       "--yes")
+    code, _, err = run(capsys, "--state-dir", str(tmp_path / "state"), "apply", str(plan), "--yes")
 
     assert code == 1
     one_line_error(err, named)
@@ -161,18 +229,21 @@ def test_a_plan_with_a_key_given_twice_is_refused(
 ) -> None:
     plan = saved_plan(capsys, tmp_path, world_file)
     text = plan.read_text("utf-8")
-    plan.write_text(text.replace('"playbook": "kb842101"',
-                                 '"playbook": "kb842101", "playbook": "kb842101"', 1), "utf-8")
+    plan.write_text(
+        text.replace('"playbook": "kb842101"', '"playbook": "kb842101", "playbook": "kb842101"', 1),
+        "utf-8",
+    )
 
-    code, _, err = run(capsys, "--state-dir", str(tmp_path / "state"), "apply", str(plan),
-                       "--yes")
+    code, _, err = run(capsys, "--state-dir", str(tmp_path / "state"), "apply", str(plan), "--yes")
 
     assert code == 1
     one_line_error(err, str(plan), '"playbook" is given twice', "line ")
 
 
 def test_a_signed_plan_is_applied_only_unaltered_and_with_the_key(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    world_file: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state = ["--state-dir", str(tmp_path / "state")]
@@ -182,8 +253,10 @@ def test_a_signed_plan_is_applied_only_unaltered_and_with_the_key(
     original = plan.read_text("utf-8")
 
     # altered and resealed: the sha256 holds, the signature does not
-    resealed(plan, lambda data: data.update(options={"allow_protected": True,
-                                                     "replication_timeout_s": None}))
+    resealed(
+        plan,
+        lambda data: data.update(options={"allow_protected": True, "replication_timeout_s": None}),
+    )
     code, _, err = run(capsys, *state, "apply", str(plan), "--yes")
     assert code == 3
     one_line_error(err, "signature does not hold")
@@ -214,20 +287,33 @@ def test_an_inventory_with_a_huge_integer_is_refused(
     one_line_error(err, str(inventory), "too large")
 
 
-def test_end_of_input_at_the_password_prompt_is_an_error_not_a_traceback(
-    tmp_path: Path
-) -> None:
+def test_end_of_input_at_the_password_prompt_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(
         '[directory]\ndomain = "corp.example"\nbase_dn = "DC=corp,DC=example"\n'
         'bind_user = "CORP\\\\remediate"\npassword_prompt = true\ndcs = ["dc1.corp.example"]\n',
-        "utf-8")
+        "utf-8",
+    )
 
     # no terminal (a new session) and nothing on stdin: the prompt reads end of input
     prompted = subprocess.run(
-        [sys.executable, "-m", "remediate", "-q", "plan", "kb842101", "--inventory",
-         str(inventory)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        start_new_session=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "-q",
+            "plan",
+            "kb842101",
+            "--inventory",
+            str(inventory),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=60,
+        check=False,
+    )
 
     assert prompted.returncode == 1
     assert "Traceback" not in prompted.stderr
@@ -239,8 +325,9 @@ def test_a_parameter_that_is_not_utf8_is_refused(
 ) -> None:
     not_utf8 = b"OU=\xff".decode(sys.getfilesystemencoding(), "surrogateescape")
 
-    code, _, err = run(capsys, "plan", "kb842101", "--world", str(world_file),
-                       "-p", f"ou={not_utf8}")
+    code, _, err = run(
+        capsys, "plan", "kb842101", "--world", str(world_file), "-p", f"ou={not_utf8}"
+    )
 
     assert code == 1
     one_line_error(err, "-p ou", "UTF-8")

@@ -41,7 +41,9 @@ HOME_SERVER = "/o=Corp/ou=First Administrative Group/cn=Configuration/cn=Servers
 RECIPIENTS = "/o=Corp/ou=First Administrative Group/cn=Recipients/cn="
 WINDOW = {"created_after": "2026-11-01T10:00:00Z", "created_before": "2026-11-01T12:00:00Z"}
 IN_WINDOW, BEFORE_WINDOW, LONG_AGO = (
-    "2026-11-01T10:30:00Z", "2026-11-01T09:59:00Z", "2025-03-01T08:00:00Z"
+    "2026-11-01T10:30:00Z",
+    "2026-11-01T09:59:00Z",
+    "2025-03-01T08:00:00Z",
 )
 UPGRADED_AT = "2026-10-31T22:00:00Z"
 
@@ -50,7 +52,7 @@ LONG_SAM = ("hubert.blaine." + "wolfeschlegelsteinhausenbergerdorff" * 9)[:300]
 # (cn and displayName, sAMAccountName): every one a legal value somewhere in AD or Exchange, and
 # hostile to LDAP filters, PowerShell, CSV, shells or DN parsing.
 HOSTILE: tuple[tuple[str, str], ...] = (
-    ("O'Brien, \"Smitty\"", "o'brien\""),
+    ('O\'Brien, "Smitty"', "o'brien\""),
     ("Star *()\\ Filter", "star*"),
     ("\u2018Curly\u2019 \u201aLow\u201b \u201cDouble\u201d", "\u2018curly\u2019"),
     ("$(Remove-Item C:\\) & $env:USERNAME", "$(ri)"),
@@ -71,7 +73,7 @@ LOOK_ALIKES: tuple[tuple[str, str], ...] = (
     ("$(Remove-Item C:\\) & $env:USERNAME2", "$(ri)2"),
     (LONG_NAME[:299], LONG_SAM[:299]),
 )
-DEVICE = "iPhone, \"Ann\u2019s\" $(1)"
+DEVICE = 'iPhone, "Ann\u2019s" $(1)'
 assert len(LONG_NAME) == len(LONG_SAM) == 300
 
 
@@ -100,9 +102,16 @@ class WorldBuilder:
 
     def add(self, dn: str, object_class: str, created: str, attributes: Doc) -> str:
         guid = self.guid()
-        self.objects.append({"dn": dn, "object_class": object_class, "guid": guid,
-                             "when_created": created, "protected": False,
-                             "attributes": attributes})
+        self.objects.append(
+            {
+                "dn": dn,
+                "object_class": object_class,
+                "guid": guid,
+                "when_created": created,
+                "protected": False,
+                "attributes": attributes,
+            }
+        )
         return guid
 
     def ou(self, name: str, parent: str) -> str:
@@ -110,36 +119,81 @@ class WorldBuilder:
         self.add(dn, "organizationalUnit", LONG_AGO, {"ou": name})
         return dn
 
-    def user(self, parent: str, name: str, sam: str, created: str, *,
-             mailbox: str | None = None, guid: str | None = None) -> Doc:
+    def user(
+        self,
+        parent: str,
+        name: str,
+        sam: str,
+        created: str,
+        *,
+        mailbox: str | None = None,
+        guid: str | None = None,
+    ) -> Doc:
         """A mail-enabled user whose msExchMailboxGuid is ``mailbox`` (a new GUID if None)."""
         attributes = {
-            "sAMAccountName": sam, "displayName": name, "mailNickname": sam,
-            "mail": f"{sam}@corp.example", "proxyAddresses": [f"SMTP:{sam}@corp.example"],
-            "legacyExchangeDN": RECIPIENTS + sam, "homeMDB": STORE_DN,
+            "sAMAccountName": sam,
+            "displayName": name,
+            "mailNickname": sam,
+            "mail": f"{sam}@corp.example",
+            "proxyAddresses": [f"SMTP:{sam}@corp.example"],
+            "legacyExchangeDN": RECIPIENTS + sam,
+            "homeMDB": STORE_DN,
             "msExchHomeServerName": HOME_SERVER,
             "msExchMailboxGuid": mailbox or self.guid(),
         }
-        entry = {"dn": f"CN={escape_cn(name)},{parent}", "object_class": "user",
-                 "guid": guid or self.guid(), "when_created": created, "protected": False,
-                 "attributes": attributes}
+        entry = {
+            "dn": f"CN={escape_cn(name)},{parent}",
+            "object_class": "user",
+            "guid": guid or self.guid(),
+            "when_created": created,
+            "protected": False,
+            "attributes": attributes,
+        }
         self.objects.append(entry)
         return entry
 
-    def mailbox(self, guid: str, legacy_dn: str, name: str, items: int, *, new: bool = False,
-                disconnected_at: str | None = None) -> list[str]:
-        subjects = ('Re: "final" $(Get-Date) `date`; rm -rf / | more',
-                    "\u2018Quoted\u2019 *()\\ 50%, <b>bold</b>")
-        mail = [{"id": f"{'new' if new else 'old'}-{guid}-{n}", "folder": "Inbox",
-                 "subject": subjects[n % 2]} for n in range(items)]
-        self.boxes.append({"guid": guid, "legacy_dn": legacy_dn, "display_name": name,
-                           "disconnected_at": disconnected_at, "items": mail})
+    def mailbox(
+        self,
+        guid: str,
+        legacy_dn: str,
+        name: str,
+        items: int,
+        *,
+        new: bool = False,
+        disconnected_at: str | None = None,
+    ) -> list[str]:
+        subjects = (
+            'Re: "final" $(Get-Date) `date`; rm -rf / | more',
+            "\u2018Quoted\u2019 *()\\ 50%, <b>bold</b>",
+        )
+        mail = [
+            {
+                "id": f"{'new' if new else 'old'}-{guid}-{n}",
+                "folder": "Inbox",
+                "subject": subjects[n % 2],
+            }
+            for n in range(items)
+        ]
+        self.boxes.append(
+            {
+                "guid": guid,
+                "legacy_dn": legacy_dn,
+                "display_name": name,
+                "disconnected_at": disconnected_at,
+                "items": mail,
+            }
+        )
         return [item["id"] for item in mail]
 
     def connected_mailbox(self, user: Doc, items: int, *, new: bool = False) -> list[str]:
         attributes = user["attributes"]
-        return self.mailbox(attributes["msExchMailboxGuid"], attributes["legacyExchangeDN"],
-                            attributes["displayName"], items, new=new)
+        return self.mailbox(
+            attributes["msExchMailboxGuid"],
+            attributes["legacyExchangeDN"],
+            attributes["displayName"],
+            items,
+            new=new,
+        )
 
     def document(self, scenario: Doc) -> Doc:
         services = [*ExchangeVersion(self.version).transport_services, "MSExchangeIS"]
@@ -147,19 +201,33 @@ class WorldBuilder:
             "format": "remediate.world/1",
             "scenario": scenario,
             "directory": {
-                "domain": "corp.example", "base_dn": BASE_DN,
-                "dcs": [{"name": "DC1", "replication_delay_s": 0},
-                        {"name": "DC2", "replication_delay_s": 900}],
+                "domain": "corp.example",
+                "base_dn": BASE_DN,
+                "dcs": [
+                    {"name": "DC1", "replication_delay_s": 0},
+                    {"name": "DC2", "replication_delay_s": 900},
+                ],
                 "objects": self.objects,
             },
-            "exchange": {"servers": [{
-                "name": "EXCH01", "version": self.version, "dc": "DC2",
-                "legacy_dn": HOME_SERVER,
-                "services": dict.fromkeys(services, "running"),
-                "stores": [{"name": "Mailbox Store (EXCH01)",
-                            "storage_group": "First Storage Group", "dn": STORE_DN,
-                            "mailboxes": self.boxes}],
-            }]},
+            "exchange": {
+                "servers": [
+                    {
+                        "name": "EXCH01",
+                        "version": self.version,
+                        "dc": "DC2",
+                        "legacy_dn": HOME_SERVER,
+                        "services": dict.fromkeys(services, "running"),
+                        "stores": [
+                            {
+                                "name": "Mailbox Store (EXCH01)",
+                                "storage_group": "First Storage Group",
+                                "dn": STORE_DN,
+                                "mailboxes": self.boxes,
+                            }
+                        ],
+                    }
+                ]
+            },
         }
 
 
@@ -194,8 +262,12 @@ def kb842101_world(version: str) -> Kb842101World:
         sync = f"CN=ExchangeActiveSyncDevices,{first['dn']}"
         below[first["guid"]] = [
             world.add(sync, "msExchActiveSyncDevices", IN_WINDOW, {}),
-            world.add(f"CN={escape_cn(DEVICE)},{sync}", "msExchActiveSyncDevice", IN_WINDOW,
-                      {"msExchDeviceFriendlyName": DEVICE}),
+            world.add(
+                f"CN={escape_cn(DEVICE)},{sync}",
+                "msExchActiveSyncDevice",
+                IN_WINDOW,
+                {"msExchDeviceFriendlyName": DEVICE},
+            ),
         ]
     for name, sam in LOOK_ALIKES:
         world.connected_mailbox(world.user(MIGRATED, name, sam, BEFORE_WINDOW), 2)
@@ -206,15 +278,15 @@ def kb842101_expected(world: Kb842101World, chosen: Iterable[Doc]) -> Doc:
     chosen = list(chosen)
     deleted = {user["guid"] for user in chosen}
     deleted |= {guid for user in chosen for guid in world.below.get(user["guid"], [])}
-    boxes = {box["guid"]: box for box in world.doc["exchange"]["servers"][0]["stores"][0]
-             ["mailboxes"]}
+    boxes = {
+        box["guid"]: box for box in world.doc["exchange"]["servers"][0]["stores"][0]["mailboxes"]
+    }
     purged = {user["attributes"]["msExchMailboxGuid"] for user in chosen}
     return {
         "deleted_guids": sorted(deleted),
         "purged_mailboxes": sorted(purged),
         "exported_mailboxes": sorted(g for g in purged if boxes[g]["items"]),
-        "untouched_guids": sorted({o["guid"] for o in world.doc["directory"]["objects"]}
-                                  - deleted),
+        "untouched_guids": sorted({o["guid"] for o in world.doc["directory"]["objects"]} - deleted),
         "untouched_mailboxes": sorted(set(boxes) - purged),
     }
 
@@ -261,8 +333,11 @@ def test_kb842101_deletes_exactly_the_hostile_named_users_in_scope(
     assert {(u["dn"], u["sam"]) for u in selection["users"]} == {
         (user["dn"], user["attributes"]["sAMAccountName"]) for user in chosen
     }
-    everything = {o["dn"] for o in world.doc["directory"]["objects"] if o["guid"] in
-                  set(want["deleted_guids"])}
+    everything = {
+        o["dn"]
+        for o in world.doc["directory"]["objects"]
+        if o["guid"] in set(want["deleted_guids"])
+    }
     assert_dns_in_ldif_are_the_originals(ldif_backups(run_dir(done.applied)), everything)
 
 
@@ -279,11 +354,19 @@ def kb278447_world(version: str) -> Doc:
     for index, (name, sam) in enumerate(HOSTILE):
         blank = world.guid()
         user = world.user(STAFF, name, sam, LONG_AGO, mailbox=blank)
-        old = world.mailbox(user["guid"], RECIPIENTS + sam, name, 3 + index % 3,
-                            disconnected_at=UPGRADED_AT)
+        old = world.mailbox(
+            user["guid"], RECIPIENTS + sam, name, 3 + index % 3, disconnected_at=UPGRADED_AT
+        )
         new = world.connected_mailbox(user, 1 + index % 2, new=True)
-        affected.append({"user": user["guid"], "original": user["guid"], "blank": blank,
-                         "old_items": len(old), "new_items": len(new)})
+        affected.append(
+            {
+                "user": user["guid"],
+                "original": user["guid"],
+                "blank": blank,
+                "old_items": len(old),
+                "new_items": len(new),
+            }
+        )
     healthy: list[str] = []
     for name, sam in LOOK_ALIKES:
         guid = world.guid()
@@ -293,15 +376,28 @@ def kb278447_world(version: str) -> Doc:
     curly = LOOK_ALIKES[0]
     world.mailbox(world.guid(), RECIPIENTS + curly[1], curly[0], 2, disconnected_at=UPGRADED_AT)
     blank = world.guid()
-    name = "Ambiguous, \"Amb\" \u2018Q\u2019 $(x) `y`"
+    name = 'Ambiguous, "Amb" \u2018Q\u2019 $(x) `y`'
     user = world.user(STAFF, name, "amb\u2018q\u2019", LONG_AGO, mailbox=blank)
     world.connected_mailbox(user, 1, new=True)
     for _ in range(2):
-        world.mailbox(world.guid(), user["attributes"]["legacyExchangeDN"], name, 5,
-                      disconnected_at=UPGRADED_AT)
-    return world.document({"name": "kb278447-hostile", "parameters": {}, "expected": {
-        "affected": affected, "healthy_guids": healthy, "ambiguous_guids": [user["guid"]],
-    }})
+        world.mailbox(
+            world.guid(),
+            user["attributes"]["legacyExchangeDN"],
+            name,
+            5,
+            disconnected_at=UPGRADED_AT,
+        )
+    return world.document(
+        {
+            "name": "kb278447-hostile",
+            "parameters": {},
+            "expected": {
+                "affected": affected,
+                "healthy_guids": healthy,
+                "ambiguous_guids": [user["guid"]],
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("version", ["2000", "2003", "2016"])
@@ -323,8 +419,11 @@ def test_kb278447_reconnects_exactly_the_hostile_named_users(engine: Engine, ver
     # Each label names the user's DN, then (in parentheses) what an approver checks.
     assert {c.label.split(" -> ", 1)[1].split(" (user ", 1)[0] for c in reconnected} == dns
     records = journal(run_dir(done.applied))
-    labels = {r["label"] for r in records
-              if r["event"] == "step.applied" and r["step"] == "remove-exchange-attributes"}
+    labels = {
+        r["label"]
+        for r in records
+        if r["event"] == "step.applied" and r["step"] == "remove-exchange-attributes"
+    }
     assert labels == dns
     [discovered] = [r for r in records if r["event"] == "run.discovered"]
     assert {(u["dn"], u["sam"]) for u in discovered["selection"]["users"]} == {

@@ -51,18 +51,23 @@ def test_a_minimal_inventory_has_a_directory_no_exchange_and_no_budget(tmp_path:
     assert inventory.max_deletions is None
 
 
-@pytest.mark.parametrize(("extra", "named"), [
-    ("[oops]\nx = 1\n", "'oops'"),
-    ("[safety]\nmax_deletions = -1\n", "max_deletions"),
-    ("[safety]\nbudget = 3\n", "budget"),
-    ("[safety]\nparallel = 0\n", "parallel"),
-    ("[safety]\nparallel = 100000000000000000000\n", "parallel"),
-    ("[safety]\nparallel = \"8\"\n", "parallel"),
-    ("[safety]\nlease_container = \"not a dn\"\n", "lease_container"),
-    ("[safety]\nlease_container = 3\n", "lease_container"),
-    ("[[exchange]]\nhost = \"exch01.corp.example\"\nversion = \"2016\"\npassword = \"x\"\n",
-     "password"),
-])
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("[oops]\nx = 1\n", "'oops'"),
+        ("[safety]\nmax_deletions = -1\n", "max_deletions"),
+        ("[safety]\nbudget = 3\n", "budget"),
+        ("[safety]\nparallel = 0\n", "parallel"),
+        ("[safety]\nparallel = 100000000000000000000\n", "parallel"),
+        ('[safety]\nparallel = "8"\n', "parallel"),
+        ('[safety]\nlease_container = "not a dn"\n', "lease_container"),
+        ("[safety]\nlease_container = 3\n", "lease_container"),
+        (
+            '[[exchange]]\nhost = "exch01.corp.example"\nversion = "2016"\npassword = "x"\n',
+            "password",
+        ),
+    ],
+)
 def test_a_bad_inventory_is_refused_naming_the_file_and_the_key(
     tmp_path: Path, extra: str, named: str
 ) -> None:
@@ -82,8 +87,9 @@ def test_the_lease_container_is_cn_program_data_unless_the_inventory_names_one(
     tmp_path: Path,
 ) -> None:
     assert load_inventory(write(tmp_path, DIRECTORY)).lease_container == (
-        "CN=Program Data,DC=corp,DC=example")
-    named = 'CN=remediate,CN=Program Data,DC=corp,DC=example'
+        "CN=Program Data,DC=corp,DC=example"
+    )
+    named = "CN=remediate,CN=Program Data,DC=corp,DC=example"
     safety = f"[safety]\nlease_container = '{named}'\n"
     inventory = load_inventory(write(tmp_path, DIRECTORY + safety))
     assert inventory.lease_container == named
@@ -102,7 +108,9 @@ def test_servers_at_a_time_are_read_and_absent_by_default(tmp_path: Path) -> Non
 
 @pytest.mark.samba
 def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
-    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    samba_dc: SambaDC,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     directory = samba_directory(samba_dc)
@@ -117,16 +125,54 @@ def test_plan_and_apply_with_an_inventory_reach_the_samba_dc(
     users = f"users={doomed.sam_account_name}"
     window = window_around_now()
 
-    assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", *window, "--format", "json"]) == 2
+    assert (
+        main(
+            [
+                *state,
+                "-q",
+                "plan",
+                "kb842101",
+                "--inventory",
+                str(path),
+                "-p",
+                users,
+                "-p",
+                f"ou={scope}",
+                *window,
+                "--format",
+                "json",
+            ]
+        )
+        == 2
+    )
     planned = json.loads(capsys.readouterr().out)["changes"]
     assert [c["step"] for c in planned] == ["delete-ad-user"]
 
-    assert main([*state, "-q", "apply", "kb842101", "--inventory", str(path), "-p", users,
-                 "-p", f"ou={scope}", *window, "--yes", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                *state,
+                "-q",
+                "apply",
+                "kb842101",
+                "--inventory",
+                str(path),
+                "-p",
+                users,
+                "-p",
+                f"ou={scope}",
+                *window,
+                "--yes",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     applied = json.loads(capsys.readouterr().out)
     assert [(c["step"], c["target"]) for c in applied["changes"]] == [
-        (c["step"], c["target"]) for c in planned]
+        (c["step"], c["target"]) for c in planned
+    ]
     assert samba_dc.password not in json.dumps(applied)
 
     check = samba_directory(samba_dc)
@@ -156,20 +202,28 @@ def test_a_plan_through_an_inventory_is_rehearsed_on_what_discovery_read_not_the
 
     rehearsal = world.rehearsal().directory
 
-    sent = {op: n - before.get(op, 0) for op, n in live.requests_by_operation.items()
-            if n != before.get(op, 0)}
+    sent = {
+        op: n - before.get(op, 0)
+        for op, n in live.requests_by_operation.items()
+        if n != before.get(op, 0)
+    }
     # The DC's highestCommittedUSN (nothing changed since discovery), then the DCs' sites.
     assert sent == {"directory.changes": 1, "directory.discover": sent["directory.discover"]}
     assert set(rehearsal.read([user.guid, devices.guid], SAMBA_DC_NAME)) == {
-        user.guid, devices.guid}
-    assert rehearsal.find_users(UserQuery(
-        sam_account_names=frozenset({"Administrator"}))) == []  # outside: not read
+        user.guid,
+        devices.guid,
+    }
+    assert (
+        rehearsal.find_users(UserQuery(sam_account_names=frozenset({"Administrator"}))) == []
+    )  # outside: not read
     live.close()
 
 
 @pytest.mark.samba
 def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
-    samba_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    samba_dc: SambaDC,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     directory = samba_directory(samba_dc)
@@ -185,14 +239,46 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
     scope_param = ["-p", f"ou={scope}", *window_around_now()]
     world = tmp_path / "snapshot.json"
 
-    assert main([*state, "snapshot", "--inventory", str(path), "--base-dn", scope,
-                 "--out", str(world)]) == 0
+    assert (
+        main(
+            [*state, "snapshot", "--inventory", str(path), "--base-dn", scope, "--out", str(world)]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main([*state, "-q", "plan", "kb842101", "--inventory", str(path), *scope_param,
-                 "--format", "json"]) == 2
+    assert (
+        main(
+            [
+                *state,
+                "-q",
+                "plan",
+                "kb842101",
+                "--inventory",
+                str(path),
+                *scope_param,
+                "--format",
+                "json",
+            ]
+        )
+        == 2
+    )
     on_dc = json.loads(capsys.readouterr().out)
-    assert main([*state, "-q", "plan", "kb842101", "--world", str(world), *scope_param,
-                 "--format", "json"]) == 2
+    assert (
+        main(
+            [
+                *state,
+                "-q",
+                "plan",
+                "kb842101",
+                "--world",
+                str(world),
+                *scope_param,
+                "--format",
+                "json",
+            ]
+        )
+        == 2
+    )
     on_snapshot = json.loads(capsys.readouterr().out)
 
     assert on_snapshot["changes"] == on_dc["changes"]
@@ -201,12 +287,17 @@ def test_a_snapshot_of_the_samba_dc_plans_like_the_dc_itself(
 
 
 def test_an_exchange_2000_server_is_refused_at_plan_with_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("REMEDIATE_TEST_AD_PASSWORD", "unused")
     monkeypatch.setenv("EXCH_PW", "unused")
-    path = write(tmp_path, DIRECTORY + '[[exchange]]\nhost = "exch2000.corp.example"\n'
-                 'version = "2000"\nidentity = "svc@corp.example"\npassword_env = "EXCH_PW"\n')
+    path = write(
+        tmp_path,
+        DIRECTORY + '[[exchange]]\nhost = "exch2000.corp.example"\n'
+        'version = "2000"\nidentity = "svc@corp.example"\npassword_env = "EXCH_PW"\n',
+    )
     state = ["--state-dir", str(tmp_path / "state")]
     assert main([*state, "-q", "plan", "kb278447", "--inventory", str(path)]) == 3
     error = capsys.readouterr().err

@@ -58,7 +58,8 @@ def lock_holder(state_dir: Path) -> Iterator[subprocess.Popen[str]]:
     """Another process holding the organisation's lock for run ``HOLDER_RUN``."""
     process = subprocess.Popen(
         [sys.executable, "-c", LOCK_HOLDER, str(state_dir), ORGANISATION, HOLDER_RUN],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -76,7 +77,9 @@ def lock_holder(state_dir: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_apply_while_another_run_holds_the_lock_is_refused_naming_the_holder(
-    state_dir: Path, lock_holder: subprocess.Popen[str], tmp_path: Path,
+    state_dir: Path,
+    lock_holder: subprocess.Popen[str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     doc = KB842101.document()
@@ -95,8 +98,9 @@ def test_apply_while_another_run_holds_the_lock_is_refused_naming_the_holder(
     # The command line says the same and exits 3.
     world_file = tmp_path / "world.json"
     save_world(load(doc), world_file)
-    code = main(["--state-dir", str(state_dir), "apply", "kb842101", "--world", str(world_file),
-                 "--yes"])
+    code = main(
+        ["--state-dir", str(state_dir), "apply", "kb842101", "--world", str(world_file), "--yes"]
+    )
     err = capsys.readouterr().err
     assert code == 3
     assert HOLDER_RUN in err and f"pid {lock_holder.pid}" in err
@@ -111,8 +115,9 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_next_run(
 
     doc = KB842101_2016.document()
     seen: list[JournalRecord] = []
-    result = apply(Engine(state_dir=state_dir, subscribers=(seen.append,)), KB842101_2016,
-                   load(doc), doc)
+    result = apply(
+        Engine(state_dir=state_dir, subscribers=(seen.append,)), KB842101_2016, load(doc), doc
+    )
     assert result.state == "done"
     # ... and says whose lock it took over, and how to continue that run
     assert HOLDER_RUN in result.warnings[0] and "crashed or was killed" in result.warnings[0]
@@ -201,8 +206,9 @@ def test_resume_of_a_run_refused_for_want_of_confirmation_is_refused_and_changes
     before = snapshot(world)
     engine = Engine(state_dir=state_dir)
     with pytest.raises(Refused, match="not confirmed") as refused:
-        engine.apply(KB842101.runbook, world, doc["scenario"]["parameters"],
-                     safety=Safety()).raise_for_stop()
+        engine.apply(
+            KB842101.runbook, world, doc["scenario"]["parameters"], safety=Safety()
+        ).raise_for_stop()
     assert refused.value.exit_code == 3
     run_dir = only_run(state_dir)
     written = (run_dir / "journal.jsonl").read_bytes()
@@ -342,7 +348,8 @@ def test_journal_is_fsynced_json_lines_and_ldif_backups_precede_every_delete(
     records = journal(run_dir)
     assert all(
         {"event", "ts", "run_id", "playbook", "mode", "step", "target"} <= set(record)
-        and record["run_id"] == result.run_id and record["playbook"] == "kb842101"
+        and record["run_id"] == result.run_id
+        and record["playbook"] == "kb842101"
         for record in records
     )
     names = [record["event"] for record in records]
@@ -351,8 +358,12 @@ def test_journal_is_fsynced_json_lines_and_ldif_backups_precede_every_delete(
     assert names[0] == "run.started" and names[-1] == "run.finished"
     assert records[-1]["state"] == "done"
     completed = [r["step"] for r in records if r["event"] == "step.completed"]
-    assert completed == [step.id for step in KB842101.runbook.steps(
-        KB842101.runbook.load_selection(events(run_dir, "run.discovered")[0]["selection"]))]
+    assert completed == [
+        step.id
+        for step in KB842101.runbook.steps(
+            KB842101.runbook.load_selection(events(run_dir, "run.discovered")[0]["selection"])
+        )
+    ]
 
     # fsync'd: all of it by the end, and the announcement of the deletes before the first one.
     assert spy.synced_size(path) == path.stat().st_size
@@ -360,7 +371,8 @@ def test_journal_is_fsynced_json_lines_and_ldif_backups_precede_every_delete(
     announced = next(
         text.index(line) + len(line) + 1
         for line in text.split(b"\n")
-        if line and json.loads(line)["event"] == "step.applying"
+        if line
+        and json.loads(line)["event"] == "step.applying"
         and json.loads(line)["step"] == "delete-ad-user"
     )
     deleted = set(doc["scenario"]["expected"]["deleted_guids"])
@@ -383,7 +395,8 @@ def test_journal_is_fsynced_json_lines_and_ldif_backups_precede_every_delete(
                     held = [UUID(text).bytes_le for text in held]
                 assert backup[name] == held, name
     assert deleted == {str(g) for g, _, _ in spy.deletes} | {
-        str(c["guid"]) for kids in children.values() for c in kids}
+        str(c["guid"]) for kids in children.values() for c in kids
+    }
 
     # Base64 exactly where RFC 2849 requires it (hostile names: non-ASCII, quotes, '#', '$').
     written = "\n".join(p.read_text("ascii") for p in sorted(run_dir.glob("backups/ad/*.ldif")))
@@ -408,8 +421,18 @@ def test_runs_against_one_world_file_from_two_state_directories_take_one_lock(
     elsewhere = RunStore(tmp_path / "one", lock_beside=world_file.resolve())
 
     with elsewhere.lock("CORP.EXAMPLE", "first"):
-        code = main(["--state-dir", str(tmp_path / "two"), "-q", "apply", "kb842101",
-                     "--world", str(world_file), "--yes"])
+        code = main(
+            [
+                "--state-dir",
+                str(tmp_path / "two"),
+                "-q",
+                "apply",
+                "kb842101",
+                "--world",
+                str(world_file),
+                "--yes",
+            ]
+        )
 
     assert code == 3
     assert "another run holds the lock (run first, pid " in capsys.readouterr().err
@@ -417,7 +440,7 @@ def test_runs_against_one_world_file_from_two_state_directories_take_one_lock(
 
 
 def test_run_files_are_private_and_a_resume_removes_temporary_files_left_behind(
-    state_dir: Path
+    state_dir: Path,
 ) -> None:
     old = os.umask(0o022)  # the usual umask: files would be world-readable
     try:
@@ -441,6 +464,9 @@ def test_run_files_are_private_and_a_resume_removes_temporary_files_left_behind(
     everything = [state_dir, *state_dir.rglob("*")]
     assert any(path.suffix == ".ldif" for path in everything)
     assert any(path.parent.name == "mail" for path in everything)
-    loose = [f"{path}: {path.stat().st_mode & 0o777:o}" for path in everything
-             if path.stat().st_mode & 0o777 != (0o700 if path.is_dir() else 0o600)]
+    loose = [
+        f"{path}: {path.stat().st_mode & 0o777:o}"
+        for path in everything
+        if path.stat().st_mode & 0o777 != (0o700 if path.is_dir() else 0o600)
+    ]
     assert loose == []

@@ -185,8 +185,9 @@ def test_a_second_batch_repairs_only_the_users_still_broken(engine: Engine) -> N
 
     second = apply(engine, world)
     assert second.state == "done", second.error
-    touched = {record.target for record in second.changes
-               if record.step == "remove-exchange-attributes"}
+    touched = {
+        record.target for record in second.changes if record.step == "remove-exchange-attributes"
+    }
     assert touched == {f"user:{c['user']}" for c in affected[3:]}
     after = snapshot(world)
     for c in affected:
@@ -209,8 +210,10 @@ def test_a_departed_users_mailbox_is_never_given_to_the_new_hire_with_his_legacy
     after = snapshot(world)
     assert connected_to(after, wanted["user"]) == wanted["mailbox"]
     assert untouched(after, doc, wanted["user"])
-    assert mailboxes(after)[wanted["departed_mailbox"]].box == \
-        mailboxes(doc)[wanted["departed_mailbox"]].box
+    assert (
+        mailboxes(after)[wanted["departed_mailbox"]].box
+        == mailboxes(doc)[wanted["departed_mailbox"]].box
+    )
     [(kind, message)] = findings(result, doc, wanted["user"])
     assert kind == "not-affected"
     assert wanted["departed_mailbox"] in message and "before this user was created" in message
@@ -275,8 +278,9 @@ def test_a_blank_never_created_is_repaired_with_nothing_to_export(
     after = snapshot(world)
     assert connected_to(after, wanted["user"]) == wanted["original"]
     assert items(after, wanted["original"]) == items(doc, wanted["original"])
-    [info] = world.exchange.mailboxes(mailboxes(doc)[wanted["original"]].server,
-                                      [UUID(wanted["original"])])
+    [info] = world.exchange.mailboxes(
+        mailboxes(doc)[wanted["original"]].server, [UUID(wanted["original"])]
+    )
     assert info.owner == UUID(wanted["user"]) and not info.disconnected
     exported = {r.target for r in result.changes if r.step == "export-mail"}
     assert not any(wanted["user"] in target for target in exported)
@@ -284,9 +288,7 @@ def test_a_blank_never_created_is_repaired_with_nothing_to_export(
 
 @pytest.mark.parametrize("window", [False, True], ids=["content", "window"])
 @pytest.mark.parametrize("version", ["2000", "2003", "2016"])
-def test_a_repair_half_done_by_hand_is_finished(
-    engine: Engine, version: str, window: bool
-) -> None:
+def test_a_repair_half_done_by_hand_is_finished(engine: Engine, version: str, window: bool) -> None:
     doc = world_with("half-done", version=version)
     wanted = case(doc, "half-done")
     world = load(doc)
@@ -323,8 +325,7 @@ def test_a_stripped_user_with_one_disconnected_mailbox_is_reported_not_reconnect
     assert connected_to(snapshot(world), wanted["user"]) is None
     [(kind, message)] = findings(result, doc, wanted["user"])
     assert kind == "ambiguous" and "disabled on purpose" in message
-    windowed = apply(Engine(state_dir=engine.store.state_dir / "w"), world,
-                     dict(KB278447_WINDOW))
+    windowed = apply(Engine(state_dir=engine.store.state_dir / "w"), world, dict(KB278447_WINDOW))
     assert connected_to(snapshot(world), wanted["user"]) == wanted["original"], windowed.error
 
 
@@ -404,13 +405,18 @@ def test_the_plan_names_both_mailboxes_and_the_evidence_for_each_pairing(engine:
     doc = world_with("big-blank")
     wanted = case(doc, "big-blank")
     plan = engine.plan(PLAYBOOK, load(doc), dict(KB278447_WINDOW))
-    [label] = [r.label for r in plan.changes if r.step == "reconnect-mailbox"
-               and r.target.endswith(wanted["original"])]
+    [label] = [
+        r.label
+        for r in plan.changes
+        if r.step == "reconnect-mailbox" and r.target.endswith(wanted["original"])
+    ]
     user = live_objects(doc)[wanted["user"]]
     name = attribute(user, "displayName")
     assert f"user {name!r}" in label
-    for guid, count in ((wanted["original"], wanted["old_items"]),
-                        (wanted["blank"], wanted["new_items"])):
+    for guid, count in (
+        (wanted["original"], wanted["old_items"]),
+        (wanted["blank"], wanted["new_items"]),
+    ):
         assert f"{guid} {name!r}, {count} items" in label
     assert "created 2026-11-01T07:45:00Z" in label  # the blank, made after the upgrade
     assert "disconnected 2026-10-31T22:00:00Z" in label
@@ -423,8 +429,12 @@ def test_the_plan_names_both_mailboxes_and_the_evidence_for_each_pairing(engine:
 
 def test_the_window_must_be_in_order() -> None:
     with pytest.raises(Exception, match="later than"):
-        PLAYBOOK.parse({"disconnected_after": "2026-11-02T00:00:00Z",
-                        "disconnected_before": "2026-11-01T00:00:00Z"})
+        PLAYBOOK.parse(
+            {
+                "disconnected_after": "2026-11-02T00:00:00Z",
+                "disconnected_before": "2026-11-01T00:00:00Z",
+            }
+        )
 
 
 def test_every_case_builds_and_loads() -> None:

@@ -31,13 +31,17 @@ def originals(doc: Doc) -> dict[str, str]:
 
 
 def connections(doc: Doc) -> dict[str, str | None]:
-    return {guid: mailbox_guid(entry) for guid, entry in live_objects(doc).items()
-            if entry["object_class"] == "user"}
+    return {
+        guid: mailbox_guid(entry)
+        for guid, entry in live_objects(doc).items()
+        if entry["object_class"] == "user"
+    }
 
 
 def contents(doc: Doc) -> dict[str, set[str]]:
-    return {guid: {item["id"] for item in home.box["items"]}
-            for guid, home in mailboxes(doc).items()}
+    return {
+        guid: {item["id"] for item in home.box["items"]} for guid, home in mailboxes(doc).items()
+    }
 
 
 @dataclass(frozen=True)

@@ -105,11 +105,14 @@ def test_kb842101_refuses_a_protected_user_on_samba_before_any_change(
     guarded = user(backend, scope, "Guarded")
     backend.protect(guarded)
     world = world_on(directory, scope)
-    window = {"created_after": iso(first.when_created),
-              "created_before": iso(guarded.when_created + timedelta(seconds=1))}
+    window = {
+        "created_after": iso(first.when_created),
+        "created_before": iso(guarded.when_created + timedelta(seconds=1)),
+    }
     with pytest.raises(Refused, match="protected from accidental deletion"):
-        apply_confirmed(engine, get_playbook("kb842101"), world, {"ou": scope,
-                        **window}).raise_for_stop()
+        apply_confirmed(
+            engine, get_playbook("kb842101"), world, {"ou": scope, **window}
+        ).raise_for_stop()
     assert set(directory.read([first.guid, guarded.guid], SAMBA_DC_NAME)) == {
         first.guid,
         guarded.guid,
@@ -123,7 +126,9 @@ def test_a_snapshot_of_a_scope_is_a_world_file_with_the_same_objects(
     scope = backend.add(samba_dc.base_dn, unique("snap-"), "organizationalUnit").dn
     mailbox = uuid4()
     ann = backend.add(
-        scope, 'Ann "Quotes", Lee', "user",
+        scope,
+        'Ann "Quotes", Lee',
+        "user",
         {"sAMAccountName": unique("s"), "msExchMailboxGuid": str(mailbox), "mailNickname": "ann"},
     )
     backend.protect(ann)
@@ -137,8 +142,6 @@ def test_a_snapshot_of_a_scope_is_a_world_file_with_the_same_objects(
     assert copies[ann.guid].mailbox_guid == mailbox
     assert copies[ann.guid].protected
     assert copies[ann.guid].when_created == ann.when_created
-    assert [e.guid for e in loaded.descendants([ann.guid], SAMBA_DC_NAME)[ann.guid]] == [
-        child.guid
-    ]
+    assert [e.guid for e in loaded.descendants([ann.guid], SAMBA_DC_NAME)[ann.guid]] == [child.guid]
     outside = loaded.find_users(UserQuery(sam_account_names=frozenset({"Administrator"})))
     assert outside == []  # only the scope was read

@@ -39,8 +39,9 @@ def directory(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
 def test_the_adapter_reads_the_sid_criticality_and_admin_count_of_built_in_accounts(
     samba_dc: SambaDC, directory: LdapDirectory
 ) -> None:
-    found = directory.find_users(UserQuery(
-        base_dn=f"CN=Users,{samba_dc.base_dn}", sam_account_names=frozenset(BUILT_IN)))
+    found = directory.find_users(
+        UserQuery(base_dn=f"CN=Users,{samba_dc.base_dn}", sam_account_names=frozenset(BUILT_IN))
+    )
 
     by_name = {entry.sam_account_name: entry for entry in found}
     assert set(by_name) == set(BUILT_IN)
@@ -71,11 +72,14 @@ def test_a_plan_on_the_users_container_never_selects_the_dcs_own_accounts(
 ) -> None:
     users = f"CN=Users,{samba_dc.base_dn}"
     now = datetime.now(UTC)
-    window = {"created_after": iso(now - timedelta(days=2)),
-              "created_before": iso(now + timedelta(days=1))}
+    window = {
+        "created_after": iso(now - timedelta(days=2)),
+        "created_before": iso(now + timedelta(days=1)),
+    }
 
-    planned = engine.plan(get_playbook("kb842101"), world_on(directory, users),
-                          {"ou": users, **window})
+    planned = engine.plan(
+        get_playbook("kb842101"), world_on(directory, users), {"ou": users, **window}
+    )
 
     selected = planned.selection_json()
     assert isinstance(selected, dict)
@@ -83,8 +87,9 @@ def test_a_plan_on_the_users_container_never_selects_the_dcs_own_accounts(
     assert not chosen & set(BUILT_IN)
     kept = {f.target.split(",")[0] for f in planned.findings if f.kind == "kept-existing-account"}
     assert {f"CN={name}" for name in BUILT_IN} <= kept
-    assert [c for c in planned.changes if c.step == "delete-ad-user"
-            and c.label.split(",")[0] in kept] == []
+    assert [
+        c for c in planned.changes if c.step == "delete-ad-user" and c.label.split(",")[0] in kept
+    ] == []
 
 
 def test_a_mistyped_ou_is_an_error_on_samba(
@@ -94,5 +99,6 @@ def test_a_mistyped_ou_is_an_error_on_samba(
     now = datetime.now(UTC)
     window = {"created_after": iso(now - timedelta(days=1)), "created_before": iso(now)}
     with pytest.raises(InputError, match="OU=Migratd"):
-        engine.plan(get_playbook("kb842101"), world_on(directory, samba_dc.base_dn),
-                    {"ou": typo, **window})
+        engine.plan(
+            get_playbook("kb842101"), world_on(directory, samba_dc.base_dn), {"ou": typo, **window}
+        )

@@ -48,8 +48,12 @@ def objects(doc: Doc) -> dict[str, Doc]:
 
 
 def boxes(doc: Doc) -> set[str]:
-    return {box["guid"] for server in doc["exchange"]["servers"]
-            for store in server["stores"] for box in store["mailboxes"]}
+    return {
+        box["guid"]
+        for server in doc["exchange"]["servers"]
+        for store in server["stores"]
+        for box in store["mailboxes"]
+    }
 
 
 def sam(entry: Doc) -> str:
@@ -83,8 +87,13 @@ def test_accounts_the_wizard_only_matched_are_reported_and_untouched(
     for guid in expected["matched_guids"]:
         assert ("matched-account", before_objects[guid]["dn"]) in reported
     reasons = " ".join(f.message for f in planned.findings)
-    for words in ("sIDHistory", "isCriticalSystemObject", "adminCount=1", "RID 501",
-                  "mailbox_only=true"):
+    for words in (
+        "sIDHistory",
+        "isCriticalSystemObject",
+        "adminCount=1",
+        "RID 501",
+        "mailbox_only=true",
+    ):
         assert words in reasons
 
 
@@ -143,8 +152,7 @@ def test_users_outside_the_window_are_findings_not_targets(tmp_path: Path) -> No
     [
         ({"ou": KB842101_OU}, "created_after and created_before missing"),
         ({"users": "jdoe"}, "created_after and created_before missing"),
-        ({"users": "jdoe", "created_after": WINDOW["created_after"]},
-         "created_before missing"),
+        ({"users": "jdoe", "created_after": WINDOW["created_after"]}, "created_before missing"),
     ],
     ids=["ou without window", "users without window", "half a window"],
 )
@@ -154,8 +162,9 @@ def test_the_creation_window_is_required(parameters: dict[str, str], words: str)
     assert words in str(error.value)
 
 
-def run_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-            *argv: str) -> tuple[int, list[str]]:
+def run_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str
+) -> tuple[int, list[str]]:
     monkeypatch.setenv("REMEDIATE_STATE_DIR", str(tmp_path / "state"))
     world = tmp_path / "world.json"
     if not world.exists():
@@ -180,9 +189,14 @@ def test_users_that_match_nothing_are_an_error_naming_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doc: Doc = kb842101(4, 5)
-    real = sam(next(e for e in objects(doc).values()
-                    if e["guid"] in doc["scenario"]["expected"]["deleted_guids"]
-                    and e["object_class"] == "user"))
+    real = sam(
+        next(
+            e
+            for e in objects(doc).values()
+            if e["guid"] in doc["scenario"]["expected"]["deleted_guids"]
+            and e["object_class"] == "user"
+        )
+    )
     window = [f"-p{key}={value}" for key, value in WINDOW.items()]
     code, lines = run_cli(tmp_path, capsys, monkeypatch, f"-pusers={real},nobody,ghost", *window)
     assert code == 1
@@ -192,16 +206,17 @@ def test_users_that_match_nothing_are_an_error_naming_them(
 def test_the_wizards_account_list_is_compared_with_the_selection(tmp_path: Path) -> None:
     doc: Doc = kb842101(4, 5)
     deleted = doc["scenario"]["expected"]["deleted_guids"]
-    users = [e for e in objects(doc).values() if e["guid"] in deleted
-             and e["object_class"] == "user"]
+    users = [
+        e for e in objects(doc).values() if e["guid"] in deleted and e["object_class"] == "user"
+    ]
     listing = tmp_path / "wizard.txt"
     # the first by logon name, the second by DN (other case), one the scope does not select
-    listing.write_text(f"# accounts\n{sam(users[0])}\n\n{users[1]['dn'].upper()}\nstranger\n",
-                       encoding="utf-8")
+    listing.write_text(
+        f"# accounts\n{sam(users[0])}\n\n{users[1]['dn'].upper()}\nstranger\n", encoding="utf-8"
+    )
     parameters = {**doc["scenario"]["parameters"], "account_list": str(listing)}
 
-    planned = Engine(state_dir=tmp_path / "s").plan(get_playbook("kb842101"), load(doc),
-                                                    parameters)
+    planned = Engine(state_dir=tmp_path / "s").plan(get_playbook("kb842101"), load(doc), parameters)
 
     found = {(f.kind, f.target) for f in planned.findings}
     assert ("listed-not-selected", "stranger") in found
@@ -214,8 +229,9 @@ def test_an_unreadable_account_list_is_one_line_naming_the_file(
 ) -> None:
     missing = tmp_path / "nowhere.txt"
     window = [f"-p{key}={value}" for key, value in WINDOW.items()]
-    code, lines = run_cli(tmp_path, capsys, monkeypatch, f"-pou={KB842101_OU}", *window,
-                          f"-paccount_list={missing}")
+    code, lines = run_cli(
+        tmp_path, capsys, monkeypatch, f"-pou={KB842101_OU}", *window, f"-paccount_list={missing}"
+    )
     assert code == 1
     assert len(lines) == 1 and str(missing) in lines[0]
 
@@ -235,29 +251,44 @@ def test_the_markdown_ticket_shows_when_each_user_was_created_and_why(
     assert "| user | created | why selected |" in out
     rows = [line for line in out.splitlines() if "inside the window" in line]
     assert len(rows) == 3
-    created = {e["when_created"] for e in objects(doc).values()
-               if e["guid"] in doc["scenario"]["expected"]["deleted_guids"]
-               and e["object_class"] == "user"}
+    created = {
+        e["when_created"]
+        for e in objects(doc).values()
+        if e["guid"] in doc["scenario"]["expected"]["deleted_guids"] and e["object_class"] == "user"
+    }
     assert {row.split("|")[2].strip() for row in rows} == created
 
 
 @pytest.mark.parametrize(
     ("sid", "kept"),
-    [("S-1-5-21-1004336348-1177238915-682003330-500", True),
-     ("S-1-5-21-1004336348-1177238915-682003330-999", True),
-     ("S-1-5-21-1004336348-1177238915-682003330-1000", False),
-     ("S-1-5-21-500-1-2-1105", False),  # 500 in the domain part is no RID
-     ("S-1-5-32-544", True)],
+    [
+        ("S-1-5-21-1004336348-1177238915-682003330-500", True),
+        ("S-1-5-21-1004336348-1177238915-682003330-999", True),
+        ("S-1-5-21-1004336348-1177238915-682003330-1000", False),
+        ("S-1-5-21-500-1-2-1105", False),  # 500 in the domain part is no RID
+        ("S-1-5-32-544", True),
+    ],
 )
 def test_the_well_known_rid_rule_reads_the_rid(sid: str, kept: bool) -> None:
-    entry = DirectoryEntry(uuid4(), "CN=x,DC=corp,DC=example", "user", utc(WINDOW["created_after"]),
-                           utc(WINDOW["created_after"]), 1, attributes={"objectSid": sid})
+    entry = DirectoryEntry(
+        uuid4(),
+        "CN=x,DC=corp,DC=example",
+        "user",
+        utc(WINDOW["created_after"]),
+        utc(WINDOW["created_after"]),
+        1,
+        attributes={"objectSid": sid},
+    )
     assert (never_selected(entry) is not None) == kept
 
 
 @settings(max_examples=15, deadline=None)
-@given(size=st.integers(min_value=1, max_value=8), seed=st.integers(min_value=0, max_value=2**32),
-       version=st.sampled_from(VERSIONS), mailbox_only=st.booleans())
+@given(
+    size=st.integers(min_value=1, max_value=8),
+    seed=st.integers(min_value=0, max_value=2**32),
+    version=st.sampled_from(VERSIONS),
+    mailbox_only=st.booleans(),
+)
 def test_on_any_trapped_world_plan_equals_apply_and_no_existing_account_is_deleted(
     size: int, seed: int, version: str, mailbox_only: bool
 ) -> None:
@@ -285,11 +316,13 @@ def test_an_ou_holding_users_exists_even_where_the_world_file_leaves_it_out(
     tmp_path: Path,
 ) -> None:
     doc: Doc = kb842101(3, 5)
-    doc["directory"]["objects"] = [e for e in doc["directory"]["objects"]
-                                   if e["object_class"] != "organizationalUnit"]
+    doc["directory"]["objects"] = [
+        e for e in doc["directory"]["objects"] if e["object_class"] != "organizationalUnit"
+    ]
 
-    planned = Engine(state_dir=tmp_path).plan(get_playbook("kb842101"), load(doc),
-                                              doc["scenario"]["parameters"])
+    planned = Engine(state_dir=tmp_path).plan(
+        get_playbook("kb842101"), load(doc), doc["scenario"]["parameters"]
+    )
 
     assert planned.exit_code == 2, planned.error
     assert planned.selection_summary["users"] == 3

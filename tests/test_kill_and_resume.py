@@ -52,8 +52,16 @@ faults.Faults.perform = perform
 
 
 def cli(state_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "remediate", "--state-dir", str(state_dir),
-            "--log-format", "json", *args]
+    return [
+        sys.executable,
+        "-m",
+        "remediate",
+        "--state-dir",
+        str(state_dir),
+        "--log-format",
+        "json",
+        *args,
+    ]
 
 
 def wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
@@ -88,12 +96,24 @@ def slow_apply(tmp_path: Path, world_file: Path) -> Iterator[subprocess.Popen[by
     (tmp_path / "slow" / "sitecustomize.py").write_text(SLOW)
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "slow")}
     process = subprocess.Popen(
-        cli(tmp_path / "state", "apply", CASE.playbook, "--world", str(world_file), "--yes",
-            "--durable-world"),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cli(
+            tmp_path / "state",
+            "apply",
+            CASE.playbook,
+            "--world",
+            str(world_file),
+            "--yes",
+            "--durable-world",
+        ),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: process.poll() is not None or applying(tmp_path / "state", DELETES),
-                 "the delete batch")
+        wait_for(
+            lambda: process.poll() is not None or applying(tmp_path / "state", DELETES),
+            "the delete batch",
+        )
         assert process.poll() is None, "the apply finished before it could be caught"
         yield process
     finally:
@@ -120,7 +140,11 @@ def test_a_second_apply_while_one_runs_is_refused_naming_the_holder(
     holder = only_run(tmp_path / "state").name
     second = subprocess.run(
         cli(tmp_path / "state", "apply", CASE.playbook, "--world", str(world_file), "--yes"),
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     assert second.returncode == 3, second.stderr
     assert f"run {holder}, pid {slow_apply.pid} on " in second.stderr
@@ -138,14 +162,27 @@ def test_sigkill_in_the_middle_of_an_apply_then_resume_converges(
     run_dir = only_run(state_dir)
     left = snapshot(load_world(run_dir / "world.json"))
     broken = snapshot(load_world(world_file))
-    assert comparable(left) not in (comparable(broken), comparable(reference)), \
+    assert comparable(left) not in (comparable(broken), comparable(reference)), (
         "the kill did not land in the middle of the repair"
+    )
     assert journal(run_dir)[-1]["event"] != "run.finished"
 
     resumed = subprocess.run(
-        cli(state_dir, "resume", run_dir.name, "--durable-world", "--format", "json",
-            "--save-world", str(tmp_path / "end.json")),
-        capture_output=True, text=True, timeout=300, check=False)
+        cli(
+            state_dir,
+            "resume",
+            run_dir.name,
+            "--durable-world",
+            "--format",
+            "json",
+            "--save-world",
+            str(tmp_path / "end.json"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
@@ -158,7 +195,10 @@ def test_sigkill_in_the_middle_of_an_apply_then_resume_converges(
     assert lost_items(snapshot(load(doc)), end, run_dir) == []
     assert touched_outside(CASE, doc, snapshot(load(doc)), end) == []
     # the deletes the killed process made were announced, never recorded: resume settled them
-    deleted = [r["target"] for r in journal(run_dir)
-               if r["event"] == "step.applied" and r["step"] == DELETES]
+    deleted = [
+        r["target"]
+        for r in journal(run_dir)
+        if r["event"] == "step.applied" and r["step"] == DELETES
+    ]
     assert len(deleted) == len(set(deleted)) == CASE.size
     assert any(r.get("settled") for r in journal(run_dir) if r["event"] == "step.applied")

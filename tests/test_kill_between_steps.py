@@ -68,8 +68,17 @@ HOURLY = 3600  # 2003 stores run the cleanup agent hourly here: the manual wait 
 
 
 def cli(state_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "remediate", "--state-dir", str(state_dir), "-q",
-            "--log-format", "json", *args]
+    return [
+        sys.executable,
+        "-m",
+        "remediate",
+        "--state-dir",
+        str(state_dir),
+        "-q",
+        "--log-format",
+        "json",
+        *args,
+    ]
 
 
 def killed_apply(tmp_path: Path, case: Case, step: str) -> Path:
@@ -79,10 +88,21 @@ def killed_apply(tmp_path: Path, case: Case, step: str) -> Path:
     (tmp_path / "kill").mkdir()
     (tmp_path / "kill" / "sitecustomize.py").write_text(KILL_AFTER)
     killed = subprocess.run(
-        cli(tmp_path / "state", "apply", case.playbook, "--world", str(world_file), "--yes",
-            "--durable-world"),
+        cli(
+            tmp_path / "state",
+            "apply",
+            case.playbook,
+            "--world",
+            str(world_file),
+            "--yes",
+            "--durable-world",
+        ),
         env={**os.environ, "PYTHONPATH": str(tmp_path / "kill"), "KILL_AFTER_STEP": step},
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     return only_run(tmp_path / "state")
 
@@ -106,9 +126,21 @@ def test_sigkill_right_after_a_step_then_resume_converges(
     done = [r["step"] for r in journal(run_dir) if r["event"] == "step.completed"]
     assert done[-1] == step
     resumed = subprocess.run(
-        cli(state_dir, "resume", run_dir.name, "--durable-world", "--format", "json",
-            "--save-world", str(tmp_path / "end.json")),
-        capture_output=True, text=True, timeout=120, check=False)
+        cli(
+            state_dir,
+            "resume",
+            run_dir.name,
+            "--durable-world",
+            "--format",
+            "json",
+            "--save-world",
+            str(tmp_path / "end.json"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["state"] == "done"
     end = snapshot(load_world(tmp_path / "end.json"))
@@ -127,8 +159,16 @@ def test_a_resume_refused_because_the_run_is_live_leaves_its_world_file_alone(
     organisation = load_world(world_file).organisation
 
     with RunStore(tmp_path / "state").lock(organisation, "someone-else"):
-        code = main(["--state-dir", str(tmp_path / "state"), "-q", "resume", run_dir.name,
-                     "--durable-world"])
+        code = main(
+            [
+                "--state-dir",
+                str(tmp_path / "state"),
+                "-q",
+                "resume",
+                run_dir.name,
+                "--durable-world",
+            ]
+        )
 
     assert code == 3
     assert "another run holds the lock" in capsys.readouterr().err

@@ -31,8 +31,21 @@ MAY_IMPORT: dict[str, set[str]] = {
 # Top-level modules are named one by one: a new one must be placed on the page and here.
 LAYER_OF: dict[str, str] = {
     **dict.fromkeys(
-        ("errors", "model", "dn", "sids", "strictjson", "clock", "turns", "recipient", "ldif",
-         "inventoryfile", "markdown", "hosts", "gcpolicy"),
+        (
+            "errors",
+            "model",
+            "dn",
+            "sids",
+            "strictjson",
+            "clock",
+            "turns",
+            "recipient",
+            "ldif",
+            "inventoryfile",
+            "markdown",
+            "hosts",
+            "gcpolicy",
+        ),
         "foundation",
     ),
     "ports": "ports",

@@ -219,7 +219,5 @@ def test_replication_delays_come_from_the_site_links(samba_dc: SambaDC) -> None:
 
     links = discovery.site_links(search, configuration)
     assert [link.interval_s for link in links] == [180 * 60.0]  # DEFAULTIPSITELINK
-    assert links[0].sites == (
-        normalize(f"CN=Default-First-Site-Name,CN=Sites,{configuration}"),
-    )
+    assert links[0].sites == (normalize(f"CN=Default-First-Site-Name,CN=Sites,{configuration}"),)
     directory.close()

@@ -132,8 +132,13 @@ def test_a_change_by_another_client_is_read_again_and_only_that(
 
     seen: dict[UUID, DirectoryEntry] = {}
     # highestCommittedUSN, the names changed since, then Bob: Cy's tombstone was among them.
-    assert _requests(directory, lambda: seen.update(
-        directory.read([ann.guid, bob.guid, cy.guid], SAMBA_DC_NAME))) == 3
+    assert (
+        _requests(
+            directory,
+            lambda: seen.update(directory.read([ann.guid, bob.guid, cy.guid], SAMBA_DC_NAME)),
+        )
+        == 3
+    )
     assert set(seen) == {ann.guid, bob.guid}
     assert seen[bob.guid].get("displayName") == "Bob Roe"
     tombstone = directory.read([cy.guid], SAMBA_DC_NAME, include_deleted=True)[cy.guid]
@@ -153,8 +158,9 @@ def test_changes_elsewhere_cost_a_container_check_only_if_one_could_hold_what_is
     # An OU never read here changed: the containers of what is held are looked up by GUID.
     assert _requests(directory, lambda: directory.read([ann.guid], SAMBA_DC_NAME)) == 3
     for name, classes in (("Zed", ["user"]), ("Crew", ["group"]), ("PC1", ["computer"])):
-        assert other.add(f"CN={name},{elsewhere}", classes,
-                         {"sAMAccountName": unique(name.lower())})[0]
+        assert other.add(
+            f"CN={name},{elsewhere}", classes, {"sAMAccountName": unique(name.lower())}
+        )[0]
     # A user, a group, a computer: highestCommittedUSN and the names changed since, no check.
     assert _requests(directory, lambda: directory.read([ann.guid], SAMBA_DC_NAME)) == 2
     assert other.modify(elsewhere, {"description": [(ldap3.MODIFY_REPLACE, ["moved?"])]})[0]

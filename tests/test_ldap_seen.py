@@ -16,11 +16,23 @@ OU = "OU=Staff,DC=corp,DC=example"
 EPOCH = datetime(2026, 11, 21, tzinfo=UTC)
 
 
-def entry(dn: str, usn: int, guid: UUID | None = None, *, deleted: bool = False,
-          object_class: str = "user") -> DirectoryEntry:
-    return DirectoryEntry(guid=guid or uuid4(), dn=dn, object_class=object_class,
-                          when_created=EPOCH, when_changed=EPOCH, usn_changed=usn,
-                          deleted=deleted)
+def entry(
+    dn: str,
+    usn: int,
+    guid: UUID | None = None,
+    *,
+    deleted: bool = False,
+    object_class: str = "user",
+) -> DirectoryEntry:
+    return DirectoryEntry(
+        guid=guid or uuid4(),
+        dn=dn,
+        object_class=object_class,
+        when_created=EPOCH,
+        when_changed=EPOCH,
+        usn_changed=usn,
+        deleted=deleted,
+    )
 
 
 def holding(*entries: DirectoryEntry, container: UUID | None = None) -> Seen:
@@ -41,12 +53,22 @@ def test_a_change_to_an_object_never_read_is_reported_until_it_is_checked() -> N
     assert seen.entry(DC, ann.guid, include_deleted=False) == ann
 
 
-@pytest.mark.parametrize(("object_class", "could_be_above"), [
-    ("user", False), ("computer", False), ("group", False), ("contact", False),
-    ("inetOrgPerson", False), ("foreignSecurityPrincipal", False),
-    ("organizationalUnit", True), ("container", True), ("builtinDomain", True),
-    ("msExchSystemObjectsContainer", True), ("", True),
-])
+@pytest.mark.parametrize(
+    ("object_class", "could_be_above"),
+    [
+        ("user", False),
+        ("computer", False),
+        ("group", False),
+        ("contact", False),
+        ("inetOrgPerson", False),
+        ("foreignSecurityPrincipal", False),
+        ("organizationalUnit", True),
+        ("container", True),
+        ("builtinDomain", True),
+        ("msExchSystemObjectsContainer", True),
+        ("", True),
+    ],
+)
 def test_only_a_stranger_that_could_lie_above_a_user_asks_for_the_container_check(
     object_class: str, could_be_above: bool
 ) -> None:
@@ -59,9 +81,21 @@ def test_a_changed_entry_is_stale_and_a_tombstone_is_known_deleted() -> None:
     ann, bob = entry(f"CN=Ann,{OU}", 90), entry(f"CN=Bob,{OU}", 91)
     seen = holding(ann, bob)
 
-    seen.refresh(DC, [(entry(ann.dn, 105, ann.guid), None),
-                      (entry(f"CN=Bob\\0ADEL:{bob.guid},CN=Deleted Objects,DC=corp,DC=example",
-                             106, bob.guid, deleted=True), None)])
+    seen.refresh(
+        DC,
+        [
+            (entry(ann.dn, 105, ann.guid), None),
+            (
+                entry(
+                    f"CN=Bob\\0ADEL:{bob.guid},CN=Deleted Objects,DC=corp,DC=example",
+                    106,
+                    bob.guid,
+                    deleted=True,
+                ),
+                None,
+            ),
+        ],
+    )
 
     assert not seen.knows(DC, ann.guid, include_deleted=False)
     assert seen.held_within(DC, OU) == ([], [ann.guid])

@@ -39,8 +39,11 @@ def test_objectsid_and_every_sidhistory_value_are_decoded_on_a_user() -> None:
 
     # Kept as AD's bytes (an LDIF backup restores them byte for byte), read as Windows shows them.
     assert [sid_text(v) for v in entry.get_binary("objectSid") or ()] == [
-        "S-1-5-21-1004336348-1177238915-682003330-1105"]
+        "S-1-5-21-1004336348-1177238915-682003330-1105"
+    ]
     assert [sid_text(v) for v in entry.get_binary("sIDHistory") or ()] == [
-        "S-1-5-21-1-2-3-1013", "S-1-5-21-4-5-6-1014"]
+        "S-1-5-21-1-2-3-1013",
+        "S-1-5-21-4-5-6-1014",
+    ]
     reason = never_selected(entry)
     assert reason is not None and "sIDHistory (S-1-5-21-1-2-3-1013)" in reason

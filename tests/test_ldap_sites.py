@@ -29,14 +29,21 @@ def test_a_dc_in_the_writable_dcs_site_has_no_delay_others_the_cheapest_path_of_
         SiteLink(180 * 60.0, (HUB, FAR)),  # direct, but dearer than through the branch
     ]
     assert delays(DCS, links, "DC1") == {
-        "dc1": 0.0, "dc2": 0.0, "dc3": 15 * 60.0, "dc4": 75 * 60.0, "dc5": DEFAULT_INTERVAL_S,
+        "dc1": 0.0,
+        "dc2": 0.0,
+        "dc3": 15 * 60.0,
+        "dc4": 75 * 60.0,
+        "dc5": DEFAULT_INTERVAL_S,
     }
 
 
 def test_delays_are_counted_from_the_writable_dcs_site() -> None:
     links = [SiteLink(15 * 60.0, (HUB, BRANCH)), SiteLink(60 * 60.0, (BRANCH, FAR))]
     assert delays(DCS, links, "dc4") == {
-        "dc1": 75 * 60.0, "dc2": 75 * 60.0, "dc3": 60 * 60.0, "dc4": 0.0,
+        "dc1": 75 * 60.0,
+        "dc2": 75 * 60.0,
+        "dc3": 60 * 60.0,
+        "dc4": 0.0,
         "dc5": DEFAULT_INTERVAL_S,
     }
 
@@ -55,15 +62,21 @@ def test_a_global_catalog_of_another_domain_is_found_as_a_partial_replica() -> N
     def dsa(host: str, masters: str, partial: str = "") -> Found:
         server = f"CN={host},{servers}"
         held = {"hasPartialReplicaNCs": [partial.encode()]} if partial else {}
-        return [(server, {"objectClass": [b"server"], "dNSHostName": [f"{host}.x".encode()]}),
-                (f"CN=NTDS Settings,{server}", {"objectClass": [b"nTDSDSA"],
-                                                "hasMasterNCs": [masters.encode()], **held})]
+        return [
+            (server, {"objectClass": [b"server"], "dNSHostName": [f"{host}.x".encode()]}),
+            (
+                f"CN=NTDS Settings,{server}",
+                {"objectClass": [b"nTDSDSA"], "hasMasterNCs": [masters.encode()], **held},
+            ),
+        ]
 
     found = [*dsa("DC1", domain), *dsa("GC7", other, domain), *dsa("DC9", other)]
 
-    assert discover(lambda base, flt, attrs: found, "CN=Configuration,DC=corp,DC=example",
-                    domain) == [
+    assert discover(
+        lambda base, flt, attrs: found, "CN=Configuration,DC=corp,DC=example", domain
+    ) == [
         DomainController("DC1.x", False, "cn=hub,cn=sites,cn=configuration,dc=corp,dc=example"),
-        DomainController("GC7.x", False, "cn=hub,cn=sites,cn=configuration,dc=corp,dc=example",
-                         partial=True),
+        DomainController(
+            "GC7.x", False, "cn=hub,cn=sites,cn=configuration,dc=corp,dc=example", partial=True
+        ),
     ]

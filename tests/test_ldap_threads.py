@@ -37,10 +37,15 @@ class Overlaps:
 
 
 def test_calls_to_one_dc_take_turns_and_calls_to_different_dcs_run_together(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = LdapDirectory(ConnectionSettings(bind_user="u", password="p"),
-                              domain="corp.example", base_dn="DC=corp,DC=example",
-                              dcs=["dc1", "dc2"], writable_dc="dc1")
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory = LdapDirectory(
+        ConnectionSettings(bind_user="u", password="p"),
+        domain="corp.example",
+        base_dn="DC=corp,DC=example",
+        dcs=["dc1", "dc2"],
+        writable_dc="dc1",
+    )
     seen = Overlaps()
 
     def refresh(dc: str) -> None:
@@ -48,14 +53,18 @@ def test_calls_to_one_dc_take_turns_and_calls_to_different_dcs_run_together(
         time.sleep(0.05)  # a search's round trip
         seen.leave(dc)
 
-    def held(guids: Collection[UUID], dc: str, *,
-             include_deleted: bool = False) -> dict[UUID, DirectoryEntry]:
+    def held(
+        guids: Collection[UUID], dc: str, *, include_deleted: bool = False
+    ) -> dict[UUID, DirectoryEntry]:
         return {}
 
     monkeypatch.setattr(directory, "_refresh", refresh)
     monkeypatch.setattr(directory, "_read_held", held)
-    threads = [threading.Thread(target=directory.read, args=([UUID(int=n)], dc))
-               for n in range(4) for dc in ("dc1", "dc2")]
+    threads = [
+        threading.Thread(target=directory.read, args=([UUID(int=n)], dc))
+        for n in range(4)
+        for dc in ("dc1", "dc2")
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -39,8 +39,13 @@ def other_holder(world: FakeWorld, **changes: object) -> LeaseRecord:
     """A lease record of a run on another machine, as it would have written it now."""
     now = world.clock.now()
     fields: dict[str, object] = {
-        "run_id": "20261201T100000Z-kb842101-abcdef", "holder": "ann@ops-laptop-7",
-        "pid": 4242, "started": now, "renewed": now, "state": "running"}
+        "run_id": "20261201T100000Z-kb842101-abcdef",
+        "holder": "ann@ops-laptop-7",
+        "pid": 4242,
+        "started": now,
+        "renewed": now,
+        "state": "running",
+    }
     fields.update(changes)
     return LeaseRecord(**fields)  # type: ignore[arg-type]  # each change is the field's own type
 
@@ -79,14 +84,16 @@ def test_a_lease_in_a_container_that_does_not_exist_is_refused_naming_it() -> No
         world.directory.add_lease(lease_dn(container), "x")
     engine = Engine(state_dir=Path("/nonexistent-state"), lease_container=container)
     with pytest.raises(InputError, match="lease_container") as refused:
-        engine.apply(KB842101.runbook, world, parameters(KB842101.document()),
-                     safety=YES).raise_for_stop()
+        engine.apply(
+            KB842101.runbook, world, parameters(KB842101.document()), safety=YES
+        ).raise_for_stop()
     assert "CN=No Such" in str(refused.value)
 
 
 def test_the_lease_name_escapes_the_container_and_refuses_what_is_no_dn() -> None:
     assert lease_dn("OU=Ops\\, North,DC=corp,DC=example") == (
-        "CN=remediate-lease,OU=Ops\\, North,DC=corp,DC=example")
+        "CN=remediate-lease,OU=Ops\\, North,DC=corp,DC=example"
+    )
     with pytest.raises(InputError, match="lease_container"):
         lease_dn("not a dn")
 
@@ -141,24 +148,36 @@ def test_an_expired_lease_is_never_taken_silently_and_break_lease_takes_it_after
     world.directory.add_lease(lease_dn(container), holder.to_text())
 
     with pytest.raises(LockHeld, match="stopped renewing it") as refused:
-        apply(Engine(state_dir=tmp_path, lease_container=container), KB842101, world,
-              doc).raise_for_stop()
+        apply(
+            Engine(state_dir=tmp_path, lease_container=container), KB842101, world, doc
+        ).raise_for_stop()
     assert "--break-lease" in str(refused.value)
     assert f"remediate resume {holder.run_id}" in str(refused.value)
 
     asked: list[str] = []
     with pytest.raises(Refused, match="not confirmed"):
-        apply(Engine(state_dir=tmp_path, lease_container=container,
-                     break_lease=answering(asked, False)),
-              KB842101, world, doc).raise_for_stop()
+        apply(
+            Engine(
+                state_dir=tmp_path, lease_container=container, break_lease=answering(asked, False)
+            ),
+            KB842101,
+            world,
+            doc,
+        ).raise_for_stop()
     assert holder.run_id in asked[0] and "ann@ops-laptop-7" in asked[0]
     assert held(world, container) == holder
 
-    result = apply(Engine(state_dir=tmp_path, lease_container=container,
-                          break_lease=lambda text: True), KB842101, world, doc)
+    result = apply(
+        Engine(state_dir=tmp_path, lease_container=container, break_lease=lambda text: True),
+        KB842101,
+        world,
+        doc,
+    )
     assert result.exit_code == 0, result.error
-    assert any(f"took over organisation {world.organisation}'s lease from run "
-               f"{holder.run_id}" in warning for warning in result.warnings)
+    assert any(
+        f"took over organisation {world.organisation}'s lease from run {holder.run_id}" in warning
+        for warning in result.warnings
+    )
     assert held(world, container) is None
 
 
@@ -169,8 +188,9 @@ def test_break_lease_never_takes_a_live_runs_lease(tmp_path: Path) -> None:
     holder = other_holder(world)
     world.directory.add_lease(lease_dn(container), holder.to_text())
     asked: list[str] = []
-    engine = Engine(state_dir=tmp_path, lease_container=container,
-                    break_lease=answering(asked, True))
+    engine = Engine(
+        state_dir=tmp_path, lease_container=container, break_lease=answering(asked, True)
+    )
 
     with pytest.raises(LockHeld, match="is alive"):
         apply(engine, KB842101, world, doc).raise_for_stop()
@@ -190,8 +210,12 @@ def test_a_paused_run_keeps_the_lease_and_its_resume_takes_it_back(tmp_path: Pat
     kept = held(world, container)
     assert kept is not None and (kept.run_id, kept.state) == (run_id, STOPPED)
     with pytest.raises(LockHeld) as refused:  # nobody else starts on the half-repaired users
-        apply(Engine(state_dir=tmp_path / "elsewhere", lease_container=container),
-              KB842101_2003, world, doc)
+        apply(
+            Engine(state_dir=tmp_path / "elsewhere", lease_container=container),
+            KB842101_2003,
+            world,
+            doc,
+        )
     assert f"remediate resume {run_id}" in str(refused.value)
     assert "waiting for its resume" in str(refused.value)
 

@@ -44,8 +44,11 @@ def directory(samba_dc: SambaDC) -> Iterator[LdapDirectory]:
 
 def new_container(samba_dc: SambaDC, directory: LdapDirectory) -> str:
     """A container of its own for each test (tests share the DC), with a name to escape."""
-    return SambaBackend(samba_dc, directory).add(
-        samba_dc.base_dn, unique("lease, ops+"), "container").dn
+    return (
+        SambaBackend(samba_dc, directory)
+        .add(samba_dc.base_dn, unique("lease, ops+"), "container")
+        .dn
+    )
 
 
 def test_the_adapter_adds_a_lease_once_and_swaps_and_removes_only_its_record_on_a_real_dc(
@@ -75,15 +78,20 @@ def test_a_second_lease_on_a_real_dc_is_refused_naming_the_holder_until_released
     other = samba_directory(samba_dc)
 
     def lease(on: LdapDirectory, run_id: str) -> OrganisationLease:
-        return OrganisationLease(on, container, organisation="samdom.test", run_id=run_id,
-                                 clock=SystemClock(), retry=RetryPolicy(attempts=1))
+        return OrganisationLease(
+            on,
+            container,
+            organisation="samdom.test",
+            run_id=run_id,
+            clock=SystemClock(),
+            retry=RetryPolicy(attempts=1),
+        )
 
     first = lease(directory, "20261207T120000Z-kb842101-aaaaaa")
     first.acquire()
     with pytest.raises(LockHeld) as refused:
         lease(other, "20261207T120001Z-kb842101-bbbbbb").acquire()
-    assert (f"run 20261207T120000Z-kb842101-aaaaaa, pid {os.getpid()} on "
-            in str(refused.value))
+    assert f"run 20261207T120000Z-kb842101-aaaaaa, pid {os.getpid()} on " in str(refused.value)
     record = LeaseRecord.from_text(other.lease(lease_dn(container)))
     assert record is not None and record.host == socket.gethostname()
 
@@ -107,34 +115,61 @@ def test_a_second_apply_from_another_state_directory_is_refused_naming_the_holde
     victim = backend.add(scope, "Lease Victim", "user", {"sAMAccountName": unique("lv")})
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(
-        directory_section(samba_dc, password_env=PASSWORD_ENV,
-                          extra=f'dcs = ["{SAMBA_DC_NAME}"]')
-        + f"[safety]\nlease_container = '{container}'\n", encoding="utf-8")
+        directory_section(samba_dc, password_env=PASSWORD_ENV, extra=f'dcs = ["{SAMBA_DC_NAME}"]')
+        + f"[safety]\nlease_container = '{container}'\n",
+        encoding="utf-8",
+    )
     env = {**os.environ, PASSWORD_ENV: samba_dc.password}
     created = victim.when_created
-    apply = ["apply", "kb842101", "--inventory", str(inventory), "-p", f"ou={scope}",
-             "-p", f"users={victim.sam_account_name}",
-             "-p", f"created_after={iso(created - timedelta(minutes=1))}",
-             "-p", f"created_before={iso(created + timedelta(minutes=1))}"]
+    apply = [
+        "apply",
+        "kb842101",
+        "--inventory",
+        str(inventory),
+        "-p",
+        f"ou={scope}",
+        "-p",
+        f"users={victim.sam_account_name}",
+        "-p",
+        f"created_after={iso(created - timedelta(minutes=1))}",
+        "-p",
+        f"created_before={iso(created + timedelta(minutes=1))}",
+    ]
 
-    first = spawn_cli(env, tmp_path, "-q", "--state-dir", tmp_path / "ann", *apply,
-                      dimensions=(40, 160))
+    first = spawn_cli(
+        env, tmp_path, "-q", "--state-dir", tmp_path / "ann", *apply, dimensions=(40, 160)
+    )
     try:
         first.expect_exact("Type 'yes' to continue: ")
         (run_dir,) = (tmp_path / "ann" / "runs").iterdir()
 
         second = subprocess.run(
-            [sys.executable, "-m", "remediate", "-q", "--state-dir", str(tmp_path / "bob"),
-             *apply, "--yes"], env=env, capture_output=True, text=True, timeout=TIMEOUT,
-            check=False)
+            [
+                sys.executable,
+                "-m",
+                "remediate",
+                "-q",
+                "--state-dir",
+                str(tmp_path / "bob"),
+                *apply,
+                "--yes",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
 
         assert second.returncode == 3, second.stderr
         refusal = " ".join(second.stderr.split())  # as one line, whatever the wrapping
-        assert f"another run holds the lease (run {run_dir.name}, pid {first.pid} on " \
-            in refusal, refusal
+        assert f"another run holds the lease (run {run_dir.name}, pid {first.pid} on " in refusal, (
+            refusal
+        )
         assert f"@{socket.gethostname()}" in refusal and "wait for it to finish" in refusal
         assert not (tmp_path / "bob" / "runs").exists() or not any(
-            (tmp_path / "bob" / "runs").iterdir())
+            (tmp_path / "bob" / "runs").iterdir()
+        )
         held = LeaseRecord.from_text(directory.lease(lease_dn(container)))
         assert held is not None and (held.run_id, held.pid) == (run_dir.name, first.pid)
 
@@ -148,9 +183,22 @@ def test_a_second_apply_from_another_state_directory_is_refused_naming_the_holde
     # The lease is free again: the second run gets past it, to discovery, which says the user
     # it names is gone (kb842101 makes a users= name that matches nothing an error, exit 1).
     again = subprocess.run(
-        [sys.executable, "-m", "remediate", "-q", "--state-dir", str(tmp_path / "bob"),
-         *apply, "--yes"], env=env, capture_output=True, text=True, timeout=TIMEOUT,
-        check=False)
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "-q",
+            "--state-dir",
+            str(tmp_path / "bob"),
+            *apply,
+            "--yes",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
     assert again.returncode == 1, again.stderr
     assert "names no user" in again.stderr and "holds the lease" not in again.stderr
     assert directory.lease(lease_dn(container)) is None

@@ -20,11 +20,17 @@ CLI = Path(__file__).parent.parent / "remediate" / "cli"
 
 # The journal's event for each hook.
 KINDS = {
-    "on_run_started": "run.started", "on_discovered": "run.discovered",
-    "on_planned": "run.planned", "on_approved": "run.approved", "on_resumed": "run.resumed",
-    "on_step_started": "step.started", "on_change": "step.applied",
-    "on_batch_finished": "step.verified", "on_step_completed": "step.completed",
-    "on_manual_action": "step.manual", "on_paused": "run.paused",
+    "on_run_started": "run.started",
+    "on_discovered": "run.discovered",
+    "on_planned": "run.planned",
+    "on_approved": "run.approved",
+    "on_resumed": "run.resumed",
+    "on_step_started": "step.started",
+    "on_change": "step.applied",
+    "on_batch_finished": "step.verified",
+    "on_step_completed": "step.completed",
+    "on_manual_action": "step.manual",
+    "on_paused": "run.paused",
     "on_run_finished": "run.finished",
 }
 
@@ -114,8 +120,11 @@ def test_an_apply_is_heard_in_the_journal_order_before_the_journal_writes_it(
             super().on_step_completed(step)
             # Told before the journal says so: a listener's own record is never behind it.
             [run] = (state_dir / "runs").iterdir()
-            assert not [line for line in journal(run)
-                        if line["event"] == "step.completed" and line["step"] == step]
+            assert not [
+                line
+                for line in journal(run)
+                if line["event"] == "step.completed" and line["step"] == step
+            ]
 
     heard = Listener()
     engine = Engine(state_dir=state_dir, listeners=(heard,))
@@ -124,8 +133,9 @@ def test_an_apply_is_heard_in_the_journal_order_before_the_journal_writes_it(
 
     assert [run.mode for run in heard.runs] == ["apply"]
     assert heard.runs[0].run_id == result.run_id
-    written = [line["event"] for line in journal(run_dir(result))
-               if line["event"] in KINDS.values()]
+    written = [
+        line["event"] for line in journal(run_dir(result)) if line["event"] in KINDS.values()
+    ]
     assert [KINDS[hook] for hook in heard.hooks] == written
     assert rows(heard.changes) == rows(list(result.changes))
     assert dict(heard.summary) == dict(result.selection_summary)
@@ -137,8 +147,8 @@ def _listener_classes() -> list[tuple[Path, ast.ClassDef]]:
     for path in sorted(CLI.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and any(
-                    isinstance(base, ast.Name) and base.id == "RunListener"
-                    for base in node.bases):
+                isinstance(base, ast.Name) and base.id == "RunListener" for base in node.bases
+            ):
                 found.append((path, node))
     return found
 
@@ -152,20 +162,31 @@ def test_the_command_line_listens_to_typed_hooks_not_event_dicts() -> None:
     reads a value out of a record by key (``record["step"]``, ``record.get("event")``)."""
     listeners = _listener_classes()
     assert {node.name for _, node in listeners} >= {
-        "StepLines", "ProgressBars", "RunLog", "DurableWorld"}
+        "StepLines",
+        "ProgressBars",
+        "RunLog",
+        "DurableWorld",
+    }
     by_key = [
         f"{path.name}:{inner.lineno} in {node.name}"
-        for path, node in listeners for inner in ast.walk(node)
+        for path, node in listeners
+        for inner in ast.walk(node)
         if (isinstance(inner, ast.Subscript) and _names_a_field(inner.slice))
-        or (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute)
-            and inner.func.attr == "get" and inner.args and _names_a_field(inner.args[0]))
+        or (
+            isinstance(inner, ast.Call)
+            and isinstance(inner.func, ast.Attribute)
+            and inner.func.attr == "get"
+            and inner.args
+            and _names_a_field(inner.args[0])
+        )
     ]
     assert by_key == []
     subscribing = [
         f"{path.name}:{node.lineno}"
         for path in sorted(CLI.glob("*.py"))
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.ImportFrom) and node.module == "remediate.engine.events"
+        if isinstance(node, ast.ImportFrom)
+        and node.module == "remediate.engine.events"
         and any(alias.name == "Subscriber" for alias in node.names)
     ]
     assert subscribing == []

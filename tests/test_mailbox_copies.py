@@ -39,9 +39,14 @@ def _copy_of(box: MailboxInfo, *, soft_deleted: bool = False) -> FakeMailbox:
     its own (ids the live mailbox does not have: an export of the copy would show)."""
     kind = "moved" if soft_deleted else "restored"
     items = [MailItem(f"{box.guid}/{kind}-{n}", "Inbox", f"{kind} {n}") for n in range(3)]
-    return FakeMailbox(box.guid, box.legacy_dn, box.display_name,
-                       MOVED_AT if soft_deleted else box.disconnected_at, PackedItems(items),
-                       soft_deleted=soft_deleted)
+    return FakeMailbox(
+        box.guid,
+        box.legacy_dn,
+        box.display_name,
+        MOVED_AT if soft_deleted else box.disconnected_at,
+        PackedItems(items),
+        soft_deleted=soft_deleted,
+    )
 
 
 def add_copies(world: FakeWorld, *, soft_deleted: bool) -> Copies:
@@ -54,24 +59,39 @@ def add_copies(world: FakeWorld, *, soft_deleted: bool) -> Copies:
         boxes = [box for box in exchange.mailboxes(server.name) if box.live]
         if server.version.legacy:
             group_dn = f"CN={RECOVERY_STORAGE_GROUP},{parent_dn(parent_dn(live.dn))}"
-            recovery = exchange.add_store(server.name, live.name, RECOVERY_STORAGE_GROUP,
-                                          f"CN={live.name},{group_dn}", recovery=True)
+            recovery = exchange.add_store(
+                server.name,
+                live.name,
+                RECOVERY_STORAGE_GROUP,
+                f"CN={live.name},{group_dn}",
+                recovery=True,
+            )
         else:
-            recovery = exchange.add_store(server.name, "RDB01", "",
-                                          f"CN=RDB01,{parent_dn(live.dn)}", recovery=True)
+            recovery = exchange.add_store(
+                server.name, "RDB01", "", f"CN=RDB01,{parent_dn(live.dn)}", recovery=True
+            )
         exchange.add_mailboxes(recovery.dn, [_copy_of(box) for box in boxes])
         if soft_deleted:
             old = exchange.add_store(server.name, "DB-old", "", f"CN=DB-old,{parent_dn(live.dn)}")
             exchange.add_mailboxes(old.dn, [_copy_of(box, soft_deleted=True) for box in boxes])
-    return {box.key: box for server in exchange.servers()
-            for box in exchange.mailboxes(server.name) if not box.live}
+    return {
+        box.key: box
+        for server in exchange.servers()
+        for box in exchange.mailboxes(server.name)
+        if not box.live
+    }
 
 
 def assert_copies_untouched(world: World, copies: Copies) -> None:
-    now = {box.key: box for server in world.exchange.servers()
-           for box in world.exchange.mailboxes(server.name) if not box.live}
+    now = {
+        box.key: box
+        for server in world.exchange.servers()
+        for box in world.exchange.mailboxes(server.name)
+        if not box.live
+    }
     assert {key: (box.copy, box.item_count, box.disconnected_at) for key, box in now.items()} == {
-        key: (box.copy, box.item_count, box.disconnected_at) for key, box in copies.items()}
+        key: (box.copy, box.item_count, box.disconnected_at) for key, box in copies.items()
+    }
 
 
 @pytest.mark.parametrize("version", ["2003", "2016"])
@@ -109,7 +129,8 @@ def _findings(result: RunResult) -> list[str]:
 
 @pytest.mark.parametrize("version", ["2003", "2016"])
 def test_kb278447_repairs_the_live_mailboxes_and_reports_the_copies(
-    engine: Engine, version: str,
+    engine: Engine,
+    version: str,
 ) -> None:
     world = load(scenario("kb278447", 4, seed=2, version=version))
     copies = add_copies(world, soft_deleted=version != "2003")
@@ -125,7 +146,8 @@ def test_kb278447_repairs_the_live_mailboxes_and_reports_the_copies(
 
 @pytest.mark.parametrize("version", ["2003", "2016"])
 def test_kb842101_purges_the_live_mailboxes_and_verifies_despite_the_copies(
-    engine: Engine, version: str,
+    engine: Engine,
+    version: str,
 ) -> None:
     doc = scenario("kb842101", 4, seed=2, version=version)
     world = load(doc)
@@ -147,7 +169,8 @@ def copied_world(request: pytest.FixtureRequest) -> Iterator[tuple[FakeWorld, Co
 
 @pytest.mark.winrm
 def test_over_winrm_the_scripts_are_given_the_store_and_leave_the_copies(
-    engine: Engine, copied_world: tuple[FakeWorld, Copies],
+    engine: Engine,
+    copied_world: tuple[FakeWorld, Copies],
 ) -> None:
     fake, copies = copied_world
     playbook = get_playbook("kb278447")
@@ -155,18 +178,25 @@ def test_over_winrm_the_scripts_are_given_the_store_and_leave_the_copies(
         world = WinRmWorld(fake, site.exchange())
         planned = engine.plan(playbook, world, {"purge_blank": "true"})
         assert planned.exit_code == EXIT_PENDING and _findings(planned)
-        assert apply_confirmed(engine, playbook, world,
-                               {"purge_blank": "true"}).exit_code == EXIT_DONE
-        sent = [call for host in site.hosts.values() for call in host.calls
-                if call.operation in ("purge", "reconnect", "export", "import")]
-    assert sent and all(call.parameters["stores"] and all(call.parameters["stores"])
-                        for call in sent)
+        assert (
+            apply_confirmed(engine, playbook, world, {"purge_blank": "true"}).exit_code == EXIT_DONE
+        )
+        sent = [
+            call
+            for host in site.hosts.values()
+            for call in host.calls
+            if call.operation in ("purge", "reconnect", "export", "import")
+        ]
+    assert sent and all(
+        call.parameters["stores"] and all(call.parameters["stores"]) for call in sent
+    )
     assert_copies_untouched(fake, copies)
 
 
 @pytest.mark.winrm
 def test_a_snapshot_keeps_the_copies_so_the_inventory_plan_reports_them(
-    engine: Engine, copied_world: tuple[FakeWorld, Copies],
+    engine: Engine,
+    copied_world: tuple[FakeWorld, Copies],
 ) -> None:
     """The inventory's plan rehearses on a snapshot read through the scripts: the recovery
     store and the soft-deleted copies survive it, and are reported, not acted on."""
@@ -201,8 +231,11 @@ def test_a_replicated_database_is_read_once_where_its_copy_is_active(engine: Eng
     assert len(listed) == len(set(listed))  # a passive copy is not read
     saved = snapshot(world)
     assert snapshot(world_from_json(saved)) == saved  # the DAG is kept
-    assert [store.get("passive_copies") for server in saved["exchange"]["servers"]
-            for store in server["stores"]] == [[name] for name in reversed(databases)]
+    assert [
+        store.get("passive_copies")
+        for server in saved["exchange"]["servers"]
+        for store in server["stores"]
+    ] == [[name] for name in reversed(databases)]
 
     first, second = databases
     moved = {box.guid for box in world.exchange.mailboxes(first)}
@@ -214,5 +247,6 @@ def test_a_replicated_database_is_read_once_where_its_copy_is_active(engine: Eng
     planned = engine.plan(playbook, world, parameters(doc))
     assert planned.exit_code == EXIT_PENDING
     assert {r.endpoint for r in planned.changes if r.step == "purge-mailbox"} == {
-        f"exchange:{second}"}  # both databases are active there now
+        f"exchange:{second}"
+    }  # both databases are active there now
     assert apply_confirmed(engine, playbook, world, parameters(doc)).exit_code == EXIT_DONE

@@ -54,7 +54,9 @@ def test_the_export_script_waits_within_the_runners_deadline(site: Site) -> None
 @pytest.mark.parametrize("version", [ExchangeVersion.E2010, ExchangeVersion.E2016])
 @pytest.mark.parametrize(("operation", "kind"), [("export", "Export"), ("import", "Import")])
 def test_requests_are_named_per_mailbox_resumed_by_name_and_removed_when_done(
-    version: ExchangeVersion, operation: str, kind: str,
+    version: ExchangeVersion,
+    operation: str,
+    kind: str,
 ) -> None:
     text = library(version)[operation].text
     assert f"New-Mailbox{kind}Request -Mailbox " in text and " -Name $name " in text
@@ -67,7 +69,8 @@ def test_requests_are_named_per_mailbox_resumed_by_name_and_removed_when_done(
 
 
 def test_what_connect_mailbox_validateonly_reports_stops_the_strip_before_it_starts(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """2007+: before anyone is stripped, the server holding each original mailbox is asked
     (Connect-Mailbox -ValidateOnly); a mailbox it says cannot be connected stops the step, and
@@ -78,12 +81,18 @@ def test_what_connect_mailbox_validateonly_reports_stops_the_strip_before_it_sta
         world = WinRmWorld(fake, site.exchange())
         assert engine.plan(playbook, world, {}).exit_code == EXIT_PENDING
         monkeypatch.setattr(
-            fake.exchange, "reconnect_problems", lambda server, guids, stores=None: {
-                guid: "The mailbox is in a database that is dismounted." for guid in guids})
+            fake.exchange,
+            "reconnect_problems",
+            lambda server, guids, stores=None: {
+                guid: "The mailbox is in a database that is dismounted." for guid in guids
+            },
+        )
         with pytest.raises(StepFailed) as failed:
             apply_confirmed(engine, playbook, world, {}).raise_for_stop()
         calls = [c.operation for c in site.hosts["EXCH01"].calls]
     assert failed.value.step == "remove-exchange-attributes"
-    assert "(Connect-Mailbox -ValidateOnly): The mailbox is in a database that is dismounted. "\
+    assert (
+        "(Connect-Mailbox -ValidateOnly): The mailbox is in a database that is dismounted. "
         "Nothing was changed" in str(failed.value)
+    )
     assert "validate_reconnect" in calls and "disable" not in calls

@@ -52,8 +52,13 @@ def test_a_manual_step_that_outlasts_the_wait_pauses_and_resume_finishes_after_t
     run_dir = only_run(state_dir)
     assert paused.exit_code == 2
     assert paused.run_id == run_dir.name and paused.step == "run-cleanup-agent"
-    for words in ("On EXCH01", "Exchange System Manager", "First Storage Group",
-                  "Mailbox Store (EXCH01)", "Run Cleanup Agent"):
+    for words in (
+        "On EXCH01",
+        "Exchange System Manager",
+        "First Storage Group",
+        "Mailbox Store (EXCH01)",
+        "Run Cleanup Agent",
+    ):
         assert words in paused.instructions
     assert f"remediate resume {run_dir.name}" in str(paused)
     state = load_run_state(run_dir)

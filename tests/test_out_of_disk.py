@@ -32,10 +32,24 @@ def world_file(tmp_path: Path) -> Path:
     return path
 
 
-def apply(capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
-          *extra: str) -> tuple[int, str, str]:
-    code = cli.main(["-q", "--state-dir", str(tmp_path / "state"), "apply", CASE.playbook,
-                     "--world", str(world_file), "--yes", "--format", "json", *extra])
+def apply(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path, *extra: str
+) -> tuple[int, str, str]:
+    code = cli.main(
+        [
+            "-q",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "apply",
+            CASE.playbook,
+            "--world",
+            str(world_file),
+            "--yes",
+            "--format",
+            "json",
+            *extra,
+        ]
+    )
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     return code, out, err
@@ -44,8 +58,9 @@ def apply(capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
 def test_an_unwritable_save_world_is_refused_before_anything(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path
 ) -> None:
-    code, _, err = apply(capsys, tmp_path, world_file, "--save-world",
-                         str(tmp_path / "no-such-folder" / "end.json"))
+    code, _, err = apply(
+        capsys, tmp_path, world_file, "--save-world", str(tmp_path / "no-such-folder" / "end.json")
+    )
 
     assert code == 1
     assert "--save-world" in err and "cannot be written" in err
@@ -53,12 +68,15 @@ def test_an_unwritable_save_world_is_refused_before_anything(
 
 
 def test_too_little_space_for_the_journal_and_backups_is_refused_before_the_first_change(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    world_file: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr("remediate.engine.runner.shutil.disk_usage",
-                        lambda path: usage._replace(free=1024 * 1024))
+    monkeypatch.setattr(
+        "remediate.engine.runner.shutil.disk_usage", lambda path: usage._replace(free=1024 * 1024)
+    )
 
     code, out, _ = apply(capsys, tmp_path, world_file)
 
@@ -69,7 +87,9 @@ def test_too_little_space_for_the_journal_and_backups_is_refused_before_the_firs
 
 
 def test_a_disk_that_fills_mid_run_stops_it_naming_run_state_and_resume_and_saves_the_world(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, world_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    world_file: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def full(path: Path, text: Any) -> None:

@@ -30,8 +30,10 @@ SERVERS = 4
 SERVER_NAMES = [f"EXCH{n:02d}" for n in range(1, SERVERS + 1)]
 NIGHTLY = 86400
 MODERN = [Case(playbook, "2016", size=8, servers=SERVERS) for playbook in ("kb842101", "kb278447")]
-LEGACY = [Case(playbook, "2003", size=8, servers=SERVERS, cleanup_interval_s=3600)
-          for playbook in ("kb842101", "kb278447")]
+LEGACY = [
+    Case(playbook, "2003", size=8, servers=SERVERS, cleanup_interval_s=3600)
+    for playbook in ("kb842101", "kb278447")
+]
 
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -91,8 +93,11 @@ def test_the_journal_records_each_batch_start_and_end_with_its_endpoint(tmp_path
     doc = case.document()
     run(case, doc, tmp_path / "state", parallel=8)
     records = journal(only_run(tmp_path / "state"))
-    step = [r for r in records if r["step"] == "export-mail"
-            and r["event"] in ("step.applying", "step.verified")]
+    step = [
+        r
+        for r in records
+        if r["step"] == "export-mail" and r["event"] in ("step.applying", "step.verified")
+    ]
     starts = [r["endpoint"] for r in step if r["event"] == "step.applying"]
     ends = [r["endpoint"] for r in step if r["event"] == "step.verified"]
     assert sorted(starts) == sorted(ends) == [f"exchange:{server}" for server in SERVER_NAMES]
@@ -120,13 +125,17 @@ def test_one_server_failing_lets_the_others_finish_says_which_completed_and_resu
     assert sorted(completed) == ["exchange:EXCH01", "exchange:EXCH03", "exchange:EXCH04"]
     assert "1 of 4 servers left for resume" in message
     run_dir = only_run(tmp_path / "state")
-    verified = [r["endpoint"] for r in events(run_dir, "step.verified")
-                if r["step"] == "export-mail"]
+    verified = [
+        r["endpoint"] for r in events(run_dir, "step.verified") if r["step"] == "export-mail"
+    ]
     # The batches in flight when EXCH02 failed were let end, and recorded.
     assert sorted(verified) == ["exchange:EXCH01", "exchange:EXCH03", "exchange:EXCH04"]
     exported = [r for r in events(run_dir, "step.applied") if r["step"] == "export-mail"]
-    assert {r["endpoint"] for r in exported} == {"exchange:EXCH01", "exchange:EXCH03",
-                                                 "exchange:EXCH04"}
+    assert {r["endpoint"] for r in exported} == {
+        "exchange:EXCH01",
+        "exchange:EXCH03",
+        "exchange:EXCH04",
+    }
 
     world.faults.clear()
     result = engine.resume(run_dir.name, world, PLAYBOOKS)
@@ -148,9 +157,11 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
 
     assert all(f"On {server} " in paused.value.instructions for server in SERVER_NAMES)
     run_dir = only_run(tmp_path / "state")
-    step: list[dict[str, Any]] = [r for r in journal(run_dir)
-                                  if r["step"] == paused.value.step
-                                  and r["event"] in ("step.manual", "step.waiting")]
+    step: list[dict[str, Any]] = [
+        r
+        for r in journal(run_dir)
+        if r["step"] == paused.value.step and r["event"] in ("step.manual", "step.waiting")
+    ]
     # Every server's instructions are out before any server's wait goes past its first poll.
     first_long_wait = next(i for i, r in enumerate(step) if r.get("polls", 0) >= 2)
     assert [r["event"] for r in step[:first_long_wait]].count("step.manual") == SERVERS
@@ -160,11 +171,14 @@ def test_manual_steps_on_several_servers_are_announced_together_and_paused_toget
     assert (result.state, result.exit_code) == ("done", 0)
 
 
-@pytest.mark.parametrize("command", [
-    ["plan", "kb842101", "--world", "w.json"],
-    ["apply", "kb842101", "--world", "w.json"],
-    ["resume", "20261101T000000Z-abc"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "kb842101", "--world", "w.json"],
+        ["apply", "kb842101", "--world", "w.json"],
+        ["resume", "20261101T000000Z-abc"],
+    ],
+)
 def test_plan_apply_and_resume_take_servers_at_a_time(command: list[str]) -> None:
     assert _engine(parsed(command)).parallel == DEFAULT_PARALLEL
     assert _engine(parsed([*command, "--parallel", "1"])).parallel == 1

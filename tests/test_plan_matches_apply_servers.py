@@ -33,8 +33,9 @@ def test_plan_matches_apply_with_two_2003_servers_at_size_400(name: str, tmp_pat
         Engine(state_dir=tmp_path), get_playbook(name), world, parameters
     )
 
-    servers = {record.endpoint for record in applied.changes
-               if record.step.startswith("run-cleanup-agent")}
+    servers = {
+        record.endpoint for record in applied.changes if record.step.startswith("run-cleanup-agent")
+    }
     assert servers == {"exchange:EXCH01", "exchange:EXCH02"}
 
 
@@ -50,8 +51,7 @@ def test_plan_matches_apply_with_two_2003_servers_reading_different_lagging_dcs(
 
 
 def test_a_paused_manual_step_names_every_servers_stores_at_once(tmp_path: Path) -> None:
-    world = scenario_world("kb842101", 12, 3, version="2003",
-                           topology=Topology(2, (900.0, 300.0)))
+    world = scenario_world("kb842101", 12, 3, version="2003", topology=Topology(2, (900.0, 300.0)))
     parameters = scenario_parameters(world)
     engine = Engine(state_dir=tmp_path, manual_deadline_s=600.0)
 

@@ -9,8 +9,9 @@ from remediate.engine.execute import PlannedRecords
 
 
 def record(step: str, target: str) -> ChangeRecord:
-    return ChangeRecord(step, target, target, "directory", Impact.REVERSIBLE, "modify",
-                        {"items": 1}, {"items": 2})
+    return ChangeRecord(
+        step, target, target, "directory", Impact.REVERSIBLE, "modify", {"items": 1}, {"items": 2}
+    )
 
 
 def copy_of(original: ChangeRecord) -> ChangeRecord:

@@ -34,9 +34,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = build / "example_plugin"
     subprocess.run(["cp", "-r", str(EXAMPLE), str(source)], check=True)  # pip builds in place
     made = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     assert list(target.glob("remediate_example_playbooks-*.dist-info/entry_points.txt"))
     return target
@@ -54,8 +69,23 @@ def with_plugin(installed: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 def stopped_world(path: Path, env: dict[str, str]) -> Path:
     """A kb278447 scenario world whose transport services are all stopped."""
     made = subprocess.run(
-        [sys.executable, "-m", "remediate", "scenario", "kb278447", "--size", "3", "--out",
-         str(path)], env=env, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "remediate",
+            "scenario",
+            "kb278447",
+            "--size",
+            "3",
+            "--out",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr
     data: dict[str, Any] = world_to_json(load_world(path))
     for server in data["exchange"]["servers"]:
@@ -67,8 +97,15 @@ def stopped_world(path: Path, env: dict[str, str]) -> Path:
 def remediate(
     env: dict[str, str], cwd: Path, *argv: str | Path
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "remediate", *map(str, argv)], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "remediate", *map(str, argv)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_an_installed_plugin_is_listed_planned_applied_from_a_saved_plan_and_shown(
@@ -81,8 +118,9 @@ def test_an_installed_plugin_is_listed_planned_applied_from_a_saved_plan_and_sho
     assert "1. start-transport [reversible]" in shown.stdout
     world = stopped_world(tmp_path / "world.json", env)
     plan = tmp_path / "plan.json"
-    planned = remediate(env, tmp_path, "plan", NAME, "--world", world, "--out", plan,
-                        "--format", "markdown")
+    planned = remediate(
+        env, tmp_path, "plan", NAME, "--world", world, "--out", plan, "--format", "markdown"
+    )
     assert planned.returncode == 2, planned.stderr
     assert "start 2 transport services on EXCH01" in planned.stdout  # the step's own words
     assert "Mail queued for 2 stopped service(s)" in planned.stdout  # its own risk text
@@ -95,8 +133,9 @@ def test_an_installed_plugin_is_listed_planned_applied_from_a_saved_plan_and_sho
     timeline = remediate(env, tmp_path, "show-run", run_id)
     assert timeline.returncode == 0, timeline.stderr
     assert "applied the saved plan" in timeline.stdout
-    again = remediate(env, tmp_path, "plan", NAME, "--world", Path(result["run_dir"]) /
-                      "world.json")
+    again = remediate(
+        env, tmp_path, "plan", NAME, "--world", Path(result["run_dir"]) / "world.json"
+    )
     assert again.returncode == 0, again.stderr
 
 
@@ -107,7 +146,10 @@ def test_without_the_plugin_the_playbook_is_unknown(tmp_path: Path) -> None:
 
 
 def test_a_run_of_a_plugin_that_failed_is_resumed(
-    with_plugin: None, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    with_plugin: None,
+    tmp_path: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
@@ -122,21 +164,23 @@ def test_a_run_of_a_plugin_that_failed_is_resumed(
         return loaded
 
     monkeypatch.setattr(cli, "load_world", load_failing_once)
-    assert cli.main(["-q", "apply", NAME, "--world", str(world), "--yes",
-                     "--format", "json"]) == 1
+    assert cli.main(["-q", "apply", NAME, "--world", str(world), "--yes", "--format", "json"]) == 1
     failed = json.loads(capsys.readouterr().out)
     assert failed["state"] == "failed" and failed["run_id"]
     assert cli.main(["-q", "resume", failed["run_id"], "--format", "json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["state"] == "done"
     assert {c["target"] for c in resumed["changes"]} == {
-        "service:EXCH01/MSExchangeMTA", "service:EXCH01/SMTPSVC"}
+        "service:EXCH01/MSExchangeMTA",
+        "service:EXCH01/SMTPSVC",
+    }
 
 
 def test_the_example_playbook_is_idempotent(with_plugin: None, tmp_path: Path) -> None:
     world = stopped_world(tmp_path / "world.json", dict(os.environ))
-    first = assert_idempotent(Engine(state_dir=tmp_path / "state"), get_playbook(NAME),
-                              load_world(world), {})
+    first = assert_idempotent(
+        Engine(state_dir=tmp_path / "state"), get_playbook(NAME), load_world(world), {}
+    )
     assert len(first.changes) == 2
 
 
@@ -146,10 +190,12 @@ def test_a_broken_plugin_is_one_line_naming_its_entry_point(
     site = tmp_path / "site"
     info = site / "broken_playbooks-0.1.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-playbooks\n"
-                                   "Version: 0.1\n", encoding="utf-8")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-playbooks\nVersion: 0.1\n", encoding="utf-8"
+    )
     (info / "entry_points.txt").write_text(
-        "[remediate.playbooks]\nkb_broken = no_such_module:Playbook\n", encoding="utf-8")
+        "[remediate.playbooks]\nkb_broken = no_such_module:Playbook\n", encoding="utf-8"
+    )
     env = {**os.environ, "PYTHONPATH": str(site), "REMEDIATE_STATE_DIR": str(state_dir)}
     listed = remediate(env, tmp_path, "list")
     assert listed.returncode == 1

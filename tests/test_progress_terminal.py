@@ -76,9 +76,7 @@ def test_apply_at_a_terminal_shows_the_steps_it_applies(
     assert ": done" in shown
 
 
-def test_the_bars_stop_for_the_prompt(
-    world: Path, tmp_path: Path, env: dict[str, str]
-) -> None:
+def test_the_bars_stop_for_the_prompt(world: Path, tmp_path: Path, env: dict[str, str]) -> None:
     child = spawn_cli(env, tmp_path, "apply", "kb842101", "--world", world, dimensions=(50, 200))
     child.expect_exact("Type 'yes' to continue: ")
     before = ANSI.sub("", str(child.before))
@@ -107,9 +105,14 @@ def test_no_bars_for_machines_or_when_quiet(
 
 def test_no_bars_into_a_pipe(world: Path, tmp_path: Path, env: dict[str, str]) -> None:
     ran = subprocess.run(
-        [sys.executable, "-m", "remediate", "apply", "kb842101", "--world", str(world),
-         "--yes"], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=TIMEOUT, check=False,
+        [sys.executable, "-m", "remediate", "apply", "kb842101", "--world", str(world), "--yes"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert ran.returncode == 0, ran.stderr
     assert ANY_BAR.search(ran.stderr) is None and "\x1b[" not in ran.stderr
@@ -118,7 +121,10 @@ def test_no_bars_into_a_pipe(world: Path, tmp_path: Path, env: dict[str, str]) -
 
 
 def test_every_event_goes_to_the_run_log_whatever_the_console_shows(
-    world: Path, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    world: Path,
+    tmp_path: Path,
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("REMEDIATE_STATE_DIR", str(state_dir))
@@ -129,19 +135,24 @@ def test_every_event_goes_to_the_run_log_whatever_the_console_shows(
     result = json.loads(captured.out)
     assert "step.applied" not in captured.err  # -q: warnings and errors only
     run_dir = Path(result["run_dir"])
-    logged = [json.loads(line)
-              for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    logged = [
+        json.loads(line)
+        for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert all(entry["run_id"] == result["run_id"] for entry in logged)
     assert all({"event", "level", "timestamp"} <= set(entry) for entry in logged)
     assert logged[0]["event"] == "run.started"
     assert logged[-1]["event"] == "run.finished"
     applied = [e for e in logged if e["event"] == "step.applied"]
     assert [(e["step"], e["target"]) for e in applied] == [
-        (c["step"], c["target"]) for c in result["changes"]]
+        (c["step"], c["target"]) for c in result["changes"]
+    ]
     assert {e["level"] for e in applied} == {"debug"}
     # the journal's records are all in the log (plus the rehearsal's and the logging fields)
-    journal = [json.loads(line) for line in
-               (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines()]
+    journal = [
+        json.loads(line)
+        for line in (run_dir / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     apply_events = [(e["event"], e["step"], e["target"]) for e in logged if e["mode"] == "apply"]
     assert apply_events == [(e["event"], e["step"], e["target"]) for e in journal]
     # a resume appends to the same log; a plan writes none

@@ -55,11 +55,22 @@ def multi_server_worlds(draw: st.DrawFn) -> tuple[str, Doc]:
     name = draw(kbs)
     topology = Topology(
         draw(st.integers(min_value=2, max_value=3)),
-        tuple(draw(st.lists(st.sampled_from([0.0, 15.0, 300.0, 900.0, 3600.0, 14400.0]),
-                            min_size=1, max_size=3))),
+        tuple(
+            draw(
+                st.lists(
+                    st.sampled_from([0.0, 15.0, 300.0, 900.0, 3600.0, 14400.0]),
+                    min_size=1,
+                    max_size=3,
+                )
+            )
+        ),
     )
-    doc: Doc = SCENARIOS[name](draw(st.integers(min_value=1, max_value=12)), draw(seeds),
-                               version=draw(versions), topology=topology)
+    doc: Doc = SCENARIOS[name](
+        draw(st.integers(min_value=1, max_value=12)),
+        draw(seeds),
+        version=draw(versions),
+        topology=topology,
+    )
     interval = draw(st.sampled_from([3600, 86400]))
     for server in doc["exchange"]["servers"]:
         server["cleanup_interval_s"] = interval
@@ -87,8 +98,13 @@ def test_plan_equals_apply_on_multi_server_worlds_with_different_lags(
 
 
 @settings(max_examples=20, deadline=None)
-@given(name=kbs, size=sizes, seed=seeds, version=versions,
-       crash_after=st.none() | st.integers(min_value=1, max_value=80))
+@given(
+    name=kbs,
+    size=sizes,
+    seed=seeds,
+    version=versions,
+    crash_after=st.none() | st.integers(min_value=1, max_value=80),
+)
 def test_planning_never_changes_the_world_even_in_the_middle_of_a_repair(
     name: str, size: int, seed: int, version: str, crash_after: int | None
 ) -> None:

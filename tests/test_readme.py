@@ -20,8 +20,14 @@ def python_blocks(path: Path) -> list[str]:
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``code`` in a fresh interpreter (nothing configured by pytest or an earlier test)."""
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_readme_has_python_examples() -> None:

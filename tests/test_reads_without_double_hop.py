@@ -29,10 +29,25 @@ from remediate.testing import apply_confirmed
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_pwsh.language()))
 
 # What reaching AD through ADSI looks like in PowerShell, as tokens of the parsed script.
-_ADSI_TOKENS = ("[adsi]", "adsisearcher", "directorysearcher", "getdirectoryentry", "ldap://",
-                "system.directoryservices")
-READS = frozenset({"describe", "mailboxes", "service_states", "running_dependents", "exports",
-                   "exmerge_prerequisites", "validate_reconnect"})
+_ADSI_TOKENS = (
+    "[adsi]",
+    "adsisearcher",
+    "directorysearcher",
+    "getdirectoryentry",
+    "ldap://",
+    "system.directoryservices",
+)
+READS = frozenset(
+    {
+        "describe",
+        "mailboxes",
+        "service_states",
+        "running_dependents",
+        "exports",
+        "exmerge_prerequisites",
+        "validate_reconnect",
+    }
+)
 WRITES = frozenset(OPERATIONS) - READS
 # The one write still done with ADSI on the server, and why: legacy.py's _DIRECTORY_WRITE.
 ADSI_WRITES = frozenset({(ExchangeVersion.E2003, "disable")})
@@ -91,9 +106,7 @@ class RecordingCatalog:
         self.calls: list[str] = []
         self.owners: dict[UUID, list[tuple[UUID, str]]] = {}
 
-    def mailbox_owners(
-        self, mailbox_guids: Collection[UUID]
-    ) -> dict[UUID, list[tuple[UUID, str]]]:
+    def mailbox_owners(self, mailbox_guids: Collection[UUID]) -> dict[UUID, list[tuple[UUID, str]]]:
         self.calls.append("mailbox_owners")
         found = self.inner.mailbox_owners(mailbox_guids)
         found.update((guid, owners) for guid, owners in self.owners.items() if guid in found)
@@ -126,7 +139,8 @@ def test_2003_stores_and_owners_come_from_the_catalog_not_the_server() -> None:
         assert exchange.stores(server) == world.exchange.stores(server)
         boxes = exchange.mailboxes(server)
         assert {box.guid: box.owner for box in boxes} == {
-            box.guid: box.owner for box in world.exchange.mailboxes(server)}
+            box.guid: box.owner for box in world.exchange.mailboxes(server)
+        }
         assert catalog.calls == ["mailbox_stores", "mailbox_owners"]
         # What the catalog says is what the adapter reports: the server was not asked.
         someone = uuid.uuid4()
@@ -142,8 +156,12 @@ def test_a_mailbox_two_users_claim_is_refused_naming_both(version: str) -> None:
     with serve(world) as site:
         catalog = RecordingCatalog(world)
         box = world.exchange.mailboxes(server)[0]
-        catalog.owners = {box.guid: [(uuid.uuid4(), "CN=One,DC=corp,DC=example"),
-                                     (uuid.uuid4(), "CN=Two,DC=corp,DC=example")]}
+        catalog.owners = {
+            box.guid: [
+                (uuid.uuid4(), "CN=One,DC=corp,DC=example"),
+                (uuid.uuid4(), "CN=Two,DC=corp,DC=example"),
+            ]
+        }
         with pytest.raises(PermanentError) as refused:
             _exchange(site, catalog).mailboxes(server, [box.guid])
         message = str(refused.value)
@@ -160,11 +178,16 @@ def test_scripts_are_handed_the_names_read_from_ad(engine: Engine, version: str)
     doc = scenario("kb278447", 3, seed=11, version=version)
     world = load(doc)
     with serve(world) as site:
-        applied = apply_confirmed(engine, get_playbook("kb278447"),
-                                  WinRmWorld(world, site.exchange()), parameters(doc))
+        applied = apply_confirmed(
+            engine, get_playbook("kb278447"), WinRmWorld(world, site.exchange()), parameters(doc)
+        )
         assert applied.state == "done", applied.error
-        calls = [call for host in site.hosts.values() for call in host.calls
-                 if call.operation in ("reconnect", "disable", "update_recipients")]
+        calls = [
+            call
+            for host in site.hosts.values()
+            for call in host.calls
+            if call.operation in ("reconnect", "disable", "update_recipients")
+        ]
     assert "reconnect" in {call.operation for call in calls}
     named_guids = [UUID(guid) for call in calls for guid in call.parameters["users"]]
     users = world.directory.read(named_guids, world.directory.writable)

@@ -32,8 +32,10 @@ def with_namesake(doc: Doc) -> tuple[Doc, Doc, Doc]:
     twin = copy.deepcopy(user)
     twin["guid"] = str(uuid.uuid4())
     twin["dn"] = user["dn"].replace("CN=", "CN=Twin of ", 1)
-    twin["attributes"] = {"sAMAccountName": user["attributes"]["sAMAccountName"],
-                          "displayName": "Twin"}
+    twin["attributes"] = {
+        "sAMAccountName": user["attributes"]["sAMAccountName"],
+        "displayName": "Twin",
+    }
     doc["directory"]["objects"].append(twin)
     return doc, user, twin
 
@@ -52,8 +54,9 @@ def test_a_name_another_user_of_the_forest_has_stops_the_2003_plan_naming_both(
 
 @pytest.mark.parametrize("version", ["2003", "2016"])
 def test_unique_names_plan_as_before(engine: Engine, version: str) -> None:
-    plan = engine.plan(get_playbook("kb278447"), load(scenario("kb278447", 3, seed=11,
-                                                               version=version)), {})
+    plan = engine.plan(
+        get_playbook("kb278447"), load(scenario("kb278447", 3, seed=11, version=version)), {}
+    )
     assert plan.exit_code == EXIT_PENDING, plan.error
 
 

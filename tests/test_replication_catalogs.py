@@ -45,7 +45,8 @@ def with_lagging_catalog(version: str) -> Doc:
     another domain of the forest that receives changes four hours late."""
     doc = scenario("kb278447", 7, version=version)
     doc["directory"]["dcs"].append(
-        {"name": CATALOG, "replication_delay_s": CATALOG_LAG_S, "partial_replica": True})
+        {"name": CATALOG, "replication_delay_s": CATALOG_LAG_S, "partial_replica": True}
+    )
     for server in doc["exchange"]["servers"]:
         server["global_catalog"] = CATALOG
     return doc
@@ -61,15 +62,20 @@ class OwnersWhenCleanupStarts:
         self.still_owned: list[UUID] | None = None
 
     def __call__(self, record: JournalRecord) -> None:
-        if (record["event"] == ev.STEP_STARTED and record["step"] == "run-cleanup-agent"
-                and record.get("mode") == "apply" and self.still_owned is None):
+        if (
+            record["event"] == ev.STEP_STARTED
+            and record["step"] == "run-cleanup-agent"
+            and record.get("mode") == "apply"
+            and self.still_owned is None
+        ):
             view = self.world.directory.view(CATALOG)
             self.still_owned = [b for b in self.blanks if view.mailbox_owner(b) is not None]
 
 
 @pytest.mark.parametrize("version", ["2003", "2016"])
 def test_the_cleanup_agent_runs_only_once_the_servers_global_catalog_shows_the_strip(
-        tmp_path_factory: pytest.TempPathFactory, version: str) -> None:
+    tmp_path_factory: pytest.TempPathFactory, version: str
+) -> None:
     world = load(with_lagging_catalog(version))
     before = snapshot(world)
     blanks = [UUID(case["blank"]) for case in expected(before)["affected"]]
@@ -82,23 +88,23 @@ def test_the_cleanup_agent_runs_only_once_the_servers_global_catalog_shows_the_s
     assert result.exit_code == 0, result.error
     assert watch.still_owned == []
     assert [(r.step, r.target, r.action) for r in plan.changes] == [
-        (r.step, r.target, r.action) for r in result.changes]
-    waited = {record.label for record in result.changes
-              if record.step == "wait-for-replication"}
+        (r.step, r.target, r.action) for r in result.changes
+    ]
+    waited = {record.label for record in result.changes if record.step == "wait-for-replication"}
     assert f"global catalog {CATALOG} (read by EXCH01)" in {str(label) for label in waited}
     assert_kb278447_end_state(before, world, result, expected(before))
 
 
 def test_the_plan_names_per_exchange_server_the_directory_servers_it_waits_for(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     # Exchange 2003: the strip is written to the pinned DC1, so DC2 lags behind it too.
     world = load(with_lagging_catalog("2003"))
     engine = Engine(state_dir=tmp_path_factory.mktemp("state"))
 
     plan = engine.plan(get_playbook("kb278447"), world, {})
 
-    labels = {str(record.label) for record in plan.changes
-              if record.step == "wait-for-replication"}
+    labels = {str(record.label) for record in plan.changes if record.step == "wait-for-replication"}
     # EXCH01's store looks users up through GC9; DC2 is waited for as every DC of the domain.
     assert labels == {"domain controller DC2", f"global catalog {CATALOG} (read by EXCH01)"}
 
@@ -111,19 +117,25 @@ def keys(targets: list[ReplicationTarget]) -> dict[str, tuple[str, ...]]:
 
 
 def test_a_catalog_that_is_a_dc_of_the_domain_is_waited_for_once_as_that_dc() -> None:
-    uses = [DirectoryUse("EXCH01", ("dc1.corp.example",), ("DC2",)),
-            DirectoryUse("EXCH02", ("DC2.corp.example",), ("gc7.other.example",))]
+    uses = [
+        DirectoryUse("EXCH01", ("dc1.corp.example",), ("DC2",)),
+        DirectoryUse("EXCH02", ("DC2.corp.example",), ("gc7.other.example",)),
+    ]
 
     found = replication_targets(["dc1.corp.example", "dc2.corp.example"], EXPECT, uses)
 
-    assert keys(found) == {"dc:dc1.corp.example": (),
-                           "dc:dc2.corp.example": ("EXCH01",),
-                           "gc:gc7.other.example": ("EXCH02",)}
+    assert keys(found) == {
+        "dc:dc1.corp.example": (),
+        "dc:dc2.corp.example": ("EXCH01",),
+        "gc:gc7.other.example": ("EXCH02",),
+    }
 
 
 def test_a_dc_of_another_domain_holds_nothing_of_this_one_and_is_not_waited_for() -> None:
-    uses = [DirectoryUse("EXCH01", ("dc5.other.example",), ("gc5.other.example",)),
-            DirectoryUse("EXCH02", ("dc6.other.example",))]
+    uses = [
+        DirectoryUse("EXCH01", ("dc5.other.example",), ("gc5.other.example",)),
+        DirectoryUse("EXCH02", ("dc6.other.example",)),
+    ]
 
     found = replication_targets(["dc1.corp.example"], EXPECT, uses)
 
@@ -165,19 +177,30 @@ def test_a_saved_world_keeps_its_global_catalogs() -> None:
 
     again = snapshot(world_from_json(world_to_json(load(before))))
 
-    assert {"name": CATALOG, "replication_delay_s": CATALOG_LAG_S, "partial_replica": True} \
-        in again["directory"]["dcs"]
+    assert {
+        "name": CATALOG,
+        "replication_delay_s": CATALOG_LAG_S,
+        "partial_replica": True,
+    } in again["directory"]["dcs"]
     assert {server["global_catalog"] for server in again["exchange"]["servers"]} == {CATALOG}
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda doc: doc["exchange"]["servers"][0].update(global_catalog="GC404"),
-     "'GC404' is not a DC of directory.dcs"),
-    (lambda doc: doc["exchange"]["servers"][0].update(dc=CATALOG),
-     "holds a read-only partial replica"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda doc: doc["exchange"]["servers"][0].update(global_catalog="GC404"),
+            "'GC404' is not a DC of directory.dcs",
+        ),
+        (
+            lambda doc: doc["exchange"]["servers"][0].update(dc=CATALOG),
+            "holds a read-only partial replica",
+        ),
+    ],
+)
 def test_a_world_file_naming_a_catalog_wrongly_is_a_one_line_error(
-        change: object, message: str) -> None:
+    change: object, message: str
+) -> None:
     doc = with_lagging_catalog("2016")
     assert callable(change)
     change(doc)
@@ -190,7 +213,8 @@ def test_a_world_file_naming_a_catalog_wrongly_is_a_one_line_error(
 @pytest.mark.winrm
 @pytest.mark.parametrize("version", ["2003", "2016"])
 def test_each_server_reports_the_directory_servers_it_uses_over_winrm_and_the_run_waits_for_them(
-        tmp_path_factory: pytest.TempPathFactory, version: str) -> None:
+    tmp_path_factory: pytest.TempPathFactory, version: str
+) -> None:
     """Exchange_DSAccessDC (2003) and Get-ExchangeServer -Status (2016) through the loopback
     endpoint; an inventory's run (rehearsed on a snapshot of the servers) waits for the GC."""
     world = load(with_lagging_catalog(version))
@@ -215,7 +239,8 @@ def wait_seconds(lagging_dcs: int, parallel: int, latency_s: float) -> float:
     behind DC1 and ``latency_s`` per directory call."""
     doc = scenario("kb842101", 20, version="2010")
     doc["directory"]["dcs"] = [{"name": "DC1", "replication_delay_s": 0}] + [
-        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, lagging_dcs + 2)]
+        {"name": f"DC{n}", "replication_delay_s": 300} for n in range(2, lagging_dcs + 2)
+    ]
     world = load(doc)
     world.set_latency(directory_s=latency_s)
     moments: dict[str, datetime] = {}
@@ -233,5 +258,4 @@ def wait_seconds(lagging_dcs: int, parallel: int, latency_s: float) -> float:
 
 def test_the_wait_polls_every_dc_at_once_even_one_exchange_server_at_a_time() -> None:
     """--parallel 1 is about Exchange servers: sixteen lagging DCs cost what one does."""
-    assert wait_seconds(16, parallel=1, latency_s=10) == wait_seconds(1, parallel=1,
-                                                                      latency_s=10)
+    assert wait_seconds(16, parallel=1, latency_s=10) == wait_seconds(1, parallel=1, latency_s=10)

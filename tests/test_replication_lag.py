@@ -65,8 +65,9 @@ class Timeline:
         self.seen.append((record, self.world.clock.now()))
 
     def first(self, event: str, step: str) -> datetime:
-        return next(at for record, at in self.seen
-                    if record["event"] == event and record["step"] == step)
+        return next(
+            at for record, at in self.seen if record["event"] == event and record["step"] == step
+        )
 
 
 def assert_end_state(name: str, before: Doc, world: FakeWorld, result: RunResult) -> None:
@@ -99,8 +100,11 @@ def test_the_cleanup_agent_runs_only_after_the_lagging_dc_has_seen_the_changes(
     wrote = timeline.first("step.applying", FIRST_WRITE[name])
     cleaned = timeline.first("step.applying", "run-cleanup-agent")
     assert cleaned - wrote >= timedelta(seconds=lag_s)
-    waits = [r for r in journal(run_dir(result))
-             if r["event"] == "step.waiting" and r["step"] == "wait-for-replication"]
+    waits = [
+        r
+        for r in journal(run_dir(result))
+        if r["event"] == "step.waiting" and r["step"] == "wait-for-replication"
+    ]
     assert waits
     assert {r["endpoint"] for r in waits} == {f"dc:{LAGGING_DC}"}
     assert [c.target for c in result.changes if c.step == "wait-for-replication"] == [
@@ -134,8 +138,13 @@ def test_replication_slower_than_the_deadline_fails_the_run_naming_the_dc_and_re
     run_dirs: list[Path] = []
 
     with pytest.raises(StepFailed) as failed:
-        engine.apply(get_playbook("kb842101"), world, parameters(before),
-                     safety=YES, on_run_dir=run_dirs.append).raise_for_stop()
+        engine.apply(
+            get_playbook("kb842101"),
+            world,
+            parameters(before),
+            safety=YES,
+            on_run_dir=run_dirs.append,
+        ).raise_for_stop()
 
     assert failed.value.step == "wait-for-replication"
     assert LAGGING_DC in str(failed.value.target)
@@ -163,8 +172,9 @@ def test_a_lag_beyond_the_deadline_from_the_start_is_refused_before_any_change(
     engine = Engine(state_dir=state_dir)
 
     with pytest.raises(Refused) as refused:
-        engine.apply(get_playbook("kb842101"), world, parameters(before),
-                     safety=YES).raise_for_stop()
+        engine.apply(
+            get_playbook("kb842101"), world, parameters(before), safety=YES
+        ).raise_for_stop()
     assert LAGGING_DC in str(refused.value)
     assert "--replication-timeout" in str(refused.value)
     assert snapshot(world)["directory"] == before["directory"]
@@ -178,7 +188,8 @@ def test_a_longer_replication_timeout_waits_out_a_lag_beyond_the_default(
     engine = Engine(state_dir=state_dir)
     options = Options(replication_timeout_s=BEYOND_DEADLINE + 3600)
 
-    result = engine.apply(get_playbook("kb842101"), world, parameters(before),
-                          options=options, safety=YES)
+    result = engine.apply(
+        get_playbook("kb842101"), world, parameters(before), options=options, safety=YES
+    )
     assert result.state == "done"
     assert_kb842101_end_state(before, world, result, parameters(before), expected(before))

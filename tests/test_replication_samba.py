@@ -73,8 +73,9 @@ def test_the_wait_step_polls_until_a_triggered_replication_lands(
     assert connection.add(ou, ["organizationalUnit"])[0]
     names = [unique("r"), unique("r")]
     for name in names:
-        assert connection.add(f"CN={escape_rdn_value(name)},{ou}", ["user"],
-                              {"sAMAccountName": name})[0]
+        assert connection.add(
+            f"CN={escape_rdn_value(name)},{ou}", ["user"], {"sAMAccountName": name}
+        )[0]
     holder = f"CN={names[0]},{ou}"
     assert connection.add(f"CN=Devices,{holder}", ["container"])[0]
     samba_pair.replicate(1, 0)  # both DCs hold the users before the run
@@ -98,8 +99,9 @@ def test_the_wait_step_polls_until_a_triggered_replication_lands(
         rehearse=lambda: rehearsal_world(directory, ou),
         clock=clock,
     )
-    result = apply_confirmed(engine, get_playbook("kb842101"), world,
-                             {"ou": ou, **window_parameters()})
+    result = apply_confirmed(
+        engine, get_playbook("kb842101"), world, {"ou": ou, **window_parameters()}
+    )
 
     assert result.exit_code == EXIT_DONE, result.error
     # Automatic replication is off: after two polls the second DC still showed all three.

@@ -61,10 +61,13 @@ def plain(section: list[Token]) -> str:
     parts = []
     for token in section:
         if token.type == "inline":
-            parts.append("".join(
-                " " if child.type in ("softbreak", "hardbreak") else child.content
-                for child in token.children or [] if child.type in (
-                    "text", "code_inline", "softbreak", "hardbreak")))
+            parts.append(
+                "".join(
+                    " " if child.type in ("softbreak", "hardbreak") else child.content
+                    for child in token.children or []
+                    if child.type in ("text", "code_inline", "softbreak", "hardbreak")
+                )
+            )
     return " ".join(parts)
 
 
@@ -91,8 +94,7 @@ def plan_both(
 ) -> tuple[dict[str, Any], str]:
     code, out = cli(capsys, "-q", "plan", kb, "--world", path, "--format", "json", *extra)
     assert code == 2
-    code, markdown = cli(capsys, "-q", "plan", kb, "--world", path, "--format", "markdown",
-                         *extra)
+    code, markdown = cli(capsys, "-q", "plan", kb, "--world", path, "--format", "markdown", *extra)
     assert code == 2
     data: dict[str, Any] = json.loads(out)
     return data, markdown
@@ -107,7 +109,8 @@ def assert_tables_hold_every_change(data: dict[str, Any], found: dict[str, list[
     for step in counts:
         assert table(found[step]) == [["target", "action", "before", "after"]] + [
             [c["label"], c["action"], value_text(c["before"]), value_text(c["after"])]
-            for c in data["changes"] if c["step"] == step
+            for c in data["changes"]
+            if c["step"] == step
         ]
 
 
@@ -122,18 +125,32 @@ def test_kb842101_plan_is_a_change_ticket(
     assert users == SIZE and boxes > 0
     headings = list(found)
     assert headings[0] == "Plan kb842101: pending"
-    for heading in ("Summary", "Scope", "Changes", "Impact and risks", "Manual actions",
-                    "Rollback", "Rollback: delete-ad-user", "Rollback: purge-mailbox",
-                    "Rollback: the whole run"):
+    for heading in (
+        "Summary",
+        "Scope",
+        "Changes",
+        "Impact and risks",
+        "Manual actions",
+        "Rollback",
+        "Rollback: delete-ad-user",
+        "Rollback: purge-mailbox",
+        "Rollback: the whole run",
+    ):
         assert heading in headings, heading
     # the order an approver reads it in
-    assert headings.index("Summary") < headings.index("Changes") < headings.index(
-        "Impact and risks") < headings.index("Rollback")
+    assert (
+        headings.index("Summary")
+        < headings.index("Changes")
+        < headings.index("Impact and risks")
+        < headings.index("Rollback")
+    )
     said = plain(found["Summary"])
     assert f"delete {users} users in Active Directory" in said
     assert f"purge {boxes} mailboxes on EXCH01" in said
-    assert (f"Needs confirmation (--yes or the prompt): delete {users} users in Active "
-            f"Directory, purge {boxes} mailboxes on EXCH01") in said
+    assert (
+        f"Needs confirmation (--yes or the prompt): delete {users} users in Active "
+        f"Directory, purge {boxes} mailboxes on EXCH01"
+    ) in said
     deletions = users + summary["child_objects"] + boxes
     assert f"Objects and mailboxes deleted: {deletions}" in said
     impacts = Counter(change["impact"] for change in data["changes"])
@@ -150,8 +167,15 @@ def test_kb842101_plan_is_a_change_ticket(
     assert "purged from the store on EXCH01" in risks
     assert "Run Cleanup Agent" in plain(found["Manual actions"])
     rollback = plain(found["Rollback"]) + plain(found["Rollback: delete-ad-user"])
-    for needle in ("backups/ad/*.ldif", "backups/mail/", "Restore-ADObject", "isDeleted",
-                   "1.2.840.113556.1.4.417", "ldifde -i -f", "the LDIF as the attribute"):
+    for needle in (
+        "backups/ad/*.ldif",
+        "backups/mail/",
+        "Restore-ADObject",
+        "isDeleted",
+        "1.2.840.113556.1.4.417",
+        "ldifde -i -f",
+        "the LDIF as the attribute",
+    ):
         assert needle in rollback, needle
     restore = plain(found["Rollback: purge-mailbox"])
     for needle in ("ExMerge", "New-MailboxImportRequest", "backups/mail/EXCH01/"):
@@ -167,8 +191,9 @@ def test_kb278447_plan_is_a_change_ticket(
     assert_no_raw_html(markdown)
     found = sections(markdown)
     users = data["selection_summary"]["users"]
-    services = sorted(c["label"].rpartition(" ")[2] for c in data["changes"]
-                      if c["step"] == "stop-service")
+    services = sorted(
+        c["label"].rpartition(" ")[2] for c in data["changes"] if c["step"] == "stop-service"
+    )
     assert services
     said = plain(found["Summary"])
     assert f"stop {len(services)} services on EXCH01 ({', '.join(services)})" in said
@@ -186,7 +211,9 @@ def test_kb278447_plan_is_a_change_ticket(
     for heading, needles in {
         "Rollback: stop-service": ("net start",),
         "Rollback: remove-exchange-attributes": (
-            "backups/ad/remove-exchange-attributes-*.ldif", "ldifde"),
+            "backups/ad/remove-exchange-attributes-*.ldif",
+            "ldifde",
+        ),
         "Rollback: reconnect-mailbox": ("Reconnect", "Connect-Mailbox"),
         "Rollback: purge-mailbox": ("New-MailboxImportRequest", "ExMerge"),
         "Rollback: restore-recipient": ("(before)", "ldifde -i"),
@@ -201,8 +228,9 @@ def test_apply_report_names_the_backups_it_made(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, kb: str
 ) -> None:
     path = world(capsys, tmp_path, kb)
-    code, markdown = cli(capsys, "-q", "apply", kb, "--world", path, "--yes",
-                         "--format", "markdown")
+    code, markdown = cli(
+        capsys, "-q", "apply", kb, "--world", path, "--yes", "--format", "markdown"
+    )
     assert code == 0
     assert_no_raw_html(markdown)
     found = sections(markdown)
@@ -216,8 +244,9 @@ def test_apply_report_names_the_backups_it_made(
     assert list((Path(run_dir) / "backups" / "ad").glob("*.ldif"))
     assert [p for p in (Path(run_dir) / "backups" / "mail").rglob("*") if p.is_file()]
     # applied again: nothing to do, nothing to roll back
-    code, again = cli(capsys, "-q", "plan", kb, "--world", Path(run_dir) / "world.json",
-                      "--format", "markdown")
+    code, again = cli(
+        capsys, "-q", "plan", kb, "--world", Path(run_dir) / "world.json", "--format", "markdown"
+    )
     assert code == 0
     assert "No changes." in again
     assert "Rollback" not in sections(again)
@@ -255,7 +284,10 @@ def test_warnings_and_skipped_targets_are_reported_in_text_and_markdown() -> Non
     """A stale saved plan's warning and the targets ``--skip-drifted`` left out are shown to
     people too, not only in JSON."""
     result = RunResult(
-        mode="apply", playbook="kb842101", state="done", parameters={},
+        mode="apply",
+        playbook="kb842101",
+        state="done",
+        parameters={},
         warnings=["the plan is 30.0 hours old (over 24.0)"],
         skipped=["CN=a_b,DC=corp: uSNChanged planned 5, now 9"],
     )
@@ -263,9 +295,11 @@ def test_warnings_and_skipped_targets_are_reported_in_text_and_markdown() -> Non
     render_text(result, Console(file=stream, width=10_000, highlight=False))
     text = stream.getvalue()
     assert "warning: the plan is 30.0 hours old (over 24.0)" in text
-    assert ("skipped (drifted since the plan, not applied): CN=a_b,DC=corp: uSNChanged "
-            "planned 5, now 9") in text
+    assert (
+        "skipped (drifted since the plan, not applied): CN=a_b,DC=corp: uSNChanged planned 5, now 9"
+    ) in text
     found = sections(render_markdown(result))
     assert plain(found["Warnings"]) == "the plan is 30.0 hours old (over 24.0)"
     assert plain(found["Skipped (drifted since the plan, not applied)"]) == (
-        "CN=a_b,DC=corp: uSNChanged planned 5, now 9")
+        "CN=a_b,DC=corp: uSNChanged planned 5, now 9"
+    )

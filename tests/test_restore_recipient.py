@@ -43,14 +43,23 @@ from remediate.steps.recipient import (
 from remediate.steps.targets import ReconnectTarget, UserTarget
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
-STORE = ("CN=Mailbox Store (EXCH02),CN=First Storage Group,CN=InformationStore,CN=EXCH02,"
-         "CN=Servers,CN=First Administrative Group,CN=Administrative Groups,CN=Corp,"
-         "CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=corp,DC=example")
+STORE = (
+    "CN=Mailbox Store (EXCH02),CN=First Storage Group,CN=InformationStore,CN=EXCH02,"
+    "CN=Servers,CN=First Administrative Group,CN=Administrative Groups,CN=Corp,"
+    "CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=corp,DC=example"
+)
 
 
 def _user(**attributes: str | list[str]) -> DirectoryEntry:
-    return DirectoryEntry(UUID(int=7), "CN=Ann,OU=Staff,DC=corp,DC=example", "user", WHEN, WHEN,
-                          1, attributes=dict(attributes))
+    return DirectoryEntry(
+        UUID(int=7),
+        "CN=Ann,OU=Staff,DC=corp,DC=example",
+        "user",
+        WHEN,
+        WHEN,
+        1,
+        attributes=dict(attributes),
+    )
 
 
 def _as_list(value: object) -> list[str]:
@@ -70,13 +79,17 @@ def test_the_plan_lists_every_attribute_the_strip_clears_and_what_the_restore_br
     assert len(strips) == 6
     for change in strips:
         user = objects[change.target.removeprefix("user:")]
-        held = [n for n in cleared_attributes(ExchangeVersion(version))
-                if attribute(user, n) is not None or n in user.get("binary", {})]
+        held = [
+            n
+            for n in cleared_attributes(ExchangeVersion(version))
+            if attribute(user, n) is not None or n in user.get("binary", {})
+        ]
         assert isinstance(change.before, dict) and isinstance(change.after, dict)
         assert sorted(change.before) == sorted(held)
         assert change.after == dict.fromkeys(held)
         assert sorted(_as_list(change.before["proxyAddresses"])) == sorted(
-            attribute(user, "proxyAddresses"))
+            attribute(user, "proxyAddresses")
+        )
     restores = {c.target: c for c in plan.changes if c.step == "restore-recipient"}
     assert len(restores) == 6
     for key, change in restores.items():
@@ -96,8 +109,11 @@ def test_connect_mailbox_takes_each_users_parameter_set_and_archive(engine: Engi
     objects = live_objects(doc)
     done = plan_and_apply(engine, "kb278447", load(doc), {})
     assert done.applied.state == "done", done.applied.error
-    restored = {c.target.removeprefix("user:"): c for c in done.applied.changes
-                if c.step == "restore-recipient"}
+    restored = {
+        c.target.removeprefix("user:"): c
+        for c in done.applied.changes
+        if c.step == "restore-recipient"
+    }
     kinds = {guid: attribute(objects[guid], "msExchRecipientTypeDetails") for guid in restored}
     assert {"4", "16", "32", "2"} <= set(kinds.values())
     for guid, change in restored.items():
@@ -113,42 +129,67 @@ def test_connect_mailbox_takes_each_users_parameter_set_and_archive(engine: Engi
 
 
 def test_an_exchange_2000_rehome_keeps_the_alias_and_names_the_originals_server_and_mta() -> None:
-    recorded = _user(mailNickname="ann.custom",
-                     msExchHomeServerName="/o=Corp/ou=First Administrative Group/cn=Configuration"
-                                          "/cn=Servers/cn=EXCH01")
+    recorded = _user(
+        mailNickname="ann.custom",
+        msExchHomeServerName="/o=Corp/ou=First Administrative Group/cn=Configuration"
+        "/cn=Servers/cn=EXCH01",
+    )
     stripped = _user(sAMAccountName="ann")
-    target = ReconnectTarget("EXCH02", "2000", STORE, uuid4(), stripped.guid, stripped.dn,
-                             recorded.get("msExchHomeServerName") or "")
-    box = MailboxInfo(target.mailbox, "EXCH02", STORE, "/o=Corp/ou=X/cn=Recipients/cn=ann",
-                      "Ann", None, (), None)
+    target = ReconnectTarget(
+        "EXCH02",
+        "2000",
+        STORE,
+        uuid4(),
+        stripped.guid,
+        stripped.dn,
+        recorded.get("msExchHomeServerName") or "",
+    )
+    box = MailboxInfo(
+        target.mailbox, "EXCH02", STORE, "/o=Corp/ou=X/cn=Recipients/cn=ann", "Ann", None, (), None
+    )
     written = rehome_attributes(target, box, stripped, recorded)
     assert written["mailNickname"] == "ann.custom"
     assert written["homeMTA"] == "CN=Microsoft MTA," + STORE.split(",CN=InformationStore,")[1]
     assert written["msExchHomeServerName"] == (
-        "/o=Corp/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=EXCH02")
+        "/o=Corp/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=EXCH02"
+    )
 
 
 def test_a_changed_legacy_dn_gets_an_x500_of_the_former_one_and_the_primary_stays() -> None:
-    recorded = _user(legacyExchangeDN="/o=Corp/ou=Old/cn=Recipients/cn=ann",
-                     proxyAddresses=["SMTP:ann.own@corp.example", "smtp:ann@corp.example"],
-                     mail="ann.own@corp.example", homeMDB=STORE)
-    now = _user(legacyExchangeDN="/o=Corp/ou=New/cn=Recipients/cn=ann",
-                proxyAddresses=["SMTP:ann@corp.example"], mail="ann@corp.example",
-                homeMDB=STORE)
+    recorded = _user(
+        legacyExchangeDN="/o=Corp/ou=Old/cn=Recipients/cn=ann",
+        proxyAddresses=["SMTP:ann.own@corp.example", "smtp:ann@corp.example"],
+        mail="ann.own@corp.example",
+        homeMDB=STORE,
+    )
+    now = _user(
+        legacyExchangeDN="/o=Corp/ou=New/cn=Recipients/cn=ann",
+        proxyAddresses=["SMTP:ann@corp.example"],
+        mail="ann@corp.example",
+        homeMDB=STORE,
+    )
     differ = differences(now, recorded, ExchangeVersion.E2003)
-    assert differ["proxyAddresses"][1] == tuple(sorted([
-        "SMTP:ann.own@corp.example", "smtp:ann@corp.example",
-        "X500:/o=Corp/ou=Old/cn=Recipients/cn=ann"]))
+    assert differ["proxyAddresses"][1] == tuple(
+        sorted(
+            [
+                "SMTP:ann.own@corp.example",
+                "smtp:ann@corp.example",
+                "X500:/o=Corp/ou=Old/cn=Recipients/cn=ann",
+            ]
+        )
+    )
     assert differ["mail"][1] == ("ann.own@corp.example",)
     assert "legacyExchangeDN" not in differ
 
 
 def test_verify_names_every_attribute_that_differs_from_before_the_strip() -> None:
-    recorded = _user(proxyAddresses=["SMTP:ann@corp.example", "smtp:a@old.corp.example"],
-                     mail="ann@corp.example", msExchHideFromAddressLists="TRUE")
+    recorded = _user(
+        proxyAddresses=["SMTP:ann@corp.example", "smtp:a@old.corp.example"],
+        mail="ann@corp.example",
+        msExchHideFromAddressLists="TRUE",
+    )
     now = _user(proxyAddresses=["SMTP:ann@corp.example"], mail="ann@corp.example")
-    target = RecipientTarget(UserTarget(now.guid, now.dn, "ann"), "EXCH01",
-                             ExchangeVersion.E2016)
+    target = RecipientTarget(UserTarget(now.guid, now.dn, "ann"), "EXCH01", ExchangeVersion.E2016)
     verdict = VerifyRecipient([target]).plan(target, RecipientObservation(now, recorded))
     assert isinstance(verdict, WouldFail)
     assert "proxyAddresses" in verdict.reason and "msExchHideFromAddressLists" in verdict.reason
@@ -160,8 +201,11 @@ def test_verify_names_every_attribute_that_differs_from_before_the_strip() -> No
 def test_a_resumed_run_reads_the_record_the_strip_wrote(tmp_path: Path) -> None:
     """What the strip backed up is read back by a new process's backups (a resumed run), as
     the rehearsal read it from memory: the same entry, binary values and absences included."""
-    entry = _user(proxyAddresses=["SMTP:ann@corp.example", "X500:/o=Corp/cn=ann"],
-                  mail="ann@corp.example", msExchMailboxGuid=str(uuid4()))
+    entry = _user(
+        proxyAddresses=["SMTP:ann@corp.example", "X500:/o=Corp/cn=ann"],
+        mail="ann@corp.example",
+        msExchMailboxGuid=str(uuid4()),
+    )
     entry.binary = {"msExchMailboxSecurityDescriptor": (b"\x01\x00\x04\x80\xff",)}
     names = cleared_attributes(ExchangeVersion.E2016)
     DirectoryBackups(tmp_path).save_cleared_attributes(STRIP_RECORD, [entry], names)
@@ -185,8 +229,9 @@ def test_binary_attributes_survive_a_world_file_and_a_strip_clears_them() -> Non
     for obj in with_rights:
         guid = UUID(obj["guid"])
         [entry] = again.directory.read([guid], "DC1").values()
-        assert {k: [base64.b64encode(v).decode() for v in vs] for k, vs in entry.binary.items()
-                } == obj["binary"]
+        assert {
+            k: [base64.b64encode(v).decode() for v in vs] for k, vs in entry.binary.items()
+        } == obj["binary"]
         world.directory.modify(guid, dict.fromkeys(cleared_attributes(ExchangeVersion.E2016)))
         [stripped] = world.directory.read([guid], "DC1").values()
         assert not stripped.binary
@@ -201,8 +246,10 @@ def test_without_a_record_a_user_stripped_before_the_run_is_left_alone_a_lost_on
     user = UserTarget(now.guid, now.dn, "ann")
     by_hand = RecipientTarget(user, "EXCH01", ExchangeVersion.E2003, "stripped by hand")
     stripped_here = RecipientTarget(user, "EXCH01", ExchangeVersion.E2003)
-    for step, verb in ((RestoreRecipient([by_hand]), "restore"),
-                       (VerifyRecipient([by_hand]), "verify")):
+    for step, verb in (
+        (RestoreRecipient([by_hand]), "restore"),
+        (VerifyRecipient([by_hand]), "verify"),
+    ):
         left = step.plan(by_hand, RecipientObservation(now, None))
         assert isinstance(left, NoOp)
         assert left.reason == f"nothing recorded to {verb}: stripped by hand"
@@ -212,8 +259,10 @@ def test_without_a_record_a_user_stripped_before_the_run_is_left_alone_a_lost_on
         assert isinstance(gone, WouldFail) and "no longer exists" in gone.reason
     restored = RestoreRecipient([by_hand]).plan(by_hand, RecipientObservation(now, recorded))
     assert isinstance(restored, Planned)
-    assert restored.after == {"mail": "ann.own@corp.example",
-                              "proxyAddresses": "SMTP:ann.own@corp.example"}
+    assert restored.after == {
+        "mail": "ann.own@corp.example",
+        "proxyAddresses": "SMTP:ann.own@corp.example",
+    }
 
 
 @pytest.mark.parametrize("version", ["2000", "2003", "2016"])
@@ -230,8 +279,11 @@ def test_a_repair_half_done_by_hand_gets_no_invented_settings_a_blank_never_made
     before = live_objects(doc)
     # Addresses no policy gives back: only the strip's backup can.
     kept = before[never_made]["attributes"]
-    kept["proxyAddresses"] = [*kept["proxyAddresses"], "smtp:kept@old.corp.example",
-                              "X500:/o=Corp/ou=Site55/cn=Recipients/cn=kept"]
+    kept["proxyAddresses"] = [
+        *kept["proxyAddresses"],
+        "smtp:kept@old.corp.example",
+        "X500:/o=Corp/ou=Site55/cn=Recipients/cn=kept",
+    ]
     world = load(doc)
     playbook = get_playbook("kb278447")
     params = dict(KB278447_WINDOW)
@@ -242,15 +294,19 @@ def test_a_repair_half_done_by_hand_gets_no_invented_settings_a_blank_never_made
     assert done.applied.state == "done", done.applied.error
     after = live_objects(snapshot(done.world))
     for changes in (done.plan.changes, done.applied.changes):
-        restored = {c.target.removeprefix("user:") for c in changes
-                    if c.step == "restore-recipient"}
+        restored = {
+            c.target.removeprefix("user:") for c in changes if c.step == "restore-recipient"
+        }
         assert half_done not in restored and never_made in restored
     assert_recipient_restored(before[never_made], after[never_made])
     alias = attribute(after[half_done], "mailNickname")
     # On 2000 the reconnect is a re-home in AD and the Recipient Update Service's Update Now
     # is the operator's: nothing stamped him yet. Elsewhere the policy's addresses, only.
-    stamped = [] if version == "2000" else policy_addresses(
-        alias, ExchangeVersion(version), ORGANISATION, DOMAIN)
+    stamped = (
+        []
+        if version == "2000"
+        else policy_addresses(alias, ExchangeVersion(version), ORGANISATION, DOMAIN)
+    )
     assert sorted(attribute(after[half_done], "proxyAddresses") or []) == sorted(stamped)
     said = {(f.target, f.kind): f.message for f in done.applied.findings}
     assert said[(before[half_done]["dn"], NOT_RESTORED)].endswith(STRIPPED_BEFORE_RUN)

@@ -48,11 +48,14 @@ def test_a_deadline_bounds_the_retries_however_many_attempts_fit(
     assert timedelta(seconds=deadline_s) <= took <= timedelta(seconds=deadline_s + 30)
 
 
-@pytest.mark.parametrize("command", [
-    ["plan", "kb842101", "--world", "w.json"],
-    ["apply", "kb842101", "--world", "w.json"],
-    ["resume", "20261101T000000Z-abc"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan", "kb842101", "--world", "w.json"],
+        ["apply", "kb842101", "--world", "w.json"],
+        ["resume", "20261101T000000Z-abc"],
+    ],
+)
 def test_plan_apply_and_resume_take_a_retry_deadline(command: list[str]) -> None:
     assert _engine(parsed(command)).retry == RetryPolicy()
     engine = _engine(parsed([*command, "--retry-deadline", "2.5"]))
@@ -71,5 +74,4 @@ def test_a_retry_deadline_is_a_positive_number_of_seconds(
 def test_snapshot_takes_a_retry_deadline_for_its_reads() -> None:
     command = ["snapshot", "--world", "w.json", "--out", "snap.json"]
     assert _retry_policy(parsed(command)) == RetryPolicy()
-    assert _retry_policy(parsed([*command, "--retry-deadline", "7"])) == (
-        RetryPolicy.within(7.0))
+    assert _retry_policy(parsed([*command, "--retry-deadline", "7"])) == (RetryPolicy.within(7.0))

@@ -22,8 +22,10 @@ KB842101, KB842101_2003 = Case("kb842101", "2016"), Case("kb842101", "2003")
 
 
 def applied_in_journal(run_dir: Path) -> list[tuple[str, str, str]]:
-    return [(str(r["step"]), str(r["target"]), str(r["action"]))
-            for r in events(run_dir, "step.applied")]
+    return [
+        (str(r["step"]), str(r["target"]), str(r["action"]))
+        for r in events(run_dir, "step.applied")
+    ]
 
 
 def in_result(result: RunResult) -> list[tuple[str, str, str]]:
@@ -32,8 +34,9 @@ def in_result(result: RunResult) -> list[tuple[str, str, str]]:
 
 def test_a_refused_run_is_returned_with_its_id_and_nothing_changed(state_dir: Path) -> None:
     doc = KB842101.document()
-    result = Engine(state_dir=state_dir).apply(KB842101.runbook, load(doc), parameters(doc),
-                                               safety=Safety())
+    result = Engine(state_dir=state_dir).apply(
+        KB842101.runbook, load(doc), parameters(doc), safety=Safety()
+    )
     assert (result.state, result.exit_code) == ("refused", 3)
     assert result.run_id == only_run(state_dir).name and not result.approved
     assert result.error is not None and "not confirmed" in result.error
@@ -100,8 +103,7 @@ def test_a_plan_whose_discovery_fails_returns_a_failed_result(state_dir: Path) -
 def test_bad_input_is_still_raised(state_dir: Path) -> None:
     doc = KB842101.document()
     with pytest.raises(InputError):
-        Engine(state_dir=state_dir).apply(KB842101.runbook, load(doc), {"no_such": "x"},
-                                          safety=YES)
+        Engine(state_dir=state_dir).apply(KB842101.runbook, load(doc), {"no_such": "x"}, safety=YES)
 
 
 def test_what_stopped_a_run_keeps_none_of_its_frames(state_dir: Path) -> None:

@@ -31,12 +31,14 @@ def test_a_run_cut_off_after_some_changes_is_unfinished(engine: Engine) -> None:
     journal = Path(done.run_dir) / "journal.jsonl"
     lines = journal.read_text(encoding="utf-8").splitlines()
     first_applied = next(i for i, line in enumerate(lines) if '"step.applied"' in line)
-    journal.write_text("\n".join(lines[: first_applied + 1]) + "\n{\"event\": \"step.app",
-                       encoding="utf-8")
+    journal.write_text(
+        "\n".join(lines[: first_applied + 1]) + '\n{"event": "step.app', encoding="utf-8"
+    )
     [run] = JournalHistory(engine.store).runs("kb278447")
     assert not run.finished
-    assert run.applied == {(json.loads(lines[first_applied])["step"],
-                            json.loads(lines[first_applied])["target"])}
+    assert run.applied == {
+        (json.loads(lines[first_applied])["step"], json.loads(lines[first_applied])["target"])
+    }
 
 
 def test_a_run_that_changed_nothing_is_not_history(engine: Engine) -> None:

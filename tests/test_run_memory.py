@@ -45,11 +45,15 @@ def test_the_selection_json_made_when_asked_is_the_selections_json(kb: str, tmp_
     assert plan.selection_json() == expected
     assert plan.to_json()["selection"] == expected
     # What resume reads back from the journal is that same JSON.
-    applied = engine.apply(playbook, world, parameters(world),
-                           safety=Safety(confirm=lambda text: True))
+    applied = engine.apply(
+        playbook, world, parameters(world), safety=Safety(confirm=lambda text: True)
+    )
     journal = Path(str(applied.run_dir)) / "journal.jsonl"
-    discovered = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()
-                  if '"run.discovered"' in line]
+    discovered = [
+        json.loads(line)
+        for line in journal.read_text(encoding="utf-8").splitlines()
+        if '"run.discovered"' in line
+    ]
     assert len(discovered) == 1
     made = applied.selection_json()
     assert discovered[0]["selection"] == made
@@ -128,8 +132,13 @@ def test_steps_made_lazily_have_the_targets_made_at_once_before(kb: str, tmp_pat
     copy = world.rehearsal()
     copy.attach_run(None)
     events = Events(run_id=None, playbook=kb, mode="plan")
-    executor = Executor(StepContext(copy, MemoryBackups()), events,
-                        rehearsal=True, retry=RetryPolicy(), manual_deadline_s=3600.0)
+    executor = Executor(
+        StepContext(copy, MemoryBackups()),
+        events,
+        rehearsal=True,
+        retry=RetryPolicy(),
+        manual_deadline_s=3600.0,
+    )
     executor.run(held)
     assert all(step._targets is None for step in held if step._make_targets is not None)
 
@@ -140,8 +149,9 @@ def test_plan_and_apply_records_are_as_json_what_they_were(kb: str, tmp_path: Pa
     playbook = get_playbook(kb)
     world = scenario_world(kb, SIZE, 1)
     engine = Engine(state_dir=tmp_path)
-    applied = engine.apply(playbook, world, parameters(world),
-                           safety=Safety(confirm=lambda text: True))
+    applied = engine.apply(
+        playbook, world, parameters(world), safety=Safety(confirm=lambda text: True)
+    )
     assert applied.state == "done" and applied.changes
     plan_file = json.loads((Path(str(applied.run_dir)) / "plan.json").read_text("utf-8"))
     assert plan_file["changes"] == [record.to_json() for record in applied.planned]
@@ -154,8 +164,7 @@ def test_scenario_worlds_share_repeated_strings_and_homes_and_stay_the_same() ->
     world = scenario_world("kb278447", SIZE, 1)
     again = scenario_world("kb278447", SIZE, 1)
     assert world_to_json(world) == world_to_json(again)
-    entries = [e for e in world.directory.views()[0].entries()
-               if e.get("msExchHomeServerName")]
+    entries = [e for e in world.directory.views()[0].entries() if e.get("msExchHomeServerName")]
     by_value: dict[str, set[int]] = {}
     for entry in entries:
         value = entry.attributes["msExchHomeServerName"]

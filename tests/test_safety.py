@@ -38,8 +38,9 @@ def test_a_protected_object_refuses_the_apply_before_any_change(engine: Engine) 
     world, params, _ = broken_world(protect_first_selected=True)
     before = world_to_json(world)
     with pytest.raises(Refused) as refused:
-        engine.apply(PLAYBOOK, world, params,
-                     safety=Safety(confirm=lambda text: True)).raise_for_stop()
+        engine.apply(
+            PLAYBOOK, world, params, safety=Safety(confirm=lambda text: True)
+        ).raise_for_stop()
     assert refused.value.exit_code == 3
     assert "--allow-protected" in str(refused.value)
     assert world_to_json(world)["directory"] == before["directory"]
@@ -48,8 +49,13 @@ def test_a_protected_object_refuses_the_apply_before_any_change(engine: Engine) 
 
 def test_allow_protected_removes_the_protection_and_deletes(engine: Engine) -> None:
     world, params, victim = broken_world(protect_first_selected=True)
-    result = engine.apply(PLAYBOOK, world, params, options=Options(allow_protected=True),
-                          safety=Safety(confirm=lambda text: True))
+    result = engine.apply(
+        PLAYBOOK,
+        world,
+        params,
+        options=Options(allow_protected=True),
+        safety=Safety(confirm=lambda text: True),
+    )
     assert result.state == "done"
     for dc in world.directory.domain_controllers():
         assert victim not in world.directory.read([victim], dc)
@@ -59,8 +65,9 @@ def test_a_plan_over_the_deletion_budget_is_refused_and_nothing_changes(engine: 
     world, params, _ = broken_world()
     before = world_to_json(world)
     with pytest.raises(Refused) as refused:
-        engine.apply(PLAYBOOK, world, params,
-                     safety=Safety(max_deletions=2, confirm=lambda text: True)).raise_for_stop()
+        engine.apply(
+            PLAYBOOK, world, params, safety=Safety(max_deletions=2, confirm=lambda text: True)
+        ).raise_for_stop()
     assert "budget of 2" in str(refused.value)
     after = world_to_json(world)
     assert (after["directory"], after["exchange"]) == (before["directory"], before["exchange"])

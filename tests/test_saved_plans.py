@@ -27,9 +27,14 @@ def saved(engine: Engine, name: str, world: FakeWorld, params: dict[str, str]) -
     result = engine.plan(get_playbook(name), world, params, fingerprint=True)
     assert result.exit_code == 2
     return SavedPlan(
-        playbook=name, parameters=params, options=Options().to_json(),
-        organisation=world.organisation, source={}, created=datetime.now(UTC),
-        selection=result.selection_json(), fingerprints=result.fingerprints,
+        playbook=name,
+        parameters=params,
+        options=Options().to_json(),
+        organisation=world.organisation,
+        source={},
+        created=datetime.now(UTC),
+        selection=result.selection_json(),
+        fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
     )
 
@@ -75,8 +80,11 @@ def delete_object(doc: Doc, world: FakeWorld) -> str:
 def deliver_mail(doc: Doc, world: FakeWorld) -> str:
     """Mail arrives for the mailbox's owner while the plan waits for its change window."""
     guid = first_mailbox(doc)
-    box = next(box for server in world.exchange.servers()
-               for box in world.exchange.mailboxes(server.name, [guid]))
+    box = next(
+        box
+        for server in world.exchange.servers()
+        for box in world.exchange.mailboxes(server.name, [guid])
+    )
     result = world.deliver(box.server, box.legacy_dn, MailItem("late-1", "Inbox", "late mail"))
     assert result == "delivered", result
     return "items"
@@ -186,8 +194,12 @@ def test_cli_plan_out_then_apply_plan_refuses_drift_and_applies_the_clean_world(
     world_file.write_text(json.dumps(doc))
     plan_file = tmp_path / "plan.json"
     state = ["--state-dir", str(tmp_path / "state")]
-    assert main([*state, "-q", "plan", "kb842101", "--world", str(world_file),
-                 "--out", str(plan_file)]) == 2
+    assert (
+        main(
+            [*state, "-q", "plan", "kb842101", "--world", str(world_file), "--out", str(plan_file)]
+        )
+        == 2
+    )
     drifted = json.loads(world_file.read_text())
     victim = first_user(doc)
     for obj in drifted["directory"]["objects"]:
@@ -215,8 +227,12 @@ def test_a_drift_refusal_is_short_and_lists_every_drifted_target_in_json_and_the
     world_file, plan_file = tmp_path / "world.json", tmp_path / "plan.json"
     world_file.write_text(json.dumps(doc))
     state = ["--state-dir", str(tmp_path / "state")]
-    assert main([*state, "-q", "plan", "kb842101", "--world", str(world_file),
-                 "--out", str(plan_file)]) == 2
+    assert (
+        main(
+            [*state, "-q", "plan", "kb842101", "--world", str(world_file), "--out", str(plan_file)]
+        )
+        == 2
+    )
     deleted = set(doc["scenario"]["expected"]["deleted_guids"])
     for obj in doc["directory"]["objects"]:
         if obj["guid"] in deleted:

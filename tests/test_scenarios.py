@@ -526,7 +526,8 @@ def check_kb278447(world: World) -> None:
         assert blank["legacy_dn"] == user["legacyExchangeDN"]
         # Some originals carry the Exchange 5.5 legacyExchangeDN (the user's X500 address).
         assert original["legacy_dn"] == user["legacyExchangeDN"] or (
-            f"X500:{original['legacy_dn']}" in user["proxyAddresses"])
+            f"X500:{original['legacy_dn']}" in user["proxyAddresses"]
+        )
         assert original["display_name"] == blank["display_name"] == user["displayName"]
         assert where[case["original"]] == where[case["blank"]] == user["homeMDB"]
         assert len(original["items"]) == case["old_items"]
@@ -597,9 +598,8 @@ def test_kb278447_legacy_dn_discovery_finds_the_affected_and_the_ambiguous_user_
     # Users whose original carries the 5.5 legacyExchangeDN are found by objectGUID instead.
     by_guid = {box["guid"] for box in mailboxes(world) if box["disconnected_at"] is not None}
     assert {guid for guid, count in found.items() if count == 1} | (
-        {user["guid"] for user in users(world)} & by_guid) == {
-        case["user"] for case in expected["affected"]
-    }
+        {user["guid"] for user in users(world)} & by_guid
+    ) == {case["user"] for case in expected["affected"]}
     assert [guid for guid, count in found.items() if count > 1] == expected["ambiguous_guids"]
 
 

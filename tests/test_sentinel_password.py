@@ -81,10 +81,15 @@ def closed_port() -> int:
 
 def inventory_text(samba: SambaDC, ca_file: Path, address: str, winrm_port: int) -> str:
     directory = directory_section(
-        samba, password_env=AD_VARIABLE, ca_file=ca_file, address=address,
+        samba,
+        password_env=AD_VARIABLE,
+        ca_file=ca_file,
+        address=address,
         extra=f'dcs = ["{SAMBA_DC_NAME}"]\nconnect_timeout_s = 3',
     )
-    return directory + f"""
+    return (
+        directory
+        + f"""
 [[exchange]]
 host = "127.0.0.1"
 name = "EXCH01"
@@ -96,6 +101,7 @@ export_directory = '\\\\fs01\\pst$\\remediate'
 operation_timeout_s = 2
 deadline_s = 30
 """
+    )
 
 
 def exchange_reading_the_samba_dc() -> dict[str, Any]:
@@ -108,8 +114,9 @@ def exchange_reading_the_samba_dc() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def organisation(samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Organisation]:
+def organisation(
+    samba_dc: SambaDC, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Organisation]:
     folder = tmp_path_factory.mktemp("sentinel")
     other_ca = folder / "other-ca.pem"
     other_ca.write_bytes(make_pki("another CA").ca_pem)
@@ -142,8 +149,11 @@ class Cli:
 
 
 @pytest.fixture(params=["subprocess", "in-process"])
-def cli(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+def cli(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Cli]:
     """Runs the command line with these environment variables; checks, for a subprocess,
     every command line of it and of its children while it runs."""
     cmdlines: list[bytes] = []
@@ -151,8 +161,11 @@ def cli(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     def in_subprocess(argv: list[str], env: dict[str, str]) -> Outcome:
         process = subprocess.Popen(
             [sys.executable, "-m", "remediate", "--log-format", "json", "-v", *argv],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
         )
         with ProcessWatch(process.pid) as watch:
             out, err = process.communicate(timeout=300)
@@ -184,8 +197,7 @@ def users_in_new_scope(organisation: Organisation, count: int) -> tuple[str, lis
     return scope, sams
 
 
-def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
-                                     tmp_path: Path) -> None:
+def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli, tmp_path: Path) -> None:
     state = tmp_path / "state"
     good = str(organisation.inventories["good"])
     scope, (first, second) = users_in_new_scope(organisation, 2)
@@ -202,32 +214,55 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
         assert outcome.code == expect, (argv, outcome.out[-3000:], outcome.err[-3000:])
         return outcome
 
-    on_first = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={first}",
-                *window_around_now()]
+    on_first = [
+        "--inventory",
+        good,
+        "-p",
+        f"ou={scope}",
+        "-p",
+        f"users={first}",
+        *window_around_now(),
+    ]
     plan_file = tmp_path / "plan.json"
     run("plan", "kb842101", *on_first, "--format", "json", expect=2)
     run("plan", "kb842101", *on_first, "--out", str(plan_file), expect=2)
-    applied = json.loads(run("apply", str(plan_file), "--yes", "--format", "json",
-                             expect=0).out)
+    applied = json.loads(run("apply", str(plan_file), "--yes", "--format", "json", expect=0).out)
     assert [c["step"] for c in applied["changes"]] == ["delete-ad-user"]
 
     # a run that fails on the WinRM password (in discovery: resume refuses, nothing changed),
     # the same apply with the right one, and a resume of that finished run
-    on_second = ["--inventory", good, "-p", f"ou={scope}", "-p", f"users={second}",
-                *window_around_now()]
+    on_second = [
+        "--inventory",
+        good,
+        "-p",
+        f"ou={scope}",
+        "-p",
+        f"users={second}",
+        *window_around_now(),
+    ]
     wrong_winrm = organisation.passwords(**{EXCH_VARIABLE: sentinel("wrong-winrm")})
-    failed = run("apply", "kb842101", *on_second, "--yes", "--format", "json", expect=1,
-                 env=wrong_winrm)
+    failed = run(
+        "apply", "kb842101", *on_second, "--yes", "--format", "json", expect=1, env=wrong_winrm
+    )
     assert "rejected the credentials" in failed.err
     run("resume", json.loads(failed.out)["run_id"], "--format", "json", expect=3)
-    done = json.loads(run("apply", "kb842101", *on_second, "--yes", "--format", "json",
-                          expect=0).out)
+    done = json.loads(
+        run("apply", "kb842101", *on_second, "--yes", "--format", "json", expect=0).out
+    )
     run("resume", done["run_id"], "--format", "json", expect=0)
     run("runs", "--format", "json", expect=0)
     run("show-run", done["run_id"], "--all", "--format", "json", expect=0)
     run("show-run", applied["run_id"], "--all", expect=0)
-    run("snapshot", "--inventory", good, "--base-dn", scope, "--out",
-        str(tmp_path / "world.json"), expect=0)
+    run(
+        "snapshot",
+        "--inventory",
+        good,
+        "--base-dn",
+        scope,
+        "--out",
+        str(tmp_path / "world.json"),
+        expect=0,
+    )
 
     # failures: a wrong directory password, a certificate from another CA, unreachable hosts
     plan = ["plan", "kb842101", "-p", f"ou={scope}", *window_around_now(), "--inventory"]
@@ -252,8 +287,9 @@ def test_no_command_leaks_a_password(organisation: Organisation, cli: Cli,
     print("\n".join(timings))
 
 
-def test_no_error_carries_a_password(organisation: Organisation,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_error_carries_a_password(
+    organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each failure, from the library: the exception and everything chained to it."""
     monkeypatch.setenv(AD_VARIABLE, sentinel("wrong-ad"))
     monkeypatch.setenv(EXCH_VARIABLE, PASSWORD)
@@ -271,8 +307,10 @@ def test_no_error_carries_a_password(organisation: Organisation,
     for name in ("good", "untrusted-dc", "unreachable-dc"):
         capture(f"directory {name}", partial(find_administrator, organisation.inventories[name]))
     config = organisation.site.configs[0]
-    capture("winrm wrong password",
-            WinRmExchange([replace(config, password=lambda: sentinel("wrong"))]).servers)
+    capture(
+        "winrm wrong password",
+        WinRmExchange([replace(config, password=lambda: sentinel("wrong"))]).servers,
+    )
     capture("winrm unreachable", WinRmExchange([replace(config, port=closed_port())]).servers)
     capture("winrm basic over http", WinRmExchange([replace(config, transport="basic")]).servers)
 
@@ -297,6 +335,10 @@ def test_the_scanners_find_a_sentinel_wherever_it_hides() -> None:
             raise RuntimeError("wrapped") from inner
     except RuntimeError as outer:
         assert any(contains_mark(text) for text in exception_texts(outer))
-    assert leaking_sections([("Captured stderr call", f"x {secret.encode().hex()}"),
-                             ("Captured log call", f"pw={secret}")]) == ["Captured log call"]
+    assert leaking_sections(
+        [
+            ("Captured stderr call", f"x {secret.encode().hex()}"),
+            ("Captured log call", f"pw={secret}"),
+        ]
+    ) == ["Captured log call"]
     assert MARK in secret

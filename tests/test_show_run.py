@@ -18,17 +18,21 @@ from remediate.engine.journal import read_journal
 from remediate.fakes import FakeWorld, load_world
 
 SIZE = 6
-KB842101_STEPS = ["export-mail", "delete-ad-user", "wait-for-replication", "run-cleanup-agent",
-                  "purge-mailbox", "verify"]
+KB842101_STEPS = [
+    "export-mail",
+    "delete-ad-user",
+    "wait-for-replication",
+    "run-cleanup-agent",
+    "purge-mailbox",
+    "verify",
+]
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})  (\S+)\s+(\S+)\s+(.*)$")
 
 
 pytestmark = pytest.mark.usefixtures("command_line")
 
 
-def cli_run(
-    capsys: pytest.CaptureFixture[str], *argv: str | Path | int
-) -> tuple[int, str, str]:
+def cli_run(capsys: pytest.CaptureFixture[str], *argv: str | Path | int) -> tuple[int, str, str]:
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
     captured = capsys.readouterr()
@@ -38,15 +42,17 @@ def cli_run(
 @pytest.fixture
 def broken(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
     path = tmp_path / "broken.json"
-    code, _, err = cli_run(capsys, "scenario", "kb842101", "--size", SIZE, "--seed", 2,
-                           "--out", path)
+    code, _, err = cli_run(
+        capsys, "scenario", "kb842101", "--size", SIZE, "--seed", 2, "--out", path
+    )
     assert code == 0, err
     return path
 
 
 def apply(capsys: pytest.CaptureFixture[str], world: Path, code: int = 0) -> dict[str, Any]:
-    ran, out, err = cli_run(capsys, "-q", "apply", "kb842101", "--world", world, "--yes",
-                            "--format", "json")
+    ran, out, err = cli_run(
+        capsys, "-q", "apply", "kb842101", "--world", world, "--yes", "--format", "json"
+    )
     assert ran == code, err
     result: dict[str, Any] = json.loads(out)
     return result
@@ -68,11 +74,16 @@ def test_a_finished_run_as_a_timeline(capsys: pytest.CaptureFixture[str], broken
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"Run {run_id}: kb842101, done"
-    assert f"{len(changes)} change(s) applied, 0 failed; {len(KB842101_STEPS)} step(s) " \
+    assert (
+        f"{len(changes)} change(s) applied, 0 failed; {len(KB842101_STEPS)} step(s) "
         "completed" in lines[1]
+    )
     assert f"Run directory: {result['run_dir']}" in out
-    assert re.search(r"Backups: [1-9]\d* LDIF file\(s\) in .*backups/ad, [1-9]\d* mail "
-                     r"export\(s\) in .*backups/mail", out)
+    assert re.search(
+        r"Backups: [1-9]\d* LDIF file\(s\) in .*backups/ad, [1-9]\d* mail "
+        r"export\(s\) in .*backups/mail",
+        out,
+    )
     table = rows(out)
     events = [event for _, event, _, _ in table]
     assert events[0] == "run.started" and events[-1] == "run.finished"
@@ -83,9 +94,11 @@ def test_a_finished_run_as_a_timeline(capsys: pytest.CaptureFixture[str], broken
     assert f"selected {SIZE} users" in discovered
     applying = [(step, details) for _, event, step, details in table if event == "step.applying"]
     assert ("delete-ad-user", f"{SIZE} target(s) on directory") in applying
-    assert any(event == "step.manual" and details.startswith("MANUAL ACTION: On EXCH01 open "
-                                                             "Exchange System Manager")
-               for _, event, _, details in table)
+    assert any(
+        event == "step.manual"
+        and details.startswith("MANUAL ACTION: On EXCH01 open Exchange System Manager")
+        for _, event, _, details in table
+    )
     # per-target events only with --all
     assert "step.applied" not in events
     assert re.search(r"\(\d+ per-target event\(s\) not shown: --all lists every one\)", out)
@@ -98,16 +111,17 @@ def test_a_finished_run_as_a_timeline(capsys: pytest.CaptureFixture[str], broken
     assert "resume" not in out
 
 
-def test_json_holds_every_journal_record(
-    capsys: pytest.CaptureFixture[str], broken: Path
-) -> None:
+def test_json_holds_every_journal_record(capsys: pytest.CaptureFixture[str], broken: Path) -> None:
     result = apply(capsys, broken)
     code, out, _ = cli_run(capsys, "show-run", result["run_id"], "--format", "json")
     assert code == 0
     data = json.loads(out)
     assert data["format"] == "remediate.run/1"
     assert (data["run_id"], data["playbook"], data["state"]) == (
-        result["run_id"], "kb842101", "done")
+        result["run_id"],
+        "kb842101",
+        "done",
+    )
     assert data["applied"] == len(result["changes"]) and data["failed"] == 0
     assert data["completed_steps"] == KB842101_STEPS
     assert data["run_dir"] == result["run_dir"]
@@ -168,8 +182,7 @@ def test_a_paused_run_shows_the_manual_action(
 
 
 def test_a_refused_run(capsys: pytest.CaptureFixture[str], broken: Path) -> None:
-    code, out, _ = cli_run(capsys, "-q", "apply", "kb842101", "--world", broken,
-                           "--format", "json")
+    code, out, _ = cli_run(capsys, "-q", "apply", "kb842101", "--world", broken, "--format", "json")
     assert code == 3
     run_id = json.loads(out)["run_id"]
     code, out, _ = cli_run(capsys, "show-run", run_id)

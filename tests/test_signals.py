@@ -39,8 +39,17 @@ faults.Faults.perform = perform
 
 
 def cli(state_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "remediate", "--state-dir", str(state_dir), "-q",
-            "--log-format", "json", *args]
+    return [
+        sys.executable,
+        "-m",
+        "remediate",
+        "--state-dir",
+        str(state_dir),
+        "-q",
+        "--log-format",
+        "json",
+        *args,
+    ]
 
 
 def users_deleted(run_dir: Path, candidates: set[str]) -> set[str]:
@@ -52,8 +61,9 @@ def users_deleted(run_dir: Path, candidates: set[str]) -> set[str]:
     return {f"user:{guid}" for guid in guids - set(live)}
 
 
-@pytest.mark.parametrize(("signum", "durable"), [
-    (signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)])
+@pytest.mark.parametrize(
+    ("signum", "durable"), [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)]
+)
 def test_a_signal_mid_batch_stops_after_the_operation_and_the_record_is_exact(
     tmp_path: Path, signum: signal.Signals, durable: bool
 ) -> None:
@@ -62,13 +72,26 @@ def test_a_signal_mid_batch_stops_after_the_operation_and_the_record_is_exact(
     (tmp_path / "slow").mkdir()
     (tmp_path / "slow" / "sitecustomize.py").write_text(SLOW_DELETES)
     process = subprocess.Popen(
-        cli(state_dir, "apply", CASE.playbook, "--world", str(world_file), "--yes",
-            "--format", "json", *(["--durable-world"] if durable else [])),
+        cli(
+            state_dir,
+            "apply",
+            CASE.playbook,
+            "--world",
+            str(world_file),
+            "--yes",
+            "--format",
+            "json",
+            *(["--durable-world"] if durable else []),
+        ),
         env={**os.environ, "PYTHONPATH": str(tmp_path / "slow")},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: process.poll() is not None or applying(state_dir, DELETES),
-                 "the delete batch")
+        wait_for(
+            lambda: process.poll() is not None or applying(state_dir, DELETES), "the delete batch"
+        )
         time.sleep(0.4)  # some deletes, not all
         process.send_signal(signum)
         out, err = process.communicate(timeout=60)
@@ -86,28 +109,50 @@ def test_a_signal_mid_batch_stops_after_the_operation_and_the_record_is_exact(
     assert f"continue with: remediate resume {run_id}" in err
     run_dir = only_run(state_dir)
     records = journal(run_dir)
-    announced = {t for r in records if r["event"] == "step.applying" and r["step"] == DELETES
-                 for t in r["targets"]}
+    announced = {
+        t
+        for r in records
+        if r["event"] == "step.applying" and r["step"] == DELETES
+        for t in r["targets"]
+    }
     deleted = users_deleted(run_dir, announced)
     assert 0 < len(deleted) < CASE.size, "the signal did not land in the middle of the batch"
-    journalled = [r["target"] for r in records
-                  if r["event"] == "step.applied" and r["step"] == DELETES]
+    journalled = [
+        r["target"] for r in records if r["event"] == "step.applied" and r["step"] == DELETES
+    ]
     reported = [c["target"] for c in result["changes"] if c["step"] == DELETES]
     assert sorted(journalled) == sorted(reported) == sorted(deleted)
-    listed = json.loads(subprocess.run(cli(state_dir, "runs", "--format", "json"),
-                                       capture_output=True, text=True, check=True).stdout)
+    listed = json.loads(
+        subprocess.run(
+            cli(state_dir, "runs", "--format", "json"), capture_output=True, text=True, check=True
+        ).stdout
+    )
     applied = sum(r["event"] == "step.applied" for r in records)
     assert [(row["state"], row["applied"]) for row in listed] == [("interrupted", applied)]
     assert len(result["changes"]) == applied
-    shown = json.loads(subprocess.run(cli(state_dir, "show-run", run_id, "--format", "json"),
-                                      capture_output=True, text=True, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            cli(state_dir, "show-run", run_id, "--format", "json"),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert json.dumps(shown).count('"step.applied"') in (0, applied)
 
-    resumed = subprocess.run(cli(state_dir, "resume", run_id, "--format", "json"),
-                             capture_output=True, text=True, timeout=120, check=False)
+    resumed = subprocess.run(
+        cli(state_dir, "resume", run_id, "--format", "json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    every = [r["target"] for r in journal(run_dir)
-             if r["event"] == "step.applied" and r["step"] == DELETES]
+    every = [
+        r["target"]
+        for r in journal(run_dir)
+        if r["event"] == "step.applied" and r["step"] == DELETES
+    ]
     assert sorted(every) == sorted(announced)  # each user recorded deleted exactly once
 
 

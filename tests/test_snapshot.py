@@ -18,8 +18,13 @@ from remediate.fakes.scenarios import kb278447, kb842101
 from remediate.snapshot import snapshot
 from remediate.testing import change_keys
 
-CASES = [("kb842101", "2003"), ("kb842101", "2016"), ("kb278447", "2000"),
-         ("kb278447", "2003"), ("kb278447", "2013")]
+CASES = [
+    ("kb842101", "2003"),
+    ("kb842101", "2016"),
+    ("kb278447", "2000"),
+    ("kb278447", "2003"),
+    ("kb278447", "2013"),
+]
 
 
 @pytest.mark.parametrize(("name", "version"), CASES)
@@ -48,10 +53,17 @@ def test_a_snapshot_reads_only_through_the_ports_and_changes_nothing(engine: Eng
     before = json.dumps(snapshot(source), sort_keys=True)
     operations = set(source.faults.log)
     assert operations <= {
-        "directory.domain_controllers", "directory.writable_dc", "directory.find_users",
-        "directory.descendants", "directory.replication_delays", "exchange.servers",
-        "exchange.stores", "exchange.mailboxes", "exchange.service_states",
-        "exchange.mail_export_refusal", "exchange.running_dependents",
+        "directory.domain_controllers",
+        "directory.writable_dc",
+        "directory.find_users",
+        "directory.descendants",
+        "directory.replication_delays",
+        "exchange.servers",
+        "exchange.stores",
+        "exchange.mailboxes",
+        "exchange.service_states",
+        "exchange.mail_export_refusal",
+        "exchange.running_dependents",
     }
     assert json.dumps(snapshot(source), sort_keys=True) == before
 
@@ -66,8 +78,7 @@ def test_cli_snapshot_writes_a_world_that_plans_like_the_source(
     state = ["--state-dir", str(tmp_path / "state")]
     assert main([*state, "snapshot", "--world", str(source), "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main([*state, "-q", "plan", "kb278447", "--world", str(source),
-                 "--format", "json"]) == 2
+    assert main([*state, "-q", "plan", "kb278447", "--world", str(source), "--format", "json"]) == 2
     planned_on_source = json.loads(capsys.readouterr().out)["changes"]
     assert main([*state, "-q", "plan", "kb278447", "--world", str(out), "--format", "json"]) == 2
     assert json.loads(capsys.readouterr().out)["changes"] == planned_on_source

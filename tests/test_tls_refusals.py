@@ -42,8 +42,9 @@ def cases() -> dict[str, Case]:
     wrong_name = make_pki(names=("dc7.corp.example", "exch07.corp.example"))
     return {
         "good": Case(good, good, "", ""),
-        "wrong CA": Case(make_pki("another CA", names=names), good,
-                         "not issued by a CA we trust", "ca_file"),
+        "wrong CA": Case(
+            make_pki("another CA", names=names), good, "not issued by a CA we trust", "ca_file"
+        ),
         "expired": Case(expired, expired, "has expired", "renew"),
         "wrong name": Case(wrong_name, wrong_name, "not issued for", "name"),
     }
@@ -62,9 +63,16 @@ def ca_file(tmp_path: Path, pki: Pki) -> Path:
 
 
 def ldap_settings(front: TlsFront, mode: TlsMode, ca: Path) -> ConnectionSettings:
-    return ConnectionSettings(bind_user="svc@corp.example", password="not-sent", tls_mode=mode,
-                              ca_file=ca, addresses={DC: "127.0.0.1"}, port=front.port,
-                              connect_timeout_s=5, receive_timeout_s=5)
+    return ConnectionSettings(
+        bind_user="svc@corp.example",
+        password="not-sent",
+        tls_mode=mode,
+        ca_file=ca,
+        addresses={DC: "127.0.0.1"},
+        port=front.port,
+        connect_timeout_s=5,
+        receive_timeout_s=5,
+    )
 
 
 @pytest.fixture(params=[TlsMode.LDAPS, TlsMode.STARTTLS], ids=str)
@@ -79,11 +87,13 @@ def assert_nothing_but_starttls_in_clear(front: TlsFront, mode: TlsMode) -> None
 
 
 @pytest.mark.parametrize("name", REFUSED)
-def test_ldap_refuses_the_certificate(cases: dict[str, Case], name: str, mode: TlsMode,
-                                      tmp_path: Path) -> None:
+def test_ldap_refuses_the_certificate(
+    cases: dict[str, Case], name: str, mode: TlsMode, tmp_path: Path
+) -> None:
     case = cases[name]
-    with TlsFront(case.served.server_cert_pem, case.served.server_key_pem,
-                  starttls=mode is TlsMode.STARTTLS) as front:
+    with TlsFront(
+        case.served.server_cert_pem, case.served.server_key_pem, starttls=mode is TlsMode.STARTTLS
+    ) as front:
         settings = ldap_settings(front, mode, ca_file(tmp_path, case.trusted))
         with pytest.raises(PermanentError) as refused:
             open_connection(settings, DC)
@@ -97,8 +107,9 @@ def test_ldap_accepts_a_good_certificate_and_binds_over_it(
     cases: dict[str, Case], mode: TlsMode, tmp_path: Path
 ) -> None:
     case = cases["good"]
-    with TlsFront(case.served.server_cert_pem, case.served.server_key_pem,
-                  starttls=mode is TlsMode.STARTTLS) as front:
+    with TlsFront(
+        case.served.server_cert_pem, case.served.server_key_pem, starttls=mode is TlsMode.STARTTLS
+    ) as front:
         settings = ldap_settings(front, mode, ca_file(tmp_path, case.trusted))
         with pytest.raises(BackendError):  # the front hangs up after reading the bind
             open_connection(settings, DC)
@@ -110,9 +121,13 @@ def test_ldap_accepts_a_good_certificate_and_binds_over_it(
 def test_ldap_refuses_a_simple_bind_without_tls_before_connecting() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(0.2)
-        settings = ConnectionSettings(bind_user="svc@corp.example", password="not-sent",
-                                      tls_mode=None, addresses={DC: "127.0.0.1"},
-                                      port=listener.getsockname()[1])
+        settings = ConnectionSettings(
+            bind_user="svc@corp.example",
+            password="not-sent",
+            tls_mode=None,
+            addresses={DC: "127.0.0.1"},
+            port=listener.getsockname()[1],
+        )
         with pytest.raises(PermanentError, match="without TLS") as refused:
             open_connection(settings, DC)
         assert DC in str(refused.value) and "tls_mode" in str(refused.value)
@@ -125,8 +140,7 @@ def test_ldap_refuses_a_simple_bind_without_tls_before_connecting() -> None:
 
 @pytest.mark.winrm
 @pytest.mark.parametrize("name", REFUSED)
-def test_winrm_refuses_the_certificate(cases: dict[str, Case], name: str,
-                                       tmp_path: Path) -> None:
+def test_winrm_refuses_the_certificate(cases: dict[str, Case], name: str, tmp_path: Path) -> None:
     case = cases[name]
     world = load(scenario("kb278447", 1, seed=3, version="2016"))
     tls = (case.served.server_cert_pem, case.served.server_key_pem)

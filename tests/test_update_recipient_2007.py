@@ -30,13 +30,18 @@ def with_empty_blanks(world: FakeWorld) -> FakeWorld:
     return world
 
 
-@pytest.mark.parametrize(("build", "asks_operator"), [
-    ("Version 8.0 (Build 685.24)", True),  # Exchange 2007 RTM
-    ("Version 8.1 (Build 240.6)", False),  # SP1
-    ("Version 8.3 (Build 83.6)", False),  # SP3
-])
+@pytest.mark.parametrize(
+    ("build", "asks_operator"),
+    [
+        ("Version 8.0 (Build 685.24)", True),  # Exchange 2007 RTM
+        ("Version 8.1 (Build 240.6)", False),  # SP1
+        ("Version 8.3 (Build 83.6)", False),  # SP3
+    ],
+)
 def test_without_sp1_the_policy_is_applied_by_the_operator(
-    engine: Engine, build: str, asks_operator: bool,
+    engine: Engine,
+    build: str,
+    asks_operator: bool,
 ) -> None:
     fake = with_empty_blanks(load(scenario("kb278447", 3, seed=2, version="2007")))
     playbook = get_playbook("kb278447")

@@ -23,8 +23,10 @@ from remediate.testing import apply_confirmed
 
 pytestmark = pytest.mark.winrm
 
-REFUSAL = r"EXCH01 runs Exchange 2007, which cannot export or import mail.*" \
+REFUSAL = (
+    r"EXCH01 runs Exchange 2007, which cannot export or import mail.*"
     r"-PSTFolderPath.*32-bit machine with Outlook.*admin workstation.*Exchange 2010 SP1 or later"
+)
 DOC = scenario("kb842101", 3, seed=3, version="2007")
 
 
@@ -81,8 +83,9 @@ def test_the_plan_refuses_the_export_as_apply_will(name: str, engine: Engine) ->
 
         before = snapshot(site.world)
         with pytest.raises(Refused, match="nothing was changed") as refused:
-            apply_confirmed(engine, playbook, snapshot_world(site),
-                            parameters(doc)).raise_for_stop()
+            apply_confirmed(
+                engine, playbook, snapshot_world(site), parameters(doc)
+            ).raise_for_stop()
         assert str(planned.error) in str(refused.value)
         # Nothing exported, purged, deleted, disabled or stopped.
         assert snapshot(site.world) == before

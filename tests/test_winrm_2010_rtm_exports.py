@@ -25,19 +25,24 @@ from remediate.testing import apply_confirmed
 pytestmark = pytest.mark.winrm
 
 RTM = "Version 14.0 (Build 639.21)"
-REFUSAL = (r"EXCH01 runs Exchange 2010 without a service pack \(Version 14\.0 \(Build 639\.21\)\)"
-           r".*no New-MailboxExportRequest.*Install Exchange 2010 SP1 or later.*plan again")
+REFUSAL = (
+    r"EXCH01 runs Exchange 2010 without a service pack \(Version 14\.0 \(Build 639\.21\)\)"
+    r".*no New-MailboxExportRequest.*Install Exchange 2010 SP1 or later.*plan again"
+)
 
 
-@pytest.mark.parametrize(("build", "lacks"), [
-    (RTM, True),
-    ("Version 14.0 (Build 694.0)", True),
-    ("Version 14.1 (Build 218.15)", False),  # SP1
-    ("Version 14.3 (Build 123.4)", False),
-    ("Version 15.1 (Build 2507.6)", False),
-    ("", False),  # unreadable: not known, so not refused here (apply says what failed)
-    ("14.0.639.21", False),
-])
+@pytest.mark.parametrize(
+    ("build", "lacks"),
+    [
+        (RTM, True),
+        ("Version 14.0 (Build 694.0)", True),
+        ("Version 14.1 (Build 218.15)", False),  # SP1
+        ("Version 14.3 (Build 123.4)", False),
+        ("Version 15.1 (Build 2507.6)", False),
+        ("", False),  # unreadable: not known, so not refused here (apply says what failed)
+        ("14.0.639.21", False),
+    ],
+)
 def test_a_build_before_sp1_lacks_mailbox_requests(build: str, lacks: bool) -> None:
     assert lacks_mailbox_requests(build) is lacks
 
@@ -58,8 +63,10 @@ def rtm() -> Iterator[Site]:
 def test_the_adapter_refuses_before_the_export_script_runs(rtm: Site) -> None:
     exchange = rtm.exchange()
     assert re.search(REFUSAL, exchange.mail_export_refusal("EXCH01") or "")
-    for call in (lambda: exchange.export_mail("EXCH01", [UUID(int=1)]),
-                 lambda: exchange.import_mail("EXCH01", [])):
+    for call in (
+        lambda: exchange.export_mail("EXCH01", [UUID(int=1)]),
+        lambda: exchange.import_mail("EXCH01", []),
+    ):
         with pytest.raises(PermanentError, match=REFUSAL):
             call()
     assert [call.operation for call in rtm.hosts["EXCH01"].calls] == ["describe"]
@@ -72,8 +79,7 @@ def test_sp1_and_later_export() -> None:
         assert set(site.exchange().export_mail("EXCH01", guids)) == set(guids)
 
 
-def test_the_snapshot_records_it_and_a_plan_on_the_fake_refuses(rtm: Site, engine: Engine
-                                                                 ) -> None:
+def test_the_snapshot_records_it_and_a_plan_on_the_fake_refuses(rtm: Site, engine: Engine) -> None:
     document: Doc = snapshot(snapshot_world(rtm))
     (server,) = document["exchange"]["servers"]
     assert re.search(REFUSAL, server["mail_export_refusal"])
@@ -103,9 +109,17 @@ def test_the_plan_refuses_as_apply_would_and_apply_changes_nothing(
             assert (planned.state, planned.exit_code) == ("refused", EXIT_REFUSED)
             assert re.search("-mail.*would fail: " + REFUSAL, str(planned.error))
             with pytest.raises(Refused, match="nothing was changed"):
-                apply_confirmed(engine, playbook, snapshot_world(site),
-                                parameters(doc)).raise_for_stop()
+                apply_confirmed(
+                    engine, playbook, snapshot_world(site), parameters(doc)
+                ).raise_for_stop()
         assert snapshot(site.world) == before
         operations = {call.operation for call in site.hosts["EXCH01"].calls}
-        assert not operations & {"export", "import", "purge", "disable", "reconnect",
-                                 "set_services", "clean_database"}
+        assert not operations & {
+            "export",
+            "import",
+            "purge",
+            "disable",
+            "reconnect",
+            "set_services",
+            "clean_database",
+        }

@@ -19,9 +19,11 @@ from remediate.ports import ManualActionRequired
 pytestmark = pytest.mark.winrm
 
 TARGETS = 500
-STORE = ("CN=Store,CN=SG,CN=InformationStore,CN=EXCH01,CN=Servers,CN=First Administrative Group,"
-         "CN=Administrative Groups,CN=Corp,CN=Microsoft Exchange,CN=Services,CN=Configuration,"
-         "DC=corp,DC=example")
+STORE = (
+    "CN=Store,CN=SG,CN=InformationStore,CN=EXCH01,CN=Servers,CN=First Administrative Group,"
+    "CN=Administrative Groups,CN=Corp,CN=Microsoft Exchange,CN=Services,CN=Configuration,"
+    "DC=corp,DC=example"
+)
 
 
 def user_guid(n: int) -> UUID:
@@ -50,19 +52,37 @@ def batch_world(version: str) -> dict[str, Any]:
                            "legacyExchangeDN": legacy, "homeMDB": STORE,
                            "msExchMailboxGuid": str(connected(n))},
         })  # fmt: skip
-        for guid, name, when in ((connected(n), legacy, None),
-                                 (disconnected(n), legacy + "-old", "2026-10-02T00:00:00Z")):
-            boxes.append({"guid": str(guid), "legacy_dn": name, "display_name": f"User {n}",
-                          "disconnected_at": when,
-                          "items": [{"id": f"m-{guid}", "folder": "Inbox", "subject": "hi"}]})
-    services = dict.fromkeys(("MSExchangeIS", *ExchangeVersion(version).transport_services),
-                             "running")
-    server = {"name": "EXCH01", "version": version, "dc": "DC1", "services": services, "stores": [
-        {"name": "Store", "storage_group": "SG", "dn": STORE, "mailboxes": boxes}]}
+        for guid, name, when in (
+            (connected(n), legacy, None),
+            (disconnected(n), legacy + "-old", "2026-10-02T00:00:00Z"),
+        ):
+            boxes.append(
+                {
+                    "guid": str(guid),
+                    "legacy_dn": name,
+                    "display_name": f"User {n}",
+                    "disconnected_at": when,
+                    "items": [{"id": f"m-{guid}", "folder": "Inbox", "subject": "hi"}],
+                }
+            )
+    services = dict.fromkeys(
+        ("MSExchangeIS", *ExchangeVersion(version).transport_services), "running"
+    )
+    server = {
+        "name": "EXCH01",
+        "version": version,
+        "dc": "DC1",
+        "services": services,
+        "stores": [{"name": "Store", "storage_group": "SG", "dn": STORE, "mailboxes": boxes}],
+    }
     return {
         "format": "remediate.world/1",
-        "directory": {"domain": "corp.example", "base_dn": "DC=corp,DC=example",
-                      "dcs": [{"name": "DC1", "replication_delay_s": 0}], "objects": objects},
+        "directory": {
+            "domain": "corp.example",
+            "base_dn": "DC=corp,DC=example",
+            "dcs": [{"name": "DC1", "replication_delay_s": 0}],
+            "objects": objects,
+        },
         "exchange": {"servers": [server]},
     }
 
@@ -94,22 +114,29 @@ def test_every_step_sends_one_command_per_server_for_500_targets(site: Site) -> 
         "mailboxes": lambda: exchange.mailboxes("EXCH01", originals + orphans),
         "service_states": lambda: exchange.service_states("EXCH01", version.transport_services),
         "set_services": lambda: exchange.set_services(
-            "EXCH01", version.transport_services, ServiceState.STOPPED),
+            "EXCH01", version.transport_services, ServiceState.STOPPED
+        ),
         "export_mail": lambda: exported.update(exchange.export_mail("EXCH01", originals)),
         "exports": lambda: exchange.exports("EXCH01", originals),
         "disable_mailboxes": lambda: exchange.disable_mailboxes("EXCH01", users),
         "reconnect_mailboxes": lambda: exchange.reconnect_mailboxes(
-            "EXCH01", list(zip(orphans, users, strict=True))),
+            "EXCH01", list(zip(orphans, users, strict=True))
+        ),
         "import_mail": lambda: exchange.import_mail(
-            "EXCH01", [(orphan, exported[original])
-                       for orphan, original in zip(orphans, originals, strict=True)]),
+            "EXCH01",
+            [
+                (orphan, exported[original])
+                for orphan, original in zip(orphans, originals, strict=True)
+            ],
+        ),
         "run_cleanup_agent": lambda: exchange.run_cleanup_agent("EXCH01", [STORE]),
     }
     calls = {name: commands_for(site, step) for name, step in steps.items()}
     if version.cleanup_agent_is_manual:  # the operator runs it; the world does it here
         site.world.exchange.process_next()
     calls["purge_mailboxes"] = commands_for(
-        site, lambda: exchange.purge_mailboxes("EXCH01", originals))
+        site, lambda: exchange.purge_mailboxes("EXCH01", originals)
+    )
 
     expected = dict.fromkeys(calls, 1)
     if version is ExchangeVersion.E2003:
@@ -117,8 +144,9 @@ def test_every_step_sends_one_command_per_server_for_500_targets(site: Site) -> 
     assert calls == expected
     boxes = {box.guid: box for box in site.world.exchange.mailboxes("EXCH01")}
     assert set(boxes) == set(orphans)
-    assert all(box.item_ids is not None and len(box.item_ids) == 2 and box.owner
-               for box in boxes.values())
+    assert all(
+        box.item_ids is not None and len(box.item_ids) == 2 and box.owner for box in boxes.values()
+    )
 
 
 def test_past_the_batch_size_a_step_is_split(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:

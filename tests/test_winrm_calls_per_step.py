@@ -36,11 +36,14 @@ def test_each_step_changes_each_server_with_one_command(
     seen: Counter[tuple[str, str, str]] = Counter()
     with serve(fake) as site:
         for server, host in site.hosts.items():
+
             def record(call: DecodedCall, server: str = server) -> None:
                 seen[(current["step"], server, call.operation)] += 1
+
             host.before_run = record
-        applied = apply_confirmed(engine, get_playbook(name), WinRmWorld(fake, site.exchange()),
-                                  parameters(doc))
+        applied = apply_confirmed(
+            engine, get_playbook(name), WinRmWorld(fake, site.exchange()), parameters(doc)
+        )
     assert applied.state == "done", applied.error
     assert len(site.hosts) == 2
     writes = {key: count for key, count in seen.items() if key[2] in WRITES}

@@ -23,7 +23,9 @@ def inventory(tmp_path: Path, body: str) -> Path:
 
 def test_an_entry_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
-    path = inventory(tmp_path, """
+    path = inventory(
+        tmp_path,
+        """
 [[exchange]]
 host = "exch01.corp.example"
 version = "2003"
@@ -39,10 +41,15 @@ identity = "svc@corp.example"
 password_prompt = true
 ca_file = "ca.pem"
 export_directory = '\\\\fs01\\pst$'
-""")
+""",
+    )
     first, second = load_exchange_servers(path)
     assert (first.server, first.version, first.transport, first.url) == (
-        "EXCH01", ExchangeVersion.E2003, "ntlm", "http://exch01.corp.example:5985/wsman")
+        "EXCH01",
+        ExchangeVersion.E2003,
+        "ntlm",
+        "http://exch01.corp.example:5985/wsman",
+    )
     assert first.ca_file is None
     monkeypatch.setenv("EXCH_PW", "s3cret")
     assert first.password() == "s3cret"
@@ -51,11 +58,15 @@ export_directory = '\\\\fs01\\pst$'
     assert second.ca_file == tmp_path / "ca.pem"
     assert not first.kerberos_delegation and not second.kerberos_delegation
     assert (first.export_directory, second.export_directory) == (
-        "C:\\remediate\\exports", "\\\\fs01\\pst$")
+        "C:\\remediate\\exports",
+        "\\\\fs01\\pst$",
+    )
 
 
 def test_kerberos_may_delegate_for_the_double_hop(tmp_path: Path) -> None:
-    path = inventory(tmp_path, """[[exchange]]
+    path = inventory(
+        tmp_path,
+        """[[exchange]]
 host = "exch01"
 version = "2016"
 transport = "kerberos"
@@ -63,28 +74,35 @@ kerberos_delegation = true
 identity = "svc@CORP.EXAMPLE"
 password_env = "PW"
 export_directory = '\\\\fs01\\pst$'
-""")
+""",
+    )
     (config,) = load_exchange_servers(path)
     assert config.transport == "kerberos" and config.kerberos_delegation
 
 
-def test_a_missing_password_variable_says_which(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_password_variable_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("EXCH_PW", raising=False)
-    path = inventory(tmp_path, """[[exchange]]
+    path = inventory(
+        tmp_path,
+        """[[exchange]]
 host = "exch01"
 version = "2016"
 identity = "svc"
 password_env = "EXCH_PW"
 export_directory = '\\\\fs01\\pst$'
-""")
+""",
+    )
     (config,) = load_exchange_servers(path)
     with pytest.raises(InputError, match=r"EXCH_PW is not set.*export EXCH_PW"):
         config.password()
 
 
-BASE = ('host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"\n'
-        "export_directory = '\\\\fs01\\pst$'\n")
+BASE = (
+    'host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW"\n'
+    "export_directory = '\\\\fs01\\pst$'\n"
+)
 
 
 @pytest.mark.security
@@ -100,10 +118,16 @@ BASE = ('host = "exch01"\nversion = "2016"\nidentity = "svc"\npassword_env = "PW
         ('colour = "blue"', "exchange[0].colour", "one of ca_file, deadline_s"),
         ("password_prompt = true", "exchange[0].password_env", "not both"),
         ("deadline_s = 0", "exchange[0].deadline_s", "a whole number of seconds"),
-        ("kerberos_delegation = true", "exchange[0].kerberos_delegation",
-         'true only with transport = "kerberos"'),
-        ('transport = "kerberos"\nkerberos_delegation = "yes"',
-         "exchange[0].kerberos_delegation", "true or false"),
+        (
+            "kerberos_delegation = true",
+            "exchange[0].kerberos_delegation",
+            'true only with transport = "kerberos"',
+        ),
+        (
+            'transport = "kerberos"\nkerberos_delegation = "yes"',
+            "exchange[0].kerberos_delegation",
+            "true or false",
+        ),
     ],
 )
 def test_errors_name_the_file_the_key_and_what_is_expected(
@@ -136,18 +160,23 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
 
 def entry(version: str, directory: str | None) -> str:
     line = "" if directory is None else f"export_directory = '{directory}'\n"
-    return (f'[[exchange]]\nhost = "exch01.corp.example"\nversion = "{version}"\n'
-            f'identity = "svc"\npassword_env = "PW"\n{line}')
+    return (
+        f'[[exchange]]\nhost = "exch01.corp.example"\nversion = "{version}"\n'
+        f'identity = "svc"\npassword_env = "PW"\n{line}'
+    )
 
 
 @pytest.mark.parametrize("version", ["2010", "2013", "2016", "2019", "SE"])
-@pytest.mark.parametrize(("directory", "found"), [
-    (None, "is missing"),
-    ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
-    ("\\\\?\\C:\\exports", "not a UNC path"),
-    ("\\\\fs01", "not a UNC path"),
-    ("//fs01/pst", "not a UNC path"),
-])
+@pytest.mark.parametrize(
+    ("directory", "found"),
+    [
+        (None, "is missing"),
+        ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
+        ("\\\\?\\C:\\exports", "not a UNC path"),
+        ("\\\\fs01", "not a UNC path"),
+        ("//fs01/pst", "not a UNC path"),
+    ],
+)
 def test_exchange_2010_and_later_export_only_to_a_unc_path(
     tmp_path: Path, version: str, directory: str | None, found: str
 ) -> None:
@@ -161,14 +190,17 @@ def test_exchange_2010_and_later_export_only_to_a_unc_path(
     assert "export_directory = '\\\\fs01\\pst$\\remediate'" in text  # what to write
 
 
-@pytest.mark.parametrize(("version", "directory", "kept"), [
-    ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
-    ("2010", "\\\\10.0.0.5\\exports", "\\\\10.0.0.5\\exports"),
-    ("2003", None, "C:\\remediate\\exports"),  # ExMerge writes on the server itself
-    ("2000", "D:\\exmerge", "D:\\exmerge"),
-    ("2003", "\\\\fs01\\pst$", "\\\\fs01\\pst$"),
-    ("2007", None, "C:\\remediate\\exports"),  # 2007 exports nothing through remediate
-])
+@pytest.mark.parametrize(
+    ("version", "directory", "kept"),
+    [
+        ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
+        ("2010", "\\\\10.0.0.5\\exports", "\\\\10.0.0.5\\exports"),
+        ("2003", None, "C:\\remediate\\exports"),  # ExMerge writes on the server itself
+        ("2000", "D:\\exmerge", "D:\\exmerge"),
+        ("2003", "\\\\fs01\\pst$", "\\\\fs01\\pst$"),
+        ("2007", None, "C:\\remediate\\exports"),  # 2007 exports nothing through remediate
+    ],
+)
 def test_where_a_local_export_directory_is_fine(
     tmp_path: Path, version: str, directory: str | None, kept: str
 ) -> None:
@@ -177,17 +209,25 @@ def test_where_a_local_export_directory_is_fine(
 
 
 def in_code(version: str, directory: str = "") -> ServerConfig:
-    return ServerConfig(host="exch01.corp.example", version=ExchangeVersion(version),
-                        identity="svc", password=lambda: "unused", export_directory=directory)
+    return ServerConfig(
+        host="exch01.corp.example",
+        version=ExchangeVersion(version),
+        identity="svc",
+        password=lambda: "unused",
+        export_directory=directory,
+    )
 
 
 @pytest.mark.parametrize("version", ["2010", "2013", "2016", "2019", "SE"])
-@pytest.mark.parametrize(("directory", "found"), [
-    ("", "is missing"),
-    ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
-    ("\\\\?\\C:\\exports", "not a UNC path"),
-    ("\\\\fs01", "not a UNC path"),
-])
+@pytest.mark.parametrize(
+    ("directory", "found"),
+    [
+        ("", "is missing"),
+        ("C:\\remediate\\exports", "is 'C:\\\\remediate\\\\exports', not a UNC path"),
+        ("\\\\?\\C:\\exports", "not a UNC path"),
+        ("\\\\fs01", "not a UNC path"),
+    ],
+)
 def test_a_server_config_built_in_code_is_checked_as_the_inventory_is(
     version: str, directory: str, found: str
 ) -> None:
@@ -199,12 +239,15 @@ def test_a_server_config_built_in_code_is_checked_as_the_inventory_is(
     assert "export_directory = '\\\\fs01\\pst$\\remediate'" in text  # what to write
 
 
-@pytest.mark.parametrize(("version", "directory", "kept"), [
-    ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
-    ("2003", "", "C:\\remediate\\exports"),
-    ("2007", "", "C:\\remediate\\exports"),
-    ("2000", "D:\\exmerge", "D:\\exmerge"),
-])
+@pytest.mark.parametrize(
+    ("version", "directory", "kept"),
+    [
+        ("2016", "\\\\fs01\\pst$\\remediate", "\\\\fs01\\pst$\\remediate"),
+        ("2003", "", "C:\\remediate\\exports"),
+        ("2007", "", "C:\\remediate\\exports"),
+        ("2000", "D:\\exmerge", "D:\\exmerge"),
+    ],
+)
 def test_a_server_config_built_in_code_keeps_or_defaults_its_directory(
     version: str, directory: str, kept: str
 ) -> None:
@@ -220,8 +263,12 @@ def test_an_export_directory_that_is_not_one_line_is_refused_in_code_and_in_the_
     with pytest.raises(InputError, match=f"Exchange {version}\\) is ") as raised:
         in_code(version, directory)
     assert repr(directory) in str(raised.value)
-    path = inventory(tmp_path, entry(version, "x").replace(
-        "export_directory = 'x'", f"export_directory = {json.dumps(directory)}"))
+    path = inventory(
+        tmp_path,
+        entry(version, "x").replace(
+            "export_directory = 'x'", f"export_directory = {json.dumps(directory)}"
+        ),
+    )
     with pytest.raises(InputError) as in_file:
         load_exchange_servers(path)
     assert str(path) in str(in_file.value) and repr(directory) in str(in_file.value)

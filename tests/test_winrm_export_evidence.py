@@ -22,8 +22,7 @@ from remediate.testing import apply_confirmed
 
 pytestmark = pytest.mark.winrm
 
-TOOLS = {"2003": "ExMerge", "2010": "New-MailboxExportRequest",
-         "2016": "New-MailboxExportRequest"}
+TOOLS = {"2003": "ExMerge", "2010": "New-MailboxExportRequest", "2016": "New-MailboxExportRequest"}
 
 
 @pytest.fixture(params=sorted(TOOLS))
@@ -35,8 +34,11 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 def with_items(site: Site) -> tuple[str, list[MailboxInfo]]:
     """The server and its connected mailboxes that hold mail (as the fake knows them)."""
     ((name, _),) = site.endpoints.items()
-    boxes = [box for box in site.world.exchange.mailboxes(name)
-             if box.item_count and not box.disconnected]
+    boxes = [
+        box
+        for box in site.world.exchange.mailboxes(name)
+        if box.item_count and not box.disconnected
+    ]
     assert boxes
     return name, boxes
 
@@ -146,8 +148,9 @@ def test_the_playbook_stops_before_any_purge_when_an_export_fails(
         world = WinRmWorld(site.world, site.exchange())
         before = {box.guid for box in fake.exchange.mailboxes(name)}
         with pytest.raises(PermanentError, match=f"{doomed} on {name}"):
-            apply_confirmed(engine, get_playbook("kb842101"), world,
-                            parameters(doc)).raise_for_stop()
+            apply_confirmed(
+                engine, get_playbook("kb842101"), world, parameters(doc)
+            ).raise_for_stop()
         assert {box.guid for box in fake.exchange.mailboxes(name)} == before  # none purged
         users = [UUID(guid) for guid in expected(doc)["deleted_guids"]]
         assert len(fake.directory.read(users, fake.directory.writable_dc())) == len(users)

@@ -25,9 +25,9 @@ from remediate.testing import apply_confirmed, change_keys
 pytestmark = pytest.mark.winrm
 
 
-CASES = [
-    (name, version) for name in ("kb842101", "kb278447") for version in ("2003", "2016")
-] + [("kb278447", "2010")]  # PowerShell 2.0 with cmdlets (Exchange 2000: refused, see below)
+CASES = [(name, version) for name in ("kb842101", "kb278447") for version in ("2003", "2016")] + [
+    ("kb278447", "2010")
+]  # PowerShell 2.0 with cmdlets (Exchange 2000: refused, see below)
 
 
 @pytest.mark.parametrize(("name", "version"), CASES)

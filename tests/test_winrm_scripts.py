@@ -28,8 +28,16 @@ def test_every_version_has_the_operations_it_needs() -> None:
         if version is ExchangeVersion.E2000:
             continue
         names = set(library(version))
-        assert {"describe", "mailboxes", "service_states", "set_services", "purge", "disable",
-                "exports", "reconnect"} <= names
+        assert {
+            "describe",
+            "mailboxes",
+            "service_states",
+            "set_services",
+            "purge",
+            "disable",
+            "exports",
+            "reconnect",
+        } <= names
         # 2007 has no export/import requests: the adapter refuses and says what to do instead
         has_requests = version is not ExchangeVersion.E2007
         assert {"export" in names, "import" in names} == {has_requests}
@@ -41,8 +49,15 @@ def test_every_version_has_the_operations_it_needs() -> None:
 def test_script_parses_as_windows_powershell(version: ExchangeVersion, operation: str) -> None:
     script = library(version)[operation]
     powershell_2 = script.dialect is Dialect.PS2
-    assert powershell_2 == (version in (ExchangeVersion.E2000, ExchangeVersion.E2003,
-                                        ExchangeVersion.E2007, ExchangeVersion.E2010))
+    assert powershell_2 == (
+        version
+        in (
+            ExchangeVersion.E2000,
+            ExchangeVersion.E2003,
+            ExchangeVersion.E2007,
+            ExchangeVersion.E2010,
+        )
+    )
     assert problems(script.text, powershell_2=powershell_2) == []
     assert "Invoke-Expression" not in script.text and "iex " not in script.text.lower()
     assert "exit 0" in script.text and "exit 1" in script.text
@@ -105,23 +120,29 @@ def _hop_pattern(text: str) -> re.Pattern[str]:
     return re.compile(found.group(1), re.IGNORECASE)  # -match ignores case
 
 
-@pytest.mark.parametrize("message", [
-    'Exception calling "FindOne" with "0" argument(s): "An operations error occurred.\r\n"',
-    "The specified domain either does not exist or could not be contacted.",
-    "Logon failure: unknown user name or bad password. (0x8007052E)",
-    "[exch01.corp.example] Connecting to remote server exch01.corp.example failed with the "
-    "following error message : WinRM cannot process the request. The following error "
-    "occurred while using Kerberos authentication: ...",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        'Exception calling "FindOne" with "0" argument(s): "An operations error occurred.\r\n"',
+        "The specified domain either does not exist or could not be contacted.",
+        "Logon failure: unknown user name or bad password. (0x8007052E)",
+        "[exch01.corp.example] Connecting to remote server exch01.corp.example failed with the "
+        "following error message : WinRM cannot process the request. The following error "
+        "occurred while using Kerberos authentication: ...",
+    ],
+)
 def test_what_a_failed_double_hop_looks_like_is_recognised(message: str) -> None:
     pattern = _hop_pattern(library(ExchangeVersion.E2003)["mailboxes"].text)
     assert pattern.search(message)
 
 
-@pytest.mark.parametrize("message", [
-    'Cannot convert value "x" to type "System.Guid".',
-    "The operation couldn't be performed because object 'jdoe' couldn't be found on 'DC1'.",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        'Cannot convert value "x" to type "System.Guid".',
+        "The operation couldn't be performed because object 'jdoe' couldn't be found on 'DC1'.",
+    ],
+)
 def test_other_failures_are_not_blamed_on_the_double_hop(message: str) -> None:
     assert not _hop_pattern(library(ExchangeVersion.E2016)["purge"].text).search(message)
 
@@ -136,7 +157,7 @@ def test_every_ad_search_and_shell_connection_turns_a_failed_hop_into_advice(
     text = library(version)[operation].text
     for risky in ("FindOne()", "FindAll()", "Connect-ExchangeServer -auto"):
         for line in (line for line in text.splitlines() if risky in line):
-            block = text[text.index(line) - 400:text.index(line) + 400]
+            block = text[text.index(line) - 400 : text.index(line) + 400]
             assert "try {" in block and "Stop-RemediateIfDoubleHop $_" in block, line
 
 
@@ -147,8 +168,12 @@ def test_a_powershell_1_host_is_refused_by_the_bootstrap_with_what_to_install() 
     first = delivery.BOOTSTRAP.splitlines()[:5]
     assert first[1] == "if ($null -eq $PSVersionTable) {" and first[3] == "    exit 3"
     assert "-ExecutionPolicy" not in delivery.ARGUMENTS  # powershell.exe 1.0 has no such switch
-    config = ServerConfig(host="exch07.corp.example", version=ExchangeVersion.E2007,
-                          identity="svc", password=lambda: "unused")
+    config = ServerConfig(
+        host="exch07.corp.example",
+        version=ExchangeVersion.E2007,
+        identity="svc",
+        password=lambda: "unused",
+    )
     stdout = f"REMEDIATE-REFUSED {delivery.PS1_REFUSAL}\r\n".encode()
     with pytest.raises(PermanentError) as refused:
         ScriptRunner(config)._result(library(ExchangeVersion.E2007)["describe"], stdout, b"", 3)

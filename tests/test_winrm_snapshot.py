@@ -46,7 +46,8 @@ def test_snapshot_reads_what_the_servers_hold(version: str) -> None:
     for store in (store for server in read["servers"] for store in server["stores"]):
         for box in store["mailboxes"]:
             assert [item["id"] for item in box["items"]] == [
-                f"{box['guid']}/{n}" for n in range(len(box["items"]))]
+                f"{box['guid']}/{n}" for n in range(len(box["items"]))
+            ]
 
     rebuilt = world_from_json({**document, "exchange": read})
     assert comparable(snapshot(rebuilt)["exchange"]) == comparable(document["exchange"])
@@ -60,8 +61,12 @@ def test_snapshot_reads_each_mailboxs_last_logon(version: str) -> None:
     world = load(doc)
     with serve(world) as site:
         read: dict[str, Any] = exchange_snapshot(site.exchange())
-    boxes = {box["guid"]: box for server in read["servers"] for store in server["stores"]
-             for box in store["mailboxes"]}
+    boxes = {
+        box["guid"]: box
+        for server in read["servers"]
+        for store in server["stores"]
+        for box in store["mailboxes"]
+    }
     original = doc["scenario"]["expected"]["cases"]["half-done"]["original"]
     assert boxes[original]["last_logon_at"] == "2026-10-31T17:30:00Z"
     assert all("created_at" not in box for box in boxes.values())

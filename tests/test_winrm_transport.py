@@ -81,8 +81,9 @@ def test_the_script_goes_to_a_plain_stdin_pipe_not_a_console(site: Site) -> None
 def test_a_hostile_string_parameter_arrives_intact(site: Site, value: str) -> None:
     name, _ = _only(site)
     runner = ScriptRunner(site.configs[0])
-    found = runner.run(library(site.configs[0].version)["exports"],
-                       {"directory": value, "guids": []})
+    found = runner.run(
+        library(site.configs[0].version)["exports"], {"directory": value, "guids": []}
+    )
     assert found == {}
     assert site.hosts[name].calls[-1].parameters["directory"] == value
 
@@ -131,8 +132,9 @@ def test_operation_timeouts_are_waited_out_up_to_our_own_deadline(site: Site) ->
 def test_a_powershell_error_becomes_a_clean_message(site: Site) -> None:
     name, _ = _only(site)
     with pytest.raises(PermanentError) as raised:
-        ScriptRunner(site.configs[0]).run(library(site.configs[0].version)["purge"],
-                                          {"guids": ["not-a-guid"], "stores": [""]})
+        ScriptRunner(site.configs[0]).run(
+            library(site.configs[0].version)["purge"], {"guids": ["not-a-guid"], "stores": [""]}
+        )
     text = str(raised.value)
     assert name in text and 'Cannot convert value "not-a-guid" to type "System.Guid"' in text
     assert "CLIXML" not in text and "<Objs" not in text and "Preparing modules" not in text
@@ -153,7 +155,8 @@ def test_a_transient_server_fault_is_transient(site: Site) -> None:
     with pytest.raises(TransientError, match="connection reset"):
         site.exchange().service_states(name, ["MSExchangeIS"])
     assert site.exchange().service_states(name, ["MSExchangeIS"]) == {
-        "MSExchangeIS": ServiceState.RUNNING}
+        "MSExchangeIS": ServiceState.RUNNING
+    }
 
 
 class _Echo:
@@ -298,14 +301,19 @@ def test_the_2003_cleanup_agent_is_a_manual_step_with_the_fakes_instructions() -
 
 
 def test_clixml_keeps_what_went_wrong_and_drops_where_and_progress() -> None:
-    stderr = windows.document(progress=True, error_lines=[
-        "At line:1 char:5", "+ Get-Mailbox -Identity 'x'", "+     ~~~~~~~~~~~",
-        "The operation couldn't be performed because object 'x' couldn't be found on "
-        "'DC2.corp.example'.",
-        *windows.error_record("second line: <&> \u2019 \u20ac")[0:1],
-        "    + CategoryInfo          : NotSpecified: (:) [], ManagementObjectNotFoundException",
-        "    + FullyQualifiedErrorId : 6A7C6F8,Microsoft.Exchange.Management.GetMailbox",
-    ])
+    stderr = windows.document(
+        progress=True,
+        error_lines=[
+            "At line:1 char:5",
+            "+ Get-Mailbox -Identity 'x'",
+            "+     ~~~~~~~~~~~",
+            "The operation couldn't be performed because object 'x' couldn't be found on "
+            "'DC2.corp.example'.",
+            *windows.error_record("second line: <&> \u2019 \u20ac")[0:1],
+            "    + CategoryInfo          : NotSpecified: (:) [], ManagementObjectNotFoundException",
+            "    + FullyQualifiedErrorId : 6A7C6F8,Microsoft.Exchange.Management.GetMailbox",
+        ],
+    )
     assert clean(stderr) == (
         "The operation couldn't be performed because object 'x' couldn't be found on "
         "'DC2.corp.example'.\nsecond line: <&> \u2019 \u20ac"

@@ -52,7 +52,7 @@ def operation_of(message: bytes) -> int:
 def start_tls_response(request: bytes) -> bytes:
     """A success ExtendedResponse to the StartTLS ``request``, same messageID."""
     start = 2 + (request[1] & 0x7F if request[1] & 0x80 else 0)
-    message_id = request[start:start + 2 + request[start + 1]]
+    message_id = request[start : start + 2 + request[start + 1]]
     name = b"\x8a" + bytes([len(START_TLS_OID)]) + START_TLS_OID
     body = b"\x0a\x01\x00" + b"\x04\x00" + b"\x04\x00" + name
     op = b"\x78" + bytes([len(body)]) + body
@@ -90,8 +90,12 @@ class TlsFront:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self._listener.close()

@@ -38,32 +38,50 @@ class Site:
     share: ExportShare  # the export directory every server's scripts write their records to
 
     def exchange(self) -> WinRmExchange:
-        return WinRmExchange(self.configs,
-                             catalog=FakeCatalog(self.world.directory, self.world.exchange))
+        return WinRmExchange(
+            self.configs, catalog=FakeCatalog(self.world.directory, self.world.exchange)
+        )
 
     def commands(self) -> int:
         return sum(endpoint.calls() for endpoint in self.endpoints.values())
 
 
-def server_config(name: str, endpoint: Endpoint, version: str, *, transport: Transport = "ntlm",
-                  password: str = PASSWORD, ca_file: Path | None = None,
-                  deadline_s: float = 60.0, operation_timeout_s: int = 2) -> ServerConfig:
+def server_config(
+    name: str,
+    endpoint: Endpoint,
+    version: str,
+    *,
+    transport: Transport = "ntlm",
+    password: str = PASSWORD,
+    ca_file: Path | None = None,
+    deadline_s: float = 60.0,
+    operation_timeout_s: int = 2,
+) -> ServerConfig:
     https = endpoint.options.tls is not None
     unc = needs_unc_export_directory(ExchangeVersion(version))
     return ServerConfig(
         export_directory=EXPORT_SHARE if unc else "",
-        host="127.0.0.1", name=name, version=ExchangeVersion(version), identity=USER,
-        password=lambda: password, transport=transport,
-        scheme="https" if https else "http", port=endpoint.port, ca_file=ca_file,
-        deadline_s=deadline_s, operation_timeout_s=operation_timeout_s,
+        host="127.0.0.1",
+        name=name,
+        version=ExchangeVersion(version),
+        identity=USER,
+        password=lambda: password,
+        transport=transport,
+        scheme="https" if https else "http",
+        port=endpoint.port,
+        ca_file=ca_file,
+        deadline_s=deadline_s,
+        operation_timeout_s=operation_timeout_s,
     )
 
 
 def as_read(boxes: list[MailboxInfo]) -> dict[object, MailboxInfo]:
     """Mailboxes by GUID as the adapter reads them from a store: a count instead of item ids,
     and no size (the fake has none; the endpoint derives one)."""
-    return {box.guid: replace(box, item_ids=None, counted_items=box.item_count, size_bytes=None)
-            for box in boxes}
+    return {
+        box.guid: replace(box, item_ids=None, counted_items=box.item_count, size_bytes=None)
+        for box in boxes
+    }
 
 
 @contextmanager
@@ -114,7 +132,8 @@ class WinRmWorld:
         rehearsal = self.fake.rehearsal()
         for server in rehearsal.exchange.servers():
             rehearsal.exchange.locate_exports(
-                server.name, self._exchange.export_location(server.name))
+                server.name, self._exchange.export_location(server.name)
+            )
         return rehearsal
 
 
@@ -126,7 +145,12 @@ def snapshot_world(site: Site) -> LiveWorld:
     def rehearse() -> World:
         return world_from_json(snapshot(worlds[0]), source="snapshot")
 
-    live = LiveWorld(site.world.directory, site.exchange(), rehearse=rehearse,
-                     clock=site.world.clock, organisation=site.world.organisation)
+    live = LiveWorld(
+        site.world.directory,
+        site.exchange(),
+        rehearse=rehearse,
+        clock=site.world.clock,
+        organisation=site.world.organisation,
+    )
     worlds.append(live)
     return live

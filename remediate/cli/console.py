@@ -106,8 +106,7 @@ class ProgressBars(RunListener):
             self._discovery = None
 
     def on_run_started(self, run: RunInfo) -> None:
-        self._discovery = self._start().add_task(
-            f"discover ({run.playbook})", total=None, unit="")
+        self._discovery = self._start().add_task(f"discover ({run.playbook})", total=None, unit="")
 
     def on_discovered(self, summary: Mapping[str, int]) -> None:
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items())
@@ -134,8 +133,9 @@ class ProgressBars(RunListener):
 
     def on_waiting(self, step: str, endpoint: str, outstanding: int) -> None:
         if step in self._steps:
-            self._start().update(self._steps[step], description=(
-                f"{step}: waiting for {outstanding} on {endpoint}"))
+            self._start().update(
+                self._steps[step], description=(f"{step}: waiting for {outstanding} on {endpoint}")
+            )
 
     def on_step_completed(self, step: str) -> None:
         if step not in self._steps:
@@ -157,8 +157,7 @@ class ProgressBars(RunListener):
 
 
 # How each impact is marked at a terminal (rich styles; NO_COLOR leaves only the words).
-IMPACT_STYLES = {"destructive": "bold red", "disruptive": "yellow", "reversible": "",
-                 "read": "dim"}
+IMPACT_STYLES = {"destructive": "bold red", "disruptive": "yellow", "reversible": "", "read": "dim"}
 
 
 @dataclass(slots=True)
@@ -206,8 +205,9 @@ class StepLines(RunListener):
             what = f"{tally.changes:,} to change" if planned else f"{tally.changes:,} changed"
         else:
             what = "nothing to do"
-        line = Text.assemble(("  ✓ " if not planned else "  · "), (f"{step:<38}", "bold"),
-                             f" {what:>16}")
+        line = Text.assemble(
+            ("  ✓ " if not planned else "  · "), (f"{step:<38}", "bold"), f" {what:>16}"
+        )
         if tally.impact:
             line.append(f"  {tally.impact}", style=IMPACT_STYLES.get(tally.impact, ""))
         line.append(f"  {seconds:.1f}s", style="dim")

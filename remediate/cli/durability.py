@@ -61,20 +61,31 @@ def save_left_world(also_at: str | None, world: FakeWorld, run_dirs: list[Path])
             continue
         except OSError as error:
             failed = f"could not write {path}: {error.strerror or error}"
-        for place in [*extra, *(folder / f"remediate-{path.parent.name}-world.json"
-                                for folder in fallbacks)]:
+        for place in [
+            *extra,
+            *(folder / f"remediate-{path.parent.name}-world.json" for folder in fallbacks),
+        ]:
             if place == path:
                 continue
             with contextlib.suppress(OSError):
                 save_world(world, place)
-                how = (f"copy it to {path}, then resume the run" if path in wanted
-                       else "nothing was lost")
-                print(f"warning: {failed}; the world the run left was saved to {place} "
-                      f"instead: {how}", file=sys.stderr)
+                how = (
+                    f"copy it to {path}, then resume the run"
+                    if path in wanted
+                    else "nothing was lost"
+                )
+                print(
+                    f"warning: {failed}; the world the run left was saved to {place} "
+                    f"instead: {how}",
+                    file=sys.stderr,
+                )
                 break
         else:
-            print(f"error: {failed}, nor anywhere else: the world the run left is lost "
-                  "(a fake world lives only in this process)", file=sys.stderr)
+            print(
+                f"error: {failed}, nor anywhere else: the world the run left is lost "
+                "(a fake world lives only in this process)",
+                file=sys.stderr,
+            )
 
 
 def check_writable(option: str, value: str | None) -> None:
@@ -83,10 +94,16 @@ def check_writable(option: str, value: str | None) -> None:
         return
     path = Path(value)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK) or (
-            path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"{option} {value}: cannot be written there", target="command line",
-                         hint="name a file in a folder you can write to; nothing was changed")
+    if (
+        not folder.is_dir()
+        or not os.access(folder, os.W_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise InputError(
+            f"{option} {value}: cannot be written there",
+            target="command line",
+            hint="name a file in a folder you can write to; nothing was changed",
+        )
 
 
 def services_left_stopped(run_dir: Path) -> list[str]:
@@ -99,6 +116,8 @@ def services_left_stopped(run_dir: Path) -> list[str]:
     for record in records:
         states = (record.get("before"), record.get("after"))
         if record.get("event") == ev.STEP_APPLIED and states in (
-                ("running", "stopped"), ("stopped", "running")):
+            ("running", "stopped"),
+            ("stopped", "running"),
+        ):
             last[str(record.get("target"))] = (str(record.get("label")), record.get("after"))
     return [label for label, now in last.values() if now == "stopped"]

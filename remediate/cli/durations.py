@@ -33,8 +33,10 @@ class WindowDuration:
 
 
 def step_durations(
-    playbook: str, steps: Mapping[str, Sequence[ChangeRecord]],
-    rehearsed_s: Mapping[str, float], manual_steps: Collection[str],
+    playbook: str,
+    steps: Mapping[str, Sequence[ChangeRecord]],
+    rehearsed_s: Mapping[str, float],
+    manual_steps: Collection[str],
 ) -> list[StepDuration]:
     """Every step the rehearsal ran (those without changes too: a wait may still be needed)
     that the plan changes something in or that waited."""
@@ -42,8 +44,9 @@ def step_durations(
     durations = []
     for step in order:
         records = steps.get(step, ())
-        duration = expected_duration(playbook, step, records, rehearsed_s.get(step, 0.0),
-                                     manual=step in manual_steps)
+        duration = expected_duration(
+            playbook, step, records, rehearsed_s.get(step, 0.0), manual=step in manual_steps
+        )
         if records or duration.typical > 0:
             durations.append(StepDuration(step, duration))
     return durations
@@ -57,11 +60,16 @@ def disruptions(playbook: str, durations: Sequence[StepDuration]) -> list[Window
     for window in found.disruptions if found is not None else ():
         if window.first not in order or window.last not in order:
             continue
-        inside = durations[order.index(window.first):order.index(window.last) + 1]
-        spans.append(WindowDuration(
-            window.what, window.first, window.last,
-            sum(entry.duration.typical for entry in inside),
-            sum(entry.duration.longest for entry in inside)))
+        inside = durations[order.index(window.first) : order.index(window.last) + 1]
+        spans.append(
+            WindowDuration(
+                window.what,
+                window.first,
+                window.last,
+                sum(entry.duration.typical for entry in inside),
+                sum(entry.duration.longest for entry in inside),
+            )
+        )
     return spans
 
 

@@ -44,6 +44,7 @@ def fit_widths(natural: Sequence[int], available: int, minimum: int = 6) -> list
 
 def table_widths(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int) -> list[int]:
     """The width of each column of a table of ``rows`` drawn within ``width`` characters."""
-    natural = [max([len(header), *(len(row[i]) for row in rows)])
-               for i, header in enumerate(headers)]
+    natural = [
+        max([len(header), *(len(row[i]) for row in rows)]) for i, header in enumerate(headers)
+    ]
     return fit_widths(natural, width - BORDER_PER_COLUMN * len(headers) - 1)

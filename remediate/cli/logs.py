@@ -54,9 +54,11 @@ def _readable(logger: Any, method_name: str, event_dict: Any) -> Any:
     """For people: no ``run_id=None``, and a list of 2,000 targets as its count (the JSON lines
     and the run's log keep every value)."""
     return {
-        key: f"{len(value):,} {key}" if isinstance(value, list) and len(value) > _LONG_LIST
+        key: f"{len(value):,} {key}"
+        if isinstance(value, list) and len(value) > _LONG_LIST
         else value
-        for key, value in event_dict.items() if value is not None
+        for key, value in event_dict.items()
+        if value is not None
     }
 
 
@@ -102,7 +104,8 @@ def configure_logging(
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if run_log is not None else min(level, logging.CRITICAL)),
+            logging.DEBUG if run_log is not None else min(level, logging.CRITICAL)
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

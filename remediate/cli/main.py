@@ -84,15 +84,24 @@ def _parameters(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InputError(f"-p {pair!r} is not key=value", target="command line",
-                             hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example")
+            raise InputError(
+                f"-p {pair!r} is not key=value",
+                target="command line",
+                hint="e.g. -p ou=OU=Migrated,DC=corp,DC=example",
+            )
         key = key.strip()
         if not _is_text(pair):  # bytes that are not UTF-8 in argv arrive as lone surrogates
-            raise InputError(f"-p {key}: the value is not UTF-8 text", target="command line",
-                             hint="give the value in UTF-8 (check the terminal's locale)")
+            raise InputError(
+                f"-p {key}: the value is not UTF-8 text",
+                target="command line",
+                hint="give the value in UTF-8 (check the terminal's locale)",
+            )
         if key in parameters:
-            raise InputError(f"-p {key} is given twice ({parameters[key]!r} and {value!r})",
-                             target="command line", hint="give each parameter once")
+            raise InputError(
+                f"-p {key} is given twice ({parameters[key]!r} and {value!r})",
+                target="command line",
+                hint="give each parameter once",
+            )
         parameters[key] = value
     return parameters
 
@@ -113,8 +122,11 @@ def _world(options: CommandOptions) -> World:
     if options.inventory:
         world: World = live_world(load_inventory(Path(options.inventory)))
     elif not options.world:
-        raise InputError("no world given", target="command line",
-                         hint="pass --world FILE; `remediate scenario` writes one")
+        raise InputError(
+            "no world given",
+            target="command line",
+            hint="pass --world FILE; `remediate scenario` writes one",
+        )
     else:
         world = load_world(Path(options.world))
     settled()  # the world lives as long as the command
@@ -128,7 +140,9 @@ def _say(options: CommandOptions, text: str) -> None:
 
 
 def _with_scenario_defaults(
-    options: CommandOptions, playbook: Playbook[Any, Any], world: World,
+    options: CommandOptions,
+    playbook: Playbook[Any, Any],
+    world: World,
     parameters: dict[str, str],
 ) -> dict[str, str]:
     """A world made by ``remediate scenario`` records the parameters that select its broken
@@ -145,9 +159,7 @@ def _with_scenario_defaults(
     return chosen
 
 
-def _emit(
-    result: RunResult, options: CommandOptions, ticket: TicketContext | None = None
-) -> None:
+def _emit(result: RunResult, options: CommandOptions, ticket: TicketContext | None = None) -> None:
     """The result on stdout; ``ticket``: the change ticket's header (--format markdown)."""
     if options.format == "json":
         print(render_json(result))
@@ -157,8 +169,9 @@ def _emit(
         render_text(_not_shown_again(result, options), _console(), rows=None, findings=None)
     elif sys.stdout.isatty():
         rows = PLAN_ROWS_AT_TERMINAL if result.mode == "plan" else 0
-        render_text(_not_shown_again(result, options), _console(), rows=rows,
-                    findings=FINDINGS_PER_KIND)
+        render_text(
+            _not_shown_again(result, options), _console(), rows=rows, findings=FINDINGS_PER_KIND
+        )
     else:
         render_text(result, _console(), rows=ROWS_PER_STEP, findings=FINDINGS_PER_KIND)
 
@@ -169,10 +182,18 @@ def _not_shown_again(result: RunResult, options: CommandOptions) -> RunResult:
     Into a file, the summary keeps them all."""
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         return result
-    shown = {instructions for listener in options.listeners
-             if isinstance(listener, StepLines) for instructions in listener.manual_actions}
-    return replace(result, manual_actions=[
-        instructions for instructions in result.manual_actions if instructions not in shown])
+    shown = {
+        instructions
+        for listener in options.listeners
+        if isinstance(listener, StepLines)
+        for instructions in listener.manual_actions
+    }
+    return replace(
+        result,
+        manual_actions=[
+            instructions for instructions in result.manual_actions if instructions not in shown
+        ],
+    )
 
 
 def _ticket(result: RunResult, ticket: TicketContext) -> TicketContext:
@@ -180,8 +201,9 @@ def _ticket(result: RunResult, ticket: TicketContext) -> TicketContext:
     ``changes.csv`` in its run directory."""
     if result.run_dir and ticket.attachment is None and result.changes:
         path = Path(result.run_dir) / "changes.csv"
-        ticket = replace(ticket, attachment=str(path),
-                         attachment_sha256=write_attachment(result.changes, path))
+        ticket = replace(
+            ticket, attachment=str(path), attachment_sha256=write_attachment(result.changes, path)
+        )
     return ticket
 
 
@@ -224,14 +246,20 @@ def cmd_show(options: CommandOptions) -> int:
     if find_playbook(options.playbook) is None and Path(options.playbook).is_file():
         plan = read_plan(Path(options.playbook))
         ticket = TicketContext(
-            organisation=plan.organisation, date=plan.created, plan_file=options.playbook,
-            plan_sha256=plan.sha256)
+            organisation=plan.organisation,
+            date=plan.created,
+            plan_file=options.playbook,
+            plan_sha256=plan.sha256,
+        )
         path = Path(options.playbook)
         result = saved_result(plan, options.playbook, find_playbook(plan.playbook))
         if options.format == "markdown" and result.changes:
             attachment = path.with_name(path.stem + ".changes.csv")
-            ticket = replace(ticket, attachment=str(attachment),
-                             attachment_sha256=write_attachment(result.changes, attachment))
+            ticket = replace(
+                ticket,
+                attachment=str(attachment),
+                attachment_sha256=write_attachment(result.changes, attachment),
+            )
         _emit(result, options, ticket)
         return EXIT_DONE
     print("\n".join(describe_playbook(get_playbook(options.playbook))))
@@ -243,23 +271,32 @@ def cmd_plan(options: CommandOptions) -> int:
     world = _world(options)
     parameters = _with_scenario_defaults(options, playbook, world, _parameters(options.param))
     step_options = _step_options(options)
-    result = _engine(options).plan(playbook, world, parameters, step_options,
-                                   fingerprint=bool(options.out))
+    result = _engine(options).plan(
+        playbook, world, parameters, step_options, fingerprint=bool(options.out)
+    )
     if result.state in ("failed", "interrupted"):  # nothing discovered: nothing to show
-        print("interrupted" if result.state == "interrupted" else f"error: {result.error}",
-              file=sys.stderr)
+        print(
+            "interrupted" if result.state == "interrupted" else f"error: {result.error}",
+            file=sys.stderr,
+        )
         return result.exit_code
     ticket = TicketContext(organisation=world.organisation)
     if options.out and result.exit_code in (EXIT_DONE, EXIT_PENDING):
         out = Path(options.out)
-        sealed = write_plan(
-            _saved_plan(result, world, step_options, _world_source(options)), out)
+        sealed = write_plan(_saved_plan(result, world, step_options, _world_source(options)), out)
         attachment = out.with_name(out.stem + ".changes.csv")
-        ticket = replace(ticket, plan_file=str(out), plan_sha256=sealed,
-                         attachment=str(attachment),
-                         attachment_sha256=write_attachment(result.changes, attachment))
-        _say(options, f"wrote the plan to {options.out} (every change also in {attachment}): "
-                      f"apply it with `remediate apply {options.out}`")
+        ticket = replace(
+            ticket,
+            plan_file=str(out),
+            plan_sha256=sealed,
+            attachment=str(attachment),
+            attachment_sha256=write_attachment(result.changes, attachment),
+        )
+        _say(
+            options,
+            f"wrote the plan to {options.out} (every change also in {attachment}): "
+            f"apply it with `remediate apply {options.out}`",
+        )
     _emit(result, options, ticket)
     return result.exit_code
 
@@ -307,14 +344,19 @@ def _saved_plan(
     result: RunResult, world: World, step_options: Options, source: dict[str, JsonValue]
 ) -> SavedPlan:
     return SavedPlan(
-        playbook=result.playbook, parameters=dict(result.parameters),
-        options=step_options.to_json(), organisation=world.organisation, source=source,
-        created=datetime.now(UTC), selection=result.selection_json(),
+        playbook=result.playbook,
+        parameters=dict(result.parameters),
+        options=step_options.to_json(),
+        organisation=world.organisation,
+        source=source,
+        created=datetime.now(UTC),
+        selection=result.selection_json(),
         fingerprints=result.fingerprints,
         changes=[change.to_json() for change in result.changes],
         deletes=[change.deletes for change in result.changes],
         findings=[finding.to_json() for finding in result.findings],
-        manual_actions=list(result.manual_actions), rehearsed_s=dict(result.rehearsed_s),
+        manual_actions=list(result.manual_actions),
+        rehearsed_s=dict(result.rehearsed_s),
         manual_steps=list(result.manual_steps),
     )
 
@@ -324,8 +366,11 @@ def cmd_apply(options: CommandOptions) -> int:
     if options.playbook.lower() not in PLAYBOOKS and Path(options.playbook).is_file():
         return _apply_saved_plan(options)
     if options.skip_drifted:
-        raise InputError("--skip-drifted applies to a saved plan", target="command line",
-                         hint="remediate apply PLAN_FILE --skip-drifted")
+        raise InputError(
+            "--skip-drifted applies to a saved plan",
+            target="command line",
+            hint="remediate apply PLAN_FILE --skip-drifted",
+        )
     playbook = get_playbook(options.playbook)
     world = _world(options)
     parameters = _with_scenario_defaults(options, playbook, world, _parameters(options.param))
@@ -335,11 +380,21 @@ def cmd_apply(options: CommandOptions) -> int:
     durable = DurableWorld(world if options.durable_world else None)
     safety = Safety(max_deletions=_budget(options), confirm=_confirmer(options, run_dirs))
     return _run_and_report(
-        options, world, run_dirs, ticket,
-        lambda: _engine(options, durable, world_file=options.world,
-                        lease_container=_lease_container(options)).apply(
-            playbook, world, parameters, options=_step_options(options), safety=safety,
-            source=source, on_run_dir=_run_dir_noted(durable, run_dirs)),
+        options,
+        world,
+        run_dirs,
+        ticket,
+        lambda: _engine(
+            options, durable, world_file=options.world, lease_container=_lease_container(options)
+        ).apply(
+            playbook,
+            world,
+            parameters,
+            options=_step_options(options),
+            safety=safety,
+            source=source,
+            on_run_dir=_run_dir_noted(durable, run_dirs),
+        ),
     )
 
 
@@ -347,40 +402,63 @@ def _apply_saved_plan(options: CommandOptions) -> int:
     """``apply PLAN``: exactly what was approved, refused where the world drifted."""
     plan = read_plan(Path(options.playbook))
     if options.param:
-        raise InputError("a saved plan carries its own parameters", target=options.playbook,
-                         hint="drop -p, or plan again with the parameters you want")
+        raise InputError(
+            "a saved plan carries its own parameters",
+            target=options.playbook,
+            hint="drop -p, or plan again with the parameters you want",
+        )
     if options.leave_out_dc:
-        raise InputError("a saved plan carries its own options", target=options.playbook,
-                         hint="drop --leave-out-dc, or plan again with it")
+        raise InputError(
+            "a saved plan carries its own options",
+            target=options.playbook,
+            hint="drop --leave-out-dc, or plan again with it",
+        )
     recorded = plan.source.get("path")
     if not options.world and not options.inventory:
         if not isinstance(recorded, str) or plan.source.get("kind") not in ("world", "inventory"):
-            raise InputError("the plan names no world file or inventory", target=options.playbook,
-                             hint="pass --world FILE or --inventory FILE")
-        options = (replace(options, world=recorded) if plan.source["kind"] == "world"
-                   else replace(options, inventory=recorded))
+            raise InputError(
+                "the plan names no world file or inventory",
+                target=options.playbook,
+                hint="pass --world FILE or --inventory FILE",
+            )
+        options = (
+            replace(options, world=recorded)
+            if plan.source["kind"] == "world"
+            else replace(options, inventory=recorded)
+        )
     world = _world(options)
     run_dirs: list[Path] = []
     durable = DurableWorld(world if options.durable_world else None)
     safety = Safety(max_deletions=_budget(options), confirm=_confirmer(options, run_dirs))
     # The run records which plan it applied, sealed as the approver saw it.
-    applied: dict[str, JsonValue] = {"path": str(Path(options.playbook).resolve()),
-                                      "sha256": plan.sha256}
-    ticket = TicketContext(organisation=world.organisation, plan_file=options.playbook,
-                           plan_sha256=plan.sha256)
+    applied: dict[str, JsonValue] = {
+        "path": str(Path(options.playbook).resolve()),
+        "sha256": plan.sha256,
+    }
+    ticket = TicketContext(
+        organisation=world.organisation, plan_file=options.playbook, plan_sha256=plan.sha256
+    )
     return _run_and_report(
-        options, world, run_dirs, ticket,
-        lambda: _engine(options, durable, world_file=options.world,
-                        lease_container=_lease_container(options)).apply_saved(
-            plan, world, PLAYBOOKS, safety=safety, skip_drifted=options.skip_drifted,
-            max_age_s=options.max_plan_age, source={**_world_source(options), "plan": applied},
-            on_run_dir=_run_dir_noted(durable, run_dirs)),
+        options,
+        world,
+        run_dirs,
+        ticket,
+        lambda: _engine(
+            options, durable, world_file=options.world, lease_container=_lease_container(options)
+        ).apply_saved(
+            plan,
+            world,
+            PLAYBOOKS,
+            safety=safety,
+            skip_drifted=options.skip_drifted,
+            max_age_s=options.max_plan_age,
+            source={**_world_source(options), "plan": applied},
+            on_run_dir=_run_dir_noted(durable, run_dirs),
+        ),
     )
 
 
-def _run_dir_noted(
-    durable: DurableWorld, run_dirs: list[Path]
-) -> Callable[[Path], None]:
+def _run_dir_noted(durable: DurableWorld, run_dirs: list[Path]) -> Callable[[Path], None]:
     def noted(run_dir: Path) -> None:
         run_dirs.append(run_dir)
         durable.attach(run_dir)
@@ -402,26 +480,43 @@ def cmd_resume(options: CommandOptions) -> int:
     elif state.source.get("kind") == "world" and saved.exists():
         world = load_world(saved)
     else:
-        raise InputError("this run has no saved world to resume against",
-                         target=f"run {options.run_id}",
-                         hint="runs against real endpoints resume with --inventory FILE")
+        raise InputError(
+            "this run has no saved world to resume against",
+            target=f"run {options.run_id}",
+            hint="runs against real endpoints resume with --inventory FILE",
+        )
     ticket = TicketContext(organisation=world.organisation)
     # The run's world file is written only once this resume holds the organisation's lock: a
     # resume refused because the run is still live must leave that run's files alone.
     durable = DurableWorld(world if options.durable_world else None)
     run_dirs: list[Path] = []
     original = recorded if state.source.get("kind") == "world" else None
-    engine = _engine(options, durable,
-                     world_file=original if isinstance(original, str) else None,
-                     lease_container=lease_container)
-    return _run_and_report(options, world, run_dirs, ticket,
-                           lambda: engine.resume(options.run_id, world, PLAYBOOKS,
-                                                 on_run_dir=_run_dir_noted(durable, run_dirs),
-                                                 leave_out_dcs=options.leave_out_dc))
+    engine = _engine(
+        options,
+        durable,
+        world_file=original if isinstance(original, str) else None,
+        lease_container=lease_container,
+    )
+    return _run_and_report(
+        options,
+        world,
+        run_dirs,
+        ticket,
+        lambda: engine.resume(
+            options.run_id,
+            world,
+            PLAYBOOKS,
+            on_run_dir=_run_dir_noted(durable, run_dirs),
+            leave_out_dcs=options.leave_out_dc,
+        ),
+    )
 
 
 def _run_and_report(
-    options: CommandOptions, world: World, run_dirs: list[Path], ticket: TicketContext,
+    options: CommandOptions,
+    world: World,
+    run_dirs: list[Path],
+    ticket: TicketContext,
     body: Callable[[], RunResult],
 ) -> int:
     """Run, then always save the world the run leaves (the fake servers' state) so it can be
@@ -450,8 +545,11 @@ def _world_file_note(options: CommandOptions, world: World, result: RunResult) -
     if not given or options.save_world or not result.changes or not isinstance(world, FakeWorld):
         return
     left = Path(result.run_dir) / "world.json" if result.run_dir else None
-    _say(options, f"the world file {given} is unchanged; the state this run left is in {left} "
-                  "(--save-world FILE writes it where you want)")
+    _say(
+        options,
+        f"the world file {given} is unchanged; the state this run left is in {left} "
+        "(--save-world FILE writes it where you want)",
+    )
 
 
 def _next_step(result: RunResult, *, error_shown: bool) -> str:
@@ -462,17 +560,22 @@ def _next_step(result: RunResult, *, error_shown: bool) -> str:
     resume = f"remediate resume {result.run_id}"
     stated = "" if error_shown else f"error: {result.stop}\n"
     if result.state == "paused" and not result.approved:  # the rehearsal itself could not finish
-        return (f"paused: run {result.run_id} stopped before any change: {result.error}\n"
-                "nothing was changed; when the manual action is done, run apply again")
+        return (
+            f"paused: run {result.run_id} stopped before any change: {result.error}\n"
+            "nothing was changed; when the manual action is done, run apply again"
+        )
     if result.state == "paused":
-        return (f"paused: run {result.run_id} waits for a manual action ({made}): "
-                f"{result.error}\nwhen it is done, continue with: {resume}")
+        return (
+            f"paused: run {result.run_id} waits for a manual action ({made}): "
+            f"{result.error}\nwhen it is done, continue with: {resume}"
+        )
     if result.state == "refused":
         return f"{stated}run {result.run_id} refused; nothing was changed"
     if result.state == "interrupted":
         return f"interrupted: run {result.run_id} stopped ({made}); continue with: {resume}"
-    return (f"{stated}run {result.run_id} failed ({made}); fix the cause, "
-            f"then continue with: {resume}")
+    return (
+        f"{stated}run {result.run_id} failed ({made}); fix the cause, then continue with: {resume}"
+    )
 
 
 RUNS_HEADER = ("run id", "playbook", "started (UTC)", "state", "changes", "source")
@@ -486,14 +589,33 @@ def cmd_runs(options: CommandOptions) -> int:
             state = load_run_state(engine.store.runs_dir / run_id)
         except InputError as error:  # one damaged run must not hide the others
             print(f"warning: {error}", file=sys.stderr)
-            rows.append({"run_id": run_id, "playbook": "", "started": None, "state": "damaged",
-                         "applied": 0, "failed": 0, "in_doubt": 0, "completed_steps": 0,
-                         "source": {}})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "playbook": "",
+                    "started": None,
+                    "state": "damaged",
+                    "applied": 0,
+                    "failed": 0,
+                    "in_doubt": 0,
+                    "completed_steps": 0,
+                    "source": {},
+                }
+            )
             continue
-        rows.append({"run_id": run_id, "playbook": state.playbook, "started": state.started,
-                     "state": state.state, "applied": state.counts["applied"],
-                     "failed": state.counts["failed"], "in_doubt": state.counts["in_doubt"],
-                     "completed_steps": len(state.completed), "source": dict(state.source)})
+        rows.append(
+            {
+                "run_id": run_id,
+                "playbook": state.playbook,
+                "started": state.started,
+                "state": state.state,
+                "applied": state.counts["applied"],
+                "failed": state.counts["failed"],
+                "in_doubt": state.counts["in_doubt"],
+                "completed_steps": len(state.completed),
+                "source": dict(state.source),
+            }
+        )
     # oldest first: run ids sort by the second they were made, then by a random suffix
     rows.sort(key=lambda row: (str(row["started"] or ""), str(row["run_id"])))
     if options.format == "json":
@@ -508,8 +630,10 @@ def cmd_runs(options: CommandOptions) -> int:
             source = row["source"] if isinstance(row["source"], dict) else {}
             if row["in_doubt"]:  # sent by a process that was killed: resume observes them
                 failed += f", {row['in_doubt']} in doubt until resumed"
-            print(f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
-                  f"{row['applied']} change(s){failed}\t{_source_cell(source)}")
+            print(
+                f"{row['run_id']}\t{row['playbook']}\t{when}\t{row['state']}\t"
+                f"{row['applied']} change(s){failed}\t{_source_cell(source)}"
+            )
     return EXIT_DONE
 
 
@@ -534,8 +658,9 @@ def cmd_show_run(options: CommandOptions) -> int:
 
 def _log_snapshot_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
-    structlog.get_logger("remediate").warning("snapshot.retried", attempt=state.attempt_number,
-                                              error=str(error))
+    structlog.get_logger("remediate").warning(
+        "snapshot.retried", attempt=state.attempt_number, error=str(error)
+    )
 
 
 def cmd_snapshot(options: CommandOptions) -> int:
@@ -545,23 +670,32 @@ def cmd_snapshot(options: CommandOptions) -> int:
     out = options.required_out()
     save_world(world_from_json(data, source=str(out)), out)
     directory = data["directory"]
-    count = len(directory["objects"]) if isinstance(directory, dict) and isinstance(
-        directory["objects"], list) else 0
+    count = (
+        len(directory["objects"])
+        if isinstance(directory, dict) and isinstance(directory["objects"], list)
+        else 0
+    )
     _say(options, f"wrote {out}: {count} directory objects of {world.organisation}")
     return EXIT_DONE
 
 
 def cmd_scenario(options: CommandOptions) -> int:
     if options.name not in SCENARIOS:
-        raise InputError("no such scenario", target=options.name,
-                         hint=f"known scenarios: {', '.join(SCENARIOS)}")
+        raise InputError(
+            "no such scenario", target=options.name, hint=f"known scenarios: {', '.join(SCENARIOS)}"
+        )
     if options.size < 1:
         raise InputError("--size must be at least 1", target="command line")
     try:
         # Built without the scenario's JSON document: only the saved one is ever in memory.
-        world = scenario_world(options.name, options.size, options.seed,
-                               version=options.version or None, servers=options.servers,
-                               cases=chosen_cases(options.name, list(options.case)))
+        world = scenario_world(
+            options.name,
+            options.size,
+            options.seed,
+            version=options.version or None,
+            servers=options.servers,
+            cases=chosen_cases(options.name, list(options.case)),
+        )
     except ValueError as error:
         raise InputError(str(error), target=f"scenario {options.name}") from None
     out = options.required_out()
@@ -571,7 +705,9 @@ def cmd_scenario(options: CommandOptions) -> int:
 
 
 def _engine(
-    options: CommandOptions, *listeners: RunListener, world_file: str | None = None,
+    options: CommandOptions,
+    *listeners: RunListener,
+    world_file: str | None = None,
     lease_container: str | None = None,
 ) -> Engine:
     """With the console's listeners (progress bars, the run's log file) set up by main; a
@@ -579,10 +715,15 @@ def _engine(
     inventory its lease in the directory."""
     console = options.listeners
     beside = Path(world_file).resolve() if world_file else None
-    return Engine(state_dir=options.state_path(), retry=_retry_policy(options),
-                  listeners=listeners + console, lock_beside=beside,
-                  parallel=_parallel(options),
-                  lease_container=lease_container, break_lease=_lease_breaker(options))
+    return Engine(
+        state_dir=options.state_path(),
+        retry=_retry_policy(options),
+        listeners=listeners + console,
+        lock_beside=beside,
+        parallel=_parallel(options),
+        lease_container=lease_container,
+        break_lease=_lease_breaker(options),
+    )
 
 
 def _retry_policy(options: CommandOptions) -> RetryPolicy:
@@ -611,15 +752,22 @@ def _console_listeners(options: CommandOptions) -> tuple[RunListener, ...]:
 
 
 def _step_options(options: CommandOptions) -> Options:
-    return Options(allow_protected=options.allow_protected,
-                   replication_timeout_s=options.replication_timeout,
-                   leave_out_dcs=options.leave_out_dc)
+    return Options(
+        allow_protected=options.allow_protected,
+        replication_timeout_s=options.replication_timeout,
+        leave_out_dcs=options.leave_out_dc,
+    )
 
 
 def _leave_out_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--leave-out-dc", action="append", default=[], metavar="NAME",
-                         help="a DC (or global catalog) that is down: the replication waits "
-                         "leave it out, and the result says what that means (repeatable)")
+    command.add_argument(
+        "--leave-out-dc",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DC (or global catalog) that is down: the replication waits "
+        "leave it out, and the result says what that means (repeatable)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -637,15 +785,32 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     def default(value: object) -> object:
         return value if defaults else argparse.SUPPRESS
 
-    parser.add_argument("--state-dir", default=default(None),
-                        help="where runs are kept (default ./.remediate, or $REMEDIATE_STATE_DIR)")
-    parser.add_argument("-v", "--verbose", action="count", default=default(0),
-                        help="more events on stderr (every target)")
-    parser.add_argument("-q", "--quiet", action="count", default=default(0),
-                        help="fewer events on stderr (warnings and errors only)")
-    parser.add_argument("--log-format", choices=("console", "json"), default=default(None),
-                        help="events on stderr: console for people, json for machines "
-                             "(default: console at a terminal, else json)")
+    parser.add_argument(
+        "--state-dir",
+        default=default(None),
+        help="where runs are kept (default ./.remediate, or $REMEDIATE_STATE_DIR)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="more events on stderr (every target)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default(0),
+        help="fewer events on stderr (warnings and errors only)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=default(None),
+        help="events on stderr: console for people, json for machines "
+        "(default: console at a terminal, else json)",
+    )
 
 
 def _count(text: str) -> int:
@@ -673,8 +838,9 @@ def _world_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> N
     scenario = command("scenario", "write a broken world for a KB")
     scenario.add_argument("name", choices=sorted(SCENARIOS))
     scenario.add_argument("--size", type=int, default=20, help="affected users (default 20)")
-    scenario.add_argument("--seed", type=int, default=1,
-                          help="the same seed gives the same file (default 1)")
+    scenario.add_argument(
+        "--seed", type=int, default=1, help="the same seed gives the same file (default 1)"
+    )
     scenario.add_argument("--version", help="Exchange version of the servers")
     scenario.add_argument("--out", required=True, metavar="FILE")
     add_scenario_options(scenario)
@@ -695,8 +861,12 @@ def _inspection_commands(command: Callable[[str, str], argparse.ArgumentParser])
     command("list", "list the playbooks").set_defaults(func=cmd_list)
     show = command("show", "describe a playbook (parameters, steps), or render a saved plan")
     show.add_argument("playbook", metavar="PLAYBOOK|PLAN")
-    show.add_argument("--format", choices=FORMATS, default="text",
-                      help="for a saved plan: text, json, or markdown (the change ticket)")
+    show.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="for a saved plan: text, json, or markdown (the change ticket)",
+    )
     show.set_defaults(func=cmd_show)
 
     runs = command("runs", "list runs")
@@ -706,17 +876,22 @@ def _inspection_commands(command: Callable[[str, str], argparse.ArgumentParser])
     show_run = command("show-run", "a run's journal as a timeline")
     show_run.add_argument("run_id")
     show_run.add_argument("--format", choices=("text", "json"), default="text")
-    show_run.add_argument("--all", action="store_true",
-                          help="every per-target event too (each change, each poll)")
+    show_run.add_argument(
+        "--all", action="store_true", help="every per-target event too (each change, each poll)"
+    )
     show_run.set_defaults(func=cmd_show_run)
 
 
 def _run_options(command: argparse.ArgumentParser) -> None:
     """What plan, apply and resume share: retries and servers at a time."""
     _retry_option(command)
-    command.add_argument("--parallel", type=_parallel_count, metavar="N",
-                         help="how many of a step's servers to work on at a time (default: the "
-                         f"inventory's [safety] parallel, else {DEFAULT_PARALLEL}; 1: one by one)")
+    command.add_argument(
+        "--parallel",
+        type=_parallel_count,
+        metavar="N",
+        help="how many of a step's servers to work on at a time (default: the "
+        f"inventory's [safety] parallel, else {DEFAULT_PARALLEL}; 1: one by one)",
+    )
 
 
 def _parallel_count(text: str) -> int:
@@ -739,16 +914,23 @@ def _parallel(options: CommandOptions) -> int:
 
 
 def _break_lease_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--break-lease", action="store_true",
-                         help="with --inventory: take over the organisation's lease from a run "
-                         "that is gone (stopped, or not renewed for 30 minutes), after a "
-                         "confirmation naming it; a live run's lease is never taken")
+    command.add_argument(
+        "--break-lease",
+        action="store_true",
+        help="with --inventory: take over the organisation's lease from a run "
+        "that is gone (stopped, or not renewed for 30 minutes), after a "
+        "confirmation naming it; a live run's lease is never taken",
+    )
 
 
 def _retry_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--retry-deadline", type=_positive_seconds, metavar="SECONDS",
-                         help="how long to retry a server that does not answer, or another "
-                         "transient error, before giving up (default: 6 attempts, about 30 s)")
+    command.add_argument(
+        "--retry-deadline",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="how long to retry a server that does not answer, or another "
+        "transient error, before giving up (default: 6 attempts, about 30 s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -756,7 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="remediate",
         description="Preview, apply, resume and audit Exchange / AD repair playbooks.",
         epilog="exit codes: 0 done or nothing to do; 2 changes pending (plan) or paused for a "
-               "manual action; 3 refused before any change; 1 error",
+        "manual action; 3 refused before any change; 1 error",
     )
     _global_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"remediate {__version__}")
@@ -767,7 +949,6 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=summary, parents=[common])
 
-
     def target_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("playbook")
         command.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
@@ -775,52 +956,84 @@ def build_parser() -> argparse.ArgumentParser:
         where.add_argument("--world", metavar="FILE", help="a world file (fakes)")
         where.add_argument("--inventory", metavar="FILE", help="real endpoints (TOML)")
         command.add_argument("--format", choices=FORMATS, default="text")
-        command.add_argument("--allow-protected", action="store_true",
-                             help="delete objects protected from accidental deletion")
-        command.add_argument("--replication-timeout", type=_positive_seconds, metavar="SECONDS",
-                             help="how long to wait for every DC to show the changes "
-                             "(default 14400)")
+        command.add_argument(
+            "--allow-protected",
+            action="store_true",
+            help="delete objects protected from accidental deletion",
+        )
+        command.add_argument(
+            "--replication-timeout",
+            type=_positive_seconds,
+            metavar="SECONDS",
+            help="how long to wait for every DC to show the changes (default 14400)",
+        )
         _leave_out_option(command)
         _run_options(command)
 
     plan = command("plan", "rehearse a playbook and show what apply would do")
     target_options(plan)
-    plan.add_argument("--out", metavar="PLAN", help="save the plan (with fingerprints of "
-                      "everything selected) for `remediate apply PLAN`")
+    plan.add_argument(
+        "--out",
+        metavar="PLAN",
+        help="save the plan (with fingerprints of everything selected) for `remediate apply PLAN`",
+    )
     plan.set_defaults(func=cmd_plan)
 
     apply = command("apply", "apply a playbook, or a plan saved with plan --out")
     target_options(apply)
-    apply.add_argument("--skip-drifted", action="store_true",
-                       help="with a saved plan: leave out targets that drifted, apply the rest")
-    apply.add_argument("--max-plan-age", type=_positive_seconds, default=24 * 3600.0,
-                       metavar="SECONDS", help="warn when a saved plan is older (default 86400)")
-    apply.add_argument("--yes", action="store_true",
-                       help="confirm destructive changes (and --break-lease)")
+    apply.add_argument(
+        "--skip-drifted",
+        action="store_true",
+        help="with a saved plan: leave out targets that drifted, apply the rest",
+    )
+    apply.add_argument(
+        "--max-plan-age",
+        type=_positive_seconds,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="warn when a saved plan is older (default 86400)",
+    )
+    apply.add_argument(
+        "--yes", action="store_true", help="confirm destructive changes (and --break-lease)"
+    )
     _break_lease_option(apply)
-    apply.add_argument("--max-deletions", type=_count, default=None, metavar="N",
-                       help="refuse the run if it would delete more objects or mailboxes")
+    apply.add_argument(
+        "--max-deletions",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="refuse the run if it would delete more objects or mailboxes",
+    )
     apply.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
-    apply.add_argument("--durable-world", action="store_true",
-                       help="with --world: save the fake world in the run directory after every "
-                            "change, so a killed process can be resumed (one world save per "
-                            "change)")
+    apply.add_argument(
+        "--durable-world",
+        action="store_true",
+        help="with --world: save the fake world in the run directory after every "
+        "change, so a killed process can be resumed (one world save per "
+        "change)",
+    )
     apply.set_defaults(func=cmd_apply)
 
     resume = command("resume", "continue an interrupted or paused run")
     resume.add_argument("run_id")
     _leave_out_option(resume)
-    resume.add_argument("--inventory", metavar="FILE",
-                        help="real endpoints (default: the inventory the run was started with)")
+    resume.add_argument(
+        "--inventory",
+        metavar="FILE",
+        help="real endpoints (default: the inventory the run was started with)",
+    )
     resume.add_argument("--format", choices=FORMATS, default="text")
     _break_lease_option(resume)
     resume.add_argument("--yes", action="store_true", help="confirm --break-lease")
     _run_options(resume)
     resume.add_argument("--save-world", metavar="FILE", help="write the world the run leaves")
-    resume.add_argument("--durable-world", action="store_true",
-                       help="with --world: save the fake world in the run directory after every "
-                            "change, so a killed process can be resumed (one world save per "
-                            "change)")
+    resume.add_argument(
+        "--durable-world",
+        action="store_true",
+        help="with --world: save the fake world in the run directory after every "
+        "change, so a killed process can be resumed (one world save per "
+        "change)",
+    )
     resume.set_defaults(func=cmd_resume)
 
     _inspection_commands(command)
@@ -838,8 +1051,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.func
     given = CommandOptions.from_args(args)
     run_log = RunLog(given.state_path() / "runs")
-    configure_logging(verbosity=given.verbose - given.quiet, fmt=given.log_format,
-                      run_log=run_log)
+    configure_logging(verbosity=given.verbose - given.quiet, fmt=given.log_format, run_log=run_log)
     options = replace(given, listeners=(run_log, *_console_listeners(given)))
     try:
         # SIGTERM, SIGHUP: stop after the operation in flight, as Ctrl-C
@@ -862,8 +1074,11 @@ def _dispatch(command: Command, options: CommandOptions) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
     except EOFError:  # Ctrl-D, or no terminal, at a prompt (a password)
-        print("\nerror: the input ended at a prompt, so nothing was read (a password: name an "
-              "environment variable in the inventory instead of prompting)", file=sys.stderr)
+        print(
+            "\nerror: the input ended at a prompt, so nothing was read (a password: name an "
+            "environment variable in the inventory instead of prompting)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except BrokenPipeError:  # `remediate plan ... | head`: the reader is gone, stay quiet
         with contextlib.suppress(OSError, ValueError):

@@ -33,8 +33,12 @@ def rollback(playbook: str, step_id: str, records: Sequence[ChangeRecord]) -> tu
 
 
 def expected_duration(
-    playbook: str, step_id: str, records: Sequence[ChangeRecord], rehearsed_s: float,
-    *, manual: bool,
+    playbook: str,
+    step_id: str,
+    records: Sequence[ChangeRecord],
+    rehearsed_s: float,
+    *,
+    manual: bool,
 ) -> Duration:
     kind = step_kind(playbook, step_id)
     return kind.expected_duration(records, rehearsed_s, manual=manual)

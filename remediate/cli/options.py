@@ -66,8 +66,9 @@ class CommandOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> CommandOptions:
         given = vars(args)
-        values: dict[str, Any] = {field.name: _frozen(given[field.name]) for field in fields(cls)
-                  if field.name in given}
+        values: dict[str, Any] = {
+            field.name: _frozen(given[field.name]) for field in fields(cls) if field.name in given
+        }
         return cls(**values)
 
     def state_path(self) -> Path:

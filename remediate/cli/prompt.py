@@ -42,5 +42,6 @@ def prompt_text(plan: Path | None, gated: str) -> str:
     for (step, impact, endpoint), count in counts.items():
         mark = GATED if Impact(impact).needs_confirmation else ""
         shown.append(f"\n  {step} ({impact}): {count:,} target(s) on {endpoint}{mark}")
-    return (f"About to make these changes: {total:,} in all (every one is in {plan})"
-            + "".join(shown))
+    return f"About to make these changes: {total:,} in all (every one is in {plan})" + "".join(
+        shown
+    )

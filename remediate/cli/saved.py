@@ -11,8 +11,14 @@ from remediate.engine.playbook import Playbook
 def describe_playbook(playbook: Playbook[Any, Any]) -> list[str]:
     """Its title and KB, every parameter (required or its default) and every step a plan can
     run, with its impact and when it runs if not always."""
-    lines = [f"{playbook.name}: {playbook.title}", playbook.kb, "", playbook.description, "",
-             "Parameters:"]
+    lines = [
+        f"{playbook.name}: {playbook.title}",
+        playbook.kb,
+        "",
+        playbook.description,
+        "",
+        "Parameters:",
+    ]
     for parameter in playbook.parameters:
         if parameter.required:
             need = f"required: {parameter.required}"

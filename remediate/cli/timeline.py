@@ -34,16 +34,25 @@ def details(record: JournalRecord) -> str:
     get = record.get
     if event == ev.RUN_STARTED:
         parameters = get("parameters")
-        shown = (" ".join(f"{k}={v}" for k, v in parameters.items())
-                 if isinstance(parameters, dict) and parameters else "none")
+        shown = (
+            " ".join(f"{k}={v}" for k, v in parameters.items())
+            if isinstance(parameters, dict) and parameters
+            else "none"
+        )
         source = get("source")
-        where = (f"; {source.get('kind')} {source.get('path')}"
-                 if isinstance(source, dict) and source.get("path") else "")
+        where = (
+            f"; {source.get('kind')} {source.get('path')}"
+            if isinstance(source, dict) and source.get("path")
+            else ""
+        )
         return f"parameters: {shown}{where}"
     if event == ev.RUN_DISCOVERED:
         summary = get("summary")
-        counts = (", ".join(f"{v} {str(k).replace('_', ' ')}" for k, v in summary.items())
-                  if isinstance(summary, dict) else "")
+        counts = (
+            ", ".join(f"{v} {str(k).replace('_', ' ')}" for k, v in summary.items())
+            if isinstance(summary, dict)
+            else ""
+        )
         findings = get("findings")
         found = len(findings) if isinstance(findings, list) else 0
         return f"selected {counts}" + (f"; {found} finding(s), not acted on" if found else "")
@@ -52,8 +61,9 @@ def details(record: JournalRecord) -> str:
         return f"{get('changes')} change(s) {verb}"
     if event == ev.RUN_RESUMED:
         done = get("completed")
-        return "already done: " + (", ".join(map(str, done)) if isinstance(done, list) and done
-                                   else "nothing")
+        return "already done: " + (
+            ", ".join(map(str, done)) if isinstance(done, list) and done else "nothing"
+        )
     if event == ev.RUN_JOURNAL_TRUNCATED:
         return f"the journal's line {get('line')} was cut off (crash) and is ignored"
     if event == ev.RUN_PAUSED:
@@ -70,8 +80,10 @@ def details(record: JournalRecord) -> str:
     if event == ev.STEP_APPLYING:
         return f"{_count(get('targets'), 'target(s)')} on {get('endpoint')}"
     if event in (ev.STEP_APPLIED, ev.STEP_PLANNED):
-        return (f"{get('label')}: {get('action')}, {value_text(get('before'))} -> "
-                f"{value_text(get('after'))}")
+        return (
+            f"{get('label')}: {get('action')}, {value_text(get('before'))} -> "
+            f"{value_text(get('after'))}"
+        )
     if event == ev.STEP_VERIFIED:
         return f"{get('changes')} change(s) on {get('endpoint')} verified"
     if event == ev.STEP_WAITING:
@@ -92,15 +104,16 @@ def details(record: JournalRecord) -> str:
 def _backups(run_dir: Path) -> str:
     ldif = list((run_dir / "backups" / "ad").glob("*.ldif"))
     mail = [p for p in (run_dir / "backups" / "mail").rglob("*") if p.is_file()]
-    return (f"{len(ldif)} LDIF file(s) in {run_dir / 'backups' / 'ad'}, "
-            f"{len(mail)} mail export(s) in {run_dir / 'backups' / 'mail'}")
+    return (
+        f"{len(ldif)} LDIF file(s) in {run_dir / 'backups' / 'ad'}, "
+        f"{len(mail)} mail export(s) in {run_dir / 'backups' / 'mail'}"
+    )
 
 
 def source_text(source: dict[str, JsonValue]) -> str:
     """What a run acted on: 'world /tmp/w.json', 'inventory corp.toml', and the saved plan it
     applied, with the plan's sha256 (what the approver signed)."""
-    where = (f"{source.get('kind')} {source.get('path')}" if source.get("path")
-             else "not recorded")
+    where = f"{source.get('kind')} {source.get('path')}" if source.get("path") else "not recorded"
     plan = source.get("plan")
     if isinstance(plan, dict):
         where += f"; applied the saved plan {plan.get('path')} (sha256 {plan.get('sha256')})"
@@ -125,8 +138,10 @@ def render_timeline(
     width = max([len(str(r.get("step") or "-")) for r in shown] + [4])
     lines.append(f"{'time':<23}  {'event':<21}  {'step':<{width}}  details")
     for record in shown:
-        lines.append(f"{_when(record):<23}  {record.get('event')!s:<21}  "
-                     f"{record.get('step') or '-'!s:<{width}}  {details(record)}")
+        lines.append(
+            f"{_when(record):<23}  {record.get('event')!s:<21}  "
+            f"{record.get('step') or '-'!s:<{width}}  {details(record)}"
+        )
     hidden = len(records) - len(shown)
     if hidden:
         lines.append(f"({hidden} per-target event(s) not shown: --all lists every one)")

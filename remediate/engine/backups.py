@@ -74,8 +74,9 @@ class DirectoryBackups:
     def _load(self, label: str) -> dict[UUID, DirectoryEntry]:
         # Oldest first: a batch retried after a partial apply is backed up again, and only its
         # first backup shows every object as it was before the step.
-        files = sorted(self.root.glob(f"{label}-*.ldif"),
-                       key=lambda path: (path.stat().st_mtime_ns, path.name))
+        files = sorted(
+            self.root.glob(f"{label}-*.ldif"), key=lambda path: (path.stat().st_mtime_ns, path.name)
+        )
         found: dict[UUID, DirectoryEntry] = {}
         for path in files:
             try:

@@ -60,7 +60,10 @@ def _first_failure(outcomes: Sequence[Outcome]) -> BaseException | None:
     """What to raise: a crash or stop request before any error (the process must not go on as
     if only a read had failed), else the first error in the keys' order; never ``Abandoned``,
     which only echoes another read's crash."""
-    errors = [outcome.error for outcome in outcomes
-              if outcome.error is not None and not isinstance(outcome.error, Abandoned)]
+    errors = [
+        outcome.error
+        for outcome in outcomes
+        if outcome.error is not None and not isinstance(outcome.error, Abandoned)
+    ]
     dying = [error for error in errors if not isinstance(error, Exception)]
     return next(iter(dying or errors), None)

@@ -47,10 +47,16 @@ STEP_COMPLETED = "step.completed"
 
 # Per-target events are many; people see the step summaries, machines get everything.
 _DEBUG_EVENTS = frozenset({STEP_PLANNED, STEP_APPLIED, STEP_WAITING, RUN_DISCOVERED})
-_WARNING_EVENTS = frozenset({
-    STEP_RETRIED, STEP_MANUAL, RUN_PAUSED, RUN_JOURNAL_TRUNCATED, RUN_LOCK_ABANDONED,
-    RUN_LEASE_BROKEN,
-})
+_WARNING_EVENTS = frozenset(
+    {
+        STEP_RETRIED,
+        STEP_MANUAL,
+        RUN_PAUSED,
+        RUN_JOURNAL_TRUNCATED,
+        RUN_LOCK_ABANDONED,
+        RUN_LEASE_BROKEN,
+    }
+)
 _ERROR_EVENTS = frozenset({STEP_FAILED})
 
 LIBRARY_LOGGER = logging.getLogger("remediate")
@@ -115,7 +121,11 @@ class Events:
             self._emit(event, step, target, fields, hook)
 
     def _emit(
-        self, event: str, step: str | None, target: str | None, fields: dict[str, JsonValue],
+        self,
+        event: str,
+        step: str | None,
+        target: str | None,
+        fields: dict[str, JsonValue],
         hook: Hook | None = None,
     ) -> None:
         self._open()
@@ -145,8 +155,9 @@ class Events:
         if self._log is not None:
             self._log.log(level, event, **log_fields)
         elif LIBRARY_LOGGER.isEnabledFor(level):
-            LIBRARY_LOGGER.log(level, "%s %s", event,
-                               json.dumps(log_fields, ensure_ascii=False, default=str))
+            LIBRARY_LOGGER.log(
+                level, "%s %s", event, json.dumps(log_fields, ensure_ascii=False, default=str)
+            )
 
     def _open(self) -> None:
         if not self._opened:
@@ -160,91 +171,157 @@ class Events:
     def run_started(self, **fields: JsonValue) -> None:
         run = RunInfo(self.run_id, self.playbook, self.mode)
         with self._lock:
-            self._emit(RUN_STARTED, None, None, fields,
-                       lambda listener: listener.on_run_started(run))
+            self._emit(
+                RUN_STARTED, None, None, fields, lambda listener: listener.on_run_started(run)
+            )
 
     def discovered(
-        self, summary: Mapping[str, int], *, selection: JsonValue, findings: JsonValue,
+        self,
+        summary: Mapping[str, int],
+        *,
+        selection: JsonValue,
+        findings: JsonValue,
         writable_dc: str,
     ) -> None:
-        self.emit(RUN_DISCOVERED, selection=selection, summary=dict(summary),
-                  findings=findings, writable_dc=writable_dc,
-                  hook=lambda listener: listener.on_discovered(summary))
+        self.emit(
+            RUN_DISCOVERED,
+            selection=selection,
+            summary=dict(summary),
+            findings=findings,
+            writable_dc=writable_dc,
+            hook=lambda listener: listener.on_discovered(summary),
+        )
 
     def planned(self, changes: int) -> None:
-        self.emit(RUN_PLANNED, changes=changes,
-                  hook=lambda listener: listener.on_planned(changes))
+        self.emit(RUN_PLANNED, changes=changes, hook=lambda listener: listener.on_planned(changes))
 
     def approved(self, changes: int) -> None:
-        self.emit(RUN_APPROVED, changes=changes,
-                  hook=lambda listener: listener.on_approved(changes))
+        self.emit(
+            RUN_APPROVED, changes=changes, hook=lambda listener: listener.on_approved(changes)
+        )
 
     def resumed(self, completed: Sequence[str], leave_out_dcs: Sequence[str]) -> None:
-        self.emit(RUN_RESUMED, completed=list[JsonValue](completed),
-                  leave_out_dcs=list[JsonValue](leave_out_dcs) or None,
-                  hook=lambda listener: listener.on_resumed(completed))
+        self.emit(
+            RUN_RESUMED,
+            completed=list[JsonValue](completed),
+            leave_out_dcs=list[JsonValue](leave_out_dcs) or None,
+            hook=lambda listener: listener.on_resumed(completed),
+        )
 
     def journal_truncated(self, line: int) -> None:
-        self.emit(RUN_JOURNAL_TRUNCATED, line=line,
-                  hook=lambda listener: listener.on_journal_truncated(line))
+        self.emit(
+            RUN_JOURNAL_TRUNCATED,
+            line=line,
+            hook=lambda listener: listener.on_journal_truncated(line),
+        )
 
     def lock_abandoned(self, left_by: str) -> None:
-        self.emit(RUN_LOCK_ABANDONED, left_by=left_by,
-                  hook=lambda listener: listener.on_lock_abandoned(left_by))
+        self.emit(
+            RUN_LOCK_ABANDONED,
+            left_by=left_by,
+            hook=lambda listener: listener.on_lock_abandoned(left_by),
+        )
 
     def step_started(self, step: str, targets: int) -> None:
-        self.emit(STEP_STARTED, step=step, targets=targets,
-                  hook=lambda listener: listener.on_step_started(step, targets))
+        self.emit(
+            STEP_STARTED,
+            step=step,
+            targets=targets,
+            hook=lambda listener: listener.on_step_started(step, targets),
+        )
 
     def change(self, record: ChangeRecord, *, applied: bool, settled: bool = False) -> None:
         """A change planned (``applied`` False) or that took effect; ``settled``: one an
         earlier process made without recording it, found done by a resume."""
         extra: dict[str, JsonValue] = {"settled": True} if settled else {}
-        self.emit(STEP_APPLIED if applied else STEP_PLANNED, step=record.step,
-                  target=record.target, label=record.label, endpoint=record.endpoint,
-                  action=record.action, impact=record.impact.value, before=record.before,
-                  after=record.after, **extra,
-                  hook=lambda listener: listener.on_change(record))
+        self.emit(
+            STEP_APPLIED if applied else STEP_PLANNED,
+            step=record.step,
+            target=record.target,
+            label=record.label,
+            endpoint=record.endpoint,
+            action=record.action,
+            impact=record.impact.value,
+            before=record.before,
+            after=record.after,
+            **extra,
+            hook=lambda listener: listener.on_change(record),
+        )
 
     def waiting(self, step: str, endpoint: str, outstanding: int, polls: int) -> None:
-        self.emit(STEP_WAITING, step=step, endpoint=endpoint, outstanding=outstanding,
-                  polls=polls,
-                  hook=lambda listener: listener.on_waiting(step, endpoint, outstanding))
+        self.emit(
+            STEP_WAITING,
+            step=step,
+            endpoint=endpoint,
+            outstanding=outstanding,
+            polls=polls,
+            hook=lambda listener: listener.on_waiting(step, endpoint, outstanding),
+        )
 
     def batch_finished(self, step: str, endpoint: str, changes: int) -> None:
-        self.emit(STEP_VERIFIED, step=step, endpoint=endpoint, changes=changes,
-                  hook=lambda listener: listener.on_batch_finished(step, endpoint, changes))
+        self.emit(
+            STEP_VERIFIED,
+            step=step,
+            endpoint=endpoint,
+            changes=changes,
+            hook=lambda listener: listener.on_batch_finished(step, endpoint, changes),
+        )
 
     def retried(self, step: str, phase: str, attempt: int, error: str) -> None:
-        self.emit(STEP_RETRIED, step=step, phase=phase, attempt=attempt, error=error,
-                  hook=lambda listener: listener.on_retry(step, phase, attempt, error))
+        self.emit(
+            STEP_RETRIED,
+            step=step,
+            phase=phase,
+            attempt=attempt,
+            error=error,
+            hook=lambda listener: listener.on_retry(step, phase, attempt, error),
+        )
 
     def manual_action(self, step: str, instructions: str) -> None:
-        self.emit(STEP_MANUAL, step=step, instructions=instructions,
-                  hook=lambda listener: listener.on_manual_action(step, instructions))
+        self.emit(
+            STEP_MANUAL,
+            step=step,
+            instructions=instructions,
+            hook=lambda listener: listener.on_manual_action(step, instructions),
+        )
 
     def step_failed(self, step: str, target: str | None, error: str) -> None:
-        self.emit(STEP_FAILED, step=step, target=target, error=error,
-                  hook=lambda listener: listener.on_step_failed(step, error))
+        self.emit(
+            STEP_FAILED,
+            step=step,
+            target=target,
+            error=error,
+            hook=lambda listener: listener.on_step_failed(step, error),
+        )
 
     def step_completed(self, step: str) -> None:
-        self.emit(STEP_COMPLETED, step=step,
-                  hook=lambda listener: listener.on_step_completed(step))
+        self.emit(STEP_COMPLETED, step=step, hook=lambda listener: listener.on_step_completed(step))
 
     def paused(self, step: str, instructions: str) -> None:
-        self.emit(RUN_PAUSED, step=step, instructions=instructions,
-                  hook=lambda listener: listener.on_paused(step, instructions))
+        self.emit(
+            RUN_PAUSED,
+            step=step,
+            instructions=instructions,
+            hook=lambda listener: listener.on_paused(step, instructions),
+        )
 
     def run_finished(
         self, state: str, *, error: str | None = None, changes: int | None = None
     ) -> None:
         """The journal line carries ``error`` and ``changes`` only where they are known."""
         known: dict[str, JsonValue] = {
-            key: value for key, value in (("error", error), ("changes", changes))
-            if value is not None}
+            key: value
+            for key, value in (("error", error), ("changes", changes))
+            if value is not None
+        }
         with self._lock:
-            self._emit(RUN_FINISHED, None, None, {"state": state, **known},
-                       lambda listener: listener.on_run_finished(state, error))
+            self._emit(
+                RUN_FINISHED,
+                None,
+                None,
+                {"state": state, **known},
+                lambda listener: listener.on_run_finished(state, error),
+            )
 
     def _level(self, event: str) -> int:
         if event in _DEBUG_EVENTS:

@@ -115,12 +115,15 @@ class Executor:
         clock = self.ctx.world.clock
         started = clock.now()
         self.events.step_started(step.id, len(step.targets))
-        batches = [Batch(endpoint, targets)
-                   for endpoint, targets in group_by_endpoint(step.targets).items()]
+        batches = [
+            Batch(endpoint, targets)
+            for endpoint, targets in group_by_endpoint(step.targets).items()
+        ]
         jobs = [partial(self._run_batch, step, batch) for batch in batches]
         try:
-            outcomes = run_batches(self.ctx.world.clock, jobs,
-                                   step.batches_at_once or self.parallel)
+            outcomes = run_batches(
+                self.ctx.world.clock, jobs, step.batches_at_once or self.parallel
+            )
         finally:  # a stop request mid-step still leaves what the batches recorded
             for batch in batches:
                 self.records.extend(self._planned.same_as(record) for record in batch.records)
@@ -145,8 +148,11 @@ class Executor:
         """Re-raise how the step's batches ended, in the plan's order: a crash or stop request
         first; then an error, saying which servers completed the step; then the manual
         actions still pending, all of them together."""
-        errors = [(batch, outcome.error) for batch, outcome in zip(batches, outcomes, strict=True)
-                  if outcome.error is not None and not isinstance(outcome.error, Abandoned)]
+        errors = [
+            (batch, outcome.error)
+            for batch, outcome in zip(batches, outcomes, strict=True)
+            if outcome.error is not None and not isinstance(outcome.error, Abandoned)
+        ]
         for _, error in errors:
             if not isinstance(error, Exception):
                 raise error
@@ -155,17 +161,24 @@ class Executor:
         if failed:
             _, error = failed[0]
             if len(batches) > 1 and isinstance(error, RemediateError):
-                done = [b.endpoint for b, o in zip(batches, outcomes, strict=True)
-                        if o.started and o.error is None]
-                error.hint = "; ".join(filter(None, [error.hint, (
+                done = [
+                    b.endpoint
+                    for b, o in zip(batches, outcomes, strict=True)
+                    if o.started and o.error is None
+                ]
+                left = len(batches) - len(done)
+                progress = (
                     f"completed on {', '.join(done) or 'no server'}; "
-                    f"{len(batches) - len(done)} of {len(batches)} servers left for resume")]))
+                    f"{left} of {len(batches)} servers left for resume"
+                )
+                error.hint = "; ".join(filter(None, [error.hint, progress]))
             raise error
         if len(paused) == 1:
             raise paused[0]
         if paused:
-            raise RunPaused(paused[0].run_id, step.id,
-                            "\n".join(pause.instructions for pause in paused))
+            raise RunPaused(
+                paused[0].run_id, step.id, "\n".join(pause.instructions for pause in paused)
+            )
 
     def _with_retried_reads(self, step: AnyStep, phase: str) -> StepContext:
         clock, on_retry = self.ctx.world.clock, self._on_retry(step, phase)
@@ -179,9 +192,7 @@ class Executor:
                 return step.observe(ctx, targets)
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
-    def _pending(
-        self, step: AnyStep, targets: Sequence[Target]
-    ) -> list[tuple[Target, Planned]]:
+    def _pending(self, step: AnyStep, targets: Sequence[Target]) -> list[tuple[Target, Planned]]:
         """Observe and plan; a WouldFail or Unknown stops the step (never guessed)."""
         observations = self._observe(step, targets)
         pending: list[tuple[Target, Planned]] = []
@@ -197,8 +208,9 @@ class Executor:
                 )
             if isinstance(change, Planned):
                 pending.append((target, change))
-            elif isinstance(change, NoOp) and change.warning \
-                    and change.warning not in self.warnings:
+            elif (
+                isinstance(change, NoOp) and change.warning and change.warning not in self.warnings
+            ):
                 self.warnings.append(change.warning)
         return pending
 
@@ -227,14 +239,19 @@ class Executor:
         except (KeyboardInterrupt, Exception):
             if not self.rehearsal:
                 self._record_what_took_effect(
-                    step, batch, records, [target for target, _ in pending])
+                    step, batch, records, [target for target, _ in pending]
+                )
             raise
         self._record_applied(step, batch, records)
         self.events.batch_finished(step.id, endpoint, len(records))
         self.events.checkpoint()
 
     def _record_applied(
-        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord], *,
+        self,
+        step: AnyStep,
+        batch: Batch,
+        records: Sequence[ChangeRecord],
+        *,
         settled: bool = False,
     ) -> None:
         for record in records:
@@ -242,7 +259,10 @@ class Executor:
         batch.records.extend(records)
 
     def _record_what_took_effect(
-        self, step: AnyStep, batch: Batch, records: Sequence[ChangeRecord],
+        self,
+        step: AnyStep,
+        batch: Batch,
+        records: Sequence[ChangeRecord],
         targets: Sequence[Target],
     ) -> None:
         """A batch stopped part-way (interrupted, failed, paused): observe its targets once and
@@ -253,9 +273,14 @@ class Executor:
         except (KeyboardInterrupt, RemediateError):
             return
         self._record_applied(
-            step, batch, [record for record in records if record.target not in still])
-        self.events.emit(ev.STEP_STOPPED, step=step.id, endpoint=batch.endpoint,
-                         unchanged=list[JsonValue](sorted(still)))
+            step, batch, [record for record in records if record.target not in still]
+        )
+        self.events.emit(
+            ev.STEP_STOPPED,
+            step=step.id,
+            endpoint=batch.endpoint,
+            unchanged=list[JsonValue](sorted(still)),
+        )
         self.events.checkpoint()
 
     def _settle_in_doubt(
@@ -312,7 +337,10 @@ class Executor:
         self.events.checkpoint()
 
     def _verify(
-        self, step: AnyStep, endpoint: str, targets: list[Target],
+        self,
+        step: AnyStep,
+        endpoint: str,
+        targets: list[Target],
         manual: ManualActionRequired | None,
     ) -> None:
         instructions = None if manual is None else manual.instructions
@@ -330,7 +358,10 @@ class Executor:
 
         clock = self.ctx.world.clock
         waiting = until_converged(
-            clock, deadline_s=deadline, poll_s=step.poll_s, poll_max_s=step.poll_max_s,
+            clock,
+            deadline_s=deadline,
+            poll_s=step.poll_s,
+            poll_max_s=step.poll_max_s,
             on_poll=on_poll,
         )
         done = converged() if deadline <= 0 else bool(waiting(converged))
@@ -350,8 +381,11 @@ class Executor:
             f"{outstanding[0]} target(s) did not reach the desired state within {deadline:g}s",
             target=endpoint,
             hint="check the endpoint, then resume the run"
-            + (" (a longer wait: --replication-timeout SECONDS)"
-               if step.name == "wait-for-replication" else ""),
+            + (
+                " (a longer wait: --replication-timeout SECONDS)"
+                if step.name == "wait-for-replication"
+                else ""
+            ),
         )
 
     def _record(self, step: AnyStep, target: Target, change: Planned) -> ChangeRecord:

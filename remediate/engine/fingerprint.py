@@ -36,8 +36,10 @@ class Drift:
     current: JsonValue
 
     def __str__(self) -> str:
-        return (f"{self.label} ({self.target}): {self.attribute} was {self.planned!r} when "
-                f"planned, now {self.current!r}")
+        return (
+            f"{self.label} ({self.target}): {self.attribute} was {self.planned!r} when "
+            f"planned, now {self.current!r}"
+        )
 
 
 def object_key(guid: UUID) -> str:
@@ -101,7 +103,8 @@ def _mailboxes(world: World, boxes: Collection[tuple[str, UUID]]) -> dict[str, F
         for guid in guids:
             box = found.get(guid)
             result[mailbox_key(server, guid)] = (
-                {"exists": False} if box is None else _mailbox(server, box))
+                {"exists": False} if box is None else _mailbox(server, box)
+            )
     return result
 
 
@@ -118,7 +121,8 @@ def _mailbox(server: str, box: MailboxInfo) -> Fingerprint:
     # Item ids where the store lists them (fakes); a real store's count and size otherwise.
     if box.item_ids is not None:
         print_["item_ids_sha256"] = hashlib.sha256(
-            "\n".join(box.item_ids).encode("utf-8")).hexdigest()
+            "\n".join(box.item_ids).encode("utf-8")
+        ).hexdigest()
     if box.size_bytes is not None:
         print_["size_bytes"] = box.size_bytes
     return print_
@@ -144,9 +148,13 @@ def drifts(planned: Mapping[str, Fingerprint], current: Mapping[str, Fingerprint
     for target, before in planned.items():
         after = current.get(target, {"exists": False})
         label = str(before.get("dn") or before.get("label") or target)
-        differing = [name for name in sorted(set(before) | set(after), key=str.lower)
-                     if before.get(name) != after.get(name)]
+        differing = [
+            name
+            for name in sorted(set(before) | set(after), key=str.lower)
+            if before.get(name) != after.get(name)
+        ]
         named = [name for name in differing if name not in _BOOKKEEPING] or differing
-        found.extend(Drift(target, label, name, before.get(name), after.get(name))
-                     for name in named)
+        found.extend(
+            Drift(target, label, name, before.get(name), after.get(name)) for name in named
+        )
     return found

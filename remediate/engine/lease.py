@@ -84,9 +84,11 @@ def lease_dn(container: str) -> str:
     except ValueError:
         container = ""
     if not container.strip():
-        raise InputError(f"lease_container: {container!r} is not a DN",
-                         target="[safety] lease_container",
-                         hint='name a container, e.g. "CN=Program Data,DC=corp,DC=example"')
+        raise InputError(
+            f"lease_container: {container!r} is not a DN",
+            target="[safety] lease_container",
+            hint='name a container, e.g. "CN=Program Data,DC=corp,DC=example"',
+        )
     return f"CN={escape_rdn_value(LEASE_NAME)},{container}"
 
 
@@ -103,24 +105,39 @@ class LeaseRecord:
 
     def to_text(self) -> str:
         expires = iso(self.renewed + timedelta(seconds=LEASE_TTL_S)) if self.running else None
-        return json.dumps({
-            "format": FORMAT, "run_id": self.run_id, "holder": self.holder, "pid": self.pid,
-            "started": iso(self.started), "renewed": iso(self.renewed), "expires": expires,
-            "state": self.state,
-        }, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "run_id": self.run_id,
+                "holder": self.holder,
+                "pid": self.pid,
+                "started": iso(self.started),
+                "renewed": iso(self.renewed),
+                "expires": expires,
+                "state": self.state,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_text(cls, text: str | None) -> LeaseRecord | None:
         """The record, or None where it is not one (written by hand, damaged)."""
         try:
             data = json.loads(text or "")
-            record = cls(str(data["run_id"]), str(data["holder"]), int(data["pid"]),
-                         utc(str(data["started"])), utc(str(data["renewed"])),
-                         str(data["state"]))
+            record = cls(
+                str(data["run_id"]),
+                str(data["holder"]),
+                int(data["pid"]),
+                utc(str(data["started"])),
+                utc(str(data["renewed"])),
+                str(data["state"]),
+            )
         except (ValueError, TypeError, KeyError):
             return None
-        return record if data.get("format") == FORMAT and record.state in (
-            RUNNING, STOPPED) else None
+        return (
+            record if data.get("format") == FORMAT and record.state in (RUNNING, STOPPED) else None
+        )
 
     @property
     def running(self) -> bool:
@@ -147,8 +164,10 @@ class LeaseRecord:
                 how += f", over the {LEASE_TTL_S / 60:.0f} minutes a live run renews it within"
         else:
             how = f"stopped {ago} ago, waiting for its resume"
-        return (f"run {self.run_id}, pid {self.pid} on {self.holder}, started "
-                f"{iso(self.started)}, {how}")
+        return (
+            f"run {self.run_id}, pid {self.pid} on {self.holder}, started "
+            f"{iso(self.started)}, {how}"
+        )
 
 
 def _ago(delta: timedelta) -> str:
@@ -233,8 +252,11 @@ class OrganisationLease(RunListener):
                 self._take_over(held, current, mine)
                 return
             raise self._refusal(current, own=own)
-        raise LockHeld(f"the lease changed hands {ATTEMPTS} times while this run tried to "
-                       "take it", target=self._where, hint="try again in a minute")
+        raise LockHeld(
+            f"the lease changed hands {ATTEMPTS} times while this run tried to take it",
+            target=self._where,
+            hint="try again in a minute",
+        )
 
     def _take_over(self, held: str, current: LeaseRecord | None, mine: str) -> None:
         now = self._clock.now()
@@ -242,17 +264,25 @@ class OrganisationLease(RunListener):
         if current is not None and not current.gone(now):
             raise LockHeld(
                 f"another run holds the lease and is alive ({whose}); a live run's lease is "
-                "never broken", target=self._where,
-                hint="wait for it to finish, or stop that run first (Ctrl-C on its machine)")
+                "never broken",
+                target=self._where,
+                hint="wait for it to finish, or stop that run first (Ctrl-C on its machine)",
+            )
         assert self._break is not None
-        if not self._break(f"take over organisation {self.organisation}'s lease {self.dn} "
-                           f"from {whose}"):
-            raise Refused(f"not confirmed: the lease of {whose} was left as it is",
-                          target=self._where,
-                          hint="answer yes at the prompt, or add --yes, to take it over")
+        if not self._break(
+            f"take over organisation {self.organisation}'s lease {self.dn} from {whose}"
+        ):
+            raise Refused(
+                f"not confirmed: the lease of {whose} was left as it is",
+                target=self._where,
+                hint="answer yes at the prompt, or add --yes, to take it over",
+            )
         if not self._swap(held, mine):
-            raise LockHeld("the lease changed while the takeover was being confirmed",
-                           target=self._where, hint="run again to see who holds it now")
+            raise LockHeld(
+                "the lease changed while the takeover was being confirmed",
+                target=self._where,
+                hint="run again to see who holds it now",
+            )
         self.broke = whose
 
     def _refusal(self, current: LeaseRecord | None, *, own: bool) -> LockHeld:
@@ -260,21 +290,28 @@ class OrganisationLease(RunListener):
             return LockHeld(
                 f"another run holds the lease {self.dn}, but its record is unreadable",
                 target=self._where,
-                hint="if no run of remediate is working on it, take it over with --break-lease")
+                hint="if no run of remediate is working on it, take it over with --break-lease",
+            )
         now = self._clock.now()
         whose = current.describe(now)
         resume = f"remediate resume {current.run_id}"
         if own:
             expires = iso(current.renewed + timedelta(seconds=LEASE_TTL_S))
-            hint = (f"this run is running on {current.holder}: let it finish there; if that "
-                    f"process is gone, resume again after {expires}, when its lease expires")
+            hint = (
+                f"this run is running on {current.holder}: let it finish there; if that "
+                f"process is gone, resume again after {expires}, when its lease expires"
+            )
         elif not current.running:
-            hint = (f"continue that run with: {resume} (its state directory is on "
-                    f"{current.host}); if it is abandoned, take the lease over with "
-                    "--break-lease")
+            hint = (
+                f"continue that run with: {resume} (its state directory is on "
+                f"{current.host}); if it is abandoned, take the lease over with "
+                "--break-lease"
+            )
         elif current.gone(now):
-            hint = (f"its holder stopped renewing it (killed, crashed, or cut off): continue "
-                    f"that run with {resume}, or take the lease over with --break-lease")
+            hint = (
+                f"its holder stopped renewing it (killed, crashed, or cut off): continue "
+                f"that run with {resume}, or take the lease over with --break-lease"
+            )
         else:
             hint = f"wait for it to finish; 'remediate runs' on {current.host} lists it"
         return LockHeld(f"another run holds the lease ({whose})", target=self._where, hint=hint)
@@ -302,7 +339,8 @@ class OrganisationLease(RunListener):
                 "while it ran; it stopped before its next step",
                 target=self._where,
                 hint=f"see who holds it now, and resume this run (remediate resume "
-                     f"{self.run_id}) only once that run is finished")
+                f"{self.run_id}) only once that run is finished",
+            )
 
     def renew(self) -> None:
         held = self._held
@@ -331,26 +369,32 @@ class OrganisationLease(RunListener):
             return
         try:
             if keep:
-                stopped = replace(self._current(), state=STOPPED,
-                                  renewed=self._clock.now()).to_text()
+                stopped = replace(
+                    self._current(), state=STOPPED, renewed=self._clock.now()
+                ).to_text()
                 if self._swap(held, stopped):
                     return
             elif self._call(lambda: self._directory.remove_lease(self.dn, held)):
                 self._held = None
                 return
-            self.problem = (f"the lease {self.dn} was no longer this run's when it ended; "
-                            "another run took it over")
+            self.problem = (
+                f"the lease {self.dn} was no longer this run's when it ended; "
+                "another run took it over"
+            )
         except RemediateError as error:  # never hides how the run itself ended
-            self.problem = (f"the lease {self.dn} could not be "
-                            f"{'marked stopped' if keep else 'removed'} ({error}); the next run "
-                            "is refused until it expires, and then takes it over only with "
-                            "--break-lease")
+            self.problem = (
+                f"the lease {self.dn} could not be "
+                f"{'marked stopped' if keep else 'removed'} ({error}); the next run "
+                "is refused until it expires, and then takes it over only with "
+                "--break-lease"
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _record(self, state: str) -> LeaseRecord:
-        return LeaseRecord(self.run_id, _holder(), os.getpid(), self._started,
-                           self._clock.now(), state)
+        return LeaseRecord(
+            self.run_id, _holder(), os.getpid(), self._started, self._clock.now(), state
+        )
 
     def _current(self) -> LeaseRecord:
         record = LeaseRecord.from_text(self._held)
@@ -377,10 +421,12 @@ class OrganisationLease(RunListener):
         except PermanentError as error:
             raise InputError(
                 f"cannot keep the organisation's lease {self.dn} on {error.endpoint}: "
-                f"{error.message}", target="[safety] lease_container",
+                f"{error.message}",
+                target="[safety] lease_container",
                 hint="create that container (a container object) and let the account create "
-                     "and delete container objects in it, or name another container in the "
-                     "inventory's [safety] lease_container") from None
+                "and delete container objects in it, or name another container in the "
+                "inventory's [safety] lease_container",
+            ) from None
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
     @staticmethod

@@ -18,8 +18,11 @@ def check_left_out(world: World, names: Sequence[str]) -> None:
         return
     known = list(world.directory.domain_controllers())
     for server in world.exchange.servers():
-        known += [name for name in (*server.domain_controllers, *server.global_catalogs)
-                  if same_host(name, known) is None]
+        known += [
+            name
+            for name in (*server.domain_controllers, *server.global_catalogs)
+            if same_host(name, known) is None
+        ]
     writable = world.directory.writable_dc()
     for name in names:
         if same_host(name, [writable]) is not None:

@@ -26,8 +26,9 @@ Job = Callable[[], None]
 def checked_parallel(value: object, where: str) -> int:
     """``value`` as a number of batches at a time, or ValueError saying what is expected."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL:
-        raise ValueError(f"{where}: expected a whole number from 1 to {MAX_PARALLEL} "
-                         "(1: one server at a time)")
+        raise ValueError(
+            f"{where}: expected a whole number from 1 to {MAX_PARALLEL} (1: one server at a time)"
+        )
     return value
 
 

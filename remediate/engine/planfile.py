@@ -101,25 +101,30 @@ def read_plan(path: Path) -> SavedPlan:
     try:
         data = strictjson.loads(strictjson.decoded(path.read_bytes()))
     except OSError as error:
-        raise InputError(f"cannot read the plan: {error.strerror}", target=str(path),
-                         hint=hint) from None
+        raise InputError(
+            f"cannot read the plan: {error.strerror}", target=str(path), hint=hint
+        ) from None
     except strictjson.JsonProblem as problem:
-        raise InputError(f"{problem.where}: {problem.message}", target=str(path),
-                         hint=hint) from None
+        raise InputError(
+            f"{problem.where}: {problem.message}", target=str(path), hint=hint
+        ) from None
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise InputError(f"is not a {PLAN_FORMAT} plan file", target=str(path), hint=hint)
     claimed, signature = data.pop("sha256", None), data.pop("hmac_sha256", None)
     if claimed != seal(data):
-        raise Refused("the plan file was changed after it was written (its sha256 no longer "
-                      "matches)", target=str(path),
-                      hint="plan again and have the new plan approved")
+        raise Refused(
+            "the plan file was changed after it was written (its sha256 no longer matches)",
+            target=str(path),
+            hint="plan again and have the new plan approved",
+        )
     _check_signature(data, signature, path)
     try:
         return _plan_of(data, str(claimed))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         message = f"missing: {error.args[0]}" if isinstance(error, KeyError) else str(error)
-        raise InputError(message, target=str(path),
-                         hint="plan again; a plan is made by remediate plan --out") from None
+        raise InputError(
+            message, target=str(path), hint="plan again; a plan is made by remediate plan --out"
+        ) from None
 
 
 def _check_signature(body: dict[str, JsonValue], signature: JsonValue, path: Path) -> None:
@@ -127,39 +132,54 @@ def _check_signature(body: dict[str, JsonValue], signature: JsonValue, path: Pat
     if key is None and signature is None:
         return
     if key is None:
-        raise Refused("the plan is signed, but there is no key to check the signature with",
-                      target=str(path),
-                      hint=f"set {SIGNING_KEY_VARIABLE} to the key the plan was signed with")
+        raise Refused(
+            "the plan is signed, but there is no key to check the signature with",
+            target=str(path),
+            hint=f"set {SIGNING_KEY_VARIABLE} to the key the plan was signed with",
+        )
     if not isinstance(signature, str):
-        raise Refused(f"the plan is not signed, and {SIGNING_KEY_VARIABLE} is set: only "
-                      "signed plans are applied", target=str(path),
-                      hint=f"plan again with {SIGNING_KEY_VARIABLE} set, and have it approved")
+        raise Refused(
+            f"the plan is not signed, and {SIGNING_KEY_VARIABLE} is set: only "
+            "signed plans are applied",
+            target=str(path),
+            hint=f"plan again with {SIGNING_KEY_VARIABLE} set, and have it approved",
+        )
     if not hmac.compare_digest(signature, _signature(key, body)):
-        raise Refused("the plan's signature does not hold: it was changed after it was "
-                      f"signed, or signed with another key than {SIGNING_KEY_VARIABLE}'s",
-                      target=str(path), hint="plan again and have the new plan approved")
+        raise Refused(
+            "the plan's signature does not hold: it was changed after it was "
+            f"signed, or signed with another key than {SIGNING_KEY_VARIABLE}'s",
+            target=str(path),
+            hint="plan again and have the new plan approved",
+        )
 
 
 def _plan_of(data: dict[str, JsonValue], sha256: str) -> SavedPlan:
     Options.checked(data.get("options"))
     return SavedPlan(
         playbook=_text(data, "playbook"),
-        parameters={key: _text(_object(data, "parameters"), key, "parameters.")
-                    for key in _object(data, "parameters")},
+        parameters={
+            key: _text(_object(data, "parameters"), key, "parameters.")
+            for key in _object(data, "parameters")
+        },
         options=data["options"],
         organisation=_text(data, "organisation"),
         source=_object(data, "source"),
         created=utc(_text(data, "created")),
         selection=data["selection"],
-        fingerprints={key: _object(_object(data, "fingerprints"), key, "fingerprints.")
-                      for key in _object(data, "fingerprints")},
-        changes=[_object({"change": change}, "change", "changes[].")
-                 for change in _list(data, "changes")],
+        fingerprints={
+            key: _object(_object(data, "fingerprints"), key, "fingerprints.")
+            for key in _object(data, "fingerprints")
+        },
+        changes=[
+            _object({"change": change}, "change", "changes[].") for change in _list(data, "changes")
+        ],
         # What the change ticket shows; optional (plans written before it lack them).
         findings=list(_optional_list(data, "findings")),
         manual_actions=[str(text) for text in _optional_list(data, "manual_actions")],
-        rehearsed_s={key: float(_number(value, f"rehearsed_s.{key}"))
-                     for key, value in _optional_object(data, "rehearsed_s").items()},
+        rehearsed_s={
+            key: float(_number(value, f"rehearsed_s.{key}"))
+            for key, value in _optional_object(data, "rehearsed_s").items()
+        },
         manual_steps=[str(step) for step in _optional_list(data, "manual_steps")],
         deletes=[int(_number(count, "deletes[]")) for count in _optional_list(data, "deletes")],
         sha256=sha256,

@@ -179,8 +179,9 @@ class Playbook(ABC, Generic[P, S]):
 
     @classmethod
     def step_outline(cls) -> list[OutlineStep]:
-        return [entry if isinstance(entry, OutlineStep) else OutlineStep(entry)
-                for entry in cls.outline]
+        return [
+            entry if isinstance(entry, OutlineStep) else OutlineStep(entry) for entry in cls.outline
+        ]
 
     @classmethod
     def step_kind(cls, step_id: str) -> AnyStepKind | None:
@@ -201,9 +202,7 @@ class Playbook(ABC, Generic[P, S]):
     def discover(self, world: World, params: P) -> Discovery[S]:
         """Read-only: select every object the repair will touch."""
 
-    def discover_with_history(
-        self, world: World, params: P, history: RunHistory
-    ) -> Discovery[S]:
+    def discover_with_history(self, world: World, params: P, history: RunHistory) -> Discovery[S]:
         """``discover``, also told what earlier runs in the state directory did (what the
         engine calls); a playbook that never reads its history need not override it."""
         return self.discover(world, params)

@@ -66,10 +66,12 @@ class RetriedReads:
 
     def __init__(self, world: World, retrying: Callable[[], Retrying]) -> None:
         self._world = world
-        self._directory = cast(Directory, _RetriedPort(
-            world.directory, DIRECTORY_READS, DIRECTORY_CHANGES, retrying))
-        self._exchange = cast(Exchange, _RetriedPort(
-            world.exchange, EXCHANGE_READS, EXCHANGE_CHANGES, retrying))
+        self._directory = cast(
+            Directory, _RetriedPort(world.directory, DIRECTORY_READS, DIRECTORY_CHANGES, retrying)
+        )
+        self._exchange = cast(
+            Exchange, _RetriedPort(world.exchange, EXCHANGE_READS, EXCHANGE_CHANGES, retrying)
+        )
 
     @property
     def directory(self) -> Directory:

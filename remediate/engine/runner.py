@@ -61,8 +61,16 @@ from remediate.errors import (
 from remediate.ports import World
 
 __all__ = [
-    "EXIT_DONE", "EXIT_ERROR", "EXIT_LEFT_OUT", "EXIT_PENDING", "EXIT_REFUSED", "Engine",
-    "RunResult", "RunState", "Safety", "load_run_state",
+    "EXIT_DONE",
+    "EXIT_ERROR",
+    "EXIT_LEFT_OUT",
+    "EXIT_PENDING",
+    "EXIT_REFUSED",
+    "Engine",
+    "RunResult",
+    "RunState",
+    "Safety",
+    "load_run_state",
 ]
 
 AnyPlaybook = Playbook[Any, Any]
@@ -106,20 +114,30 @@ class _Run:
             _forget_frames(stop)
         rehearsal = self.rehearsal
         return RunResult(
-            mode=self.mode, playbook=self.playbook, state=state,
+            mode=self.mode,
+            playbook=self.playbook,
+            state=state,
             parameters=dict(self.parameters),
             selected=discovery.selection if discovery else None,
             selection_summary=dict(discovery.selection.summary()) if discovery else {},
-            findings=findings, changes=executor.records if executor else [],
-            planned=rehearsal.records if rehearsal else [], manual_actions=manual,
-            warnings=[*self.warnings, *(w for w in (executor.warnings if executor else [])
-                                        if w not in self.warnings)],
+            findings=findings,
+            changes=executor.records if executor else [],
+            planned=rehearsal.records if rehearsal else [],
+            manual_actions=manual,
+            warnings=[
+                *self.warnings,
+                *(w for w in (executor.warnings if executor else []) if w not in self.warnings),
+            ],
             skipped=list(self.skipped),
             drifted=list(stop.drifts) if isinstance(stop, Drifted) else [],
-            run_id=self.run_id, run_dir=str(self.run_dir), error=error, exit_code=code,
+            run_id=self.run_id,
+            run_dir=str(self.run_dir),
+            error=error,
+            exit_code=code,
             rehearsed_s=rehearsal.elapsed_s if rehearsal else {},
             manual_steps=rehearsal.manual_steps if rehearsal else [],
-            approved=self.approved, stop=stop,
+            approved=self.approved,
+            stop=stop,
         )
 
 
@@ -143,7 +161,8 @@ def check_against_plan(plan: SavedPlan, planned: Sequence[ChangeRecord], *, exac
         if now == approved:
             return
         difference = next((key for key in now if key not in approved), None) or next(
-            (key for key in approved if key not in now), None)
+            (key for key in approved if key not in now), None
+        )
     else:
         allowed = {key[:2] for key in approved}
         difference = next((key for key in now if key[:2] not in allowed), None)
@@ -176,8 +195,10 @@ def check_free_space(run_dir: Path) -> None:
         raise Refused(
             f"the file system of the run directory has {free / 2**20:.1f} MiB free; this run "
             f"needs about {needed / 2**20:.1f} MiB for its journal and backups (estimated "
-            "from its plan); nothing was changed", target=str(run_dir),
-            hint="free some space, or keep runs elsewhere with --state-dir, then apply again")
+            "from its plan); nothing was changed",
+            target=str(run_dir),
+            hint="free some space, or keep runs elsewhere with --state-dir, then apply again",
+        )
 
 
 def loaded_selection(playbook: AnyPlaybook, data: JsonValue, where: str) -> Selection:
@@ -188,7 +209,9 @@ def loaded_selection(playbook: AnyPlaybook, data: JsonValue, where: str) -> Sele
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
         raise InputError(
             f"its selection is not one of playbook {playbook.name} ({type(error).__name__}: "
-            f"{error})", target=where, hint="plan again; the selection is made by plan",
+            f"{error})",
+            target=where,
+            hint="plan again; the selection is made by plan",
         ) from None
     return selection
 
@@ -206,7 +229,8 @@ def drift_refusal(playbook: str, drifted: Sequence[str], run_dir: Path) -> Drift
     rest = f"; and {more} more (every one: {path})" if more > 0 else ""
     return Drifted(
         f"the world drifted since the plan was made, {len(drifted)} target(s): {shown}{rest}",
-        list(drifted), target=f"plan of {playbook}",
+        list(drifted),
+        target=f"plan of {playbook}",
         hint="plan again, or pass --skip-drifted to apply the rest",
     )
 
@@ -222,9 +246,13 @@ def plan_json_lines(planned: Sequence[ChangeRecord]) -> Iterator[str]:
 
 def _change_key(change: JsonValue) -> tuple[str, str, str, str, str]:
     data = change if isinstance(change, dict) else {}
-    return (str(data.get("step")), str(data.get("target")), str(data.get("action")),
-            json.dumps(data.get("before"), sort_keys=True),
-            json.dumps(data.get("after"), sort_keys=True))
+    return (
+        str(data.get("step")),
+        str(data.get("target")),
+        str(data.get("action")),
+        json.dumps(data.get("before"), sort_keys=True),
+        json.dumps(data.get("after"), sort_keys=True),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +336,13 @@ class Engine:
         (what a saved plan is checked against when it is applied later)."""
         params = playbook.parse(parameters)
         check_left_out(world, (options or Options()).leave_out_dcs)
-        events = Events(run_id=None, playbook=playbook.name, mode="plan",
-                        listeners=self.listeners, subscribers=self.subscribers)
+        events = Events(
+            run_id=None,
+            playbook=playbook.name,
+            mode="plan",
+            listeners=self.listeners,
+            subscribers=self.subscribers,
+        )
         events.run_started(parameters=dict(parameters), organisation=world.organisation)
         try:
             discovery = self._discover(playbook, world, params, events)
@@ -319,32 +352,53 @@ class Engine:
             if isinstance(error, InputError):
                 raise
             _forget_frames(error)
-            return RunResult("plan", playbook.name, end.state, dict(parameters),
-                             error=end.error, exit_code=end.exit_code, stop=error)
+            return RunResult(
+                "plan",
+                playbook.name,
+                end.state,
+                dict(parameters),
+                error=end.error,
+                exit_code=end.exit_code,
+                stop=error,
+            )
         found = fingerprints(world, discovery.selection.scope()) if fingerprint else {}
         started = RunResult(
-            "plan", playbook.name, "started", dict(parameters),
+            "plan",
+            playbook.name,
+            "started",
+            dict(parameters),
             selection_summary=dict(discovery.selection.summary()),
-            findings=list(discovery.findings), fingerprints=found,
-            selected=discovery.selection)
+            findings=list(discovery.findings),
+            fingerprints=found,
+            selected=discovery.selection,
+        )
         try:
             rehearsal = self._rehearse(playbook, world, discovery.selection, options, events)
         except (RemediateError, KeyboardInterrupt) as error:
             # Whatever stops a rehearsal refuses the run it previews; Ctrl-C only stops it.
-            end = ending(error) if isinstance(error, KeyboardInterrupt) else Ending(
-                "refused", EXIT_REFUSED, str(error))
+            end = (
+                ending(error)
+                if isinstance(error, KeyboardInterrupt)
+                else Ending("refused", EXIT_REFUSED, str(error))
+            )
             events.run_finished(end.state, error=end.error)
             _forget_frames(error)
-            return replace(started, state=end.state, error=end.error, exit_code=end.exit_code,
-                           stop=error)
+            return replace(
+                started, state=end.state, error=end.error, exit_code=end.exit_code, stop=error
+            )
         changes = rehearsal.records
         state = "pending" if changes else "nothing-to-do"
         events.run_finished(state, changes=len(changes))
         return replace(
-            started, state=state, changes=changes, manual_actions=rehearsal.manual_actions,
-            rehearsed_s=rehearsal.elapsed_s, manual_steps=rehearsal.manual_steps,
+            started,
+            state=state,
+            changes=changes,
+            manual_actions=rehearsal.manual_actions,
+            rehearsed_s=rehearsal.elapsed_s,
+            manual_steps=rehearsal.manual_steps,
             warnings=[*started.warnings, *rehearsal.warnings],
-            exit_code=EXIT_PENDING if changes else done_code(started.findings))
+            exit_code=EXIT_PENDING if changes else done_code(started.findings),
+        )
 
     def _discover(
         self, playbook: AnyPlaybook, world: World, params: Any, events: Events
@@ -382,11 +436,22 @@ class Engine:
         ctx = StepContext(copy, MemoryBackups(), options or Options())
         # The rehearsal plays the operator's manual actions at once (the fakes say how), so a
         # short operator deadline pauses the real run, never the rehearsal.
-        executor = Executor(ctx, events, rehearsal=True, retry=self.retry,
-                            manual_deadline_s=self.manual_deadline_s, parallel=self.parallel)
+        executor = Executor(
+            ctx,
+            events,
+            rehearsal=True,
+            retry=self.retry,
+            manual_deadline_s=self.manual_deadline_s,
+            parallel=self.parallel,
+        )
         executor.run(playbook.steps(selection))
-        return Rehearsal(executor.records, executor.manual_actions, executor.elapsed_s,
-                         executor.manual_steps, executor.warnings)
+        return Rehearsal(
+            executor.records,
+            executor.manual_actions,
+            executor.elapsed_s,
+            executor.manual_steps,
+            executor.warnings,
+        )
 
     # -- apply --------------------------------------------------------------------------------
 
@@ -405,8 +470,13 @@ class Engine:
         world came from (for resume); ``on_run_dir`` is told the run directory first."""
         params = playbook.parse(parameters)
         return self._run(
-            playbook, world, parameters, options or Options(), safety or Safety(),
-            source=source, on_run_dir=on_run_dir,
+            playbook,
+            world,
+            parameters,
+            options or Options(),
+            safety or Safety(),
+            source=source,
+            on_run_dir=on_run_dir,
             select=lambda events: self._discover(playbook, world, params, events),
         )
 
@@ -429,9 +499,11 @@ class Engine:
         if playbook is None:
             raise InputError(f"unknown playbook {plan.playbook!r}", target="plan")
         if plan.organisation != world.organisation:
-            raise Refused(f"the plan is for organisation {plan.organisation!r}, not "
-                          f"{world.organisation!r}", target="plan",
-                          hint="apply it against the organisation it was made for")
+            raise Refused(
+                f"the plan is for organisation {plan.organisation!r}, not {world.organisation!r}",
+                target="plan",
+                hint="apply it against the organisation it was made for",
+            )
         playbook.parse(plan.parameters)  # checked as the command line checks them
         selection = loaded_selection(playbook, plan.selection, "the plan")
         drifted = drifts(plan.fingerprints, fingerprints(world, selection.scope()))
@@ -440,8 +512,10 @@ class Engine:
         warnings = []
         age = (datetime.now(UTC) - plan.created).total_seconds()
         if age > max_age_s:
-            warnings.append(f"the plan is {age / 3600:.1f} hours old (over "
-                            f"{max_age_s / 3600:.1f}); the fingerprints still held")
+            warnings.append(
+                f"the plan is {age / 3600:.1f} hours old (over "
+                f"{max_age_s / 3600:.1f}); the fingerprints still held"
+            )
         chosen = selection
 
         def select(events: Events) -> Discovery[Any]:
@@ -454,9 +528,16 @@ class Engine:
             check_against_plan(plan, planned, exact=not drifted)
 
         return self._run(
-            playbook, world, plan.parameters, Options.from_json(plan.options),
-            safety or Safety(), source=source or plan.source, on_run_dir=on_run_dir,
-            select=select, expect=expect, warnings=warnings,
+            playbook,
+            world,
+            plan.parameters,
+            Options.from_json(plan.options),
+            safety or Safety(),
+            source=source or plan.source,
+            on_run_dir=on_run_dir,
+            select=select,
+            expect=expect,
+            warnings=warnings,
             skipped=[str(drift) for drift in drifted],
         )
 
@@ -477,8 +558,10 @@ class Engine:
     ) -> RunResult:
         check_left_out(world, options.leave_out_dcs)
         run_id = new_run_id(playbook.name, datetime.now(UTC))
-        with self.store.lock(world.organisation, run_id) as lock, \
-                self._lease(world, run_id) as lease:
+        with (
+            self.store.lock(world.organisation, run_id) as lock,
+            self._lease(world, run_id) as lease,
+        ):
             run_dir = self.store.create(run_id)
             if on_run_dir:
                 on_run_dir(run_dir)
@@ -490,16 +573,34 @@ class Engine:
                 organisation=world.organisation,
                 source=dict(source or {}),
             )
-            run = _Run("apply", playbook.name, dict(parameters), run_id, run_dir,
-                       skipped=list(skipped))
-            run.warnings += [warning for warning in (
-                self._lock_abandoned(lock, events), self._lease_broken(lease, events))
-                if warning is not None]
+            run = _Run(
+                "apply", playbook.name, dict(parameters), run_id, run_dir, skipped=list(skipped)
+            )
+            run.warnings += [
+                warning
+                for warning in (
+                    self._lock_abandoned(lock, events),
+                    self._lease_broken(lease, events),
+                )
+                if warning is not None
+            ]
             run.warnings += warnings
             events.checkpoint()
-            result = self._guarded(run, journal, events, lambda: self._apply_new(
-                run, playbook=playbook, world=world, select=select, expect=expect,
-                options=options, safety=safety, events=events))
+            result = self._guarded(
+                run,
+                journal,
+                events,
+                lambda: self._apply_new(
+                    run,
+                    playbook=playbook,
+                    world=world,
+                    select=select,
+                    expect=expect,
+                    options=options,
+                    safety=safety,
+                    events=events,
+                ),
+            )
             self._keep_lease_for_resume(lease, result)
         return self._lease_problem(lease, result)
 
@@ -526,7 +627,10 @@ class Engine:
         events.checkpoint()
         try:
             rehearsal = run.rehearsal = self._rehearse(
-                playbook, world, discovery.selection, options,
+                playbook,
+                world,
+                discovery.selection,
+                options,
                 Events(run_id=run.run_id, playbook=playbook.name, mode="plan"),
             )
         except StepFailed as failure:
@@ -545,8 +649,15 @@ class Engine:
         run.approved = True
         events.approved(len(planned))
         events.checkpoint()
-        self._execute(run, playbook=playbook, world=world, options=options, events=events,
-                      completed=(), planned=planned)
+        self._execute(
+            run,
+            playbook=playbook,
+            world=world,
+            options=options,
+            events=events,
+            completed=(),
+            planned=planned,
+        )
 
     def _check_safety(self, planned: Sequence[ChangeRecord], safety: Safety) -> None:
         deletions = sum(record.deletes for record in planned)
@@ -581,9 +692,16 @@ class Engine:
         world.attach_run(run.run_dir)
         ctx = StepContext(world, DirectoryBackups(run.run_dir), options)
         executor = run.executor = Executor(
-            ctx, events, rehearsal=False, retry=self.retry,
-            manual_deadline_s=self.manual_deadline_s, completed=completed, planned=planned,
-            in_doubt=in_doubt, parallel=self.parallel)
+            ctx,
+            events,
+            rehearsal=False,
+            retry=self.retry,
+            manual_deadline_s=self.manual_deadline_s,
+            completed=completed,
+            planned=planned,
+            in_doubt=in_doubt,
+            parallel=self.parallel,
+        )
         executor.run(playbook.steps(run.discovery.selection))
         events.run_finished("done", changes=len(executor.records))
 
@@ -646,13 +764,23 @@ class Engine:
         if state.finished:
             # Nothing left to do: the servers, the run and its journal are left alone.
             selection = loaded_selection(playbook, state.selection, f"run {run_id}")
-            return RunResult("resume", playbook.name, "done", dict(state.parameters),
-                             selected=selection, selection_summary=dict(selection.summary()),
-                             run_id=run_id, run_dir=str(run_dir), approved=True)
+            return RunResult(
+                "resume",
+                playbook.name,
+                "done",
+                dict(state.parameters),
+                selected=selection,
+                selection_summary=dict(selection.summary()),
+                run_id=run_id,
+                run_dir=str(run_dir),
+                approved=True,
+            )
         self._check_pinned_dc(state, world)
         check_left_out(world, leave_out_dcs)
-        with self.store.lock(world.organisation, run_id) as lock, \
-                self._lease(world, run_id) as lease:
+        with (
+            self.store.lock(world.organisation, run_id) as lock,
+            self._lease(world, run_id) as lease,
+        ):
             remove_temporary(run_dir)  # left by a killed process; this one holds the run now
             if on_run_dir:
                 on_run_dir(run_dir)
@@ -661,26 +789,45 @@ class Engine:
             if state.truncated_line is not None:
                 events.journal_truncated(state.truncated_line)
             events.resumed(state.completed, leave_out_dcs)
-            run = _Run("resume", playbook.name, dict(state.parameters), run_id, run_dir,
-                       approved=True)
-            run.warnings += [warning for warning in (
-                self._lock_abandoned(lock, events), self._lease_broken(lease, events))
-                if warning is not None]
+            run = _Run(
+                "resume", playbook.name, dict(state.parameters), run_id, run_dir, approved=True
+            )
+            run.warnings += [
+                warning
+                for warning in (
+                    self._lock_abandoned(lock, events),
+                    self._lease_broken(lease, events),
+                )
+                if warning is not None
+            ]
             events.checkpoint()
 
             def body() -> None:
-                run.discovery = Discovery(loaded_selection(playbook, state.selection,
-                                                           f"run {run_id}"))
+                run.discovery = Discovery(
+                    loaded_selection(playbook, state.selection, f"run {run_id}")
+                )
                 if state.truncated_line is not None:
                     run.warnings.append(
                         f"the journal's line {state.truncated_line} was cut off mid-write (the "
                         "process died while writing it); it was dropped and the run continued "
-                        "from the last complete record, re-observing what that step had done")
+                        "from the last complete record, re-observing what that step had done"
+                    )
                 in_doubt = planned_records(run_dir / "plan.json", state.in_doubt)
-                options = replace(state.options, leave_out_dcs=tuple(dict.fromkeys(
-                    (*state.options.leave_out_dcs, *leave_out_dcs))))
-                self._execute(run, playbook=playbook, world=world, options=options,
-                              events=events, completed=state.completed, in_doubt=in_doubt)
+                options = replace(
+                    state.options,
+                    leave_out_dcs=tuple(
+                        dict.fromkeys((*state.options.leave_out_dcs, *leave_out_dcs))
+                    ),
+                )
+                self._execute(
+                    run,
+                    playbook=playbook,
+                    world=world,
+                    options=options,
+                    events=events,
+                    completed=state.completed,
+                    in_doubt=in_doubt,
+                )
 
             result = self._guarded(run, journal, events, body)
             self._keep_lease_for_resume(lease, result)
@@ -711,8 +858,14 @@ class Engine:
             yield None
             return
         lease = OrganisationLease(
-            world.directory, self.lease_container, organisation=world.organisation,
-            run_id=run_id, clock=world.clock, retry=self.retry, break_lease=self.break_lease)
+            world.directory,
+            self.lease_container,
+            organisation=world.organisation,
+            run_id=run_id,
+            clock=world.clock,
+            retry=self.retry,
+            break_lease=self.break_lease,
+        )
         lease.acquire()
         try:
             yield lease
@@ -733,8 +886,10 @@ class Engine:
         if lease is None or lease.broke is None:
             return None
         events.emit(ev.RUN_LEASE_BROKEN, lease=lease.dn, previous=lease.broke)
-        return (f"this run took over organisation {lease.organisation}'s lease from "
-                f"{lease.broke} (--break-lease)")
+        return (
+            f"this run took over organisation {lease.organisation}'s lease from "
+            f"{lease.broke} (--break-lease)"
+        )
 
     @staticmethod
     def _lease_problem(lease: OrganisationLease | None, result: RunResult) -> RunResult:
@@ -749,18 +904,31 @@ class Engine:
         if lock.left_by is None:
             return None
         events.lock_abandoned(lock.left_by)
-        ended = (f"the previous holder of organisation {lock.organisation}'s lock "
-                 f"({lock.left_by}) ended without releasing it: it crashed or was killed")
+        ended = (
+            f"the previous holder of organisation {lock.organisation}'s lock "
+            f"({lock.left_by}) ended without releasing it: it crashed or was killed"
+        )
         if f"run {lock.run_id}," in lock.left_by:
             return f"{ended}; this resume continues it"
-        return (f"{ended}. If it did not finish, 'remediate runs' lists it and "
-                "'remediate resume RUN_ID' continues it")
+        return (
+            f"{ended}. If it did not finish, 'remediate runs' lists it and "
+            "'remediate resume RUN_ID' continues it"
+        )
 
     def _events(
-        self, run_id: str, playbook: AnyPlaybook, journal: Journal,
+        self,
+        run_id: str,
+        playbook: AnyPlaybook,
+        journal: Journal,
         lease: OrganisationLease | None = None,
     ) -> Events:
         # The lease renews itself on the run's events (and stops the run if it was lost).
         extra: tuple[RunListener, ...] = (lease,) if lease is not None else ()
-        return Events(run_id=run_id, playbook=playbook.name, mode="apply", journal=journal,
-                      listeners=self.listeners + extra, subscribers=self.subscribers)
+        return Events(
+            run_id=run_id,
+            playbook=playbook.name,
+            mode="apply",
+            journal=journal,
+            listeners=self.listeners + extra,
+            subscribers=self.subscribers,
+        )

@@ -60,8 +60,9 @@ def load_run_state(run_dir: Path) -> RunState:
         elif event == ev.RUN_RESUMED and isinstance(record.get("leave_out_dcs"), list):
             # A resume that left out more DCs: the next resume leaves them out too.
             more = [str(name) for name in record["leave_out_dcs"]]  # type: ignore[union-attr]
-            options = replace(options, leave_out_dcs=tuple(dict.fromkeys(
-                (*options.leave_out_dcs, *more))))
+            options = replace(
+                options, leave_out_dcs=tuple(dict.fromkeys((*options.leave_out_dcs, *more)))
+            )
         elif event == ev.RUN_DISCOVERED:
             selection = record.get("selection")
             pinned = record.get("writable_dc")
@@ -76,8 +77,7 @@ def load_run_state(run_dir: Path) -> RunState:
             in_doubt.discard((str(record.get("step")), str(record.get("target"))))
         elif event == ev.STEP_STOPPED and isinstance(record.get("unchanged"), list):
             step = str(record.get("step"))
-            in_doubt.difference_update(
-                (step, str(target)) for target in record["unchanged"])  # type: ignore[union-attr]
+            in_doubt.difference_update((step, str(target)) for target in record["unchanged"])  # type: ignore[union-attr]
         elif event == ev.STEP_FAILED:
             counts["failed"] += 1
         elif event == ev.RUN_PAUSED:
@@ -92,12 +92,21 @@ def load_run_state(run_dir: Path) -> RunState:
     if not playbook:
         raise InputError("the journal has no run.started record", target=str(run_dir))
     return RunState(
-        run_id=run_dir.name, playbook=playbook, parameters=parameters,
-        options=options, source=source, selection=selection,
-        completed=tuple(completed), state=state, started=started, finished=finished,
+        run_id=run_dir.name,
+        playbook=playbook,
+        parameters=parameters,
+        options=options,
+        source=source,
+        selection=selection,
+        completed=tuple(completed),
+        state=state,
+        started=started,
+        finished=finished,
         approved=approved,
-        truncated_line=contents.truncated_line, counts={**counts, "in_doubt": len(in_doubt)},
-        writable_dc=writable_dc, in_doubt=frozenset(in_doubt),
+        truncated_line=contents.truncated_line,
+        counts={**counts, "in_doubt": len(in_doubt)},
+        writable_dc=writable_dc,
+        in_doubt=frozenset(in_doubt),
     )
 
 
@@ -116,10 +125,15 @@ def planned_records(
                 key = (str(change["step"]), str(change["target"]))
                 if key in wanted:
                     found[key] = ChangeRecord(
-                        step=key[0], target=key[1], label=str(change["label"]),
-                        endpoint=str(change["endpoint"]), impact=Impact(change["impact"]),
-                        action=str(change["action"]), before=change["before"],
-                        after=change["after"])
+                        step=key[0],
+                        target=key[1],
+                        label=str(change["label"]),
+                        endpoint=str(change["endpoint"]),
+                        impact=Impact(change["impact"]),
+                        action=str(change["action"]),
+                        before=change["before"],
+                        after=change["after"],
+                    )
             except (ValueError, TypeError, KeyError):
                 continue  # the opening and closing lines, or a damaged one: left unsettled
     return found

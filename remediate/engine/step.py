@@ -39,10 +39,13 @@ class Options:
     leave_out_dcs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {"allow_protected": self.allow_protected,
-                "replication_timeout_s": self.replication_timeout_s,
-                **({"leave_out_dcs": list[JsonValue](self.leave_out_dcs)}
-                   if self.leave_out_dcs else {})}
+        return {
+            "allow_protected": self.allow_protected,
+            "replication_timeout_s": self.replication_timeout_s,
+            **(
+                {"leave_out_dcs": list[JsonValue](self.leave_out_dcs)} if self.leave_out_dcs else {}
+            ),
+        }
 
     @staticmethod
     def checked(data: JsonValue) -> Options:
@@ -50,8 +53,7 @@ class Options:
         them: a saved plan's options are the operator's, whatever the file was edited into."""
         if not isinstance(data, dict):
             raise ValueError("options: expected an object")
-        unknown = sorted(set(data) - {"allow_protected", "replication_timeout_s",
-                                      "leave_out_dcs"})
+        unknown = sorted(set(data) - {"allow_protected", "replication_timeout_s", "leave_out_dcs"})
         if unknown:
             raise ValueError(f"options.{unknown[0]}: not an option")
         allow = data.get("allow_protected", False)
@@ -59,18 +61,27 @@ class Options:
             raise ValueError("options.allow_protected: expected true or false")
         timeout = data.get("replication_timeout_s")
         if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout) or timeout <= 0
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
         ):
-            raise ValueError("options.replication_timeout_s: expected a positive number of "
-                             "seconds (as --replication-timeout) or null")
+            raise ValueError(
+                "options.replication_timeout_s: expected a positive number of "
+                "seconds (as --replication-timeout) or null"
+            )
         left_out = data.get("leave_out_dcs", [])
         if not isinstance(left_out, list) or not all(
-                isinstance(name, str) and name.strip() for name in left_out):
-            raise ValueError("options.leave_out_dcs: expected a list of DC names "
-                             "(as --leave-out-dc)")
-        return Options(allow, None if timeout is None else float(timeout),
-                       tuple(str(name) for name in left_out))
+            isinstance(name, str) and name.strip() for name in left_out
+        ):
+            raise ValueError(
+                "options.leave_out_dcs: expected a list of DC names (as --leave-out-dc)"
+            )
+        return Options(
+            allow,
+            None if timeout is None else float(timeout),
+            tuple(str(name) for name in left_out),
+        )
 
     @staticmethod
     def from_json(data: JsonValue) -> Options:
@@ -82,7 +93,8 @@ class Options:
             allow_protected=bool(data.get("allow_protected")),
             replication_timeout_s=float(timeout) if isinstance(timeout, int | float) else None,
             leave_out_dcs=tuple(str(name) for name in left_out)
-            if isinstance(left_out, list) else (),
+            if isinstance(left_out, list)
+            else (),
         )
 
 

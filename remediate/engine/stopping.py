@@ -73,8 +73,11 @@ def stop_on_signals() -> Iterator[None]:
         return
     # A signal ignored by whoever started us stays ignored: `nohup remediate apply ...` must
     # survive the terminal closing.
-    previous = {signum: signal.signal(signum, _handler) for signum in SIGNALS
-                if signal.getsignal(signum) is not signal.SIG_IGN}
+    previous = {
+        signum: signal.signal(signum, _handler)
+        for signum in SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:

@@ -69,7 +69,8 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
             "delivery to them. Tombstone reanimation brings an object back only until the "
             "tombstone lifetime (60 or 180 days, forest setting) runs out; group memberships "
             "and most other attributes are stripped from a tombstone and come back only from "
-            "the LDIF backup (or the AD Recycle Bin, where enabled).")
+            "the LDIF backup (or the AD Recycle Bin, where enabled)."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -77,7 +78,7 @@ class DeleteAdUser(Step[UserTarget, UserObservation]):
             "Each deleted object and everything below it was written, before the delete, "
             "to `backups/ad/delete-ad-user-*.ldif` in the run directory.",
             "Reanimate the tombstone (parents before children): with the AD Recycle Bin "
-            "(Windows Server 2008 R2 and later) `Get-ADObject -Filter \"objectGUID -eq "
+            '(Windows Server 2008 R2 and later) `Get-ADObject -Filter "objectGUID -eq '
             "'<guid>'\" -IncludeDeletedObjects | Restore-ADObject`; otherwise an LDAP "
             "modify on `<GUID=<guid>>` with the Show Deleted control "
             "(1.2.840.113556.1.4.417) that deletes `isDeleted` and replaces "
@@ -206,7 +207,8 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
             "an X500 (replies to mail sent before the change, Outlook's nickname cache) or "
             "to an X.400 address bounces, they may show in address lists they were hidden "
             "from, forwarding is off and delegates cannot send on their behalf. Plan the "
-            "change window for it; transport stays stopped until restore-recipient is done.")
+            "change window for it; transport stays stopped until restore-recipient is done."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -231,14 +233,20 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
         self, ctx: StepContext, targets: Sequence[StripTarget]
     ) -> Mapping[str, UserObservation]:
         found = dict(observe_users(ctx, [target.user for target in targets]))
-        names = {target.key: entry.sam_account_name for target in targets
-                 if target.reconnect_by_name and (entry := found[target.key].entry) is not None}
+        names = {
+            target.key: entry.sam_account_name
+            for target in targets
+            if target.reconnect_by_name and (entry := found[target.key].entry) is not None
+        }
         if names:
             namesakes = ctx.world.directory.forest_namesakes(sorted(set(names.values())))
             for target in targets:
                 if target.key in names:
-                    others = tuple(dn for guid, dn in namesakes.get(names[target.key], ())
-                                   if guid != target.user.guid)
+                    others = tuple(
+                        dn
+                        for guid, dn in namesakes.get(names[target.key], ())
+                        if guid != target.user.guid
+                    )
                     found[target.key] = replace(found[target.key], namesakes=others)
         by_server: dict[str, list[StripTarget]] = {}
         for target in targets:
@@ -246,9 +254,14 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
                 by_server.setdefault(target.reconnects[0], []).append(target)
         for server, asking in by_server.items():
             problems = ctx.world.exchange.reconnect_problems(
-                server, [target.reconnects[1] for target in asking if target.reconnects],
-                {target.reconnects[1]: target.reconnects_store for target in asking
-                 if target.reconnects and target.reconnects_store})
+                server,
+                [target.reconnects[1] for target in asking if target.reconnects],
+                {
+                    target.reconnects[1]: target.reconnects_store
+                    for target in asking
+                    if target.reconnects and target.reconnects_store
+                },
+            )
             for target in asking:
                 problem = problems.get(target.reconnects[1]) if target.reconnects else None
                 if problem:
@@ -294,12 +307,11 @@ class RemoveExchangeAttributes(Step[StripTarget, UserObservation]):
         first = pending[0][0]
         # The record restore-recipient works from, and what `ldifde -i` puts back by hand.
         ctx.backups.save_cleared_attributes(
-            self.id, [e for e in entries if e is not None], cleared_attributes(first.version))
+            self.id, [e for e in entries if e is not None], cleared_attributes(first.version)
+        )
         if first.version.legacy:
             for target, _ in pending:
-                ctx.world.directory.modify(
-                    target.user.guid, dict.fromkeys(EXCHANGE_ATTRIBUTES)
-                )
+                ctx.world.directory.modify(target.user.guid, dict.fromkeys(EXCHANGE_ATTRIBUTES))
         else:
             ctx.world.exchange.disable_mailboxes(
                 first.server, [target.user.guid for target, _ in pending]

@@ -40,8 +40,10 @@ def evidence_problems(evidence: ExportEvidence) -> list[str]:
     if evidence.file_bytes_now is None:
         found.append("the export file is gone")
     elif evidence.file_bytes_now != evidence.file_bytes:
-        found.append(f"the export file changed since ({evidence.file_bytes} bytes when "
-                     f"written, {evidence.file_bytes_now} now)")
+        found.append(
+            f"the export file changed since ({evidence.file_bytes} bytes when "
+            f"written, {evidence.file_bytes_now} now)"
+        )
     return found
 
 
@@ -73,12 +75,19 @@ def export_gap(box: MailboxInfo, export: ExportRef | None) -> str | None:
         return _no_record(export)
     found = evidence_problems(evidence)
     if box.item_count > evidence.source_items:
-        found.append(f"the mailbox holds {box.item_count} items, {evidence.source_items} when "
-                     "it was exported")
-    if box.size_bytes is not None and evidence.source_bytes is not None \
-            and box.size_bytes > evidence.source_bytes:
-        found.append(f"the mailbox holds {box.size_bytes} bytes, {evidence.source_bytes} when "
-                     "it was exported")
+        found.append(
+            f"the mailbox holds {box.item_count} items, {evidence.source_items} when "
+            "it was exported"
+        )
+    if (
+        box.size_bytes is not None
+        and evidence.source_bytes is not None
+        and box.size_bytes > evidence.source_bytes
+    ):
+        found.append(
+            f"the mailbox holds {box.size_bytes} bytes, {evidence.source_bytes} when "
+            "it was exported"
+        )
     return "; ".join(found) or None
 
 

@@ -54,8 +54,10 @@ def moved(store_dn: str, box: MailboxInfo) -> str | None:
     another store now (moved since the plan), so acting on it by GUID could be wrong."""
     if not store_dn or mailbox_key(store_dn, box.guid) == box.key:
         return None
-    return (f"mailbox {box.guid} is in the store {box.store_dn} now, not in {store_dn} where "
-            "the plan saw it; plan again")
+    return (
+        f"mailbox {box.guid} is in the store {box.store_dn} now, not in {store_dn} where "
+        "the plan saw it; plan again"
+    )
 
 
 def stores_of(targets: Sequence[tuple[UUID, str]]) -> dict[UUID, str]:
@@ -87,10 +89,16 @@ class RunCleanupAgent(Step[StoreTarget, dict[UUID, MailboxInfo]]):
     ) -> Duration:
         if not manual:  # Clean-MailboxDatabase / Update-StoreMailboxState: at once
             return Duration(rehearsed_s)
-        return Duration(rehearsed_s, MANUAL_WAIT_S, (
-            "a manual action (Exchange 2000/2003): minutes if an operator runs the cleanup "
-            "agent in Exchange System Manager as asked; if nobody does, the store's nightly "
-            f"maintenance does it, up to {MANUAL_WAIT_S / HOUR:.0f} h"))
+        return Duration(
+            rehearsed_s,
+            MANUAL_WAIT_S,
+            (
+                "a manual action (Exchange 2000/2003): minutes if an operator runs the cleanup "
+                "agent in Exchange System Manager as asked; if nobody does, the store's nightly "
+                f"maintenance does it, up to {MANUAL_WAIT_S / HOUR:.0f} h"
+            ),
+        )
+
     deadline_s = 900.0
     poll_s = 10.0
     poll_max_s = 900.0  # a manual run waits up to a day: every 15 minutes at most
@@ -169,7 +177,8 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
             f"store on {endpoints_text(records)}: they can no longer be reconnected. Their "
             "content survives only in this run's exports (every mailbox that held items is "
             "exported first; a purge without a complete export is refused) and in your "
-            "Exchange backups.")
+            "Exchange backups."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -230,8 +239,10 @@ class PurgeMailbox(Step[MailboxTarget, PurgeObservation]):
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
         ctx.world.exchange.purge_mailboxes(
-            server, [target.guid for target, _ in pending],
-            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
+            server,
+            [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +268,8 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         return (
             f"{len(records)} original mailbox(es) on {endpoints_text(records)} are reconnected "
             "to their users: they see their old mail again; Outlook may need to be restarted "
-            "(or the profile recreated) to open it.")
+            "(or the profile recreated) to open it."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -266,6 +278,7 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
             "Mailbox on 2000/2003, `Disable-Mailbox` on 2007 and later), let the cleanup "
             f"agent mark it disconnected, then reconnect the other one ({RECONNECT_BY_HAND}).",
         )
+
     deadline_s = 4 * 3600.0
     poll_s = 10.0
     poll_max_s = 300.0
@@ -280,8 +293,9 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
         users = directory.read(guids, directory.writable_dc())
         recorded = ctx.backups.recorded(STRIP_RECORD, guids)
         return {
-            t.key: ReconnectObservation(found.get(t.mailbox), users.get(t.user),
-                                        recorded.get(t.user))
+            t.key: ReconnectObservation(
+                found.get(t.mailbox), users.get(t.user), recorded.get(t.user)
+            )
             for t in targets
         }
 
@@ -304,16 +318,17 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
             after={"mailbox": "connected", "user_mailbox": str(target.mailbox)},
         )
 
-    def apply(
-        self, ctx: StepContext, pending: Sequence[tuple[ReconnectTarget, Planned]]
-    ) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[ReconnectTarget, Planned]]) -> None:
         observed = self.observe(ctx, [target for target, _ in pending])
         first = pending[0][0]
         if not first.rehomed_in_ad:
             ctx.world.exchange.reconnect_mailboxes(
-                first.server, [(target.mailbox, target.user) for target, _ in pending],
-                {target.user: connect_as(observed[target.key].recorded, target.version)
-                 for target, _ in pending},
+                first.server,
+                [(target.mailbox, target.user) for target, _ in pending],
+                {
+                    target.user: connect_as(observed[target.key].recorded, target.version)
+                    for target, _ in pending
+                },
                 stores_of([(target.mailbox, target.store_dn) for target, _ in pending]),
             )
             return
@@ -322,7 +337,8 @@ class ReconnectMailbox(Step[ReconnectTarget, ReconnectObservation]):
             user, box = observation.user, observation.mailbox
             if user is not None and box is not None and user.mailbox_guid != target.mailbox:
                 ctx.world.directory.modify(
-                    target.user, rehome_attributes(target, box, user, observation.recorded))
+                    target.user, rehome_attributes(target, box, user, observation.recorded)
+                )
 
 
 def connect_as(recorded: DirectoryEntry | None, version: str) -> ConnectAs:
@@ -335,13 +351,18 @@ def connect_as(recorded: DirectoryEntry | None, version: str) -> ConnectAs:
     kind = MailboxKind.of(recorded.get("msExchRecipientTypeDetails"))
     if kind is MailboxKind.LINKED:
         kind = MailboxKind.USER
-    archive = (kind is MailboxKind.USER and version != ExchangeVersion.E2007
-               and bool(recorded.get("msExchArchiveGUID")))
+    archive = (
+        kind is MailboxKind.USER
+        and version != ExchangeVersion.E2007
+        and bool(recorded.get("msExchArchiveGUID"))
+    )
     return ConnectAs(kind, archive)
 
 
 def rehome_attributes(
-    target: ReconnectTarget, box: MailboxInfo, user: DirectoryEntry,
+    target: ReconnectTarget,
+    box: MailboxInfo,
+    user: DirectoryEntry,
     recorded: DirectoryEntry | None = None,
 ) -> dict[str, WriteValue | None]:
     """What MBConn writes on Exchange 2000: point the user at the mailbox, its store, its
@@ -354,7 +375,8 @@ def rehome_attributes(
         "legacyExchangeDN": box.legacy_dn,
         "mailNickname": before.get("mailNickname") or user.sam_account_name,
         "msExchHomeServerName": server_legacy_dn(
-            target.store_dn, before.get("msExchHomeServerName") or target.home_server)
+            target.store_dn, before.get("msExchHomeServerName") or target.home_server
+        )
         or target.home_server,
     }
     mta = home_mta(target.store_dn)

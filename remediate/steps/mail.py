@@ -78,14 +78,20 @@ class ExportMail(Step[MailboxTarget, ExportObservation]):
             return NoOp(target.key, f"{box.item_count} items already exported")
         if observation.refusal is not None:
             return WouldFail(target.key, observation.refusal)
-        return Planned(target.key, "export", before={"items": box.item_count},
-                       after={"exported": box.item_count, "to": observation.location})
+        return Planned(
+            target.key,
+            "export",
+            before={"items": box.item_count},
+            after={"exported": box.item_count, "to": observation.location},
+        )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[MailboxTarget, Planned]]) -> None:
         server = pending[0][0].server
         ctx.world.exchange.export_mail(
-            server, [target.guid for target, _ in pending],
-            stores_of([(target.guid, target.store_dn) for target, _ in pending]))
+            server,
+            [target.guid for target, _ in pending],
+            stores_of([(target.guid, target.store_dn) for target, _ in pending]),
+        )
 
 
 class ImportMail(Step[ImportTarget, ImportObservation]):
@@ -102,7 +108,8 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
     def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
         return (
             f"{len(records)} mailbox(es) on {endpoints_text(records)} receive the items that "
-            "reached the blank mailboxes (users see them in the same folders).")
+            "reached the blank mailboxes (users see them in the same folders)."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -125,8 +132,9 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             locations[source_server] = ctx.world.exchange.export_location(source_server)
         refusal = ctx.world.exchange.mail_export_refusal(server, list(found.values()))
         return {
-            t.key: ImportObservation(found.get(t.mailbox), exports.get(t.source), refusal,
-                                     locations[t.source_server])
+            t.key: ImportObservation(
+                found.get(t.mailbox), exports.get(t.source), refusal, locations[t.source_server]
+            )
             for t in targets
         }
 
@@ -141,8 +149,11 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
         # An import the tool reported complete stands, whatever became of the file since.
         problems = [] if box.guid in export.imported_into else export_problems(export)
         if problems:
-            return WouldFail(target.key, f"the export {export.location} of mailbox "
-                             f"{export.mailbox} on {export.server}: {'; '.join(problems)}")
+            return WouldFail(
+                target.key,
+                f"the export {export.location} of mailbox "
+                f"{export.mailbox} on {export.server}: {'; '.join(problems)}",
+            )
         missing = items_to_import(box, export)
         if not missing:
             return NoOp(target.key, "every exported item is in the mailbox")
@@ -154,8 +165,11 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             target.key,
             "import",
             before={"items": box.item_count},
-            after={"items": box.item_count + missing, "imported": missing,
-                   "from": observation.location},
+            after={
+                "items": box.item_count + missing,
+                "imported": missing,
+                "from": observation.location,
+            },
         )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[ImportTarget, Planned]]) -> None:
@@ -167,4 +181,5 @@ class ImportMail(Step[ImportTarget, ImportObservation]):
             if (export := observed[target.key].export) is not None
         ]
         ctx.world.exchange.import_mail(
-            server, pairs, stores_of([(target.mailbox, target.store_dn) for target, _ in pending]))
+            server, pairs, stores_of([(target.mailbox, target.store_dn) for target, _ in pending])
+        )

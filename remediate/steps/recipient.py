@@ -51,11 +51,19 @@ _HOME = frozenset({"homemta", "msexchhomeservername"})
 # where the record holds no value, the restore leaves what it set.
 _SET_BY_CONNECT = frozenset(name.lower() for name in MAILBOX_TYPE_ATTRIBUTES)
 # Multi-valued attributes the restore writes back as lists (a single value included).
-MULTI_VALUED = frozenset({
-    "proxyaddresses", "publicdelegates", "authorig", "unauthorig", "showinaddressbook",
-    "msexchpoliciesexcluded", "msexchpoliciesincluded", "dlmemsubmitperms",
-    "dlmemrejectperms",
-})
+MULTI_VALUED = frozenset(
+    {
+        "proxyaddresses",
+        "publicdelegates",
+        "authorig",
+        "unauthorig",
+        "showinaddressbook",
+        "msexchpoliciesexcluded",
+        "msexchpoliciesincluded",
+        "dlmemsubmitperms",
+        "dlmemrejectperms",
+    }
+)
 Values = tuple[str | bytes, ...]
 
 
@@ -168,8 +176,9 @@ def observe_recipients(
     current = directory.read(guids, directory.writable_dc())
     recorded = ctx.backups.recorded(STRIP_RECORD, guids)
     return {
-        target.key: RecipientObservation(current.get(target.user.guid),
-                                         recorded.get(target.user.guid))
+        target.key: RecipientObservation(
+            current.get(target.user.guid), recorded.get(target.user.guid)
+        )
         for target in targets
     }
 
@@ -186,9 +195,12 @@ def _without_record(
         return None
     if target.unrecorded is not None:
         return NoOp(target.key, f"{nothing}: {target.unrecorded}")
-    return WouldFail(target.key, f"this run holds no record of {target.user.dn} from before "
-                     f"the strip (backups/ad/{STRIP_RECORD}-*.ldif); put its addresses and "
-                     "settings back by hand from the backup of the run that stripped it")
+    return WouldFail(
+        target.key,
+        f"this run holds no record of {target.user.dn} from before "
+        f"the strip (backups/ad/{STRIP_RECORD}-*.ldif); put its addresses and "
+        "settings back by hand from the backup of the run that stripped it",
+    )
 
 
 class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
@@ -200,8 +212,10 @@ class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
 
     name = "restore-recipient"
     impact = Impact.REVERSIBLE
-    summary = ("Restore each user's addresses, alias and recipient settings as they were "
-               "before the strip (plus an X500 of a changed legacyExchangeDN)")
+    summary = (
+        "Restore each user's addresses, alias and recipient settings as they were "
+        "before the strip (plus an X500 of a changed legacyExchangeDN)"
+    )
     wording = Wording("restore the addresses and settings of", "user", "users")
 
     @classmethod
@@ -215,7 +229,8 @@ class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
             "lists and the offline address book show them after their next update. A user "
             "whose Exchange attributes were removed before the run (a repair half done by "
             "hand) has no record from before the strip: nothing is restored for him, he keeps "
-            "what the policy gives, and the findings name him (`recipient-not-restored`).")
+            "what the policy gives, and the findings name him (`recipient-not-restored`)."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -247,31 +262,36 @@ class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
             observed=differ,
         )
 
-    def apply(
-        self, ctx: StepContext, pending: Sequence[tuple[RecipientTarget, Planned]]
-    ) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[RecipientTarget, Planned]]) -> None:
         for target, change in pending:
             differ = change.observed
             if not isinstance(differ, dict):
                 raise TypeError(f"{change.target}: planned without its observation")
-            ctx.world.directory.modify(target.user.guid, {
-                name: _written(name, values) for name, (_, values) in differ.items()})
+            ctx.world.directory.modify(
+                target.user.guid,
+                {name: _written(name, values) for name, (_, values) in differ.items()},
+            )
 
 
 class WaitForRestore(WaitForReplication):
     """Until every DC (the Exchange servers' among them) shows each user as the pinned DC
     does: transport starts again only once Exchange resolves the restored addresses."""
 
-    summary = ("Wait until every domain controller shows each user's restored addresses and "
-               "settings")
+    summary = "Wait until every domain controller shows each user's restored addresses and settings"
 
     # Everything a restore may write (not the whole object: lastLogon and its kind are never
     # replicated, so no two DCs ever agree on them).
     _WATCHED = (*DISABLE_MAILBOX_ATTRIBUTES, "homeMTA")
     # What a global catalog of another domain holds of them: the partial attribute set's
     # recipient attributes, what Exchange resolves addresses with (the rest never reach it).
-    _IN_CATALOG = ("mail", "mailNickname", "proxyAddresses", "legacyExchangeDN", "homeMDB",
-                   "msExchMailboxGuid")
+    _IN_CATALOG = (
+        "mail",
+        "mailNickname",
+        "proxyAddresses",
+        "legacyExchangeDN",
+        "homeMDB",
+        "msExchMailboxGuid",
+    )
 
     def visible(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> dict[str, int]:
         directory = ctx.world.directory
@@ -280,12 +300,17 @@ class WaitForRestore(WaitForReplication):
         seen: dict[str, int] = {}
         for target in targets:
             wanted = [e.guid for e in target.expectations]
-            entries = (directory.read_catalog(wanted, target.dc) if target.catalog
-                       else directory.read(wanted, target.dc))
+            entries = (
+                directory.read_catalog(wanted, target.dc)
+                if target.catalog
+                else directory.read(wanted, target.dc)
+            )
             names = self._IN_CATALOG if target.catalog else self._WATCHED
             seen[target.key] = sum(
-                1 for e in target.expectations
-                if _shows(entries.get(e.guid), pinned.get(e.guid), names))
+                1
+                for e in target.expectations
+                if _shows(entries.get(e.guid), pinned.get(e.guid), names)
+            )
         return seen
 
 
@@ -295,7 +320,8 @@ def _shows(
     if pinned is None:
         return True  # nothing to wait for: the restore step reports a user that is gone
     return entry is not None and all(
-        values_of(entry, name) == values_of(pinned, name) for name in names)
+        values_of(entry, name) == values_of(pinned, name) for name in names
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +353,10 @@ class UpdateRecipient(Step[PolicyTarget, int]):
 
     name = "update-recipient"
     impact = Impact.REVERSIBLE
-    summary = ("Apply the recipient policy to the reconnected users (Update-Recipient; on "
-               "2000/2003 the Recipient Update Service's Update Now)")
+    summary = (
+        "Apply the recipient policy to the reconnected users (Update-Recipient; on "
+        "2000/2003 the Recipient Update Service's Update Now)"
+    )
     wording = Wording("apply the recipient policy on", "server", "servers")
 
     @classmethod
@@ -337,7 +365,8 @@ class UpdateRecipient(Step[PolicyTarget, int]):
             f"The recipient policy is applied on {endpoints_text(records)} to the reconnected "
             "users (`Update-Recipient`; on Exchange 2000/2003 the run asks you to click Update "
             "Now on the Recipient Update Service and goes on): it adds the policy's own "
-            "addresses and address-list membership; restore-recipient runs after it.")
+            "addresses and address-list membership; restore-recipient runs after it."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -345,6 +374,7 @@ class UpdateRecipient(Step[PolicyTarget, int]):
             "Nothing to undo on its own: restore-recipient writes each user's recorded "
             "addresses after it.",
         )
+
     deadline_s = 0.0
 
     def __init__(
@@ -362,8 +392,12 @@ class UpdateRecipient(Step[PolicyTarget, int]):
     def plan(self, target: PolicyTarget, observation: int) -> Change:
         if observation:
             return NoOp(target.key, "the policy was applied in this run")
-        return Planned(target.key, "update-recipient",
-                       before={"users": len(target.users)}, after="policy applied")
+        return Planned(
+            target.key,
+            "update-recipient",
+            before={"users": len(target.users)},
+            after="policy applied",
+        )
 
     def apply(self, ctx: StepContext, pending: Sequence[tuple[PolicyTarget, Planned]]) -> None:
         for target, _ in pending:
@@ -397,11 +431,14 @@ class VerifyRecipient(Step[RecipientTarget, RecipientObservation]):
         differ = differences(observation.current, observation.recorded, target.version)
         if not differ:
             return NoOp(target.key, "as before the strip")
-        return WouldFail(target.key, "differs from before the strip: " + "; ".join(
-            f"{name} is {shown(now)!r}, was {shown(values)!r}"
-            for name, (now, values) in differ.items()))
+        return WouldFail(
+            target.key,
+            "differs from before the strip: "
+            + "; ".join(
+                f"{name} is {shown(now)!r}, was {shown(values)!r}"
+                for name, (now, values) in differ.items()
+            ),
+        )
 
-    def apply(
-        self, ctx: StepContext, pending: Sequence[tuple[RecipientTarget, Planned]]
-    ) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[RecipientTarget, Planned]]) -> None:
         """Verification changes nothing."""

@@ -106,8 +106,10 @@ def replication_targets(
     every = tuple(expectations)
     return [
         *(ReplicationTarget(dc, every, readers=tuple(readers[dc])) for dc in dcs),
-        *(ReplicationTarget(name, every, catalog=True, readers=tuple(servers))
-          for name, servers in catalogs.values()),
+        *(
+            ReplicationTarget(name, every, catalog=True, readers=tuple(servers))
+            for name, servers in catalogs.values()
+        ),
     ]
 
 
@@ -132,18 +134,26 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
 
     name = "wait-for-replication"
     impact = Impact.READ
-    summary = ("Wait until every domain controller, and every global catalog the Exchange "
-               "servers look users up in, shows the changes (deletions: the objects gone)")
+    summary = (
+        "Wait until every domain controller, and every global catalog the Exchange "
+        "servers look users up in, shows the changes (deletions: the objects gone)"
+    )
     wording = Wording("wait for replication to", "directory server", "directory servers")
 
     @classmethod
     def expected_duration(
         cls, records: Sequence[ChangeRecord], rehearsed_s: float, *, manual: bool = False
     ) -> Duration:
-        return Duration(rehearsed_s, cls.deadline_s, (
-            "until every domain controller shows the changes: the slowest replication "
-            "interval between the DCs (the rehearsal used this world's); the run waits at "
-            f"most --replication-timeout ({cls.deadline_s / HOUR:.0f} h by default)"))
+        return Duration(
+            rehearsed_s,
+            cls.deadline_s,
+            (
+                "until every domain controller shows the changes: the slowest replication "
+                "interval between the DCs (the rehearsal used this world's); the run waits at "
+                f"most --replication-timeout ({cls.deadline_s / HOUR:.0f} h by default)"
+            ),
+        )
+
     deadline_s = 4 * 3600.0
     poll_s = 5.0
     poll_max_s = 60.0
@@ -161,7 +171,9 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
         left_out = ctx.options.leave_out_dcs
         seen: dict[str, int | LeftOut] = {
             target.key: self._left_out(target, left_out)
-            for target in targets if same_host(target.dc, left_out) is not None}
+            for target in targets
+            if same_host(target.dc, left_out) is not None
+        }
         seen.update(self.visible(ctx, [t for t in targets if t.key not in seen]))
         return seen
 
@@ -170,24 +182,36 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
         uses once it finds this one down (DSAccess keeps only those that answer: IsUp,
         Exchange 2003 SDK aa127074); until then its cleanup agent may not see the change."""
         kind = "global catalog" if target.catalog else "domain controller"
-        words = [f"{kind} {target.dc} was left out of the replication wait (--leave-out-dc): "
-                 "it gets this run's changes only once it is back and replicates, and until "
-                 "then shows the objects as they were"]
+        words = [
+            f"{kind} {target.dc} was left out of the replication wait (--leave-out-dc): "
+            "it gets this run's changes only once it is back and replicates, and until "
+            "then shows the objects as they were"
+        ]
         stranded = []
         for server in target.readers:
-            others = [t.dc for t in self.targets if server in t.readers and t is not target
-                      and same_host(t.dc, left_out) is None]
+            others = [
+                t.dc
+                for t in self.targets
+                if server in t.readers and t is not target and same_host(t.dc, left_out) is None
+            ]
             if not others:
                 stranded.append(server)
                 continue
-            words.append(f"{server} looks users up through it: its cleanup agent may not see "
-                         f"the change until {server} switches to {' or '.join(others)}")
-        refusal = None if not stranded else (
-            f"{stranded[0]} looks users up only through {target.dc}, which --leave-out-dc "
-            "leaves out: its cleanup agent would not see this run's changes. "
-            f"Bring {target.dc} back, or have {stranded[0]} use another (Exchange 2003: "
-            "Exchange System Manager > server Properties > Directory Access; 2010 and later: "
-            "Set-ExchangeServer -StaticDomainControllers and -StaticGlobalCatalogs)")
+            words.append(
+                f"{server} looks users up through it: its cleanup agent may not see "
+                f"the change until {server} switches to {' or '.join(others)}"
+            )
+        refusal = (
+            None
+            if not stranded
+            else (
+                f"{stranded[0]} looks users up only through {target.dc}, which --leave-out-dc "
+                "leaves out: its cleanup agent would not see this run's changes. "
+                f"Bring {target.dc} back, or have {stranded[0]} use another (Exchange 2003: "
+                "Exchange System Manager > server Properties > Directory Access; 2010 and later: "
+                "Set-ExchangeServer -StaticDomainControllers and -StaticGlobalCatalogs)"
+            )
+        )
         return LeftOut("; ".join(words), refusal)
 
     def visible(self, ctx: StepContext, targets: Sequence[ReplicationTarget]) -> dict[str, int]:
@@ -198,10 +222,14 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
             # Live objects only: a deletion shows as the object's absence (its tombstone, or
             # nothing once the tombstone lifetime passed), so tombstones need not be read.
             directory = ctx.world.directory
-            entries = (directory.read_catalog(guids, target.dc) if target.catalog
-                       else directory.read(guids, target.dc))
+            entries = (
+                directory.read_catalog(guids, target.dc)
+                if target.catalog
+                else directory.read(guids, target.dc)
+            )
             seen[target.key] = sum(
-                1 for expectation in target.expectations
+                1
+                for expectation in target.expectations
                 if expectation.met_by(entries.get(expectation.guid))
             )
         return seen
@@ -221,7 +249,5 @@ class WaitForReplication(Step[ReplicationTarget, "int | LeftOut"]):
             after=f"{total} of {total} changes visible",
         )
 
-    def apply(
-        self, ctx: StepContext, pending: Sequence[tuple[ReplicationTarget, Planned]]
-    ) -> None:
+    def apply(self, ctx: StepContext, pending: Sequence[tuple[ReplicationTarget, Planned]]) -> None:
         """Nothing to send: replication is the DCs' own work; the engine polls until it shows."""

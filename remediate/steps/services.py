@@ -27,9 +27,13 @@ def delivering_services(
     if home.version.legacy:
         return [(home.name, "MSExchangeMTA"), (home.name, "SMTPSVC")]
     if home.version in (ExchangeVersion.E2007, ExchangeVersion.E2010):
-        hubs = [server for server in organisation
-                if HUB_TRANSPORT in server.roles and server.site == home.site
-                and server.version is home.version]
+        hubs = [
+            server
+            for server in organisation
+            if HUB_TRANSPORT in server.roles
+            and server.site == home.site
+            and server.version is home.version
+        ]
         if not hubs:
             site = f"site {home.site}" if home.site else "its site"
             raise Refused(
@@ -59,9 +63,10 @@ class _SetService(Step[ServiceTarget, ServiceState | None]):
     def in_words(cls, step_id: str, records: Sequence[ChangeRecord]) -> list[str]:
         """'stop 2 services on EXCH01 (MSExchangeMTA, SMTPSVC)'."""
         groups = by_endpoint(records).values()
-        return [f"{phrase} ({', '.join(_service(r.label) for r in group)})"
-                for phrase, group in zip(super().in_words(step_id, records), groups,
-                                         strict=True)]
+        return [
+            f"{phrase} ({', '.join(_service(r.label) for r in group)})"
+            for phrase, group in zip(super().in_words(step_id, records), groups, strict=True)
+        ]
 
     def observe(
         self, ctx: StepContext, targets: Sequence[ServiceTarget]
@@ -87,8 +92,10 @@ class _SetService(Step[ServiceTarget, ServiceState | None]):
 class StopService(_SetService):
     name = "stop-service"
     impact = Impact.DISRUPTIVE
-    summary = ("Stop what delivers mail into the affected databases (MTA/SMTP on 2000/2003, "
-               "the site's Hub Transport on 2007/2010, Mailbox Transport Delivery on 2013+)")
+    summary = (
+        "Stop what delivers mail into the affected databases (MTA/SMTP on 2000/2003, "
+        "the site's Hub Transport on 2007/2010, Mailbox Transport Delivery on 2013+)"
+    )
     wording = Wording("stop", "service", "services")
 
     @classmethod
@@ -99,7 +106,8 @@ class StopService(_SetService):
             "until start-service: no mail is delivered to the affected databases (on a 2007/2010 "
             "Hub Transport server, to none of its site's); other servers queue mail for them and "
             "deliver it after the restart (delays, possibly delay notifications to senders). "
-            "Users can still read what is in their mailboxes.")
+            "Users can still read what is in their mailboxes."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
@@ -109,6 +117,7 @@ class StopService(_SetService):
             "`Start-Service <service>` on the server (the stopped services are listed "
             "in the stop-service table).",
         )
+
     desired = ServiceState.STOPPED
     action = "stop"
 

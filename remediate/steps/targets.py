@@ -20,7 +20,6 @@ RECONNECT_BY_HAND = (
 )
 
 
-
 @cache  # one string per server, shared by its (up to hundreds of thousands of) targets
 def exchange_endpoint(server: str) -> str:
     return f"exchange:{server}"

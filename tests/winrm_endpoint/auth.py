@@ -82,12 +82,18 @@ def unseal(context: Any, body: bytes) -> bytes:
 def seal(context: Any, plain: bytes) -> bytes:
     wrapped: bytes = context.wrap(plain, encrypt=True).data
     return (
-        f"--{BOUNDARY}\r\n\tContent-Type: {PROTOCOL}\r\n"
-        f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(plain)}\r\n"
-        f"--{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
-    ).encode() + struct.pack("<I", 16) + wrapped + f"--{BOUNDARY}--\r\n".encode()
+        (
+            f"--{BOUNDARY}\r\n\tContent-Type: {PROTOCOL}\r\n"
+            f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(plain)}\r\n"
+            f"--{BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
+        ).encode()
+        + struct.pack("<I", 16)
+        + wrapped
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
 
 
 def ntlm_acceptor(bindings: Any | None) -> Any:
-    return spnego.server(protocol="ntlm", options=spnego.NegotiateOptions.use_ntlm,
-                         channel_bindings=bindings)
+    return spnego.server(
+        protocol="ntlm", options=spnego.NegotiateOptions.use_ntlm, channel_bindings=bindings
+    )

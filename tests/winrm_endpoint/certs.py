@@ -34,8 +34,12 @@ def _subject_names(names: tuple[str, ...]) -> list[x509.GeneralName]:
     return found
 
 
-def make_pki(label: str = "remediate test CA", *,
-             names: tuple[str, ...] = ("127.0.0.1", "localhost"), expired: bool = False) -> Pki:
+def make_pki(
+    label: str = "remediate test CA",
+    *,
+    names: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    expired: bool = False,
+) -> Pki:
     """A CA and a server certificate it issued for ``names`` (the first is the CN), valid for a
     day, or ``expired`` a day ago."""
     now = datetime.datetime.now(datetime.UTC)
@@ -43,22 +47,36 @@ def make_pki(label: str = "remediate test CA", *,
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
-        .subject_name(_name(label)).issuer_name(_name(label))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .subject_name(_name(label))
+        .issuer_name(_name(label))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[0])).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .subject_name(_name(names[0]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5) - shift)
         .not_valid_after(now + datetime.timedelta(days=1) - shift)
         .add_extension(x509.SubjectAlternativeName(_subject_names(names)), critical=False)

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 HEADER = "#< CLIXML\r\n"
 PROGRESS = (
     '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
-    "<T>System.Object</T></TN><MS><I64 N=\"SourceId\">1</I64><PR N=\"Record\"><AV>Preparing "
+    '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing '
     "modules for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T>"
     "<SR>-1</SR><SD> </SD></PR></MS></Obj>"
 )
@@ -28,8 +28,12 @@ def document(*, progress: bool, error_lines: list[str]) -> bytes:
     return (HEADER + objs).encode("utf-8")
 
 
-def error_record(message: str, *, category: str = "NotSpecified: (:) [], RuntimeException",
-                 error_id: str = "RuntimeException") -> list[str]:
+def error_record(
+    message: str,
+    *,
+    category: str = "NotSpecified: (:) [], RuntimeException",
+    error_id: str = "RuntimeException",
+) -> list[str]:
     """The lines PowerShell writes for an error that stops a script."""
     return [
         *message.splitlines(),

@@ -72,7 +72,8 @@ def decode_arguments(script: Script, arguments: list[str]) -> dict[str, Any]:
         raise ValueError(f"{len(arguments)} arguments for {len(script.parameters)} parameters")
     return {
         parameter.name: [_b64(part.removeprefix("~")) for part in argument.split(",") if part]
-        if parameter.is_list else _b64(argument)
+        if parameter.is_list
+        else _b64(argument)
         for parameter, argument in zip(script.parameters, arguments, strict=True)
     }
 
@@ -95,8 +96,14 @@ class _CastError(Exception):
 class ExchangeHost:
     """Plays our scripts for one server of a ``FakeExchange``."""
 
-    def __init__(self, exchange: FakeExchange, server: str,
-                 share: ExportShare | None = None, *, directory: FakeDirectory) -> None:
+    def __init__(
+        self,
+        exchange: FakeExchange,
+        server: str,
+        share: ExportShare | None = None,
+        *,
+        directory: FakeDirectory,
+    ) -> None:
         self.exchange = exchange
         self.directory = directory  # what the server's own DC holds, to find the users named
         self.server = server
@@ -124,8 +131,10 @@ class ExchangeHost:
             version = self._version()
         known = library(version).get(script_id.rsplit(".", 1)[-1])
         if known is None or known.id != script_id or known.text != text:
-            return _error(f"Unknown script {script_id!r} for Exchange {version}.",
-                          error_id="CommandNotFoundException")
+            return _error(
+                f"Unknown script {script_id!r} for Exchange {version}.",
+                error_id="CommandNotFoundException",
+            )
         call = DecodedCall(script_id, known.operation, decode_arguments(known, arguments), text)
         self.calls.append(call)
         if self.before_run is not None:
@@ -151,32 +160,44 @@ class ExchangeHost:
 
     def describe(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         info = next(s for s in self.exchange.servers() if s.name == self.server)
-        stores = [{"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
-                  for s in self.exchange.stores(self.server)]
+        stores = [
+            {"name": s.name, "storage_group": s.storage_group, "dn": s.dn}
+            for s in self.exchange.stores(self.server)
+        ]
         used = {"dcs": list(info.domain_controllers), "gcs": list(info.global_catalogs)}
         if version.legacy:  # Exchange_DSAccessDC over WMI: no build, no stores (read from AD)
             return {"dc": info.dc, **used}
         build = self.admin_display_version or _LATEST_BUILDS[version]
         # ServerRole as PowerShell prints the flags ("Mailbox, HubTransport"); Site as the
         # canonical name of the site object.
-        return {"dc": info.dc, **used, "stores": stores, "admin_display_version": build,
-                "roles": ", ".join(sorted(info.roles)), "site": info.site,
-                "can_export": self.can_export}
+        return {
+            "dc": info.dc,
+            **used,
+            "stores": stores,
+            "admin_display_version": build,
+            "roles": ", ".join(sorted(info.roles)),
+            "site": info.site,
+            "can_export": self.can_export,
+        }
 
-    def _stores(self, version: ExchangeVersion, guids: list[str], keys: list[str]
-                ) -> dict[UUID, str]:
+    def _stores(
+        self, version: ExchangeVersion, guids: list[str], keys: list[str]
+    ) -> dict[UUID, str]:
         """The scripts' store keys (by position) as the fake's store DNs: 2007+ send the DN,
         2003 "<storage group>\\<store>" (Exchange_Mailbox's keys); "" names none."""
         if not version.legacy:
             return {_uuid(guid): key for guid, key in zip(guids, keys, strict=True) if key}
         by_key = {f"{s.storage_group}\\{s.name}": s.dn for s in self.exchange.stores(self.server)}
-        return {_uuid(guid): by_key.get(key, key)
-                for guid, key in zip(guids, keys, strict=True) if key}
+        return {
+            _uuid(guid): by_key.get(key, key) for guid, key in zip(guids, keys, strict=True) if key
+        }
 
     def validate_reconnect(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         problems = self.exchange.reconnect_problems(
-            self.server, [_uuid(g) for g in p["mailboxes"]],
-            self._stores(version, p["mailboxes"], p["stores"]))
+            self.server,
+            [_uuid(g) for g in p["mailboxes"]],
+            self._stores(version, p["mailboxes"], p["stores"]),
+        )
         return {str(guid): problem for guid, problem in problems.items()}
 
     def running_dependents(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
@@ -191,7 +212,8 @@ class ExchangeHost:
         rows = []
         for box in self.exchange.mailboxes(self.server, guids):
             row: dict[str, Any] = {
-                "guid": str(box.guid), "legacy_dn": box.legacy_dn,
+                "guid": str(box.guid),
+                "legacy_dn": box.legacy_dn,
                 "display_name": box.display_name,
                 "disconnected_at": iso(box.disconnected_at) if box.disconnected_at else None,
                 "last_logon_at": iso(box.last_logon_at) if box.last_logon_at else None,
@@ -218,8 +240,11 @@ class ExchangeHost:
         self.exchange.run_cleanup_agent(self.server, p["store_dns"])
 
     def purge(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
-        self.exchange.purge_mailboxes(self.server, [_uuid(g) for g in p["guids"]],
-                                      self._stores(version, p["guids"], p["stores"]))
+        self.exchange.purge_mailboxes(
+            self.server,
+            [_uuid(g) for g in p["guids"]],
+            self._stores(version, p["guids"], p["stores"]),
+        )
 
     def _named(self, version: ExchangeVersion, p: dict[str, Any]) -> list[UUID]:
         """The users a script names, found as the server finds them: the 2003 strip searches
@@ -256,8 +281,9 @@ class ExchangeHost:
             user: ConnectAs(MailboxKind(kind), archive == "1")
             for user, kind, archive in zip(users, p["kinds"], p["archives"], strict=True)
         }
-        self.exchange.reconnect_mailboxes(self.server, pairs, how,
-                                          self._stores(version, p["mailboxes"], p["stores"]))
+        self.exchange.reconnect_mailboxes(
+            self.server, pairs, how, self._stores(version, p["mailboxes"], p["stores"])
+        )
 
     def update_recipients(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         self.exchange.update_recipients(self.server, self._named(version, p))
@@ -272,7 +298,9 @@ class ExchangeHost:
                 f"the export directory {directory} cannot be reached from {self.server}: it "
                 "does not exist, or this WinRM session has no credentials to pass on to the "
                 'file server (the double hop of an NTLM session: use transport = "credssp", '
-                "or Kerberos with delegation)", directory)
+                "or Kerberos with delegation)",
+                directory,
+            )
 
     def _rows(self, guids: list[UUID]) -> dict[str, Any]:
         refs = self.exchange.exports(self.server, guids)
@@ -280,8 +308,9 @@ class ExchangeHost:
         for guid in guids:
             ref = refs.get(guid)
             if ref is not None or guid in self.share.exports:
-                rows[str(guid)] = self.share.row(guid, ref.location if ref else f"{guid}.pst",
-                                                 ref.item_ids if ref else None)
+                rows[str(guid)] = self.share.row(
+                    guid, ref.location if ref else f"{guid}.pst", ref.item_ids if ref else None
+                )
         return rows
 
     def _exmerge_lines(self, version: ExchangeVersion, guids: list[UUID]) -> None:
@@ -303,22 +332,32 @@ class ExchangeHost:
         self._exmerge_lines(version, guids)
         boxes = [box for box in self.exchange.mailboxes(self.server, guids) if box.live]
         before = {box.guid: box.item_ids or () for box in boxes}
-        refs = self.exchange.export_mail(self.server, guids,
-                                         self._stores(version, p["guids"], p["stores"]))
-        records = {guid: self.share.record_export(self.server, version, guid, before[guid],
-                                                  refs[guid].item_ids or ())
-                   for guid in guids}
+        refs = self.exchange.export_mail(
+            self.server, guids, self._stores(version, p["guids"], p["stores"])
+        )
+        records = {
+            guid: self.share.record_export(
+                self.server, version, guid, before[guid], refs[guid].item_ids or ()
+            )
+            for guid in guids
+        }
         failed = [guid for guid, record in records.items() if not record["succeeded"]]
         if failed:
-            raise self._refuse(f"the export of mailbox {failed[0]} on {self.server} did not "
-                               f"complete ({len(failed)} in all)", str(failed[0]))
+            raise self._refuse(
+                f"the export of mailbox {failed[0]} on {self.server} did not "
+                f"complete ({len(failed)} in all)",
+                str(failed[0]),
+            )
         return self._rows(guids)
 
     def import_(self, version: ExchangeVersion, p: dict[str, Any]) -> Any:
         pairs = [
             (_uuid(guid), ExportRef(server, _uuid(source), location, ()))
             for guid, server, source, location in zip(
-                p["mailboxes"], p["export_servers"], p["export_mailboxes"], p["locations"],
+                p["mailboxes"],
+                p["export_servers"],
+                p["export_mailboxes"],
+                p["locations"],
                 strict=True,
             )
         ]
@@ -326,10 +365,14 @@ class ExchangeHost:
         if version.legacy:  # ExMerge needs the name it gave the PST, recorded on export
             for guid, ref in pairs:
                 if ref.mailbox not in self.share.exports:
-                    raise self._refuse(f"the export {ref.location} (or the name ExMerge gave "
-                                       f"it) was not found from {self.server}", str(guid))
-        self.exchange.import_mail(self.server, pairs,
-                                  self._stores(version, p["mailboxes"], p["stores"]))
+                    raise self._refuse(
+                        f"the export {ref.location} (or the name ExMerge gave "
+                        f"it) was not found from {self.server}",
+                        str(guid),
+                    )
+        self.exchange.import_mail(
+            self.server, pairs, self._stores(version, p["mailboxes"], p["stores"])
+        )
         for guid, ref in pairs:
             record = self.share.exports.get(ref.mailbox, {})
             items = record.get("exported_items") or record.get("source_items") or 0
@@ -358,5 +401,6 @@ _OPERATIONS: dict[str, Callable[[ExchangeHost, ExchangeVersion, dict[str, Any]],
 def _output(kind: str, value: Any, code: int) -> HostResult:
     # PowerShell 3+'s ConvertTo-Json writes non-ASCII as is (the code page matters); the
     # PowerShell 2.0 writer escapes it. Either way one line.
-    return HostResult(stdout=f"REMEDIATE-{kind} {json.dumps(value, ensure_ascii=False)}\n",
-                      exit_code=code)
+    return HostResult(
+        stdout=f"REMEDIATE-{kind} {json.dumps(value, ensure_ascii=False)}\n", exit_code=code
+    )

@@ -19,8 +19,10 @@ from uuid import UUID
 from remediate.adapters.winrm.evidence import RECORD_FORMAT
 from remediate.model import ExchangeVersion
 
-EXMERGE_SUMMARY = ("{ok} mailboxes successfully processed. {failed} mailboxes were not "
-                   "successfully processed. {errors} non-fatal errors encountered.")
+EXMERGE_SUMMARY = (
+    "{ok} mailboxes successfully processed. {failed} mailboxes were not "
+    "successfully processed. {errors} non-fatal errors encountered."
+)
 
 
 def pst_bytes(item_ids: Sequence[str]) -> int:
@@ -39,8 +41,14 @@ class ExportShare:
     bad_items: dict[UUID, int] = field(default_factory=dict)
     unreachable: bool = False
 
-    def record_export(self, server: str, version: ExchangeVersion, mailbox: UUID,
-                      source: Sequence[str], exported: Sequence[str]) -> dict[str, Any]:
+    def record_export(
+        self,
+        server: str,
+        version: ExchangeVersion,
+        mailbox: UUID,
+        source: Sequence[str],
+        exported: Sequence[str],
+    ) -> dict[str, Any]:
         """What the export script writes after the tool finished; an earlier export's records
         are moved aside."""
         bad = self.bad_items.get(mailbox, 0)  # a corrupt item stays corrupt
@@ -52,27 +60,43 @@ class ExportShare:
             "file_bytes": pst_bytes(exported),
         }
         if version.legacy:
-            record.update(tool="ExMerge", exported_items=None, estimated_items=None,
-                          status=EXMERGE_SUMMARY.format(ok=1, failed=0, errors=bad),
-                          succeeded=not bad)
+            record.update(
+                tool="ExMerge",
+                exported_items=None,
+                estimated_items=None,
+                status=EXMERGE_SUMMARY.format(ok=1, failed=0, errors=bad),
+                succeeded=not bad,
+            )
         else:
             status = "Failed" if bad else "Completed"
-            record.update(tool="New-MailboxExportRequest", status=status, succeeded=not bad,
-                          exported_items=len(exported) - bad, estimated_items=len(exported))
+            record.update(
+                tool="New-MailboxExportRequest",
+                status=status,
+                succeeded=not bad,
+                exported_items=len(exported) - bad,
+                estimated_items=len(exported),
+            )
         self.exports[mailbox] = _stamped(server, record)
         self.imports.pop(mailbox, None)
         return record
 
-    def record_import(self, server: str, version: ExchangeVersion, export: UUID, target: UUID,
-                      items: int) -> None:
+    def record_import(
+        self, server: str, version: ExchangeVersion, export: UUID, target: UUID, items: int
+    ) -> None:
         tool = "ExMerge" if version.legacy else "New-MailboxImportRequest"
-        status = EXMERGE_SUMMARY.format(ok=1, failed=0, errors=0) if version.legacy \
-            else "Completed"
-        self.imports.setdefault(export, {})[target] = _stamped(server, {
-            "tool": tool, "export": str(export), "mailbox": str(target), "status": status,
-            "succeeded": True, "bad_items": 0,
-            "imported_items": None if version.legacy else items,
-        })
+        status = EXMERGE_SUMMARY.format(ok=1, failed=0, errors=0) if version.legacy else "Completed"
+        self.imports.setdefault(export, {})[target] = _stamped(
+            server,
+            {
+                "tool": tool,
+                "export": str(export),
+                "mailbox": str(target),
+                "status": status,
+                "succeeded": True,
+                "bad_items": 0,
+                "imported_items": None if version.legacy else items,
+            },
+        )
 
     def row(self, mailbox: UUID, location: str, item_ids: Sequence[str] | None) -> dict[str, Any]:
         """What ``Get-RemediateExportRecord`` returns for one mailbox."""
@@ -86,5 +110,9 @@ class ExportShare:
 
 
 def _stamped(server: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {**record, "format": RECORD_FORMAT, "server": server,
-            "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        **record,
+        "format": RECORD_FORMAT,
+        "server": server,
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }

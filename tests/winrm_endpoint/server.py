@@ -101,9 +101,12 @@ class Endpoint:
 
     def handle(self, request: soap.Request) -> str:
         if request.resource_uri != soap.CMD_RESOURCE:
-            raise Fault(soap.DESTINATION_UNREACHABLE, "w:DestinationUnreachable",
-                        "The WS-Management service cannot process the request because the "
-                        "resource URI is not supported.")
+            raise Fault(
+                soap.DESTINATION_UNREACHABLE,
+                "w:DestinationUnreachable",
+                "The WS-Management service cannot process the request because the "
+                "resource URI is not supported.",
+            )
         if request.action == soap.CREATE:
             return self._create(request)
         shell = self._shell(request.shell_id)
@@ -116,28 +119,37 @@ class Endpoint:
         if request.action == soap.RECEIVE:
             return self._receive(request, shell)
         if request.action == soap.SIGNAL:
-            return '<rsp:SignalResponse/>'
+            return "<rsp:SignalResponse/>"
         if request.action == soap.DELETE:
             with self._lock:
                 self.shells.pop(shell.id, None)
             return ""
-        raise Fault(soap.ACTION_NOT_SUPPORTED, "a:ActionNotSupported",
-                    "The action is not supported by the service.")
+        raise Fault(
+            soap.ACTION_NOT_SUPPORTED,
+            "a:ActionNotSupported",
+            "The action is not supported by the service.",
+        )
 
     def _shell(self, shell_id: str | None) -> Shell:
         with self._lock:
             shell = self.shells.get(shell_id or "")
         if shell is None:
-            raise Fault(soap.INVALID_SELECTORS, "w:InvalidSelectors",
-                        "The request for the Windows Remote Shell with ShellId "
-                        f"{shell_id} failed because the shell was not found on the server.")
+            raise Fault(
+                soap.INVALID_SELECTORS,
+                "w:InvalidSelectors",
+                "The request for the Windows Remote Shell with ShellId "
+                f"{shell_id} failed because the shell was not found on the server.",
+            )
         return shell
 
     def _create(self, request: soap.Request) -> str:
         if request.find("s:Body/rsp:Shell") is None:
-            raise Fault(soap.SCHEMA_VALIDATION, "w:SchemaValidationError",
-                        "The SOAP XML in the message does not match the corresponding XML schema "
-                        "definition.")
+            raise Fault(
+                soap.SCHEMA_VALIDATION,
+                "w:SchemaValidationError",
+                "The SOAP XML in the message does not match the corresponding XML schema "
+                "definition.",
+            )
         shell = Shell(int(request.option("WINRS_CODEPAGE") or 437))
         with self._lock:
             self.shells[shell.id] = shell
@@ -155,9 +167,12 @@ class Endpoint:
     def _command(self, request: soap.Request, shell: Shell) -> str:
         line = request.find("s:Body/rsp:CommandLine")
         if line is None:
-            raise Fault(soap.SCHEMA_VALIDATION, "w:SchemaValidationError",
-                        "The SOAP XML in the message does not match the corresponding XML schema "
-                        "definition.")
+            raise Fault(
+                soap.SCHEMA_VALIDATION,
+                "w:SchemaValidationError",
+                "The SOAP XML in the message does not match the corresponding XML schema "
+                "definition.",
+            )
         parts = [node.text or "" for node in line if node.tag.endswith(("Command", "Arguments"))]
         console = (request.option("WINRS_CONSOLEMODE_STDIN") or "TRUE").upper() == "TRUE"
         command = Command(" ".join(part for part in parts if part), shell, console)
@@ -165,8 +180,10 @@ class Endpoint:
         with self._lock:
             self.commands.append(command)
         command.start(self.host)
-        return (f"<rsp:CommandResponse><rsp:CommandId>{command.id}</rsp:CommandId>"
-                "</rsp:CommandResponse>")
+        return (
+            f"<rsp:CommandResponse><rsp:CommandId>{command.id}</rsp:CommandId>"
+            "</rsp:CommandResponse>"
+        )
 
     def _send(self, request: soap.Request, shell: Shell) -> str:
         for stream in request.root.iterfind("s:Body/rsp:Send/rsp:Stream", soap.NS):
@@ -183,18 +200,22 @@ class Endpoint:
         streams = "".join(
             f'<rsp:Stream Name="{name}" CommandId="{cid}">{base64.b64encode(data).decode()}'
             "</rsp:Stream>"
-            for name, data in (("stdout", stdout), ("stderr", stderr)) if data
+            for name, data in (("stdout", stdout), ("stderr", stderr))
+            if data
         )
         if code is None:
-            state = (f'<rsp:CommandState CommandId="{cid}" '
-                     f'State="{soap.SHELL}/CommandState/Running"/>')
+            state = (
+                f'<rsp:CommandState CommandId="{cid}" State="{soap.SHELL}/CommandState/Running"/>'
+            )
         else:
             streams += "".join(
                 f'<rsp:Stream Name="{name}" CommandId="{cid}" End="true"></rsp:Stream>'
                 for name in ("stdout", "stderr")
             )
-            state = (f'<rsp:CommandState CommandId="{cid}" State="{soap.SHELL}/CommandState/Done">'
-                     f"<rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState>")
+            state = (
+                f'<rsp:CommandState CommandId="{cid}" State="{soap.SHELL}/CommandState/Done">'
+                f"<rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState>"
+            )
         return f"<rsp:ReceiveResponse>{streams}{state}</rsp:ReceiveResponse>"
 
 
@@ -306,8 +327,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer = soap.fault_envelope(fault, relates_to, self.owner.options.machine)
             status = 500
         if encrypted:
-            self._reply(status, auth.seal(self._context, answer),
-                        {"Content-Type": auth.ENCRYPTED_TYPE})
+            self._reply(
+                status, auth.seal(self._context, answer), {"Content-Type": auth.ENCRYPTED_TYPE}
+            )
         else:
             self._reply(status, answer, {"Content-Type": "application/soap+xml;charset=UTF-8"})
 

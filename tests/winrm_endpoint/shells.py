@@ -85,8 +85,12 @@ class Command:
             self._finish(b"", problem.encode(), 1)
             return
         if script is None:
-            self._finish(b"", f"'{program}' is not recognized as an internal or external "
-                         "command,\r\noperable program or batch file.\r\n".encode(), 1)
+            self._finish(
+                b"",
+                f"'{program}' is not recognized as an internal or external "
+                "command,\r\noperable program or batch file.\r\n".encode(),
+                1,
+            )
             return
         self.script = script
         progress = self._shell.first_powershell()
@@ -108,9 +112,13 @@ class Command:
             if not self._lock.wait_for(
                 lambda: self._stdout or self._stderr or self.exit_code is not None, wait_s
             ):
-                raise Fault(2150858793, "w:TimedOut",
-                            "The WS-Management service cannot complete the operation within the "
-                            "time specified in OperationTimeout.", sender=False)
+                raise Fault(
+                    2150858793,
+                    "w:TimedOut",
+                    "The WS-Management service cannot complete the operation within the "
+                    "time specified in OperationTimeout.",
+                    sender=False,
+                )
             stdout, stderr = bytes(self._stdout[:max_bytes]), bytes(self._stderr[:max_bytes])
             del self._stdout[:max_bytes], self._stderr[:max_bytes]
             done = self.exit_code is not None and not self._stdout and not self._stderr
@@ -133,9 +141,12 @@ class Shell:
     def command(self, command_id: str | None) -> Command:
         found = self.commands.get(command_id or "")
         if found is None:
-            raise Fault(INVALID_SELECTORS, "w:InvalidParameter",
-                        "The WS-Management service cannot process the request because the "
-                        "command ID is not valid.")
+            raise Fault(
+                INVALID_SELECTORS,
+                "w:InvalidParameter",
+                "The WS-Management service cannot process the request because the "
+                "command ID is not valid.",
+            )
         return found
 
 
@@ -162,7 +173,7 @@ def parse_command_line(line: str) -> tuple[str, str | None, str | None]:
             except (IndexError, ValueError):
                 return program, None, BAD_BASE64 + "\r\n"
         if flag in ("-command", "-c"):
-            return program, " ".join(words[index + 1:]), None
+            return program, " ".join(words[index + 1 :]), None
         if flag in ("-executionpolicy", "-ep", "-inputformat", "-outputformat"):
             index += 1
         index += 1

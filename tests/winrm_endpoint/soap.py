@@ -71,15 +71,23 @@ def parse(body: bytes) -> Request:
 
     message_id, action = text("a:MessageID"), text("a:Action")
     if not message_id or not action:
-        raise Fault(SCHEMA_VALIDATION, "w:InvalidMessageInformationHeader",
-                    "The WS-Management service cannot process the request because the header "
-                    "is invalid.")
+        raise Fault(
+            SCHEMA_VALIDATION,
+            "w:InvalidMessageInformationHeader",
+            "The WS-Management service cannot process the request because the header is invalid.",
+        )
     shell_id = None
     for node in root.iterfind("s:Header/w:SelectorSet/w:Selector", NS):
         if node.get("Name") == "ShellId":
             shell_id = node.text
-    return Request(root, action, message_id, text("w:ResourceURI") or "",
-                   _duration(text("w:OperationTimeout") or "PT60S"), shell_id)
+    return Request(
+        root,
+        action,
+        message_id,
+        text("w:ResourceURI") or "",
+        _duration(text("w:OperationTimeout") or "PT60S"),
+        shell_id,
+    )
 
 
 def _duration(value: str) -> float:
@@ -96,8 +104,9 @@ def envelope(
         f"<a:To>{ANONYMOUS}</a:To><a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>"
     )
     names = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items())
-    return (f'<s:Envelope xml:lang="en-US" {names}>{header}<s:Body>{body}</s:Body>'
-            "</s:Envelope>").encode()
+    return (
+        f'<s:Envelope xml:lang="en-US" {names}>{header}<s:Body>{body}</s:Body></s:Envelope>'
+    ).encode()
 
 
 def fault_envelope(fault: Fault, relates_to: str, machine: str) -> bytes:

@@ -48,8 +48,10 @@ class Stopped:
         return {"services": [[server, service] for server, service in self.services]}
 
     def summary(self) -> dict[str, int]:
-        return {"stopped_services": len(self.services),
-                "servers": len({server for server, _ in self.services})}
+        return {
+            "stopped_services": len(self.services),
+            "servers": len({server for server, _ in self.services}),
+        }
 
     def scope(self) -> Scope:
         return Scope(services=self.services)
@@ -67,24 +69,35 @@ class StartTransport(StartService):
 
     @classmethod
     def risk(cls, records: Sequence[ChangeRecord]) -> str | None:
-        return (f"Mail queued for {len(records)} stopped service(s) is delivered as soon as "
-                "they run: expect a burst of deliveries and of delay notifications.")
+        return (
+            f"Mail queued for {len(records)} stopped service(s) is delivered as soon as "
+            "they run: expect a burst of deliveries and of delay notifications."
+        )
 
     @classmethod
     def rollback(cls, records: Sequence[ChangeRecord]) -> tuple[str, ...]:
-        return ("Stop them again with `Stop-Service <name>` (or `net stop <name>`) on the "
-                "server, if a repair still needs transport stopped.",)
+        return (
+            "Stop them again with `Stop-Service <name>` (or `net stop <name>`) on the "
+            "server, if a repair still needs transport stopped.",
+        )
 
 
 class RestartTransport(Playbook[Params, Stopped]):
     name = "restart_transport"
     title = "Start the Exchange transport services a repair left stopped"
     kb = "https://learn.microsoft.com/exchange/mail-flow/mail-flow"
-    description = ("Finds the transport services (MTA and SMTP on 2000/2003, the Transport "
-                   "services on 2007 and later) that are stopped and starts them.")
+    description = (
+        "Finds the transport services (MTA and SMTP on 2000/2003, the Transport "
+        "services on 2007 and later) that are stopped and starts them."
+    )
     parameters = (
-        Parameter("servers", "only these Exchange servers (comma-separated)", parse_names,
-                  "EXCH01", default="every server"),
+        Parameter(
+            "servers",
+            "only these Exchange servers (comma-separated)",
+            parse_names,
+            "EXCH01",
+            default="every server",
+        ),
     )
     outline = (StartTransport,)
     notice = ("Mail flow resumes on the servers concerned.",)
@@ -97,9 +110,11 @@ class RestartTransport(Playbook[Params, Stopped]):
         known = {server.name.lower() for server in servers}
         unknown = sorted(name for name in params.servers or () if name.lower() not in known)
         if unknown:  # a scope that names nothing that exists is an error
-            raise InputError(f"unknown Exchange server(s): {', '.join(unknown)}",
-                             target=f"playbook {self.name}",
-                             hint=f"known servers: {', '.join(s.name for s in servers)}")
+            raise InputError(
+                f"unknown Exchange server(s): {', '.join(unknown)}",
+                target=f"playbook {self.name}",
+                hint=f"known servers: {', '.join(s.name for s in servers)}",
+            )
         stopped: list[tuple[str, str]] = []
         findings: list[Finding] = []
         for server in servers:
@@ -111,13 +126,17 @@ class RestartTransport(Playbook[Params, Stopped]):
                 if states.get(name) is ServiceState.STOPPED:
                     stopped.append((server.name, name))
                 elif name not in states:
-                    findings.append(Finding("not-found", f"{server.name} {name}",
-                                            "no such service on this server"))
+                    findings.append(
+                        Finding(
+                            "not-found", f"{server.name} {name}", "no such service on this server"
+                        )
+                    )
         return Discovery(Stopped(tuple(stopped)), tuple(findings))
 
     def steps(self, selection: Stopped) -> list[Step[Any, Any]]:
-        return [StartTransport([ServiceTarget(server, name)
-                                for server, name in selection.services])]
+        return [
+            StartTransport([ServiceTarget(server, name) for server, name in selection.services])
+        ]
 
     def load_selection(self, data: JsonValue) -> Stopped:
         services = data["services"] if isinstance(data, dict) else []

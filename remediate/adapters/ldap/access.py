@@ -57,7 +57,7 @@ def _sid_at(data: bytes, offset: int) -> bytes:
     size = 8 + 4 * data[offset + 1]
     if offset + size > len(data):
         raise MalformedDescriptor("a SID runs past the end of its ACE")
-    return data[offset:offset + size]
+    return data[offset : offset + size]
 
 
 def _ace(kind: int, flags: int, body: bytes) -> Ace | None:
@@ -77,7 +77,7 @@ def _ace(kind: int, flags: int, body: bytes) -> Ace | None:
     if present & OBJECT_TYPE_PRESENT:
         if position + 16 > len(body):
             raise MalformedDescriptor("an object ACE's ObjectType runs past its end")
-        object_type = UUID(bytes_le=body[position:position + 16])
+        object_type = UUID(bytes_le=body[position : position + 16])
         position += 16
     if present & INHERITED_OBJECT_TYPE_PRESENT:
         position += 16  # which child classes inherit it: nothing to this object's access
@@ -104,7 +104,7 @@ def _aces(descriptor: bytes, position: int, count: int) -> Iterator[Ace]:
         kind, flags, size = _ACE_HEADER.unpack_from(descriptor, position)
         if size < _ACE_HEADER.size or position + size > len(descriptor):
             raise MalformedDescriptor("an ACE's size runs past the end")
-        found = _ace(kind, flags, descriptor[position + _ACE_HEADER.size:position + size])
+        found = _ace(kind, flags, descriptor[position + _ACE_HEADER.size : position + size])
         if found is not None:
             yield found
         position += size

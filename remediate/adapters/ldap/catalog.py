@@ -29,18 +29,19 @@ Raw = Mapping[str, Sequence[bytes]]
 
 def owners_filter(mailbox_guids: Iterable[UUID]) -> str:
     """Users whose msExchMailboxGuid is any of these (binary values, each byte escaped)."""
-    terms = filters.any_of(filters.equals_binary("msExchMailboxGuid", guid.bytes_le)
-                           for guid in mailbox_guids)
+    terms = filters.any_of(
+        filters.equals_binary("msExchMailboxGuid", guid.bytes_le) for guid in mailbox_guids
+    )
     return f"(&{filters.USERS}{terms})"
 
 
 def _first(raw: Raw, name: str) -> bytes | None:
-    return next((values[0] for key, values in raw.items() if key.lower() == name.lower()
-                 and values), None)
+    return next(
+        (values[0] for key, values in raw.items() if key.lower() == name.lower() and values), None
+    )
 
 
-def add_owners(found: dict[UUID, list[tuple[UUID, str]]],
-               rows: Iterable[tuple[str, Raw]]) -> None:
+def add_owners(found: dict[UUID, list[tuple[UUID, str]]], rows: Iterable[tuple[str, Raw]]) -> None:
     """Add each answered user to the list of the mailbox its msExchMailboxGuid names."""
     for dn, raw in rows:
         value = _first(raw, "msExchMailboxGuid")
@@ -64,8 +65,15 @@ def stores_of(server: str, rows: Iterable[tuple[str, Raw]]) -> list[Store]:
         group_name = rdn_value(group) if group else ""
         # The recovery storage group is known by the name ESM gives it, as the 2003 scripts know
         # it (model.RECOVERY_STORAGE_GROUP).
-        stores.append(Store(server, name.decode("utf-8") if name else rdn_value(dn), group_name,
-                            dn, group_name.casefold() == RECOVERY_STORAGE_GROUP.casefold()))
+        stores.append(
+            Store(
+                server,
+                name.decode("utf-8") if name else rdn_value(dn),
+                group_name,
+                dn,
+                group_name.casefold() == RECOVERY_STORAGE_GROUP.casefold(),
+            )
+        )
     return sorted(stores, key=lambda store: normalize(store.dn))
 
 
@@ -86,6 +94,9 @@ def account_filter(identity: str) -> str:
 def token_sids(raw: Raw) -> set[bytes]:
     """The account's own SID and its groups' (tokenGroups, or tokenGroupsGlobalAndUniversal: the
     transitive memberships as a DC computes them for a token), binary."""
-    return {value for key, values in raw.items()
-            if key.lower() in ("objectsid", "tokengroups", "tokengroupsglobalanduniversal")
-            for value in values}
+    return {
+        value
+        for key, values in raw.items()
+        if key.lower() in ("objectsid", "tokengroups", "tokengroupsglobalanduniversal")
+        for value in values
+    }

@@ -34,8 +34,21 @@ from .directory import LdapDirectory
 
 _OPTIONAL_NUMBERS = {"connect_timeout_s": 10.0, "receive_timeout_s": 60.0}
 _KEYS = frozenset(
-    {"domain", "base_dn", "bind_user", "password_env", "password_prompt", "tls_mode", "ca_file",
-     "verify_certificate", "dcs", "writable_dc", "addresses", "page_size", *_OPTIONAL_NUMBERS}
+    {
+        "domain",
+        "base_dn",
+        "bind_user",
+        "password_env",
+        "password_prompt",
+        "tls_mode",
+        "ca_file",
+        "verify_certificate",
+        "dcs",
+        "writable_dc",
+        "addresses",
+        "page_size",
+        *_OPTIONAL_NUMBERS,
+    }
 )
 
 
@@ -80,8 +93,11 @@ class DirectoryConfig:
             receive_timeout_s=self.receive_timeout_s,
         )
         return LdapDirectory(
-            settings, domain=self.domain, base_dn=self.base_dn,
-            dcs=list(self.dcs) if self.dcs else None, writable_dc=self.writable_dc,
+            settings,
+            domain=self.domain,
+            base_dn=self.base_dn,
+            dcs=list(self.dcs) if self.dcs else None,
+            writable_dc=self.writable_dc,
             page_size=self.page_size,
         )
 
@@ -99,7 +115,8 @@ class _Reader:
         shown = "missing" if key not in self.table else f"got {got!r}"
         return InputError(
             f"[directory] {key}: expected {expected} ({shown})",
-            target=str(self.source), hint="fix the inventory file and try again",
+            target=str(self.source),
+            hint="fix the inventory file and try again",
         )
 
     def text(self, key: str, expected: str, *, required: bool = True) -> str | None:
@@ -127,8 +144,11 @@ def load_directory_config(path: Path) -> DirectoryConfig:
     """Read and check the ``[directory]`` table of the inventory at ``path``."""
     table = read_inventory(path).get("directory")
     if not isinstance(table, dict):
-        raise InputError("no [directory] table", target=str(path),
-                         hint="add a [directory] table (see the README)")
+        raise InputError(
+            "no [directory] table",
+            target=str(path),
+            hint="add a [directory] table (see the README)",
+        )
     return parse_directory_table(table, path)
 
 
@@ -137,17 +157,17 @@ def parse_directory_table(table: Mapping[str, Any], source: Path) -> DirectoryCo
     if "password" in table:
         raise InputError(
             "[directory] password: a password is never read from the inventory",
-            target=str(source), hint="name an environment variable in password_env, "
-            "or set password_prompt = true",
+            target=str(source),
+            hint="name an environment variable in password_env, or set password_prompt = true",
         )
     unknown = sorted(set(table) - _KEYS)
     if unknown:
         raise read.error(unknown[0], f"one of the known keys {', '.join(sorted(_KEYS))}")
-    base_dn = read.text("base_dn", "the domain's DN, e.g. \"DC=corp,DC=example\"") or ""
+    base_dn = read.text("base_dn", 'the domain\'s DN, e.g. "DC=corp,DC=example"') or ""
     try:
         normalize(base_dn)
     except ValueError:
-        raise read.error("base_dn", "a DN, e.g. \"DC=corp,DC=example\"") from None
+        raise read.error("base_dn", 'a DN, e.g. "DC=corp,DC=example"') from None
     password_env = read.text("password_env", "an environment variable name", required=False)
     if password_env is None and not read.flag("password_prompt", False):
         raise read.error("password_env", "an environment variable name (or password_prompt)")
@@ -168,7 +188,7 @@ def parse_directory_table(table: Mapping[str, Any], source: Path) -> DirectoryCo
     if page_size != int(page_size) or not 1 <= page_size <= 1000:
         raise read.error("page_size", "a whole number from 1 to 1000 (AD's MaxPageSize)")
     return DirectoryConfig(
-        domain=read.text("domain", "the domain's DNS name, e.g. \"corp.example\"") or "",
+        domain=read.text("domain", 'the domain\'s DNS name, e.g. "corp.example"') or "",
         base_dn=base_dn,
         bind_user=read.text("bind_user", "a user principal name or DN to bind as") or "",
         password_env=password_env,
@@ -187,8 +207,10 @@ def _dcs(read: _Reader) -> tuple[str, ...] | None:
     value = read.table.get("dcs")
     if value is None:
         return None
-    if not isinstance(value, list) or not value or not all(
-        isinstance(item, str) and item for item in value
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and item for item in value)
     ):
         raise read.error("dcs", "a non-empty list of DC names (or no dcs key: discover them)")
     return tuple(value)

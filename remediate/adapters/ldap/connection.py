@@ -61,7 +61,9 @@ def open_connection(settings: ConnectionSettings, dc: str) -> ldap3.Connection:
     if settings.tls_mode is None:
         raise PermanentError(
             "a simple bind without TLS would send the password in clear; refused",
-            endpoint=dc, operation="directory.bind", target=settings.bind_user,
+            endpoint=dc,
+            operation="directory.bind",
+            target=settings.bind_user,
             hint="set tls_mode to 'ldaps' or 'starttls' in the inventory's [directory]",
         )
     ldaps = settings.tls_mode is TlsMode.LDAPS

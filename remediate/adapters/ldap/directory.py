@@ -128,8 +128,7 @@ class LdapDirectory:
         links = discovery.site_links(self._discovery_search(configuration), configuration)
         writable = self.writable_dc()
         by_name = {
-            name.lower(): delay
-            for name, delay in discovery.delays(found, links, writable).items()
+            name.lower(): delay for name, delay in discovery.delays(found, links, writable).items()
         }
         by_name.setdefault(writable.lower(), 0.0)
         return {
@@ -151,8 +150,10 @@ class LdapDirectory:
             if self._writable is None:
                 if not dcs:
                     raise PermanentError(
-                        "no domain controller found", endpoint=self._bootstrap,
-                        operation="directory.writable_dc", target=self._base_dn,
+                        "no domain controller found",
+                        endpoint=self._bootstrap,
+                        operation="directory.writable_dc",
+                        target=self._base_dn,
                         hint="list the DCs in the inventory's [directory] dcs",
                     )
                 self._writable = dcs[0]
@@ -161,7 +162,9 @@ class LdapDirectory:
     def find_users(self, query: UserQuery, dc: str | None = None) -> list[DirectoryEntry]:
         name = dc or self.writable_dc()
         found = self._search(
-            name, query.base_dn or self._base_dn, filters.user_filter(query),
+            name,
+            query.base_dn or self._base_dn,
+            filters.user_filter(query),
             operation="directory.find_users",
         )
         return sorted(self._decoded(name, found), key=_creation_order)
@@ -177,13 +180,16 @@ class LdapDirectory:
         catalog = GC_PREFIX + self.writable_dc()
         for start in range(0, len(names), GUIDS_PER_SEARCH):
             rows = self._search(
-                catalog, "", filters.namesakes(names[start:start + GUIDS_PER_SEARCH]),
+                catalog,
+                "",
+                filters.namesakes(names[start : start + GUIDS_PER_SEARCH]),
                 attributes=("objectGUID", "sAMAccountName"),
                 operation="directory.forest_namesakes",
             )
             for dn, raw in rows:
-                sam = next((v[0] for k, v in raw.items() if k.lower() == "samaccountname" and v),
-                           b"")
+                sam = next(
+                    (v[0] for k, v in raw.items() if k.lower() == "samaccountname" and v), b""
+                )
                 name = folded.get(sam.decode("utf-8").casefold())
                 if name is not None:
                     found[name].append((entries.guid_of(dn, raw), dn))
@@ -191,26 +197,32 @@ class LdapDirectory:
 
     # What the Exchange adapter reads here rather than on its servers (ports.ExchangeCatalog).
 
-    def mailbox_owners(
-        self, mailbox_guids: Collection[UUID]
-    ) -> dict[UUID, list[tuple[UUID, str]]]:
+    def mailbox_owners(self, mailbox_guids: Collection[UUID]) -> dict[UUID, list[tuple[UUID, str]]]:
         """A paged search of the pinned DC's global catalog (the whole forest), 100 GUIDs to
         a search."""
         wanted = list(dict.fromkeys(mailbox_guids))
         found: dict[UUID, list[tuple[UUID, str]]] = {guid: [] for guid in wanted}
         for start in range(0, len(wanted), GUIDS_PER_SEARCH):
-            catalog.add_owners(found, self._search(
-                GC_PREFIX + self.writable_dc(), "",
-                catalog.owners_filter(wanted[start:start + GUIDS_PER_SEARCH]),
-                attributes=catalog.OWNER_ATTRIBUTES, operation="exchange.owners",
-            ))
+            catalog.add_owners(
+                found,
+                self._search(
+                    GC_PREFIX + self.writable_dc(),
+                    "",
+                    catalog.owners_filter(wanted[start : start + GUIDS_PER_SEARCH]),
+                    attributes=catalog.OWNER_ATTRIBUTES,
+                    operation="exchange.owners",
+                ),
+            )
         return found
 
     def mailbox_stores(self, server: str) -> list[Store]:
         """One paged search of the configuration naming context on the pinned DC."""
         found = self._search(
-            self.writable_dc(), self._configuration(self.writable_dc()), catalog.STORES,
-            attributes=catalog.STORE_ATTRIBUTES, operation="exchange.stores",
+            self.writable_dc(),
+            self._configuration(self.writable_dc()),
+            catalog.STORES,
+            attributes=catalog.STORE_ATTRIBUTES,
+            operation="exchange.stores",
         )
         return catalog.stores_of(server, found)
 
@@ -219,19 +231,38 @@ class LdapDirectory:
         the pinned DC, and the object's DACL (the SD flags control: DACL only) checked as
         Windows would (:mod:`.access`)."""
         dc = self.writable_dc()
-        found = self._search(GC_PREFIX + dc, "", catalog.account_filter(account),
-                             attributes=catalog.ACCOUNT_ATTRIBUTES, operation="exchange.rights")
+        found = self._search(
+            GC_PREFIX + dc,
+            "",
+            catalog.account_filter(account),
+            attributes=catalog.ACCOUNT_ATTRIBUTES,
+            operation="exchange.rights",
+        )
         if len(found) != 1:
             raise PermanentError(
                 f"{len(found)} users of the forest match the account {account!r}",
-                endpoint=dc, operation="exchange.rights", target=account,
+                endpoint=dc,
+                operation="exchange.rights",
+                target=account,
                 hint="set identity in the inventory to DOMAIN\\name or name@domain of one user",
             )
         token = self._token(dc, found[0][0])
-        target = self._search(dc, dn, "(objectClass=*)", scope=ldap3.BASE,
-                              attributes=("nTSecurityDescriptor",), operation="exchange.rights")
-        descriptor = next((v[0] for k, v in (target[0][1] if target else {}).items()
-                           if k.lower() == "ntsecuritydescriptor" and v), None)
+        target = self._search(
+            dc,
+            dn,
+            "(objectClass=*)",
+            scope=ldap3.BASE,
+            attributes=("nTSecurityDescriptor",),
+            operation="exchange.rights",
+        )
+        descriptor = next(
+            (
+                v[0]
+                for k, v in (target[0][1] if target else {}).items()
+                if k.lower() == "ntsecuritydescriptor" and v
+            ),
+            None,
+        )
         if descriptor is None:
             raise _unreadable(dn, dc)
         sids = access.LOGON_SIDS | token
@@ -246,11 +277,14 @@ class LdapDirectory:
         tokenGroupsGlobalAndUniversal can be asked, which leaves out that domain's local groups
         (a right granted through one of them is reported missing)."""
         ours = is_within_normalized(normalize(account_dn), normalize(self._base_dn))
-        found = self._search(dc if ours else GC_PREFIX + dc, account_dn, "(objectClass=*)",
-                             scope=ldap3.BASE,
-                             attributes=catalog.TOKEN_ATTRIBUTES if ours
-                             else catalog.FOREST_TOKEN_ATTRIBUTES,
-                             operation="exchange.rights")
+        found = self._search(
+            dc if ours else GC_PREFIX + dc,
+            account_dn,
+            "(objectClass=*)",
+            scope=ldap3.BASE,
+            attributes=catalog.TOKEN_ATTRIBUTES if ours else catalog.FOREST_TOKEN_ATTRIBUTES,
+            operation="exchange.rights",
+        )
         return catalog.token_sids(found[0][1]) if found else set()
 
     def recipients(self, guids: Collection[UUID]) -> dict[UUID, DirectoryEntry]:
@@ -260,13 +294,23 @@ class LdapDirectory:
         """The forest's configuration naming context, from ``dc``'s root DSE (read once)."""
         if self._configuration_dn is None:
             root = self._search(
-                dc, "", "(objectClass=*)", scope=ldap3.BASE,
-                attributes=("configurationNamingContext",), operation="directory.discover",
+                dc,
+                "",
+                "(objectClass=*)",
+                scope=ldap3.BASE,
+                attributes=("configurationNamingContext",),
+                operation="directory.discover",
             )
-            values = [v for k, v in (root[0][1] if root else {}).items()
-                      if k.lower() == "configurationnamingcontext" and v]
-            self._configuration_dn = (values[0][0].decode("utf-8") if values  # a forest root's:
-                                      else f"CN=Configuration,{self._base_dn}")
+            values = [
+                v
+                for k, v in (root[0][1] if root else {}).items()
+                if k.lower() == "configurationnamingcontext" and v
+            ]
+            self._configuration_dn = (
+                values[0][0].decode("utf-8")
+                if values  # a forest root's:
+                else f"CN=Configuration,{self._base_dn}"
+            )
         return self._configuration_dn
 
     def lookup(self, dn: str, dc: str | None = None) -> DirectoryEntry | None:
@@ -274,7 +318,11 @@ class LdapDirectory:
         exist, which is None here."""
         name = dc or self.writable_dc()
         found = self._search(
-            name, dn, "(objectClass=*)", scope=ldap3.BASE, operation="directory.lookup",
+            name,
+            dn,
+            "(objectClass=*)",
+            scope=ldap3.BASE,
+            operation="directory.lookup",
         )
         decoded = self._decoded(name, found)
         return decoded[0] if decoded else None
@@ -296,12 +344,16 @@ class LdapDirectory:
         found: dict[UUID, DirectoryEntry] = {}
         for start in range(0, len(wanted), GUIDS_PER_SEARCH):
             rows = self._search(
-                GC_PREFIX + gc, self._base_dn,
-                filters.guids(wanted[start:start + GUIDS_PER_SEARCH]),
+                GC_PREFIX + gc,
+                self._base_dn,
+                filters.guids(wanted[start : start + GUIDS_PER_SEARCH]),
                 operation="directory.read_catalog",
             )
-            found.update((entry.guid, entry) for dn, raw in rows
-                         if not (entry := entries.to_entry(dn, raw)).deleted)
+            found.update(
+                (entry.guid, entry)
+                for dn, raw in rows
+                if not (entry := entries.to_entry(dn, raw)).deleted
+            )
         return found
 
     def _read_held(
@@ -310,7 +362,8 @@ class LdapDirectory:
         """``read`` without the refresh: what is held as it is, the rest read by GUID."""
         wanted = list(dict.fromkeys(guids))
         unknown = [
-            guid for guid in wanted
+            guid
+            for guid in wanted
             if not self._seen.knows(dc, guid, include_deleted=include_deleted)
         ]
         controls: list[Control] = [SHOW_DELETED] if include_deleted else []
@@ -318,7 +371,10 @@ class LdapDirectory:
         for start in range(0, len(unknown), GUIDS_PER_SEARCH):
             chunk = unknown[start : start + GUIDS_PER_SEARCH]
             found = self._search(
-                dc, self._base_dn, filters.guids(chunk), controls=controls,
+                dc,
+                self._base_dn,
+                filters.guids(chunk),
+                controls=controls,
                 operation="directory.read",
             )
             read.update((entry.guid, entry) for entry in self._decoded(dc, found))
@@ -372,13 +428,20 @@ class LdapDirectory:
             listing = self._seen.listing(dc, container)
             if listing is None:
                 found = self._search(
-                    dc, container, "(objectClass=*)", attributes=entries.NAME_ATTRIBUTES,
+                    dc,
+                    container,
+                    "(objectClass=*)",
+                    attributes=entries.NAME_ATTRIBUTES,
                     operation="directory.descendants",
                 )
-                listing = self._seen.record_listing(dc, container, (
-                    (entries.guid_of(dn, raw), dn, entries.parent_guid_of(raw))
-                    for dn, raw in found
-                ))
+                listing = self._seen.record_listing(
+                    dc,
+                    container,
+                    (
+                        (entries.guid_of(dn, raw), dn, entries.parent_guid_of(raw))
+                        for dn, raw in found
+                    ),
+                )
             names.update(listing)
 
     def _names(self, guids: Collection[UUID], dc: str) -> dict[UUID, str]:
@@ -387,8 +450,11 @@ class LdapDirectory:
         names: dict[UUID, str] = {}
         for start in range(0, len(wanted), GUIDS_PER_SEARCH):
             found = self._search(
-                dc, self._base_dn, filters.guids(wanted[start : start + GUIDS_PER_SEARCH]),
-                attributes=("objectGUID",), operation="directory.descendants",
+                dc,
+                self._base_dn,
+                filters.guids(wanted[start : start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID",),
+                operation="directory.descendants",
             )
             names.update((entries.guid_of(dn, raw), dn) for dn, raw in found)
         return names
@@ -400,7 +466,9 @@ class LdapDirectory:
         self._seen.changed(dc, guid)
         try:
             self._send(
-                dc, "directory.delete", str(guid),
+                dc,
+                "directory.delete",
+                str(guid),
                 lambda c: c.delete(filters.guid_dn(guid), controls=controls),
             )
         except Exception:
@@ -419,7 +487,8 @@ class LdapDirectory:
             # Clearing what the object does not hold is a no-op (and an attribute the schema
             # lacks, like homeMTA on a DC without that Exchange schema, cannot be held).
             wanted = {
-                name: value for name, value in wanted.items()
+                name: value
+                for name, value in wanted.items()
                 if (value is not None and value != []) or current.holds(name)
             }
         if not wanted:
@@ -432,20 +501,28 @@ class LdapDirectory:
             }
         except ValueError as error:
             raise PermanentError(
-                f"invalidAttributeSyntax (21): {error}", endpoint=dc,
-                operation="directory.modify", target=str(guid),
+                f"invalidAttributeSyntax (21): {error}",
+                endpoint=dc,
+                operation="directory.modify",
+                target=str(guid),
                 hint="a GUID attribute takes a GUID",
             ) from None
         self._send(
-            dc, "directory.modify", str(guid),
+            dc,
+            "directory.modify",
+            str(guid),
             lambda c: c.modify(filters.guid_dn(guid), ldap_changes),
         )
 
     def unprotect(self, guid: UUID) -> None:
         dc = self.writable_dc()
         found = self._search(
-            dc, filters.guid_dn(guid), "(objectClass=*)", scope=ldap3.BASE,
-            attributes=("nTSecurityDescriptor",), controls=[security.dacl_control()],
+            dc,
+            filters.guid_dn(guid),
+            "(objectClass=*)",
+            scope=ldap3.BASE,
+            attributes=("nTSecurityDescriptor",),
+            controls=[security.dacl_control()],
             operation="directory.unprotect",
         )
         if not found:
@@ -458,7 +535,9 @@ class LdapDirectory:
         changed = security.without_protection(descriptor)
         self._seen.changed(dc, guid)
         self._send(
-            dc, "directory.unprotect", str(guid),
+            dc,
+            "directory.unprotect",
+            str(guid),
             lambda c: c.modify(
                 filters.guid_dn(guid),
                 {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [changed])]},
@@ -470,15 +549,26 @@ class LdapDirectory:
     # DC, its description the holder's record. The DC's add is the arbiter between two runs.
 
     def lease(self, dn: str) -> str | None:
-        found = self._search(self.writable_dc(), dn, "(objectClass=*)", scope=ldap3.BASE,
-                             attributes=("description",), operation="directory.lease")
-        values = next((v for k, v in found[0][1].items() if k.lower() == "description"),
-                      []) if found else []
+        found = self._search(
+            self.writable_dc(),
+            dn,
+            "(objectClass=*)",
+            scope=ldap3.BASE,
+            attributes=("description",),
+            operation="directory.lease",
+        )
+        values = (
+            next((v for k, v in found[0][1].items() if k.lower() == "description"), [])
+            if found
+            else []
+        )
         return values[0].decode("utf-8") if values else None
 
     def add_lease(self, dn: str, record: str) -> bool:
         result, _ = self._send(
-            self.writable_dc(), "directory.add_lease", dn,
+            self.writable_dc(),
+            "directory.add_lease",
+            dn,
             lambda c: c.add(dn, ["top", "container"], {"description": record}),
             expected={ENTRY_ALREADY_EXISTS},
         )
@@ -489,7 +579,9 @@ class LdapDirectory:
         # and deleting a value the object does not hold fails (noSuchAttribute).
         changes = {"description": [(ldap3.MODIFY_DELETE, [old]), (ldap3.MODIFY_ADD, [new])]}
         result, _ = self._send(
-            self.writable_dc(), "directory.swap_lease", dn,
+            self.writable_dc(),
+            "directory.swap_lease",
+            dn,
             lambda c: c.modify(dn, changes),
             expected={NO_SUCH_ATTRIBUTE, NO_SUCH_OBJECT},
         )
@@ -501,7 +593,9 @@ class LdapDirectory:
         if self.lease(dn) != record:
             return False
         result, _ = self._send(
-            self.writable_dc(), "directory.remove_lease", dn,
+            self.writable_dc(),
+            "directory.remove_lease",
+            dn,
             lambda c: c.delete(dn),
             expected={NO_SUCH_OBJECT},
         )
@@ -522,8 +616,14 @@ class LdapDirectory:
         held, stale = self._seen.held_within(dc, base)
         again = self._read_held(stale, dc)
         scope = normalize(base)
-        return [*held, *(entry for entry in again.values()
-                         if is_within_normalized(normalize(entry.dn), scope))]
+        return [
+            *held,
+            *(
+                entry
+                for entry in again.values()
+                if is_within_normalized(normalize(entry.dn), scope)
+            ),
+        ]
 
     # Plumbing.
 
@@ -544,8 +644,12 @@ class LdapDirectory:
         if highest == since:
             return
         found = self._search(
-            dc, self._base_dn, f"(uSNChanged>={since + 1})", attributes=entries.CHANGE_ATTRIBUTES,
-            controls=[SHOW_DELETED], operation="directory.changes",
+            dc,
+            self._base_dn,
+            f"(uSNChanged>={since + 1})",
+            attributes=entries.CHANGE_ATTRIBUTES,
+            controls=[SHOW_DELETED],
+            operation="directory.changes",
         )
         changed = ((entries.to_entry(dn, raw), entries.parent_guid_of(raw)) for dn, raw in found)
         if self._seen.refresh(dc, changed):
@@ -558,25 +662,34 @@ class LdapDirectory:
         by_guid = list(dict.fromkeys(held.values()))
         for start in range(0, len(by_guid), GUIDS_PER_SEARCH):
             found = self._search(
-                dc, self._base_dn, filters.guids(by_guid[start : start + GUIDS_PER_SEARCH]),
-                attributes=("objectGUID",), operation="directory.changes",
+                dc,
+                self._base_dn,
+                filters.guids(by_guid[start : start + GUIDS_PER_SEARCH]),
+                attributes=("objectGUID",),
+                operation="directory.changes",
             )
             where.update((entries.guid_of(dn, raw), normalize(dn)) for dn, raw in found)
         self._seen.moved(dc, [name for name, guid in held.items() if where.get(guid) != name])
 
     def _highest_usn(self, dc: str) -> int:
         _, response = self._send(
-            dc, "directory.changes", None,
-            lambda c: c.search("", "(objectClass=*)", ldap3.BASE,
-                               attributes=["highestCommittedUSN"]),
+            dc,
+            "directory.changes",
+            None,
+            lambda c: c.search(
+                "", "(objectClass=*)", ldap3.BASE, attributes=["highestCommittedUSN"]
+            ),
         )
-        found = [item["raw_attributes"] for item in response
-                 if item.get("type") == "searchResEntry"]
+        found = [
+            item["raw_attributes"] for item in response if item.get("type") == "searchResEntry"
+        ]
         usn = entries.to_usn(found[0], "highestCommittedUSN") if found else 0
         if not usn:
             raise TransientError(
-                "the DC's root DSE gave no highestCommittedUSN", endpoint=dc,
-                operation="directory.changes", target=None,
+                "the DC's root DSE gave no highestCommittedUSN",
+                endpoint=dc,
+                operation="directory.changes",
+                target=None,
                 hint="check that the DC is an Active Directory DC and is healthy",
             )
         return usn
@@ -599,8 +712,9 @@ class LdapDirectory:
         if dc not in self._connections:
             if dc.startswith(GC_PREFIX):
                 port = GC_PORTS[self._settings.tls_mode or TlsMode.LDAPS]
-                connection = open_connection(replace(self._settings, port=port),
-                                             dc.removeprefix(GC_PREFIX))
+                connection = open_connection(
+                    replace(self._settings, port=port), dc.removeprefix(GC_PREFIX)
+                )
             else:
                 connection = open_connection(self._settings, dc)
                 self._watch(dc, connection)
@@ -616,7 +730,8 @@ class LdapDirectory:
         service = next((v[0] for k, v in root.items() if k.lower() == "dsservicename" and v), None)
         settings = (
             self._connect_read(dc, connection, service.decode("utf-8"), ("invocationId",))
-            if service else {}
+            if service
+            else {}
         )
         invocation = next((v[0] for k, v in settings.items() if k.lower() == "invocationid"), None)
         self._seen.watch(dc, entries.to_usn(root, "highestCommittedUSN"), invocation)
@@ -633,16 +748,24 @@ class LdapDirectory:
             raise errors.from_exception(
                 error, dc=dc, operation="directory.connect", target=None
             ) from None
-        found = [item["raw_attributes"] for item in answer[2] or ()
-                 if item.get("type") == "searchResEntry"]
+        found = [
+            item["raw_attributes"]
+            for item in answer[2] or ()
+            if item.get("type") == "searchResEntry"
+        ]
         if not found:
             raise errors.from_result(answer[1], dc=dc, operation="directory.connect", target=None)
         raw: dict[str, list[bytes]] = found[0]
         return raw
 
     def _send(
-        self, dc: str, operation: str, target: str | None,
-        call: Callable[[ldap3.Connection], Any], *, missing_is_empty: bool = False,
+        self,
+        dc: str,
+        operation: str,
+        target: str | None,
+        call: Callable[[ldap3.Connection], Any],
+        *,
+        missing_is_empty: bool = False,
         expected: Collection[int] = (),
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """One LDAP request; a failure becomes a classified error (the connection is dropped
@@ -671,8 +794,14 @@ class LdapDirectory:
         return result, list(response or [])
 
     def _search(
-        self, dc: str, base: str, search_filter: str, *, operation: str,
-        scope: str = ldap3.SUBTREE, attributes: Sequence[str] = entries.READ_ATTRIBUTES,
+        self,
+        dc: str,
+        base: str,
+        search_filter: str,
+        *,
+        operation: str,
+        scope: str = ldap3.SUBTREE,
+        attributes: Sequence[str] = entries.READ_ATTRIBUTES,
         controls: Sequence[Control] = (),
     ) -> Found:
         """A paged search: one request per page. A base that does not exist finds nothing."""
@@ -681,16 +810,24 @@ class LdapDirectory:
         all_controls = [*controls, security.dacl_control()]
         while True:
             result, response = self._send(
-                dc, operation, base,
+                dc,
+                operation,
+                base,
                 lambda c, cookie=cookie: c.search(  # type: ignore[misc]
-                    base, search_filter, search_scope=scope, attributes=list(attributes),
-                    controls=all_controls, paged_size=self._page_size, paged_cookie=cookie,
+                    base,
+                    search_filter,
+                    search_scope=scope,
+                    attributes=list(attributes),
+                    controls=all_controls,
+                    paged_size=self._page_size,
+                    paged_cookie=cookie,
                 ),
                 missing_is_empty=True,
             )
             found.extend(
                 (item["dn"], item["raw_attributes"])
-                for item in response if item.get("type") == "searchResEntry"
+                for item in response
+                if item.get("type") == "searchResEntry"
             )
             paged = (result.get("controls") or {}).get(PAGED_RESULTS_OID, {})
             cookie = paged.get("value", {}).get("cookie") or None
@@ -722,8 +859,10 @@ def _creation_order(entry: DirectoryEntry) -> tuple[object, int]:
 
 def _unreadable(dn: str, dc: str, why: str = "not returned") -> PermanentError:
     return PermanentError(
-        f"the security descriptor of {dn} on {dc}: {why}", endpoint=dc,
-        operation="exchange.rights", target=dn,
+        f"the security descriptor of {dn} on {dc}: {why}",
+        endpoint=dc,
+        operation="exchange.rights",
+        target=dn,
         hint="the [directory] account needs to read the object's permissions (its DACL)",
     )
 
@@ -731,6 +870,8 @@ def _unreadable(dn: str, dc: str, why: str = "not returned") -> PermanentError:
 def _no_such_object(guid: UUID, dc: str, operation: str) -> PermanentError:
     return PermanentError(
         f"noSuchObject (32): objectGUID {guid}: no such object on {dc}",
-        endpoint=dc, operation=operation, target=str(guid),
+        endpoint=dc,
+        operation=operation,
+        target=str(guid),
         hint="the object is gone or the name is wrong: refresh the selection",
     )

@@ -46,13 +46,18 @@ def discover(search: Search, configuration_dn: str, domain_dn: str) -> list[Doma
     found = search(
         f"CN=Sites,{configuration_dn}",
         "(|(objectClass=nTDSDSA)(objectClass=server))",
-        ("objectClass", "dNSHostName", "hasMasterNCs", "msDS-hasMasterNCs", "msDS-isRODC",
-         "msDS-HasDomainNCs", "hasPartialReplicaNCs"),
+        (
+            "objectClass",
+            "dNSHostName",
+            "hasMasterNCs",
+            "msDS-hasMasterNCs",
+            "msDS-isRODC",
+            "msDS-HasDomainNCs",
+            "hasPartialReplicaNCs",
+        ),
     )
     host_names = {
-        normalize(dn): names[0]
-        for dn, raw in found
-        if (names := _values(raw, "dNSHostName"))
+        normalize(dn): names[0] for dn, raw in found if (names := _values(raw, "dNSHostName"))
     }
     domain = normalize(domain_dn)
     controllers: list[DomainController] = []
@@ -70,15 +75,17 @@ def discover(search: Search, configuration_dn: str, domain_dn: str) -> list[Doma
             read_only = [v.upper() for v in _values(raw, "msDS-isRODC")] == ["TRUE"]
             # nTDSDSA < server < CN=Servers < the site
             site = parent_dn(parent_dn(parent_dn(normalize(dn))))
-            controllers.append(DomainController(host, read_only, site,
-                                                partial=domain not in contexts))
+            controllers.append(
+                DomainController(host, read_only, site, partial=domain not in contexts)
+            )
     return sorted(controllers)
 
 
 def site_links(search: Search, configuration_dn: str) -> list[SiteLink]:
     """Every site link of every inter-site transport, with its interval in seconds."""
     found = search(
-        f"CN=Inter-Site Transports,CN=Sites,{configuration_dn}", "(objectClass=siteLink)",
+        f"CN=Inter-Site Transports,CN=Sites,{configuration_dn}",
+        "(objectClass=siteLink)",
         ("siteList", "replInterval"),
     )
     links = []

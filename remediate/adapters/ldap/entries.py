@@ -25,7 +25,12 @@ from . import security
 
 # What every read asks for: all user attributes plus the ones '*' leaves out.
 READ_ATTRIBUTES = (
-    "*", "nTSecurityDescriptor", "isDeleted", "uSNChanged", "whenChanged", "parentGUID"
+    "*",
+    "nTSecurityDescriptor",
+    "isDeleted",
+    "uSNChanged",
+    "whenChanged",
+    "parentGUID",
 )
 # What a search for changed objects asks for: which, where, whether deleted, which change, and
 # the class (whether it could lie above what is held).
@@ -33,8 +38,16 @@ CHANGE_ATTRIBUTES = ("objectGUID", "isDeleted", "uSNChanged", "parentGUID", "obj
 # What a search for the names below a container asks for.
 NAME_ATTRIBUTES = ("objectGUID", "parentGUID")
 _NOT_SHOWN = frozenset(
-    {"objectguid", "ntsecuritydescriptor", "isdeleted", "whencreated", "whenchanged",
-     "usnchanged", "objectclass", "parentguid"}
+    {
+        "objectguid",
+        "ntsecuritydescriptor",
+        "isdeleted",
+        "whencreated",
+        "whenchanged",
+        "usnchanged",
+        "objectclass",
+        "parentguid",
+    }
 )
 
 
@@ -82,7 +95,9 @@ def to_usn(raw: Mapping[str, Sequence[bytes]], name: str = "uSNChanged") -> int:
 def to_entry(dn: str, raw: Mapping[str, Sequence[bytes]]) -> DirectoryEntry:
     classes = [
         value.decode()
-        for key, values in raw.items() if key.lower() == "objectclass" for value in values
+        for key, values in raw.items()
+        if key.lower() == "objectclass"
+        for value in values
     ]
     attributes: dict[str, AttrValue] = {}
     binary: dict[str, tuple[bytes, ...]] = {}

@@ -50,11 +50,17 @@ def from_result(
     message = f"{name} ({code})" + (f": {detail}" if detail else "")
     if code in TRANSIENT_CODES:
         return TransientError(
-            message, endpoint=dc, operation=operation, target=target,
+            message,
+            endpoint=dc,
+            operation=operation,
+            target=target,
             hint="the DC is busy or unavailable; retried, then try again later",
         )
     return PermanentError(
-        message, endpoint=dc, operation=operation, target=target,
+        message,
+        endpoint=dc,
+        operation=operation,
+        target=target,
         hint=_HINTS.get(code, "retrying cannot help: fix the cause and run again"),
     )
 
@@ -66,20 +72,31 @@ def from_exception(
     text = f"{type(error).__name__}: {error}"
     if _is_tls_failure(error):
         problem = tls.diagnose(
-            text, server=dc, ca_key="ca_file in the inventory's [directory]",
+            text,
+            server=dc,
+            ca_key="ca_file in the inventory's [directory]",
             name_key="the DC's name in dcs, with its address in [directory.addresses]",
         )
         return PermanentError(
-            f"TLS failed: {problem.what}; refused", endpoint=dc, operation=operation,
-            target=target, hint=problem.advice,
+            f"TLS failed: {problem.what}; refused",
+            endpoint=dc,
+            operation=operation,
+            target=target,
+            hint=problem.advice,
         )
     if isinstance(error, _TRANSIENT_EXCEPTIONS):
         return TransientError(
-            f"connection failed: {text}", endpoint=dc, operation=operation, target=target,
+            f"connection failed: {text}",
+            endpoint=dc,
+            operation=operation,
+            target=target,
             hint="check that the DC is up and reachable; retried, then try again later",
         )
     return PermanentError(
-        text, endpoint=dc, operation=operation, target=target,
+        text,
+        endpoint=dc,
+        operation=operation,
+        target=target,
         hint="retrying cannot help: fix the cause and run again",
     )
 

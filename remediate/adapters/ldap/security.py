@@ -1,4 +1,4 @@
-""""Protect from accidental deletion" in an object's nTSecurityDescriptor: an ACCESS_DENIED ACE
+""" "Protect from accidental deletion" in an object's nTSecurityDescriptor: an ACCESS_DENIED ACE
 for Everyone (S-1-1-0) with DELETE and DELETE_TREE (ADUC also denies DELETE_CHILD on the parent;
 removing the object's ACE is enough to delete it again). Read and written as the DACL only (the
 SD flags control), in the self-relative binary form (MS-DTYP 2.4.6)."""

@@ -35,10 +35,18 @@ from remediate.model import DirectoryEntry
 # Never above a user in AD's schema (lowercase, most specific class): a change to one never
 # moves what is held. Anything else never read here (an OU, a container, a class this list does
 # not name, an answer without its class) may be an ancestor of what is held.
-NEVER_ABOVE_A_USER = frozenset({
-    "user", "computer", "inetorgperson", "contact", "group", "foreignsecurityprincipal",
-    "msds-managedserviceaccount", "msds-groupmanagedserviceaccount",
-})
+NEVER_ABOVE_A_USER = frozenset(
+    {
+        "user",
+        "computer",
+        "inetorgperson",
+        "contact",
+        "group",
+        "foreignsecurityprincipal",
+        "msds-managedserviceaccount",
+        "msds-groupmanagedserviceaccount",
+    }
+)
 
 
 @dataclass
@@ -63,8 +71,9 @@ class _View:
 
     def drop_within(self, scope: str) -> None:
         """Forget every live object, listing and container at or below ``scope``."""
-        for guid in [g for g, e in self.entries.items()
-                     if is_within_normalized(normalize(e.dn), scope)]:
+        for guid in [
+            g for g, e in self.entries.items() if is_within_normalized(normalize(e.dn), scope)
+        ]:
             self.make_stale(guid)
         for container in [c for c in self.listings if is_within_normalized(c, scope)]:
             del self.listings[container]
@@ -180,7 +189,8 @@ class Seen:
             return [], []
         scope = normalize(scope_dn)
         return [
-            entry for entry in view.entries.values()
+            entry
+            for entry in view.entries.values()
             if is_within_normalized(normalize(entry.dn), scope)
         ], [guid for guid, dn in view.stale.items() if is_within_normalized(normalize(dn), scope)]
 

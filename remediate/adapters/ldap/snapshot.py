@@ -15,9 +15,7 @@ def copy_into(source: LdapDirectory, target: FakeDirectory, scope_dn: str) -> in
     GUIDs, names, classes, times and attributes, as already replicated: the objects the source
     holds there (read by a discovery just before: what a rehearsal of it touches; see
     :meth:`LdapDirectory.held_within`), else all of them, read now. Returns how many."""
-    entries = source.held_within(scope_dn) or source.entries_within(
-        scope_dn, source.writable_dc()
-    )
+    entries = source.held_within(scope_dn) or source.entries_within(scope_dn, source.writable_dc())
     for entry in entries:
         target.add_object(
             entry.dn,

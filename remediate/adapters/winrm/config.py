@@ -44,8 +44,19 @@ TRANSPORTS: tuple[Transport, ...] = ("ntlm", "kerberos", "credssp", "basic")
 LOCAL_EXPORT_DIRECTORY = "C:\\remediate\\exports"  # ExMerge's default (2000/2003)
 _UNC = re.compile(r"\\\\[^\\/?.:*\"<>|][^\\/:*?\"<>|]*\\[^\\/:*?\"<>|]+(\\.*)?")
 _KEYS = {
-    "host", "name", "version", "transport", "scheme", "port", "identity", "password_env",
-    "password_prompt", "ca_file", "export_directory", "operation_timeout_s", "deadline_s",
+    "host",
+    "name",
+    "version",
+    "transport",
+    "scheme",
+    "port",
+    "identity",
+    "password_env",
+    "password_prompt",
+    "ca_file",
+    "export_directory",
+    "operation_timeout_s",
+    "deadline_s",
     "kerberos_delegation",
 }
 
@@ -78,7 +89,8 @@ class ServerConfig:
                 f"export_directory ({self.host}, Exchange {self.version.value}) {problem}",
                 hint="write a share that the Exchange Trusted Subsystem group can read and "
                 "write, as a TOML literal string, e.g. export_directory = "
-                "'\\\\fs01\\pst$\\remediate'" if needs_unc_export_directory(self.version)
+                "'\\\\fs01\\pst$\\remediate'"
+                if needs_unc_export_directory(self.version)
                 else "write the directory's path as it is, e.g. export_directory = "
                 f"'{LOCAL_EXPORT_DIRECTORY}'",
             )
@@ -101,18 +113,24 @@ def load_exchange_servers(path: Path) -> list[ServerConfig]:
 
 
 def _bad(path: Path, key: str, expected: str) -> InputError:
-    return InputError(f"{key}: expected {expected}", target=str(path),
-                      hint="fix the inventory and try again")
+    return InputError(
+        f"{key}: expected {expected}", target=str(path), hint="fix the inventory and try again"
+    )
 
 
-def parse_entry(entry: object, path: Path, index: int, *,
-                environ: Mapping[str, str] | None = None) -> ServerConfig:
+def parse_entry(
+    entry: object, path: Path, index: int, *, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
     where = f"exchange[{index}]"
     if not isinstance(entry, dict):
         raise _bad(path, where, "a table")
     if "password" in entry:
-        raise _bad(path, f"{where}.password", "no password in the inventory: name an environment "
-                   "variable with password_env, or set password_prompt = true")
+        raise _bad(
+            path,
+            f"{where}.password",
+            "no password in the inventory: name an environment "
+            "variable with password_env, or set password_prompt = true",
+        )
     unknown = sorted(set(entry) - _KEYS)
     if unknown:
         raise _bad(path, f"{where}.{unknown[0]}", "one of " + ", ".join(sorted(_KEYS)))
@@ -127,8 +145,9 @@ def parse_entry(entry: object, path: Path, index: int, *,
     try:
         version = ExchangeVersion(str(entry.get("version")))
     except ValueError:
-        raise _bad(path, f"{where}.version",
-                   "one of " + ", ".join(v.value for v in ExchangeVersion)) from None
+        raise _bad(
+            path, f"{where}.version", "one of " + ", ".join(v.value for v in ExchangeVersion)
+        ) from None
     transport = text("transport", "ntlm").lower()
     if transport not in TRANSPORTS:
         raise _bad(path, f"{where}.transport", "one of " + ", ".join(TRANSPORTS))
@@ -137,8 +156,11 @@ def parse_entry(entry: object, path: Path, index: int, *,
     if scheme not in ("http", "https"):
         raise _bad(path, f"{where}.scheme", '"http" or "https"')
     if secure_only and scheme != "https":
-        raise _bad(path, f"{where}.scheme",
-                   f'"https" with transport {transport} (it would send the password in clear)')
+        raise _bad(
+            path,
+            f"{where}.scheme",
+            f'"https" with transport {transport} (it would send the password in clear)',
+        )
     port = entry.get("port", 5986 if scheme == "https" else 5985)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise _bad(path, f"{where}.port", "an integer from 1 to 65535")
@@ -151,26 +173,35 @@ def parse_entry(entry: object, path: Path, index: int, *,
             raise _bad(path, f"{where}.ca_file", f"an existing PEM file (no file {ca_file})")
     delegation = entry.get("kerberos_delegation", False)
     if not isinstance(delegation, bool) or (delegation and transport != "kerberos"):
-        raise _bad(path, f"{where}.kerberos_delegation",
-                   'true or false, and true only with transport = "kerberos"')
+        raise _bad(
+            path,
+            f"{where}.kerberos_delegation",
+            'true or false, and true only with transport = "kerberos"',
+        )
     identity = text("identity")
-    password = _password_source(entry, path, where, identity=identity, host=host,
-                                environ=environ)
+    password = _password_source(entry, path, where, identity=identity, host=host, environ=environ)
     name = text("name", host.split(".", 1)[0].upper())
     export_directory = _export_directory(entry, path, where)
     operation_timeout_s = _number(entry, "operation_timeout_s", 20, path, where)
     deadline_s = float(_number(entry, "deadline_s", 3600, path, where))
     try:
         return ServerConfig(
-            host=host, version=version, identity=identity, password=password, name=name,
-            transport=transport, kerberos_delegation=delegation,
-            scheme=cast(Literal["http", "https"], scheme), port=port, ca_file=ca_file,
-            export_directory=export_directory, operation_timeout_s=operation_timeout_s,
+            host=host,
+            version=version,
+            identity=identity,
+            password=password,
+            name=name,
+            transport=transport,
+            kerberos_delegation=delegation,
+            scheme=cast(Literal["http", "https"], scheme),
+            port=port,
+            ca_file=ca_file,
+            export_directory=export_directory,
+            operation_timeout_s=operation_timeout_s,
             deadline_s=deadline_s,
         )
     except InputError as error:  # ServerConfig's own checks, placed in the file
-        raise InputError(f"{where}.{error.message}", target=str(path),
-                         hint=error.hint) from None
+        raise InputError(f"{where}.{error.message}", target=str(path), hint=error.hint) from None
 
 
 def needs_unc_export_directory(version: ExchangeVersion) -> bool:
@@ -187,12 +218,15 @@ def is_unc(value: str) -> bool:
 def _export_directory_problem(value: str, version: ExchangeVersion) -> str | None:
     if needs_unc_export_directory(version) and not is_unc(value):
         found = "is missing" if not value else f"is {value!r}, not a UNC path"
-        return (f"{found}: New-MailboxExportRequest/New-MailboxImportRequest write only to a "
-                "UNC path")
+        return (
+            f"{found}: New-MailboxExportRequest/New-MailboxImportRequest write only to a UNC path"
+        )
     if line_unsafe(value):
-        return (f"is {value!r}: a path holding a line break or another control character, or "
-                "beginning or ending with a blank, names another directory (or none) on the "
-                "server")
+        return (
+            f"is {value!r}: a path holding a line break or another control character, or "
+            "beginning or ending with a blank, names another directory (or none) on the "
+            "server"
+        )
     return None
 
 
@@ -210,29 +244,45 @@ def _number(entry: dict[str, object], key: str, default: int, path: Path, where:
     return value
 
 
-def _password_source(entry: dict[str, object], path: Path, where: str, *, identity: str,
-                     host: str, environ: Mapping[str, str] | None) -> Callable[[], str]:
+def _password_source(
+    entry: dict[str, object],
+    path: Path,
+    where: str,
+    *,
+    identity: str,
+    host: str,
+    environ: Mapping[str, str] | None,
+) -> Callable[[], str]:
     variable = entry.get("password_env")
     prompt = entry.get("password_prompt", False)
     if variable is not None and prompt:
-        raise _bad(path, f"{where}.password_env",
-                   "either password_env or password_prompt, not both")
+        raise _bad(
+            path, f"{where}.password_env", "either password_env or password_prompt, not both"
+        )
     if variable is None:
         if prompt is not True:
-            raise _bad(path, f"{where}.password_env",
-                       "the name of an environment variable holding the password "
-                       "(or password_prompt = true)")
+            raise _bad(
+                path,
+                f"{where}.password_env",
+                "the name of an environment variable holding the password "
+                "(or password_prompt = true)",
+            )
         return lambda: getpass.getpass(f"Password for {identity} on {host}: ")
     if not isinstance(variable, str) or not variable.isidentifier():
-        raise _bad(path, f"{where}.password_env", "an environment variable name such as "
-                   "REMEDIATE_EXCH_PASSWORD")
+        raise _bad(
+            path,
+            f"{where}.password_env",
+            "an environment variable name such as REMEDIATE_EXCH_PASSWORD",
+        )
 
     def from_environment() -> str:
         value = (os.environ if environ is None else environ).get(variable)
         if not value:
-            raise InputError(f"environment variable {variable} is not set",
-                             target=f"{path} {where}.password_env",
-                             hint=f"export {variable} with the password of {identity}")
+            raise InputError(
+                f"environment variable {variable} is not set",
+                target=f"{path} {where}.password_env",
+                hint=f"export {variable} with the password of {identity}",
+            )
         return value
 
     return from_environment

@@ -23,9 +23,12 @@ PS1_REFUSAL = (
     '{"message":"Windows PowerShell 1.0 here: install WMF 2.0 (PowerShell 2.0, KB968930), '
     'then plan again","target":""}'
 )
-BOOTSTRAP = r"""$ErrorActionPreference = 'Stop'
+BOOTSTRAP = (
+    r"""$ErrorActionPreference = 'Stop'
 if ($null -eq $PSVersionTable) {
-    [Console]::Out.WriteLine('REMEDIATE-REFUSED """ + PS1_REFUSAL + r"""')
+    [Console]::Out.WriteLine('REMEDIATE-REFUSED """
+    + PS1_REFUSAL
+    + r"""')
     exit 3
 }
 $lines = [Console]::In.ReadToEnd().Split([char]10)
@@ -42,6 +45,7 @@ $block = [System.Management.Automation.ScriptBlock]::Create($code)
 & $block @arguments
 exit $LASTEXITCODE
 """
+)
 PROGRAM = "powershell.exe"
 ARGUMENTS = (
     "-NoProfile",
@@ -69,8 +73,9 @@ def arguments(script: Script, values: Mapping[str, Value]) -> list[str]:
     if missing or extra:
         raise ValueError(f"{script.id}: missing {missing}, unexpected {extra}")
     if script.dialect is Dialect.PS5:
-        plain = {name: value if isinstance(value, str) else list(value)
-                 for name, value in values.items()}
+        plain = {
+            name: value if isinstance(value, str) else list(value) for name, value in values.items()
+        }
         return [_b64(json.dumps(plain))]
     encoded = []
     for parameter in script.parameters:

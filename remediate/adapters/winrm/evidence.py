@@ -80,7 +80,9 @@ def export_ref(server: str, guid: UUID, row: Mapping[str, Any], operation: str) 
     except (_Unreadable, ValueError) as error:
         raise PermanentError(
             f"the record beside the export {location} of mailbox {guid} is unreadable: {error}",
-            endpoint=server, operation=f"exchange.{operation}", target=str(guid),
+            endpoint=server,
+            operation=f"exchange.{operation}",
+            target=str(guid),
             hint="move the export and its records aside and export the mailbox again",
         ) from None
     return ExportRef(server, guid, location, None, evidence, imported)

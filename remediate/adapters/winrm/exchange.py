@@ -38,7 +38,7 @@ MISSING_IMPORT_EXPORT_ROLE = (
     "{server}: the account {account} cannot export or import mail there: its Exchange "
     "Management Shell has no New-MailboxExportRequest, so it lacks the Mailbox Import Export "
     "role (assigned to nobody by default). Assign it (New-ManagementRoleAssignment -Role "
-    "\"Mailbox Import Export\" -User {account}), then plan again"
+    '"Mailbox Import Export" -User {account}), then plan again'
 )
 
 # Targets per WinRM call. One call carries a whole step's targets on a server; past this many it
@@ -63,7 +63,7 @@ class _Description:
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), BATCH_SIZE):
-        yield items[start:start + BATCH_SIZE]
+        yield items[start : start + BATCH_SIZE]
 
 
 def _names(value: object) -> tuple[str, ...]:
@@ -108,7 +108,8 @@ class WinRmExchange:
         if config is None:
             raise PermanentError(
                 f"not in the inventory; known: {', '.join(self._configs) or 'none'}",
-                endpoint=server, operation=f"exchange.{operation}",
+                endpoint=server,
+                operation=f"exchange.{operation}",
                 hint="add an [[exchange]] entry for it",
             )
         return config
@@ -119,13 +120,17 @@ class WinRmExchange:
         if script is None:
             raise PermanentError(
                 f"Exchange {config.version} has no {operation} operation",
-                endpoint=server, operation=f"exchange.{operation}",
+                endpoint=server,
+                operation=f"exchange.{operation}",
                 hint=missing_operation_hint(config.version, operation),
             )
         return self.runners[server].run(script, values)
 
     def _batched(
-        self, server: str, operation: str, targets: Sequence[T],
+        self,
+        server: str,
+        operation: str,
+        targets: Sequence[T],
         values: Callable[[Sequence[T]], Mapping[str, Value]],
     ) -> list[Any]:
         return [self._run(server, operation, values(chunk)) for chunk in _chunks(targets)]
@@ -137,17 +142,29 @@ class WinRmExchange:
                 stores = tuple(self._catalog("describe").mailbox_stores(server))
             else:  # Get-MailboxDatabase: the Exchange shell reads AD itself
                 stores = tuple(
-                    Store(server, str(s["name"]), str(s["storage_group"]), str(s["dn"]),
-                          s.get("recovery") is True)
+                    Store(
+                        server,
+                        str(s["name"]),
+                        str(s["storage_group"]),
+                        str(s["dn"]),
+                        s.get("recovery") is True,
+                    )
                     for s in found["stores"]
                 )
             build = found.get("admin_display_version")
-            roles = frozenset(role.strip() for role in str(found.get("roles") or "").split(",")
-                              if role.strip())
+            roles = frozenset(
+                role.strip() for role in str(found.get("roles") or "").split(",") if role.strip()
+            )
             self._described[server] = _Description(
-                str(found["dc"]), stores, str(build) if build else None, roles,
-                str(found.get("site") or ""), found.get("can_export") is not False,
-                _names(found.get("dcs")), _names(found.get("gcs")))
+                str(found["dc"]),
+                stores,
+                str(build) if build else None,
+                roles,
+                str(found.get("site") or ""),
+                found.get("can_export") is not False,
+                _names(found.get("dcs")),
+                _names(found.get("gcs")),
+            )
         return self._described[server]
 
     def _store_keys(
@@ -165,9 +182,13 @@ class WinRmExchange:
             dn = wanted.get(guid, "")
             store = by_dn.get(dn.lower())
             if dn and store is None:
-                raise PermanentError(f"no store {dn} on {server} (mailbox {guid})",
-                                     endpoint=server, operation="exchange.stores",
-                                     target=str(guid), hint="plan again")
+                raise PermanentError(
+                    f"no store {dn} on {server} (mailbox {guid})",
+                    endpoint=server,
+                    operation="exchange.stores",
+                    target=str(guid),
+                    hint="plan again",
+                )
             keys.append(f"{store.storage_group}\\{store.name}" if store else "")
         return keys
 
@@ -175,7 +196,8 @@ class WinRmExchange:
         if self._catalog_port is None:
             raise PermanentError(
                 "no directory connection to read owners, stores and users from",
-                endpoint="directory", operation=f"exchange.{operation}",
+                endpoint="directory",
+                operation=f"exchange.{operation}",
                 hint="build WinRmExchange with catalog= (the inventory's [directory])",
             )
         return self._catalog_port
@@ -187,8 +209,11 @@ class WinRmExchange:
             named = (row.get("store_name"), row.get("storage_group"))
             if (store.name, store.storage_group) == named:
                 return store.dn
-        raise PermanentError(f"mailbox {row.get('guid')} is in an unknown store",
-                             endpoint=server, operation="exchange.mailboxes")
+        raise PermanentError(
+            f"mailbox {row.get('guid')} is in an unknown store",
+            endpoint=server,
+            operation="exchange.mailboxes",
+        )
 
     # -- the port
 
@@ -196,8 +221,17 @@ class WinRmExchange:
         found = []
         for name, config in self._configs.items():
             described = self._describe(name)
-            found.append(ExchangeServer(name, config.version, described.dc, described.roles,
-                                        described.site, described.dcs, described.gcs))
+            found.append(
+                ExchangeServer(
+                    name,
+                    config.version,
+                    described.dc,
+                    described.roles,
+                    described.site,
+                    described.dcs,
+                    described.gcs,
+                )
+            )
         return found
 
     def stores(self, server: str) -> list[Store]:
@@ -207,15 +241,23 @@ class WinRmExchange:
         if guids is None:
             found = [self._run(server, "mailboxes", {"scope": "all", "guids": []})]
         else:
-            found = self._batched(server, "mailboxes", _strings(guids),
-                                  lambda chunk: {"scope": "listed", "guids": list(chunk)})
+            found = self._batched(
+                server,
+                "mailboxes",
+                _strings(guids),
+                lambda chunk: {"scope": "listed", "guids": list(chunk)},
+            )
         rows = [row for chunk in found for row in chunk]
-        owners = reads.owners(self._catalog("mailboxes"), server,
-                              list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)))
+        owners = reads.owners(
+            self._catalog("mailboxes"),
+            server,
+            list(dict.fromkeys(UUID(str(row["guid"])) for row in rows)),
+        )
         return [self._mailbox(server, row, owners) for row in rows]
 
-    def _mailbox(self, server: str, row: Mapping[str, Any],
-                 owners: Mapping[UUID, UUID]) -> MailboxInfo:
+    def _mailbox(
+        self, server: str, row: Mapping[str, Any], owners: Mapping[UUID, UUID]
+    ) -> MailboxInfo:
         disconnected = row.get("disconnected_at")
         return MailboxInfo(
             guid=UUID(str(row["guid"])),
@@ -243,8 +285,9 @@ class WinRmExchange:
         if not names:
             return {}
         found = self._run(server, "running_dependents", {"names": list(names)})
-        return {str(name): [str(d) for d in (dependents or [])]
-                for name, dependents in found.items()}
+        return {
+            str(name): [str(d) for d in (dependents or [])] for name, dependents in found.items()
+        }
 
     def set_services(self, server: str, names: Sequence[str], state: ServiceState) -> None:
         if names:
@@ -265,15 +308,25 @@ class WinRmExchange:
                 raise PermanentError(
                     f"no store with this DN on {server}; its stores: "
                     + ("; ".join(s.dn for s in known.values()) or "none"),
-                    endpoint=server, operation="exchange.run_cleanup_agent", target=dn)
+                    endpoint=server,
+                    operation="exchange.run_cleanup_agent",
+                    target=dn,
+                )
             stores.append(store)
         raise ManualActionRequired(_esm_instructions(server, stores))
 
     def purge_mailboxes(
         self, server: str, guids: Collection[UUID], stores: Mapping[UUID, str] | None = None
     ) -> None:
-        self._batched(server, "purge", list(guids), lambda chunk: {
-            "guids": _strings(chunk), "stores": self._store_keys(server, chunk, stores)})
+        self._batched(
+            server,
+            "purge",
+            list(guids),
+            lambda chunk: {
+                "guids": _strings(chunk),
+                "stores": self._store_keys(server, chunk, stores),
+            },
+        )
 
     def disable_mailboxes(self, server: str, users: Collection[UUID]) -> None:
         self._by_user(server, "disable", list(users))
@@ -281,8 +334,15 @@ class WinRmExchange:
     def _by_user(self, server: str, operation: str, users: Sequence[UUID]) -> None:
         """A script over users named by GUID (targets) and by the DN read from AD."""
         found = reads.users(self._catalog(operation), server, operation, users)
-        self._batched(server, operation, users, lambda chunk: {
-            "users": _strings(chunk), "user_dns": [found[user].dn for user in chunk]})
+        self._batched(
+            server,
+            operation,
+            users,
+            lambda chunk: {
+                "users": _strings(chunk),
+                "user_dns": [found[user].dn for user in chunk],
+            },
+        )
 
     def reconnect_mailboxes(
         self,
@@ -292,17 +352,29 @@ class WinRmExchange:
         stores: Mapping[UUID, str] | None = None,
     ) -> None:
         how = dict(connect_as or {})
-        found = reads.users(self._catalog("reconnect"), server, "reconnect",
-                            [user for _, user in pairs], unmailed=True)
-        self._batched(server, "reconnect", list(pairs), lambda chunk: {
-            "mailboxes": [str(mailbox) for mailbox, _ in chunk],
-            "stores": self._store_keys(server, [mailbox for mailbox, _ in chunk], stores),
-            "users": [str(user) for _, user in chunk],
-            "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
-            "archives": ["1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk],
-            "logons": [found[user].sam_account_name for _, user in chunk],
-            "user_dns": [found[user].dn for _, user in chunk],
-        })
+        found = reads.users(
+            self._catalog("reconnect"),
+            server,
+            "reconnect",
+            [user for _, user in pairs],
+            unmailed=True,
+        )
+        self._batched(
+            server,
+            "reconnect",
+            list(pairs),
+            lambda chunk: {
+                "mailboxes": [str(mailbox) for mailbox, _ in chunk],
+                "stores": self._store_keys(server, [mailbox for mailbox, _ in chunk], stores),
+                "users": [str(user) for _, user in chunk],
+                "kinds": [how.get(user, ConnectAs()).kind.value for _, user in chunk],
+                "archives": [
+                    "1" if how.get(user, ConnectAs()).archive else "0" for _, user in chunk
+                ],
+                "logons": [found[user].sam_account_name for _, user in chunk],
+                "user_dns": [found[user].dn for _, user in chunk],
+            },
+        )
 
     def reconnect_problems(
         self, server: str, mailboxes: Collection[UUID], stores: Mapping[UUID, str] | None = None
@@ -310,8 +382,15 @@ class WinRmExchange:
         if self._config(server, "reconnect_problems").version.legacy or not mailboxes:
             return {}
         found: dict[UUID, str] = {}
-        for rows in self._batched(server, "validate_reconnect", list(mailboxes), lambda chunk: {
-                "mailboxes": _strings(chunk), "stores": self._store_keys(server, chunk, stores)}):
+        for rows in self._batched(
+            server,
+            "validate_reconnect",
+            list(mailboxes),
+            lambda chunk: {
+                "mailboxes": _strings(chunk),
+                "stores": self._store_keys(server, chunk, stores),
+            },
+        ):
             found.update((UUID(str(guid)), str(problem)) for guid, problem in (rows or {}).items())
         return found
 
@@ -319,8 +398,11 @@ class WinRmExchange:
         config = self._config(server, "update_recipients")
         if config.version.legacy:
             raise ManualActionRequired(recipient_update_instructions(server))
-        build = (self._describe(server).admin_display_version
-                 if config.version is ExchangeVersion.E2007 else None)
+        build = (
+            self._describe(server).admin_display_version
+            if config.version is ExchangeVersion.E2007
+            else None
+        )
         if build and lacks_update_recipient(build):
             raise ManualActionRequired(email_address_policy_instructions(server, build))
         self._by_user(server, "update_recipients", list(users))
@@ -329,8 +411,9 @@ class WinRmExchange:
         self, server: str, mailboxes: Collection[MailboxInfo] = ()
     ) -> str | None:
         config = self._config(server, "mail_export_refusal")
-        return (self._server_refusal(config)
-                or mailbox_list_refusal(server, config.version, mailboxes))
+        return self._server_refusal(config) or mailbox_list_refusal(
+            server, config.version, mailboxes
+        )
 
     def _server_refusal(self, config: ServerConfig) -> str | None:
         """What the version says; for Exchange 2010, the build its describe script reported
@@ -340,17 +423,25 @@ class WinRmExchange:
         if config.version is ExchangeVersion.E2010:
             build = self._describe(config.server).admin_display_version
         refusal = mail_export_refusal(config.server, config.version, build)
-        if (refusal is None and not config.version.legacy
-                and not self._describe(config.server).can_export):
-            refusal = MISSING_IMPORT_EXPORT_ROLE.format(server=config.server,
-                                                        account=config.identity)
+        if (
+            refusal is None
+            and not config.version.legacy
+            and not self._describe(config.server).can_export
+        ):
+            refusal = MISSING_IMPORT_EXPORT_ROLE.format(
+                server=config.server, account=config.identity
+            )
         if refusal is None and config.version is ExchangeVersion.E2003:
             if config.server not in self._prerequisites:
-                found = self._run(config.server, "exmerge_prerequisites",
-                                  {"directory": config.export_directory})
+                found = self._run(
+                    config.server, "exmerge_prerequisites", {"directory": config.export_directory}
+                )
                 self._prerequisites[config.server] = "; ".join(
-                    [*(str(p) for p in found or []),
-                     *reads.missing_store_rights(self._catalog("exmerge_prerequisites"), config)])
+                    [
+                        *(str(p) for p in found or []),
+                        *reads.missing_store_rights(self._catalog("exmerge_prerequisites"), config),
+                    ]
+                )
             refusal = self._prerequisites[config.server] or None
         return refusal
 
@@ -364,7 +455,10 @@ class WinRmExchange:
         return config
 
     def _exports(
-        self, config: ServerConfig, operation: str, guids: Collection[UUID],
+        self,
+        config: ServerConfig,
+        operation: str,
+        guids: Collection[UUID],
         stores: Mapping[UUID, str] | None = None,
     ) -> dict[UUID, ExportRef]:
         server, directory = config.server, config.export_directory
@@ -372,8 +466,12 @@ class WinRmExchange:
         def values(chunk: Sequence[UUID]) -> dict[str, Value]:
             if operation != "export":
                 return {"directory": directory, "guids": _strings(chunk)}
-            return {"directory": directory, "guids": _strings(chunk), "wait_s": _wait_s(config),
-                    "stores": self._store_keys(server, chunk, stores)}
+            return {
+                "directory": directory,
+                "guids": _strings(chunk),
+                "wait_s": _wait_s(config),
+                "stores": self._store_keys(server, chunk, stores),
+            }
 
         refs: dict[UUID, ExportRef] = {}
         for found in self._batched(server, operation, list(guids), values):
@@ -393,20 +491,27 @@ class WinRmExchange:
         return self._exports(self._transferring(server, "export"), "export", guids, stores)
 
     def import_mail(
-        self, server: str, pairs: Sequence[tuple[UUID, ExportRef]],
+        self,
+        server: str,
+        pairs: Sequence[tuple[UUID, ExportRef]],
         stores: Mapping[UUID, str] | None = None,
     ) -> None:
         config = self._transferring(server, "import")
         directory = config.export_directory
-        self._batched(server, "import", list(pairs), lambda chunk: {
-            "directory": directory,
-            "wait_s": _wait_s(config),
-            "mailboxes": [str(guid) for guid, _ in chunk],
-            "export_servers": [ref.server for _, ref in chunk],
-            "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
-            "locations": [ref.location for _, ref in chunk],
-            "stores": self._store_keys(server, [guid for guid, _ in chunk], stores),
-        })
+        self._batched(
+            server,
+            "import",
+            list(pairs),
+            lambda chunk: {
+                "directory": directory,
+                "wait_s": _wait_s(config),
+                "mailboxes": [str(guid) for guid, _ in chunk],
+                "export_servers": [ref.server for _, ref in chunk],
+                "export_mailboxes": [str(ref.mailbox) for _, ref in chunk],
+                "locations": [ref.location for _, ref in chunk],
+                "stores": self._store_keys(server, [guid for guid, _ in chunk], stores),
+            },
+        )
 
 
 def export_location(config: ServerConfig) -> str:
@@ -418,14 +523,20 @@ def export_location(config: ServerConfig) -> str:
     (New-MailboxExportRequest -FilePath: "the network share path of the .pst file")."""
     directory, server = config.export_directory, config.server
     if config.version.legacy:
-        return (f"{code(directory)} on {server}, the Exchange server itself (ExMerge's "
-                "`<mailbox guid>.pst`, its log and the record of each export)")
+        return (
+            f"{code(directory)} on {server}, the Exchange server itself (ExMerge's "
+            "`<mailbox guid>.pst`, its log and the record of each export)"
+        )
     if config.version is ExchangeVersion.E2007:
-        return (f"none from {server}: Exchange 2007 exports only with Export-Mailbox "
-                "-PSTFolderPath on a 32-bit management workstation with Outlook, to the folder "
-                "given there, on that workstation")
-    return (f"{code(directory)} (`<mailbox guid>.pst` and the record of each export of {server}'s "
-            "mailboxes; New-MailboxExportRequest writes them as the Exchange Trusted Subsystem)")
+        return (
+            f"none from {server}: Exchange 2007 exports only with Export-Mailbox "
+            "-PSTFolderPath on a 32-bit management workstation with Outlook, to the folder "
+            "given there, on that workstation"
+        )
+    return (
+        f"{code(directory)} (`<mailbox guid>.pst` and the record of each export of {server}'s "
+        "mailboxes; New-MailboxExportRequest writes them as the Exchange Trusted Subsystem)"
+    )
 
 
 def _wait_s(config: ServerConfig) -> str:

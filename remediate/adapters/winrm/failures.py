@@ -43,14 +43,17 @@ def classify(error: Exception, server: ServerConfig, operation: str) -> BackendE
             "Basic and unencrypted messages",
         )
     if isinstance(error, requests.exceptions.SSLError):
-        problem = tls.diagnose(str(error), server=url,
-                               ca_key="ca_file in the inventory's [[exchange]] entry",
-                               name_key="host in the inventory's [[exchange]] entry")
-        return PermanentError(f"TLS failed: {problem.what}; refused", **where,
-                              hint=problem.advice)
+        problem = tls.diagnose(
+            str(error),
+            server=url,
+            ca_key="ca_file in the inventory's [[exchange]] entry",
+            name_key="host in the inventory's [[exchange]] entry",
+        )
+        return PermanentError(f"TLS failed: {problem.what}; refused", **where, hint=problem.advice)
     if isinstance(error, requests.exceptions.Timeout):
         return TransientError(
-            f"no answer from {url} in time", **where,
+            f"no answer from {url} in time",
+            **where,
             hint="check that the server is up; raise operation_timeout_s if it is just slow",
         )
     if isinstance(error, requests.exceptions.ConnectionError):
@@ -61,19 +64,24 @@ def classify(error: Exception, server: ServerConfig, operation: str) -> BackendE
             "(winrm quickconfig) and that no firewall blocks it",
         )
     if isinstance(error, WinRMOperationTimeoutError):
-        return TransientError("the command did not finish in time", **where,
-                              hint="raise deadline_s for this server, or check it is not hung")
+        return TransientError(
+            "the command did not finish in time",
+            **where,
+            hint="raise deadline_s for this server, or check it is not hung",
+        )
     if isinstance(error, WSManFaultError):
         return PermanentError(
-            f"{url} answered with a WS-Management fault {error.wsman_fault_code}: "
-            f"{error.reason}",
+            f"{url} answered with a WS-Management fault {error.wsman_fault_code}: {error.reason}",
             **where,
             hint="check the server's WinRM configuration (winrm get winrm/config)",
         )
     if isinstance(error, WinRMTransportError):
         kind = TransientError if error.code >= 500 else PermanentError
-        return kind(f"{url} answered HTTP {error.code}", **where,
-                    hint="check the server's WinRM service and its event log")
+        return kind(
+            f"{url} answered HTTP {error.code}",
+            **where,
+            hint="check the server's WinRM service and its event log",
+        )
     if isinstance(error, WinRMError) and "not installed" in str(error):
         return PermanentError(
             f"transport {server.transport} needs a package this machine lacks: {error}",
@@ -91,8 +99,12 @@ def from_script(message: str, server: ServerConfig, operation: str) -> BackendEr
     text = message or "the script failed without an error message"
     if _TRANSIENT_TEXT.search(text) and not _PERMANENT_TEXT.search(text):
         return TransientError(text, **where, hint="retry later; check the server's services")
-    return PermanentError(text, **where, hint=f"read the error from {server.server}; if it "
-                          "names a missing cmdlet or snap-in, check the inventory's version")
+    return PermanentError(
+        text,
+        **where,
+        hint=f"read the error from {server.server}; if it "
+        "names a missing cmdlet or snap-in, check the inventory's version",
+    )
 
 
 def _first_line(error: Exception) -> str:

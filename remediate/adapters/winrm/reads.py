@@ -16,12 +16,20 @@ from .config import ServerConfig
 
 # The extended rights ExMerge needs on a mailbox store (KB273642, cited by KB278447; KB292509),
 # by rightsGuid.
-STORE_RIGHTS = {UUID("ab721a54-1e2f-11d0-9819-00aa0040529b"): "Send As",
-                UUID("ab721a56-1e2f-11d0-9819-00aa0040529b"): "Receive As"}
+STORE_RIGHTS = {
+    UUID("ab721a54-1e2f-11d0-9819-00aa0040529b"): "Send As",
+    UUID("ab721a56-1e2f-11d0-9819-00aa0040529b"): "Receive As",
+}
 
 
-def users(catalog: ExchangeCatalog, server: str, operation: str, wanted: Sequence[UUID], *,
-          unmailed: bool = False) -> dict[UUID, DirectoryEntry]:
+def users(
+    catalog: ExchangeCatalog,
+    server: str,
+    operation: str,
+    wanted: Sequence[UUID],
+    *,
+    unmailed: bool = False,
+) -> dict[UUID, DirectoryEntry]:
     """The users as the pinned DC sees them; one that is not there is refused, and with
     ``unmailed`` one that is still mail-enabled (a reconnect would fail on it)."""
     found = catalog.recipients(wanted)
@@ -33,8 +41,9 @@ def users(catalog: ExchangeCatalog, server: str, operation: str, wanted: Sequenc
             problem = f"user {entry.dn} is still mail-enabled"
         else:
             continue
-        raise PermanentError(problem, endpoint=server, operation=f"exchange.{operation}",
-                             target=str(guid))
+        raise PermanentError(
+            problem, endpoint=server, operation=f"exchange.{operation}", target=str(guid)
+        )
     return found
 
 
@@ -47,7 +56,9 @@ def owners(catalog: ExchangeCatalog, server: str, mailboxes: Sequence[UUID]) -> 
             raise PermanentError(
                 f"mailbox {mailbox} is claimed by {len(claimants)} users of the forest "
                 f"({names}): remediate will not guess which owns it",
-                endpoint=server, operation="exchange.mailboxes", target=str(mailbox),
+                endpoint=server,
+                operation="exchange.mailboxes",
+                target=str(mailbox),
                 hint="clear msExchMailboxGuid on the user that does not own it, then plan again",
             )
         if claimants:
@@ -67,5 +78,6 @@ def missing_store_rights(catalog: ExchangeCatalog, config: ServerConfig) -> list
                 f"grant {missing} on {store.storage_group}\\{store.name} ({config.server}) to "
                 f"{config.identity} (Exchange System Manager > the store > Properties > "
                 "Security; on Exchange 2003 through a security group, since the built-in "
-                "administrators inherit a Deny: KB292509)")
+                "administrators inherit a Deny: KB292509)"
+            )
     return problems

@@ -44,7 +44,9 @@ class ScriptRunner:
             if config.transport == "basic" and config.scheme != "https":
                 raise PermanentError(
                     "Basic over http would send the password in clear; refused",
-                    endpoint=config.server, operation="connect", target=config.url,
+                    endpoint=config.server,
+                    operation="connect",
+                    target=config.url,
                     hint='set scheme = "https" (and ca_file) for this server in the inventory, '
                     "or use transport ntlm or kerberos",
                 )
@@ -82,13 +84,14 @@ class ScriptRunner:
         try:
             # The script arrives on stdin: a console-mode stdin pipe (pywinrm's default) can cut
             # a long line, so stdin is a plain pipe, as Ansible's WinRM plugin has it.
-            command = protocol.run_command(shell, delivery.PROGRAM, list(delivery.ARGUMENTS),
-                                           console_mode_stdin=False)
+            command = protocol.run_command(
+                shell, delivery.PROGRAM, list(delivery.ARGUMENTS), console_mode_stdin=False
+            )
             try:
                 for start in range(0, len(payload), STDIN_CHUNK):
                     last = start + STDIN_CHUNK >= len(payload)
                     protocol.send_command_input(
-                        shell, command, payload[start:start + STDIN_CHUNK], end=last
+                        shell, command, payload[start : start + STDIN_CHUNK], end=last
                     )
                 return self._receive(protocol, shell, command, deadline)
             finally:
@@ -98,8 +101,9 @@ class ScriptRunner:
             # NTLM handshake per command).
             _quietly(lambda: protocol.close_shell(shell, close_session=False))
 
-    def _receive(self, protocol: Protocol, shell: str, command: str,
-                 deadline: float) -> tuple[bytes, bytes, int]:
+    def _receive(
+        self, protocol: Protocol, shell: str, command: str, deadline: float
+    ) -> tuple[bytes, bytes, int]:
         stdout, stderr = bytearray(), bytearray()
         while True:
             if self._monotonic() > deadline:
@@ -126,11 +130,19 @@ class ScriptRunner:
             return found["RESULT"]
         if code == EXIT_REFUSED and "REFUSED" in found:
             refusal = found["REFUSED"]
-            raise PermanentError(str(refusal.get("message")), endpoint=server,
-                                 operation=operation, target=refusal.get("target") or None)
+            raise PermanentError(
+                str(refusal.get("message")),
+                endpoint=server,
+                operation=operation,
+                target=refusal.get("target") or None,
+            )
         if code == EXIT_TRANSIENT and "TRANSIENT" in found:
-            raise TransientError(str(found["TRANSIENT"].get("message")), endpoint=server,
-                                 operation=operation, hint="retry later")
+            raise TransientError(
+                str(found["TRANSIENT"].get("message")),
+                endpoint=server,
+                operation=operation,
+                hint="retry later",
+            )
         message = clixml.clean(stderr)
         if code == EXIT_OK:
             message = f"the script ended without a result (exit 0) {message}".strip()

@@ -46,8 +46,11 @@ def mail_export_refusal(
     a 2010 server whose ``admin_display_version`` is not known, it may)."""
     if version is ExchangeVersion.E2007:
         return cmdlets.REFUSAL_2007.format(server=server)
-    if (version is ExchangeVersion.E2010 and admin_display_version
-            and cmdlets.lacks_mailbox_requests(admin_display_version)):
+    if (
+        version is ExchangeVersion.E2010
+        and admin_display_version
+        and cmdlets.lacks_mailbox_requests(admin_display_version)
+    ):
         return cmdlets.REFUSAL_2010_RTM.format(server=server, build=admin_display_version)
     return None
 
@@ -60,5 +63,12 @@ def library(version: ExchangeVersion) -> dict[str, Script]:
     return cmdlets.scripts(version)
 
 
-__all__ = ["OPERATIONS", "Dialect", "Parameter", "Script", "library", "mail_export_refusal",
-           "missing_operation_hint"]
+__all__ = [
+    "OPERATIONS",
+    "Dialect",
+    "Parameter",
+    "Script",
+    "library",
+    "mail_export_refusal",
+    "missing_operation_hint",
+]

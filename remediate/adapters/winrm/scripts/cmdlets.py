@@ -351,15 +351,18 @@ function Invoke-RemediateOperation {
 }
 """.replace("CONNECT", _CONNECT)
 
-_ARCHIVE_BRANCH = "elseif ($item.archive) {\n            " + _CONNECT + " -Archive -Confirm:$false\n        }"
+_ARCHIVE_BRANCH = (
+    "elseif ($item.archive) {\n            " + _CONNECT + " -Archive -Confirm:$false\n        }"
+)
 
 
 def _reconnect(version: ExchangeVersion) -> str:
     """The reconnect script; -Archive only where Connect-Mailbox has it (2010 and later)."""
     if version is ExchangeVersion.E2007:
         return _RECONNECT.replace("ARCHIVE_REFUSED", "$true").replace(" ARCHIVE_BRANCH", "")
-    return (_RECONNECT.replace("ARCHIVE_REFUSED", "$kind -ne 'user'")
-            .replace(" ARCHIVE_BRANCH", " " + _ARCHIVE_BRANCH))
+    return _RECONNECT.replace("ARCHIVE_REFUSED", "$kind -ne 'user'").replace(
+        " ARCHIVE_BRANCH", " " + _ARCHIVE_BRANCH
+    )
 
 
 _UPDATE_RECIPIENTS = r"""
@@ -598,8 +601,13 @@ def _bodies(version: ExchangeVersion) -> dict[str, str]:
         "running_dependents": shared.DEPENDENTS,
         "set_services": shared.SET_SERVICES,
         "clean_database": _STATISTICS + (_CLEAN_2007 if old else _CLEAN_2013),
-        "purge": _STATISTICS + (_REMOVE_STORE_MAILBOX_2007 if version is ExchangeVersion.E2007
-                                else _REMOVE_STORE_MAILBOX) + _PURGE,
+        "purge": _STATISTICS
+        + (
+            _REMOVE_STORE_MAILBOX_2007
+            if version is ExchangeVersion.E2007
+            else _REMOVE_STORE_MAILBOX
+        )
+        + _PURGE,
         "disable": _DISABLE,
         "reconnect": _STATISTICS + _reconnect(version),
         "validate_reconnect": _STATISTICS + _VALIDATE_RECONNECT,

@@ -24,9 +24,15 @@ PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     # kinds: Connect-Mailbox's parameter set per pair (user, shared, room, equipment); archives:
     # "1" where the user's archive is connected too (-Archive). Exchange 2003 ignores both.
     # logons: each user's sAMAccountName (Exchange_Mailbox.Reconnect on 2003); user_dns: as above.
-    "reconnect": (Parameter("mailboxes", is_list=True), Parameter("users", is_list=True),
-                  Parameter("kinds", is_list=True), Parameter("archives", is_list=True),
-                  _STORES, Parameter("logons", is_list=True), Parameter("user_dns", is_list=True)),
+    "reconnect": (
+        Parameter("mailboxes", is_list=True),
+        Parameter("users", is_list=True),
+        Parameter("kinds", is_list=True),
+        Parameter("archives", is_list=True),
+        _STORES,
+        Parameter("logons", is_list=True),
+        Parameter("user_dns", is_list=True),
+    ),
     "validate_reconnect": (Parameter("mailboxes", is_list=True), _STORES),
     "update_recipients": (Parameter("users", is_list=True), Parameter("user_dns", is_list=True)),
     "exports": (Parameter("directory"), _GUIDS),

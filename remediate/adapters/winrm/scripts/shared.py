@@ -23,7 +23,9 @@ function Find-RemediateService {
 }
 """
 
-SERVICES = SERVICE_INDEX + r"""
+SERVICES = (
+    SERVICE_INDEX
+    + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $index = Get-RemediateServiceIndex
@@ -40,10 +42,13 @@ function Invoke-RemediateOperation {
     return $states
 }
 """
+)
 
 # Stop-Service -Force stops the services that depend on it as well: the plan reads which of them
 # run, so that they are recorded and started again.
-DEPENDENTS = SERVICE_INDEX + r"""
+DEPENDENTS = (
+    SERVICE_INDEX
+    + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $index = Get-RemediateServiceIndex
@@ -55,8 +60,11 @@ function Invoke-RemediateOperation {
     return $found
 }
 """
+)
 
-SET_SERVICES = SERVICE_INDEX + r"""
+SET_SERVICES = (
+    SERVICE_INDEX
+    + r"""
 function Invoke-RemediateOperation {
     param($Parameters)
     $index = Get-RemediateServiceIndex
@@ -75,6 +83,7 @@ function Invoke-RemediateOperation {
     return $null
 }
 """
+)
 
 EXPORTS = r"""
 function Invoke-RemediateOperation {
