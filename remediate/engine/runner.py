@@ -576,14 +576,7 @@ class Engine:
             run = _Run(
                 "apply", playbook.name, dict(parameters), run_id, run_dir, skipped=list(skipped)
             )
-            run.warnings += [
-                warning
-                for warning in (
-                    self._lock_abandoned(lock, events),
-                    self._lease_broken(lease, events),
-                )
-                if warning is not None
-            ]
+            run.warnings += self._taken_over(lock, lease, events)
             run.warnings += warnings
             events.checkpoint()
             result = self._guarded(
@@ -792,14 +785,7 @@ class Engine:
             run = _Run(
                 "resume", playbook.name, dict(state.parameters), run_id, run_dir, approved=True
             )
-            run.warnings += [
-                warning
-                for warning in (
-                    self._lock_abandoned(lock, events),
-                    self._lease_broken(lease, events),
-                )
-                if warning is not None
-            ]
+            run.warnings += self._taken_over(lock, lease, events)
             events.checkpoint()
 
             def body() -> None:
@@ -896,6 +882,13 @@ class Engine:
         if lease is None or lease.problem is None:
             return result
         return replace(result, warnings=[*result.warnings, lease.problem])
+
+    def _taken_over(
+        self, lock: OrganisationLock, lease: OrganisationLease | None, events: Events
+    ) -> list[str]:
+        """What the operator is told about a lock or lease this run took over from a dead one."""
+        found = (self._lock_abandoned(lock, events), self._lease_broken(lease, events))
+        return [warning for warning in found if warning is not None]
 
     @staticmethod
     def _lock_abandoned(lock: OrganisationLock, events: Events) -> str | None:
