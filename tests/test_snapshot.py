@@ -64,6 +64,7 @@ def test_a_snapshot_reads_only_through_the_ports_and_changes_nothing(engine: Eng
         "exchange.service_states",
         "exchange.mail_export_refusal",
         "exchange.running_dependents",
+        "exchange.export_location",
     }
     assert json.dumps(snapshot(source), sort_keys=True) == before
 
