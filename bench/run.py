@@ -140,8 +140,8 @@ def measure(
         plan = engine.plan(playbook, TimedWorld(world, plan_watch), parameters)  # type: ignore[arg-type]
         plan_s = time.perf_counter() - start
         # RunResult.selection before issue 18 (bench/compare.py runs older commits too)
-    chosen = plan.selection_json() if hasattr(plan, "selection_json") else plan.selection
-    selection = playbook.load_selection(chosen)
+        chosen = plan.selection_json() if hasattr(plan, "selection_json") else plan.selection
+        selection = playbook.load_selection(chosen)
         target_steps = sum(len(step.targets) for step in playbook.steps(selection))
         del plan, selection  # what an operator's plan command would have let go by now
         apply_watch = Stopwatch()
