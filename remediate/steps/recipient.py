@@ -65,6 +65,7 @@ MULTI_VALUED = frozenset(
     }
 )
 Values = tuple[str | bytes, ...]
+Differences = dict[str, tuple[Values, Values]]  # name -> (now, wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ def wanted(
 
 def differences(
     current: DirectoryEntry, recorded: DirectoryEntry, version: ExchangeVersion
-) -> dict[str, tuple[Values, Values]]:
+) -> Differences:
     """Every attribute that is not as it must be: name -> (now, wanted)."""
     return {
         name: (values_of(current, name), values)
@@ -203,7 +204,33 @@ def _without_record(
     )
 
 
-class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
+class AgainstTheRecord(Step[RecipientTarget, RecipientObservation]):
+    """A step that compares each user with the record made before the strip: what it does
+    where they differ is the subclass's :meth:`plan_differences`."""
+
+    unrecorded_text = "nothing recorded to compare with"  # a user stripped before this run
+    same_text = "as recorded"  # a user as the record says
+
+    def observe(
+        self, ctx: StepContext, targets: Sequence[RecipientTarget]
+    ) -> Mapping[str, RecipientObservation]:
+        return observe_recipients(ctx, targets)
+
+    def plan(self, target: RecipientTarget, observation: RecipientObservation) -> Change:
+        unrecorded = _without_record(target, observation, self.unrecorded_text)
+        if unrecorded is not None:
+            return unrecorded
+        assert observation.current is not None and observation.recorded is not None
+        differ = differences(observation.current, observation.recorded, target.version)
+        if not differ:
+            return NoOp(target.key, self.same_text)
+        return self.plan_differences(target, differ)
+
+    def plan_differences(self, target: RecipientTarget, differ: Differences) -> Change:
+        raise NotImplementedError
+
+
+class RestoreRecipient(AgainstTheRecord):
     """Put back, from the record made before the strip, what the strip removed and the
     recipient policy does not give back: alias, mail, every proxy address (the old primary
     still primary) and an X500 of the former legacyExchangeDN, routing (homeMTA), forwarding,
@@ -241,19 +268,10 @@ class RestoreRecipient(Step[RecipientTarget, RecipientObservation]):
             "`replace:` records made from them.",
         )
 
-    def observe(
-        self, ctx: StepContext, targets: Sequence[RecipientTarget]
-    ) -> Mapping[str, RecipientObservation]:
-        return observe_recipients(ctx, targets)
+    unrecorded_text = "nothing recorded to restore"
+    same_text = "every recorded attribute is as it was"
 
-    def plan(self, target: RecipientTarget, observation: RecipientObservation) -> Change:
-        unrecorded = _without_record(target, observation, "nothing recorded to restore")
-        if unrecorded is not None:
-            return unrecorded
-        assert observation.current is not None and observation.recorded is not None
-        differ = differences(observation.current, observation.recorded, target.version)
-        if not differ:
-            return NoOp(target.key, "every recorded attribute is as it was")
+    def plan_differences(self, target: RecipientTarget, differ: Differences) -> Change:
         return Planned(
             target.key,
             "restore-recipient",
@@ -409,7 +427,7 @@ class UpdateRecipient(Step[PolicyTarget, int]):
             self._done.add(target.key)  # not before: a call that failed is sent again
 
 
-class VerifyRecipient(Step[RecipientTarget, RecipientObservation]):
+class VerifyRecipient(AgainstTheRecord):
     """Each user as recorded before the strip (plus the X500): every attribute that is not is
     named, with what it holds and what it held."""
 
@@ -418,19 +436,10 @@ class VerifyRecipient(Step[RecipientTarget, RecipientObservation]):
     summary = "Verify: each user's addresses and recipient settings are as before the strip"
     wording = Wording("verify the addresses and settings of", "user", "users")
 
-    def observe(
-        self, ctx: StepContext, targets: Sequence[RecipientTarget]
-    ) -> Mapping[str, RecipientObservation]:
-        return observe_recipients(ctx, targets)
+    unrecorded_text = "nothing recorded to verify"
+    same_text = "as before the strip"
 
-    def plan(self, target: RecipientTarget, observation: RecipientObservation) -> Change:
-        unrecorded = _without_record(target, observation, "nothing recorded to verify")
-        if unrecorded is not None:
-            return unrecorded
-        assert observation.current is not None and observation.recorded is not None
-        differ = differences(observation.current, observation.recorded, target.version)
-        if not differ:
-            return NoOp(target.key, "as before the strip")
+    def plan_differences(self, target: RecipientTarget, differ: Differences) -> Change:
         return WouldFail(
             target.key,
             "differs from before the strip: "
