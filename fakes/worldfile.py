@@ -441,24 +441,15 @@ class _Reader:
             for copy_at, value in elements(data, "passive_copies", at, optional=True)
         )
         mailboxes = self.premade.pop(dn, None)
-        if mailboxes is not None:
-            return _Store(
-                at,
-                text(data, "name", at),
-                text(data, "storage_group", at),
-                dn,
-                mailboxes,
-                recovery,
-                copies,
-            )
-        boxes = elements(data, "mailboxes", at)
-        mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
-        for index, mailbox in enumerate(mailboxes):
-            box_at = at.child("mailboxes").child(index)
-            if recovery or mailbox.soft_deleted:
-                _unique(self.copies, (normal, mailbox.guid), box_at, "guid", "mailbox GUID")
-            else:
-                _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
+        if mailboxes is None:
+            boxes = elements(data, "mailboxes", at)
+            mailboxes = [self.mailbox(box, box_at) for box_at, box in boxes]
+            for index, mailbox in enumerate(mailboxes):
+                box_at = at.child("mailboxes").child(index)
+                if recovery or mailbox.soft_deleted:
+                    _unique(self.copies, (normal, mailbox.guid), box_at, "guid", "mailbox GUID")
+                else:
+                    _unique(self.mailboxes, mailbox.guid, box_at, "guid", "mailbox GUID")
         return _Store(
             at,
             text(data, "name", at),
